@@ -1,0 +1,46 @@
+// Thin wrappers over the Linux calls Glibc's Swift module does not export. Nothing else lives here.
+#ifndef CLOCALNLB_H
+#define CLOCALNLB_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+
+int clnb_epoll_create(void);
+int clnb_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+/// Waits for events; fills `events` and `datas` (parallel arrays of `max` entries).
+int clnb_epoll_wait(int epfd, uint32_t *events, uint64_t *datas, int max, int timeout_ms);
+
+int clnb_timerfd_create(void);
+/// Arms a one-shot timer `ns` nanoseconds from now (0 disarms).
+int clnb_timerfd_arm(int fd, int64_t ns);
+
+int clnb_eventfd(void);
+/// A signalfd for SIGTERM and SIGINT; blocks both for the calling thread first.
+int clnb_signalfd_term_int(void);
+/// Reads one signal from a signalfd; returns the signal number, or -1 with errno.
+int clnb_signalfd_read(int fd);
+
+ssize_t clnb_splice(int fd_in, int fd_out, size_t len);
+int clnb_pipe2(int fds[2]);
+int clnb_pipe_set_size(int fd, int size);
+int clnb_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+int clnb_socket(int domain);
+
+extern const uint32_t CLNB_EPOLLIN;
+extern const uint32_t CLNB_EPOLLOUT;
+extern const uint32_t CLNB_EPOLLERR;
+extern const uint32_t CLNB_EPOLLHUP;
+extern const uint32_t CLNB_EPOLLRDHUP;
+extern const uint32_t CLNB_EPOLLET;
+extern const int CLNB_EPOLL_CTL_ADD;
+extern const int CLNB_EPOLL_CTL_MOD;
+extern const int CLNB_EPOLL_CTL_DEL;
+extern const int CLNB_IP_TRANSPARENT;
+extern const int CLNB_IPV6_TRANSPARENT;
+extern const int CLNB_IP_BIND_ADDRESS_NO_PORT;
+
+#endif
