@@ -1,0 +1,651 @@
+import Foundation
+import ProxyProtocol
+
+/// Every problem found in a configuration, each naming its JSON path.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var problems: [String]
+    public var description: String { problems.joined(separator: "\n") }
+}
+
+/// The result of checking a configuration: the configuration, and warnings for values AWS itself would
+/// refuse (with `strict`, those are errors and there is no configuration).
+public struct LoadedConfiguration: Sendable {
+    public var configuration: Configuration
+    public var warnings: [String]
+}
+
+public enum ConfigLoader {
+    public static func load(path: String, strict: Bool = false) throws -> LoadedConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(problems: ["\(path): cannot read the file (does it exist?)"])
+        }
+        return try load(data: data, strict: strict)
+    }
+
+    /// Checks the whole document; nothing half-applies: it returns a configuration or throws every problem.
+    public static func load(data: Data, strict: Bool = false) throws -> LoadedConfiguration {
+        let root: JSONValue
+        do {
+            root = try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw ConfigurationError(problems: ["configuration: not valid JSON (\(describe(error)))"])
+        }
+        var reader = ConfigReader()
+        let configuration = reader.configuration(root)
+        var problems = reader.errors
+        if strict { problems += reader.warnings.map { $0 + " (an error under --strict)" } }
+        guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems) }
+        return LoadedConfiguration(configuration: configuration, warnings: reader.warnings)
+    }
+
+    private static func describe(_ error: Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            return (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                ?? context.debugDescription
+        }
+        return "\(error)"
+    }
+}
+
+/// Walks the JSON, collecting errors and warnings with their paths.
+struct ConfigReader {
+    var errors: [String] = []
+    var warnings: [String] = []
+
+    mutating func error(_ path: String, _ message: String) { errors.append("\(path): \(message)") }
+    mutating func warn(_ path: String, _ message: String) { warnings.append("\(path): \(message)") }
+
+    // MARK: Primitive readers
+
+    mutating func readObject(_ value: JSONValue, _ path: String, keys: [String]) -> [String: JSONValue]? {
+        guard case .object(let object) = value else {
+            error(path, "\(value.shown) is not an object")
+            return nil
+        }
+        for key in object.keys.sorted() where !keys.contains(key) {
+            error("\(path.isEmpty ? "" : path + ".")\(key)", "unknown key (known here: \(keys.joined(separator: ", ")))")
+        }
+        return object
+    }
+
+    mutating func array(_ value: JSONValue, _ path: String) -> [JSONValue]? {
+        guard case .array(let items) = value else {
+            error(path, "\(value.shown) is not a list")
+            return nil
+        }
+        return items
+    }
+
+    mutating func string(_ value: JSONValue, _ path: String) -> String? {
+        guard case .string(let text) = value else {
+            error(path, "\(value.shown) is not a string")
+            return nil
+        }
+        return text
+    }
+
+    /// An integer given as a JSON number or a string of digits (AWS attribute values are strings).
+    mutating func integer(_ value: JSONValue, _ path: String, valid: ClosedRange<Int>, aws: ClosedRange<Int>? = nil)
+        -> Int?
+    {
+        var number: Int?
+        switch value {
+        case .number(let n) where n == n.rounded() && abs(n) < 1e12: number = Int(n)
+        case .string(let s): number = Int(s.trimmingCharacters(in: .whitespaces))
+        default: break
+        }
+        guard let number else {
+            error(path, "\(value.shown) is not a whole number")
+            return nil
+        }
+        guard valid.contains(number) else {
+            error(path, "\(value.shown) is out of range (\(valid.lowerBound)-\(valid.upperBound))")
+            return nil
+        }
+        if let aws, !aws.contains(number) {
+            warn(path, "\(value.shown) is outside AWS's range \(aws.lowerBound)-\(aws.upperBound); AWS would reject it")
+        }
+        return number
+    }
+
+    mutating func readPort(_ value: JSONValue, _ path: String) -> UInt16? {
+        switch value {
+        case .number(let n) where n == n.rounded() && abs(n) < 1e12 && !(1...65535).contains(Int(n)):
+            error(path, "\(value.shown) is not a port (1-65535)")
+            return nil
+        case .string(let s) where Int(s).map({ !(1...65535).contains($0) }) ?? false:
+            error(path, "\(value.shown) is not a port (1-65535)")
+            return nil
+        default:
+            return integer(value, path, valid: 1...65535).map { UInt16($0) }
+        }
+    }
+
+    mutating func boolean(_ value: JSONValue, _ path: String) -> Bool? {
+        switch value {
+        case .bool(let b): return b
+        case .string("true"): return true
+        case .string("false"): return false
+        default:
+            error(path, "\(value.shown) is not true or false")
+            return nil
+        }
+    }
+
+    mutating func choice<T: RawRepresentable>(_ value: JSONValue, _ path: String, _: T.Type, names: [String]) -> T?
+    where T.RawValue == String {
+        guard let text = value.attributeString, let result = T(rawValue: text) else {
+            error(path, "\(value.shown) is not one of \(names.joined(separator: ", "))")
+            return nil
+        }
+        return result
+    }
+
+    mutating func readAddress(_ value: JSONValue, _ path: String) -> IPAddress? {
+        guard let text = string(value, path) else { return nil }
+        guard let address = IPAddress(text), !text.hasPrefix("[") else {
+            error(path, "\"\(text)\" is not an IPv4 or IPv6 address (host names are not resolved)")
+            return nil
+        }
+        return address
+    }
+
+    /// `[{"Key": …, "Value": …}]` as an ordered list of key and value, checked for duplicates.
+    mutating func attributeList(_ value: JSONValue, _ path: String) -> [(key: String, value: JSONValue)] {
+        guard let items = array(value, path) else { return [] }
+        var result: [(key: String, value: JSONValue)] = []
+        for (index, item) in items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let object = readObject(item, itemPath, keys: ["Key", "Value"]) else { continue }
+            guard let keyValue = object["Key"] else {
+                error(itemPath, "missing Key")
+                continue
+            }
+            guard let key = string(keyValue, itemPath + ".Key") else { continue }
+            guard let attribute = object["Value"] else {
+                error("\(path)[\"\(key)\"]", "missing Value")
+                continue
+            }
+            if result.contains(where: { $0.key == key }) {
+                error("\(path)[\"\(key)\"]", "given twice")
+                continue
+            }
+            result.append((key, attribute))
+        }
+        return result
+    }
+
+    // MARK: The document
+
+    mutating func configuration(_ root: JSONValue) -> Configuration? {
+        guard let top = readObject(root, "", keys: ["LoadBalancer", "Listeners", "TargetGroups"]) else { return nil }
+        let (name, nodes) = top["LoadBalancer"].map { loadBalancer($0) } ?? ("localnlb", [LoadBalancerNode(
+            subnetID: "subnet-local", ipv4: .v4(IPv4Address(127, 0, 0, 1)))])
+
+        var groups: [TargetGroupConfiguration] = []
+        if let value = top["TargetGroups"], let items = array(value, "TargetGroups") {
+            for (index, item) in items.enumerated() {
+                if let group = targetGroup(item, "TargetGroups[\(index)]") {
+                    if groups.contains(where: { $0.name == group.name }) {
+                        error("TargetGroups[\(index)].Name", "\"\(group.name)\" is used by another target group")
+                    }
+                    groups.append(group)
+                }
+            }
+        }
+
+        var listeners: [ListenerConfiguration] = []
+        guard let listenersValue = top["Listeners"] else {
+            error("Listeners", "missing: at least one listener is needed")
+            return nil
+        }
+        if let items = array(listenersValue, "Listeners") {
+            if items.isEmpty { error("Listeners", "empty: at least one listener is needed") }
+            for (index, item) in items.enumerated() {
+                let path = "Listeners[\(index)]"
+                guard let listener = listener(item, path) else { continue }
+                if listeners.contains(where: { $0.port == listener.port }) {
+                    error(path + ".Port", "\(listener.port) is used by another listener")
+                }
+                if !groups.contains(where: { $0.name == listener.targetGroupName })
+                    && !errors.contains(where: { $0.hasPrefix("TargetGroups") })
+                {
+                    error(
+                        path + ".DefaultActions[0]",
+                        "target group \"\(listener.targetGroupName)\" is not in TargetGroups")
+                }
+                listeners.append(listener)
+            }
+        }
+        checkAddressFamilies(nodes: nodes, groups: groups)
+        guard errors.isEmpty else { return nil }
+        return Configuration(loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups)
+    }
+
+    mutating func loadBalancer(_ value: JSONValue) -> (String, [LoadBalancerNode]) {
+        let keys = [
+            "Name", "Type", "Scheme", "IpAddressType", "SubnetMappings", "Subnets", "SecurityGroups",
+            "LoadBalancerAttributes", "Tags",
+        ]
+        var nodes: [LoadBalancerNode] = []
+        var name = "localnlb"
+        guard let object = readObject(value, "LoadBalancer", keys: keys) else { return (name, nodes) }
+        if let value = object["Name"], let text = string(value, "LoadBalancer.Name") { name = text }
+        if let value = object["Type"], let text = string(value, "LoadBalancer.Type"), text != "network" {
+            error("LoadBalancer.Type", "\"\(text)\" is not network (localnlb emulates Network Load Balancers)")
+        }
+        if let value = object["Scheme"] {
+            _ = choice(value, "LoadBalancer.Scheme", Scheme.self, names: ["internet-facing", "internal"])
+        }
+        if let value = object["IpAddressType"] {
+            _ = choice(value, "LoadBalancer.IpAddressType", IPAddressType.self, names: ["ipv4", "dualstack"])
+        }
+        for key in ["Subnets", "SecurityGroups"] {
+            if let value = object[key], let items = array(value, "LoadBalancer.\(key)") {
+                for (index, item) in items.enumerated() { _ = string(item, "LoadBalancer.\(key)[\(index)]") }
+            }
+        }
+        if let value = object["Tags"] { _ = attributeList(value, "LoadBalancer.Tags") }
+        if let value = object["LoadBalancerAttributes"] {
+            for (key, attribute) in attributeList(value, "LoadBalancer.LoadBalancerAttributes") {
+                let path = "LoadBalancer.LoadBalancerAttributes[\"\(key)\"]"
+                switch key {
+                case "deletion_protection.enabled", "access_logs.s3.enabled", "ipv6.deny_all_igw_traffic",
+                    "zonal_shift.config.enabled":
+                    _ = boolean(attribute, path)
+                case "load_balancing.cross_zone.enabled":
+                    _ = boolean(attribute, path)
+                case "access_logs.s3.bucket", "access_logs.s3.prefix", "dns_record.client_routing_policy":
+                    if attribute.attributeString == nil { error(path, "\(attribute.shown) is not a string") }
+                default:
+                    error(path, "not a Network Load Balancer attribute")
+                }
+            }
+        }
+        guard let mappingsValue = object["SubnetMappings"] else {
+            error("LoadBalancer.SubnetMappings", "missing: each mapping is a node with a PrivateIPv4Address")
+            return (name, nodes)
+        }
+        guard let mappings = array(mappingsValue, "LoadBalancer.SubnetMappings") else { return (name, nodes) }
+        if mappings.isEmpty { error("LoadBalancer.SubnetMappings", "empty: at least one node is needed") }
+        for (index, item) in mappings.enumerated() {
+            let path = "LoadBalancer.SubnetMappings[\(index)]"
+            guard
+                let mapping = readObject(
+                    item, path, keys: ["SubnetId", "PrivateIPv4Address", "IPv6Address", "AllocationId"])
+            else { continue }
+            let subnet = mapping["SubnetId"].flatMap { string($0, path + ".SubnetId") } ?? "subnet-\(index)"
+            if let value = mapping["AllocationId"] { _ = string(value, path + ".AllocationId") }
+            var ipv4: IPAddress?
+            var ipv6: IPAddress?
+            if let value = mapping["PrivateIPv4Address"], let address = readAddress(value, path + ".PrivateIPv4Address") {
+                if address.isIPv6 {
+                    error(path + ".PrivateIPv4Address", "\(address) is IPv6; put it in IPv6Address")
+                } else {
+                    ipv4 = address
+                }
+            }
+            if let value = mapping["IPv6Address"], let address = readAddress(value, path + ".IPv6Address") {
+                if address.isIPv6 { ipv6 = address } else { error(path + ".IPv6Address", "\(address) is not IPv6") }
+            }
+            if ipv4 == nil && ipv6 == nil && !errors.contains(where: { $0.hasPrefix(path) }) {
+                error(path, "needs a PrivateIPv4Address or an IPv6Address: the address this node listens on")
+            }
+            let node = LoadBalancerNode(subnetID: subnet, ipv4: ipv4, ipv6: ipv6)
+            for address in node.addresses where nodes.contains(where: { $0.addresses.contains(address) }) {
+                error(path, "\(address) is already another node's address")
+            }
+            nodes.append(node)
+        }
+        return (name, nodes)
+    }
+
+    enum Scheme: String { case internetFacing = "internet-facing", `internal` }
+    enum IPAddressType: String { case ipv4, dualstack }
+
+    mutating func listener(_ value: JSONValue, _ path: String) -> ListenerConfiguration? {
+        let keys = [
+            "Port", "Protocol", "DefaultActions", "ListenerAttributes", "LoadBalancerArn", "Tags", "AlpnPolicy",
+            "Certificates", "SslPolicy",
+        ]
+        guard let object = readObject(value, path, keys: keys) else { return nil }
+        let port = object["Port"].flatMap { readPort($0, path + ".Port") }
+        if object["Port"] == nil { error(path + ".Port", "missing") }
+        if let value = object["Protocol"], let text = string(value, path + ".Protocol"), text != "TCP" {
+            if ["TLS", "UDP", "TCP_UDP"].contains(text) {
+                error(path + ".Protocol", "\"\(text)\" is not supported by localnlb yet; use TCP")
+            } else {
+                error(path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+            }
+        }
+        for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
+            error("\(path).\(key)", "applies to TLS listeners, which localnlb does not support yet")
+        }
+        if let value = object["LoadBalancerArn"] { _ = string(value, path + ".LoadBalancerArn") }
+        if let value = object["Tags"] { _ = attributeList(value, path + ".Tags") }
+        let groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
+        if object["DefaultActions"] == nil { error(path + ".DefaultActions", "missing: one forward action is needed") }
+
+        var idle = 350
+        var connect = 10.0
+        if let value = object["ListenerAttributes"] {
+            for (key, attribute) in attributeList(value, path + ".ListenerAttributes") {
+                let attributePath = "\(path).ListenerAttributes[\"\(key)\"]"
+                switch key {
+                case "tcp.idle_timeout.seconds":
+                    idle = integer(attribute, attributePath, valid: 1...86400, aws: 60...6000) ?? idle
+                case "localnlb.connect_timeout.seconds":
+                    if let text = attribute.attributeString, let seconds = Double(text), seconds > 0, seconds <= 3600 {
+                        connect = seconds
+                    } else {
+                        error(attributePath, "\(attribute.shown) is not a number of seconds above 0 and at most 3600")
+                    }
+                default:
+                    error(attributePath, "not a TCP listener attribute (tcp.idle_timeout.seconds, localnlb.connect_timeout.seconds)")
+                }
+            }
+        }
+        guard let port, let groupName else { return nil }
+        return ListenerConfiguration(
+            port: port, targetGroupName: groupName, idleTimeoutSeconds: idle, connectTimeoutSeconds: connect)
+    }
+
+    /// The one forward action; its target group by `TargetGroupName` or `TargetGroupArn` (an ARN or a name).
+    mutating func defaultAction(_ value: JSONValue, _ path: String) -> String? {
+        guard let items = array(value, path) else { return nil }
+        guard items.count == 1 else {
+            error(path, "needs exactly one action (a forward to a target group), found \(items.count)")
+            return nil
+        }
+        let actionPath = path + "[0]"
+        guard let action = readObject(items[0], actionPath, keys: ["Type", "TargetGroupName", "TargetGroupArn", "Order"])
+        else { return nil }
+        if let value = action["Type"], let type = string(value, actionPath + ".Type"), type != "forward" {
+            error(actionPath + ".Type", "\"\(type)\" is not forward (the only action of a Network Load Balancer)")
+        }
+        if let value = action["Order"] { _ = integer(value, actionPath + ".Order", valid: 1...50000) }
+        if let value = action["TargetGroupName"] { return string(value, actionPath + ".TargetGroupName") }
+        if let value = action["TargetGroupArn"], let arn = string(value, actionPath + ".TargetGroupArn") {
+            // arn:aws:elasticloadbalancing:region:account:targetgroup/NAME/ID
+            let parts = arn.split(separator: "/")
+            return arn.hasPrefix("arn:") && parts.count >= 2 ? String(parts[1]) : arn
+        }
+        error(actionPath, "missing TargetGroupName (or TargetGroupArn)")
+        return nil
+    }
+
+    // MARK: Target groups
+
+    mutating func targetGroup(_ value: JSONValue, _ path: String) -> TargetGroupConfiguration? {
+        let keys = [
+            "Name", "Protocol", "Port", "TargetType", "VpcId", "IpAddressType", "Targets", "TargetGroupAttributes",
+            "HealthCheckEnabled", "HealthCheckProtocol", "HealthCheckPort", "HealthCheckPath",
+            "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
+            "UnhealthyThresholdCount", "Matcher", "Tags",
+        ]
+        guard let object = readObject(value, path, keys: keys) else { return nil }
+        let errorsBefore = errors.count
+        let name = object["Name"].flatMap { string($0, path + ".Name") }
+        if object["Name"] == nil { error(path + ".Name", "missing") }
+        if let name, name.isEmpty || name.count > 32 {
+            error(path + ".Name", "\"\(name)\" must be 1-32 characters, as in AWS")
+        }
+        if let value = object["Protocol"], let text = string(value, path + ".Protocol"), text != "TCP" {
+            error(path + ".Protocol", "\"\(text)\" is not supported by localnlb yet; use TCP")
+        }
+        let port = object["Port"].flatMap { readPort($0, path + ".Port") }
+        if object["Port"] == nil { error(path + ".Port", "missing") }
+        var targetType = TargetType.instance
+        if let value = object["TargetType"] {
+            if let text = value.attributeString, ["lambda", "alb"].contains(text) {
+                error(path + ".TargetType", "\"\(text)\" target groups are not supported by localnlb; use instance or ip")
+            } else {
+                targetType = choice(value, path + ".TargetType", TargetType.self, names: ["instance", "ip"]) ?? .instance
+            }
+        }
+        for key in ["VpcId"] { if let value = object[key] { _ = string(value, "\(path).\(key)") } }
+        if let value = object["IpAddressType"] {
+            _ = choice(value, path + ".IpAddressType", TargetIPAddressType.self, names: ["ipv4", "ipv6"])
+        }
+        if let value = object["Tags"] { _ = attributeList(value, path + ".Tags") }
+
+        var group = TargetGroupConfiguration(name: name ?? "", port: port ?? 1, targetType: targetType, targets: [])
+        group.healthCheck = healthCheck(object, path)
+        if let value = object["TargetGroupAttributes"] {
+            attributes(value, path + ".TargetGroupAttributes", into: &group)
+        }
+        if let value = object["Targets"], let items = array(value, path + ".Targets") {
+            for (index, item) in items.enumerated() {
+                if let target = target(item, "\(path).Targets[\(index)]", group: group) {
+                    if group.targets.contains(where: { $0.endpoint == target.endpoint }) {
+                        error("\(path).Targets[\(index)]", "\(target.endpoint) is registered twice")
+                    }
+                    group.targets.append(target)
+                }
+            }
+        }
+        return errors.count == errorsBefore ? group : nil
+    }
+
+    enum TargetIPAddressType: String { case ipv4, ipv6 }
+
+    mutating func target(_ value: JSONValue, _ path: String, group: TargetGroupConfiguration) -> TargetConfiguration? {
+        guard let object = readObject(value, path, keys: ["Id", "Port", "AvailabilityZone", "PrivateIpAddress"]) else {
+            return nil
+        }
+        if let value = object["AvailabilityZone"] { _ = string(value, path + ".AvailabilityZone") }
+        let port = object["Port"].map { readPort($0, path + ".Port") } ?? group.port
+        guard let idValue = object["Id"] else {
+            error(path + ".Id", "missing")
+            return nil
+        }
+        guard let id = string(idValue, path + ".Id") else { return nil }
+        var address: IPAddress?
+        if id.hasPrefix("i-") {
+            if group.targetType != .instance {
+                error(path + ".Id", "\"\(id)\" is an instance id, but the target group's TargetType is ip")
+            } else if let value = object["PrivateIpAddress"] {
+                address = self.readAddress(value, path + ".PrivateIpAddress")
+            } else {
+                error(path + ".PrivateIpAddress", "missing: instance \(id) needs the address it is reached on")
+            }
+        } else {
+            if object["PrivateIpAddress"] != nil {
+                error(path + ".PrivateIpAddress", "only for a target whose Id is an instance id (i-…)")
+            }
+            address = self.readAddress(idValue, path + ".Id")
+        }
+        guard let address, let port else { return nil }
+        return TargetConfiguration(id: id, address: address, port: port)
+    }
+
+    mutating func healthCheck(_ object: [String: JSONValue], _ path: String) -> HealthCheckSettings {
+        var settings = HealthCheckSettings()
+        if let value = object["HealthCheckEnabled"], let enabled = boolean(value, path + ".HealthCheckEnabled") {
+            settings.enabled = enabled
+            if !enabled {
+                warn(path + ".HealthCheckEnabled", "false is refused by AWS for Network Load Balancer target groups")
+            }
+        }
+        if let value = object["HealthCheckProtocol"] {
+            if value.attributeString == "HTTPS" {
+                error(path + ".HealthCheckProtocol", "\"HTTPS\" is not supported by localnlb yet; use TCP or HTTP")
+            } else if let proto = choice(
+                value, path + ".HealthCheckProtocol", HealthCheckProtocol.self, names: ["TCP", "HTTP", "HTTPS"])
+            {
+                settings.protocolName = proto
+                // AWS-NLB.md §3: the default timeout is 6 s for HTTP checks, 10 s for TCP and HTTPS.
+                if proto == .http { settings.timeoutSeconds = 6 }
+            }
+        }
+        if let value = object["HealthCheckPort"] {
+            if value.attributeString != "traffic-port" {
+                if case .string(let s) = value, Int(s) == nil {
+                    error(path + ".HealthCheckPort", "\(value.shown) is not traffic-port or a port (1-65535)")
+                } else {
+                    settings.port = readPort(value, path + ".HealthCheckPort")
+                }
+            }
+        }
+        if let value = object["HealthCheckPath"], let text = string(value, path + ".HealthCheckPath") {
+            if !text.hasPrefix("/") {
+                error(path + ".HealthCheckPath", "\"\(text)\" must start with /")
+            } else if settings.protocolName != .http {
+                warn(path + ".HealthCheckPath", "applies to HTTP health checks only; AWS rejects it with TCP")
+            }
+            settings.path = text
+        }
+        let numbers: [(String, WritableKeyPath<HealthCheckSettings, Int>, ClosedRange<Int>)] = [
+            ("HealthCheckIntervalSeconds", \.intervalSeconds, 5...300),
+            ("HealthCheckTimeoutSeconds", \.timeoutSeconds, 2...120),
+            ("HealthyThresholdCount", \.healthyThreshold, 2...10),
+            ("UnhealthyThresholdCount", \.unhealthyThreshold, 2...10),
+        ]
+        for (key, keyPath, aws) in numbers {
+            if let value = object[key], let number = integer(value, "\(path).\(key)", valid: 1...86400, aws: aws) {
+                settings[keyPath: keyPath] = number
+            }
+        }
+        if let value = object["Matcher"], let matcher = self.readObject(value, path + ".Matcher", keys: ["HttpCode", "GrpcCode"]) {
+            if matcher["GrpcCode"] != nil {
+                error(path + ".Matcher.GrpcCode", "Network Load Balancer health checks have no gRPC matcher")
+            }
+            if let value = matcher["HttpCode"], let text = string(value, path + ".Matcher.HttpCode") {
+                if let ranges = parseMatcher(text) {
+                    settings.matcher = ranges
+                } else {
+                    error(path + ".Matcher.HttpCode", "\"\(text)\" is not codes 200-599 as 200, 200,202 or 200-399")
+                }
+            }
+        }
+        return settings
+    }
+
+    func parseMatcher(_ text: String) -> [ClosedRange<Int>]? {
+        var ranges: [ClosedRange<Int>] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+            guard (1...2).contains(bounds.count), bounds.allSatisfy({ $0.map { (200...599).contains($0) } ?? false })
+            else { return nil }
+            let low = bounds[0]!
+            let high = bounds.last!!
+            guard low <= high else { return nil }
+            ranges.append(low...high)
+        }
+        return ranges
+    }
+
+    mutating func attributes(_ value: JSONValue, _ path: String, into group: inout TargetGroupConfiguration) {
+        var v1 = false
+        var v2 = false
+        var tlvs = true
+        var vpcEndpoint: String?
+        for (key, attribute) in attributeList(value, path) {
+            let at = "\(path)[\"\(key)\"]"
+            if let text = attribute.attributeString { group.attributes.append((key, text)) }
+            // AWS attribute keys appear verbatim here only (AWS-NLB.md §1).
+            switch key {
+            case "preserve_client_ip.enabled":
+                group.preserveClientIP = boolean(attribute, at) ?? group.preserveClientIP
+            case "proxy_protocol_v2.enabled":
+                v2 = boolean(attribute, at) ?? v2
+            case "proxy_protocol_v2.client_to_server.header_placement":
+                group.headerPlacement =
+                    choice(
+                        attribute, at, HeaderPlacement.self, names: ["on_first_ack_with_payload", "on_first_ack"])
+                    ?? group.headerPlacement
+            case "deregistration_delay.timeout_seconds":
+                group.deregistrationDelaySeconds =
+                    integer(attribute, at, valid: 0...86400, aws: 0...3600) ?? group.deregistrationDelaySeconds
+            case "deregistration_delay.connection_termination.enabled":
+                group.deregistrationConnectionTermination =
+                    boolean(attribute, at) ?? group.deregistrationConnectionTermination
+            case "stickiness.enabled":
+                group.stickinessEnabled = boolean(attribute, at) ?? group.stickinessEnabled
+            case "stickiness.type":
+                if let text = attribute.attributeString, ["lb_cookie", "app_cookie"].contains(text) {
+                    error(at, "\"\(text)\" is for Application Load Balancers; a Network Load Balancer has source_ip")
+                } else if attribute.attributeString != "source_ip" {
+                    error(at, "\(attribute.shown) is not source_ip")
+                }
+            case "load_balancing.cross_zone.enabled":
+                if let text = attribute.attributeString, ["true", "false", "use_load_balancer_configuration"].contains(text) {
+                    group.crossZone = text
+                } else {
+                    error(at, "\(attribute.shown) is not true, false or use_load_balancer_configuration")
+                }
+            case "target_health_state.unhealthy.connection_termination.enabled":
+                group.unhealthyConnectionTermination = boolean(attribute, at) ?? group.unhealthyConnectionTermination
+            case "target_health_state.unhealthy.draining_interval_seconds":
+                group.unhealthyDrainingIntervalSeconds =
+                    integer(attribute, at, valid: 0...360000) ?? group.unhealthyDrainingIntervalSeconds
+            case "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+                "target_group_health.dns_failover.minimum_healthy_targets.count":
+                let count = integer(attribute, at, valid: 1...100000)
+                if key.contains("unhealthy_state_routing") { group.minimumHealthyTargetsCount = count ?? 1 }
+            case "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+                "target_group_health.dns_failover.minimum_healthy_targets.percentage":
+                var percentage: Int?
+                if attribute.attributeString != "off" { percentage = integer(attribute, at, valid: 1...100) }
+                if key.contains("unhealthy_state_routing") { group.minimumHealthyTargetsPercentage = percentage }
+            case "localnlb.load_balancing.algorithm.type":
+                group.algorithm =
+                    choice(
+                        attribute, at, LoadBalancingAlgorithm.self,
+                        names: ["least_connections", "round_robin", "flow_hash"]) ?? group.algorithm
+            case "localnlb.proxy_protocol_v1.enabled":
+                v1 = boolean(attribute, at) ?? v1
+            case "localnlb.proxy_protocol_v2.tlvs":
+                if let text = attribute.attributeString, ["aws", "none"].contains(text) {
+                    tlvs = text == "aws"
+                } else {
+                    error(at, "\(attribute.shown) is not aws or none")
+                }
+            case "localnlb.proxy_protocol_v2.vpc_endpoint_id":
+                if let text = attribute.attributeString, text.hasPrefix("vpce-"), text.utf8.count <= 250 {
+                    vpcEndpoint = text
+                } else {
+                    error(at, "\(attribute.shown) is not a VPC endpoint id (vpce-…)")
+                }
+            default:
+                error(
+                    at,
+                    key.hasPrefix("localnlb.")
+                        ? "not a localnlb target group attribute"
+                        : "not a Network Load Balancer target group attribute")
+            }
+        }
+        if group.unhealthyDrainingIntervalSeconds > 0 && group.unhealthyConnectionTermination {
+            warn(
+                "\(path)[\"target_health_state.unhealthy.draining_interval_seconds\"]",
+                "applies only when target_health_state.unhealthy.connection_termination.enabled is false")
+        }
+        if v1 && v2 {
+            error(
+                "\(path)[\"localnlb.proxy_protocol_v1.enabled\"]",
+                "true together with proxy_protocol_v2.enabled: a target group sends one PROXY header; turn one off")
+        }
+        if vpcEndpoint != nil && (!v2 || !tlvs) {
+            warn(
+                "\(path)[\"localnlb.proxy_protocol_v2.vpc_endpoint_id\"]",
+                "has no effect unless proxy_protocol_v2.enabled is true and localnlb.proxy_protocol_v2.tlvs is aws")
+        }
+        group.proxyProtocol = v2 ? .v2(awsTLVs: tlvs, vpcEndpointID: tlvs ? vpcEndpoint : nil) : (v1 ? .v1 : .off)
+    }
+
+    /// A target reached from the node's address needs a node address of its family.
+    mutating func checkAddressFamilies(nodes: [LoadBalancerNode], groups: [TargetGroupConfiguration]) {
+        guard !nodes.isEmpty else { return }
+        for (groupIndex, group) in groups.enumerated() {
+            for (index, target) in group.targets.enumerated() {
+                let isV6 = target.address.isIPv6
+                if !nodes.contains(where: { $0.addresses.contains { $0.isIPv6 == isV6 } }) {
+                    error(
+                        "TargetGroups[\(groupIndex)].Targets[\(index)]",
+                        "\(target.endpoint) is \(isV6 ? "IPv6" : "IPv4") but no SubnetMapping has an "
+                            + "\(isV6 ? "IPv6Address" : "PrivateIPv4Address") to reach it from")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import ProxyProtocol
+
+/// A load balancer, its listeners and target groups, as checked from the JSON configuration.
+public struct Configuration: Sendable {
+    public var loadBalancerName: String
+    /// One per SubnetMapping: every listener listens on every node's addresses.
+    public var nodes: [LoadBalancerNode]
+    public var listeners: [ListenerConfiguration]
+    public var targetGroups: [TargetGroupConfiguration]
+
+    public init(
+        loadBalancerName: String, nodes: [LoadBalancerNode], listeners: [ListenerConfiguration],
+        targetGroups: [TargetGroupConfiguration]
+    ) {
+        self.loadBalancerName = loadBalancerName
+        self.nodes = nodes
+        self.listeners = listeners
+        self.targetGroups = targetGroups
+    }
+}
+
+/// A load-balancer node: one SubnetMapping of the load balancer.
+public struct LoadBalancerNode: Sendable, Hashable {
+    public var subnetID: String
+    public var ipv4: IPAddress?
+    public var ipv6: IPAddress?
+
+    public init(subnetID: String, ipv4: IPAddress?, ipv6: IPAddress? = nil) {
+        self.subnetID = subnetID
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+    }
+
+    public var addresses: [IPAddress] { [ipv4, ipv6].compactMap { $0 } }
+}
+
+public struct ListenerConfiguration: Sendable {
+    public var port: UInt16
+    public var targetGroupName: String
+    /// `tcp.idle_timeout.seconds`.
+    public var idleTimeoutSeconds: Int
+    /// `localnlb.connect_timeout.seconds`.
+    public var connectTimeoutSeconds: Double
+
+    public init(port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350, connectTimeoutSeconds: Double = 10)
+    {
+        self.port = port
+        self.targetGroupName = targetGroupName
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+    }
+}
+
+public enum TargetType: String, Sendable {
+    case instance, ip
+}
+
+/// `localnlb.load_balancing.algorithm.type`.
+public enum LoadBalancingAlgorithm: String, Sendable {
+    case leastConnections = "least_connections"
+    case roundRobin = "round_robin"
+    /// The real NLB's choice: a hash of the flow's 5-tuple (AWS-NLB.md §2).
+    case flowHash = "flow_hash"
+}
+
+/// `proxy_protocol_v2.client_to_server.header_placement`.
+public enum HeaderPlacement: String, Sendable {
+    /// AWS's default: the header leaves with the client's first bytes (AWS-NLB.md §6).
+    case onFirstAckWithPayload = "on_first_ack_with_payload"
+    /// The header leaves as soon as the target connection is up.
+    case onFirstAck = "on_first_ack"
+}
+
+/// Which PROXY header, if any, a target group sends at the start of each target connection.
+public enum ProxyProtocolMode: Sendable, Equatable {
+    case off
+    /// Classic ELB's text line (`localnlb.proxy_protocol_v1.enabled`).
+    case v1
+    /// `proxy_protocol_v2.enabled`; `awsTLVs` is `localnlb.proxy_protocol_v2.tlvs` = `aws`.
+    case v2(awsTLVs: Bool, vpcEndpointID: String?)
+}
+
+public enum HealthCheckProtocol: String, Sendable {
+    case tcp = "TCP"
+    case http = "HTTP"
+}
+
+public struct HealthCheckSettings: Sendable {
+    public var enabled = true
+    public var protocolName: HealthCheckProtocol = .tcp
+    /// nil means `traffic-port`.
+    public var port: UInt16?
+    public var path = "/"
+    public var intervalSeconds = 30
+    public var timeoutSeconds = 10
+    public var healthyThreshold = 5
+    public var unhealthyThreshold = 2
+    /// `Matcher.HttpCode` as ranges of status codes.
+    public var matcher: [ClosedRange<Int>] = [200...399]
+
+    public init() {}
+}
+
+public struct TargetConfiguration: Sendable, Hashable {
+    /// As given: an address, or an instance id (`i-0123…`) for `instance` groups.
+    public var id: String
+    public var address: IPAddress
+    public var port: UInt16
+
+    public init(id: String, address: IPAddress, port: UInt16) {
+        self.id = id
+        self.address = address
+        self.port = port
+    }
+
+    public var endpoint: IPEndpoint { IPEndpoint(ip: address, port: port) }
+}
+
+public struct TargetGroupConfiguration: Sendable {
+    public var name: String
+    public var port: UInt16
+    public var targetType: TargetType
+    public var targets: [TargetConfiguration]
+    public var healthCheck = HealthCheckSettings()
+
+    public var preserveClientIP: Bool
+    public var proxyProtocol: ProxyProtocolMode = .off
+    public var headerPlacement: HeaderPlacement = .onFirstAckWithPayload
+    public var algorithm: LoadBalancingAlgorithm = .leastConnections
+    public var deregistrationDelaySeconds = 300
+    public var deregistrationConnectionTermination = false
+    public var stickinessEnabled = false
+    public var crossZone = "use_load_balancer_configuration"
+    public var unhealthyConnectionTermination = true
+    public var unhealthyDrainingIntervalSeconds = 0
+    public var minimumHealthyTargetsCount = 1
+    /// nil is `off`.
+    public var minimumHealthyTargetsPercentage: Int?
+    /// Every attribute as configured, key and string value, in file order (for the API of a later issue).
+    public var attributes: [(key: String, value: String)] = []
+
+    public init(name: String, port: UInt16, targetType: TargetType, targets: [TargetConfiguration]) {
+        self.name = name
+        self.port = port
+        self.targetType = targetType
+        self.targets = targets
+        // AWS-NLB.md §1: preserve_client_ip.enabled defaults to true for instance, false for ip.
+        self.preserveClientIP = targetType == .instance
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+
+/// Any JSON value, decoded with JSONDecoder so the configuration can be checked key by key and every
+/// problem reported with its path, rather than stopping at the first one as a Decodable model would.
+enum JSONValue: Decodable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    /// The value as the user wrote it, for error messages: `"yes"`, `7`, `true`.
+    var shown: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let n): return n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+        case .string(let s): return "\"\(s)\""
+        case .array: return "a list"
+        case .object: return "an object"
+        }
+    }
+
+    /// A string, or a number/bool turned into the string AWS would hold (`300` → `"300"`).
+    var attributeString: String? {
+        switch self {
+        case .string(let s): return s
+        case .number, .bool: return shown
+        default: return nil
+        }
+    }
+}
