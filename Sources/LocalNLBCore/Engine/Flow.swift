@@ -1,0 +1,100 @@
+import ProxyProtocol
+
+/// Why a flow ended, as the flow log says it.
+public enum CloseReason: String, Sendable {
+    case clientFIN = "client FIN"
+    case targetFIN = "target FIN"
+    case clientRST = "client RST"
+    case targetRST = "target RST"
+    case idleTimeout = "idle timeout"
+    case connectRefused = "connect refused"
+    case connectTimeout = "connect timeout"
+    /// The connect failed otherwise (unreachable, no route): the errno is in the log.
+    case connectFailed = "connect failed"
+    /// The source address could not be bound (client IP preservation without privileges).
+    case sourceBindFailed = "source bind failed"
+    /// No registered target takes new flows.
+    case noTarget = "no target"
+    case shutdown = "shutdown"
+}
+
+/// One ended flow, as written to the flow log.
+public struct FlowRecord: Sendable {
+    public var id: UInt64
+    public var listener: IPEndpoint
+    public var client: IPEndpoint
+    public var node: IPEndpoint
+    public var target: IPEndpoint?
+    /// The local address of the target connection: the client's (preserved) or the node's.
+    public var source: IPEndpoint?
+    public var proxyHeader: [UInt8]?
+    public var bytesFromClient: UInt64
+    public var bytesFromTarget: UInt64
+    public var durationSeconds: Double
+    public var closeReason: CloseReason
+    public var detail: String?
+}
+
+/// One direction of a flow: source socket → pipe → destination socket.
+struct Direction {
+    var pipeRead: Int32 = -1
+    var pipeWrite: Int32 = -1
+    /// Bytes in the pipe, not yet written to the destination.
+    var buffered = 0
+    /// The source sent FIN (splice read 0).
+    var sourceEOF = false
+    /// FIN passed on to the destination, after everything before it.
+    var finSent = false
+    /// The PROXY header is in the pipe, waiting for the client's first payload (`on_first_ack_with_payload`).
+    var holdUntilPayload = false
+    /// Payload bytes read from the source.
+    var bytes: UInt64 = 0
+
+    var hasPipe: Bool { pipeRead >= 0 }
+}
+
+enum FlowState {
+    case free
+    case connecting
+    case established
+    /// Forgotten after the idle timeout: whichever side speaks next gets a RST (AWS-NLB.md §5).
+    case expired
+}
+
+/// A client connection and its target connection. Flows live in a slab and are reused.
+final class Flow {
+    /// The flow's place in the slab, for epoll tokens and the free list.
+    let index: Int
+    var generation: UInt32 = 0
+    var state = FlowState.free
+    var id: UInt64 = 0
+    var listenerIndex = 0
+    var groupIndex = 0
+    var targetIndex = -1
+    var client = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
+    var node = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
+    var source: IPEndpoint?
+    var clientFD: Int32 = -1
+    var targetFD: Int32 = -1
+    var clientToTarget = Direction()
+    var targetToClient = Direction()
+    var header: [UInt8]?
+    var firstFIN: CloseReason?
+    var started: UInt64 = 0
+    var lastActivity: UInt64 = 0
+    var deadline: UInt64 = 0
+
+    init(index: Int) { self.index = index }
+
+    func reset() {
+        state = .free
+        targetIndex = -1
+        source = nil
+        clientFD = -1
+        targetFD = -1
+        clientToTarget = Direction()
+        targetToClient = Direction()
+        header = nil
+        firstFIN = nil
+    }
+}

@@ -1,0 +1,709 @@
+import CLocalNLB
+import Foundation
+import Glibc
+import ProxyProtocol
+
+/// How a `LoadBalancer` runs, beyond its configuration.
+public struct LoadBalancerOptions: Sendable {
+    public var flowLog: FlowLog = .standardError
+    /// On SIGTERM/SIGINT or `stop()`: how long flows may finish before they are reset.
+    public var drainSeconds: Double = 10
+    /// Handle SIGTERM and SIGINT (the daemon). Off when embedded (tests, demo).
+    public var handlesSignals = false
+    /// Where operational messages go (one line each).
+    public var log: @Sendable (String) -> Void = { message in
+        FileHandle.standardError.write(Data(("localnlb: " + message + "\n").utf8))
+    }
+    /// Called on the loop's thread for every ended flow.
+    public var onFlowEnd: (@Sendable (FlowRecord) -> Void)?
+
+    public init() {}
+}
+
+/// What `LoadBalancer.init` can fail with: the listener and the fix, in one line.
+public struct ListenerError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The data plane: one epoll loop that accepts clients on every listener × node address, picks a
+/// target, connects from the client's or the node's address, optionally sends a PROXY header, then
+/// splices bytes both ways.
+public final class LoadBalancer {
+    // Epoll user data: kind (8 bits) | generation (24 bits) | index (32 bits), so an event for a
+    // descriptor that was closed and reused is recognised and dropped.
+    private enum Kind: UInt64 {
+        case listener = 1
+        case flowClient = 2
+        case flowTarget = 3
+        case tick = 4
+        case wake = 5
+        case signal = 6
+    }
+
+    private struct Listener {
+        var fd: Int32
+        var endpoint: IPEndpoint
+        var configIndex: Int
+        var groupIndex: Int
+        var idleNanoseconds: UInt64
+        var connectNanoseconds: UInt64
+        var pausedUntil: UInt64 = 0
+    }
+
+    private let configuration: Configuration
+    private let options: LoadBalancerOptions
+    private let epoll: Int32
+    private let tickFD: Int32
+    private let wakeFD: Int32
+    private var signalFD: Int32 = -1
+    private var listeners: [Listener] = []
+    private var groups: [TargetGroup]
+    private var flows: [Flow] = []
+    private var freeFlows: [Int] = []
+    private var pipePool: [(Int32, Int32)] = []
+    private var nextFlowID: UInt64 = 0
+    private var liveFlows = 0
+    private var now: UInt64 = 0
+    private var tickNanoseconds: UInt64
+    private var draining = false
+    private var drainDeadline: UInt64 = 0
+    private var finished = false
+    private var lastTransparentWarning: UInt64 = 0
+    private let eventCapacity = 256
+    private let events: UnsafeMutablePointer<UInt32>
+    private let datas: UnsafeMutablePointer<UInt64>
+    private static let pipeCapacity = 65536
+    /// At most this many forgotten (idle-expired) flows keep their sockets; more are reset at once.
+    private static let maximumExpiredFlows = 4096
+    private var expiredFlows = 0
+
+    /// Metrics named as CloudWatch names them (AWS-NLB.md §7).
+    public private(set) var metrics = Metrics()
+
+    public struct Metrics: Sendable {
+        public var newFlowCount = 0
+        public var activeFlowCount = 0
+        public var processedBytes: UInt64 = 0
+        public var tcpClientResetCount = 0
+        public var tcpTargetResetCount = 0
+        public var tcpELBResetCount = 0
+    }
+
+    /// Binds every listener on every node address. Fails with one clear line (port in use, address
+    /// not on this machine) and leaves nothing open.
+    public init(configuration: Configuration, options: LoadBalancerOptions = LoadBalancerOptions()) throws {
+        self.configuration = configuration
+        self.options = options
+        self.groups = configuration.targetGroups.map(TargetGroup.init)
+        ignoreSIGPIPE()
+        raiseOpenFileLimit()
+        epoll = try syscallNonBlocking("epoll_create1") { clnb_epoll_create() }
+        tickFD = try syscallNonBlocking("timerfd_create") { clnb_timerfd_create() }
+        wakeFD = try syscallNonBlocking("eventfd") { clnb_eventfd() }
+        events = .allocate(capacity: eventCapacity)
+        datas = .allocate(capacity: eventCapacity)
+        // One periodic tick drives idle expiry, connect timeouts and draining: a tenth of the shortest
+        // timeout, between 10 ms and 1 s.
+        let shortest = configuration.listeners.map { min(Double($0.idleTimeoutSeconds), $0.connectTimeoutSeconds) }
+            .min() ?? 1
+        tickNanoseconds = UInt64(min(max(shortest / 10, 0.01), 1) * 1e9)
+        do {
+            try openListeners()
+            try register(tickFD, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
+            try register(wakeFD, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
+            if options.handlesSignals {
+                signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_term_int() }
+                try register(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
+            }
+        } catch {
+            for listener in listeners { closeDescriptor(listener.fd) }
+            closeResources()
+            throw error
+        }
+    }
+
+    deinit {
+        events.deallocate()
+        datas.deallocate()
+    }
+
+    /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
+    /// (a port 0 in the configuration shows here as the port the kernel chose).
+    public var listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)] {
+        listeners.map { ($0.configIndex, $0.endpoint) }
+    }
+
+    /// Asks a running loop, from any thread, to stop accepting and drain. Safe to call more than once.
+    public func stop() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    // MARK: Set-up
+
+    private func openListeners() throws {
+        for (configIndex, listener) in configuration.listeners.enumerated() {
+            guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
+            else { throw ListenerError(description: "listener :\(listener.port): no target group \(listener.targetGroupName)") }
+            for node in configuration.nodes {
+                for address in node.addresses {
+                    let endpoint = IPEndpoint(ip: address, port: listener.port)
+                    let fd: Int32
+                    do {
+                        fd = try Socket.listen(on: endpoint)
+                    } catch {
+                        throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
+                    }
+                    let bound = endpoint.port == 0 ? (Socket.localEndpoint(fd) ?? endpoint) : endpoint
+                    listeners.append(
+                        Listener(
+                            fd: fd, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
+                            idleNanoseconds: UInt64(listener.idleTimeoutSeconds) * 1_000_000_000,
+                            connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
+                    try register(fd, events: CLNB_EPOLLIN, token: token(.listener, listeners.count - 1, 0))
+                }
+            }
+        }
+    }
+
+    private static func explain(_ error: Error) -> String {
+        guard let error = error as? SystemError else { return "\(error)" }
+        switch error.errno {
+        case .addressInUse: return "address already in use (is another localnlb, or another server, on that port?)"
+        case .addressNotAvailable:
+            return "address not available: it is not an address of this machine (check SubnetMappings)"
+        case .accessDenied: return "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        default: return "\(error)"
+        }
+    }
+
+    private func register(_ fd: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+        try syscallNonBlocking("epoll_ctl") { clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, fd, events, token) }
+    }
+
+    private func token(_ kind: Kind, _ index: Int, _ generation: UInt32) -> UInt64 {
+        kind.rawValue << 56 | UInt64(generation & 0xFF_FFFF) << 32 | UInt64(UInt32(index))
+    }
+
+    private func closeResources() {
+        for (r, w) in pipePool {
+            closeDescriptor(r)
+            closeDescriptor(w)
+        }
+        pipePool.removeAll()
+        if signalFD >= 0 { closeDescriptor(signalFD) }
+        closeDescriptor(wakeFD)
+        closeDescriptor(tickFD)
+        closeDescriptor(epoll)
+    }
+
+    // MARK: The loop
+
+    /// Runs until stopped (signal or `stop()`) and drained. Closes everything before it returns.
+    public func run() throws {
+        _ = clnb_timerfd_arm(tickFD, Int64(tickNanoseconds))
+        defer { closeResources() }
+        while !finished {
+            let count = clnb_epoll_wait(epoll, events, datas, Int32(eventCapacity), -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "epoll_wait", errno: .current)
+            }
+            now = monotonicNanoseconds()
+            for i in 0..<Int(count) {
+                dispatch(token: datas[i], events: events[i])
+            }
+        }
+    }
+
+    private func dispatch(token: UInt64, events: UInt32) {
+        let index = Int(UInt32(truncatingIfNeeded: token))
+        let generation = UInt32((token >> 32) & 0xFF_FFFF)
+        switch Kind(rawValue: token >> 56) {
+        case .listener:
+            acceptClients(listenerIndex: index)
+        case .flowClient, .flowTarget:
+            let flow = flows[index]
+            guard flow.state != .free, flow.generation & 0xFF_FFFF == generation else { return }
+            flowEvent(flow, index: index, fromClient: Kind(rawValue: token >> 56) == .flowClient, events: events)
+        case .tick:
+            var expirations: UInt64 = 0
+            _ = Glibc.read(tickFD, &expirations, 8)
+            tick()
+        case .wake:
+            var value: UInt64 = 0
+            _ = Glibc.read(wakeFD, &value, 8)
+            beginShutdown(reason: "stop requested")
+        case .signal:
+            let signal = clnb_signalfd_read(signalFD)
+            beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
+        case nil:
+            preconditionFailure("epoll token of unknown kind")
+        }
+    }
+
+    // MARK: Accepting
+
+    private func acceptClients(listenerIndex: Int) {
+        let listener = listeners[listenerIndex]
+        guard listener.fd >= 0 else { return }
+        for _ in 0..<64 {
+            do {
+                guard case .done(let (fd, client)) = try Socket.accept(listener.fd) else { return }
+                startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
+            } catch let error as SystemError where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
+                // Out of descriptors: stop accepting here for a moment rather than spin on a ready listener.
+                options.log("listener \(listener.endpoint): \(error.errno) — pausing accepts for 100 ms (raise ulimit -n)")
+                _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_DEL, listener.fd, 0, 0)
+                listeners[listenerIndex].pausedUntil = now + 100_000_000
+                return
+            } catch {
+                // ECONNABORTED and friends: that client is gone, the next one may not be.
+                continue
+            }
+        }
+    }
+
+    private func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
+        let listener = listeners[listenerIndex]
+        nextFlowID += 1
+        metrics.newFlowCount += 1
+        let node = listener.endpoint.ip.isUnspecifiedAddress ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
+            : listener.endpoint
+        let flow = allocateFlow()
+        flow.id = nextFlowID
+        flow.listenerIndex = listenerIndex
+        flow.groupIndex = listener.groupIndex
+        flow.client = client
+        flow.node = node
+        flow.clientFD = clientFD
+        flow.started = now
+        flow.lastActivity = now
+        flow.state = .connecting
+        liveFlows += 1
+
+        guard let targetIndex = groups[listener.groupIndex].selector.pick(
+            from: groups[listener.groupIndex].targets, for: FlowKey(client: client, node: node))
+        else {
+            finish(flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
+            return
+        }
+        let group = groups[listener.groupIndex]
+        let target = group.targets[targetIndex].endpoint
+        flow.targetIndex = targetIndex
+        groups[listener.groupIndex].targets[targetIndex].activeFlows += 1
+        metrics.activeFlowCount += 1
+        flow.header = group.proxyHeader(client: client, node: node)
+
+        do {
+            flow.targetFD = try Socket.stream(for: target.ip)
+        } catch {
+            finish(flow, .connectFailed, resetClient: true, resetTarget: false, detail: "\(error)")
+            return
+        }
+        if let failure = bindSource(flow, target: target, preserveClientIP: group.configuration.preserveClientIP) {
+            finish(flow, .sourceBindFailed, resetClient: true, resetTarget: true, detail: failure)
+            return
+        }
+        let connected: Bool
+        do {
+            connected = try Socket.connect(flow.targetFD, target).isDone
+        } catch {
+            let reason: CloseReason = error.errno == .connectionRefused ? .connectRefused : .connectFailed
+            finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error.errno)")
+            return
+        }
+        do {
+            try acquirePipes(flow)
+            let flowIndex = flow.index
+            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+            try register(flow.clientFD, events: interest, token: token(.flowClient, flowIndex, flow.generation))
+            try register(flow.targetFD, events: interest, token: token(.flowTarget, flowIndex, flow.generation))
+        } catch {
+            finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
+            return
+        }
+        flow.deadline = now + listener.connectNanoseconds
+        if connected { targetConnected(flow) }
+    }
+
+    /// Binds the target connection's source: the client's address when preserved, else the node's.
+    /// Returns a one-line explanation when that is impossible.
+    private func bindSource(_ flow: Flow, target: IPEndpoint, preserveClientIP: Bool) -> String? {
+        let fd = flow.targetFD
+        if preserveClientIP {
+            let client = flow.client
+            guard client.ip.isIPv6 == target.ip.isIPv6 else {
+                return "preserve_client_ip.enabled: client \(client) and target \(target) are of different IP families"
+            }
+            // AWS-NLB.md §8: a loopback client address binds without privileges (the kernel picks the
+            // port); any other needs IP_TRANSPARENT, and then keeps the client's port as an NLB does.
+            if client.ip.isLoopback {
+                Socket.setBindAddressNoPort(fd)
+                do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
+                    return "cannot bind client address \(client.ip): \(error.errno)"
+                }
+                return nil
+            }
+            do {
+                try Socket.setTransparent(fd, ipv6: client.ip.isIPv6)
+            } catch {
+                let message =
+                    "preserve_client_ip.enabled needs IP_TRANSPARENT to connect from client \(client) "
+                    + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
+                    + "targets' replies back to this host (AWS-NLB.md §8); or set preserve_client_ip.enabled to false"
+                if now - lastTransparentWarning > 10_000_000_000 || lastTransparentWarning == 0 {
+                    lastTransparentWarning = now
+                    options.log(message)
+                }
+                return message
+            }
+            do {
+                try Socket.bind(fd, client)
+            } catch where error.errno == .addressInUse {
+                // The client runs on this machine and holds that port itself: let the kernel choose one.
+                Socket.setBindAddressNoPort(fd)
+                do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
+                    return "cannot bind client address \(client.ip): \(error.errno)"
+                }
+            } catch {
+                return "cannot bind client address \(client): \(error.errno)"
+            }
+            return nil
+        }
+        let source = nodeAddress(for: flow, family: target.ip)
+        Socket.setBindAddressNoPort(fd)
+        do { try Socket.bind(fd, IPEndpoint(ip: source, port: 0)) } catch {
+            return "cannot bind node address \(source): \(error.errno)"
+        }
+        return nil
+    }
+
+    /// The node address a flow leaves from towards a target of `family`: the address the client
+    /// reached if it is of that family, else another of the node's (the configuration ensures one).
+    private func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
+        if flow.node.ip.isIPv6 == family.isIPv6 { return flow.node.ip }
+        for node in configuration.nodes where node.addresses.contains(flow.node.ip) {
+            if let address = node.addresses.first(where: { $0.isIPv6 == family.isIPv6 }) { return address }
+        }
+        return configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? flow.node.ip
+    }
+
+    // MARK: Flows
+
+    private func allocateFlow() -> Flow {
+        if let index = freeFlows.popLast() { return flows[index] }
+        let flow = Flow(index: flows.count)
+        flows.append(flow)
+        return flow
+    }
+
+    private func acquirePipes(_ flow: Flow) throws {
+        for direction in [\Flow.clientToTarget, \Flow.targetToClient] {
+            let (r, w): (Int32, Int32)
+            if let pair = pipePool.popLast() {
+                (r, w) = pair
+            } else {
+                var fds: [Int32] = [-1, -1]
+                try syscallNonBlocking("pipe2") { clnb_pipe2(&fds) }
+                (r, w) = (fds[0], fds[1])
+            }
+            flow[keyPath: direction].pipeRead = r
+            flow[keyPath: direction].pipeWrite = w
+        }
+    }
+
+    private func targetConnected(_ flow: Flow) {
+        flow.state = .established
+        flow.lastActivity = now
+        flow.source = Socket.localEndpoint(flow.targetFD)
+        Socket.setNoDelay(flow.clientFD)
+        Socket.setNoDelay(flow.targetFD)
+        if let header = flow.header {
+            // The header goes into the client→target pipe ahead of any client byte, so it leaves in
+            // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
+            let written = header.withUnsafeBytes { Glibc.write(flow.clientToTarget.pipeWrite, $0.baseAddress, $0.count) }
+            precondition(written == header.count, "an empty pipe takes a PROXY header whole")
+            flow.clientToTarget.buffered = header.count
+            flow.clientToTarget.holdUntilPayload =
+                groups[flow.groupIndex].configuration.headerPlacement == .onFirstAckWithPayload
+        }
+        pump(flow)
+    }
+
+    private func flowEvent(_ flow: Flow, index: Int, fromClient: Bool, events: UInt32) {
+        switch flow.state {
+        case .free:
+            return
+        case .expired:
+            expiredFlowEvent(flow, fromClient: fromClient, events: events)
+        case .connecting:
+            if fromClient {
+                // Data or FIN from the client waits in its socket until the target is up; a reset does not.
+                if events & CLNB_EPOLLERR != 0 || (events & CLNB_EPOLLHUP != 0 && Socket.pendingError(flow.clientFD) != nil) {
+                    metrics.tcpClientResetCount += 1
+                    finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
+                }
+                return
+            }
+            guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+            if let error = Socket.pendingError(flow.targetFD) {
+                // AWS-NLB.md §5: a target that refuses means a RST for the client.
+                let reason: CloseReason = error == .connectionRefused ? .connectRefused : .connectFailed
+                metrics.tcpTargetResetCount += 1
+                finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error)")
+                return
+            }
+            targetConnected(flow)
+        case .established:
+            if events & CLNB_EPOLLERR != 0 {
+                let fd = fromClient ? flow.clientFD : flow.targetFD
+                if Socket.pendingError(fd) != nil {
+                    sideReset(flow, client: fromClient)
+                    return
+                }
+            }
+            pump(flow)
+        }
+    }
+
+    private enum PumpOutcome {
+        case ok
+        case sourceReset
+        case destinationReset
+    }
+
+    /// Moves what can move in both directions without blocking, then ends the flow if both are done.
+    private func pump(_ flow: Flow) {
+        let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
+        defer {
+            if flow.state == .established && flow.clientToTarget.bytes &+ flow.targetToClient.bytes != before {
+                flow.lastActivity = now
+            }
+        }
+        switch pumpDirection(&flow.clientToTarget, from: flow.clientFD, to: flow.targetFD) {
+        case .ok: break
+        case .sourceReset: return sideReset(flow, client: true)
+        case .destinationReset: return sideReset(flow, client: false)
+        }
+        if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
+        switch pumpDirection(&flow.targetToClient, from: flow.targetFD, to: flow.clientFD) {
+        case .ok: break
+        case .sourceReset: return sideReset(flow, client: false)
+        case .destinationReset: return sideReset(flow, client: true)
+        }
+        if flow.targetToClient.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .targetFIN }
+        if flow.clientToTarget.finSent && flow.targetToClient.finSent {
+            finish(flow, flow.firstFIN ?? .clientFIN, resetClient: false, resetTarget: false, detail: nil)
+        }
+    }
+
+    private func pumpDirection(_ d: inout Direction, from source: Int32, to destination: Int32) -> PumpOutcome {
+        while true {
+            var progressed = false
+            if !d.sourceEOF && d.buffered < Self.pipeCapacity {
+                let n = clnb_splice(source, d.pipeWrite, Self.pipeCapacity - d.buffered)
+                if n > 0 {
+                    d.buffered += n
+                    d.bytes += UInt64(n)
+                    d.holdUntilPayload = false
+                    progressed = true
+                } else if n == 0 {
+                    d.sourceEOF = true
+                    d.holdUntilPayload = false
+                    progressed = true
+                } else if errno != EAGAIN && errno != EINTR {
+                    return .sourceReset
+                }
+            }
+            if d.buffered > 0 && !d.holdUntilPayload {
+                let n = clnb_splice(d.pipeRead, destination, d.buffered)
+                if n > 0 {
+                    d.buffered -= n
+                    metrics.processedBytes += UInt64(n)
+                    progressed = true
+                } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                    return .destinationReset
+                }
+            }
+            if !progressed { break }
+        }
+        if d.sourceEOF && d.buffered == 0 && !d.finSent {
+            // AWS passes a FIN on once everything before it has been delivered.
+            Socket.shutdownWrite(destination)
+            d.finSent = true
+        }
+        return .ok
+    }
+
+    /// One side reset (or failed): AWS passes the RST to the other side.
+    private func sideReset(_ flow: Flow, client: Bool) {
+        if client {
+            metrics.tcpClientResetCount += 1
+            finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
+        } else {
+            metrics.tcpTargetResetCount += 1
+            finish(flow, .targetRST, resetClient: true, resetTarget: false, detail: nil)
+        }
+    }
+
+    /// Ends a flow: closes (or resets) both sockets, returns pipes and slot, writes the flow log.
+    private func finish(_ flow: Flow, _ reason: CloseReason, resetClient: Bool, resetTarget: Bool, detail: String?) {
+        writeRecord(flow, reason, detail: detail)
+        releaseTarget(flow)
+        if flow.clientFD >= 0 { resetClient ? Socket.closeWithReset(flow.clientFD) : closeDescriptor(flow.clientFD) }
+        if flow.targetFD >= 0 { resetTarget ? Socket.closeWithReset(flow.targetFD) : closeDescriptor(flow.targetFD) }
+        flow.clientFD = -1
+        flow.targetFD = -1
+        release(flow)
+    }
+
+    private func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
+        let group = groups[flow.groupIndex]
+        let record = FlowRecord(
+            id: flow.id, listener: listeners[flow.listenerIndex].endpoint, client: flow.client, node: flow.node,
+            target: flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint : nil, source: flow.source,
+            proxyHeader: flow.header, bytesFromClient: flow.clientToTarget.bytes,
+            bytesFromTarget: flow.targetToClient.bytes, durationSeconds: Double(now &- flow.started) / 1e9,
+            closeReason: reason, detail: detail)
+        options.flowLog.write(record)
+        options.onFlowEnd?(record)
+    }
+
+    /// The flow no longer counts against its target (it ended, or was forgotten by idle expiry).
+    private func releaseTarget(_ flow: Flow) {
+        if flow.targetIndex >= 0 {
+            groups[flow.groupIndex].targets[flow.targetIndex].activeFlows -= 1
+            metrics.activeFlowCount -= 1
+            flow.targetIndex = -1
+        }
+        for direction in [\Flow.clientToTarget, \Flow.targetToClient] where flow[keyPath: direction].hasPipe {
+            let d = flow[keyPath: direction]
+            if d.buffered == 0 {
+                pipePool.append((d.pipeRead, d.pipeWrite))
+            } else {
+                // Bytes left in the pipe: it cannot be reused clean.
+                closeDescriptor(d.pipeRead)
+                closeDescriptor(d.pipeWrite)
+            }
+            flow[keyPath: direction].pipeRead = -1
+            flow[keyPath: direction].pipeWrite = -1
+        }
+    }
+
+    private func release(_ flow: Flow) {
+        if flow.state == .expired { expiredFlows -= 1 }
+        flow.generation &+= 1
+        flow.reset()
+        freeFlows.append(flow.index)
+        liveFlows -= 1
+        if draining && liveFlows == 0 { finished = true }
+    }
+
+    // MARK: Idle expiry
+
+    /// AWS-NLB.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
+    /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
+    private func expire(_ flow: Flow) {
+        writeRecord(flow, .idleTimeout, detail: nil)
+        releaseTarget(flow)
+        flow.state = .expired
+        expiredFlows += 1
+        // Forgotten flows cannot pile up: each is held at most one more idle timeout, and past
+        // `maximumExpiredFlows` the newest are reset at once.
+        flow.deadline = now + listeners[flow.listenerIndex].idleNanoseconds
+        if expiredFlows > Self.maximumExpiredFlows { resetExpired(flow) }
+    }
+
+    private func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
+        guard events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+        metrics.tcpELBResetCount += 1
+        if fromClient, flow.clientFD >= 0 {
+            Socket.closeWithReset(flow.clientFD)
+            flow.clientFD = -1
+        } else if !fromClient, flow.targetFD >= 0 {
+            Socket.closeWithReset(flow.targetFD)
+            flow.targetFD = -1
+        }
+        if flow.clientFD < 0 && flow.targetFD < 0 { release(flow) }
+    }
+
+    private func resetExpired(_ flow: Flow) {
+        if flow.clientFD >= 0 { Socket.closeWithReset(flow.clientFD) }
+        if flow.targetFD >= 0 { Socket.closeWithReset(flow.targetFD) }
+        flow.clientFD = -1
+        flow.targetFD = -1
+        release(flow)
+    }
+
+    // MARK: Timers
+
+    private func tick() {
+        for (index, listener) in listeners.enumerated() where listener.pausedUntil != 0 && now >= listener.pausedUntil {
+            listeners[index].pausedUntil = 0
+            if listener.fd >= 0 {
+                _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, listener.fd, CLNB_EPOLLIN, token(.listener, index, 0))
+            }
+        }
+        for flow in flows {
+            switch flow.state {
+            case .free:
+                continue
+            case .connecting:
+                if now >= flow.deadline {
+                    // AWS-NLB.md §5: no answer in time means a RST for the client.
+                    finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
+                }
+            case .established:
+                if now &- flow.lastActivity >= listeners[flow.listenerIndex].idleNanoseconds { expire(flow) }
+            case .expired:
+                if now >= flow.deadline { resetExpired(flow) }
+            }
+        }
+        if draining && now >= drainDeadline {
+            for flow in flows where flow.state != .free {
+                if flow.state == .expired {
+                    resetExpired(flow)
+                } else {
+                    finish(flow, .shutdown, resetClient: true, resetTarget: true, detail: nil)
+                }
+            }
+            finished = true
+        }
+        if !finished { _ = clnb_timerfd_arm(tickFD, Int64(tickNanoseconds)) }
+    }
+
+    // MARK: Shutdown
+
+    private func beginShutdown(reason: String) {
+        guard !draining else { return }
+        draining = true
+        for index in listeners.indices where listeners[index].fd >= 0 {
+            closeDescriptor(listeners[index].fd)
+            listeners[index].fd = -1
+        }
+        drainDeadline = now + UInt64(max(0, options.drainSeconds) * 1e9)
+        if liveFlows == 0 {
+            finished = true
+        } else {
+            options.log("\(reason): stopped accepting; draining \(liveFlows) flows for up to \(options.drainSeconds) s")
+            tickNanoseconds = min(tickNanoseconds, 50_000_000)
+        }
+    }
+}
+
+extension IOResult {
+    var isDone: Bool {
+        if case .done = self { return true }
+        return false
+    }
+}
+
+extension IPAddress {
+    var isUnspecifiedAddress: Bool {
+        switch self {
+        case .v4(let a): return a.isUnspecified
+        case .v6(let a): return a.isUnspecified
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import ProxyProtocol
+
+/// A target's health state, with AWS's names (AWS-NLB.md §4).
+public enum TargetHealthState: String, Sendable {
+    case initial
+    case healthy
+    case unhealthy
+    case unhealthyDraining = "unhealthy.draining"
+    case draining
+    case unavailable
+    case unused
+}
+
+/// The reason code that goes with a state (AWS-NLB.md §4).
+public enum TargetHealthReason: String, Sendable {
+    case registrationInProgress = "Elb.RegistrationInProgress"
+    case initialHealthChecking = "Elb.InitialHealthChecking"
+    case failedHealthChecks = "Target.FailedHealthChecks"
+    case deregistrationInProgress = "Target.DeregistrationInProgress"
+    case internalError = "Elb.InternalError"
+    case notRegistered = "Target.NotRegistered"
+    case notInUse = "Target.NotInUse"
+    case healthCheckDisabled = "Target.HealthCheckDisabled"
+}
+
+/// A registered target as the balancer tracks it.
+public struct Target: Sendable {
+    public var id: String
+    public var endpoint: IPEndpoint
+    public var state: TargetHealthState
+    public var reason: TargetHealthReason?
+    /// Flows connecting or established to this target (AWS counts SYN_SENT and ESTABLISHED alike).
+    public var activeFlows = 0
+
+    public init(id: String, endpoint: IPEndpoint, state: TargetHealthState = .healthy) {
+        self.id = id
+        self.endpoint = endpoint
+        self.state = state
+    }
+
+    /// Whether new flows may go to this target.
+    public var takesNewFlows: Bool { state == .healthy }
+}
+
+/// What a target is chosen by: the flow's addresses.
+public struct FlowKey: Sendable {
+    public var client: IPEndpoint
+    public var node: IPEndpoint
+
+    public init(client: IPEndpoint, node: IPEndpoint) {
+        self.client = client
+        self.node = node
+    }
+
+    /// FNV-1a over protocol (TCP), source and destination address and port: deterministic across runs,
+    /// so a test can predict it; a real NLB hashes the same 5-tuple (AWS-NLB.md §2).
+    public var hash: UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ byte: UInt8) {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        mix(6)
+        for byte in client.ip.bytes { mix(byte) }
+        mix(UInt8(client.port >> 8))
+        mix(UInt8(client.port & 0xFF))
+        for byte in node.ip.bytes { mix(byte) }
+        mix(UInt8(node.port >> 8))
+        mix(UInt8(node.port & 0xFF))
+        return hash
+    }
+}
+
+/// Picks a target for each new flow. Plain Swift, no sockets: deterministic given the same events.
+public struct TargetSelector: Sendable {
+    public var algorithm: LoadBalancingAlgorithm
+    /// Where round robin, and the tie-break of least connections, continues.
+    public private(set) var cursor = 0
+
+    public init(algorithm: LoadBalancingAlgorithm) { self.algorithm = algorithm }
+
+    /// The index of the chosen target, or nil when no target takes new flows.
+    public mutating func pick(from targets: [Target], for key: FlowKey) -> Int? {
+        let count = targets.count
+        guard count > 0 else { return nil }
+        switch algorithm {
+        case .leastConnections:
+            // Least active flows; ties go to the first at or after the cursor, so equal targets rotate.
+            var best: Int?
+            for step in 0..<count {
+                let index = (cursor + step) % count
+                guard targets[index].takesNewFlows else { continue }
+                if best == nil || targets[index].activeFlows < targets[best!].activeFlows { best = index }
+            }
+            if let best { cursor = (best + 1) % count }
+            return best
+        case .roundRobin:
+            for step in 0..<count {
+                let index = (cursor + step) % count
+                if targets[index].takesNewFlows {
+                    cursor = (index + 1) % count
+                    return index
+                }
+            }
+            return nil
+        case .flowHash:
+            let eligible = targets.indices.filter { targets[$0].takesNewFlows }
+            guard !eligible.isEmpty else { return nil }
+            return eligible[Int(key.hash % UInt64(eligible.count))]
+        }
+    }
+}
+
+/// A target group at run time: its settings, its targets and their flows.
+struct TargetGroup {
+    var configuration: TargetGroupConfiguration
+    var targets: [Target]
+    var selector: TargetSelector
+
+    init(_ configuration: TargetGroupConfiguration) {
+        self.configuration = configuration
+        // Health checks come with a later release: until then a registered target is in service.
+        self.targets = configuration.targets.map { Target(id: $0.id, endpoint: $0.endpoint) }
+        self.selector = TargetSelector(algorithm: configuration.algorithm)
+    }
+
+    /// The PROXY header this group sends for a flow from `client` to `node`, or nil.
+    func proxyHeader(client: IPEndpoint, node: IPEndpoint) -> [UInt8]? {
+        switch configuration.proxyProtocol {
+        case .off:
+            return nil
+        case .v1:
+            return ProxyHeader(version: .v1, addresses: .inet(source: client, destination: node)).encoded()
+        case .v2(let awsTLVs, let vpcEndpointID):
+            if awsTLVs {
+                return ProxyHeader.aws(source: client, destination: node, vpcEndpointID: vpcEndpointID).encoded()
+            }
+            return ProxyHeader(version: .v2, addresses: .inet(source: client, destination: node)).encoded()
+        }
+    }
+}

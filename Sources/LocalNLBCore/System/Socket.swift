@@ -1,0 +1,205 @@
+import CLocalNLB
+import Glibc
+import ProxyProtocol
+
+/// Every socket call the balancer makes, each wrapped once; `sockaddr` juggling stays in this file.
+public enum Socket {
+    /// A non-blocking, close-on-exec TCP socket of the endpoint's family.
+    public static func stream(for ip: IPAddress) throws(SystemError) -> Int32 {
+        try syscallNonBlocking("socket") { clnb_socket(ip.isIPv6 ? AF_INET6 : AF_INET) }
+    }
+
+    public static func bind(_ fd: Int32, _ endpoint: IPEndpoint) throws(SystemError) {
+        try withSockAddr(endpoint) { address, length throws(SystemError) in
+            try syscallNonBlocking("bind") { Glibc.bind(fd, address, length) }
+        }
+    }
+
+    /// Starts a connect; `.wouldBlock` means it is in progress (EINPROGRESS), finished when writable.
+    public static func connect(_ fd: Int32, _ endpoint: IPEndpoint) throws(SystemError) -> IOResult<Void> {
+        try withSockAddr(endpoint) { address, length throws(SystemError) in
+            while true {
+                if Glibc.connect(fd, address, length) == 0 { return .done(()) }
+                let code = Errno.current
+                if code == .interrupted { continue }
+                if code == .inProgress { return .wouldBlock }
+                throw SystemError(call: "connect", errno: code)
+            }
+        }
+    }
+
+    /// A listening socket on `endpoint` (SO_REUSEADDR; IPv6 sockets IPv6-only).
+    public static func listen(on endpoint: IPEndpoint, backlog: Int32 = 1024) throws(SystemError) -> Int32 {
+        let fd = try stream(for: endpoint.ip)
+        do {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            if endpoint.ip.isIPv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+            try bind(fd, endpoint)
+            try syscallNonBlocking("listen") { Glibc.listen(fd, backlog) }
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Accepts one connection: its descriptor (non-blocking) and the peer's address.
+    public static func accept(_ fd: Int32) throws(SystemError) -> IOResult<(Int32, IPEndpoint)> {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = try withUnsafeMutablePointer(to: &storage) { pointer throws(SystemError) in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(SystemError) in
+                try syscall("accept4") { clnb_accept4(fd, address, &length) }
+            }
+        }
+        guard case .done(let client) = result else { return .wouldBlock }
+        return .done((client, endpoint(from: storage) ?? IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)))
+    }
+
+    public static func localEndpoint(_ fd: Int32) -> IPEndpoint? {
+        name(fd) { getsockname($0, $1, $2) }
+    }
+
+    public static func peerEndpoint(_ fd: Int32) -> IPEndpoint? {
+        name(fd) { getpeername($0, $1, $2) }
+    }
+
+    /// The pending error of a socket (SO_ERROR): how a non-blocking connect ended. nil is success.
+    public static func pendingError(_ fd: Int32) -> Errno? {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &value, &length) == 0 else { return Errno.current }
+        return value == 0 ? nil : Errno(value)
+    }
+
+    public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(SystemError) {
+        var value = value
+        try syscallNonBlocking("setsockopt") {
+            setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    public static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// IP_TRANSPARENT: lets the socket bind an address that is not local (needs CAP_NET_ADMIN).
+    public static func setTransparent(_ fd: Int32, ipv6: Bool) throws(SystemError) {
+        if ipv6 {
+            try setOption(fd, Int32(IPPROTO_IPV6), CLNB_IPV6_TRANSPARENT, 1)
+        } else {
+            try setOption(fd, Int32(IPPROTO_IP), CLNB_IP_TRANSPARENT, 1)
+        }
+    }
+
+    /// IP_BIND_ADDRESS_NO_PORT: bind an address now, pick the port at connect, so the 4-tuple decides.
+    public static func setBindAddressNoPort(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_IP), CLNB_IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// FIN towards the peer; further reads still work. ENOTCONN (peer already gone) is ignored.
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Closes with SO_LINGER 0, so the kernel sends RST instead of FIN.
+    public static func closeWithReset(_ fd: Int32) {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        closeDescriptor(fd)
+    }
+
+    // MARK: sockaddr conversions
+
+    static func withSockAddr<R>(
+        _ endpoint: IPEndpoint, _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R
+    ) throws(SystemError) -> R {
+        switch endpoint.ip {
+        case .v4(let ip):
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = endpoint.port.bigEndian
+            address.sin_addr.s_addr = ip.value.bigEndian
+            return try withUnsafePointer(to: &address) { pointer throws(SystemError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(SystemError) in
+                    try body(sa, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        case .v6(let ip):
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = endpoint.port.bigEndian
+            withUnsafeMutableBytes(of: &address.sin6_addr) { raw in
+                for i in 0..<16 { raw[i] = ip.bytes[i] }
+            }
+            return try withUnsafePointer(to: &address) { pointer throws(SystemError) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa throws(SystemError) in
+                    try body(sa, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
+        }
+    }
+
+    static func endpoint(from storage: sockaddr_storage) -> IPEndpoint? {
+        var storage = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                    let value = UInt32(bigEndian: pointer.pointee.sin_addr.s_addr)
+                    let ip = IPv4Address(
+                        UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF),
+                        UInt8(value & 0xFF))
+                    return IPEndpoint(ip: .v4(ip), port: UInt16(bigEndian: pointer.pointee.sin_port))
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    let bytes = withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
+                    let ip = IPv6Address(bytes: bytes)!
+                    // A v4-mapped peer on a dual-stack socket is reported as the IPv4 address it is.
+                    let address: IPAddress = ip.mappedIPv4.map { .v4($0) } ?? .v6(ip)
+                    return IPEndpoint(ip: address, port: UInt16(bigEndian: pointer.pointee.sin6_port))
+                }
+            }
+        default:
+            return nil
+        }
+    }
+
+    private static func name(
+        _ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+    ) -> IPEndpoint? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) == 0 }
+        }
+        return ok ? endpoint(from: storage) : nil
+    }
+}
+
+/// Monotonic time in nanoseconds.
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}
+
+/// Raises the soft limit of open files to the hard limit: each flow holds two sockets and two pipes.
+public func raiseOpenFileLimit() {
+    var limit = rlimit()
+    if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+}
+
+/// Writing to a socket whose peer has gone must be an EPIPE error, not a process-killing signal.
+public func ignoreSIGPIPE() {
+    signal(SIGPIPE, SIG_IGN)
+}
