@@ -1,1 +1,216 @@
-print("x")
+import Foundation
+import LocalNLBCore
+import ProxyProtocol
+
+let usage = """
+    localnlb — an AWS Network Load Balancer target group on this machine
+
+    USAGE
+      localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--strict]
+      localnlb check-config FILE [--strict]
+      localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
+      localnlb demo
+
+    Run 'localnlb COMMAND --help' for one command.
+    """
+
+let commandHelp: [String: String] = [
+    "serve": """
+        localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--strict]
+
+        Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
+        for --drain-seconds (default 10) and exits 0.
+          --config FILE       the JSON configuration (see README: configuration reference)
+          --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr)
+          --drain-seconds N   how long flows may finish after a stop signal (default 10)
+          --strict            values AWS would reject are errors, not warnings
+        """,
+    "check-config": """
+        localnlb check-config FILE [--strict]
+
+        Checks FILE and prints every problem on its own line, naming its JSON path.
+        Exit 0 when it is valid, 2 when it is not. --strict turns warnings (values AWS would reject) into errors.
+        """,
+    "target": """
+        localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
+
+        A target that reports what it saw: the TCP peer, its own address and any PROXY header, as JSON.
+        An HTTP/1.x request gets the JSON as a 200 response; anything else gets it as one line, then an echo.
+          --listen HOST:PORT       where to listen ([::1]:9001 for IPv6)
+          --name NAME              the name in the report (default: target)
+          --proxy-protocol MODE    off: headers are data; optional (default): parsed if present;
+                                   required: connections without one are closed
+          --banner TEXT            speak first (after the header when required), as SMTP does
+        """,
+    "demo": """
+        localnlb demo
+
+        Starts two targets and three listeners (instance; ip; ip with proxy_protocol_v2.enabled) on
+        loopback, sends one request through each from 127.0.0.2 and shows what each target saw.
+        """,
+]
+
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Flags of one subcommand: `--name value` pairs and switches; anything unknown is an error.
+struct Flags {
+    var values: [String: String] = [:]
+    var switches: Set<String> = []
+    var positional: [String] = []
+
+    init(_ arguments: ArraySlice<String>, valued: Set<String>, switches allowed: Set<String>, positional limit: Int = 0)
+        throws
+    {
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            if valued.contains(argument) {
+                guard let value = rest.popFirst() else { throw UsageError(description: "\(argument) needs a value") }
+                values[argument] = value
+            } else if allowed.contains(argument) {
+                switches.insert(argument)
+            } else if argument.hasPrefix("-") {
+                throw UsageError(description: "unknown option \(argument)")
+            } else {
+                guard positional.count < limit else { throw UsageError(description: "unexpected argument \(argument)") }
+                positional.append(argument)
+            }
+        }
+    }
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("localnlb: \(message)\n".utf8))
+    exit(code)
+}
+
+func printWarnings(_ warnings: [String]) {
+    for warning in warnings { FileHandle.standardError.write(Data("localnlb: warning: \(warning)\n".utf8)) }
+}
+
+func serve(_ flags: Flags) throws {
+    guard let path = flags.values["--config"] else { throw UsageError(description: "serve needs --config FILE") }
+    var options = LoadBalancerOptions()
+    options.handlesSignals = true
+    if let text = flags.values["--drain-seconds"] {
+        guard let seconds = Double(text), seconds >= 0 else {
+            throw UsageError(description: "--drain-seconds \(text): not a number of seconds")
+        }
+        options.drainSeconds = seconds
+    }
+    let loaded: LoadedConfiguration
+    do {
+        loaded = try ConfigLoader.load(path: path, strict: flags.switches.contains("--strict"))
+    } catch let error as ConfigurationError {
+        fail("\(path): invalid configuration\n" + error.description, code: 2)
+    }
+    printWarnings(loaded.warnings)
+    if let logPath = flags.values["--flow-log"] { options.flowLog = try FlowLog.jsonLines(path: logPath) }
+    let balancer: LoadBalancer
+    do {
+        balancer = try LoadBalancer(configuration: loaded.configuration, options: options)
+    } catch {
+        fail("\(error)", code: 1)
+    }
+    for (listener, endpoint) in balancer.listenerEndpoints {
+        let group = loaded.configuration.listeners[listener].targetGroupName
+        FileHandle.standardError.write(Data("localnlb: listening on \(endpoint) → target group \(group)\n".utf8))
+    }
+    try balancer.run()
+}
+
+func checkConfig(_ flags: Flags) {
+    guard let path = flags.positional.first else { fail("check-config needs a FILE\n\n" + usage, code: 64) }
+    do {
+        let loaded = try ConfigLoader.load(path: path, strict: flags.switches.contains("--strict"))
+        printWarnings(loaded.warnings)
+        let c = loaded.configuration
+        print("\(path): valid — \(c.listeners.count) listener(s), \(c.targetGroups.count) target group(s), \(c.nodes.count) node(s)")
+    } catch let error as ConfigurationError {
+        for problem in error.problems { print(problem) }
+        exit(2)
+    } catch {
+        fail("\(error)", code: 2)
+    }
+}
+
+func target(_ flags: Flags) throws {
+    guard let listen = flags.values["--listen"] else { throw UsageError(description: "target needs --listen HOST:PORT") }
+    guard let endpoint = IPEndpoint(listen) else {
+        throw UsageError(description: "--listen \(listen): not ADDRESS:PORT (IPv6 as [::1]:9001)")
+    }
+    let modeText = flags.values["--proxy-protocol"] ?? "optional"
+    guard let mode = TargetServer.ProxyMode(rawValue: modeText) else {
+        throw UsageError(description: "--proxy-protocol \(modeText): not off, optional or required")
+    }
+    let server: TargetServer
+    do {
+        server = try TargetServer(
+            options: .init(
+                listen: endpoint, name: flags.values["--name"] ?? "target", proxyMode: mode,
+                banner: flags.values["--banner"], printsReports: true))
+    } catch {
+        fail("\(error)", code: 1)
+    }
+    FileHandle.standardError.write(Data("localnlb target: listening on \(server.endpoint)\n".utf8))
+    setvbuf(stdout, nil, _IOLBF, 0)
+    server.start()
+    // Serve until SIGTERM or SIGINT.
+    let semaphore = DispatchSemaphore(value: 0)
+    for sig in [SIGTERM, SIGINT] {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+        source.setEventHandler { semaphore.signal() }
+        source.resume()
+        signalSources.append(source)
+    }
+    DispatchQueue.global().async {
+        semaphore.wait()
+        server.stop()
+        exit(0)
+    }
+    dispatchMain()
+}
+
+nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
+
+func demo() throws {
+    let rows = try Demo.run()
+    print(Demo.render(rows))
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+guard let command = arguments.first else {
+    print(usage)
+    exit(64)
+}
+if ["-h", "--help", "help"].contains(command) {
+    print(usage)
+    exit(0)
+}
+let rest = arguments.dropFirst()
+if rest.contains("--help") || rest.contains("-h") {
+    guard let help = commandHelp[command] else { fail("unknown command \(command)\n\n" + usage, code: 64) }
+    print(help)
+    exit(0)
+}
+do {
+    switch command {
+    case "serve":
+        try serve(Flags(rest, valued: ["--config", "--flow-log", "--drain-seconds"], switches: ["--strict"]))
+    case "check-config":
+        checkConfig(try Flags(rest, valued: [], switches: ["--strict"], positional: 1))
+    case "target":
+        try target(Flags(rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner"], switches: []))
+    case "demo":
+        _ = try Flags(rest, valued: [], switches: [])
+        try demo()
+    default:
+        fail("unknown command \(command)\n\n" + usage, code: 64)
+    }
+} catch let error as UsageError {
+    fail("\(command): \(error)\n\n" + (commandHelp[command] ?? usage), code: 64)
+} catch {
+    fail("\(error)", code: 1)
+}

@@ -52,34 +52,20 @@ public final class FlowLog: @unchecked Sendable {
     }
 
     static func json(_ r: FlowRecord) -> String {
-        func quoted(_ text: String?) -> String {
-            guard let text else { return "null" }
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
-        }
-        let fields: [(String, String)] = [
-            ("id", String(r.id)),
-            ("listener", quoted(r.listener.description)),
-            ("client", quoted(r.client.description)),
-            ("node", quoted(r.node.description)),
-            ("target", quoted(r.target?.description)),
-            ("source", quoted(r.source?.description)),
-            ("proxyHeader", quoted(r.proxyHeader.map(hexString))),
-            ("bytesFromClient", String(r.bytesFromClient)),
-            ("bytesFromTarget", String(r.bytesFromTarget)),
-            ("durationSeconds", formatSeconds(r.durationSeconds)),
-            ("closeReason", quoted(r.closeReason.rawValue)),
-            ("detail", quoted(r.detail)),
-        ]
-        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        JSONText.object([
+            ("id", .integer(Int64(r.id))),
+            ("listener", .string(r.listener.description)),
+            ("client", .string(r.client.description)),
+            ("node", .string(r.node.description)),
+            ("target", .optional(r.target?.description)),
+            ("source", .optional(r.source?.description)),
+            ("proxyHeader", .optional(r.proxyHeader.map(hexString))),
+            ("bytesFromClient", .integer(Int64(r.bytesFromClient))),
+            ("bytesFromTarget", .integer(Int64(r.bytesFromTarget))),
+            ("durationSeconds", .number(r.durationSeconds)),
+            ("closeReason", .string(r.closeReason.rawValue)),
+            ("detail", .optional(r.detail)),
+        ]).rendered
     }
 
     static func formatSeconds(_ seconds: Double) -> String { String(format: "%.6f", seconds) }

@@ -251,7 +251,7 @@ public final class LoadBalancer {
             do {
                 guard case .done(let (fd, client)) = try Socket.accept(listener.fd) else { return }
                 startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
-            } catch let error as SystemError where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
+            } catch where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
                 // Out of descriptors: stop accepting here for a moment rather than spin on a ready listener.
                 options.log("listener \(listener.endpoint): \(error.errno) — pausing accepts for 100 ms (raise ulimit -n)")
                 _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_DEL, listener.fd, 0, 0)

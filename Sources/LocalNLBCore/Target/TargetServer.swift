@@ -1,0 +1,278 @@
+import Foundation
+import Glibc
+import ProxyProtocol
+
+/// `localnlb target`: a server that tells each client what it saw — the TCP peer, its own address and
+/// any PROXY header — for demos and for anyone's integration tests.
+public final class TargetServer: @unchecked Sendable {
+    public enum ProxyMode: String, Sendable {
+        /// A PROXY header is data like any other byte.
+        case off
+        /// A leading PROXY header is parsed; without one the connection is served all the same.
+        case optional
+        /// A connection must start with a PROXY header, or it is closed.
+        case required
+    }
+
+    public struct Options: Sendable {
+        public var listen: IPEndpoint
+        public var name: String
+        public var proxyMode: ProxyMode
+        /// Sent first (after the header when one is required), as SMTP does: a server-speaks-first protocol.
+        public var banner: String?
+        /// Print one JSON line per connection on stdout.
+        public var printsReports: Bool
+
+        public init(
+            listen: IPEndpoint, name: String = "target", proxyMode: ProxyMode = .optional, banner: String? = nil,
+            printsReports: Bool = false
+        ) {
+            self.listen = listen
+            self.name = name
+            self.proxyMode = proxyMode
+            self.banner = banner
+            self.printsReports = printsReports
+        }
+    }
+
+    public let options: Options
+    /// Where the server listens (the kernel's port when `listen` had port 0).
+    public let endpoint: IPEndpoint
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var stopped = false
+    private var connections: Set<Int32> = []
+    private let acceptDone = DispatchSemaphore(value: 0)
+
+    public init(options: Options) throws {
+        self.options = options
+        do {
+            let fd = try Socket.listen(on: options.listen, backlog: 128)
+            // This server blocks, one thread per connection; only the balancer's loop is non-blocking.
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            listenFD = fd
+        } catch {
+            throw ListenerError(description: "target \(options.listen): \(error)")
+        }
+        endpoint = Socket.localEndpoint(listenFD) ?? options.listen
+    }
+
+    /// Serves in background threads until `stop()`.
+    public func start() {
+        Thread.detachNewThread { [self] in
+            acceptLoop()
+            acceptDone.signal()
+        }
+    }
+
+    /// Stops accepting, closes open connections and waits for the accept thread.
+    public func stop() {
+        lock.lock()
+        guard !stopped else {
+            lock.unlock()
+            return
+        }
+        stopped = true
+        for fd in connections { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+        lock.unlock()
+        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
+        acceptDone.wait()
+        closeDescriptor(listenFD)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let fd = Glibc.accept(listenFD, nil, nil)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return
+            }
+            lock.lock()
+            if stopped {
+                lock.unlock()
+                closeDescriptor(fd)
+                return
+            }
+            connections.insert(fd)
+            lock.unlock()
+            Thread.detachNewThread { [self] in
+                serve(fd)
+                lock.lock()
+                connections.remove(fd)
+                lock.unlock()
+                closeDescriptor(fd)
+            }
+        }
+    }
+
+    // MARK: One connection
+
+    private func serve(_ fd: Int32) {
+        let connection = BlockingConnection(fd: fd)
+        let peer = Socket.peerEndpoint(fd)
+        let local = Socket.localEndpoint(fd)
+        if let banner = options.banner, options.proxyMode != .required { connection.write(banner + "\r\n") }
+
+        var header: (ProxyHeader, Int)?
+        if options.proxyMode != .off {
+            let parser = ProxyHeaderParser(rejectsChecksumMismatch: false)
+            readHeader: while true {
+                do {
+                    switch try parser.parse(connection.buffer) {
+                    case .needMoreData:
+                        guard connection.readMore() else { return }
+                    case .notProxyHeader:
+                        if options.proxyMode == .required {
+                            report("\(peer?.description ?? "?"): no PROXY header, and --proxy-protocol is required")
+                            return
+                        }
+                        break readHeader
+                    case .header(let parsed, let consumed):
+                        header = (parsed, consumed)
+                        connection.buffer.removeFirst(consumed)
+                        break readHeader
+                    }
+                } catch {
+                    // A malformed header closes the connection: nothing after it can be trusted.
+                    report("\(peer?.description ?? "?"): \(error)")
+                    return
+                }
+            }
+        }
+        if let banner = options.banner, options.proxyMode == .required { connection.write(banner + "\r\n") }
+
+        let json = Self.report(
+            name: options.name, peer: peer, local: local, header: header?.0, headerLength: header?.1
+        ).rendered
+        if options.printsReports { print(json) }
+
+        guard connection.startsLikeHTTP() else {
+            connection.write(json + "\n")
+            connection.echo()
+            return
+        }
+        guard connection.readUntil(Array("\r\n\r\n".utf8), limit: 65536) else { return }
+        let body = json + "\n"
+        connection.write(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+                + "Connection: close\r\n\r\n" + body)
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    private func report(_ message: String) {
+        FileHandle.standardError.write(Data("localnlb target \(options.name): \(message)\n".utf8))
+    }
+
+    /// The JSON a target reports for one connection.
+    public static func report(
+        name: String, peer: IPEndpoint?, local: IPEndpoint?, header: ProxyHeader?, headerLength: Int?
+    ) -> JSONText {
+        var proxy = JSONText.null
+        if let header {
+            proxy = .object([
+                ("version", .integer(Int64(header.version.rawValue))),
+                ("command", .string(header.command.rawValue)),
+                ("family", .string(header.familyName)),
+                ("source", .optional(header.source?.description)),
+                ("destination", .optional(header.destination?.description)),
+                (
+                    "tlvs",
+                    .array(
+                        header.tlvs.map {
+                            .object([
+                                ("type", .integer(Int64($0.type))), ("name", .string($0.name)),
+                                ("hex", .string(hexString($0.value))),
+                            ])
+                        })
+                ),
+                ("crc32c", .string(header.crc32c.rawValue)),
+                ("vpcEndpointId", .optional(header.awsVPCEndpointID)),
+                ("length", .integer(Int64(headerLength ?? 0))),
+            ])
+        }
+        let client = header?.command == .proxy ? (header?.source ?? peer) : peer
+        return .object([
+            ("target", .string(name)),
+            ("peer", .optional(peer?.description)),
+            ("local", .optional(local?.description)),
+            ("proxy", proxy),
+            ("clientAddress", .optional(client?.description)),
+        ])
+    }
+}
+
+/// A blocking socket with a read buffer, for the target's one-thread-per-connection service.
+final class BlockingConnection {
+    let fd: Int32
+    var buffer: [UInt8] = []
+    private var eof = false
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Reads what is available (blocking for at least a byte); false at EOF or error.
+    func readMore() -> Bool {
+        guard !eof else { return false }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 {
+            if n < 0 && errno == EINTR { return readMore() }
+            eof = true
+            return false
+        }
+        buffer.append(contentsOf: chunk[0..<n])
+        return true
+    }
+
+    func readUntil(_ marker: [UInt8], limit: Int) -> Bool {
+        while !contains(marker) {
+            guard buffer.count < limit, readMore() else { return false }
+        }
+        return true
+    }
+
+    private func contains(_ marker: [UInt8]) -> Bool {
+        guard buffer.count >= marker.count else { return false }
+        for start in 0...(buffer.count - marker.count) where buffer[start..<(start + marker.count)].elementsEqual(marker) {
+            return true
+        }
+        return false
+    }
+
+    /// Whether the stream starts with an HTTP/1.x request line: reads until the first line is complete,
+    /// or until the bytes cannot be one (an upper-case method, a space, a target, ` HTTP/1.`).
+    func startsLikeHTTP() -> Bool {
+        while true {
+            var index = 0
+            while index < buffer.count && buffer[index] >= 0x41 && buffer[index] <= 0x5A { index += 1 }
+            if index < buffer.count && (index == 0 || buffer[index] != 0x20) { return false }
+            if let lf = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[0..<lf], as: UTF8.self)
+                return line.range(of: #"^[A-Z]+ \S+ HTTP/1\.[01]\r?$"#, options: .regularExpression) != nil
+            }
+            guard buffer.count < 8192, readMore() else { return false }
+        }
+    }
+
+    func write(_ text: String) { write(Array(text.utf8)) }
+
+    func write(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    /// Sends back everything received until EOF, then FIN.
+    func echo() {
+        if !buffer.isEmpty { write(buffer) }
+        buffer.removeAll()
+        while readMore() {
+            write(buffer)
+            buffer.removeAll(keepingCapacity: true)
+        }
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+}
