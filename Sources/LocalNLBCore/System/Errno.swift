@@ -31,6 +31,10 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
 public struct SystemError: Error, CustomStringConvertible, Sendable {
     public var call: String
     public var errno: Errno
+    public init(call: String, errno: Errno) {
+        self.call = call
+        self.errno = errno
+    }
     public var description: String { "\(call): \(errno)" }
 }
 

@@ -156,7 +156,7 @@ public final class TargetServer: @unchecked Sendable {
         connection.write(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
                 + "Connection: close\r\n\r\n" + body)
-        Glibc.shutdown(fd, Int32(SHUT_WR))
+        Socket.shutdownWrite(fd)
     }
 
     private func report(_ message: String) {
@@ -273,6 +273,6 @@ final class BlockingConnection {
             write(buffer)
             buffer.removeAll(keepingCapacity: true)
         }
-        Glibc.shutdown(fd, Int32(SHUT_WR))
+        Socket.shutdownWrite(fd)
     }
 }

@@ -1,0 +1,234 @@
+import Foundation
+import Glibc
+import LocalNLBCore
+import ProxyProtocol
+
+let loopback = IPAddress.v4(IPv4Address(127, 0, 0, 1))
+let otherLoopback = IPAddress.v4(IPv4Address(127, 0, 0, 2))
+let loopback6 = IPAddress.v6(IPv6Address("::1")!)
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A load balancer running on its own thread, with its ended flows collected.
+final class RunningBalancer: @unchecked Sendable {
+    let balancer: LoadBalancer
+    private let lock = NSCondition()
+    private var records: [FlowRecord] = []
+    private let done = DispatchSemaphore(value: 0)
+    private var stopped = false
+
+    init(_ configuration: Configuration, drainSeconds: Double = 1, flowLog: FlowLog = .disabled) throws {
+        var options = LoadBalancerOptions()
+        options.flowLog = flowLog
+        options.drainSeconds = drainSeconds
+        options.log = { _ in }
+        let box = RecordSink()
+        options.onFlowEnd = { box.append($0) }
+        balancer = try LoadBalancer(configuration: configuration, options: options)
+        box.owner = self
+        Thread.detachNewThread { [balancer, done] in
+            try? balancer.run()
+            done.signal()
+        }
+    }
+
+    func endpoint(_ listener: Int = 0, ipv6: Bool = false) -> IPEndpoint {
+        balancer.listenerEndpoints.first { $0.listener == listener && $0.endpoint.ip.isIPv6 == ipv6 }!.endpoint
+    }
+
+    fileprivate func append(_ record: FlowRecord) {
+        lock.lock()
+        records.append(record)
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    /// Waits (at most `seconds`) until `count` flows have ended; returns them.
+    func endedFlows(count: Int, within seconds: Double = 5) throws -> [FlowRecord] {
+        let deadline = Date().addingTimeInterval(seconds)
+        lock.lock()
+        defer { lock.unlock() }
+        while records.count < count {
+            guard lock.wait(until: deadline) else {
+                throw TestFailure("expected \(count) ended flows, saw \(records.count): \(records.map(\.closeReason))")
+            }
+        }
+        return records
+    }
+
+    /// Stops and waits for the loop to exit (bounded by the drain time plus a margin).
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        balancer.stop()
+        _ = done.wait(timeout: .now() + 10)
+    }
+
+    /// Whether the loop has exited by itself within `seconds`.
+    func exited(within seconds: Double) -> Bool { done.wait(timeout: .now() + seconds) == .success }
+}
+
+private final class RecordSink: @unchecked Sendable {
+    weak var owner: RunningBalancer?
+    func append(_ record: FlowRecord) { owner?.append(record) }
+}
+
+/// A blocking TCP socket for tests, every wait bounded by a receive timeout.
+final class TestSocket {
+    private(set) var fd: Int32
+
+    init(fd: Int32, timeout: Double = 5) {
+        self.fd = fd
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        setTimeout(timeout)
+    }
+
+    /// Connects to `endpoint`, from `source` if given.
+    static func connect(to endpoint: IPEndpoint, from source: IPAddress? = nil, timeout: Double = 5) throws -> TestSocket
+    {
+        let fd = try Socket.stream(for: endpoint.ip)
+        let socket = TestSocket(fd: fd, timeout: timeout)
+        if let source { try Socket.bind(fd, IPEndpoint(ip: source, port: 0)) }
+        _ = try Socket.connect(fd, endpoint)
+        return socket
+    }
+
+    deinit { close() }
+
+    func setTimeout(_ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    var local: IPEndpoint { Socket.localEndpoint(fd)! }
+    var peer: IPEndpoint? { Socket.peerEndpoint(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(call: "send", errno: .current)
+            }
+            offset += n
+        }
+    }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    enum Received: Equatable {
+        case data([UInt8])
+        case eof
+        case reset
+        case timeout
+    }
+
+    /// One read: data, EOF, a reset, or nothing within the timeout.
+    func receive(max: Int = 65536) -> Received {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { return .data(Array(buffer[0..<n])) }
+            if n == 0 { return .eof }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return .timeout
+            case ECONNRESET: return .reset
+            default: return .reset
+            }
+        }
+    }
+
+    /// Reads exactly `count` bytes, or fails.
+    func receive(exactly count: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        while result.count < count {
+            switch receive(max: count - result.count) {
+            case .data(let bytes): result += bytes
+            case let other: throw TestFailure("wanted \(count) bytes, got \(result.count) then \(other)")
+            }
+        }
+        return result
+    }
+
+    /// Reads until EOF; fails on reset or timeout.
+    func receiveUntilEOF() throws -> [UInt8] {
+        var result: [UInt8] = []
+        while true {
+            switch receive() {
+            case .data(let bytes): result += bytes
+            case .eof: return result
+            case let other: throw TestFailure("after \(result.count) bytes: \(other) instead of EOF")
+            }
+        }
+    }
+
+    func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
+
+    func resetAndClose() {
+        guard fd >= 0 else { return }
+        Socket.closeWithReset(fd)
+        fd = -1
+    }
+
+    func close() {
+        guard fd >= 0 else { return }
+        closeDescriptor(fd)
+        fd = -1
+    }
+}
+
+/// A raw TCP server for tests: hands out each accepted connection.
+final class TestServer {
+    let fd: Int32
+    let endpoint: IPEndpoint
+
+    init(on ip: IPAddress = loopback) throws {
+        fd = try Socket.listen(on: IPEndpoint(ip: ip, port: 0), backlog: 64)
+        endpoint = Socket.localEndpoint(fd)!
+    }
+
+    deinit { closeDescriptor(fd) }
+
+    /// The next connection, waiting at most `seconds`.
+    func accept(within seconds: Double = 5) throws -> TestSocket {
+        var pollFD = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pollFD, 1, Int32(seconds * 1000)) == 1 else { throw TestFailure("no connection within \(seconds) s") }
+        guard case .done(let (client, _)) = try Socket.accept(fd) else { throw TestFailure("accept would block") }
+        return TestSocket(fd: client)
+    }
+
+    /// Whether a connection is waiting, after `seconds`.
+    func hasPendingConnection(within seconds: Double) -> Bool {
+        var pollFD = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&pollFD, 1, Int32(seconds * 1000)) == 1
+    }
+}
+
+/// A port on which nothing listens (bound then closed), so a connect is refused.
+func closedPort(on ip: IPAddress = loopback) throws -> UInt16 {
+    let fd = try Socket.listen(on: IPEndpoint(ip: ip, port: 0))
+    let port = Socket.localEndpoint(fd)!.port
+    closeDescriptor(fd)
+    return port
+}
+
+/// A one-listener configuration forwarding to `targets`.
+func configuration(
+    type: TargetType = .ip, targets: [IPEndpoint], attributes: (inout TargetGroupConfiguration) -> Void = { _ in },
+    idleTimeout: Int = 350, nodes: [LoadBalancerNode] = [LoadBalancerNode(subnetID: "subnet-test", ipv4: loopback)]
+) -> Configuration {
+    var group = TargetGroupConfiguration(
+        name: "tg", port: 80, targetType: type,
+        targets: targets.map { TargetConfiguration(id: $0.ip.description, address: $0.ip, port: $0.port) })
+    attributes(&group)
+    return Configuration(
+        loadBalancerName: "test-nlb", nodes: nodes,
+        listeners: [ListenerConfiguration(port: 0, targetGroupName: "tg", idleTimeoutSeconds: idleTimeout)],
+        targetGroups: [group])
+}
