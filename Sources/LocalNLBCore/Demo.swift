@@ -38,7 +38,9 @@ public enum Demo {
             let name = "demo-\(type.rawValue)\(proxy ? "-pp2" : "")"
             var group = TargetGroupConfiguration(
                 name: name, port: 80, targetType: type,
-                targets: targets.map { TargetConfiguration(id: $0.endpoint.ip.description, address: $0.endpoint.ip, port: $0.endpoint.port) })
+                targets: targets.map {
+                    TargetConfiguration(id: $0.endpoint.ip.description, address: $0.endpoint.ip, port: $0.endpoint.port)
+                })
             if proxy { group.proxyProtocol = .v2(awsTLVs: true, vpcEndpointID: nil) }
             groups.append(group)
             listeners.append(ListenerConfiguration(port: 0, targetGroupName: name))
@@ -77,11 +79,15 @@ public enum Demo {
 
     /// The demo's table and what it means.
     public static func render(_ rows: [Row]) -> String {
-        let header = ["TargetType", "preserve_client_ip", "proxy_protocol_v2", "peer the target saw",
-            "PROXY header source", "app knows the client IP?"]
+        let header = [
+            "TargetType", "preserve_client_ip", "proxy_protocol_v2", "peer the target saw",
+            "PROXY header source", "app knows the client IP?",
+        ]
         let cells = rows.map {
-            [$0.targetType.rawValue, String($0.preserveClientIP), String($0.proxyProtocolV2), $0.peer,
-             $0.proxySource ?? "-", $0.verdict]
+            [
+                $0.targetType.rawValue, String($0.preserveClientIP), String($0.proxyProtocolV2), $0.peer,
+                $0.proxySource ?? "-", $0.verdict,
+            ]
         }
         let widths = header.indices.map { column in
             ([header[column]] + cells.map { $0[column] }).map(\.count).max() ?? 0
@@ -90,7 +96,8 @@ public enum Demo {
             values.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
                 .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }
-        var out = "Client \(rows.first?.client.ip.description ?? "?") → LocalNLB node 127.0.0.1 → targets on 127.0.0.1\n\n"
+        var out =
+            "Client \(rows.first?.client.ip.description ?? "?") → LocalNLB node 127.0.0.1 → targets on 127.0.0.1\n\n"
         out += line(header) + "\n" + line(widths.map { String(repeating: "-", count: $0) }) + "\n"
         out += cells.map(line).joined(separator: "\n") + "\n\n"
         out += """

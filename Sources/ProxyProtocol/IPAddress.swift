@@ -179,7 +179,8 @@ public struct IPEndpoint: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `ip:port` or `[ipv6]:port`.
     public init?(_ text: some StringProtocol) {
-        guard let colon = text.lastIndex(of: ":"), let port = parseDecimal(text[text.index(after: colon)...], maximum: 65535)
+        guard let colon = text.lastIndex(of: ":"),
+            let port = parseDecimal(text[text.index(after: colon)...], maximum: 65535)
         else { return nil }
         let host = text[..<colon]
         if host.hasPrefix("[") {

@@ -16,38 +16,38 @@ let usage = """
 
 let commandHelp: [String: String] = [
     "serve": """
-        localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--strict]
+    localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--strict]
 
-        Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
-        for --drain-seconds (default 10) and exits 0.
-          --config FILE       the JSON configuration (see README: configuration reference)
-          --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr)
-          --drain-seconds N   how long flows may finish after a stop signal (default 10)
-          --strict            values AWS would reject are errors, not warnings
-        """,
+    Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
+    for --drain-seconds (default 10) and exits 0.
+      --config FILE       the JSON configuration (see README: configuration reference)
+      --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr)
+      --drain-seconds N   how long flows may finish after a stop signal (default 10)
+      --strict            values AWS would reject are errors, not warnings
+    """,
     "check-config": """
-        localnlb check-config FILE [--strict]
+    localnlb check-config FILE [--strict]
 
-        Checks FILE and prints every problem on its own line, naming its JSON path.
-        Exit 0 when it is valid, 2 when it is not. --strict turns warnings (values AWS would reject) into errors.
-        """,
+    Checks FILE and prints every problem on its own line, naming its JSON path.
+    Exit 0 when it is valid, 2 when it is not. --strict turns warnings (values AWS would reject) into errors.
+    """,
     "target": """
-        localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
+    localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
 
-        A target that reports what it saw: the TCP peer, its own address and any PROXY header, as JSON.
-        An HTTP/1.x request gets the JSON as a 200 response; anything else gets it as one line, then an echo.
-          --listen HOST:PORT       where to listen ([::1]:9001 for IPv6)
-          --name NAME              the name in the report (default: target)
-          --proxy-protocol MODE    off: headers are data; optional (default): parsed if present;
-                                   required: connections without one are closed
-          --banner TEXT            speak first (after the header when required), as SMTP does
-        """,
+    A target that reports what it saw: the TCP peer, its own address and any PROXY header, as JSON.
+    An HTTP/1.x request gets the JSON as a 200 response; anything else gets it as one line, then an echo.
+      --listen HOST:PORT       where to listen ([::1]:9001 for IPv6)
+      --name NAME              the name in the report (default: target)
+      --proxy-protocol MODE    off: headers are data; optional (default): parsed if present;
+                               required: connections without one are closed
+      --banner TEXT            speak first (after the header when required), as SMTP does
+    """,
     "demo": """
-        localnlb demo
+    localnlb demo
 
-        Starts two targets and three listeners (instance; ip; ip with proxy_protocol_v2.enabled) on
-        loopback, sends one request through each from 127.0.0.2 and shows what each target saw.
-        """,
+    Starts two targets and three listeners (instance; ip; ip with proxy_protocol_v2.enabled) on
+    loopback, sends one request through each from 127.0.0.2 and shows what each target saw.
+    """,
 ]
 
 struct UsageError: Error, CustomStringConvertible {
@@ -126,7 +126,9 @@ func checkConfig(_ flags: Flags) {
         let loaded = try ConfigLoader.load(path: path, strict: flags.switches.contains("--strict"))
         printWarnings(loaded.warnings)
         let c = loaded.configuration
-        print("\(path): valid — \(c.listeners.count) listener(s), \(c.targetGroups.count) target group(s), \(c.nodes.count) node(s)")
+        print(
+            "\(path): valid — \(c.listeners.count) listener(s), \(c.targetGroups.count) target group(s), \(c.nodes.count) node(s)"
+        )
     } catch let error as ConfigurationError {
         for problem in error.problems { print(problem) }
         exit(2)
@@ -136,7 +138,9 @@ func checkConfig(_ flags: Flags) {
 }
 
 func target(_ flags: Flags) throws {
-    guard let listen = flags.values["--listen"] else { throw UsageError(description: "target needs --listen HOST:PORT") }
+    guard let listen = flags.values["--listen"] else {
+        throw UsageError(description: "target needs --listen HOST:PORT")
+    }
     guard let endpoint = IPEndpoint(listen) else {
         throw UsageError(description: "--listen \(listen): not ADDRESS:PORT (IPv6 as [::1]:9001)")
     }

@@ -45,7 +45,9 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         #expect(group.proxyProtocol == .v2(awsTLVs: true, vpcEndpointID: nil))
         #expect(group.targets.map(\.port) == [9001, 80])  // a target's Port defaults to the group's
         #expect(loaded.configuration.listeners[0].idleTimeoutSeconds == 350)
-        #expect(loaded.configuration.nodes == [LoadBalancerNode(subnetID: "subnet-a", ipv4: .v4(IPv4Address(127, 0, 0, 1)))])
+        #expect(
+            loaded.configuration.nodes == [LoadBalancerNode(subnetID: "subnet-a", ipv4: .v4(IPv4Address(127, 0, 0, 1)))]
+        )
     }
 
     @Test func awsDefaultsPerTargetType() throws {
@@ -58,8 +60,10 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         #expect(ip.algorithm == .leastConnections)
         #expect(ip.healthCheck.intervalSeconds == 30 && ip.healthCheck.timeoutSeconds == 10)
         #expect(ip.healthCheck.healthyThreshold == 5 && ip.healthCheck.unhealthyThreshold == 2)
-        let instance = try load(document().replacingOccurrences(of: #""TargetType": "ip""#, with: #""TargetType": "instance""#))
-            .configuration.targetGroups[0]
+        let instance = try load(
+            document().replacingOccurrences(of: #""TargetType": "ip""#, with: #""TargetType": "instance""#)
+        )
+        .configuration.targetGroups[0]
         #expect(instance.preserveClientIP == true)
         let http = try load(document(group: #", "HealthCheckProtocol": "HTTP""#)).configuration.targetGroups[0]
         #expect(http.healthCheck.timeoutSeconds == 6)
@@ -79,10 +83,11 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 
     @Test func attributeValuesMayBeJSONBooleansAndNumbers() throws {
         let group = try load(
-            document(attributes: """
-                { "Key": "preserve_client_ip.enabled", "Value": true },
-                { "Key": "deregistration_delay.timeout_seconds", "Value": 30 }
-                """)
+            document(
+                attributes: """
+                    { "Key": "preserve_client_ip.enabled", "Value": true },
+                    { "Key": "deregistration_delay.timeout_seconds", "Value": 30 }
+                    """)
         ).configuration.targetGroups[0]
         #expect(group.preserveClientIP == true)
         #expect(group.deregistrationDelaySeconds == 30)
@@ -90,24 +95,28 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 
     @Test func instanceIdsNeedTheirAddress() throws {
         let json = document().replacingOccurrences(of: #""TargetType": "ip""#, with: #""TargetType": "instance""#)
-            .replacingOccurrences(of: #"{ "Id": "127.0.0.1" }"#, with: #"{ "Id": "i-0123456789abcdef0", "PrivateIpAddress": "127.0.0.3" }"#)
+            .replacingOccurrences(
+                of: #"{ "Id": "127.0.0.1" }"#,
+                with: #"{ "Id": "i-0123456789abcdef0", "PrivateIpAddress": "127.0.0.3" }"#)
         let target = try load(json).configuration.targetGroups[0].targets[1]
         #expect(target.id == "i-0123456789abcdef0")
         #expect(target.endpoint == IPEndpoint("127.0.0.3:80"))
         let missing = json.replacingOccurrences(of: #", "PrivateIpAddress": "127.0.0.3""#, with: "")
-        #expect(problems(missing) == [
-            "TargetGroups[0].Targets[1].PrivateIpAddress: missing: instance i-0123456789abcdef0 needs the address it is reached on"
-        ])
+        #expect(
+            problems(missing) == [
+                "TargetGroups[0].Targets[1].PrivateIpAddress: missing: instance i-0123456789abcdef0 needs the address it is reached on"
+            ])
     }
 
     @Test func localnlbExtensions() throws {
         let group = try load(
-            document(attributes: """
-                { "Key": "proxy_protocol_v2.enabled", "Value": "true" },
-                { "Key": "localnlb.proxy_protocol_v2.tlvs", "Value": "none" },
-                { "Key": "localnlb.load_balancing.algorithm.type", "Value": "flow_hash" },
-                { "Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack" }
-                """,
+            document(
+                attributes: """
+                    { "Key": "proxy_protocol_v2.enabled", "Value": "true" },
+                    { "Key": "localnlb.proxy_protocol_v2.tlvs", "Value": "none" },
+                    { "Key": "localnlb.load_balancing.algorithm.type", "Value": "flow_hash" },
+                    { "Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack" }
+                    """,
                 listenerAttributes: #"{ "Key": "localnlb.connect_timeout.seconds", "Value": "2.5" }"#)
         )
         let tg = group.configuration.targetGroups[0]
@@ -121,9 +130,10 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 /// Every error class names its JSON path, and every problem is listed, not only the first.
 @Suite struct ConfigurationErrors {
     @Test func theIssueExampleError() {
-        #expect(problems(document(attributes: #"{ "Key": "proxy_protocol_v2.enabled", "Value": "yes" }"#)) == [
-            #"TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false"#
-        ])
+        #expect(
+            problems(document(attributes: #"{ "Key": "proxy_protocol_v2.enabled", "Value": "yes" }"#)) == [
+                #"TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false"#
+            ])
     }
 
     @Test func everyProblemIsListed() {
@@ -135,56 +145,69 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
                 { "Key": "made_up.attribute", "Value": "1" }
                 """
         ).replacingOccurrences(of: #""Port": 9001"#, with: #""Port": 70000"#)
-        #expect(problems(json) == [
-            "TargetGroups[0].Colour: unknown key (known here: Name, Protocol, Port, TargetType, VpcId, IpAddressType, "
-                + "Targets, TargetGroupAttributes, HealthCheckEnabled, HealthCheckProtocol, HealthCheckPort, "
-                + "HealthCheckPath, HealthCheckIntervalSeconds, HealthCheckTimeoutSeconds, HealthyThresholdCount, "
-                + "UnhealthyThresholdCount, Matcher, Tags)",
-            #"TargetGroups[0].HealthCheckProtocol: "HTTPS" is not supported by localnlb yet; use TCP or HTTP"#,
-            #"TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false"#,
-            #"TargetGroups[0].TargetGroupAttributes["stickiness.type"]: "lb_cookie" is for Application Load Balancers; a Network Load Balancer has source_ip"#,
-            #"TargetGroups[0].TargetGroupAttributes["made_up.attribute"]: not a Network Load Balancer target group attribute"#,
-            "TargetGroups[0].Targets[0].Port: 70000 is not a port (1-65535)",
-        ])
+        #expect(
+            problems(json) == [
+                "TargetGroups[0].Colour: unknown key (known here: Name, Protocol, Port, TargetType, VpcId, IpAddressType, "
+                    + "Targets, TargetGroupAttributes, HealthCheckEnabled, HealthCheckProtocol, HealthCheckPort, "
+                    + "HealthCheckPath, HealthCheckIntervalSeconds, HealthCheckTimeoutSeconds, HealthyThresholdCount, "
+                    + "UnhealthyThresholdCount, Matcher, Tags)",
+                #"TargetGroups[0].HealthCheckProtocol: "HTTPS" is not supported by localnlb yet; use TCP or HTTP"#,
+                #"TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false"#,
+                #"TargetGroups[0].TargetGroupAttributes["stickiness.type"]: "lb_cookie" is for Application Load Balancers; a Network Load Balancer has source_ip"#,
+                #"TargetGroups[0].TargetGroupAttributes["made_up.attribute"]: not a Network Load Balancer target group attribute"#,
+                "TargetGroups[0].Targets[0].Port: 70000 is not a port (1-65535)",
+            ])
     }
 
     @Test func wrongTypes() {
         let json = document().replacingOccurrences(of: #""Port": 8081"#, with: #""Port": "eighty""#)
             .replacingOccurrences(of: #""Name": "demo-nlb""#, with: #""Name": 7"#)
-        #expect(problems(json) == [
-            "LoadBalancer.Name: 7 is not a string",
-            #"Listeners[0].Port: "eighty" is not a whole number"#,
-        ])
+        #expect(
+            problems(json) == [
+                "LoadBalancer.Name: 7 is not a string",
+                #"Listeners[0].Port: "eighty" is not a whole number"#,
+            ])
     }
 
     @Test func impossibleValues() {
-        #expect(problems(document().replacingOccurrences(of: #""Id": "127.0.0.1", "Port""#, with: #""Id": "localhost", "Port""#)) == [
-            #"TargetGroups[0].Targets[0].Id: "localhost" is not an IPv4 or IPv6 address (host names are not resolved)"#
-        ])
-        #expect(problems(document(listenerAttributes: #"{ "Key": "tcp.idle_timeout.seconds", "Value": "-1" }"#)) == [
-            #"Listeners[0].ListenerAttributes["tcp.idle_timeout.seconds"]: "-1" is out of range (1-86400)"#
-        ])
-        #expect(problems(document().replacingOccurrences(of: #""TargetGroupName": "web""#, with: #""TargetGroupName": "api""#)) == [
-            #"Listeners[0].DefaultActions[0]: target group "api" is not in TargetGroups"#
-        ])
+        #expect(
+            problems(
+                document().replacingOccurrences(of: #""Id": "127.0.0.1", "Port""#, with: #""Id": "localhost", "Port""#))
+                == [
+                    #"TargetGroups[0].Targets[0].Id: "localhost" is not an IPv4 or IPv6 address (host names are not resolved)"#
+                ])
+        #expect(
+            problems(document(listenerAttributes: #"{ "Key": "tcp.idle_timeout.seconds", "Value": "-1" }"#)) == [
+                #"Listeners[0].ListenerAttributes["tcp.idle_timeout.seconds"]: "-1" is out of range (1-86400)"#
+            ])
+        #expect(
+            problems(
+                document().replacingOccurrences(of: #""TargetGroupName": "web""#, with: #""TargetGroupName": "api""#))
+                == [
+                    #"Listeners[0].DefaultActions[0]: target group "api" is not in TargetGroups"#
+                ])
     }
 
     @Test func bothProxyProtocolVersionsIsAnError() {
-        let errors = problems(document(attributes: """
-            { "Key": "proxy_protocol_v2.enabled", "Value": "true" },
-            { "Key": "localnlb.proxy_protocol_v1.enabled", "Value": "true" }
-            """))
-        #expect(errors == [
-            #"TargetGroups[0].TargetGroupAttributes["localnlb.proxy_protocol_v1.enabled"]: true together with proxy_protocol_v2.enabled: a target group sends one PROXY header; turn one off"#
-        ])
+        let errors = problems(
+            document(
+                attributes: """
+                    { "Key": "proxy_protocol_v2.enabled", "Value": "true" },
+                    { "Key": "localnlb.proxy_protocol_v1.enabled", "Value": "true" }
+                    """))
+        #expect(
+            errors == [
+                #"TargetGroups[0].TargetGroupAttributes["localnlb.proxy_protocol_v1.enabled"]: true together with proxy_protocol_v2.enabled: a target group sends one PROXY header; turn one off"#
+            ])
     }
 
     @Test func unsupportedProtocolsAreNamed() {
         let json = document().replacingOccurrences(of: #""Protocol": "TCP","#, with: #""Protocol": "UDP","#)
-        #expect(problems(json) == [
-            #"TargetGroups[0].Protocol: "UDP" is not supported by localnlb yet; use TCP"#,
-            #"Listeners[0].Protocol: "UDP" is not supported by localnlb yet; use TCP"#,
-        ])
+        #expect(
+            problems(json) == [
+                #"TargetGroups[0].Protocol: "UDP" is not supported by localnlb yet; use TCP"#,
+                #"Listeners[0].Protocol: "UDP" is not supported by localnlb yet; use TCP"#,
+            ])
     }
 
     @Test func notJSONAtAll() {
@@ -193,9 +216,10 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 
     @Test func ipv6TargetNeedsAnIPv6Node() {
         let json = document().replacingOccurrences(of: #"{ "Id": "127.0.0.1" }"#, with: #"{ "Id": "::1" }"#)
-        #expect(problems(json) == [
-            "TargetGroups[0].Targets[1]: [::1]:80 is IPv6 but no SubnetMapping has an IPv6Address to reach it from"
-        ])
+        #expect(
+            problems(json) == [
+                "TargetGroups[0].Targets[1]: [::1]:80 is IPv6 but no SubnetMapping has an IPv6Address to reach it from"
+            ])
     }
 
     @Test func valuesAWSWouldRejectAreWarningsOrStrictErrors() throws {
@@ -203,10 +227,11 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
             attributes: #"{ "Key": "deregistration_delay.timeout_seconds", "Value": "5000" }"#,
             listenerAttributes: #"{ "Key": "tcp.idle_timeout.seconds", "Value": "5" }"#)
         let loaded = try load(json)
-        #expect(loaded.warnings == [
-            #"TargetGroups[0].TargetGroupAttributes["deregistration_delay.timeout_seconds"]: "5000" is outside AWS's range 0-3600; AWS would reject it"#,
-            #"Listeners[0].ListenerAttributes["tcp.idle_timeout.seconds"]: "5" is outside AWS's range 60-6000; AWS would reject it"#,
-        ])
+        #expect(
+            loaded.warnings == [
+                #"TargetGroups[0].TargetGroupAttributes["deregistration_delay.timeout_seconds"]: "5000" is outside AWS's range 0-3600; AWS would reject it"#,
+                #"Listeners[0].ListenerAttributes["tcp.idle_timeout.seconds"]: "5" is outside AWS's range 60-6000; AWS would reject it"#,
+            ])
         #expect(loaded.configuration.listeners[0].idleTimeoutSeconds == 5)
         #expect(problems(json, strict: true).count == 2)
         #expect(problems(json, strict: true).allSatisfy { $0.hasSuffix("(an error under --strict)") })
@@ -218,7 +243,8 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 
     func targets(_ active: [Int]) -> [Target] {
         active.enumerated().map { index, flows in
-            var target = Target(id: "t\(index)", endpoint: IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: UInt16(9000 + index)))
+            var target = Target(
+                id: "t\(index)", endpoint: IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: UInt16(9000 + index)))
             target.activeFlows = flows
             return target
         }
@@ -259,7 +285,10 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         #expect((0..<5).allSatisfy { _ in selector.pick(from: list, for: key) == first })
         var seen = Set<Int>()
         for port in 40000..<40064 {
-            seen.insert(selector.pick(from: list, for: FlowKey(client: IPEndpoint(ip: key.client.ip, port: UInt16(port)), node: key.node))!)
+            seen.insert(
+                selector.pick(
+                    from: list, for: FlowKey(client: IPEndpoint(ip: key.client.ip, port: UInt16(port)), node: key.node))!
+            )
         }
         #expect(seen.count == 4)
     }

@@ -63,16 +63,20 @@ import Testing
     @Test func proxyV2WithoutTLVsIsTheAddressBlockOnly() throws {
         let server = try TestServer()
         let lb = try RunningBalancer(
-            configuration(type: .ip, targets: [server.endpoint]) { $0.proxyProtocol = .v2(awsTLVs: false, vpcEndpointID: nil) })
+            configuration(type: .ip, targets: [server.endpoint]) {
+                $0.proxyProtocol = .v2(awsTLVs: false, vpcEndpointID: nil)
+            })
         defer { lb.stop() }
         let client = try TestSocket.connect(to: lb.endpoint(), from: otherLoopback)
         try client.send("x")
         let upstream = try server.accept()
         let header = try upstream.receive(exactly: 28)
         #expect(Array(header[12..<16]) == [0x21, 0x11, 0x00, 0x0C])
-        #expect(try ProxyHeaderParser().parse(header) == .header(
-            ProxyHeader(version: .v2, addresses: .inet(source: client.local, destination: lb.endpoint()))
-                .withFamilyByte(0x11), consumed: 28))
+        #expect(
+            try ProxyHeaderParser().parse(header)
+                == .header(
+                    ProxyHeader(version: .v2, addresses: .inet(source: client.local, destination: lb.endpoint()))
+                        .withFamilyByte(0x11), consumed: 28))
         #expect(try upstream.receive(exactly: 1) == Array("x".utf8))
     }
 
@@ -91,7 +95,8 @@ import Testing
         let server = try TestServer(on: loopback6)
         let lb = try RunningBalancer(
             configuration(
-                type: .ip, targets: [server.endpoint], attributes: { $0.proxyProtocol = .v2(awsTLVs: true, vpcEndpointID: nil) },
+                type: .ip, targets: [server.endpoint],
+                attributes: { $0.proxyProtocol = .v2(awsTLVs: true, vpcEndpointID: nil) },
                 nodes: [LoadBalancerNode(subnetID: "subnet-test", ipv4: loopback, ipv6: loopback6)]))
         defer { lb.stop() }
         let client = try TestSocket.connect(to: lb.endpoint(ipv6: true), from: loopback6)
@@ -425,15 +430,19 @@ extension ProxyHeader {
         #expect {
             _ = try LoadBalancer(configuration: config)
         } throws: { error in
-            "\(error)" == "listener 127.0.0.1:\(port): address already in use (is another localnlb, or another server, on that port?)"
+            "\(error)"
+                == "listener 127.0.0.1:\(port): address already in use (is another localnlb, or another server, on that port?)"
         }
     }
 
     @Test func flowLogWritesOneJSONLinePerFlow() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flowlog-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).jsonl").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "flowlog-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let server = try TestServer()
-        let lb = try RunningBalancer(configuration(targets: [server.endpoint]), flowLog: try FlowLog.jsonLines(path: path))
+        let lb = try RunningBalancer(
+            configuration(targets: [server.endpoint]), flowLog: try FlowLog.jsonLines(path: path))
         defer { lb.stop() }
         let client = try TestSocket.connect(to: lb.endpoint())
         let clientEndpoint = client.local

@@ -87,7 +87,8 @@ final class TestSocket {
     }
 
     /// Connects to `endpoint`, from `source` if given.
-    static func connect(to endpoint: IPEndpoint, from source: IPAddress? = nil, timeout: Double = 5) throws -> TestSocket
+    static func connect(to endpoint: IPEndpoint, from source: IPAddress? = nil, timeout: Double = 5) throws
+        -> TestSocket
     {
         let fd = try Socket.stream(for: endpoint.ip)
         let socket = TestSocket(fd: fd, timeout: timeout)
@@ -198,7 +199,9 @@ final class TestServer {
     /// The next connection, waiting at most `seconds`.
     func accept(within seconds: Double = 5) throws -> TestSocket {
         var pollFD = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&pollFD, 1, Int32(seconds * 1000)) == 1 else { throw TestFailure("no connection within \(seconds) s") }
+        guard poll(&pollFD, 1, Int32(seconds * 1000)) == 1 else {
+            throw TestFailure("no connection within \(seconds) s")
+        }
         guard case .done(let (client, _)) = try Socket.accept(fd) else { throw TestFailure("accept would block") }
         return TestSocket(fd: client)
     }

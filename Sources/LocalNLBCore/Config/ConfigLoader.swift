@@ -63,7 +63,8 @@ struct ConfigReader {
             return nil
         }
         for key in object.keys.sorted() where !keys.contains(key) {
-            error("\(path.isEmpty ? "" : path + ".")\(key)", "unknown key (known here: \(keys.joined(separator: ", ")))")
+            error(
+                "\(path.isEmpty ? "" : path + ".")\(key)", "unknown key (known here: \(keys.joined(separator: ", ")))")
         }
         return object
     }
@@ -179,8 +180,14 @@ struct ConfigReader {
 
     mutating func configuration(_ root: JSONValue) -> Configuration? {
         guard let top = readObject(root, "", keys: ["LoadBalancer", "Listeners", "TargetGroups"]) else { return nil }
-        let (name, nodes) = top["LoadBalancer"].map { loadBalancer($0) } ?? ("localnlb", [LoadBalancerNode(
-            subnetID: "subnet-local", ipv4: .v4(IPv4Address(127, 0, 0, 1)))])
+        let (name, nodes) =
+            top["LoadBalancer"].map { loadBalancer($0) } ?? (
+                "localnlb",
+                [
+                    LoadBalancerNode(
+                        subnetID: "subnet-local", ipv4: .v4(IPv4Address(127, 0, 0, 1)))
+                ]
+            )
 
         var groups: [TargetGroupConfiguration] = []
         if let value = top["TargetGroups"], let items = array(value, "TargetGroups") {
@@ -278,7 +285,8 @@ struct ConfigReader {
             if let value = mapping["AllocationId"] { _ = string(value, path + ".AllocationId") }
             var ipv4: IPAddress?
             var ipv6: IPAddress?
-            if let value = mapping["PrivateIPv4Address"], let address = readAddress(value, path + ".PrivateIPv4Address") {
+            if let value = mapping["PrivateIPv4Address"], let address = readAddress(value, path + ".PrivateIPv4Address")
+            {
                 if address.isIPv6 {
                     error(path + ".PrivateIPv4Address", "\(address) is IPv6; put it in IPv6Address")
                 } else {
@@ -315,7 +323,8 @@ struct ConfigReader {
             if ["TLS", "UDP", "TCP_UDP"].contains(text) {
                 error(path + ".Protocol", "\"\(text)\" is not supported by localnlb yet; use TCP")
             } else {
-                error(path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+                error(
+                    path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
             }
         }
         for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
@@ -341,7 +350,9 @@ struct ConfigReader {
                         error(attributePath, "\(attribute.shown) is not a number of seconds above 0 and at most 3600")
                     }
                 default:
-                    error(attributePath, "not a TCP listener attribute (tcp.idle_timeout.seconds, localnlb.connect_timeout.seconds)")
+                    error(
+                        attributePath,
+                        "not a TCP listener attribute (tcp.idle_timeout.seconds, localnlb.connect_timeout.seconds)")
                 }
             }
         }
@@ -358,7 +369,8 @@ struct ConfigReader {
             return nil
         }
         let actionPath = path + "[0]"
-        guard let action = readObject(items[0], actionPath, keys: ["Type", "TargetGroupName", "TargetGroupArn", "Order"])
+        guard
+            let action = readObject(items[0], actionPath, keys: ["Type", "TargetGroupName", "TargetGroupArn", "Order"])
         else { return nil }
         if let value = action["Type"], let type = string(value, actionPath + ".Type"), type != "forward" {
             error(actionPath + ".Type", "\"\(type)\" is not forward (the only action of a Network Load Balancer)")
@@ -398,9 +410,11 @@ struct ConfigReader {
         var targetType = TargetType.instance
         if let value = object["TargetType"] {
             if let text = value.attributeString, ["lambda", "alb"].contains(text) {
-                error(path + ".TargetType", "\"\(text)\" target groups are not supported by localnlb; use instance or ip")
+                error(
+                    path + ".TargetType", "\"\(text)\" target groups are not supported by localnlb; use instance or ip")
             } else {
-                targetType = choice(value, path + ".TargetType", TargetType.self, names: ["instance", "ip"]) ?? .instance
+                targetType =
+                    choice(value, path + ".TargetType", TargetType.self, names: ["instance", "ip"]) ?? .instance
             }
         }
         for key in ["VpcId"] { if let value = object[key] { _ = string(value, "\(path).\(key)") } }
@@ -506,7 +520,9 @@ struct ConfigReader {
                 settings[keyPath: keyPath] = number
             }
         }
-        if let value = object["Matcher"], let matcher = self.readObject(value, path + ".Matcher", keys: ["HttpCode", "GrpcCode"]) {
+        if let value = object["Matcher"],
+            let matcher = self.readObject(value, path + ".Matcher", keys: ["HttpCode", "GrpcCode"])
+        {
             if matcher["GrpcCode"] != nil {
                 error(path + ".Matcher.GrpcCode", "Network Load Balancer health checks have no gRPC matcher")
             }
@@ -569,7 +585,9 @@ struct ConfigReader {
                     error(at, "\(attribute.shown) is not source_ip")
                 }
             case "load_balancing.cross_zone.enabled":
-                if let text = attribute.attributeString, ["true", "false", "use_load_balancer_configuration"].contains(text) {
+                if let text = attribute.attributeString,
+                    ["true", "false", "use_load_balancer_configuration"].contains(text)
+                {
                     group.crossZone = text
                 } else {
                     error(at, "\(attribute.shown) is not true, false or use_load_balancer_configuration")

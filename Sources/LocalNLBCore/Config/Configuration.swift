@@ -42,8 +42,9 @@ public struct ListenerConfiguration: Sendable {
     /// `localnlb.connect_timeout.seconds`.
     public var connectTimeoutSeconds: Double
 
-    public init(port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350, connectTimeoutSeconds: Double = 10)
-    {
+    public init(
+        port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350, connectTimeoutSeconds: Double = 10
+    ) {
         self.port = port
         self.targetGroupName = targetGroupName
         self.idleTimeoutSeconds = idleTimeoutSeconds

@@ -104,7 +104,8 @@ public final class LoadBalancer {
         datas = .allocate(capacity: eventCapacity)
         // One periodic tick drives idle expiry, connect timeouts and draining: a tenth of the shortest
         // timeout, between 10 ms and 1 s.
-        let shortest = configuration.listeners.map { min(Double($0.idleTimeoutSeconds), $0.connectTimeoutSeconds) }
+        let shortest =
+            configuration.listeners.map { min(Double($0.idleTimeoutSeconds), $0.connectTimeoutSeconds) }
             .min() ?? 1
         tickNanoseconds = UInt64(min(max(shortest / 10, 0.01), 1) * 1e9)
         do {
@@ -144,7 +145,10 @@ public final class LoadBalancer {
     private func openListeners() throws {
         for (configIndex, listener) in configuration.listeners.enumerated() {
             guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
-            else { throw ListenerError(description: "listener :\(listener.port): no target group \(listener.targetGroupName)") }
+            else {
+                throw ListenerError(
+                    description: "listener :\(listener.port): no target group \(listener.targetGroupName)")
+            }
             for node in configuration.nodes {
                 for address in node.addresses {
                     let endpoint = IPEndpoint(ip: address, port: listener.port)
@@ -251,9 +255,10 @@ public final class LoadBalancer {
             do {
                 guard case .done(let (fd, client)) = try Socket.accept(listener.fd) else { return }
                 startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
-            } catch where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
+            } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
                 // Out of descriptors: stop accepting here for a moment rather than spin on a ready listener.
-                options.log("listener \(listener.endpoint): \(error.errno) — pausing accepts for 100 ms (raise ulimit -n)")
+                options.log(
+                    "listener \(listener.endpoint): \(error.errno) — pausing accepts for 100 ms (raise ulimit -n)")
                 _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_DEL, listener.fd, 0, 0)
                 listeners[listenerIndex].pausedUntil = now + 100_000_000
                 return
@@ -268,7 +273,9 @@ public final class LoadBalancer {
         let listener = listeners[listenerIndex]
         nextFlowID += 1
         metrics.newFlowCount += 1
-        let node = listener.endpoint.ip.isUnspecifiedAddress ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
+        let node =
+            listener.endpoint.ip.isUnspecifiedAddress
+            ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
             : listener.endpoint
         let flow = allocateFlow()
         flow.id = nextFlowID
@@ -282,10 +289,12 @@ public final class LoadBalancer {
         flow.state = .connecting
         liveFlows += 1
 
-        guard let targetIndex = groups[listener.groupIndex].selector.pick(
-            from: groups[listener.groupIndex].targets, for: FlowKey(client: client, node: node))
+        guard
+            let targetIndex = groups[listener.groupIndex].selector.pick(
+                from: groups[listener.groupIndex].targets, for: FlowKey(client: client, node: node))
         else {
-            finish(flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
+            finish(
+                flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
             return
         }
         let group = groups[listener.groupIndex]
@@ -360,7 +369,7 @@ public final class LoadBalancer {
             }
             do {
                 try Socket.bind(fd, client)
-            } catch where error.errno == .addressInUse {
+            } catch  where error.errno == .addressInUse {
                 // The client runs on this machine and holds that port itself: let the kernel choose one.
                 Socket.setBindAddressNoPort(fd)
                 do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
@@ -422,7 +431,9 @@ public final class LoadBalancer {
         if let header = flow.header {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
-            let written = header.withUnsafeBytes { Glibc.write(flow.clientToTarget.pipeWrite, $0.baseAddress, $0.count) }
+            let written = header.withUnsafeBytes {
+                Glibc.write(flow.clientToTarget.pipeWrite, $0.baseAddress, $0.count)
+            }
             precondition(written == header.count, "an empty pipe takes a PROXY header whole")
             flow.clientToTarget.buffered = header.count
             flow.clientToTarget.holdUntilPayload =
@@ -440,7 +451,9 @@ public final class LoadBalancer {
         case .connecting:
             if fromClient {
                 // Data or FIN from the client waits in its socket until the target is up; a reset does not.
-                if events & CLNB_EPOLLERR != 0 || (events & CLNB_EPOLLHUP != 0 && Socket.pendingError(flow.clientFD) != nil) {
+                if events & CLNB_EPOLLERR != 0
+                    || (events & CLNB_EPOLLHUP != 0 && Socket.pendingError(flow.clientFD) != nil)
+                {
                     metrics.tcpClientResetCount += 1
                     finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
                 }

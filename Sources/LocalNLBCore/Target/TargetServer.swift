@@ -232,7 +232,8 @@ final class BlockingConnection {
 
     private func contains(_ marker: [UInt8]) -> Bool {
         guard buffer.count >= marker.count else { return false }
-        for start in 0...(buffer.count - marker.count) where buffer[start..<(start + marker.count)].elementsEqual(marker) {
+        for start in 0...(buffer.count - marker.count)
+        where buffer[start..<(start + marker.count)].elementsEqual(marker) {
             return true
         }
         return false
