@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Checks the localnlb command line: exit codes, error lines, help, the example configurations.
+set -euo pipefail
+bin=${1:-.build/debug/localnlb}
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+check() { # name, then a command that must succeed
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else echo "FAIL: $name" >&2; failed=$((failed + 1)); fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+for f in config/*.json; do
+  check "check-config --strict $f" "$bin" check-config --strict "$f"
+done
+
+cat > "$tmp/bad.json" <<'JSON'
+{ "Listeners": [ { "Port": 70000, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+  "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "ip",
+    "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "yes" } ] } ] }
+JSON
+set +e
+"$bin" check-config "$tmp/bad.json" > "$tmp/out" 2>&1; code=$?
+set -e
+check "bad config exits 2" test "$code" -eq 2
+check "every problem on its own line" test "$(wc -l < "$tmp/out")" -eq 2
+check "the port problem names its path" grep -qxF 'Listeners[0].Port: 70000 is not a port (1-65535)' "$tmp/out"
+check "the attribute problem names its path" \
+  grep -qxF 'TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false' "$tmp/out"
+
+set +e
+"$bin" serve --config config/ip.json --bogus > "$tmp/out" 2>&1; code=$?
+set -e
+check "unknown flag exits 64" test "$code" -eq 64
+check "unknown flag is named, with usage" grep -q 'unknown option --bogus' "$tmp/out"
+check "usage follows" grep -q 'localnlb serve --config FILE' "$tmp/out"
+
+for sub in serve check-config target demo; do
+  check "$sub --help" sh -c "'$bin' $sub --help | grep -q 'localnlb $sub'"
+done
+
+# A port in use: one clear line and exit 1.
+python3 - "$tmp/busy.port" <<'PY' &
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+time.sleep(20)
+PY
+holder=$!
+for _ in $(seq 50); do [ -s "$tmp/busy.port" ] && break; sleep 0.1; done
+port=$(cat "$tmp/busy.port")
+sed "s/\"Port\": 8082/\"Port\": $port/" config/ip.json > "$tmp/busy.json"
+set +e
+timeout 10 "$bin" serve --config "$tmp/busy.json" > "$tmp/out" 2>&1; code=$?
+set -e
+kill "$holder" 2>/dev/null || true
+check "port in use exits 1" test "$code" -eq 1
+check "port in use is one clear line" \
+  grep -qxF "localnlb: listener 127.0.0.1:$port: address already in use (is another localnlb, or another server, on that port?)" "$tmp/out"
+
+check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

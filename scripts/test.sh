@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, builds, lints, runs the unit and integration
+# tests, then checks localnlb against real programs nobody here wrote. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the checks need, installed only when missing (a fresh machine has none of them).
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then echo "need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "== swift build"
+swift build
+
+echo "== swift format lint"
+swift format lint -r --strict Sources Tests Package.swift
+
+echo "== swift test"
+swift test
+
+echo "== command line"
+scripts/cli-check.sh .build/debug/localnlb
+
+echo "== nginx receives the PROXY header"
+scripts/nginx-interop.sh .build/debug/localnlb
+
+echo "== all checks passed"
