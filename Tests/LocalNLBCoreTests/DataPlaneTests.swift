@@ -402,6 +402,7 @@ extension ProxyHeader {
         try upstream.send("bye")
         #expect(try client.receive(exactly: 3) == Array("bye".utf8))
         client.close()
+        #expect(try upstream.receiveUntilEOF().isEmpty)
         upstream.close()
         #expect(lb.exited(within: 5))
         #expect(try lb.endedFlows(count: 1)[0].closeReason == .clientFIN)
