@@ -24,12 +24,18 @@ echo "== swift format lint"
 swift format lint -r --strict Sources Tests Package.swift
 
 echo "== swift test"
-swift test
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+swift test 2>&1 | tee "$log"
+swift_tests=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests.* passed.*/\1/p' "$log" | tail -n 1)
+[ -n "$swift_tests" ] || { echo "swift test reported no passing test run" >&2; exit 1; }
 
 echo "== command line"
-scripts/cli-check.sh .build/debug/localnlb
+scripts/cli-check.sh .build/debug/localnlb | tee -a "$log"
 
 echo "== nginx receives the PROXY header"
-scripts/nginx-interop.sh .build/debug/localnlb
+scripts/nginx-interop.sh .build/debug/localnlb | tee -a "$log"
 
+script_checks=$(awk '/^[a-z]+: [0-9]+ passed, 0 failed$/ { n += $2 } END { print n + 0 }' "$log")
 echo "== all checks passed"
+echo "total: $((swift_tests + script_checks)) passed, 0 failed"
