@@ -1,0 +1,117 @@
+import Foundation
+import LocalNLBCore
+import ProxyProtocol
+import Testing
+
+/// The built-in target: what it reports, and what it does with PROXY headers in each mode.
+@Suite(.serialized) struct BuiltInTarget {
+    func start(_ mode: TargetServer.ProxyMode) throws -> TargetServer {
+        let server = try TargetServer(
+            options: .init(listen: IPEndpoint(ip: loopback, port: 0), name: "t1", proxyMode: mode))
+        server.start()
+        return server
+    }
+
+    /// Sends `bytes`, then reads the first line the target writes back, as JSON, and what followed it.
+    func report(_ server: TargetServer, sending bytes: [UInt8]) throws -> (TestSocket, [String: Any], [UInt8]) {
+        let client = try TestSocket.connect(to: server.endpoint, from: otherLoopback)
+        try client.send(bytes)
+        var received: [UInt8] = []
+        while !received.contains(0x0A) {
+            guard case .data(let more) = client.receive() else { throw TestFailure("no report line") }
+            received += more
+        }
+        let line = received.prefix { $0 != 0x0A }
+        let rest = Array(received[(line.count + 1)...])
+        return (client, try JSONSerialization.jsonObject(with: Data(line)) as! [String: Any], rest)
+    }
+
+    @Test func reportsAProxyV2HeaderAndTheClientInIt() throws {
+        let server = try start(.optional)
+        defer { server.stop() }
+        let header = ProxyHeader.aws(
+            source: IPEndpoint("198.51.100.22:35646")!, destination: IPEndpoint("203.0.113.7:80")!,
+            vpcEndpointID: "vpce-0abc")
+        let (client, json, echoed) = try report(server, sending: header.encoded() + Array("echo me".utf8))
+        let proxy = json["proxy"] as! [String: Any]
+        #expect(json["target"] as? String == "t1")
+        #expect(json["peer"] as? String == client.local.description)
+        #expect(json["local"] as? String == server.endpoint.description)
+        #expect(json["clientAddress"] as? String == "198.51.100.22:35646")
+        #expect(proxy["version"] as? Int == 2)
+        #expect(proxy["command"] as? String == "PROXY")
+        #expect(proxy["family"] as? String == "TCP4")
+        #expect(proxy["destination"] as? String == "203.0.113.7:80")
+        #expect(proxy["crc32c"] as? String == "valid")
+        #expect(proxy["vpcEndpointId"] as? String == "vpce-0abc")
+        #expect(proxy["length"] as? Int == 100)
+        let names = (proxy["tlvs"] as! [[String: Any]]).map { $0["name"] as! String }
+        #expect(names == ["PP2_TYPE_CRC32C", "PP2_TYPE_AWS", "PP2_TYPE_NOOP"])
+        // After the report line, everything past the header is echoed.
+        client.shutdownWrite()
+        #expect(try echoed + client.receiveUntilEOF() == Array("echo me".utf8))
+    }
+
+    @Test func answersAnHTTPRequestWithTheReport() throws {
+        let server = try start(.optional)
+        defer { server.stop() }
+        let client = try TestSocket.connect(to: server.endpoint)
+        try client.send(Array("PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let response = String(decoding: try client.receiveUntilEOF(), as: UTF8.self)
+        #expect(response.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"))
+        #expect(response.contains(#""clientAddress":"192.0.2.1:1234""#))
+        #expect(response.contains(#""version":1"#))
+    }
+
+    @Test func withoutAHeaderTheClientIsThePeer() throws {
+        let server = try start(.optional)
+        defer { server.stop() }
+        let (client, json, _) = try report(server, sending: Array("hello\n".utf8))
+        #expect(json["proxy"] is NSNull)
+        #expect(json["clientAddress"] as? String == client.local.description)
+    }
+
+    @Test func requiredClosesAConnectionWithoutAHeader() throws {
+        let server = try start(.required)
+        defer { server.stop() }
+        let client = try TestSocket.connect(to: server.endpoint)
+        try client.send("hello\n")
+        #expect(try client.receiveUntilEOF().isEmpty)
+    }
+
+    @Test func aMalformedHeaderClosesTheConnection() throws {
+        let server = try start(.optional)
+        defer { server.stop() }
+        let client = try TestSocket.connect(to: server.endpoint)
+        try client.send("PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\nhello\n")
+        #expect(try client.receiveUntilEOF().isEmpty)
+    }
+
+    @Test func offLeavesAHeaderAsData() throws {
+        let server = try start(.off)
+        defer { server.stop() }
+        let line = "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n"
+        let (client, json, echoed) = try report(server, sending: Array(line.utf8))
+        #expect(json["proxy"] is NSNull)
+        client.shutdownWrite()
+        #expect(try echoed + client.receiveUntilEOF() == Array(line.utf8))
+    }
+}
+
+@Suite(.serialized) struct ConnectTimeout {
+    @Test func aTargetThatNeverAnswersMeansAResetAfterTheConnectTimeout() throws {
+        // A listener with a full accept queue drops further SYNs: a target that does not answer.
+        let silent = try Socket.listen(on: IPEndpoint(ip: loopback, port: 0), backlog: 0)
+        defer { closeDescriptor(silent) }
+        let endpoint = Socket.localEndpoint(silent)!
+        let filler = try TestSocket.connect(to: endpoint)
+        defer { filler.close() }
+        var config = configuration(targets: [endpoint])
+        config.listeners[0].connectTimeoutSeconds = 0.5
+        let lb = try RunningBalancer(config)
+        defer { lb.stop() }
+        let client = try TestSocket.connect(to: lb.endpoint())
+        #expect(client.receive() == .reset)
+        #expect(try lb.endedFlows(count: 1)[0].closeReason == .connectTimeout)
+    }
+}
