@@ -286,7 +286,8 @@ extension ProxyHeader {
         #expect(try lb.endedFlows(count: 1)[0].closeReason == .noTarget)
     }
 
-    @Test func clientResetBecomesATargetReset() throws {
+    /// A RST from one side becomes a RST to the other (AWS-NLB.md §5).
+    @Test(arguments: [true, false]) func aResetIsPassedOn(byClient: Bool) throws {
         let server = try TestServer()
         let lb = try RunningBalancer(configuration(targets: [server.endpoint]))
         defer { lb.stop() }
@@ -294,22 +295,10 @@ extension ProxyHeader {
         try client.send("x")
         let upstream = try server.accept()
         _ = try upstream.receive(exactly: 1)
-        client.resetAndClose()
-        #expect(upstream.receive() == .reset)
-        #expect(try lb.endedFlows(count: 1)[0].closeReason == .clientRST)
-    }
-
-    @Test func targetResetBecomesAClientReset() throws {
-        let server = try TestServer()
-        let lb = try RunningBalancer(configuration(targets: [server.endpoint]))
-        defer { lb.stop() }
-        let client = try TestSocket.connect(to: lb.endpoint())
-        try client.send("x")
-        let upstream = try server.accept()
-        _ = try upstream.receive(exactly: 1)
-        upstream.resetAndClose()
-        #expect(client.receive() == .reset)
-        #expect(try lb.endedFlows(count: 1)[0].closeReason == .targetRST)
+        let (resetter, other) = byClient ? (client, upstream) : (upstream, client)
+        resetter.resetAndClose()
+        #expect(other.receive() == .reset)
+        #expect(try lb.endedFlows(count: 1)[0].closeReason == (byClient ? .clientRST : .targetRST))
     }
 
     @Test func idleTimeoutResetsTheSideThatSpeaksNextAndTellsTheOtherNothing() throws {
