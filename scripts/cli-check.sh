@@ -60,6 +60,15 @@ check "port in use exits 1" test "$code" -eq 1
 check "port in use is one clear line" \
   grep -qxF "localnlb: listener 127.0.0.1:$port: address already in use (is another localnlb, or another server, on that port?)" "$tmp/out"
 
+# A node address that is not this machine's: one clear line and exit 1 (nothing is sent anywhere).
+sed 's/"PrivateIPv4Address": "127.0.0.1"/"PrivateIPv4Address": "192.0.2.1"/' config/ip.json > "$tmp/foreign.json"
+set +e
+timeout 10 "$bin" serve --config "$tmp/foreign.json" > "$tmp/out" 2>&1; code=$?
+set -e
+check "foreign node address exits 1" test "$code" -eq 1
+check "foreign node address is one clear line" \
+  grep -qxF "localnlb: listener 192.0.2.1:8082: address not available: it is not an address of this machine (check SubnetMappings)" "$tmp/out"
+
 check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
 
 echo "cli: $passed passed, $failed failed"

@@ -68,6 +68,7 @@ public final class LoadBalancer {
     private var draining = false
     private var drainDeadline: UInt64 = 0
     private var finished = false
+    private var resourcesClosed = false
     private var lastTransparentWarning: UInt64 = 0
     private let eventCapacity = 256
     private let events: UnsafeMutablePointer<UInt32>
@@ -124,6 +125,11 @@ public final class LoadBalancer {
     }
 
     deinit {
+        if !resourcesClosed {
+            // Made but never run: the listeners and loop descriptors are still open.
+            for listener in listeners where listener.fd >= 0 { closeDescriptor(listener.fd) }
+            closeResources()
+        }
         events.deallocate()
         datas.deallocate()
     }
@@ -190,6 +196,7 @@ public final class LoadBalancer {
     }
 
     private func closeResources() {
+        resourcesClosed = true
         for (r, w) in pipePool {
             closeDescriptor(r)
             closeDescriptor(w)
