@@ -264,10 +264,10 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     @Test func onlyTargetsTakingNewFlowsArePicked() {
         var selector = TargetSelector(algorithm: .leastConnections)
         var list = targets([5, 0, 9])
-        list[1].state = .draining
+        list[1].takesNewFlows = false
         #expect(selector.pick(from: list, for: key) == 0)
-        list[0].state = .unhealthy
-        list[2].state = .initial
+        list[0].takesNewFlows = false
+        list[2].takesNewFlows = false
         #expect(selector.pick(from: list, for: key) == nil)
         #expect(selector.pick(from: [], for: key) == nil)
     }

@@ -229,6 +229,8 @@ func configuration(
     var group = TargetGroupConfiguration(
         name: "tg", port: 80, targetType: type,
         targets: targets.map { TargetConfiguration(id: $0.ip.description, address: $0.ip, port: $0.port) })
+    // Data-plane tests run without health checks, whose connections would reach the test servers too.
+    group.healthCheck.enabled = false
     attributes(&group)
     return Configuration(
         loadBalancerName: "test-nlb", nodes: nodes,

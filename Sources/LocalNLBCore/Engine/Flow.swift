@@ -15,6 +15,10 @@ public enum CloseReason: String, Sendable {
     case sourceBindFailed = "source bind failed"
     /// No registered target takes new flows.
     case noTarget = "no target"
+    /// The target failed its health checks and `target_health_state.unhealthy.connection_termination.enabled`.
+    case targetUnhealthy = "target unhealthy"
+    /// The deregistration delay ended with `deregistration_delay.connection_termination.enabled`.
+    case targetDeregistered = "target deregistered"
     case shutdown = "shutdown"
 }
 

@@ -16,6 +16,9 @@ public struct LoadBalancerOptions: Sendable {
     }
     /// Called on the loop's thread for every ended flow.
     public var onFlowEnd: (@Sendable (FlowRecord) -> Void)?
+    /// Multiplies every AWS timer: health-check interval and timeout, deregistration delay, unhealthy
+    /// draining interval, idle timeout. `0.01` turns 300 s of draining into 3 s.
+    public var timeScale: Double = 1
 
     public init() {}
 }
@@ -31,16 +34,19 @@ public struct ListenerError: Error, CustomStringConvertible {
 public final class LoadBalancer {
     // Epoll user data: kind (8 bits) | generation (24 bits) | index (32 bits), so an event for a
     // descriptor that was closed and reused is recognised and dropped.
-    private enum Kind: UInt64 {
+    enum Kind: UInt64 {
         case listener = 1
         case flowClient = 2
         case flowTarget = 3
         case tick = 4
         case wake = 5
         case signal = 6
+        case probe = 7
+        case adminListener = 8
+        case adminConnection = 9
     }
 
-    private struct Listener {
+    struct Listener {
         var fd: Int32
         var endpoint: IPEndpoint
         var configIndex: Int
@@ -50,52 +56,43 @@ public final class LoadBalancer {
         var pausedUntil: UInt64 = 0
     }
 
-    private let configuration: Configuration
-    private let options: LoadBalancerOptions
-    private let epoll: Int32
-    private let tickFD: Int32
-    private let wakeFD: Int32
-    private var signalFD: Int32 = -1
-    private var listeners: [Listener] = []
-    private var groups: [TargetGroup]
-    private var flows: [Flow] = []
-    private var freeFlows: [Int] = []
-    private var pipePool: [(Int32, Int32)] = []
-    private var nextFlowID: UInt64 = 0
-    private var liveFlows = 0
-    private var now: UInt64 = 0
-    private var tickNanoseconds: UInt64
-    private var draining = false
-    private var drainDeadline: UInt64 = 0
-    private var finished = false
-    private var resourcesClosed = false
-    private var lastTransparentWarning: UInt64 = 0
-    private let eventCapacity = 256
-    private let events: UnsafeMutablePointer<UInt32>
-    private let datas: UnsafeMutablePointer<UInt64>
-    private static let pipeCapacity = 65536
+    let configuration: Configuration
+    let options: LoadBalancerOptions
+    let epoll: Int32
+    let tickFD: Int32
+    let wakeFD: Int32
+    var signalFD: Int32 = -1
+    var listeners: [Listener] = []
+    var groups: [TargetGroup]
+    var flows: [Flow] = []
+    var freeFlows: [Int] = []
+    var pipePool: [(Int32, Int32)] = []
+    var nextFlowID: UInt64 = 0
+    var liveFlows = 0
+    var now: UInt64 = 0
+    var tickNanoseconds: UInt64
+    var draining = false
+    var drainDeadline: UInt64 = 0
+    var finished = false
+    var resourcesClosed = false
+    var probes: [HealthProbe] = []
+    var freeProbes: [Int] = []
+    var lastTransparentWarning: UInt64 = 0
+    let eventCapacity = 256
+    let events: UnsafeMutablePointer<UInt32>
+    let datas: UnsafeMutablePointer<UInt64>
+    static let pipeCapacity = 65536
     /// At most this many forgotten (idle-expired) flows keep their sockets; more are reset at once.
-    private static let maximumExpiredFlows = 4096
-    private var expiredFlows = 0
-
-    /// Metrics named as CloudWatch names them (AWS-NLB.md §7).
-    public private(set) var metrics = Metrics()
-
-    public struct Metrics: Sendable {
-        public var newFlowCount = 0
-        public var activeFlowCount = 0
-        public var processedBytes: UInt64 = 0
-        public var tcpClientResetCount = 0
-        public var tcpTargetResetCount = 0
-        public var tcpELBResetCount = 0
-    }
+    static let maximumExpiredFlows = 4096
+    var expiredFlows = 0
 
     /// Binds every listener on every node address. Fails with one clear line (port in use, address
     /// not on this machine) and leaves nothing open.
     public init(configuration: Configuration, options: LoadBalancerOptions = LoadBalancerOptions()) throws {
         self.configuration = configuration
         self.options = options
-        self.groups = configuration.targetGroups.map(TargetGroup.init)
+        let start = monotonicNanoseconds()
+        self.groups = configuration.targetGroups.map { TargetGroup($0, timeScale: options.timeScale, now: start) }
         ignoreSIGPIPE()
         raiseOpenFileLimit()
         epoll = try syscallNonBlocking("epoll_create1") { clnb_epoll_create() }
@@ -148,7 +145,7 @@ public final class LoadBalancer {
 
     // MARK: Set-up
 
-    private func openListeners() throws {
+    func openListeners() throws {
         for (configIndex, listener) in configuration.listeners.enumerated() {
             guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
             else {
@@ -168,7 +165,7 @@ public final class LoadBalancer {
                     listeners.append(
                         Listener(
                             fd: fd, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
-                            idleNanoseconds: UInt64(listener.idleTimeoutSeconds) * 1_000_000_000,
+                            idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
                             connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
                     try register(fd, events: CLNB_EPOLLIN, token: token(.listener, listeners.count - 1, 0))
                 }
@@ -176,7 +173,24 @@ public final class LoadBalancer {
         }
     }
 
-    private static func explain(_ error: Error) -> String {
+    /// A tenth of the shortest timer (idle timeout, connect timeout, health-check interval and timeout,
+    /// draining periods), between 5 ms and 1 s.
+    static func tickInterval(_ configuration: Configuration, timeScale: Double) -> UInt64 {
+        var shortest = configuration.listeners.map {
+            min(Double($0.idleTimeoutSeconds) * timeScale, $0.connectTimeoutSeconds)
+        }
+        for group in configuration.targetGroups {
+            let check = group.healthCheck
+            shortest.append(Double(min(check.intervalSeconds, check.timeoutSeconds)) * timeScale)
+            for seconds in [group.deregistrationDelaySeconds, group.unhealthyDrainingIntervalSeconds] where seconds > 0
+            {
+                shortest.append(Double(seconds) * timeScale)
+            }
+        }
+        return UInt64(min(max((shortest.min() ?? 1) / 10, 0.005), 1) * 1e9)
+    }
+
+    static func explain(_ error: Error) -> String {
         guard let error = error as? SystemError else { return "\(error)" }
         switch error.errno {
         case .addressInUse: return "address already in use (is another localnlb, or another server, on that port?)"
@@ -187,16 +201,20 @@ public final class LoadBalancer {
         }
     }
 
-    private func register(_ fd: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+    func register(_ fd: Int32, events: UInt32, token: UInt64) throws(SystemError) {
         try syscallNonBlocking("epoll_ctl") { clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, fd, events, token) }
     }
 
-    private func token(_ kind: Kind, _ index: Int, _ generation: UInt32) -> UInt64 {
+    func token(_ kind: Kind, _ index: Int, _ generation: UInt32) -> UInt64 {
         kind.rawValue << 56 | UInt64(generation & 0xFF_FFFF) << 32 | UInt64(UInt32(index))
     }
 
-    private func closeResources() {
+    func closeResources() {
         resourcesClosed = true
+        for probe in probes where probe.fd >= 0 {
+            closeDescriptor(probe.fd)
+            probe.fd = -1
+        }
         for (r, w) in pipePool {
             closeDescriptor(r)
             closeDescriptor(w)
@@ -227,7 +245,7 @@ public final class LoadBalancer {
         }
     }
 
-    private func dispatch(token: UInt64, events: UInt32) {
+    func dispatch(token: UInt64, events: UInt32) {
         let index = Int(UInt32(truncatingIfNeeded: token))
         let generation = UInt32((token >> 32) & 0xFF_FFFF)
         switch Kind(rawValue: token >> 56) {
@@ -248,6 +266,10 @@ public final class LoadBalancer {
         case .signal:
             let signal = clnb_signalfd_read(signalFD)
             beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
+        case .probe:
+            probeEvent(index: index, generation: generation, events: events)
+        case .adminListener, .adminConnection:
+            break
         case nil:
             preconditionFailure("epoll token of unknown kind")
         }
@@ -255,7 +277,7 @@ public final class LoadBalancer {
 
     // MARK: Accepting
 
-    private func acceptClients(listenerIndex: Int) {
+    func acceptClients(listenerIndex: Int) {
         let listener = listeners[listenerIndex]
         guard listener.fd >= 0 else { return }
         for _ in 0..<64 {
@@ -276,10 +298,10 @@ public final class LoadBalancer {
         }
     }
 
-    private func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
+    func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
         let listener = listeners[listenerIndex]
         nextFlowID += 1
-        metrics.newFlowCount += 1
+        groups[listener.groupIndex].metrics.newFlowCount += 1
         let node =
             listener.endpoint.ip.isUnspecifiedAddress
             ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
@@ -296,10 +318,7 @@ public final class LoadBalancer {
         flow.state = .connecting
         liveFlows += 1
 
-        guard
-            let targetIndex = groups[listener.groupIndex].selector.pick(
-                from: groups[listener.groupIndex].targets, for: FlowKey(client: client, node: node))
-        else {
+        guard let targetIndex = groups[listener.groupIndex].pick(for: FlowKey(client: client, node: node)) else {
             finish(
                 flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
             return
@@ -308,7 +327,9 @@ public final class LoadBalancer {
         let target = group.targets[targetIndex].endpoint
         flow.targetIndex = targetIndex
         groups[listener.groupIndex].targets[targetIndex].activeFlows += 1
-        metrics.activeFlowCount += 1
+        if groups[listener.groupIndex].lifecycle.failingOpen && group.targets[targetIndex].state != .healthy {
+            groups[listener.groupIndex].metrics.unhealthyRoutingFlowCount += 1
+        }
         flow.header = group.proxyHeader(client: client, node: node)
 
         do {
@@ -345,7 +366,7 @@ public final class LoadBalancer {
 
     /// Binds the target connection's source: the client's address when preserved, else the node's.
     /// Returns a one-line explanation when that is impossible.
-    private func bindSource(_ flow: Flow, target: IPEndpoint, preserveClientIP: Bool) -> String? {
+    func bindSource(_ flow: Flow, target: IPEndpoint, preserveClientIP: Bool) -> String? {
         let fd = flow.targetFD
         if preserveClientIP {
             let client = flow.client
@@ -397,7 +418,7 @@ public final class LoadBalancer {
 
     /// The node address a flow leaves from towards a target of `family`: the address the client
     /// reached if it is of that family, else another of the node's (the configuration ensures one).
-    private func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
+    func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
         if flow.node.ip.isIPv6 == family.isIPv6 { return flow.node.ip }
         for node in configuration.nodes where node.addresses.contains(flow.node.ip) {
             if let address = node.addresses.first(where: { $0.isIPv6 == family.isIPv6 }) { return address }
@@ -407,14 +428,14 @@ public final class LoadBalancer {
 
     // MARK: Flows
 
-    private func allocateFlow() -> Flow {
+    func allocateFlow() -> Flow {
         if let index = freeFlows.popLast() { return flows[index] }
         let flow = Flow(index: flows.count)
         flows.append(flow)
         return flow
     }
 
-    private func acquirePipes(_ flow: Flow) throws {
+    func acquirePipes(_ flow: Flow) throws {
         for direction in [\Flow.clientToTarget, \Flow.targetToClient] {
             let (r, w): (Int32, Int32)
             if let pair = pipePool.popLast() {
@@ -429,7 +450,7 @@ public final class LoadBalancer {
         }
     }
 
-    private func targetConnected(_ flow: Flow) {
+    func targetConnected(_ flow: Flow) {
         flow.state = .established
         flow.lastActivity = now
         flow.source = Socket.localEndpoint(flow.targetFD)
@@ -449,7 +470,7 @@ public final class LoadBalancer {
         pump(flow)
     }
 
-    private func flowEvent(_ flow: Flow, index: Int, fromClient: Bool, events: UInt32) {
+    func flowEvent(_ flow: Flow, index: Int, fromClient: Bool, events: UInt32) {
         switch flow.state {
         case .free:
             return
@@ -461,7 +482,7 @@ public final class LoadBalancer {
                 if events & CLNB_EPOLLERR != 0
                     || (events & CLNB_EPOLLHUP != 0 && Socket.pendingError(flow.clientFD) != nil)
                 {
-                    metrics.tcpClientResetCount += 1
+                    groups[flow.groupIndex].metrics.tcpClientResetCount += 1
                     finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
                 }
                 return
@@ -470,7 +491,7 @@ public final class LoadBalancer {
             if let error = Socket.pendingError(flow.targetFD) {
                 // AWS-NLB.md §5: a target that refuses means a RST for the client.
                 let reason: CloseReason = error == .connectionRefused ? .connectRefused : .connectFailed
-                metrics.tcpTargetResetCount += 1
+                groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
                 finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error)")
                 return
             }
@@ -487,18 +508,21 @@ public final class LoadBalancer {
         }
     }
 
-    private enum PumpOutcome {
+    enum PumpOutcome {
         case ok
         case sourceReset
         case destinationReset
     }
 
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
-    private func pump(_ flow: Flow) {
+    func pump(_ flow: Flow) {
         let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
+        let groupIndex = flow.groupIndex
         defer {
-            if flow.state == .established && flow.clientToTarget.bytes &+ flow.targetToClient.bytes != before {
-                flow.lastActivity = now
+            let moved = flow.clientToTarget.bytes &+ flow.targetToClient.bytes &- before
+            if moved > 0 {
+                groups[groupIndex].metrics.processedBytes &+= moved
+                if flow.state == .established { flow.lastActivity = now }
             }
         }
         switch pumpDirection(&flow.clientToTarget, from: flow.clientFD, to: flow.targetFD) {
@@ -518,7 +542,7 @@ public final class LoadBalancer {
         }
     }
 
-    private func pumpDirection(_ d: inout Direction, from source: Int32, to destination: Int32) -> PumpOutcome {
+    func pumpDirection(_ d: inout Direction, from source: Int32, to destination: Int32) -> PumpOutcome {
         while true {
             var progressed = false
             if !d.sourceEOF && d.buffered < Self.pipeCapacity {
@@ -540,7 +564,6 @@ public final class LoadBalancer {
                 let n = clnb_splice(d.pipeRead, destination, d.buffered)
                 if n > 0 {
                     d.buffered -= n
-                    metrics.processedBytes += UInt64(n)
                     progressed = true
                 } else if n < 0 && errno != EAGAIN && errno != EINTR {
                     return .destinationReset
@@ -557,18 +580,18 @@ public final class LoadBalancer {
     }
 
     /// One side reset (or failed): AWS passes the RST to the other side.
-    private func sideReset(_ flow: Flow, client: Bool) {
+    func sideReset(_ flow: Flow, client: Bool) {
         if client {
-            metrics.tcpClientResetCount += 1
+            groups[flow.groupIndex].metrics.tcpClientResetCount += 1
             finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
         } else {
-            metrics.tcpTargetResetCount += 1
+            groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
             finish(flow, .targetRST, resetClient: true, resetTarget: false, detail: nil)
         }
     }
 
     /// Ends a flow: closes (or resets) both sockets, returns pipes and slot, writes the flow log.
-    private func finish(_ flow: Flow, _ reason: CloseReason, resetClient: Bool, resetTarget: Bool, detail: String?) {
+    func finish(_ flow: Flow, _ reason: CloseReason, resetClient: Bool, resetTarget: Bool, detail: String?) {
         writeRecord(flow, reason, detail: detail)
         releaseTarget(flow)
         if flow.clientFD >= 0 { resetClient ? Socket.closeWithReset(flow.clientFD) : closeDescriptor(flow.clientFD) }
@@ -578,7 +601,7 @@ public final class LoadBalancer {
         release(flow)
     }
 
-    private func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
+    func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
         let group = groups[flow.groupIndex]
         let record = FlowRecord(
             id: flow.id, listener: listeners[flow.listenerIndex].endpoint, client: flow.client, node: flow.node,
@@ -591,10 +614,9 @@ public final class LoadBalancer {
     }
 
     /// The flow no longer counts against its target (it ended, or was forgotten by idle expiry).
-    private func releaseTarget(_ flow: Flow) {
+    func releaseTarget(_ flow: Flow) {
         if flow.targetIndex >= 0 {
             groups[flow.groupIndex].targets[flow.targetIndex].activeFlows -= 1
-            metrics.activeFlowCount -= 1
             flow.targetIndex = -1
         }
         for direction in [\Flow.clientToTarget, \Flow.targetToClient] where flow[keyPath: direction].hasPipe {
@@ -611,7 +633,7 @@ public final class LoadBalancer {
         }
     }
 
-    private func release(_ flow: Flow) {
+    func release(_ flow: Flow) {
         if flow.state == .expired { expiredFlows -= 1 }
         flow.generation &+= 1
         flow.reset()
@@ -624,7 +646,7 @@ public final class LoadBalancer {
 
     /// AWS-NLB.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
     /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
-    private func expire(_ flow: Flow) {
+    func expire(_ flow: Flow) {
         writeRecord(flow, .idleTimeout, detail: nil)
         releaseTarget(flow)
         flow.state = .expired
@@ -635,9 +657,9 @@ public final class LoadBalancer {
         if expiredFlows > Self.maximumExpiredFlows { resetExpired(flow) }
     }
 
-    private func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
+    func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
         guard events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
-        metrics.tcpELBResetCount += 1
+        groups[flow.groupIndex].metrics.tcpELBResetCount += 1
         if fromClient, flow.clientFD >= 0 {
             Socket.closeWithReset(flow.clientFD)
             flow.clientFD = -1
@@ -648,7 +670,7 @@ public final class LoadBalancer {
         if flow.clientFD < 0 && flow.targetFD < 0 { release(flow) }
     }
 
-    private func resetExpired(_ flow: Flow) {
+    func resetExpired(_ flow: Flow) {
         if flow.clientFD >= 0 { Socket.closeWithReset(flow.clientFD) }
         if flow.targetFD >= 0 { Socket.closeWithReset(flow.targetFD) }
         flow.clientFD = -1
@@ -658,13 +680,22 @@ public final class LoadBalancer {
 
     // MARK: Timers
 
-    private func tick() {
+    func tick() {
         for (index, listener) in listeners.enumerated() where listener.pausedUntil != 0 && now >= listener.pausedUntil {
             listeners[index].pausedUntil = 0
             if listener.fd >= 0 {
                 _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, listener.fd, CLNB_EPOLLIN, token(.listener, index, 0))
             }
         }
+        for groupIndex in groups.indices {
+            apply(groups[groupIndex].lifecycle.advance(now: now), group: groupIndex)
+            if !draining {
+                for targetIndex in groups[groupIndex].lifecycle.dueChecks(now: now) {
+                    startProbe(group: groupIndex, target: targetIndex)
+                }
+            }
+        }
+        expireProbes()
         for flow in flows {
             switch flow.state {
             case .free:
@@ -693,9 +724,25 @@ public final class LoadBalancer {
         if !finished { _ = clnb_timerfd_arm(tickFD, Int64(tickNanoseconds)) }
     }
 
+    /// Carries out what a target's change of state does to its flows.
+    func apply(_ effects: [LifecycleEffect], group: Int) {
+        for effect in effects {
+            switch effect {
+            case .resetFlows(let target, let reason):
+                for flow in flows
+                where (flow.state == .connecting || flow.state == .established) && flow.groupIndex == group
+                    && flow.targetIndex == target
+                {
+                    groups[group].metrics.tcpELBResetCount += 1
+                    finish(flow, reason, resetClient: true, resetTarget: true, detail: nil)
+                }
+            }
+        }
+    }
+
     // MARK: Shutdown
 
-    private func beginShutdown(reason: String) {
+    func beginShutdown(reason: String) {
         guard !draining else { return }
         draining = true
         for index in listeners.indices where listeners[index].fd >= 0 {

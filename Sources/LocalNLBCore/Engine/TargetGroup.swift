@@ -31,15 +31,29 @@ public struct Target: Sendable {
     public var reason: TargetHealthReason?
     /// Flows connecting or established to this target (AWS counts SYN_SENT and ESTABLISHED alike).
     public var activeFlows = 0
+    /// Whether new flows may go to this target now. Its group sets it from the state and fail-open.
+    public var takesNewFlows: Bool
+    /// Unique per registration, so a late probe result or timer never lands on a re-used slot.
+    public var registration: UInt64 = 0
+    public var consecutiveSuccesses = 0
+    public var consecutiveFailures = 0
+    /// When `draining` or `unhealthy.draining` ends (nanoseconds on the loop's clock).
+    public var drainingUntil: UInt64 = 0
+    /// The health state to return to if a draining target is registered again.
+    public var stateBeforeDeregistration: (TargetHealthState, TargetHealthReason?) = (.initial, nil)
+    /// When the next health check starts, and whether one is running.
+    public var nextCheck: UInt64 = 0
+    public var checking = false
 
     public init(id: String, endpoint: IPEndpoint, state: TargetHealthState = .healthy) {
         self.id = id
         self.endpoint = endpoint
         self.state = state
+        self.takesNewFlows = state == .healthy
     }
 
-    /// Whether new flows may go to this target.
-    public var takesNewFlows: Bool { state == .healthy }
+    /// Registered and not on its way out: counts towards the group's size and takes flows when failing open.
+    public var isRegistered: Bool { state != .draining && state != .unused }
 }
 
 /// What a target is chosen by: the flow's addresses.
@@ -114,14 +128,39 @@ public struct TargetSelector: Sendable {
 /// A target group at run time: its settings, its targets and their flows.
 struct TargetGroup {
     var configuration: TargetGroupConfiguration
-    var targets: [Target]
+    var lifecycle: TargetLifecycle
     var selector: TargetSelector
+    var metrics = GroupMetrics()
+    /// `stickiness.type` `source_ip`: the target each client IP last went to.
+    var stickyTargets: [IPAddress: Int] = [:]
 
-    init(_ configuration: TargetGroupConfiguration) {
+    var targets: [Target] {
+        get { lifecycle.targets }
+        set { lifecycle.targets = newValue }
+    }
+
+    init(_ configuration: TargetGroupConfiguration, timeScale: Double, now: UInt64) {
         self.configuration = configuration
-        // Health checks come with a later release: until then a registered target is in service.
-        self.targets = configuration.targets.map { Target(id: $0.id, endpoint: $0.endpoint) }
+        self.lifecycle = TargetLifecycle(configuration: configuration, timeScale: timeScale)
         self.selector = TargetSelector(algorithm: configuration.algorithm)
+        for target in configuration.targets {
+            _ = lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+        }
+    }
+
+    /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
+    mutating func pick(for key: FlowKey) -> Int? {
+        if configuration.stickinessEnabled, let index = stickyTargets[key.client.ip], index < targets.count,
+            targets[index].takesNewFlows
+        {
+            return index
+        }
+        guard let index = selector.pick(from: targets, for: key) else { return nil }
+        if configuration.stickinessEnabled {
+            if stickyTargets.count >= 65536 { stickyTargets.removeAll(keepingCapacity: true) }
+            stickyTargets[key.client.ip] = index
+        }
+        return index
     }
 
     /// The PROXY header this group sends for a flow from `client` to `node`, or nil.

@@ -1,0 +1,167 @@
+import CLocalNLB
+import Glibc
+import ProxyProtocol
+
+/// One health-check connection in flight. Probes live in a slab and are reused.
+final class HealthProbe {
+    let index: Int
+    var generation: UInt32 = 0
+    var fd: Int32 = -1
+    var group = 0
+    var target = 0
+    var registration: UInt64 = 0
+    var deadline: UInt64 = 0
+    var http = false
+    var connected = false
+    /// The PROXY header (if the group sends one), then the HTTP request (HTTP checks).
+    var output: [UInt8] = []
+    var written = 0
+    var response: [UInt8] = []
+    var matcher: [ClosedRange<Int>] = []
+
+    init(index: Int) { self.index = index }
+}
+
+extension LoadBalancer {
+    /// The request an HTTP check sends, as an ALB sends it (seed 000): `Host` is the node's address and
+    /// the listener's port (AWS-NLB.md §3).
+    static func healthCheckRequest(path: String, host: IPEndpoint) -> [UInt8] {
+        Array(
+            ("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
+                + "User-Agent: ELB-HealthChecker/2.0\r\nAccept-Encoding: gzip, compressed\r\n\r\n").utf8)
+    }
+
+    /// What a check connection starts with when the group sends PROXY headers: the LOCAL command,
+    /// with no client (AWS-NLB.md §3).
+    static func healthCheckHeader(_ mode: ProxyProtocolMode) -> [UInt8] {
+        switch mode {
+        case .off: return []
+        case .v1: return Array("PROXY UNKNOWN\r\n".utf8)
+        case .v2(let awsTLVs, _):
+            return awsTLVs
+                ? ProxyHeader.awsHealthCheck().encoded()
+                : ProxyHeader(version: .v2, command: .local, addresses: .unspecified).encoded()
+        }
+    }
+
+    /// The address checks of a group go to on the node side: the first listener's port on the node
+    /// address of the target's family.
+    func checkHost(group: Int, family: IPAddress) -> IPEndpoint {
+        let name = groups[group].configuration.name
+        let listener = listeners.first { configuration.listeners[$0.configIndex].targetGroupName == name }
+        let ip =
+            configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? family
+        return IPEndpoint(ip: ip, port: listener?.endpoint.port ?? groups[group].configuration.port)
+    }
+
+    func startProbe(group groupIndex: Int, target targetIndex: Int) {
+        let group = groups[groupIndex]
+        let target = group.targets[targetIndex]
+        let settings = group.configuration.healthCheck
+        groups[groupIndex].lifecycle.checkStarted(targetIndex, now: now)
+
+        let probe: HealthProbe
+        if let free = freeProbes.popLast() {
+            probe = probes[free]
+        } else {
+            probe = HealthProbe(index: probes.count)
+            probes.append(probe)
+        }
+        probe.group = groupIndex
+        probe.target = targetIndex
+        probe.registration = target.registration
+        probe.deadline = now + group.lifecycle.checkTimeout
+        probe.http = settings.protocolName == .http
+        probe.connected = false
+        probe.written = 0
+        probe.response.removeAll(keepingCapacity: true)
+        probe.matcher = settings.matcher
+        let host = checkHost(group: groupIndex, family: target.endpoint.ip)
+        probe.output = Self.healthCheckHeader(group.configuration.proxyProtocol)
+        if probe.http { probe.output += Self.healthCheckRequest(path: settings.path, host: host) }
+
+        // Each check is its own connection from the node's address (AWS-NLB.md §3).
+        let destination = IPEndpoint(ip: target.endpoint.ip, port: settings.port ?? target.endpoint.port)
+        do {
+            probe.fd = try Socket.stream(for: destination.ip)
+            Socket.setBindAddressNoPort(probe.fd)
+            try Socket.bind(probe.fd, IPEndpoint(ip: host.ip, port: 0))
+            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+            try register(probe.fd, events: interest, token: token(.probe, probe.index, probe.generation))
+            if try Socket.connect(probe.fd, destination).isDone {
+                probe.connected = true
+                advanceProbe(probe)
+            }
+        } catch {
+            finishProbe(probe, passed: false)
+        }
+    }
+
+    func probeEvent(index: Int, generation: UInt32, events: UInt32) {
+        let probe = probes[index]
+        guard probe.fd >= 0, probe.generation & 0xFF_FFFF == generation else { return }
+        if !probe.connected {
+            guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+            if Socket.pendingError(probe.fd) != nil { return finishProbe(probe, passed: false) }
+            probe.connected = true
+        }
+        advanceProbe(probe)
+    }
+
+    /// Writes what is left to write; a TCP check passes once connected and written, an HTTP check
+    /// once its status line matches.
+    func advanceProbe(_ probe: HealthProbe) {
+        while probe.written < probe.output.count {
+            let n = probe.output[probe.written...].withUnsafeBytes {
+                Glibc.send(probe.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 {
+                probe.written += n
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                return finishProbe(probe, passed: false)
+            }
+        }
+        guard probe.http else { return finishProbe(probe, passed: true) }
+        var chunk = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        while true {
+            let n = withUnsafeMutableBytes(of: &chunk) { Glibc.recv(probe.fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            if n <= 0 { return finishProbe(probe, passed: false) }
+            withUnsafeBytes(of: &chunk) { probe.response += $0.prefix(n) }
+            if let status = Self.statusCode(probe.response) {
+                return finishProbe(probe, passed: probe.matcher.contains { $0.contains(status) })
+            }
+            if probe.response.count > 8192 { return finishProbe(probe, passed: false) }
+        }
+    }
+
+    /// The status code of an HTTP/1.x status line, once the line is complete.
+    static func statusCode(_ response: [UInt8]) -> Int? {
+        guard let lf = response.firstIndex(of: 0x0A) else { return nil }
+        let line = String(decoding: response[..<lf], as: UTF8.self)
+        let parts = line.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) else { return 0 }
+        return code
+    }
+
+    func finishProbe(_ probe: HealthProbe, passed: Bool) {
+        if probe.fd >= 0 {
+            closeDescriptor(probe.fd)
+            probe.fd = -1
+        }
+        probe.generation &+= 1
+        freeProbes.append(probe.index)
+        let effects = groups[probe.group].lifecycle.recordCheck(
+            probe.target, registration: probe.registration, passed: passed, now: now)
+        apply(effects, group: probe.group)
+    }
+
+    /// Checks that got no answer within HealthCheckTimeoutSeconds fail.
+    func expireProbes() {
+        for probe in probes where probe.fd >= 0 && now >= probe.deadline {
+            finishProbe(probe, passed: false)
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import ProxyProtocol
+
+/// What a change of target state asks the loop to do to flows.
+enum LifecycleEffect: Equatable {
+    case resetFlows(target: Int, reason: CloseReason)
+}
+
+/// CloudWatch's AWS/NetworkELB counters for one target group (AWS-NLB.md §7).
+struct GroupMetrics {
+    var newFlowCount = 0
+    var processedBytes: UInt64 = 0
+    var tcpClientResetCount = 0
+    var tcpTargetResetCount = 0
+    var tcpELBResetCount = 0
+    var unhealthyRoutingFlowCount = 0
+}
+
+/// The targets of one group and how their states move: registration, health-check results,
+/// deregistration draining, unhealthy draining, fail-open (AWS-NLB.md §3, §4). Plain Swift on a clock
+/// it is given, so every transition can be tested without a socket or a wait.
+struct TargetLifecycle {
+    var targets: [Target] = []
+    var configuration: TargetGroupConfiguration
+    /// Multiplies every AWS timer (`--time-scale`).
+    let timeScale: Double
+    /// Fewer healthy targets than the group's minimum: every registered target takes flows.
+    private(set) var failingOpen = true
+    private var nextRegistration: UInt64 = 1
+
+    init(configuration: TargetGroupConfiguration, timeScale: Double) {
+        self.configuration = configuration
+        self.timeScale = timeScale
+    }
+
+    var checksEnabled: Bool { configuration.healthCheck.enabled }
+
+    /// AWS seconds as loop nanoseconds, scaled.
+    func nanoseconds(_ seconds: Int) -> UInt64 { UInt64(Double(seconds) * timeScale * 1e9) }
+
+    var checkInterval: UInt64 { nanoseconds(configuration.healthCheck.intervalSeconds) }
+    var checkTimeout: UInt64 { nanoseconds(configuration.healthCheck.timeoutSeconds) }
+
+    // MARK: Registration
+
+    /// Registers a target (RegisterTargets). A draining target comes back in the state it had; a new one
+    /// starts `initial` and is checked at once. Returns its index.
+    @discardableResult
+    mutating func register(id: String, endpoint: IPEndpoint, now: UInt64) -> Int {
+        if let index = targets.firstIndex(where: { $0.endpoint == endpoint && $0.state != .unused }) {
+            if targets[index].state == .draining {
+                (targets[index].state, targets[index].reason) = targets[index].stateBeforeDeregistration
+                refreshRouting()
+            }
+            return index
+        }
+        var target = Target(id: id, endpoint: endpoint, state: .initial)
+        target.registration = nextRegistration
+        nextRegistration += 1
+        if checksEnabled {
+            target.reason = .registrationInProgress
+            target.nextCheck = now
+        } else {
+            (target.state, target.reason) = (.unavailable, .healthCheckDisabled)
+        }
+        let index: Int
+        // A slot whose target is gone and whose flows have all ended is used again.
+        if let free = targets.firstIndex(where: { $0.state == .unused && $0.activeFlows == 0 }) {
+            targets[free] = target
+            index = free
+        } else {
+            targets.append(target)
+            index = targets.count - 1
+        }
+        refreshRouting()
+        return index
+    }
+
+    /// Deregisters a target (DeregisterTargets): `draining` for the deregistration delay, no new flows.
+    /// Returns false when no such target is registered.
+    mutating func deregister(endpoint: IPEndpoint, now: UInt64) -> Bool {
+        guard let index = targets.firstIndex(where: { $0.endpoint == endpoint && $0.state != .unused }) else {
+            return false
+        }
+        guard targets[index].state != .draining else { return true }
+        targets[index].stateBeforeDeregistration = (targets[index].state, targets[index].reason)
+        targets[index].state = .draining
+        targets[index].reason = .deregistrationInProgress
+        targets[index].drainingUntil = now + nanoseconds(configuration.deregistrationDelaySeconds)
+        targets[index].checking = false
+        refreshRouting()
+        return true
+    }
+
+    // MARK: Health checks
+
+    /// Targets whose next check is due.
+    func dueChecks(now: UInt64) -> [Int] {
+        guard checksEnabled else { return [] }
+        return targets.indices.filter {
+            let t = targets[$0]
+            return (t.isRegistered || t.state == .unhealthyDraining) && !t.checking && t.nextCheck <= now
+        }
+    }
+
+    /// A check starts: the next one is due an interval later. The first check after registration is at
+    /// once; the second is offset by the target's place in the group, so checks spread over the interval.
+    mutating func checkStarted(_ index: Int, now: UInt64) {
+        targets[index].checking = true
+        var next = now + checkInterval
+        if targets[index].state == .initial && targets[index].reason == .registrationInProgress {
+            next += checkInterval * UInt64(index % max(targets.count, 1)) / UInt64(max(targets.count, 1))
+        }
+        targets[index].nextCheck = next
+    }
+
+    /// A check's result. Returns what must happen to flows.
+    mutating func recordCheck(_ index: Int, registration: UInt64, passed: Bool, now: UInt64) -> [LifecycleEffect] {
+        guard index < targets.count, targets[index].registration == registration else { return [] }
+        targets[index].checking = false
+        let state = targets[index].state
+        guard targets[index].isRegistered || state == .unhealthyDraining else { return [] }
+        let settings = configuration.healthCheck
+        if passed {
+            targets[index].consecutiveSuccesses += 1
+            targets[index].consecutiveFailures = 0
+            switch state {
+            case .initial:
+                // A new target is in service once it passes a check (AWS-NLB.md §3).
+                setState(index, .healthy, nil)
+            case .unhealthy, .unhealthyDraining:
+                if targets[index].consecutiveSuccesses >= settings.healthyThreshold { setState(index, .healthy, nil) }
+            default:
+                break
+            }
+            return []
+        }
+        targets[index].consecutiveFailures += 1
+        targets[index].consecutiveSuccesses = 0
+        let failedEnough = targets[index].consecutiveFailures >= settings.unhealthyThreshold
+        switch state {
+        case .initial:
+            if failedEnough {
+                setState(index, .unhealthy, .failedHealthChecks)
+            } else {
+                targets[index].reason = .initialHealthChecking
+            }
+            return []
+        case .healthy where failedEnough:
+            return turnUnhealthy(index, now: now)
+        default:
+            return []
+        }
+    }
+
+    /// AWS-NLB.md §4: with `target_health_state.unhealthy.connection_termination.enabled` the target's
+    /// flows are reset, unless the group is failing open; without it the target drains first.
+    private mutating func turnUnhealthy(_ index: Int, now: UInt64) -> [LifecycleEffect] {
+        if configuration.unhealthyConnectionTermination {
+            setState(index, .unhealthy, .failedHealthChecks)
+            return failingOpen ? [] : [.resetFlows(target: index, reason: .targetUnhealthy)]
+        }
+        let interval = nanoseconds(configuration.unhealthyDrainingIntervalSeconds)
+        if interval == 0 {
+            setState(index, .unhealthy, .failedHealthChecks)
+        } else {
+            setState(index, .unhealthyDraining, .failedHealthChecks)
+            targets[index].drainingUntil = now + interval
+        }
+        return []
+    }
+
+    // MARK: Timers
+
+    /// Ends the draining periods that are over. Returns what must happen to flows.
+    mutating func advance(now: UInt64) -> [LifecycleEffect] {
+        var effects: [LifecycleEffect] = []
+        for index in targets.indices where now >= targets[index].drainingUntil {
+            switch targets[index].state {
+            case .draining:
+                if configuration.deregistrationConnectionTermination && targets[index].activeFlows > 0 {
+                    effects.append(.resetFlows(target: index, reason: .targetDeregistered))
+                }
+                setState(index, .unused, .notRegistered)
+            case .unhealthyDraining:
+                setState(index, .unhealthy, .failedHealthChecks)
+            default:
+                break
+            }
+        }
+        return effects
+    }
+
+    // MARK: Routing
+
+    private mutating func setState(_ index: Int, _ state: TargetHealthState, _ reason: TargetHealthReason?) {
+        targets[index].state = state
+        targets[index].reason = reason
+        refreshRouting()
+    }
+
+    /// Recomputes fail-open and which targets take new flows.
+    mutating func refreshRouting() {
+        let registered = targets.lazy.filter(\.isRegistered).count
+        let healthy = targets.lazy.filter { $0.state == .healthy }.count
+        var open = healthy < configuration.minimumHealthyTargetsCount
+        if let percentage = configuration.minimumHealthyTargetsPercentage, healthy * 100 < percentage * registered {
+            open = true
+        }
+        failingOpen = checksEnabled && open
+        for index in targets.indices {
+            let target = targets[index]
+            if !checksEnabled {
+                targets[index].takesNewFlows = target.isRegistered
+            } else if failingOpen {
+                // AWS-NLB.md §4: failing open, every registered target takes flows, unhealthy included
+                // (but not one that is draining, for deregistration or after failing its checks).
+                targets[index].takesNewFlows = target.isRegistered && target.state != .unhealthyDraining
+            } else {
+                targets[index].takesNewFlows = target.state == .healthy
+            }
+        }
+    }
+
+    /// Settings changed live (ModifyTargetGroupAttributes, a reload): new flows and new timers follow them.
+    mutating func update(_ configuration: TargetGroupConfiguration) {
+        self.configuration = configuration
+        refreshRouting()
+    }
+}
