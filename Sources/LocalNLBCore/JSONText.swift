@@ -9,6 +9,8 @@ public indirect enum JSONText: Sendable {
     case null
     case array([JSONText])
     case object([(String, JSONText)])
+    /// JSON text already written (and checked) elsewhere.
+    case raw(String)
 
     public static func optional(_ text: String?) -> JSONText { text.map { .string($0) } ?? .null }
 
@@ -38,6 +40,7 @@ public indirect enum JSONText: Sendable {
         case .number(let n): out += String(format: "%.6f", n)
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
+        case .raw(let text): out += text
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {

@@ -6,7 +6,8 @@ let usage = """
     localnlb — an AWS Network Load Balancer target group on this machine
 
     USAGE
-      localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--strict]
+      localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--strict]
+      localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] ...
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
       localnlb demo
@@ -93,6 +94,14 @@ func serve(_ flags: Flags) throws {
     guard let path = flags.values["--config"] else { throw UsageError(description: "serve needs --config FILE") }
     var options = LoadBalancerOptions()
     options.handlesSignals = true
+    if let text = flags.values["--time-scale"] {
+        guard let scale = Double(text), scale > 0, scale <= 1000 else {
+            throw UsageError(description: "--time-scale \(text): not a factor above 0 (0.01 makes 300 s into 3 s)")
+        }
+        options.timeScale = scale
+    }
+    options.configPath = path
+    options.strict = flags.switches.contains("--strict")
     if let text = flags.values["--drain-seconds"] {
         guard let seconds = Double(text), seconds >= 0 else {
             throw UsageError(description: "--drain-seconds \(text): not a number of seconds")
@@ -116,6 +125,9 @@ func serve(_ flags: Flags) throws {
     for (listener, endpoint) in balancer.listenerEndpoints {
         let group = loaded.configuration.listeners[listener].targetGroupName
         FileHandle.standardError.write(Data("localnlb: listening on \(endpoint) → target group \(group)\n".utf8))
+    }
+    if let admin = balancer.adminEndpoint {
+        FileHandle.standardError.write(Data("localnlb: control API on http://\(admin)\n".utf8))
     }
     try balancer.run()
 }
@@ -179,6 +191,13 @@ func target(_ flags: Flags) throws {
 
 nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
 
+func runControl(_ arguments: [String]) throws {
+    let outcome = ControlCommand.run(arguments)
+    print(outcome.output, terminator: "")
+    FileHandle.standardError.write(Data(outcome.error.utf8))
+    exit(outcome.exitCode)
+}
+
 func demo() throws {
     let rows = try Demo.run()
     print(Demo.render(rows))
@@ -202,7 +221,10 @@ if rest.contains("--help") || rest.contains("-h") {
 do {
     switch command {
     case "serve":
-        try serve(Flags(rest, valued: ["--config", "--flow-log", "--drain-seconds"], switches: ["--strict"]))
+        try serve(
+            Flags(rest, valued: ["--config", "--flow-log", "--drain-seconds", "--time-scale"], switches: ["--strict"]))
+    case "ctl":
+        try runControl(Array(rest))
     case "check-config":
         checkConfig(try Flags(rest, valued: [], switches: ["--strict"], positional: 1))
     case "target":

@@ -179,7 +179,9 @@ struct ConfigReader {
     // MARK: The document
 
     mutating func configuration(_ root: JSONValue) -> Configuration? {
-        guard let top = readObject(root, "", keys: ["LoadBalancer", "Listeners", "TargetGroups"]) else { return nil }
+        guard let top = readObject(root, "", keys: ["LoadBalancer", "Listeners", "TargetGroups", "Admin"]) else {
+            return nil
+        }
         let (name, nodes) =
             top["LoadBalancer"].map { loadBalancer($0) } ?? (
                 "localnlb",
@@ -225,8 +227,39 @@ struct ConfigReader {
             }
         }
         checkAddressFamilies(nodes: nodes, groups: groups)
+        let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
         guard errors.isEmpty else { return nil }
-        return Configuration(loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups)
+        return Configuration(
+            loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups, admin: admin)
+    }
+
+    /// `Admin`: the control API. On by default at 127.0.0.1:8404; an address other than loopback
+    /// needs a token, since anyone who reaches it can deregister every target.
+    mutating func admin(_ value: JSONValue) -> AdminConfiguration? {
+        guard let object = readObject(value, "Admin", keys: ["Enabled", "Address", "Token"]) else { return nil }
+        if let value = object["Enabled"], boolean(value, "Admin.Enabled") == false { return nil }
+        var admin = AdminConfiguration()
+        if let value = object["Address"], let text = string(value, "Admin.Address") {
+            if let endpoint = IPEndpoint(text) {
+                admin.address = endpoint
+            } else {
+                error("Admin.Address", "\"\(text)\" is not ADDRESS:PORT (IPv6 as [::1]:8404)")
+            }
+        }
+        if let value = object["Token"], let token = string(value, "Admin.Token") {
+            if token.count < 16 {
+                error("Admin.Token", "is shorter than 16 characters; use a long random string")
+            } else {
+                admin.token = token
+            }
+        }
+        if !admin.address.ip.isLoopback && admin.token == nil {
+            error(
+                "Admin.Address",
+                "\(admin.address) is not loopback: set Admin.Token too, so only holders of the token can change targets"
+            )
+        }
+        return admin
     }
 
     mutating func loadBalancer(_ value: JSONValue) -> (String, [LoadBalancerNode]) {

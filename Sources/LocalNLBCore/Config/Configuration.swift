@@ -7,15 +7,31 @@ public struct Configuration: Sendable {
     public var nodes: [LoadBalancerNode]
     public var listeners: [ListenerConfiguration]
     public var targetGroups: [TargetGroupConfiguration]
+    /// The control API (`Admin`), or nil for none.
+    public var admin: AdminConfiguration?
 
     public init(
         loadBalancerName: String, nodes: [LoadBalancerNode], listeners: [ListenerConfiguration],
-        targetGroups: [TargetGroupConfiguration]
+        targetGroups: [TargetGroupConfiguration], admin: AdminConfiguration? = nil
     ) {
         self.loadBalancerName = loadBalancerName
         self.nodes = nodes
         self.listeners = listeners
         self.targetGroups = targetGroups
+        self.admin = admin
+    }
+}
+
+/// Where the control API listens (`Admin.Address`) and the bearer token it demands (`Admin.Token`).
+public struct AdminConfiguration: Sendable, Equatable {
+    public var address: IPEndpoint
+    public var token: String?
+
+    public static let defaultAddress = IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: 8404)
+
+    public init(address: IPEndpoint = AdminConfiguration.defaultAddress, token: String? = nil) {
+        self.address = address
+        self.token = token
     }
 }
 

@@ -19,6 +19,10 @@ public struct LoadBalancerOptions: Sendable {
     /// Multiplies every AWS timer: health-check interval and timeout, deregistration delay, unhealthy
     /// draining interval, idle timeout. `0.01` turns 300 s of draining into 3 s.
     public var timeScale: Double = 1
+    /// The configuration file, re-read on SIGHUP (the daemon only).
+    public var configPath: String?
+    /// Whether a re-read configuration is checked with `--strict`.
+    public var strict = false
 
     public init() {}
 }
@@ -77,6 +81,11 @@ public final class LoadBalancer {
     var resourcesClosed = false
     var probes: [HealthProbe] = []
     var freeProbes: [Int] = []
+    var adminFD: Int32 = -1
+    /// Where the control API listens (the kernel's port when the configuration said port 0).
+    public private(set) var adminEndpoint: IPEndpoint?
+    var adminConnections: [AdminConnection] = []
+    var freeAdminConnections: [Int] = []
     var lastTransparentWarning: UInt64 = 0
     let eventCapacity = 256
     let events: UnsafeMutablePointer<UInt32>
@@ -108,6 +117,17 @@ public final class LoadBalancer {
         tickNanoseconds = UInt64(min(max(shortest / 10, 0.01), 1) * 1e9)
         do {
             try openListeners()
+            if let admin = configuration.admin {
+                do {
+                    adminFD = try Socket.listen(on: admin.address, backlog: 64)
+                } catch {
+                    throw ListenerError(
+                        description:
+                            "control API \(admin.address): \(Self.explain(error)); set Admin.Address to another port")
+                }
+                adminEndpoint = admin.address.port == 0 ? Socket.localEndpoint(adminFD) : admin.address
+                try register(adminFD, events: CLNB_EPOLLIN, token: token(.adminListener, 0, 0))
+            }
             try register(tickFD, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
             try register(wakeFD, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
             if options.handlesSignals {
@@ -211,6 +231,11 @@ public final class LoadBalancer {
 
     func closeResources() {
         resourcesClosed = true
+        for connection in adminConnections where connection.fd >= 0 { closeAdmin(connection) }
+        if adminFD >= 0 {
+            closeDescriptor(adminFD)
+            adminFD = -1
+        }
         for probe in probes where probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1
@@ -268,8 +293,10 @@ public final class LoadBalancer {
             beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
         case .probe:
             probeEvent(index: index, generation: generation, events: events)
-        case .adminListener, .adminConnection:
-            break
+        case .adminListener:
+            acceptAdmin()
+        case .adminConnection:
+            adminEvent(index: index, generation: generation)
         case nil:
             preconditionFailure("epoll token of unknown kind")
         }
@@ -696,6 +723,7 @@ public final class LoadBalancer {
             }
         }
         expireProbes()
+        expireAdminConnections()
         for flow in flows {
             switch flow.state {
             case .free:

@@ -131,6 +131,8 @@ struct TargetGroup {
     var lifecycle: TargetLifecycle
     var selector: TargetSelector
     var metrics = GroupMetrics()
+    /// Removed from the configuration by a reload: no listener forwards to it any more.
+    var removed = false
     /// `stickiness.type` `source_ip`: the target each client IP last went to.
     var stickyTargets: [IPAddress: Int] = [:]
 

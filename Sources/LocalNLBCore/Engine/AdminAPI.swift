@@ -1,0 +1,453 @@
+import CLocalNLB
+import Foundation
+import Glibc
+import ProxyProtocol
+
+extension TargetHealthReason {
+    /// AWS's description for the reason code.
+    var description: String {
+        switch self {
+        case .registrationInProgress: return "Target registration is in progress"
+        case .initialHealthChecking: return "Initial health checking in progress"
+        case .failedHealthChecks: return "Health checks failed"
+        case .deregistrationInProgress: return "Target deregistration is in progress"
+        case .internalError: return "Health checks failed with these codes: internal error"
+        case .notRegistered: return "Target is not registered to the target group"
+        case .notInUse: return "Target group is not configured to receive traffic from the load balancer"
+        case .healthCheckDisabled: return "Health checks are disabled for the target group"
+        }
+    }
+}
+
+extension TargetGroupConfiguration {
+    /// Every target group attribute with its value in force, as DescribeTargetGroupAttributes lists them.
+    var effectiveAttributes: [(String, String)] {
+        var minimumPercentage = "off"
+        if let percentage = minimumHealthyTargetsPercentage { minimumPercentage = String(percentage) }
+        var list: [(String, String)] = [
+            ("deregistration_delay.timeout_seconds", String(deregistrationDelaySeconds)),
+            ("deregistration_delay.connection_termination.enabled", String(deregistrationConnectionTermination)),
+            ("preserve_client_ip.enabled", String(preserveClientIP)),
+            ("proxy_protocol_v2.enabled", String(proxyProtocol.isV2)),
+            ("proxy_protocol_v2.client_to_server.header_placement", headerPlacement.rawValue),
+            ("stickiness.enabled", String(stickinessEnabled)),
+            ("stickiness.type", "source_ip"),
+            ("load_balancing.cross_zone.enabled", crossZone),
+            ("target_health_state.unhealthy.connection_termination.enabled", String(unhealthyConnectionTermination)),
+            ("target_health_state.unhealthy.draining_interval_seconds", String(unhealthyDrainingIntervalSeconds)),
+            (
+                "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
+                String(minimumHealthyTargetsCount)
+            ),
+            ("target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage", minimumPercentage),
+            ("localnlb.load_balancing.algorithm.type", algorithm.rawValue),
+            ("localnlb.proxy_protocol_v1.enabled", String(proxyProtocol == .v1)),
+        ]
+        if case .v2(let aws, let endpoint) = proxyProtocol {
+            list.append(("localnlb.proxy_protocol_v2.tlvs", aws ? "aws" : "none"))
+            if let endpoint { list.append(("localnlb.proxy_protocol_v2.vpc_endpoint_id", endpoint)) }
+        }
+        return list
+    }
+
+    /// The attributes as given, with `changes` applied on top (ModifyTargetGroupAttributes semantics).
+    func attributes(changedBy changes: [(key: String, value: String)]) -> [(key: String, value: String)] {
+        var merged = attributes
+        for change in changes {
+            if let index = merged.firstIndex(where: { $0.key == change.key }) {
+                merged[index].value = change.value
+            } else {
+                merged.append(change)
+            }
+        }
+        return merged
+    }
+}
+
+extension ProxyProtocolMode {
+    var isV2: Bool {
+        if case .v2 = self { return true }
+        return false
+    }
+}
+
+extension LoadBalancer {
+    // MARK: Connections
+
+    func acceptAdmin() {
+        guard adminFD >= 0 else { return }
+        for _ in 0..<16 {
+            guard case .done(let (fd, _))? = try? Socket.accept(adminFD) else { return }
+            let connection: AdminConnection
+            if let free = freeAdminConnections.popLast() {
+                connection = adminConnections[free]
+            } else {
+                connection = AdminConnection(index: adminConnections.count)
+                adminConnections.append(connection)
+            }
+            connection.fd = fd
+            connection.input.removeAll(keepingCapacity: true)
+            connection.output = []
+            connection.written = 0
+            connection.responding = false
+            connection.deadline = now + 10_000_000_000
+            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+            do {
+                try register(
+                    fd, events: interest, token: token(.adminConnection, connection.index, connection.generation))
+            } catch {
+                closeAdmin(connection)
+                continue
+            }
+            adminEvent(index: connection.index, generation: connection.generation)
+        }
+    }
+
+    func adminEvent(index: Int, generation: UInt32) {
+        let connection = adminConnections[index]
+        guard connection.fd >= 0, connection.generation & 0xFF_FFFF == generation else { return }
+        if !connection.responding {
+            var chunk = [UInt8](repeating: 0, count: 16384)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { Glibc.recv(connection.fd, $0.baseAddress, $0.count, 0) }
+                if n > 0 {
+                    connection.input += chunk[0..<n]
+                    if connection.input.count > AdminRequest.maximumSize { break }
+                    continue
+                }
+                if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+                // EOF or error before a whole request: nothing to answer.
+                if AdminRequest.parse(connection.input) == .incomplete { return closeAdmin(connection) }
+                break
+            }
+            switch AdminRequest.parse(connection.input) {
+            case .incomplete:
+                return
+            case .invalid(let status, let message):
+                respond(connection, .error(status, "ValidationError", message))
+            case .request(let request):
+                respond(connection, handle(request))
+            }
+        }
+        flushAdmin(connection)
+    }
+
+    func respond(_ connection: AdminConnection, _ response: AdminResponse) {
+        connection.responding = true
+        connection.output = response.bytes
+        connection.written = 0
+    }
+
+    func flushAdmin(_ connection: AdminConnection) {
+        while connection.written < connection.output.count {
+            let n = connection.output[connection.written...].withUnsafeBytes {
+                Glibc.send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 {
+                connection.written += n
+            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
+                return
+            } else {
+                return closeAdmin(connection)
+            }
+        }
+        closeAdmin(connection)
+    }
+
+    func closeAdmin(_ connection: AdminConnection) {
+        guard connection.fd >= 0 else { return }
+        closeDescriptor(connection.fd)
+        connection.fd = -1
+        connection.generation &+= 1
+        connection.input = []
+        connection.output = []
+        freeAdminConnections.append(connection.index)
+    }
+
+    /// Connections that did not send a whole request in time are dropped (a slow client cannot hold one).
+    func expireAdminConnections() {
+        for connection in adminConnections where connection.fd >= 0 && now >= connection.deadline {
+            if connection.responding {
+                closeAdmin(connection)
+            } else {
+                respond(connection, .error(408, "RequestTimeout", "no complete request within 10 s"))
+                flushAdmin(connection)
+            }
+        }
+    }
+
+    // MARK: Routing
+
+    func handle(_ request: AdminRequest) -> AdminResponse {
+        if let token = configuration.admin?.token, request.headers["authorization"] != "Bearer \(token)" {
+            return .error(401, "AuthFailure", "send Authorization: Bearer <Admin.Token>")
+        }
+        let parts = request.path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
+        switch (request.method, parts.count) {
+        case ("GET", 1) where parts[0] == "target-groups":
+            return .json(200, .object([("TargetGroups", .array(groups.indices.map(describeTargetGroup)))]))
+        case ("GET", 1) where parts[0] == "flows":
+            return .json(200, .object([("Flows", .array(describeFlows()))]))
+        case ("GET", 1) where parts[0] == "metrics":
+            return AdminResponse(status: 200, body: prometheusMetrics(), contentType: "text/plain; version=0.0.4")
+        case (_, 3) where parts[0] == "target-groups":
+            guard let group = groups.firstIndex(where: { $0.configuration.name == parts[1] && !$0.removed }) else {
+                return .error(404, "TargetGroupNotFound", "no target group named \(parts[1])")
+            }
+            switch (request.method, parts[2]) {
+            case ("GET", "health"): return .json(200, describeTargetHealth(group))
+            case ("POST", "register"): return changeTargets(group, request.body, register: true)
+            case ("POST", "deregister"): return changeTargets(group, request.body, register: false)
+            case ("GET", "attributes"): return .json(200, attributesResponse(group))
+            case ("PUT", "attributes"): return modifyAttributes(group, request.body)
+            case (_, "health"), (_, "register"), (_, "deregister"), (_, "attributes"):
+                return .error(405, "MethodNotAllowed", "\(request.method) is not allowed on \(request.path)")
+            default:
+                return .error(404, "NotFound", "no such resource: \(request.path)")
+            }
+        case (_, 1) where ["target-groups", "flows", "metrics"].contains(parts[0]):
+            return .error(405, "MethodNotAllowed", "\(request.method) is not allowed on \(request.path)")
+        default:
+            return .error(
+                404, "NotFound",
+                "no such resource: \(request.path) (try /target-groups, /target-groups/NAME/health, /flows, /metrics)")
+        }
+    }
+
+    // MARK: Endpoints
+
+    func describeTargetGroup(_ index: Int) -> JSONText {
+        let group = groups[index]
+        let c = group.configuration
+        let check = c.healthCheck
+        let scale = group.lifecycle.timeScale
+        let listenerPorts = listeners.filter { $0.groupIndex == index && $0.fd >= 0 }.map { Int64($0.endpoint.port) }
+        return .object([
+            ("TargetGroupName", .string(c.name)),
+            ("Protocol", .string("TCP")),
+            ("Port", .integer(Int64(c.port))),
+            ("TargetType", .string(c.targetType.rawValue)),
+            ("HealthCheckEnabled", .bool(check.enabled)),
+            ("HealthCheckProtocol", .string(check.protocolName.rawValue)),
+            ("HealthCheckPort", .string(check.port.map(String.init) ?? "traffic-port")),
+            ("HealthCheckPath", check.protocolName == .http ? .string(check.path) : .null),
+            ("HealthCheckIntervalSeconds", .integer(Int64(check.intervalSeconds))),
+            ("HealthCheckTimeoutSeconds", .integer(Int64(check.timeoutSeconds))),
+            ("HealthyThresholdCount", .integer(Int64(check.healthyThreshold))),
+            ("UnhealthyThresholdCount", .integer(Int64(check.unhealthyThreshold))),
+            (
+                "Matcher",
+                .object([
+                    (
+                        "HttpCode",
+                        .string(
+                            check.matcher.map {
+                                $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
+                            }
+                            .joined(separator: ","))
+                    )
+                ])
+            ),
+            ("ListenerPorts", .array(listenerPorts.map { .integer($0) })),
+            ("Attributes", attributeList(c.effectiveAttributes)),
+            (
+                "LocalNLB",
+                .object([
+                    ("TimeScale", .number(scale)),
+                    ("ScaledHealthCheckIntervalSeconds", .number(Double(check.intervalSeconds) * scale)),
+                    ("ScaledHealthCheckTimeoutSeconds", .number(Double(check.timeoutSeconds) * scale)),
+                    ("ScaledDeregistrationDelaySeconds", .number(Double(c.deregistrationDelaySeconds) * scale)),
+                    ("FailingOpen", .bool(group.lifecycle.failingOpen)),
+                ])
+            ),
+        ])
+    }
+
+    func attributeList(_ attributes: [(String, String)]) -> JSONText {
+        .array(attributes.map { .object([("Key", .string($0.0)), ("Value", .string($0.1))]) })
+    }
+
+    func describeTargetHealth(_ index: Int) -> JSONText {
+        let group = groups[index]
+        let descriptions = group.targets.filter { $0.state != .unused }.map { target -> JSONText in
+            var health: [(String, JSONText)] = [("State", .string(target.state.rawValue))]
+            if let reason = target.reason {
+                health.append(("Reason", .string(reason.rawValue)))
+                health.append(("Description", .string(reason.description)))
+            }
+            let port = group.configuration.healthCheck.port ?? target.endpoint.port
+            return .object([
+                ("Target", .object([("Id", .string(target.id)), ("Port", .integer(Int64(target.endpoint.port)))])),
+                ("HealthCheckPort", .string(String(port))),
+                ("TargetHealth", .object(health)),
+                ("ActiveFlowCount", .integer(Int64(target.activeFlows))),
+            ])
+        }
+        return .object([("TargetHealthDescriptions", .array(descriptions))])
+    }
+
+    func attributesResponse(_ index: Int) -> JSONText {
+        .object([("Attributes", attributeList(groups[index].configuration.effectiveAttributes))])
+    }
+
+    /// POST register / deregister with `{"Targets":[{"Id":…,"Port":…}]}`: all checked before any applies.
+    func changeTargets(_ index: Int, _ body: [UInt8], register: Bool) -> AdminResponse {
+        var reader = ConfigReader()
+        guard let document = decodeBody(body, reader: &reader),
+            let object = reader.readObject(document, "", keys: ["Targets"])
+        else { return validationError(reader) }
+        guard let list = object["Targets"], let items = reader.array(list, "Targets"), !items.isEmpty else {
+            if reader.errors.isEmpty { reader.error("Targets", "missing: give at least one {\"Id\": …, \"Port\": …}") }
+            return validationError(reader)
+        }
+        let configuration = groups[index].configuration
+        let targets = items.enumerated().compactMap { reader.target($1, "Targets[\($0)]", group: configuration) }
+        guard reader.errors.isEmpty else { return validationError(reader) }
+        for target in targets {
+            if register {
+                groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+            } else if !groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now) {
+                return .error(400, "InvalidTarget", "\(target.endpoint) is not registered in \(configuration.name)")
+            }
+        }
+        return .json(200, .object([]))
+    }
+
+    /// PUT attributes: ModifyTargetGroupAttributes. Checked like the configuration file; applies to new
+    /// flows (and timers started) from now on, or not at all.
+    func modifyAttributes(_ index: Int, _ body: [UInt8]) -> AdminResponse {
+        var reader = ConfigReader()
+        guard let document = decodeBody(body, reader: &reader),
+            let object = reader.readObject(document, "", keys: ["Attributes"]), let list = object["Attributes"]
+        else {
+            if reader.errors.isEmpty { reader.error("Attributes", "missing: give [{\"Key\": …, \"Value\": …}]") }
+            return validationError(reader)
+        }
+        let changes = reader.attributeList(list, "Attributes").compactMap { entry -> (key: String, value: String)? in
+            guard let value = entry.value.attributeString else {
+                reader.error("Attributes[\"\(entry.key)\"]", "\(entry.value.shown) is not a string")
+                return nil
+            }
+            return (entry.key, value)
+        }
+        guard reader.errors.isEmpty else { return validationError(reader) }
+        var updated = groups[index].configuration.rebuilt(
+            attributes: groups[index].configuration.attributes(changedBy: changes), reader: &reader)
+        guard reader.errors.isEmpty else { return validationError(reader) }
+        updated.targets = groups[index].configuration.targets
+        applyGroupConfiguration(index, updated)
+        return .json(200, attributesResponse(index))
+    }
+
+    func applyGroupConfiguration(_ index: Int, _ configuration: TargetGroupConfiguration) {
+        groups[index].configuration = configuration
+        groups[index].lifecycle.update(configuration)
+        groups[index].selector.algorithm = configuration.algorithm
+        if !configuration.stickinessEnabled { groups[index].stickyTargets.removeAll() }
+    }
+
+    func decodeBody(_ body: [UInt8], reader: inout ConfigReader) -> JSONValue? {
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: Data(body))
+        } catch {
+            reader.error("body", "not valid JSON")
+            return nil
+        }
+    }
+
+    func validationError(_ reader: ConfigReader) -> AdminResponse {
+        .error(400, "ValidationError", reader.errors.joined(separator: "; "))
+    }
+
+    func describeFlows() -> [JSONText] {
+        flows.filter { $0.state != .free }.map { flow in
+            let group = groups[flow.groupIndex]
+            let target = flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint.description : nil
+            let state: String =
+                switch flow.state {
+                case .connecting: "connecting"
+                case .established: "established"
+                case .expired: "expired"
+                case .free: "free"
+                }
+            return .object([
+                ("id", .integer(Int64(flow.id))),
+                ("targetGroup", .string(group.configuration.name)),
+                ("listener", .string(listeners[flow.listenerIndex].endpoint.description)),
+                ("client", .string(flow.client.description)),
+                ("node", .string(flow.node.description)),
+                ("target", .optional(target)),
+                ("source", .optional(flow.source?.description)),
+                ("proxyHeader", .optional(flow.header.map(hexString))),
+                ("bytesFromClient", .integer(Int64(flow.clientToTarget.bytes))),
+                ("bytesFromTarget", .integer(Int64(flow.targetToClient.bytes))),
+                ("ageSeconds", .number(Double(now &- flow.started) / 1e9)),
+                ("state", .string(state)),
+            ])
+        }
+    }
+
+    // MARK: Metrics
+
+    /// Prometheus text: CloudWatch's AWS/NetworkELB names in snake case under `localnlb_` (AWS-NLB.md §7).
+    func prometheusMetrics() -> String {
+        var out = ""
+        let lb = configuration.loadBalancerName
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
+            out += "# HELP localnlb_\(name) \(help)\n# TYPE localnlb_\(name) \(type)\n"
+            for (labels, value) in samples { out += "localnlb_\(name){\(labels)} \(value)\n" }
+        }
+        func labels(_ group: TargetGroup, _ target: Target? = nil) -> String {
+            var text = "load_balancer=\"\(lb)\",target_group=\"\(group.configuration.name)\""
+            if let target { text += ",target=\"\(target.endpoint)\"" }
+            return text
+        }
+        let live = groups.filter { !$0.removed }
+        family(
+            "active_flow_count", "gauge", "Flows connecting or established (ActiveFlowCount).",
+            live.map { (labels($0), String($0.targets.reduce(0) { $0 + $1.activeFlows })) }
+                + live.flatMap { g in
+                    g.targets.filter { $0.state != .unused }.map { (labels(g, $0), String($0.activeFlows)) }
+                })
+        family(
+            "new_flow_count_total", "counter", "Flows accepted (NewFlowCount).",
+            live.map { (labels($0), String($0.metrics.newFlowCount)) })
+        family(
+            "processed_bytes_total", "counter", "Bytes moved either way (ProcessedBytes).",
+            live.map { (labels($0), String($0.metrics.processedBytes)) })
+        family(
+            "healthy_host_count", "gauge", "Targets in state healthy (HealthyHostCount).",
+            live.map { g in (labels(g), String(g.targets.filter { $0.state == .healthy }.count)) })
+        family(
+            "unhealthy_host_count", "gauge", "Targets in state unhealthy or unhealthy.draining (UnHealthyHostCount).",
+            live.map { g in
+                (labels(g), String(g.targets.filter { $0.state == .unhealthy || $0.state == .unhealthyDraining }.count))
+            })
+        family(
+            "tcp_client_reset_count_total", "counter", "RSTs sent by clients (TCP_Client_Reset_Count).",
+            live.map { (labels($0), String($0.metrics.tcpClientResetCount)) })
+        family(
+            "tcp_target_reset_count_total", "counter", "RSTs sent by targets (TCP_Target_Reset_Count).",
+            live.map { (labels($0), String($0.metrics.tcpTargetResetCount)) })
+        family(
+            "tcp_elb_reset_count_total", "counter", "RSTs sent by the load balancer (TCP_ELB_Reset_Count).",
+            live.map { (labels($0), String($0.metrics.tcpELBResetCount)) })
+        family(
+            "unhealthy_routing_flow_count_total", "counter",
+            "Flows routed to a target that is not healthy while failing open (UnhealthyRoutingFlowCount).",
+            live.map { (labels($0), String($0.metrics.unhealthyRoutingFlowCount)) })
+        return out
+    }
+}
+
+extension TargetGroupConfiguration {
+    /// This group with its attribute-derived settings computed anew from `attributes`.
+    func rebuilt(attributes: [(key: String, value: String)], reader: inout ConfigReader) -> TargetGroupConfiguration {
+        var fresh = TargetGroupConfiguration(name: name, port: port, targetType: targetType, targets: targets)
+        fresh.healthCheck = healthCheck
+        let list = JSONValue.array(
+            attributes.map { .object(["Key": .string($0.key), "Value": .string($0.value)]) })
+        reader.attributes(list, "Attributes", into: &fresh)
+        return fresh
+    }
+}
