@@ -15,19 +15,27 @@ struct TestFailure: Error, CustomStringConvertible {
 /// A load balancer running on its own thread, with its ended flows collected.
 final class RunningBalancer: @unchecked Sendable {
     let balancer: LoadBalancer
+    private var endpoints: [(listener: Int, endpoint: IPEndpoint)] = []
+    private(set) var adminEndpoint: IPEndpoint?
     private let lock = NSCondition()
     private var records: [FlowRecord] = []
     private let done = DispatchSemaphore(value: 0)
     private var stopped = false
 
-    init(_ configuration: Configuration, drainSeconds: Double = 1, flowLog: FlowLog = .disabled) throws {
+    init(
+        _ configuration: Configuration, drainSeconds: Double = 1, flowLog: FlowLog = .disabled, timeScale: Double = 1
+    ) throws {
         var options = LoadBalancerOptions()
+        options.timeScale = timeScale
         options.flowLog = flowLog
         options.drainSeconds = drainSeconds
         options.log = { _ in }
         let box = RecordSink()
         options.onFlowEnd = { box.append($0) }
         balancer = try LoadBalancer(configuration: configuration, options: options)
+        // Read before the loop's thread starts: afterwards the loop owns the balancer's state.
+        endpoints = balancer.listenerEndpoints
+        adminEndpoint = balancer.adminEndpoint
         box.owner = self
         Thread.detachNewThread { [balancer, done] in
             try? balancer.run()
@@ -36,7 +44,7 @@ final class RunningBalancer: @unchecked Sendable {
     }
 
     func endpoint(_ listener: Int = 0, ipv6: Bool = false) -> IPEndpoint {
-        balancer.listenerEndpoints.first { $0.listener == listener && $0.endpoint.ip.isIPv6 == ipv6 }!.endpoint
+        endpoints.first { $0.listener == listener && $0.endpoint.ip.isIPv6 == ipv6 }!.endpoint
     }
 
     fileprivate func append(_ record: FlowRecord) {

@@ -19,8 +19,8 @@ int clnb_timerfd_create(void);
 int clnb_timerfd_arm(int fd, int64_t ns);
 
 int clnb_eventfd(void);
-/// A signalfd for SIGTERM and SIGINT; blocks both for the calling thread first.
-int clnb_signalfd_term_int(void);
+/// A signalfd for SIGTERM, SIGINT and SIGHUP; blocks them for the calling thread first.
+int clnb_signalfd_daemon(void);
 /// Reads one signal from a signalfd; returns the signal number, or -1 with errno.
 int clnb_signalfd_read(int fd);
 

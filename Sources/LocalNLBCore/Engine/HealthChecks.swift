@@ -48,7 +48,7 @@ extension LoadBalancer {
     /// address of the target's family.
     func checkHost(group: Int, family: IPAddress) -> IPEndpoint {
         let name = groups[group].configuration.name
-        let listener = listeners.first { configuration.listeners[$0.configIndex].targetGroupName == name }
+        let listener = listeners.first { $0.fd >= 0 && configuration.listeners[$0.configIndex].targetGroupName == name }
         let ip =
             configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? family
         return IPEndpoint(ip: ip, port: listener?.endpoint.port ?? groups[group].configuration.port)

@@ -60,8 +60,8 @@ public final class LoadBalancer {
         var pausedUntil: UInt64 = 0
     }
 
-    let configuration: Configuration
-    let options: LoadBalancerOptions
+    var configuration: Configuration
+    var options: LoadBalancerOptions
     let epoll: Int32
     let tickFD: Int32
     let wakeFD: Int32
@@ -131,7 +131,7 @@ public final class LoadBalancer {
             try register(tickFD, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
             try register(wakeFD, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
             if options.handlesSignals {
-                signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_term_int() }
+                signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
                 try register(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
             }
         } catch {
@@ -154,7 +154,7 @@ public final class LoadBalancer {
     /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
     /// (a port 0 in the configuration shows here as the port the kernel chose).
     public var listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)] {
-        listeners.map { ($0.configIndex, $0.endpoint) }
+        listeners.filter { $0.fd >= 0 }.map { ($0.configIndex, $0.endpoint) }
     }
 
     /// Asks a running loop, from any thread, to stop accepting and drain. Safe to call more than once.
@@ -290,7 +290,11 @@ public final class LoadBalancer {
             beginShutdown(reason: "stop requested")
         case .signal:
             let signal = clnb_signalfd_read(signalFD)
-            beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
+            if signal == SIGHUP {
+                reloadConfiguration()
+            } else {
+                beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
+            }
         case .probe:
             probeEvent(index: index, generation: generation, events: events)
         case .adminListener:

@@ -1,0 +1,113 @@
+import CLocalNLB
+import ProxyProtocol
+
+extension LoadBalancer {
+    /// SIGHUP: re-reads the configuration file. Targets added or removed are registered or deregistered
+    /// (with draining), attributes change for new flows, listeners come and go without touching other
+    /// flows. A file with errors, or a listener that cannot be opened, changes nothing.
+    func reloadConfiguration() {
+        guard let path = options.configPath else { return }
+        do {
+            let loaded = try ConfigLoader.load(path: path, strict: options.strict)
+            for warning in loaded.warnings { options.log("SIGHUP: warning: \(warning)") }
+            try apply(loaded.configuration)
+            options.log("SIGHUP: \(path) reloaded")
+        } catch {
+            options.log("SIGHUP: \(path) rejected, the running configuration stays:\n\(error)")
+        }
+    }
+
+    /// Moves the running balancer to `new`: all of it, or (if a listener cannot be opened) none of it.
+    public func apply(_ new: Configuration) throws {
+        // Where each group of the new configuration will live: its current slot, or a new one.
+        var groupIndex: [String: Int] = [:]
+        var appended = 0
+        for group in new.targetGroups {
+            if let index = groups.firstIndex(where: { $0.configuration.name == group.name }) {
+                groupIndex[group.name] = index
+            } else {
+                groupIndex[group.name] = groups.count + appended
+                appended += 1
+            }
+        }
+
+        // Open the new listener sockets first: if one fails, nothing has changed yet.
+        var wanted: [(configIndex: Int, endpoint: IPEndpoint)] = []
+        for (configIndex, listener) in new.listeners.enumerated() {
+            for address in new.nodes.flatMap(\.addresses) {
+                wanted.append((configIndex, IPEndpoint(ip: address, port: listener.port)))
+            }
+        }
+        var opened: [(Int, IPEndpoint, Int32)] = []
+        for (configIndex, endpoint) in wanted
+        where !listeners.contains(where: { $0.fd >= 0 && $0.endpoint == endpoint }) {
+            do {
+                opened.append((configIndex, endpoint, try Socket.listen(on: endpoint)))
+            } catch {
+                for (_, _, fd) in opened { closeDescriptor(fd) }
+                throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
+            }
+        }
+
+        // Target groups: update the kept, add the new, retire the gone.
+        for group in new.targetGroups {
+            let index = groupIndex[group.name]!
+            if index >= groups.count {
+                groups.append(TargetGroup(group, timeScale: options.timeScale, now: now))
+                continue
+            }
+            groups[index].removed = false
+            let kept = groups[index].targets.filter { $0.isRegistered }.map(\.endpoint)
+            for target in group.targets where !kept.contains(target.endpoint) {
+                groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+            }
+            for endpoint in kept where !group.targets.contains(where: { $0.endpoint == endpoint }) {
+                _ = groups[index].lifecycle.deregister(endpoint: endpoint, now: now)
+            }
+            applyGroupConfiguration(index, group)
+        }
+        for index in groups.indices where groupIndex[groups[index].configuration.name] == nil {
+            for target in groups[index].targets where target.isRegistered {
+                _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
+            }
+            groups[index].removed = true
+        }
+
+        // Listeners: keep (with new settings), close the gone (their flows go on), add the new.
+        func settings(_ configIndex: Int) -> (group: Int, idle: UInt64, connect: UInt64) {
+            let listener = new.listeners[configIndex]
+            return (
+                groupIndex[listener.targetGroupName]!,
+                UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
+                UInt64(listener.connectTimeoutSeconds * 1e9)
+            )
+        }
+        for index in listeners.indices where listeners[index].fd >= 0 {
+            if let match = wanted.first(where: { $0.endpoint == listeners[index].endpoint }) {
+                let s = settings(match.configIndex)
+                listeners[index].configIndex = match.configIndex
+                listeners[index].groupIndex = s.group
+                listeners[index].idleNanoseconds = s.idle
+                listeners[index].connectNanoseconds = s.connect
+            } else {
+                closeDescriptor(listeners[index].fd)
+                listeners[index].fd = -1
+            }
+        }
+        for (configIndex, endpoint, fd) in opened {
+            let s = settings(configIndex)
+            listeners.append(
+                Listener(
+                    fd: fd, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
+                    idleNanoseconds: s.idle, connectNanoseconds: s.connect))
+            _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, fd, CLNB_EPOLLIN, token(.listener, listeners.count - 1, 0))
+        }
+        if new.admin != configuration.admin {
+            options.log("the control API's address and token change only with a restart")
+        }
+        let admin = configuration.admin
+        configuration = new
+        configuration.admin = admin
+        tickNanoseconds = Self.tickInterval(new, timeScale: options.timeScale)
+    }
+}
