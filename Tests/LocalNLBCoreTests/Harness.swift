@@ -23,7 +23,7 @@ final class RunningBalancer: @unchecked Sendable {
     private var stopped = false
 
     init(
-        _ configuration: Configuration, drainSeconds: Double = 1, flowLog: FlowLog = .disabled, timeScale: Double = 1
+        _ configuration: Configuration, drainSeconds: Double = 0.3, flowLog: FlowLog = .disabled, timeScale: Double = 1
     ) throws {
         var options = LoadBalancerOptions()
         options.timeScale = timeScale

@@ -90,6 +90,7 @@ extension LoadBalancer {
             connection.output = []
             connection.written = 0
             connection.responding = false
+            connection.finSent = false
             connection.deadline = now + 10_000_000_000
             let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
             do {
@@ -106,22 +107,25 @@ extension LoadBalancer {
     func adminEvent(index: Int, generation: UInt32) {
         let connection = adminConnections[index]
         guard connection.fd >= 0, connection.generation & 0xFF_FFFF == generation else { return }
-        if !connection.responding {
-            var chunk = [UInt8](repeating: 0, count: 16384)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { Glibc.recv(connection.fd, $0.baseAddress, $0.count, 0) }
-                if n > 0 {
-                    connection.input += chunk[0..<n]
-                    if connection.input.count > AdminRequest.maximumSize { break }
-                    continue
-                }
-                if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
-                // EOF or error before a whole request: nothing to answer.
-                if AdminRequest.parse(connection.input) == .incomplete { return closeAdmin(connection) }
-                break
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        var ended = false
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.recv(connection.fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 {
+                // Once answering, what else arrives is read and dropped, so closing never cuts the answer off.
+                if !connection.responding { connection.input += chunk[0..<n] }
+                if connection.input.count > AdminRequest.maximumSize { break }
+                continue
             }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+            ended = true
+            break
+        }
+        if !connection.responding {
             switch AdminRequest.parse(connection.input) {
             case .incomplete:
+                // EOF or an error before a whole request: nothing to answer.
+                if ended { return closeAdmin(connection) }
                 return
             case .invalid(let status, let message):
                 respond(connection, .error(status, "ValidationError", message))
@@ -129,6 +133,7 @@ extension LoadBalancer {
                 respond(connection, handle(request))
             }
         }
+        if ended && connection.written >= connection.output.count { return closeAdmin(connection) }
         flushAdmin(connection)
     }
 
@@ -151,7 +156,11 @@ extension LoadBalancer {
                 return closeAdmin(connection)
             }
         }
-        closeAdmin(connection)
+        // All sent: FIN, then wait for the client's close (or the deadline) before closing ourselves.
+        if !connection.finSent {
+            Socket.shutdownWrite(connection.fd)
+            connection.finSent = true
+        }
     }
 
     func closeAdmin(_ connection: AdminConnection) {

@@ -106,6 +106,7 @@ final class AdminConnection {
     var output: [UInt8] = []
     var written = 0
     var responding = false
+    var finSent = false
     var deadline: UInt64 = 0
 
     init(index: Int) { self.index = index }
