@@ -37,7 +37,7 @@ check "unknown flag exits 64" test "$code" -eq 64
 check "unknown flag is named, with usage" grep -q 'unknown option --bogus' "$tmp/out"
 check "usage follows" grep -q 'localnlb serve --config FILE' "$tmp/out"
 
-for sub in serve check-config target demo; do
+for sub in serve check-config target demo ctl; do
   check "$sub --help" sh -c "'$bin' $sub --help | grep -q 'localnlb $sub'"
 done
 
@@ -68,6 +68,52 @@ set -e
 check "foreign node address exits 1" test "$code" -eq 1
 check "foreign node address is one clear line" \
   grep -qxF "localnlb: listener 192.0.2.1:8082: address not available: it is not an address of this machine (check SubnetMappings)" "$tmp/out"
+
+# SIGHUP: targets added and removed, an invalid file rejected while the old configuration keeps running.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port_a=$(free_port); port_b=$(free_port); lb_port=$(free_port); admin_port=$(free_port)
+"$bin" target --listen "127.0.0.1:$port_a" --name a > /dev/null 2>&1 & target_a=$!
+"$bin" target --listen "127.0.0.1:$port_b" --name b > /dev/null 2>&1 & target_b=$!
+write_config() { # the targets' ports, then an optional listener port override
+  local targets="" p
+  for p in $1; do targets="$targets${targets:+, }{ \"Id\": \"127.0.0.1\", \"Port\": $p }"; done
+  cat > "$tmp/reload.json" <<JSON
+{ "Admin": { "Address": "127.0.0.1:$admin_port" },
+  "Listeners": [ { "Port": ${2:-$lb_port}, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+  "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "ip", "Targets": [ $targets ] } ] }
+JSON
+}
+states() {
+  "$bin" ctl describe-target-health --target-group-name web --endpoint-url "http://127.0.0.1:$admin_port" 2>/dev/null \
+    | tr -d ' \n' | grep -o '"Port":[0-9]*},"HealthCheckPort":"[0-9]*","TargetHealth":{"State":"[a-z.]*"' \
+    | sed 's/"Port":\([0-9]*\).*"State":"\(.*\)"/\1=\2/' | sort | tr '\n' ' '
+}
+wait_states() { # the wanted `states` output
+  local seen=""
+  for _ in $(seq 60); do seen=$(states); [ "$seen" = "$1" ] && return 0; sleep 0.1; done
+  echo "states: '$seen', wanted '$1'" >&2; return 1
+}
+write_config "$port_a"
+"$bin" serve --config "$tmp/reload.json" --time-scale 0.01 2> "$tmp/reload.log" & daemon=$!
+check "reload: one healthy target" wait_states "$(printf '%s\n' "$port_a=healthy" | sort | tr '\n' ' ')"
+write_config "$port_a $port_b"
+kill -HUP "$daemon"
+check "reload: the added target is registered" \
+  wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
+write_config "$port_a" 70000
+kill -HUP "$daemon"
+sleep 0.3
+check "reload: an invalid file is rejected with its errors" grep -q 'Listeners\[0\].Port: 70000 is not a port' "$tmp/reload.log"
+check "reload: the old configuration keeps running" \
+  wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
+write_config "$port_b"
+kill -HUP "$daemon"
+check "reload: the removed target drains" \
+  wait_states "$(printf '%s\n' "$port_a=draining" "$port_b=healthy" | sort | tr '\n' ' ')"
+kill -TERM "$daemon"
+set +e; wait "$daemon"; code=$?; set -e
+check "serve exits 0 on SIGTERM" test "$code" -eq 0
+kill "$target_a" "$target_b" 2>/dev/null || true
 
 check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
 

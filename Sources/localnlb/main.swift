@@ -17,14 +17,33 @@ let usage = """
 
 let commandHelp: [String: String] = [
     "serve": """
-    localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--strict]
+    localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
-    for --drain-seconds (default 10) and exits 0.
+    for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
       --config FILE       the JSON configuration (see README: configuration reference)
       --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr)
       --drain-seconds N   how long flows may finish after a stop signal (default 10)
+      --time-scale F      multiply every AWS timer by F (health checks, draining, idle timeout):
+                          0.01 turns 300 s of deregistration delay into 3 s
       --strict            values AWS would reject are errors, not warnings
+    """,
+    "ctl": """
+    localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] [options]
+
+    Drives a running localnlb through its control API, with the AWS CLI's verbs and argument shapes.
+    Output is JSON shaped like the AWS CLI's.
+      describe-target-groups
+      describe-target-health           --target-group-name NAME
+      register-targets                 --target-group-name NAME --targets Id=127.0.0.1,Port=9003 [...]
+      deregister-targets               --target-group-name NAME --targets Id=127.0.0.1,Port=9003 [...]
+      describe-target-group-attributes --target-group-name NAME
+      modify-target-group-attributes   --target-group-name NAME --attributes Key=K,Value=V [...]
+      describe-flows                   (localnlb's own: the live flow table)
+      get-metrics                      (localnlb's own: the Prometheus text)
+      --endpoint-url URL     the daemon's control API (default http://127.0.0.1:8404)
+      --token TOKEN          the bearer token (Admin.Token); default: $LOCALNLB_TOKEN
+      --target-group-arn ARN accepted in place of --target-group-name (its name part is used)
     """,
     "check-config": """
     localnlb check-config FILE [--strict]
