@@ -109,12 +109,8 @@ public final class LoadBalancer {
         wakeFD = try syscallNonBlocking("eventfd") { clnb_eventfd() }
         events = .allocate(capacity: eventCapacity)
         datas = .allocate(capacity: eventCapacity)
-        // One periodic tick drives idle expiry, connect timeouts and draining: a tenth of the shortest
-        // timeout, between 10 ms and 1 s.
-        let shortest =
-            configuration.listeners.map { min(Double($0.idleTimeoutSeconds), $0.connectTimeoutSeconds) }
-            .min() ?? 1
-        tickNanoseconds = UInt64(min(max(shortest / 10, 0.01), 1) * 1e9)
+        // One periodic tick drives idle expiry, connect timeouts, health checks and draining.
+        tickNanoseconds = Self.tickInterval(configuration, timeScale: options.timeScale)
         do {
             try openListeners()
             if let admin = configuration.admin {
