@@ -210,3 +210,42 @@ import Testing
         #expect(l.targets[0].drainingUntil == 3 * Self.second)
     }
 }
+
+@Suite struct Stickiness {
+    let a = IPEndpoint("127.0.0.1:9001")!
+    let b = IPEndpoint("127.0.0.1:9002")!
+
+    func group(sticky: Bool) -> TargetGroup {
+        var configuration = TargetGroupConfiguration(
+            name: "tg", port: 80, targetType: .ip,
+            targets: [
+                TargetConfiguration(id: "a", address: a.ip, port: a.port),
+                TargetConfiguration(id: "b", address: b.ip, port: b.port),
+            ])
+        configuration.healthCheck.enabled = false
+        configuration.stickinessEnabled = sticky
+        return TargetGroup(configuration, timeScale: 1, now: 0)
+    }
+
+    func key(_ client: String) -> FlowKey { FlowKey(client: IPEndpoint(client)!, node: IPEndpoint("127.0.0.1:80")!) }
+
+    @Test func sourceIPStickinessKeepsAClientOnItsTarget() {
+        var sticky = group(sticky: true)
+        let first = sticky.pick(for: key("198.51.100.7:1000"))
+        // Without stickiness the tie-break would rotate; with it, the same client IP stays put.
+        #expect(sticky.pick(for: key("198.51.100.7:1001")) == first)
+        #expect(sticky.pick(for: key("198.51.100.7:1002")) == first)
+        // Another client gets the next target.
+        #expect(sticky.pick(for: key("198.51.100.8:1000")) != first)
+        var plain = group(sticky: false)
+        let one = plain.pick(for: key("198.51.100.7:1000"))
+        #expect(plain.pick(for: key("198.51.100.7:1001")) != one)
+    }
+
+    @Test func stickinessEndsWhenTheTargetStopsTakingFlows() {
+        var sticky = group(sticky: true)
+        let first = sticky.pick(for: key("198.51.100.7:1000"))!
+        _ = sticky.lifecycle.deregister(endpoint: sticky.targets[first].endpoint, now: 0)
+        #expect(sticky.pick(for: key("198.51.100.7:1001")) == 1 - first)
+    }
+}

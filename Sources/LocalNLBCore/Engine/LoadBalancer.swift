@@ -674,7 +674,12 @@ public final class LoadBalancer {
     /// AWS-NLB.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
     /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
     func expire(_ flow: Flow) {
-        writeRecord(flow, .idleTimeout, detail: nil)
+        let configured = configuration.listeners[listeners[flow.listenerIndex].configIndex].idleTimeoutSeconds
+        var detail = "tcp.idle_timeout.seconds \(configured)"
+        if options.timeScale != 1 {
+            detail += ", scaled by --time-scale \(options.timeScale) to \(Double(configured) * options.timeScale) s"
+        }
+        writeRecord(flow, .idleTimeout, detail: detail)
         releaseTarget(flow)
         flow.state = .expired
         expiredFlows += 1
