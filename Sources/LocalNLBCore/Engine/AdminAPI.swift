@@ -144,17 +144,10 @@ extension LoadBalancer {
     }
 
     func flushAdmin(_ connection: AdminConnection) {
-        while connection.written < connection.output.count {
-            let n = connection.output[connection.written...].withUnsafeBytes {
-                Glibc.send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 {
-                connection.written += n
-            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                return
-            } else {
-                return closeAdmin(connection)
-            }
+        switch Socket.sendPending(connection.fd, connection.output, from: &connection.written) {
+        case .complete: break
+        case .wouldBlock: return
+        case .failed: return closeAdmin(connection)
         }
         // All sent: FIN, then wait for the client's close (or the deadline) before closing ourselves.
         if !connection.finSent {

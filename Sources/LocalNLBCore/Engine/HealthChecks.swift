@@ -111,17 +111,10 @@ extension LoadBalancer {
     /// Writes what is left to write; a TCP check passes once connected and written, an HTTP check
     /// once its status line matches.
     func advanceProbe(_ probe: HealthProbe) {
-        while probe.written < probe.output.count {
-            let n = probe.output[probe.written...].withUnsafeBytes {
-                Glibc.send(probe.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 {
-                probe.written += n
-            } else if n < 0 && (errno == EAGAIN || errno == EINTR) {
-                return
-            } else {
-                return finishProbe(probe, passed: false)
-            }
+        switch Socket.sendPending(probe.fd, probe.output, from: &probe.written) {
+        case .complete: break
+        case .wouldBlock: return
+        case .failed: return finishProbe(probe, passed: false)
         }
         guard probe.http else { return finishProbe(probe, passed: true) }
         var chunk = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))

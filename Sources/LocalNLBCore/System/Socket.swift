@@ -99,6 +99,32 @@ public enum Socket {
         _ = setsockopt(fd, Int32(IPPROTO_IP), CLNB_IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    public enum SendProgress {
+        /// Everything is sent.
+        case complete
+        /// The socket's buffer is full: wait until it is writable.
+        case wouldBlock
+        /// The peer is gone (EPIPE, ECONNRESET…).
+        case failed
+    }
+
+    /// Sends `bytes` from `offset` on a non-blocking socket, advancing `offset` past what was sent.
+    public static func sendPending(_ fd: Int32, _ bytes: [UInt8], from offset: inout Int) -> SendProgress {
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                offset += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                return .wouldBlock
+            } else {
+                return .failed
+            }
+        }
+        return .complete
+    }
+
     /// FIN towards the peer; further reads still work. ENOTCONN (peer already gone) is ignored.
     public static func shutdownWrite(_ fd: Int32) {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
