@@ -16,6 +16,8 @@ public enum ProxyProtocolError: Error, Hashable, Sendable, CustomStringConvertib
     case v2TooLong(length: Int, maximum: Int)
     /// A TLV runs past the end of the header.
     case v2TruncatedTLV(offset: Int)
+    /// A registered TLV whose value breaks its type's rules (a CRC32C not 4 bytes, a UNIQUE_ID over 128…).
+    case v2InvalidTLV(type: UInt8, reason: String)
     /// The CRC32C TLV does not match the header.
     case v2ChecksumMismatch(expected: UInt32, received: UInt32)
 
@@ -31,6 +33,8 @@ public enum ProxyProtocolError: Error, Hashable, Sendable, CustomStringConvertib
         case .v2TooLong(let length, let maximum):
             return "PROXY v2 header of \(length) bytes exceeds the limit of \(maximum)"
         case .v2TruncatedTLV(let offset): return "PROXY v2 TLV at offset \(offset) runs past the header"
+        case .v2InvalidTLV(let type, let reason):
+            return "PROXY v2 TLV 0x\(String(type, radix: 16)) is invalid: \(reason)"
         case .v2ChecksumMismatch(let expected, let received):
             return "PROXY v2 CRC32C mismatch: header says \(hex32(received)), bytes give \(hex32(expected))"
         }
@@ -169,14 +173,16 @@ public struct ProxyHeaderParser: Sendable {
         var tlvStart = 16 + addressLength
         if command == .proxy {
             header.addresses = Self.addresses(family: family, block: bytes[16..<(16 + addressLength)])
-        } else if Self.tlvs(bytes[16..<total]) != nil || length < addressLength {
+        } else if ProxyTLV.split(bytes[16..<total]) != nil || length < addressLength {
             // AWS's LOCAL header says TCP4 but has no address block (AWS-NLB.md §3): a LOCAL receiver
             // ignores the addresses anyway, so TLVs that parse right after the fixed part win.
             tlvStart = 16
         }
-        guard let tlvs = Self.tlvs(bytes[tlvStart..<total]) else {
+        guard let tlvs = ProxyTLV.split(bytes[tlvStart..<total]) else {
             throw .v2TruncatedTLV(offset: Self.truncatedOffset(bytes[tlvStart..<total]))
         }
+        // Each registered TLV must be well formed for its type; a CRC32C mismatch is judged below.
+        for tlv in tlvs { _ = try tlv.decoded() }
         header.tlvs = tlvs
         header.crc32c = try checkCRC(bytes[0..<total], tlvStart: tlvStart)
         return .header(header, consumed: total)
@@ -210,20 +216,6 @@ public struct ProxyHeaderParser: Sendable {
         default:
             return .unspecified
         }
-    }
-
-    /// The TLVs of `region`, or nil when one runs past its end.
-    private static func tlvs(_ region: ArraySlice<UInt8>) -> [ProxyTLV]? {
-        var result: [ProxyTLV] = []
-        var i = region.startIndex
-        while i < region.endIndex {
-            guard region.endIndex - i >= 3 else { return nil }
-            let length = Int(region[i + 1]) << 8 | Int(region[i + 2])
-            guard region.endIndex - i - 3 >= length else { return nil }
-            result.append(ProxyTLV(type: region[i], value: Array(region[(i + 3)..<(i + 3 + length)])))
-            i += 3 + length
-        }
-        return result
     }
 
     private static func truncatedOffset(_ region: ArraySlice<UInt8>) -> Int {
