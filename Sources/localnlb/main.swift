@@ -10,6 +10,7 @@ let usage = """
       localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] ...
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
+                      [--trust CIDR[,CIDR…]]
       localnlb demo
 
     Run 'localnlb COMMAND --help' for one command.
@@ -53,6 +54,7 @@ let commandHelp: [String: String] = [
     """,
     "target": """
     localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
+                    [--trust CIDR[,CIDR…]]
 
     A target that reports what it saw: the TCP peer, its own address and any PROXY header, as JSON.
     An HTTP/1.x request gets the JSON as a 200 response; anything else gets it as one line, then an echo.
@@ -61,6 +63,9 @@ let commandHelp: [String: String] = [
       --proxy-protocol MODE    off: headers are data; optional (default): parsed if present;
                                required: connections without one are closed
       --banner TEXT            speak first (after the header when required), as SMTP does
+      --trust CIDR[,CIDR…]     believe PROXY headers only from peers in these ranges (your load balancer),
+                               as nginx's set_real_ip_from; a header from anyone else is read, reported
+                               as "untrustedProxy" with the reason, and not believed
     """,
     "demo": """
     localnlb demo
@@ -179,12 +184,23 @@ func target(_ flags: Flags) throws {
     guard let mode = TargetServer.ProxyMode(rawValue: modeText) else {
         throw UsageError(description: "--proxy-protocol \(modeText): not off, optional or required")
     }
+    var trust: ProxyTrust?
+    if let text = flags.values["--trust"] {
+        var ranges: [CIDR] = []
+        for part in text.split(separator: ",") {
+            guard let range = CIDR(part) else {
+                throw UsageError(description: "--trust \(part): not an address range such as 198.51.100.0/24")
+            }
+            ranges.append(range)
+        }
+        trust = ProxyTrust(trusted: ranges)
+    }
     let server: TargetServer
     do {
         server = try TargetServer(
             options: .init(
                 listen: endpoint, name: flags.values["--name"] ?? "target", proxyMode: mode,
-                banner: flags.values["--banner"], printsReports: true))
+                banner: flags.values["--banner"], printsReports: true, trust: trust))
     } catch {
         fail("\(error)", code: 1)
     }
@@ -247,7 +263,8 @@ do {
     case "check-config":
         checkConfig(try Flags(rest, valued: [], switches: ["--strict"], positional: 1))
     case "target":
-        try target(Flags(rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner"], switches: []))
+        try target(
+            Flags(rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner", "--trust"], switches: []))
     case "demo":
         _ = try Flags(rest, valued: [], switches: [])
         try demo()

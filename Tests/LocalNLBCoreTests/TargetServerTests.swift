@@ -115,3 +115,60 @@ import Testing
         #expect(try lb.endedFlows(count: 1)[0].closeReason == .connectTimeout)
     }
 }
+
+/// The hostile clients of the PROXY rule: a forged header straight to a target, and one through the balancer.
+@Suite(.serialized) struct HostileClients {
+    @Test func aForgedHeaderFromAnUntrustedPeerIsNotBelieved() throws {
+        let server = try TargetServer(
+            options: .init(
+                listen: IPEndpoint(ip: loopback, port: 0), name: "t", proxyMode: .optional,
+                trust: ProxyTrust(trusted: [CIDR("127.0.0.1/32")!])))
+        server.start()
+        defer { server.stop() }
+        // Around the load balancer, from 127.0.0.5: not a trusted proxy.
+        let client = try TestSocket.connect(to: server.endpoint, from: .v4(IPv4Address(127, 0, 0, 5)))
+        try client.send("PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\nGET / HTTP/1.0\r\n\r\n")
+        let response = String(decoding: try client.receiveUntilEOF(), as: UTF8.self)
+        let body = try #require(response.split(separator: "\r\n\r\n").last)
+        let json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+        #expect(json["clientAddress"] as? String == client.local.description)
+        #expect(json["proxy"] is NSNull)
+        #expect((json["untrustedProxy"] as? [String: Any])?["source"] as? String == "1.2.3.4:1111")
+        #expect(
+            json["refused"] as? String
+                == "peer 127.0.0.5 is not a trusted proxy (trusted: 127.0.0.1/32); its PROXY header is ignored")
+    }
+
+    @Test func aTrustedPeersHeaderIsBelieved() throws {
+        let server = try TargetServer(
+            options: .init(
+                listen: IPEndpoint(ip: loopback, port: 0), name: "t", proxyMode: .optional,
+                trust: ProxyTrust(trusted: [CIDR("127.0.0.0/30")!])))
+        server.start()
+        defer { server.stop() }
+        let client = try TestSocket.connect(to: server.endpoint, from: .v4(IPv4Address(127, 0, 0, 2)))
+        try client.send("PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\nGET / HTTP/1.0\r\n\r\n")
+        let response = String(decoding: try client.receiveUntilEOF(), as: UTF8.self)
+        #expect(response.contains(#""clientAddress":"1.2.3.4:1111""#))
+    }
+
+    @Test func aForgedHeaderThroughTheBalancerArrivesAsDataAfterTheRealOne() throws {
+        let server = try TestServer()
+        let lb = try RunningBalancer(
+            configuration(targets: [server.endpoint]) { $0.proxyProtocol = .v2(awsTLVs: true, vpcEndpointID: nil) })
+        defer { lb.stop() }
+        let client = try TestSocket.connect(to: lb.endpoint(), from: otherLoopback)
+        let forged = Array("PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\n".utf8)
+        try client.send(forged)
+        let upstream = try server.accept()
+        // AWS-NLB.md §6: the client's own header is kept, so the target receives two headers.
+        let real = ProxyHeader.aws(source: client.local, destination: lb.endpoint()).encoded()
+        let received = try upstream.receive(exactly: real.count + forged.count)
+        guard case .header(let first, let consumed) = try ProxyHeaderParser().parse(received) else {
+            Issue.record("no header first")
+            return
+        }
+        #expect(first.source == client.local)
+        #expect(Array(received[consumed...]) == forged)
+    }
+}

@@ -23,16 +23,19 @@ public final class TargetServer: @unchecked Sendable {
         public var banner: String?
         /// Print one JSON line per connection on stdout.
         public var printsReports: Bool
+        /// Honour PROXY headers only from peers in these ranges (`--trust`); nil trusts every peer.
+        public var trust: ProxyTrust?
 
         public init(
             listen: IPEndpoint, name: String = "target", proxyMode: ProxyMode = .optional, banner: String? = nil,
-            printsReports: Bool = false
+            printsReports: Bool = false, trust: ProxyTrust? = nil
         ) {
             self.listen = listen
             self.name = name
             self.proxyMode = proxyMode
             self.banner = banner
             self.printsReports = printsReports
+            self.trust = trust
         }
     }
 
@@ -142,8 +145,17 @@ public final class TargetServer: @unchecked Sendable {
         }
         if let banner = options.banner, options.proxyMode == .required { connection.write(banner + "\r\n") }
 
+        var refusal: String?
+        if let trust = options.trust, header != nil, let peer,
+            case .untrusted(let reason) = trust.evaluate(peer: peer.ip)
+        {
+            // A header from a peer that is not the load balancer is a forgery: consumed, never believed.
+            refusal = reason
+            report(reason)
+        }
         let json = Self.report(
-            name: options.name, peer: peer, local: local, header: header?.0, headerLength: header?.1
+            name: options.name, peer: peer, local: local, header: header?.0, headerLength: header?.1,
+            refusal: refusal
         ).rendered
         if options.printsReports { print(json) }
 
@@ -166,7 +178,8 @@ public final class TargetServer: @unchecked Sendable {
 
     /// The JSON a target reports for one connection.
     public static func report(
-        name: String, peer: IPEndpoint?, local: IPEndpoint?, header: ProxyHeader?, headerLength: Int?
+        name: String, peer: IPEndpoint?, local: IPEndpoint?, header: ProxyHeader?, headerLength: Int?,
+        refusal: String? = nil
     ) -> JSONText {
         var proxy = JSONText.null
         if let header {
@@ -182,7 +195,7 @@ public final class TargetServer: @unchecked Sendable {
                         header.tlvs.map {
                             .object([
                                 ("type", .integer(Int64($0.type))), ("name", .string($0.name)),
-                                ("hex", .string(hexString($0.value))),
+                                ("hex", .string(hexString($0.value))), ("value", decodedValue($0)),
                             ])
                         })
                 ),
@@ -191,14 +204,43 @@ public final class TargetServer: @unchecked Sendable {
                 ("length", .integer(Int64(headerLength ?? 0))),
             ])
         }
-        let client = header?.command == .proxy ? (header?.source ?? peer) : peer
-        return .object([
+        let honoured = refusal == nil && header?.command == .proxy
+        let client = honoured ? (header?.source ?? peer) : peer
+        var fields: [(String, JSONText)] = [
             ("target", .string(name)),
             ("peer", .optional(peer?.description)),
             ("local", .optional(local?.description)),
-            ("proxy", proxy),
+            (refusal == nil ? "proxy" : "untrustedProxy", proxy),
             ("clientAddress", .optional(client?.description)),
-        ])
+        ]
+        if let refusal {
+            fields.insert(("proxy", .null), at: 3)
+            fields.append(("refused", .string(refusal)))
+        }
+        return .object(fields)
+    }
+
+    /// A TLV's value in readable form: text for names, numbers for lengths, the SSL fields by name.
+    static func decodedValue(_ tlv: ProxyTLV) -> JSONText {
+        guard let value = try? tlv.decoded() else { return .null }
+        switch value {
+        case .alpn(let bytes): return .string(String(decoding: bytes, as: UTF8.self))
+        case .authority(let text), .netns(let text), .awsVPCEndpointID(let text): return .string(text)
+        case .crc32c(let crc):
+            return .string(
+                hexString([UInt8(crc >> 24), UInt8((crc >> 16) & 0xFF), UInt8((crc >> 8) & 0xFF), UInt8(crc & 0xFF)]))
+        case .noop(let count): return .integer(Int64(count))
+        case .uniqueID(let bytes): return .string(String(decoding: bytes, as: UTF8.self))
+        case .ssl(let info):
+            return .object(
+                [("clientFlags", .integer(Int64(info.clientFlags))), ("verify", .integer(Int64(info.verify)))]
+                    + info.subTLVs.map {
+                        (ProxyTLV.sslSubtypeName($0.type), .string(String(decoding: $0.value, as: UTF8.self)))
+                    })
+        case .aws(let subtype, let bytes):
+            return .object([("subtype", .integer(Int64(subtype))), ("hex", .string(hexString(bytes)))])
+        case .unknown: return .null
+        }
     }
 }
 
