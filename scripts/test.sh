@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the checks need, installed only when missing (a fresh machine has none of them).
 need=()
 command -v nginx >/dev/null || need+=(nginx)
+command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
@@ -33,8 +34,8 @@ swift_tests=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests.* passed.*/\1/p' "
 echo "== command line"
 scripts/cli-check.sh .build/debug/localnlb | tee -a "$log"
 
-echo "== nginx receives the PROXY header"
-scripts/nginx-interop.sh .build/debug/localnlb | tee -a "$log"
+echo "== real PROXY protocol peers: nginx and HAProxy, both directions; hostile clients"
+scripts/interop.sh .build/debug/localnlb | tee -a "$log"
 
 script_checks=$(awk '/^[a-z]+: [0-9]+ passed, 0 failed$/ { n += $2 } END { print n + 0 }' "$log")
 echo "== all checks passed"
