@@ -10,6 +10,7 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
+command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; fi
@@ -36,6 +37,9 @@ scripts/cli-check.sh .build/debug/localnlb | tee -a "$log"
 
 echo "== real PROXY protocol peers: nginx and HAProxy, both directions; hostile clients"
 scripts/interop.sh .build/debug/localnlb | tee -a "$log"
+
+echo "== the lab: the Fargate client-IP problem with real addresses, in network namespaces"
+scripts/lab.sh run | tee -a "$log"
 
 script_checks=$(awk '/^[a-z]+: [0-9]+ passed, 0 failed$/ { n += $2 } END { print n + 0 }' "$log")
 echo "== all checks passed"
