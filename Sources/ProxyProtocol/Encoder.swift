@@ -48,7 +48,8 @@ extension ProxyHeader {
         for tlv in tlvs {
             bytes.append(tlv.type)
             bytes += [UInt8(tlv.value.count >> 8), UInt8(tlv.value.count & 0xFF)]
-            if tlv.type == ProxyTLV.Kind.crc32c.rawValue && tlv.value.count == 4 {
+            // Only the first CRC32C TLV is the checksum, as a receiver checks the first one.
+            if tlv.type == ProxyTLV.Kind.crc32c.rawValue && tlv.value.count == 4 && crcOffset == nil {
                 crcOffset = bytes.count
                 bytes += [0, 0, 0, 0]
             } else {

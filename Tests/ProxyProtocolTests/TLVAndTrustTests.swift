@@ -257,3 +257,30 @@ let invalidTLVs: [InvalidTLVVector] = [
                 ))
     }
 }
+
+/// Inputs the fuzzer (scripts/fuzz.sh) once found failing, kept as regression tests.
+@Suite struct FuzzRegressions {
+    /// Re-encoding a parsed header and parsing it again gives the same header.
+    static func roundTrips(_ bytes: [UInt8]) throws {
+        let parser = ProxyHeaderParser(maximumV2Length: 2048, rejectsChecksumMismatch: false)
+        guard case .header(let header, _) = try parser.parse(bytes) else { return }
+        let encoded = header.encoded()
+        guard case .header(let again, let used) = try parser.parse(encoded) else {
+            Issue.record("re-encoded header does not parse")
+            return
+        }
+        #expect(used == encoded.count)
+        #expect(again.addresses == header.addresses)
+        #expect(again.tlvs.map(\.type) == header.tlvs.map(\.type))
+        #expect(again.crc32c != .invalid)
+    }
+
+    /// Two CRC32C TLVs: only the first is the checksum (the encoder once zeroed and filled the last).
+    @Test func twoCRC32CTLVs() throws {
+        try Self.roundTrips(
+            hex(
+                "0d0a0d0a000d0a515549540a21110054ac1f0771ac1f0a1fc8f20050030004e8d6892dea001701767063652d30"
+                    + "38643262663135666163353030f20050030004e8d6892dea00170176316339040024000000000000000000"
+                    + "000000000000000000000000000000000000000000000000000000"))
+    }
+}
