@@ -41,6 +41,9 @@ scripts/interop.sh .build/debug/localnlb | tee -a "$log"
 echo "== the lab: the Fargate client-IP problem with real addresses, in network namespaces"
 scripts/lab.sh run | tee -a "$log"
 
+echo "== a short fuzzing run of the PROXY protocol parser (scripts/fuzz.sh 600 for the long one)"
+scripts/fuzz.sh 15
+
 script_checks=$(awk '/^[a-z]+: [0-9]+ passed, 0 failed$/ { n += $2 } END { print n + 0 }' "$log")
 echo "== all checks passed"
 echo "total: $((swift_tests + script_checks)) passed, 0 failed"
