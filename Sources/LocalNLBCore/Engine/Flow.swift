@@ -20,6 +20,8 @@ public enum CloseReason: String, Sendable {
     /// The deregistration delay ended with `deregistration_delay.connection_termination.enabled`.
     case targetDeregistered = "target deregistered"
     case shutdown = "shutdown"
+    /// A pipe for splicing could not be had: the process is out of file descriptors.
+    case outOfDescriptors = "out of descriptors"
 }
 
 /// One ended flow, as written to the flow log.

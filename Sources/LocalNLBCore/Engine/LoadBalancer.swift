@@ -91,6 +91,8 @@ public final class LoadBalancer {
     let events: UnsafeMutablePointer<UInt32>
     let datas: UnsafeMutablePointer<UInt64>
     static let pipeCapacity = 65536
+    /// Spare pipes kept for reuse; each is two descriptors.
+    static let maximumPooledPipes = 256
     /// At most this many forgotten (idle-expired) flows keep their sockets; more are reset at once.
     static let maximumExpiredFlows = 4096
     var expiredFlows = 0
@@ -378,7 +380,6 @@ public final class LoadBalancer {
             return
         }
         do {
-            try acquirePipes(flow)
             let flowIndex = flow.index
             let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
             try register(flow.clientFD, events: interest, token: token(.flowClient, flowIndex, flow.generation))
@@ -462,19 +463,35 @@ public final class LoadBalancer {
         return flow
     }
 
-    func acquirePipes(_ flow: Flow) throws {
-        for direction in [\Flow.clientToTarget, \Flow.targetToClient] {
-            let (r, w): (Int32, Int32)
-            if let pair = pipePool.popLast() {
-                (r, w) = pair
-            } else {
-                var fds: [Int32] = [-1, -1]
-                try syscallNonBlocking("pipe2") { clnb_pipe2(&fds) }
-                (r, w) = (fds[0], fds[1])
-            }
-            flow[keyPath: direction].pipeRead = r
-            flow[keyPath: direction].pipeWrite = w
+    /// A pipe for one direction, from the pool. A flow holds pipes only while bytes are in them, so an
+    /// idle flow costs its two sockets and nothing more.
+    func acquirePipe(_ d: inout Direction) -> Bool {
+        if d.hasPipe { return true }
+        if let (r, w) = pipePool.popLast() {
+            (d.pipeRead, d.pipeWrite) = (r, w)
+            return true
         }
+        var fds: (Int32, Int32) = (-1, -1)
+        let ok = withUnsafeMutablePointer(to: &fds) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { clnb_pipe2($0) == 0 }
+        }
+        guard ok else { return false }
+        (d.pipeRead, d.pipeWrite) = fds
+        return true
+    }
+
+    /// Gives an empty pipe back to the pool (a full pool closes it); a pipe with bytes in it stays.
+    func releasePipe(_ d: inout Direction, discardingBytes: Bool = false) {
+        guard d.hasPipe, d.buffered == 0 || discardingBytes else { return }
+        if d.buffered == 0 && pipePool.count < Self.maximumPooledPipes {
+            pipePool.append((d.pipeRead, d.pipeWrite))
+        } else {
+            // Bytes left in the pipe, or enough spare pipes: it cannot, or need not, be reused.
+            closeDescriptor(d.pipeRead)
+            closeDescriptor(d.pipeWrite)
+        }
+        d.pipeRead = -1
+        d.pipeWrite = -1
     }
 
     func targetConnected(_ flow: Flow) {
@@ -486,6 +503,9 @@ public final class LoadBalancer {
         if let header = flow.header {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
+            guard acquirePipe(&flow.clientToTarget) else {
+                return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
+            }
             let written = header.withUnsafeBytes {
                 Glibc.write(flow.clientToTarget.pipeWrite, $0.baseAddress, $0.count)
             }
@@ -539,6 +559,8 @@ public final class LoadBalancer {
         case ok
         case sourceReset
         case destinationReset
+        /// No pipe could be had (out of descriptors).
+        case noPipe
     }
 
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
@@ -556,12 +578,16 @@ public final class LoadBalancer {
         case .ok: break
         case .sourceReset: return sideReset(flow, client: true)
         case .destinationReset: return sideReset(flow, client: false)
+        case .noPipe:
+            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
         }
         if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
         switch pumpDirection(&flow.targetToClient, from: flow.targetFD, to: flow.clientFD) {
         case .ok: break
         case .sourceReset: return sideReset(flow, client: false)
         case .destinationReset: return sideReset(flow, client: true)
+        case .noPipe:
+            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
         }
         if flow.targetToClient.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .targetFIN }
         if flow.clientToTarget.finSent && flow.targetToClient.finSent {
@@ -570,6 +596,8 @@ public final class LoadBalancer {
     }
 
     func pumpDirection(_ d: inout Direction, from source: Int32, to destination: Int32) -> PumpOutcome {
+        guard acquirePipe(&d) else { return .noPipe }
+        defer { releasePipe(&d) }
         while true {
             var progressed = false
             if !d.sourceEOF && d.buffered < Self.pipeCapacity {
@@ -646,18 +674,8 @@ public final class LoadBalancer {
             groups[flow.groupIndex].targets[flow.targetIndex].activeFlows -= 1
             flow.targetIndex = -1
         }
-        for direction in [\Flow.clientToTarget, \Flow.targetToClient] where flow[keyPath: direction].hasPipe {
-            let d = flow[keyPath: direction]
-            if d.buffered == 0 {
-                pipePool.append((d.pipeRead, d.pipeWrite))
-            } else {
-                // Bytes left in the pipe: it cannot be reused clean.
-                closeDescriptor(d.pipeRead)
-                closeDescriptor(d.pipeWrite)
-            }
-            flow[keyPath: direction].pipeRead = -1
-            flow[keyPath: direction].pipeWrite = -1
-        }
+        releasePipe(&flow.clientToTarget, discardingBytes: true)
+        releasePipe(&flow.targetToClient, discardingBytes: true)
     }
 
     func release(_ flow: Flow) {
