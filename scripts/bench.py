@@ -1,0 +1,326 @@
+#!/usr/bin/env python3
+"""The benchmark behind scripts/bench.sh: LocalNLB, HAProxy, nginx stream and no proxy, same work.
+
+Contenders alternate (A B C D, A B C D, ...) and every figure is the median of the rounds, so drift on a
+shared machine hits all of them alike. Everything runs on 127.0.0.1; every process started here is
+stopped here, by its pid.
+"""
+
+import argparse
+import shutil
+import json
+import os
+import platform
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+IDLE_FLOWS = 8000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, seconds=10):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.seconds = 1 if args.quick else 5
+        self.rounds = args.rounds
+        self.tmp = tempfile.mkdtemp(prefix="localnlb-bench.")
+        self.procs = []
+        self.p = {name: free_port() for name in [
+            "iperf", "http", "http_pp",
+            "lnb_iperf", "lnb_http", "lnb_pp",
+            "hap_iperf", "hap_http", "hap_pp",
+            "ngx_iperf", "ngx_http", "ngx_pp",
+        ]}
+
+    # -- processes -------------------------------------------------------------------------------
+    def start(self, argv, **kw):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.tmp, os.path.basename(argv[0]) + ".err"), "a"), **kw)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for pidfile in ["backend.pid", "stream.pid", "haproxy.pid"]:
+            path = os.path.join(self.tmp, pidfile)
+            if os.path.exists(path):
+                try:
+                    os.kill(int(open(path).read().strip()), signal.SIGTERM)
+                except (ProcessLookupError, ValueError):
+                    pass
+        time.sleep(0.5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_backends(self):
+        self.start(["iperf3", "-s", "-p", str(self.p["iperf"])])
+        os.makedirs(os.path.join(self.tmp, "temp"), exist_ok=True)
+        conf = self.write("backend.conf", f"""
+daemon on; worker_processes 1; worker_rlimit_nofile 20000;
+pid {self.tmp}/backend.pid; error_log {self.tmp}/backend-error.log;
+events {{ worker_connections 19000; }}
+http {{
+    access_log off; keepalive_timeout 300; keepalive_requests 100000000;
+    client_body_temp_path {self.tmp}/temp; proxy_temp_path {self.tmp}/temp; fastcgi_temp_path {self.tmp}/temp;
+    uwsgi_temp_path {self.tmp}/temp; scgi_temp_path {self.tmp}/temp;
+    server {{ listen 127.0.0.1:{self.p['http']} reuseport backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+    server {{ listen 127.0.0.1:{self.p['http_pp']} proxy_protocol reuseport backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+}}
+""")
+        subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/backend-error.log"], check=True)
+        for port in ["iperf", "http", "http_pp"]:
+            wait_port(self.p[port])
+
+    def start_localnlb(self):
+        groups, listeners = [], []
+        for name, port, backend, pp in [("iperf", "lnb_iperf", "iperf", False), ("http", "lnb_http", "http", False),
+                                         ("pp", "lnb_pp", "http_pp", True)]:
+            attributes = [{"Key": "proxy_protocol_v2.enabled", "Value": "true"}] if pp else []
+            groups.append({"Name": name, "Port": self.p[backend], "TargetType": "ip",
+                           # Checks go to the HTTP backends, never into a running iperf3 test.
+                           "HealthCheckPort": str(self.p["http"]),
+                           "TargetGroupAttributes": attributes, "Targets": [{"Id": "127.0.0.1"}]})
+            listeners.append({"Port": self.p[port], "DefaultActions": [{"Type": "forward", "TargetGroupName": name}]})
+        config = self.write("localnlb.json", json.dumps({
+            "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
+        proc = self.start([self.args.localnlb, "serve", "--config", config, "--flow-log", os.devnull])
+        for port in ["lnb_iperf", "lnb_http", "lnb_pp"]:
+            wait_port(self.p[port])
+        return [proc.pid]
+
+    def start_haproxy(self):
+        conf = self.write("haproxy.cfg", f"""
+global
+    # 2 descriptors per connection plus pipes for splicing must fit the 20,000-file limit.
+    maxconn 8200
+    maxpipes 400
+    pidfile {self.tmp}/haproxy.pid
+defaults
+    mode tcp
+    balance leastconn
+    option splice-auto
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    maxconn 8200
+listen iperf
+    bind 127.0.0.1:{self.p['hap_iperf']}
+    server b 127.0.0.1:{self.p['iperf']}
+listen http
+    bind 127.0.0.1:{self.p['hap_http']}
+    server b 127.0.0.1:{self.p['http']}
+listen pp
+    bind 127.0.0.1:{self.p['hap_pp']}
+    server b 127.0.0.1:{self.p['http_pp']} send-proxy-v2
+""")
+        proc = self.start(["haproxy", "-db", "-f", conf])
+        for port in ["hap_iperf", "hap_http", "hap_pp"]:
+            wait_port(self.p[port])
+        return [proc.pid]
+
+    def start_nginx_stream(self):
+        conf = self.write("stream.conf", f"""
+daemon on; worker_processes auto; worker_rlimit_nofile 20000;
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+pid {self.tmp}/stream.pid; error_log {self.tmp}/stream-error.log;
+events {{ worker_connections 9500; }}
+stream {{
+    proxy_timeout 300s;
+    upstream iperf {{ least_conn; server 127.0.0.1:{self.p['iperf']}; }}
+    upstream http {{ least_conn; server 127.0.0.1:{self.p['http']}; }}
+    upstream pp {{ least_conn; server 127.0.0.1:{self.p['http_pp']}; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_iperf']}; proxy_pass iperf; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_http']} backlog=4096; proxy_pass http; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_pp']} backlog=4096; proxy_pass pp; proxy_protocol on; }}
+}}
+""")
+        subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/stream-error.log"], check=True)
+        for port in ["ngx_iperf", "ngx_http", "ngx_pp"]:
+            wait_port(self.p[port])
+        master = int(open(f"{self.tmp}/stream.pid").read().strip())
+        children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+        return [master] + [int(c) for c in children]
+
+    # -- workloads -------------------------------------------------------------------------------
+    def iperf(self, port, streams, reverse):
+        argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(self.seconds), "-P", str(streams), "-J"]
+        if reverse:
+            argv.append("-R")
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+    def wrk(self, port, close):
+        argv = ["wrk", "-t1", "-c32", f"-d{self.seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
+        if close:
+            argv[4:4] = ["-H", "Connection: close"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+        def latency(pct):
+            m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+            value, unit = float(m.group(1)), m.group(2)
+            return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+        return rps, latency(50), latency(99)
+
+    @staticmethod
+    def footprint(pids):
+        rss, fds = 0, 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    rss += int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1)) * 1024
+                fds += len(os.listdir(f"/proc/{pid}/fd"))
+            except (FileNotFoundError, AttributeError):
+                pass
+        return rss, fds
+
+    def idle(self, port, pids):
+        """Opens IDLE_FLOWS connections that each made one request, then measures the proxy."""
+        before = self.footprint(pids)
+        socks = []
+        request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+        try:
+            for _ in range(IDLE_FLOWS):
+                s = socket.create_connection(("127.0.0.1", port), 5)
+                s.sendall(request)
+                socks.append(s)
+            for s in socks:
+                data = b""
+                while b"hello" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        raise RuntimeError("a flow closed")
+                    data += chunk
+            time.sleep(0.5)
+            after = self.footprint(pids)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(1)
+        return (after[0] - before[0]) / IDLE_FLOWS, (after[1] - before[1]) / IDLE_FLOWS
+
+    # -- the run ---------------------------------------------------------------------------------
+    def measure(self, name, ports, pids, results):
+        def add(key, value):
+            results.setdefault(key, {}).setdefault(name, []).append(value)
+        iperf_port, http_port, pp_port = ports
+        for streams in [1, 4]:
+            for reverse in [False, True]:
+                direction = "target→client" if reverse else "client→target"
+                add(f"throughput {streams} stream{'s' if streams > 1 else ''} {direction} (Gbit/s)",
+                    self.iperf(iperf_port, streams, reverse))
+        rps, p50, p99 = self.wrk(http_port, close=False)
+        add("keep-alive requests/s", rps)
+        add("keep-alive p50 latency (ms)", p50)
+        add("keep-alive p99 latency (ms)", p99)
+        add("new flows/s (Connection: close)", self.wrk(http_port, close=True)[0])
+        if pp_port:
+            rps, p50, p99 = self.wrk(pp_port, close=False)
+            add("PROXY v2: keep-alive requests/s", rps)
+            add("PROXY v2: keep-alive p99 latency (ms)", p99)
+            add("PROXY v2: new flows/s", self.wrk(pp_port, close=True)[0])
+        if pids:
+            memory, fds = self.idle(http_port, pids)
+            add(f"idle flow: proxy memory (bytes per flow, {IDLE_FLOWS} flows)", memory)
+            add(f"idle flow: proxy fds (per flow, {IDLE_FLOWS} flows)", fds)
+            memory, fds = self.idle(pp_port, pids)
+            add("PROXY v2: idle flow proxy memory (bytes per flow)", memory)
+
+    def run(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        results = {}
+        try:
+            self.start_backends()
+            contenders = {
+                "localnlb": ((self.p["lnb_iperf"], self.p["lnb_http"], self.p["lnb_pp"]), self.start_localnlb()),
+                "haproxy": ((self.p["hap_iperf"], self.p["hap_http"], self.p["hap_pp"]), self.start_haproxy()),
+                "nginx": ((self.p["ngx_iperf"], self.p["ngx_http"], self.p["ngx_pp"]), self.start_nginx_stream()),
+                "no proxy": ((self.p["iperf"], self.p["http"], None), []),
+            }
+            for round_ in range(self.rounds):
+                for name, (ports, pids) in contenders.items():
+                    print(f"   round {round_ + 1}/{self.rounds}: {name}", file=sys.stderr, flush=True)
+                    self.measure(name, ports, pids, results)
+        finally:
+            self.stop_all()
+        self.report(results)
+
+    def report(self, results):
+        names = ["localnlb", "haproxy", "nginx", "no proxy"]
+        lower_is_better = lambda key: "latency" in key or "idle" in key
+        print()
+        print(f"LocalNLB benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Linux {platform.release()}, "
+              f"{'quick' if self.args.quick else 'full'} run ({self.seconds} s per measurement, "
+              f"median of {self.rounds} rounds)")
+        print()
+        header = f"| {'measurement':<62} | " + " | ".join(f"{n:>10}" for n in names) + " | vs best peer | vs no proxy |"
+        print(header)
+        print("|" + "-" * 64 + "|" + "|".join("-" * 12 for _ in names) + "|--------------|-------------|")
+        for key, by_name in results.items():
+            med = {n: statistics.median(v) for n, v in by_name.items()}
+
+            def cell(n):
+                if n not in med:
+                    return f"{'-':>10}"
+                value = med[n]
+                return f"{value:>10.2f}" if value < 1000 else f"{value:>10.0f}"
+            peers = [med[n] for n in ["haproxy", "nginx"] if n in med]
+            mine = med.get("localnlb")
+            if lower_is_better(key):
+                best = min(peers) if peers else None
+                vs_best = f"{best / mine:.2f}×" if best and mine else "-"
+                vs_none = f"{med['no proxy'] / mine:.2f}×" if "no proxy" in med and mine else "-"
+            else:
+                best = max(peers) if peers else None
+                vs_best = f"{mine / best:.2f}×" if best and mine else "-"
+                vs_none = f"{mine / med['no proxy']:.2f}×" if "no proxy" in med and mine else "-"
+            print(f"| {key:<62} | " + " | ".join(cell(n) for n in names) + f" | {vs_best:>12} | {vs_none:>11} |")
+        print()
+        print("Ratios: higher is better for LocalNLB (for latency and idle cost: the peer's figure over LocalNLB's).")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--localnlb", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    Bench(parser.parse_args()).run()
+
+
+if __name__ == "__main__":
+    main()
