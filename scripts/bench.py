@@ -117,7 +117,7 @@ http {{
             listeners.append({"Port": self.p[port], "DefaultActions": [{"Type": "forward", "TargetGroupName": name}]})
         config = self.write("localnlb.json", json.dumps({
             "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
-        proc = self.start([self.args.localnlb, "serve", "--config", config, "--flow-log", os.devnull])
+        proc = self.start([self.args.localnlb, "serve", "--config", config, "--flow-log", "off"])
         for port in ["lnb_iperf", "lnb_http", "lnb_pp"]:
             wait_port(self.p[port])
         return [proc.pid]

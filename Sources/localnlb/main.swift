@@ -23,7 +23,8 @@ let commandHelp: [String: String] = [
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
       --config FILE       the JSON configuration (see README: configuration reference)
-      --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr)
+      --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr;
+                          off: no flow log)
       --drain-seconds N   how long flows may finish after a stop signal (default 10)
       --time-scale F      multiply every AWS timer by F (health checks, draining, idle timeout):
                           0.01 turns 300 s of deregistration delay into 3 s
@@ -139,7 +140,9 @@ func serve(_ flags: Flags) throws {
         fail("\(path): invalid configuration\n" + error.description, code: 2)
     }
     printWarnings(loaded.warnings)
-    if let logPath = flags.values["--flow-log"] { options.flowLog = try FlowLog.jsonLines(path: logPath) }
+    if let logPath = flags.values["--flow-log"] {
+        options.flowLog = logPath == "off" ? .disabled : try FlowLog.jsonLines(path: logPath)
+    }
     let balancer: LoadBalancer
     do {
         balancer = try LoadBalancer(configuration: loaded.configuration, options: options)

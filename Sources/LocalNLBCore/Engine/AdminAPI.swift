@@ -379,7 +379,7 @@ extension LoadBalancer {
                 ("client", .string(flow.client.description)),
                 ("node", .string(flow.node.description)),
                 ("target", .optional(target)),
-                ("source", .optional(flow.source?.description)),
+                ("source", .optional(sourceAddress(flow)?.description)),
                 ("proxyHeader", .optional(flow.header.map(hexString))),
                 ("bytesFromClient", .integer(Int64(flow.clientToTarget.bytes))),
                 ("bytesFromTarget", .integer(Int64(flow.targetToClient.bytes))),

@@ -16,6 +16,11 @@ public final class FlowLog: @unchecked Sendable {
 
     init(sink: Sink) { self.sink = sink }
 
+    var isEnabled: Bool {
+        if case .none = sink { return false }
+        return true
+    }
+
     /// JSON lines appended to `path` (created if missing).
     public static func jsonLines(path: String) throws -> FlowLog {
         if !FileManager.default.fileExists(atPath: path) {

@@ -497,7 +497,6 @@ public final class LoadBalancer {
     func targetConnected(_ flow: Flow) {
         flow.state = .established
         flow.lastActivity = now
-        flow.source = Socket.localEndpoint(flow.targetFD)
         Socket.setNoDelay(flow.clientFD)
         Socket.setNoDelay(flow.targetFD)
         if let header = flow.header {
@@ -551,7 +550,18 @@ public final class LoadBalancer {
                     return
                 }
             }
-            pump(flow)
+            // Only the directions this event can move: readable means this side's bytes (or FIN) can
+            // go on; writable matters only if bytes are waiting for this side. An EPOLLOUT edge after
+            // each ACK is thus no syscall at all.
+            let readable = events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
+            let writable = events & (CLNB_EPOLLOUT | CLNB_EPOLLHUP) != 0
+            let towards = fromClient ? flow.targetToClient : flow.clientToTarget
+            let waiting = writable && towards.buffered > 0 && !towards.holdUntilPayload
+            if fromClient {
+                pump(flow, clientToTarget: readable, targetToClient: waiting)
+            } else {
+                pump(flow, clientToTarget: waiting, targetToClient: readable)
+            }
         }
     }
 
@@ -564,7 +574,7 @@ public final class LoadBalancer {
     }
 
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
-    func pump(_ flow: Flow) {
+    func pump(_ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true) {
         let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
         let groupIndex = flow.groupIndex
         defer {
@@ -574,7 +584,7 @@ public final class LoadBalancer {
                 if flow.state == .established { flow.lastActivity = now }
             }
         }
-        switch pumpDirection(&flow.clientToTarget, from: flow.clientFD, to: flow.targetFD) {
+        switch clientToTarget ? pumpDirection(&flow.clientToTarget, from: flow.clientFD, to: flow.targetFD) : .ok {
         case .ok: break
         case .sourceReset: return sideReset(flow, client: true)
         case .destinationReset: return sideReset(flow, client: false)
@@ -582,7 +592,7 @@ public final class LoadBalancer {
             return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
         }
         if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
-        switch pumpDirection(&flow.targetToClient, from: flow.targetFD, to: flow.clientFD) {
+        switch targetToClient ? pumpDirection(&flow.targetToClient, from: flow.targetFD, to: flow.clientFD) : .ok {
         case .ok: break
         case .sourceReset: return sideReset(flow, client: false)
         case .destinationReset: return sideReset(flow, client: true)
@@ -657,6 +667,8 @@ public final class LoadBalancer {
     }
 
     func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
+        guard options.flowLog.isEnabled || options.onFlowEnd != nil else { return }
+        sourceAddress(flow)
         let group = groups[flow.groupIndex]
         let record = FlowRecord(
             id: flow.id, listener: listeners[flow.listenerIndex].endpoint, client: flow.client, node: flow.node,
@@ -666,6 +678,15 @@ public final class LoadBalancer {
             closeReason: reason, detail: detail)
         options.flowLog.write(record)
         options.onFlowEnd?(record)
+    }
+
+    /// The target connection's local address, asked of the kernel only when someone reads it.
+    @discardableResult
+    func sourceAddress(_ flow: Flow) -> IPEndpoint? {
+        if flow.source == nil && flow.targetFD >= 0 && flow.state != .connecting {
+            flow.source = Socket.localEndpoint(flow.targetFD)
+        }
+        return flow.source
     }
 
     /// The flow no longer counts against its target (it ended, or was forgotten by idle expiry).
