@@ -376,6 +376,7 @@ public final class LoadBalancer {
             connected = try Socket.connect(flow.targetFD, target).isDone
         } catch {
             let reason: CloseReason = error.errno == .connectionRefused ? .connectRefused : .connectFailed
+            if reason == .connectRefused { groups[listener.groupIndex].metrics.tcpTargetResetCount += 1 }
             finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error.errno)")
             return
         }
@@ -416,7 +417,8 @@ public final class LoadBalancer {
                 let message =
                     "preserve_client_ip.enabled needs IP_TRANSPARENT to connect from client \(client) "
                     + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
-                    + "targets' replies back to this host (AWS-NLB.md §8); or set preserve_client_ip.enabled to false"
+                    + "targets' replies back to this host (README: client IP preservation); or set "
+                    + "preserve_client_ip.enabled to false"
                 if now - lastTransparentWarning > 10_000_000_000 || lastTransparentWarning == 0 {
                     lastTransparentWarning = now
                     options.log(message)
