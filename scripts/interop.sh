@@ -24,6 +24,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A GET from 127.0.0.2 with a known source port; sets client_port and body. A port chosen a moment
+# earlier can be taken in between (curl exit 45): then another one is tried.
+curl_from_client() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    client_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2",0)); print(s.getsockname()[1])')
+    body=$(curl -sS --max-time 5 --interface 127.0.0.2 --local-port "$client_port" "$1" 2> "$tmp/curl.err") && return 0
+    grep -q "(45)" "$tmp/curl.err" || { cat "$tmp/curl.err" >&2; return 1; }
+  done
+  cat "$tmp/curl.err" >&2
+  return 1
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for_port() { # host port: wait up to 10 s for a listener
   for _ in $(seq 100); do
@@ -90,7 +102,6 @@ run_mode() { # name, then target group attributes as JSON
   local name=$1 attributes=$2
   local lb_port client_port admin_port
   lb_port=$(free_port)
-  client_port=$(free_port)
   admin_port=$(free_port)
   cat > "$tmp/$name.json" <<JSON
 {
@@ -116,8 +127,8 @@ JSON
   done
   sleep 0.7  # a few more checks
   : > "$tmp/access.log"
-  local body
-  body=$(curl -sS --max-time 5 --interface 127.0.0.2 --local-port "$client_port" "http://127.0.0.1:$lb_port/")
+  local body=""
+  curl_from_client "http://127.0.0.1:$lb_port/" || true
   sleep 0.3
   local line
   line=$(tail -n 1 "$tmp/access.log")
@@ -174,10 +185,9 @@ haproxy -D -f "$tmp/haproxy.cfg"
 wait_for_port 127.0.0.1 "$hp_in"
 
 haproxy_receives() { # name, attributes
-  local name=$1 client_port body
+  local name=$1 client_port="" body=""
   start_lb "$name" "$hp_in" "$2"
-  client_port=$(free_port)
-  body=$(curl -sS --max-time 5 --interface 127.0.0.2 --local-port "$client_port" "http://127.0.0.1:$lb_port/")
+  curl_from_client "http://127.0.0.1:$lb_port/" || true
   stop_lb
   if [ "$body" = "127.0.0.2:$client_port" ]; then
     echo "ok   $name: HAProxy accept-proxy took the client address $body from the header"
