@@ -499,7 +499,7 @@ public final class LoadBalancer {
     func targetConnected(_ flow: Flow) {
         flow.state = .established
         flow.lastActivity = now
-        Socket.setNoDelay(flow.clientFD)
+        // The client socket inherited TCP_NODELAY from its listener.
         Socket.setNoDelay(flow.targetFD)
         if let header = flow.header {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
