@@ -78,13 +78,7 @@ extension LoadBalancer {
         guard adminFD >= 0 else { return }
         for _ in 0..<16 {
             guard case .done(let (fd, _))? = try? Socket.accept(adminFD) else { return }
-            let connection: AdminConnection
-            if let free = freeAdminConnections.popLast() {
-                connection = adminConnections[free]
-            } else {
-                connection = AdminConnection(index: adminConnections.count)
-                adminConnections.append(connection)
-            }
+            let connection = adminConnections.take(AdminConnection.init(index:))
             connection.fd = fd
             connection.input.removeAll(keepingCapacity: true)
             connection.output = []
@@ -163,7 +157,7 @@ extension LoadBalancer {
         connection.generation &+= 1
         connection.input = []
         connection.output = []
-        freeAdminConnections.append(connection.index)
+        adminConnections.release(connection.index)
     }
 
     /// Connections that did not send a whole request in time are dropped (a slow client cannot hold one).

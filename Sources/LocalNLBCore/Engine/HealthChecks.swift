@@ -60,13 +60,7 @@ extension LoadBalancer {
         let settings = group.configuration.healthCheck
         groups[groupIndex].lifecycle.checkStarted(targetIndex, now: now)
 
-        let probe: HealthProbe
-        if let free = freeProbes.popLast() {
-            probe = probes[free]
-        } else {
-            probe = HealthProbe(index: probes.count)
-            probes.append(probe)
-        }
+        let probe = probes.take(HealthProbe.init(index:))
         probe.group = groupIndex
         probe.target = targetIndex
         probe.registration = target.registration
@@ -145,7 +139,7 @@ extension LoadBalancer {
             probe.fd = -1
         }
         probe.generation &+= 1
-        freeProbes.append(probe.index)
+        probes.release(probe.index)
         let effects = groups[probe.group].lifecycle.recordCheck(
             probe.target, registration: probe.registration, passed: passed, now: now)
         apply(effects, group: probe.group)

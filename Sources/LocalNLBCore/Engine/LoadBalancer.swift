@@ -68,8 +68,7 @@ public final class LoadBalancer {
     var signalFD: Int32 = -1
     var listeners: [Listener] = []
     var groups: [TargetGroup]
-    var flows: [Flow] = []
-    var freeFlows: [Int] = []
+    var flows = Slab<Flow>()
     var pipePool: [(Int32, Int32)] = []
     var nextFlowID: UInt64 = 0
     var liveFlows = 0
@@ -79,13 +78,11 @@ public final class LoadBalancer {
     var drainDeadline: UInt64 = 0
     var finished = false
     var resourcesClosed = false
-    var probes: [HealthProbe] = []
-    var freeProbes: [Int] = []
+    var probes = Slab<HealthProbe>()
     var adminFD: Int32 = -1
     /// Where the control API listens (the kernel's port when the configuration said port 0).
     public private(set) var adminEndpoint: IPEndpoint?
-    var adminConnections: [AdminConnection] = []
-    var freeAdminConnections: [Int] = []
+    var adminConnections = Slab<AdminConnection>()
     var lastTransparentWarning: UInt64 = 0
     let eventCapacity = 256
     let events: UnsafeMutablePointer<UInt32>
@@ -459,10 +456,7 @@ public final class LoadBalancer {
     // MARK: Flows
 
     func allocateFlow() -> Flow {
-        if let index = freeFlows.popLast() { return flows[index] }
-        let flow = Flow(index: flows.count)
-        flows.append(flow)
-        return flow
+        flows.take(Flow.init(index:))
     }
 
     /// A pipe for one direction, from the pool. A flow holds pipes only while bytes are in them, so an
@@ -705,7 +699,7 @@ public final class LoadBalancer {
         if flow.state == .expired { expiredFlows -= 1 }
         flow.generation &+= 1
         flow.reset()
-        freeFlows.append(flow.index)
+        flows.release(flow.index)
         liveFlows -= 1
         if draining && liveFlows == 0 { finished = true }
     }
