@@ -405,33 +405,43 @@ extension LoadBalancer {
                 + live.flatMap { g in
                     g.targets.filter { $0.state != .unused }.map { (labels(g, $0), String($0.activeFlows)) }
                 })
-        family(
-            "new_flow_count_total", "counter", "Flows accepted (NewFlowCount).",
-            live.map { (labels($0), String($0.metrics.newFlowCount)) })
-        family(
-            "processed_bytes_total", "counter", "Bytes moved either way (ProcessedBytes).",
-            live.map { (labels($0), String($0.metrics.processedBytes)) })
-        family(
-            "healthy_host_count", "gauge", "Targets in state healthy (HealthyHostCount).",
-            live.map { g in (labels(g), String(g.targets.filter { $0.state == .healthy }.count)) })
-        family(
-            "unhealthy_host_count", "gauge", "Targets in state unhealthy or unhealthy.draining (UnHealthyHostCount).",
-            live.map { g in
-                (labels(g), String(g.targets.filter { $0.state == .unhealthy || $0.state == .unhealthyDraining }.count))
-            })
-        family(
-            "tcp_client_reset_count_total", "counter", "RSTs sent by clients (TCP_Client_Reset_Count).",
-            live.map { (labels($0), String($0.metrics.tcpClientResetCount)) })
-        family(
-            "tcp_target_reset_count_total", "counter", "RSTs sent by targets (TCP_Target_Reset_Count).",
-            live.map { (labels($0), String($0.metrics.tcpTargetResetCount)) })
-        family(
-            "tcp_elb_reset_count_total", "counter", "RSTs sent by the load balancer (TCP_ELB_Reset_Count).",
-            live.map { (labels($0), String($0.metrics.tcpELBResetCount)) })
-        family(
-            "unhealthy_routing_flow_count_total", "counter",
-            "Flows routed to a target that is not healthy while failing open (UnhealthyRoutingFlowCount).",
-            live.map { (labels($0), String($0.metrics.unhealthyRoutingFlowCount)) })
+        // The per-group counters and gauges: name, type, help, value.
+        let perGroup: [(String, String, String, (TargetGroup) -> String)] = [
+            ("new_flow_count_total", "counter", "Flows accepted (NewFlowCount).", { String($0.metrics.newFlowCount) }),
+            (
+                "processed_bytes_total", "counter", "Bytes moved either way (ProcessedBytes).",
+                { String($0.metrics.processedBytes) }
+            ),
+            (
+                "healthy_host_count", "gauge", "Targets in state healthy (HealthyHostCount).",
+                { g in String(g.targets.filter { $0.state == .healthy }.count) }
+            ),
+            (
+                "unhealthy_host_count", "gauge",
+                "Targets in state unhealthy or unhealthy.draining (UnHealthyHostCount).",
+                { g in String(g.targets.filter { $0.state == .unhealthy || $0.state == .unhealthyDraining }.count) }
+            ),
+            (
+                "tcp_client_reset_count_total", "counter", "RSTs sent by clients (TCP_Client_Reset_Count).",
+                { String($0.metrics.tcpClientResetCount) }
+            ),
+            (
+                "tcp_target_reset_count_total", "counter", "RSTs sent by targets (TCP_Target_Reset_Count).",
+                { String($0.metrics.tcpTargetResetCount) }
+            ),
+            (
+                "tcp_elb_reset_count_total", "counter", "RSTs sent by the load balancer (TCP_ELB_Reset_Count).",
+                { String($0.metrics.tcpELBResetCount) }
+            ),
+            (
+                "unhealthy_routing_flow_count_total", "counter",
+                "Flows routed to a target that is not healthy while failing open (UnhealthyRoutingFlowCount).",
+                { String($0.metrics.unhealthyRoutingFlowCount) }
+            ),
+        ]
+        for (name, type, help, value) in perGroup {
+            family(name, type, help, live.map { (labels($0), value($0)) })
+        }
         return out
     }
 }
