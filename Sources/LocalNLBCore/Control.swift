@@ -152,33 +152,23 @@ public enum ControlCommand {
     static func send(method: String, path: String, body: String?, to endpoint: IPEndpoint, token: String?) throws
         -> (Int, String)
     {
-        let fd = try Socket.stream(for: endpoint.ip)
-        defer { closeDescriptor(fd) }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        do {
-            _ = try Socket.connect(fd, endpoint)
-        } catch {
-            throw Failure(
-                message:
-                    "Could not connect to the endpoint URL: \"http://\(endpoint)\" (\(error.errno)); is localnlb serve running?",
-                exitCode: 255)
-        }
         let payload = Array((body ?? "").utf8)
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n"
         head += "Content-Length: \(payload.count)\r\n"
         if payload.count > 0 { head += "Content-Type: application/json\r\n" }
         if let token { head += "Authorization: Bearer \(token)\r\n" }
-        let connection = BlockingConnection(fd: fd)
-        connection.write(Array((head + "\r\n").utf8) + payload)
-        while connection.readMore() {}
-        let response = String(decoding: connection.buffer, as: UTF8.self)
-        guard let split = response.range(of: "\r\n\r\n"),
-            let status = Int(response[..<split.lowerBound].split(separator: " ").dropFirst().first ?? "")
-        else { throw Failure(message: "no HTTP response from http://\(endpoint)", exitCode: 255) }
-        return (status, String(response[split.upperBound...]))
+        do {
+            let (_, status, response) = try BlockingConnection.exchange(
+                Array((head + "\r\n").utf8) + payload, with: endpoint, timeoutSeconds: 10)
+            return (status, response)
+        } catch .connect(let error) {
+            throw Failure(
+                message:
+                    "Could not connect to the endpoint URL: \"http://\(endpoint)\" (\(error.errno)); is localnlb serve running?",
+                exitCode: 255)
+        } catch .noResponse {
+            throw Failure(message: "no HTTP response from http://\(endpoint)", exitCode: 255)
+        }
     }
 
     /// `An error occurred (Code) when calling the Operation operation: Message`, as the AWS CLI prints it.

@@ -113,21 +113,13 @@ public enum Demo {
 
     /// One HTTP GET from a socket bound to `source`; returns the client's own endpoint and the body.
     static func httpGet(_ endpoint: IPEndpoint, from source: IPAddress) throws -> (IPEndpoint, String) {
-        let fd = try Socket.stream(for: endpoint.ip)
-        defer { closeDescriptor(fd) }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        try Socket.bind(fd, IPEndpoint(ip: source, port: 0))
-        _ = try Socket.connect(fd, endpoint)
-        let local = Socket.localEndpoint(fd) ?? IPEndpoint(ip: source, port: 0)
-        let connection = BlockingConnection(fd: fd)
-        connection.write("GET / HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n\r\n")
-        while connection.readMore() {}
-        let response = String(decoding: connection.buffer, as: UTF8.self)
-        guard let split = response.range(of: "\r\n\r\n") else {
-            throw ListenerError(description: "demo: no HTTP response through \(endpoint)")
+        let request = Array("GET / HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n\r\n".utf8)
+        do {
+            let (local, _, body) = try BlockingConnection.exchange(
+                request, with: endpoint, from: source, timeoutSeconds: 5)
+            return (local, body)
+        } catch {
+            throw ListenerError(description: "demo: no HTTP response through \(endpoint) (\(error))")
         }
-        return (local, String(response[split.upperBound...]))
     }
 }

@@ -81,6 +81,16 @@ public enum Socket {
         }
     }
 
+    /// Turns a socket blocking, each read and write bounded by `timeoutSeconds` (the command-line
+    /// clients and the built-in target; the balancer's loop never blocks).
+    public static func makeBlocking(_ fd: Int32, timeoutSeconds: Int? = nil) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        guard let seconds = timeoutSeconds else { return }
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

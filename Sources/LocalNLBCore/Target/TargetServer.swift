@@ -53,7 +53,7 @@ public final class TargetServer: @unchecked Sendable {
         do {
             let fd = try Socket.listen(on: options.listen, backlog: 128)
             // This server blocks, one thread per connection; only the balancer's loop is non-blocking.
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            Socket.makeBlocking(fd)
             listenFD = fd
         } catch {
             throw ListenerError(description: "target \(options.listen): \(error)")
@@ -244,8 +244,47 @@ public final class TargetServer: @unchecked Sendable {
     }
 }
 
-/// A blocking socket with a read buffer, for the target's one-thread-per-connection service.
+/// A blocking socket with a read buffer: the target's one-thread-per-connection service, and the
+/// one-request clients of `demo` and `ctl`.
 final class BlockingConnection {
+    /// What `exchange` can fail with: no connection, or no HTTP response on it.
+    enum ExchangeError: Error {
+        case connect(SystemError)
+        case noResponse
+    }
+
+    /// One HTTP/1.x request on a new connection (from `source` when given), read to EOF. Returns the
+    /// connection's local address, the status and the body.
+    static func exchange(
+        _ request: [UInt8], with endpoint: IPEndpoint, from source: IPAddress? = nil, timeoutSeconds: Int
+    )
+        throws(ExchangeError) -> (local: IPEndpoint, status: Int, body: String)
+    {
+        let fd: Int32
+        do {
+            fd = try Socket.stream(for: endpoint.ip)
+        } catch {
+            throw .connect(error)
+        }
+        defer { closeDescriptor(fd) }
+        Socket.makeBlocking(fd, timeoutSeconds: timeoutSeconds)
+        do {
+            if let source { try Socket.bind(fd, IPEndpoint(ip: source, port: 0)) }
+            _ = try Socket.connect(fd, endpoint)
+        } catch {
+            throw .connect(error)
+        }
+        let local = Socket.localEndpoint(fd) ?? endpoint
+        let connection = BlockingConnection(fd: fd)
+        connection.write(request)
+        while connection.readMore() {}
+        let response = String(decoding: connection.buffer, as: UTF8.self)
+        guard let split = response.range(of: "\r\n\r\n"),
+            let status = Int(response[..<split.lowerBound].split(separator: " ").dropFirst().first ?? "")
+        else { throw .noResponse }
+        return (local, status, String(response[split.upperBound...]))
+    }
+
     let fd: Int32
     var buffer: [UInt8] = []
     private var eof = false
