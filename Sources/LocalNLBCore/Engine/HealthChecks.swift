@@ -55,23 +55,25 @@ extension LoadBalancer {
     }
 
     func startProbe(group groupIndex: Int, target targetIndex: Int) {
-        let group = groups[groupIndex]
-        let target = group.targets[targetIndex]
-        let settings = group.configuration.healthCheck
+        // Read before the lifecycle changes, so no copy of the group outlives the change.
+        let target = groups[groupIndex].targets[targetIndex]
+        let settings = groups[groupIndex].configuration.healthCheck
+        let header = Self.healthCheckHeader(groups[groupIndex].configuration.proxyProtocol)
+        let timeout = groups[groupIndex].lifecycle.checkTimeout
         groups[groupIndex].lifecycle.checkStarted(targetIndex, now: now)
 
         let probe = probes.take(HealthProbe.init(index:))
         probe.group = groupIndex
         probe.target = targetIndex
         probe.registration = target.registration
-        probe.deadline = now + group.lifecycle.checkTimeout
+        probe.deadline = now + timeout
         probe.http = settings.protocolName == .http
         probe.connected = false
         probe.written = 0
         probe.response.removeAll(keepingCapacity: true)
         probe.matcher = settings.matcher
         let host = checkHost(group: groupIndex, family: target.endpoint.ip)
-        probe.output = Self.healthCheckHeader(group.configuration.proxyProtocol)
+        probe.output = header
         if probe.http { probe.output += Self.healthCheckRequest(path: settings.path, host: host) }
 
         // Each check is its own connection from the node's address (AWS-NLB.md §3).

@@ -349,14 +349,17 @@ public final class LoadBalancer {
                 flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
             return
         }
-        let group = groups[listener.groupIndex]
-        let target = group.targets[targetIndex].endpoint
+        // Everything read from the group before it is changed: a copy alive across the change would
+        // make every new flow copy the group's target list.
+        let target = groups[listener.groupIndex].targets[targetIndex].endpoint
+        let preserveClientIP = groups[listener.groupIndex].configuration.preserveClientIP
+        let unhealthyRouted =
+            groups[listener.groupIndex].lifecycle.failingOpen
+            && groups[listener.groupIndex].targets[targetIndex].state != .healthy
+        flow.header = groups[listener.groupIndex].proxyHeader(client: client, node: node)
         flow.targetIndex = targetIndex
         groups[listener.groupIndex].targets[targetIndex].activeFlows += 1
-        if groups[listener.groupIndex].lifecycle.failingOpen && group.targets[targetIndex].state != .healthy {
-            groups[listener.groupIndex].metrics.unhealthyRoutingFlowCount += 1
-        }
-        flow.header = group.proxyHeader(client: client, node: node)
+        if unhealthyRouted { groups[listener.groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
 
         do {
             flow.targetFD = try Socket.stream(for: target.ip)
@@ -364,7 +367,7 @@ public final class LoadBalancer {
             finish(flow, .connectFailed, resetClient: true, resetTarget: false, detail: "\(error)")
             return
         }
-        if let failure = bindSource(flow, target: target, preserveClientIP: group.configuration.preserveClientIP) {
+        if let failure = bindSource(flow, target: target, preserveClientIP: preserveClientIP) {
             finish(flow, .sourceBindFailed, resetClient: true, resetTarget: true, detail: failure)
             return
         }
