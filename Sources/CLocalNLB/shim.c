@@ -44,6 +44,7 @@ int clnb_timerfd_arm(int fd, int64_t ns) {
 }
 
 int clnb_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+int clnb_eventfd_blocking(void) { return eventfd(0, EFD_CLOEXEC); }
 
 int clnb_signalfd_daemon(void) {
     sigset_t set;

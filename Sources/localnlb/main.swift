@@ -6,7 +6,8 @@ let usage = """
     localnlb — an AWS Network Load Balancer target group on this machine
 
     USAGE
-      localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--strict]
+      localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
+                     [--strict]
       localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] ...
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
@@ -18,7 +19,8 @@ let usage = """
 
 let commandHelp: [String: String] = [
     "serve": """
-    localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--strict]
+    localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
+                     [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
@@ -28,6 +30,8 @@ let commandHelp: [String: String] = [
       --drain-seconds N   how long flows may finish after a stop signal (default 10)
       --time-scale F      multiply every AWS timer by F (health checks, draining, idle timeout):
                           0.01 turns 300 s of deregistration delay into 3 s
+      --event-loops N     epoll loops, one thread each (default: one per core, here \(onlineCores()));
+                          loop 0 also runs health checks, the control API and reloads
       --strict            values AWS would reject are errors, not warnings
     """,
     "ctl": """
@@ -106,6 +110,11 @@ struct Flags {
     }
 }
 
+/// The cores this process may run on: the daemon's default number of event loops.
+func onlineCores() -> Int {
+    max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+}
+
 func fail(_ message: String, code: Int32) -> Never {
     FileHandle.standardError.write(Data("localnlb: \(message)\n".utf8))
     exit(code)
@@ -126,6 +135,13 @@ func serve(_ flags: Flags) throws {
         options.timeScale = scale
     }
     options.configPath = path
+    options.eventLoops = onlineCores()
+    if let text = flags.values["--event-loops"] {
+        guard let loops = Int(text), (1...256).contains(loops) else {
+            throw UsageError(description: "--event-loops \(text): not a number of loops from 1 to 256")
+        }
+        options.eventLoops = loops
+    }
     options.strict = flags.switches.contains("--strict")
     if let text = flags.values["--drain-seconds"] {
         guard let seconds = Double(text), seconds >= 0 else {
@@ -260,7 +276,9 @@ do {
     switch command {
     case "serve":
         try serve(
-            Flags(rest, valued: ["--config", "--flow-log", "--drain-seconds", "--time-scale"], switches: ["--strict"]))
+            Flags(
+                rest, valued: ["--config", "--flow-log", "--drain-seconds", "--time-scale", "--event-loops"],
+                switches: ["--strict"]))
     case "ctl":
         try runControl(Array(rest))
     case "check-config":

@@ -243,7 +243,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 
     func targets(_ active: [Int]) -> [Target] {
         active.enumerated().map { index, flows in
-            var target = Target(
+            let target = Target(
                 id: "t\(index)", endpoint: IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: UInt16(9000 + index)))
             target.activeFlows = flows
             return target
@@ -251,18 +251,18 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     }
 
     @Test func leastConnectionsPicksTheLeastLoaded() {
-        var selector = TargetSelector(algorithm: .leastConnections)
+        let selector = TargetSelector(algorithm: .leastConnections)
         #expect(selector.pick(from: targets([3, 1, 2]), for: key) == 1)
     }
 
     @Test func leastConnectionsBreaksTiesRoundRobin() {
-        var selector = TargetSelector(algorithm: .leastConnections)
+        let selector = TargetSelector(algorithm: .leastConnections)
         let equal = targets([0, 0, 0])
         #expect((0..<6).map { _ in selector.pick(from: equal, for: key)! } == [0, 1, 2, 0, 1, 2])
     }
 
     @Test func onlyTargetsTakingNewFlowsArePicked() {
-        var selector = TargetSelector(algorithm: .leastConnections)
+        let selector = TargetSelector(algorithm: .leastConnections)
         var list = targets([5, 0, 9])
         list[1].takesNewFlows = false
         #expect(selector.pick(from: list, for: key) == 0)
@@ -273,13 +273,13 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     }
 
     @Test func roundRobinRotates() {
-        var selector = TargetSelector(algorithm: .roundRobin)
+        let selector = TargetSelector(algorithm: .roundRobin)
         let list = targets([9, 0, 0])
         #expect((0..<4).map { _ in selector.pick(from: list, for: key)! } == [0, 1, 2, 0])
     }
 
     @Test func flowHashIsStablePerFlowAndSpreadsFlows() {
-        var selector = TargetSelector(algorithm: .flowHash)
+        let selector = TargetSelector(algorithm: .flowHash)
         let list = targets([0, 0, 0, 0])
         let first = selector.pick(from: list, for: key)
         #expect((0..<5).allSatisfy { _ in selector.pick(from: list, for: key) == first })

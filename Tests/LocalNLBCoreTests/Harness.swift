@@ -23,9 +23,12 @@ final class RunningBalancer: @unchecked Sendable {
     private var stopped = false
 
     init(
-        _ configuration: Configuration, drainSeconds: Double = 0.3, flowLog: FlowLog = .disabled, timeScale: Double = 1
+        _ configuration: Configuration, drainSeconds: Double = 0.3, flowLog: FlowLog = .disabled, timeScale: Double = 1,
+        eventLoops: Int = 2
     ) throws {
         var options = LoadBalancerOptions()
+        // Two loops, as the daemon runs on this machine: every end-to-end test crosses loops.
+        options.eventLoops = eventLoops
         options.timeScale = timeScale
         options.flowLog = flowLog
         options.drainSeconds = drainSeconds

@@ -19,6 +19,8 @@ int clnb_timerfd_create(void);
 int clnb_timerfd_arm(int fd, int64_t ns);
 
 int clnb_eventfd(void);
+/// A blocking eventfd: one thread waits in read(2) until another writes.
+int clnb_eventfd_blocking(void);
 /// A signalfd for SIGTERM, SIGINT and SIGHUP; blocks them for the calling thread first.
 int clnb_signalfd_daemon(void);
 /// Reads one signal from a signalfd; returns the signal number, or -1 with errno.

@@ -174,7 +174,15 @@ extension LoadBalancer {
 
     // MARK: Routing
 
+    /// Answers a request. A change (register, deregister, attributes) has reached every loop before
+    /// the answer goes out, so the caller's next flow sees it whichever loop takes it.
     func handle(_ request: AdminRequest) -> AdminResponse {
+        let response = route(request)
+        if request.method != "GET" && response.status < 300 { shareGroups() }
+        return response
+    }
+
+    func route(_ request: AdminRequest) -> AdminResponse {
         if let token = configuration.admin?.token, request.headers["authorization"] != "Bearer \(token)" {
             return .error(401, "AuthFailure", "send Authorization: Bearer <Admin.Token>")
         }
@@ -355,7 +363,14 @@ extension LoadBalancer {
         .error(400, "ValidationError", reader.errors.joined(separator: "; "))
     }
 
+    /// Every loop's flows, by id.
     func describeFlows() -> [JSONText] {
+        var described = describeOwnFlows()
+        for worker in workers { described += perform(on: worker) { $0.describeOwnFlows() } }
+        return described.sorted { $0.id < $1.id }.map(\.json)
+    }
+
+    func describeOwnFlows() -> [(id: UInt64, json: JSONText)] {
         flows.filter { $0.state != .free }.map { flow in
             let group = groups[flow.groupIndex]
             let target = flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint.description : nil
@@ -366,20 +381,23 @@ extension LoadBalancer {
                 case .expired: "expired"
                 case .free: "free"
                 }
-            return .object([
-                ("id", .integer(Int64(flow.id))),
-                ("targetGroup", .string(group.configuration.name)),
-                ("listener", .string(listeners[flow.listenerIndex].endpoint.description)),
-                ("client", .string(flow.client.description)),
-                ("node", .string(flow.node.description)),
-                ("target", .optional(target)),
-                ("source", .optional(sourceAddress(flow)?.description)),
-                ("proxyHeader", .optional(flow.header.map(hexString))),
-                ("bytesFromClient", .integer(Int64(flow.clientToTarget.bytes))),
-                ("bytesFromTarget", .integer(Int64(flow.targetToClient.bytes))),
-                ("ageSeconds", .number(Double(now &- flow.started) / 1e9)),
-                ("state", .string(state)),
-            ])
+            return (
+                flow.id,
+                .object([
+                    ("id", .integer(Int64(flow.id))),
+                    ("targetGroup", .string(group.configuration.name)),
+                    ("listener", .string(listeners[flow.listenerIndex].endpoint.description)),
+                    ("client", .string(flow.client.description)),
+                    ("node", .string(flow.node.description)),
+                    ("target", .optional(target)),
+                    ("source", .optional(sourceAddress(flow)?.description)),
+                    ("proxyHeader", .optional(flow.header.map(hexString))),
+                    ("bytesFromClient", .integer(Int64(flow.clientToTarget.bytes))),
+                    ("bytesFromTarget", .integer(Int64(flow.targetToClient.bytes))),
+                    ("ageSeconds", .number(Double(now &- flow.started) / 1e9)),
+                    ("state", .string(state)),
+                ])
+            )
         }
     }
 
@@ -398,7 +416,9 @@ extension LoadBalancer {
             if let target { text += ",target=\"\(target.endpoint)\"" }
             return text
         }
-        let live = groups.filter { !$0.removed }
+        var all = groups
+        for (index, metrics) in metricsOfAllLoops().enumerated() { all[index].metrics = metrics }
+        let live = all.filter { !$0.removed }
         family(
             "active_flow_count", "gauge", "Flows connecting or established (ActiveFlowCount).",
             live.map { (labels($0), String($0.targets.reduce(0) { $0 + $1.activeFlows })) }

@@ -77,6 +77,8 @@ final class Flow {
     var listenerIndex = 0
     var groupIndex = 0
     var targetIndex = -1
+    /// The chosen target's flow count, shared by every loop; taken away from when the flow ends.
+    var targetFlows: SharedCounter?
     var client = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
     var node = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
     var source: IPEndpoint?
@@ -95,6 +97,7 @@ final class Flow {
     func reset() {
         state = .free
         targetIndex = -1
+        targetFlows = nil
         source = nil
         clientFD = -1
         targetFD = -1

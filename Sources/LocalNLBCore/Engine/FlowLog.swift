@@ -1,5 +1,6 @@
 import Foundation
 import ProxyProtocol
+import Synchronization
 
 /// Where ended flows are written: one text line each on stderr, or JSON lines to a file.
 public final class FlowLog: @unchecked Sendable {
@@ -10,6 +11,8 @@ public final class FlowLog: @unchecked Sendable {
     }
 
     let sink: Sink
+    /// Event loops on several threads end flows at once: one whole line at a time.
+    private let writing = Mutex(())
 
     public static let standardError = FlowLog(sink: .standardError)
     public static let disabled = FlowLog(sink: .none)
@@ -40,9 +43,11 @@ public final class FlowLog: @unchecked Sendable {
         case .none:
             return
         case .standardError:
-            FileHandle.standardError.write(Data((Self.text(record) + "\n").utf8))
+            let line = Data((Self.text(record) + "\n").utf8)
+            writing.withLock { _ in FileHandle.standardError.write(line) }
         case .jsonLines(let handle):
-            handle.write(Data((Self.json(record) + "\n").utf8))
+            let line = Data((Self.json(record) + "\n").utf8)
+            writing.withLock { _ in handle.write(line) }
         }
     }
 

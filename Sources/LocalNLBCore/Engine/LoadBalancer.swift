@@ -2,6 +2,7 @@ import CLocalNLB
 import Foundation
 import Glibc
 import ProxyProtocol
+import Synchronization
 
 /// How a `LoadBalancer` runs, beyond its configuration.
 public struct LoadBalancerOptions: Sendable {
@@ -23,6 +24,9 @@ public struct LoadBalancerOptions: Sendable {
     public var configPath: String?
     /// Whether a re-read configuration is checked with `--strict`.
     public var strict = false
+    /// How many epoll loops, each on its own thread, accept and move flows. Loop 0 also runs the health
+    /// checks, the control API, signals and reloads. The daemon uses one per core.
+    public var eventLoops = 1
 
     public init() {}
 }
@@ -32,9 +36,15 @@ public struct ListenerError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// The data plane: one epoll loop that accepts clients on every listener × node address, picks a
-/// target, connects from the client's or the node's address, optionally sends a PROXY header, then
-/// splices bytes both ways.
+/// The data plane: epoll loops that accept clients on every listener × node address, pick a target,
+/// connect from the client's or the node's address, optionally send a PROXY header, then splice bytes
+/// both ways.
+///
+/// With `eventLoops` above 1, this object is loop 0 and owns the others (`workers`). Each loop has its
+/// own socket on every listener endpoint (SO_REUSEPORT: the kernel shares new clients out by their
+/// addresses) and owns the flows it accepted. Loop 0 alone runs the target lifecycle, health checks,
+/// the control API, signals and reloads, and sends the other loops each change of targets through
+/// their mailboxes. Targets' flow counts are atomics shared by all, so least connections needs no lock.
 public final class LoadBalancer {
     // Epoll user data: kind (8 bits) | generation (24 bits) | index (32 bits), so an event for a
     // descriptor that was closed and reused is recognised and dropped.
@@ -51,7 +61,10 @@ public final class LoadBalancer {
     }
 
     struct Listener {
+        /// This loop's socket (-1 once closed).
         var fd: Int32
+        /// Every loop's socket for this endpoint, by loop (SO_REUSEPORT); loop 0 opens and closes them.
+        var loopFDs: [Int32]
         var endpoint: IPEndpoint
         var configIndex: Int
         var groupIndex: Int
@@ -62,6 +75,16 @@ public final class LoadBalancer {
 
     var configuration: Configuration
     var options: LoadBalancerOptions
+    /// 0 for the loop that also runs health checks, the control API, signals and reloads.
+    let loopIndex: Int
+    /// The other loops, on loop 0 only; each runs on its own thread while `run()` runs.
+    var workers: [LoadBalancer] = []
+    /// Each loop's live flows (index: loop), read by the others to share new clients out evenly.
+    let loopLoads: [SharedCounter]
+    /// Work sent to this loop by loop 0, run on this loop's thread (see EventLoops.swift).
+    let mailbox = Mutex(Mailbox())
+    /// Loop 0 changed its groups in this batch of events: the other loops get a copy after it.
+    var groupsChanged = false
     let epoll: Int32
     let tickFD: Int32
     let wakeFD: Int32
@@ -71,7 +94,9 @@ public final class LoadBalancer {
     var flows = Slab<Flow>()
     var pipePool: [(Int32, Int32)] = []
     var nextFlowID: UInt64 = 0
-    var liveFlows = 0
+    var liveFlows = 0 {
+        didSet { loopLoads[loopIndex].value.store(liveFlows, ordering: .relaxed) }
+    }
     var now: UInt64 = 0
     var tickNanoseconds: UInt64
     var draining = false
@@ -93,23 +118,20 @@ public final class LoadBalancer {
     /// At most this many forgotten (idle-expired) flows keep their sockets; more are reset at once.
     static let maximumExpiredFlows = 4096
     var expiredFlows = 0
+    static let listenerEvents = CLNB_EPOLLIN
 
     /// Binds every listener on every node address. Fails with one clear line (port in use, address
     /// not on this machine) and leaves nothing open.
-    public init(configuration: Configuration, options: LoadBalancerOptions = LoadBalancerOptions()) throws {
-        self.configuration = configuration
-        self.options = options
+    public convenience init(configuration: Configuration, options: LoadBalancerOptions = LoadBalancerOptions())
+        throws
+    {
         let start = monotonicNanoseconds()
-        self.groups = configuration.targetGroups.map { TargetGroup($0, timeScale: options.timeScale, now: start) }
         ignoreSIGPIPE()
         raiseOpenFileLimit()
-        epoll = try syscallNonBlocking("epoll_create1") { clnb_epoll_create() }
-        tickFD = try syscallNonBlocking("timerfd_create") { clnb_timerfd_create() }
-        wakeFD = try syscallNonBlocking("eventfd") { clnb_eventfd() }
-        events = .allocate(capacity: eventCapacity)
-        datas = .allocate(capacity: eventCapacity)
-        // One periodic tick drives idle expiry, connect timeouts, health checks and draining.
-        tickNanoseconds = Self.tickInterval(configuration, timeScale: options.timeScale)
+        try self.init(
+            loop: 0, configuration: configuration, options: options,
+            groups: configuration.targetGroups.map { TargetGroup($0, timeScale: options.timeScale, now: start) },
+            loopLoads: (0..<max(1, options.eventLoops)).map { _ in SharedCounter() })
         do {
             try openListeners()
             if let admin = configuration.admin {
@@ -123,14 +145,42 @@ public final class LoadBalancer {
                 adminEndpoint = admin.address.port == 0 ? Socket.localEndpoint(adminFD) : admin.address
                 try register(adminFD, events: CLNB_EPOLLIN, token: token(.adminListener, 0, 0))
             }
-            try register(tickFD, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
-            try register(wakeFD, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
             if options.handlesSignals {
                 signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
                 try register(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
             }
+            for index in 1..<loopLoads.count {
+                workers.append(try LoadBalancer(workerOf: self, index: index))
+            }
         } catch {
-            for listener in listeners { closeDescriptor(listener.fd) }
+            for listener in listeners { listener.loopFDs.forEach(closeDescriptor) }
+            for worker in workers { worker.closeResources() }
+            closeResources()
+            throw error
+        }
+    }
+
+    /// One loop's own descriptors: epoll, the tick timer and the wake-up eventfd.
+    init(
+        loop: Int, configuration: Configuration, options: LoadBalancerOptions, groups: [TargetGroup],
+        loopLoads: [SharedCounter]
+    ) throws {
+        self.loopIndex = loop
+        self.configuration = configuration
+        self.options = options
+        self.groups = groups
+        self.loopLoads = loopLoads
+        epoll = try syscallNonBlocking("epoll_create1") { clnb_epoll_create() }
+        tickFD = try syscallNonBlocking("timerfd_create") { clnb_timerfd_create() }
+        wakeFD = try syscallNonBlocking("eventfd") { clnb_eventfd() }
+        events = .allocate(capacity: eventCapacity)
+        datas = .allocate(capacity: eventCapacity)
+        // One periodic tick drives idle expiry, connect timeouts, health checks and draining.
+        tickNanoseconds = Self.tickInterval(configuration, timeScale: options.timeScale)
+        do {
+            try register(tickFD, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
+            try register(wakeFD, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
+        } catch {
             closeResources()
             throw error
         }
@@ -138,8 +188,10 @@ public final class LoadBalancer {
 
     deinit {
         if !resourcesClosed {
-            // Made but never run: the listeners and loop descriptors are still open.
-            for listener in listeners where listener.fd >= 0 { closeDescriptor(listener.fd) }
+            // Made but never run: the listeners (loop 0's) and loop descriptors are still open.
+            if loopIndex == 0 {
+                for listener in listeners where listener.fd >= 0 { listener.loopFDs.forEach(closeDescriptor) }
+            }
             closeResources()
         }
         events.deallocate()
@@ -170,19 +222,20 @@ public final class LoadBalancer {
             for node in configuration.nodes {
                 for address in node.addresses {
                     let endpoint = IPEndpoint(ip: address, port: listener.port)
-                    let fd: Int32
+                    let fds: [Int32]
                     do {
-                        fd = try Socket.listen(on: endpoint)
+                        fds = try Socket.listenGroup(on: endpoint, count: loopLoads.count)
                     } catch {
                         throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
                     }
+                    let fd = fds[0]
                     let bound = endpoint.port == 0 ? (Socket.localEndpoint(fd) ?? endpoint) : endpoint
                     listeners.append(
                         Listener(
-                            fd: fd, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
+                            fd: fd, loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
                             idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
                             connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
-                    try register(fd, events: CLNB_EPOLLIN, token: token(.listener, listeners.count - 1, 0))
+                    try register(fd, events: Self.listenerEvents, token: token(.listener, listeners.count - 1, 0))
                 }
             }
         }
@@ -248,10 +301,15 @@ public final class LoadBalancer {
 
     // MARK: The loop
 
-    /// Runs until stopped (signal or `stop()`) and drained. Closes everything before it returns.
+    /// Runs until stopped (signal or `stop()`) and drained, the other loops on threads of their own.
+    /// Closes everything before it returns.
     public func run() throws {
         _ = clnb_timerfd_arm(tickFD, Int64(tickNanoseconds))
-        defer { closeResources() }
+        let threads = startWorkers()
+        defer {
+            stopWorkers(threads)
+            closeResources()
+        }
         while !finished {
             let count = clnb_epoll_wait(epoll, events, datas, Int32(eventCapacity), -1)
             if count < 0 {
@@ -261,6 +319,10 @@ public final class LoadBalancer {
             now = monotonicNanoseconds()
             for i in 0..<Int(count) {
                 dispatch(token: datas[i], events: events[i])
+            }
+            if groupsChanged {
+                groupsChanged = false
+                publishGroups()
             }
         }
     }
@@ -279,11 +341,17 @@ public final class LoadBalancer {
             var expirations: UInt64 = 0
             _ = Glibc.read(tickFD, &expirations, 8)
             tick()
+            groupsChanged = !workers.isEmpty
         case .wake:
             var value: UInt64 = 0
             _ = Glibc.read(wakeFD, &value, 8)
-            beginShutdown(reason: "stop requested")
+            if loopIndex == 0 {
+                beginShutdown(reason: "stop requested")
+            } else {
+                runMailbox()
+            }
         case .signal:
+            groupsChanged = !workers.isEmpty
             let signal = clnb_signalfd_read(signalFD)
             if signal == SIGHUP {
                 reloadConfiguration()
@@ -292,10 +360,12 @@ public final class LoadBalancer {
             }
         case .probe:
             probeEvent(index: index, generation: generation, events: events)
+            groupsChanged = !workers.isEmpty
         case .adminListener:
             acceptAdmin()
         case .adminConnection:
             adminEvent(index: index, generation: generation)
+            groupsChanged = !workers.isEmpty
         case nil:
             preconditionFailure("epoll token of unknown kind")
         }
@@ -326,6 +396,8 @@ public final class LoadBalancer {
 
     func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
         let listener = listeners[listenerIndex]
+        // Unique across loops: loop i of n numbers its flows i+1, i+1+n, i+1+2n…
+        let id = nextFlowID &* UInt64(loopLoads.count) &+ UInt64(loopIndex) &+ 1
         nextFlowID += 1
         groups[listener.groupIndex].metrics.newFlowCount += 1
         let node =
@@ -333,7 +405,7 @@ public final class LoadBalancer {
             ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
             : listener.endpoint
         let flow = allocateFlow()
-        flow.id = nextFlowID
+        flow.id = id
         flow.listenerIndex = listenerIndex
         flow.groupIndex = listener.groupIndex
         flow.client = client
@@ -358,7 +430,9 @@ public final class LoadBalancer {
             && groups[listener.groupIndex].targets[targetIndex].state != .healthy
         flow.header = groups[listener.groupIndex].proxyHeader(client: client, node: node)
         flow.targetIndex = targetIndex
-        groups[listener.groupIndex].targets[targetIndex].activeFlows += 1
+        let targetFlows = groups[listener.groupIndex].targets[targetIndex].flowCount
+        targetFlows.add(1)
+        flow.targetFlows = targetFlows
         if unhealthyRouted { groups[listener.groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
 
         do {
@@ -690,10 +764,9 @@ public final class LoadBalancer {
 
     /// The flow no longer counts against its target (it ended, or was forgotten by idle expiry).
     func releaseTarget(_ flow: Flow) {
-        if flow.targetIndex >= 0 {
-            groups[flow.groupIndex].targets[flow.targetIndex].activeFlows -= 1
-            flow.targetIndex = -1
-        }
+        flow.targetFlows?.add(-1)
+        flow.targetFlows = nil
+        flow.targetIndex = -1
         releasePipe(&flow.clientToTarget, discardingBytes: true)
         releasePipe(&flow.targetToClient, discardingBytes: true)
     }
@@ -754,19 +827,22 @@ public final class LoadBalancer {
         for (index, listener) in listeners.enumerated() where listener.pausedUntil != 0 && now >= listener.pausedUntil {
             listeners[index].pausedUntil = 0
             if listener.fd >= 0 {
-                _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, listener.fd, CLNB_EPOLLIN, token(.listener, index, 0))
+                _ = clnb_epoll_ctl(
+                    epoll, CLNB_EPOLL_CTL_ADD, listener.fd, Self.listenerEvents, token(.listener, index, 0))
             }
         }
-        for groupIndex in groups.indices {
-            apply(groups[groupIndex].lifecycle.advance(now: now), group: groupIndex)
-            if !draining {
-                for targetIndex in groups[groupIndex].lifecycle.dueChecks(now: now) {
-                    startProbe(group: groupIndex, target: targetIndex)
+        if loopIndex == 0 {
+            for groupIndex in groups.indices {
+                apply(groups[groupIndex].lifecycle.advance(now: now), group: groupIndex)
+                if !draining {
+                    for targetIndex in groups[groupIndex].lifecycle.dueChecks(now: now) {
+                        startProbe(group: groupIndex, target: targetIndex)
+                    }
                 }
             }
+            expireProbes()
+            expireAdminConnections()
         }
-        expireProbes()
-        expireAdminConnections()
         for flow in flows {
             switch flow.state {
             case .free:
@@ -795,8 +871,18 @@ public final class LoadBalancer {
         if !finished { _ = clnb_timerfd_arm(tickFD, Int64(tickNanoseconds)) }
     }
 
-    /// Carries out what a target's change of state does to its flows.
+    /// Carries out what a target's change of state does to its flows, on every loop.
     func apply(_ effects: [LifecycleEffect], group: Int) {
+        if !effects.isEmpty && !workers.isEmpty {
+            // The other loops take the new target states first, so none picks the target again.
+            let (configuration, groups, tick) = (configuration, groups, tickNanoseconds)
+            for worker in workers {
+                worker.post {
+                    $0.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick)
+                    $0.apply(effects, group: group)
+                }
+            }
+        }
         for effect in effects {
             switch effect {
             case .resetFlows(let target, let reason):
@@ -813,18 +899,31 @@ public final class LoadBalancer {
 
     // MARK: Shutdown
 
+    /// Stops accepting and drains this loop's flows; on loop 0, every loop's. Loop 0 closes the shared
+    /// listener sockets once no other loop waits on them.
     func beginShutdown(reason: String) {
         guard !draining else { return }
         draining = true
+        var retired: [Int32] = []
         for index in listeners.indices where listeners[index].fd >= 0 {
-            closeDescriptor(listeners[index].fd)
+            if listeners[index].pausedUntil == 0 {
+                _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_DEL, listeners[index].fd, 0, 0)
+            }
+            retired += listeners[index].loopFDs
             listeners[index].fd = -1
         }
         drainDeadline = now + UInt64(max(0, options.drainSeconds) * 1e9)
+        if loopIndex == 0 {
+            for worker in workers { perform(on: worker) { $0.beginShutdown(reason: reason) } }
+            for fd in retired { closeDescriptor(fd) }
+            let total = loopLoads.reduce(0) { $0 + $1.current }
+            if total > 0 {
+                options.log("\(reason): stopped accepting; draining \(total) flows for up to \(options.drainSeconds) s")
+            }
+        }
         if liveFlows == 0 {
             finished = true
         } else {
-            options.log("\(reason): stopped accepting; draining \(liveFlows) flows for up to \(options.drainSeconds) s")
             tickNanoseconds = min(tickNanoseconds, 50_000_000)
         }
     }

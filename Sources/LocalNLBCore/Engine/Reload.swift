@@ -7,6 +7,7 @@ extension LoadBalancer {
     /// flows. A file with errors, or a listener that cannot be opened, changes nothing.
     func reloadConfiguration() {
         guard let path = options.configPath else { return }
+        guard !draining else { return options.log("SIGHUP: ignored while shutting down") }
         do {
             let loaded = try ConfigLoader.load(path: path, strict: options.strict)
             for warning in loaded.warnings { options.log("SIGHUP: warning: \(warning)") }
@@ -38,13 +39,13 @@ extension LoadBalancer {
                 wanted.append((configIndex, IPEndpoint(ip: address, port: listener.port)))
             }
         }
-        var opened: [(Int, IPEndpoint, Int32)] = []
+        var opened: [(Int, IPEndpoint, [Int32])] = []
         for (configIndex, endpoint) in wanted
         where !listeners.contains(where: { $0.fd >= 0 && $0.endpoint == endpoint }) {
             do {
-                opened.append((configIndex, endpoint, try Socket.listen(on: endpoint)))
+                opened.append((configIndex, endpoint, try Socket.listenGroup(on: endpoint, count: loopLoads.count)))
             } catch {
-                for (_, _, fd) in opened { closeDescriptor(fd) }
+                for (_, _, fds) in opened { fds.forEach(closeDescriptor) }
                 throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
             }
         }
@@ -82,6 +83,7 @@ extension LoadBalancer {
                 UInt64(listener.connectTimeoutSeconds * 1e9)
             )
         }
+        var retired: [Int32] = []
         for index in listeners.indices where listeners[index].fd >= 0 {
             if let match = wanted.first(where: { $0.endpoint == listeners[index].endpoint }) {
                 let s = settings(match.configIndex)
@@ -90,17 +92,19 @@ extension LoadBalancer {
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
             } else {
-                closeDescriptor(listeners[index].fd)
+                _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_DEL, listeners[index].fd, 0, 0)
+                retired += listeners[index].loopFDs
                 listeners[index].fd = -1
             }
         }
-        for (configIndex, endpoint, fd) in opened {
+        for (configIndex, endpoint, fds) in opened {
             let s = settings(configIndex)
             listeners.append(
                 Listener(
-                    fd: fd, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
+                    fd: fds[0], loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
                     idleNanoseconds: s.idle, connectNanoseconds: s.connect))
-            _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_ADD, fd, CLNB_EPOLLIN, token(.listener, listeners.count - 1, 0))
+            _ = clnb_epoll_ctl(
+                epoll, CLNB_EPOLL_CTL_ADD, fds[0], Self.listenerEvents, token(.listener, listeners.count - 1, 0))
         }
         if new.admin != configuration.admin {
             options.log("the control API's address and token change only with a restart")
@@ -109,5 +113,8 @@ extension LoadBalancer {
         configuration = new
         configuration.admin = admin
         tickNanoseconds = Self.tickInterval(new, timeScale: options.timeScale)
+        // The other loops wait on the same sockets: they let go of the retired ones before they close.
+        shareListeners()
+        for fd in retired { closeDescriptor(fd) }
     }
 }

@@ -1,4 +1,5 @@
 import ProxyProtocol
+import Synchronization
 
 /// A target's health state, with AWS's names (AWS-NLB.md §4).
 public enum TargetHealthState: String, Sendable {
@@ -29,8 +30,13 @@ public struct Target: Sendable {
     public var endpoint: IPEndpoint
     public var state: TargetHealthState
     public var reason: TargetHealthReason?
-    /// Flows connecting or established to this target (AWS counts SYN_SENT and ESTABLISHED alike).
-    public var activeFlows = 0
+    /// Flows connecting or established to this target (AWS counts SYN_SENT and ESTABLISHED alike), on
+    /// every event loop. The counter is shared by the copies of this target each loop holds.
+    public let flowCount = SharedCounter()
+    public var activeFlows: Int {
+        get { flowCount.current }
+        nonmutating set { flowCount.value.store(newValue, ordering: .relaxed) }
+    }
     /// Whether new flows may go to this target now. Its group sets it from the state and fail-open.
     public var takesNewFlows: Bool
     /// Unique per registration, so a late probe result or timer never lands on a re-used slot.
@@ -54,6 +60,34 @@ public struct Target: Sendable {
 
     /// Registered and not on its way out: counts towards the group's size and takes flows when failing open.
     public var isRegistered: Bool { state != .draining && state != .unused }
+}
+
+/// A number every event loop reads and changes without a lock: a target's active flows (each loop adds
+/// its new flows and takes away its ended ones), a loop's live flows, a selector's cursor.
+public final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
+
+    var current: Int { value.load(ordering: .relaxed) }
+
+    func add(_ delta: Int) { value.wrappingAdd(delta, ordering: .relaxed) }
+}
+
+/// `stickiness.type` `source_ip`: the target each client IP last went to, shared by the event loops
+/// (locked only when stickiness is on).
+final class StickyTable: Sendable {
+    static let capacity = 65536
+    private let targets = Mutex<[IPAddress: Int]>([:])
+
+    func target(for ip: IPAddress) -> Int? { targets.withLock { $0[ip] } }
+
+    func remember(_ index: Int, for ip: IPAddress) {
+        targets.withLock {
+            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[ip] = index
+        }
+    }
+
+    func removeAll() { targets.withLock { $0.removeAll() } }
 }
 
 /// What a target is chosen by: the flow's addresses.
@@ -88,15 +122,19 @@ public struct FlowKey: Sendable {
 /// Picks a target for each new flow. Plain Swift, no sockets: deterministic given the same events.
 public struct TargetSelector: Sendable {
     public var algorithm: LoadBalancingAlgorithm
-    /// Where round robin, and the tie-break of least connections, continues.
-    public private(set) var cursor = 0
+    /// Where round robin, and the tie-break of least connections, continues: one cursor for every
+    /// loop, shared by the copies of this selector they hold. Two loops picking at the same instant may
+    /// start from the same place; the next pick moves on.
+    private let position = SharedCounter()
+    public var cursor: Int { position.current }
 
     public init(algorithm: LoadBalancingAlgorithm) { self.algorithm = algorithm }
 
     /// The index of the chosen target, or nil when no target takes new flows.
-    public mutating func pick(from targets: [Target], for key: FlowKey) -> Int? {
+    public func pick(from targets: [Target], for key: FlowKey) -> Int? {
         let count = targets.count
         guard count > 0 else { return nil }
+        let cursor = position.current
         switch algorithm {
         case .leastConnections:
             // Least active flows; ties go to the first at or after the cursor, so equal targets rotate.
@@ -106,13 +144,13 @@ public struct TargetSelector: Sendable {
                 guard targets[index].takesNewFlows else { continue }
                 if best == nil || targets[index].activeFlows < targets[best!].activeFlows { best = index }
             }
-            if let best { cursor = (best + 1) % count }
+            if let best { position.value.store((best + 1) % count, ordering: .relaxed) }
             return best
         case .roundRobin:
             for step in 0..<count {
                 let index = (cursor + step) % count
                 if targets[index].takesNewFlows {
-                    cursor = (index + 1) % count
+                    position.value.store((index + 1) % count, ordering: .relaxed)
                     return index
                 }
             }
@@ -134,7 +172,7 @@ struct TargetGroup {
     /// Removed from the configuration by a reload: no listener forwards to it any more.
     var removed = false
     /// `stickiness.type` `source_ip`: the target each client IP last went to.
-    var stickyTargets: [IPAddress: Int] = [:]
+    let stickyTargets = StickyTable()
 
     var targets: [Target] {
         get { lifecycle.targets }
@@ -152,16 +190,13 @@ struct TargetGroup {
 
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
     mutating func pick(for key: FlowKey) -> Int? {
-        if configuration.stickinessEnabled, let index = stickyTargets[key.client.ip], index < targets.count,
+        if configuration.stickinessEnabled, let index = stickyTargets.target(for: key.client.ip), index < targets.count,
             targets[index].takesNewFlows
         {
             return index
         }
         guard let index = selector.pick(from: targets, for: key) else { return nil }
-        if configuration.stickinessEnabled {
-            if stickyTargets.count >= 65536 { stickyTargets.removeAll(keepingCapacity: true) }
-            stickyTargets[key.client.ip] = index
-        }
+        if configuration.stickinessEnabled { stickyTargets.remember(index, for: key.client.ip) }
         return index
     }
 

@@ -29,10 +29,13 @@ public enum Socket {
     }
 
     /// A listening socket on `endpoint` (SO_REUSEADDR; IPv6 sockets IPv6-only).
-    public static func listen(on endpoint: IPEndpoint, backlog: Int32 = 1024) throws(SystemError) -> Int32 {
+    public static func listen(on endpoint: IPEndpoint, backlog: Int32 = 1024, reusePort: Bool = false)
+        throws(SystemError) -> Int32
+    {
         let fd = try stream(for: endpoint.ip)
         do {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             if endpoint.ip.isIPv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
             // Accepted sockets inherit TCP_NODELAY on Linux: one setsockopt fewer per connection.
             setNoDelay(fd)
@@ -43,6 +46,33 @@ public enum Socket {
             throw error
         }
         return fd
+    }
+
+    /// `count` listening sockets on one endpoint, one per event loop, among which the kernel shares out
+    /// new connections by their addresses (SO_REUSEPORT). The endpoint is first bound once without
+    /// SO_REUSEPORT, so a port another program (or another localnlb) holds is still "in use".
+    public static func listenGroup(on endpoint: IPEndpoint, count: Int) throws(SystemError) -> [Int32] {
+        guard count > 1 else { return [try listen(on: endpoint)] }
+        let probe = try stream(for: endpoint.ip)
+        let resolved: IPEndpoint
+        do {
+            try setOption(probe, SOL_SOCKET, SO_REUSEADDR, 1)
+            if endpoint.ip.isIPv6 { try setOption(probe, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+            try bind(probe, endpoint)
+            resolved = endpoint.port == 0 ? (localEndpoint(probe) ?? endpoint) : endpoint
+        } catch {
+            closeDescriptor(probe)
+            throw error
+        }
+        closeDescriptor(probe)
+        var fds: [Int32] = []
+        do {
+            for _ in 0..<count { fds.append(try listen(on: resolved, reusePort: true)) }
+        } catch {
+            for fd in fds { closeDescriptor(fd) }
+            throw error
+        }
+        return fds
     }
 
     /// Accepts one connection: its descriptor (non-blocking) and the peer's address.

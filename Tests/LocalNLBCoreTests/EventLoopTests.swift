@@ -1,0 +1,167 @@
+import Foundation
+import ProxyProtocol
+import Testing
+
+@testable import LocalNLBCore
+
+/// Several event loops: flows land on each, and what the user sees (least connections, the control
+/// API, resets on a target's change of state, draining) is the same as with one.
+@Suite(.serialized) struct EventLoops {
+    /// Loop i of n numbers its flows i+1, i+1+n…: with two loops, odd ids are loop 0's.
+    static func loops(ofFlowIDs ids: [Int]) -> Set<Int> { Set(ids.map { ($0 - 1) % 2 }) }
+
+    func start(
+        targets: [IPEndpoint], timeScale: Double = 1, drainSeconds: Double = 0.3,
+        _ change: (inout TargetGroupConfiguration) -> Void = { _ in }
+    ) throws -> (RunningBalancer, API) {
+        var config = configuration(targets: targets, attributes: change)
+        config.admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
+        let lb = try RunningBalancer(config, drainSeconds: drainSeconds, timeScale: timeScale, eventLoops: 2)
+        return (lb, API(endpoint: lb.adminEndpoint!))
+    }
+
+    /// Opens a flow and returns both ends, the target's end from whichever server took it.
+    func openFlow(_ lb: RunningBalancer, _ servers: [TestServer]) throws -> (client: TestSocket, target: Int) {
+        let client = try TestSocket.connect(to: lb.endpoint())
+        try client.send("x")
+        for _ in 0..<100 {
+            for (index, server) in servers.enumerated() where server.hasPendingConnection(within: 0.01) {
+                return (client, index)
+            }
+        }
+        throw TestFailure("no target got the flow")
+    }
+
+    @Test func flowsLandOnEveryLoopAndTheAPISeesThemAll() throws {
+        let server = try TestServer()
+        let (lb, api) = try start(targets: [server.endpoint])
+        defer { lb.stop() }
+        var held: [TestSocket] = []
+        for _ in 0..<24 {
+            let client = try TestSocket.connect(to: lb.endpoint())
+            try client.send("abc")
+            let upstream = try server.accept()
+            _ = try upstream.receive(exactly: 3)
+            held += [client, upstream]
+        }
+        let flows = try api.call("GET", "/flows").1["Flows"] as! [[String: Any]]
+        #expect(flows.count == 24)
+        let ids = flows.map { $0["id"] as! Int }
+        #expect(ids == ids.sorted())
+        // The kernel spreads clients over both loops' sockets (24 all on one: one chance in 8 million).
+        #expect(Self.loops(ofFlowIDs: ids) == [0, 1])
+        let text = try api.call("GET", "/metrics").1["text"] as? String ?? ""
+        let labels = #"{load_balancer="test-nlb",target_group="tg"}"#
+        #expect(text.contains("localnlb_new_flow_count_total\(labels) 24\n"))
+        #expect(text.contains("localnlb_active_flow_count\(labels) 24\n"))
+        #expect(text.contains("localnlb_processed_bytes_total\(labels) 72\n"))
+        let health = try api.call("GET", "/target-groups/tg/health").1["TargetHealthDescriptions"] as! [[String: Any]]
+        #expect(health[0]["ActiveFlowCount"] as? Int == 24)
+    }
+
+    /// Least connections counts every loop's flows: after one target's flows end, the next flows all
+    /// go to it, whichever loop takes them.
+    @Test func leastConnectionsCountsTheFlowsOfEveryLoop() throws {
+        let servers = try (0..<2).map { _ in try TestServer() }
+        let (lb, _) = try start(targets: servers.map(\.endpoint))
+        defer { lb.stop() }
+        var flows: [(client: TestSocket, target: Int)] = []
+        var upstreams: [[TestSocket]] = [[], []]
+        for _ in 0..<12 {
+            let flow = try openFlow(lb, servers)
+            upstreams[flow.target].append(try servers[flow.target].accept())
+            flows.append(flow)
+        }
+        #expect(upstreams.map(\.count) == [6, 6])
+        for flow in flows where flow.target == 1 { flow.client.close() }
+        for upstream in upstreams[1] { upstream.close() }
+        _ = try lb.endedFlows(count: 6)
+        upstreams[1] = []
+        for _ in 0..<6 {
+            let flow = try openFlow(lb, servers)
+            #expect(flow.target == 1)
+            upstreams[flow.target].append(try servers[flow.target].accept())
+            flows.append(flow)
+        }
+        // Even again: the next two go one to each.
+        var next: [Int] = []
+        for _ in 0..<2 {
+            let flow = try openFlow(lb, servers)
+            next.append(flow.target)
+            upstreams[flow.target].append(try servers[flow.target].accept())
+            flows.append(flow)
+        }
+        #expect(next.sorted() == [0, 1])
+    }
+
+    /// A target's change of state resets its flows on every loop, and no loop sends it new ones.
+    @Test func deregistrationResetsTheFlowsOfEveryLoop() throws {
+        let first = try TestServer()
+        let second = try TestServer()
+        let (lb, api) = try start(targets: [first.endpoint, second.endpoint], timeScale: 0.01) {
+            $0.deregistrationConnectionTermination = true
+            $0.deregistrationDelaySeconds = 50  // 0.5 s at this time scale
+        }
+        defer { lb.stop() }
+        var clients: [TestSocket] = []
+        var upstreams: [TestSocket] = []
+        var others: [TestSocket] = []
+        for _ in 0..<20 {
+            let flow = try openFlow(lb, [first, second])
+            let upstream = try (flow.target == 0 ? first : second).accept()
+            if flow.target == 0 {
+                clients.append(flow.client)
+                upstreams.append(upstream)
+            } else {
+                others += [flow.client, upstream]
+            }
+        }
+        #expect(clients.count == 10)
+        let flowsOnFirst = (try api.call("GET", "/flows").1["Flows"] as! [[String: Any]])
+            .filter { $0["target"] as? String == first.endpoint.description }.map { $0["id"] as! Int }
+        #expect(Self.loops(ofFlowIDs: flowsOnFirst) == [0, 1])
+        let body = #"{"Targets":[{"Id":"127.0.0.1","Port":\#(first.endpoint.port)}]}"#
+        #expect(try api.call("POST", "/target-groups/tg/deregister", body).0 == 200)
+        // While it drains, no loop sends it a new flow.
+        for _ in 0..<6 {
+            let flow = try openFlow(lb, [first, second])
+            #expect(flow.target == 1)
+            others += [flow.client, try second.accept()]
+        }
+        for client in clients {
+            client.setTimeout(5)
+            #expect(client.receive() == .reset)
+        }
+        let reasons = try lb.endedFlows(count: 10).map(\.closeReason)
+        #expect(reasons == Array(repeating: .targetDeregistered, count: 10))
+    }
+
+    /// Stopping drains the flows of every loop, then the balancer returns.
+    @Test func stopDrainsEveryLoop() throws {
+        let server = try TestServer()
+        let (lb, _) = try start(targets: [server.endpoint], drainSeconds: 5)
+        var pairs: [(TestSocket, TestSocket)] = []
+        for _ in 0..<8 {
+            let client = try TestSocket.connect(to: lb.endpoint())
+            try client.send("x")
+            let upstream = try server.accept()
+            _ = try upstream.receive(exactly: 1)
+            pairs.append((client, upstream))
+        }
+        lb.balancer.stop()
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(throws: SystemError.self) { try TestSocket.connect(to: lb.endpoint()) }
+        // Within the drain time both ends may still talk; closing ends each flow normally.
+        for (client, upstream) in pairs {
+            try upstream.send("bye")
+            #expect(try client.receive(exactly: 3) == Array("bye".utf8))
+            client.close()
+            #expect(try upstream.receiveUntilEOF().isEmpty)
+            upstream.close()
+        }
+        #expect(lb.exited(within: 5))
+        let ended = try lb.endedFlows(count: 8)
+        #expect(ended.allSatisfy { $0.closeReason == .clientFIN })
+        #expect(Self.loops(ofFlowIDs: ended.map { Int($0.id) }) == [0, 1])
+    }
+}
