@@ -55,6 +55,10 @@ struct Direction {
     var holdUntilPayload = false
     /// Payload bytes read from the source.
     var bytes: UInt64 = 0
+    /// Bulk: bytes go socket → pipe → socket with splice(2). Otherwise (small messages) one recv(2) and
+    /// one send(2) through the loop's buffer: a short recv shows the socket is empty, so no read ends
+    /// in EAGAIN.
+    var splicing = false
 
     var hasPipe: Bool { pipeRead >= 0 }
 }
@@ -88,6 +92,8 @@ final class Flow {
     var targetToClient = Direction()
     var header: [UInt8]?
     var firstFIN: CloseReason?
+    /// The client's FIN (or RST) came while the target connection was still being made.
+    var clientClosing = false
     var started: UInt64 = 0
     var lastActivity: UInt64 = 0
     var deadline: UInt64 = 0
@@ -105,5 +111,6 @@ final class Flow {
         targetToClient = Direction()
         header = nil
         firstFIN = nil
+        clientClosing = false
     }
 }

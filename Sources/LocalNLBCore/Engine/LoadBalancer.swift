@@ -109,10 +109,18 @@ public final class LoadBalancer {
     public private(set) var adminEndpoint: IPEndpoint?
     var adminConnections = Slab<AdminConnection>()
     var lastTransparentWarning: UInt64 = 0
+    /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
+    /// each tick. A flow whose node address is that source needs no bind.
+    var routeSources: [IPAddress: IPAddress?] = [:]
     let eventCapacity = 256
     let events: UnsafeMutablePointer<UInt32>
     let datas: UnsafeMutablePointer<UInt64>
+    /// The loop's buffer for small messages (recv then send); as large as a pipe, so what send leaves
+    /// over always fits into an empty pipe.
+    let copyBuffer: UnsafeMutableRawPointer
     static let pipeCapacity = 65536
+    /// A splice that moves less than this goes back to recv and send for the next bytes.
+    static let smallRead = 4096
     /// Spare pipes kept for reuse; each is two descriptors.
     static let maximumPooledPipes = 256
     /// At most this many forgotten (idle-expired) flows keep their sockets; more are reset at once.
@@ -175,6 +183,7 @@ public final class LoadBalancer {
         wakeFD = try syscallNonBlocking("eventfd") { clnb_eventfd() }
         events = .allocate(capacity: eventCapacity)
         datas = .allocate(capacity: eventCapacity)
+        copyBuffer = .allocate(byteCount: Self.pipeCapacity, alignment: 16)
         // One periodic tick drives idle expiry, connect timeouts, health checks and draining.
         tickNanoseconds = Self.tickInterval(configuration, timeScale: options.timeScale)
         do {
@@ -196,6 +205,7 @@ public final class LoadBalancer {
         }
         events.deallocate()
         datas.deallocate()
+        copyBuffer.deallocate()
     }
 
     /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
@@ -513,6 +523,15 @@ public final class LoadBalancer {
             return nil
         }
         let source = nodeAddress(for: flow, family: target.ip)
+        let routed: IPAddress?
+        if let cached = routeSources[target.ip] {
+            routed = cached
+        } else {
+            routed = Socket.routeSource(towards: target)
+            routeSources[target.ip] = routed
+        }
+        // The kernel picks this very address: connect without bind (two system calls fewer per flow).
+        if routed == source { return nil }
         Socket.setBindAddressNoPort(fd)
         do { try Socket.bind(fd, IPEndpoint(ip: source, port: 0)) } catch {
             return "cannot bind node address \(source): \(error.errno)"
@@ -567,7 +586,8 @@ public final class LoadBalancer {
         d.pipeWrite = -1
     }
 
-    func targetConnected(_ flow: Flow) {
+    /// `targetEvents`: the event that told the connect finished (nil: it finished at once).
+    func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
         flow.state = .established
         flow.lastActivity = now
         // The client socket inherited TCP_NODELAY from its listener.
@@ -586,7 +606,10 @@ public final class LoadBalancer {
             flow.clientToTarget.holdUntilPayload =
                 groups[flow.groupIndex].configuration.headerPlacement == .onFirstAckWithPayload
         }
-        pump(flow)
+        // What the client sent while we connected came with edges already spent: read it whole only if
+        // its FIN came too. The target's bytes come with the event that finished the connect.
+        let targetClosing = targetEvents.map { $0 & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
+        pump(flow, readClientToEnd: targetEvents == nil || flow.clientClosing, readTargetToEnd: targetClosing)
     }
 
     func flowEvent(_ flow: Flow, index: Int, fromClient: Bool, events: UInt32) {
@@ -603,18 +626,22 @@ public final class LoadBalancer {
                 {
                     groups[flow.groupIndex].metrics.tcpClientResetCount += 1
                     finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
+                } else if events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 {
+                    flow.clientClosing = true
                 }
                 return
             }
             guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
-            if let error = Socket.pendingError(flow.targetFD) {
+            // A failed connect always comes with EPOLLERR: writable alone means connected, no
+            // getsockopt(SO_ERROR) needed.
+            if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, let error = Socket.pendingError(flow.targetFD) {
                 // AWS-NLB.md §5: a target that refuses means a RST for the client.
                 let reason: CloseReason = error == .connectionRefused ? .connectRefused : .connectFailed
                 groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
                 finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error)")
                 return
             }
-            targetConnected(flow)
+            targetConnected(flow, targetEvents: events)
         case .established:
             if events & CLNB_EPOLLERR != 0 {
                 let fd = fromClient ? flow.clientFD : flow.targetFD
@@ -630,10 +657,12 @@ public final class LoadBalancer {
             let writable = events & (CLNB_EPOLLOUT | CLNB_EPOLLHUP) != 0
             let towards = fromClient ? flow.targetToClient : flow.clientToTarget
             let waiting = writable && towards.buffered > 0 && !towards.holdUntilPayload
+            // A FIN behind the bytes brings no edge of its own: then the source is read up to it.
+            let closing = events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
             if fromClient {
-                pump(flow, clientToTarget: readable, targetToClient: waiting)
+                pump(flow, clientToTarget: readable, targetToClient: waiting, readClientToEnd: closing)
             } else {
-                pump(flow, clientToTarget: waiting, targetToClient: readable)
+                pump(flow, clientToTarget: waiting, targetToClient: readable, readTargetToEnd: closing)
             }
         }
     }
@@ -647,7 +676,12 @@ public final class LoadBalancer {
     }
 
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
-    func pump(_ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true) {
+    /// `read…ToEnd`: read that source until EAGAIN or EOF, even after a short read (a FIN is pending,
+    /// or no event says what is waiting).
+    func pump(
+        _ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true, readClientToEnd: Bool = true,
+        readTargetToEnd: Bool = true
+    ) {
         let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
         let groupIndex = flow.groupIndex
         defer {
@@ -657,7 +691,11 @@ public final class LoadBalancer {
                 if flow.state == .established { flow.lastActivity = now }
             }
         }
-        switch clientToTarget ? pumpDirection(&flow.clientToTarget, from: flow.clientFD, to: flow.targetFD) : .ok {
+        switch clientToTarget
+            ? pumpDirection(
+                &flow.clientToTarget, from: flow.clientFD, to: flow.targetFD, readToEnd: readClientToEnd,
+                closesNext: flow.targetToClient.finSent) : .ok
+        {
         case .ok: break
         case .sourceReset: return sideReset(flow, client: true)
         case .destinationReset: return sideReset(flow, client: false)
@@ -665,7 +703,11 @@ public final class LoadBalancer {
             return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
         }
         if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
-        switch targetToClient ? pumpDirection(&flow.targetToClient, from: flow.targetFD, to: flow.clientFD) : .ok {
+        switch targetToClient
+            ? pumpDirection(
+                &flow.targetToClient, from: flow.targetFD, to: flow.clientFD, readToEnd: readTargetToEnd,
+                closesNext: flow.clientToTarget.finSent) : .ok
+        {
         case .ok: break
         case .sourceReset: return sideReset(flow, client: false)
         case .destinationReset: return sideReset(flow, client: true)
@@ -678,9 +720,27 @@ public final class LoadBalancer {
         }
     }
 
-    func pumpDirection(_ d: inout Direction, from source: Int32, to destination: Int32) -> PumpOutcome {
-        guard acquirePipe(&d) else { return .noPipe }
+    /// `closesNext`: the other direction is finished, so this one's FIN ends the flow and the close
+    /// that follows sends it (no shutdown call).
+    func pumpDirection(
+        _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, closesNext: Bool
+    ) -> PumpOutcome {
+        if d.sourceEOF && d.buffered == 0 {
+            passOnFIN(&d, to: destination, closesNext: closesNext)
+            return .ok
+        }
         defer { releasePipe(&d) }
+        if !d.splicing && d.buffered == 0 {
+            switch copyDirection(&d, from: source, to: destination, readToEnd: readToEnd) {
+            case .ok: break
+            case let outcome: return outcome
+            }
+            if !d.splicing {
+                passOnFIN(&d, to: destination, closesNext: closesNext)
+                return .ok
+            }
+        }
+        guard acquirePipe(&d) else { return .noPipe }
         while true {
             var progressed = false
             if !d.sourceEOF && d.buffered < Self.pipeCapacity {
@@ -690,6 +750,7 @@ public final class LoadBalancer {
                     d.bytes += UInt64(n)
                     d.holdUntilPayload = false
                     progressed = true
+                    if n < Self.smallRead { d.splicing = false }
                 } else if n == 0 {
                     d.sourceEOF = true
                     d.holdUntilPayload = false
@@ -709,12 +770,72 @@ public final class LoadBalancer {
             }
             if !progressed { break }
         }
+        passOnFIN(&d, to: destination, closesNext: closesNext)
+        return .ok
+    }
+
+    /// Small messages: one recv into the loop's buffer, one send. A recv that fills the buffer turns
+    /// the direction to splicing (the caller goes on with it); what send cannot take now waits in the
+    /// direction's pipe, and the splice path delivers it.
+    func copyDirection(_ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool)
+        -> PumpOutcome
+    {
+        while true {
+            var received = 0
+            repeat {
+                received = Glibc.recv(source, copyBuffer, Self.pipeCapacity, 0)
+            } while received < 0 && errno == EINTR
+            if received == 0 {
+                d.sourceEOF = true
+                return .ok
+            }
+            if received < 0 { return errno == EAGAIN ? .ok : .sourceReset }
+            switch sendCopied(&d, received, to: destination) {
+            case .ok: break
+            case let outcome: return outcome
+            }
+            if d.splicing || !readToEnd { return .ok }
+        }
+    }
+
+    /// Sends `received` bytes of the copy buffer on; see `copyDirection`.
+    func sendCopied(_ d: inout Direction, _ received: Int, to destination: Int32) -> PumpOutcome {
+        d.bytes += UInt64(received)
+        var sent = 0
+        while sent < received {
+            let n = Glibc.send(destination, copyBuffer + sent, received - sent, Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                sent += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                break
+            } else {
+                return .destinationReset
+            }
+        }
+        if sent < received {
+            // The rest goes into the (empty) pipe, which holds a whole buffer; EPOLLOUT sends it on.
+            guard acquirePipe(&d) else { return .noPipe }
+            let rest = received - sent
+            let written = Glibc.write(d.pipeWrite, copyBuffer + sent, rest)
+            precondition(written == rest, "an empty pipe takes a whole copy buffer")
+            d.buffered = rest
+            d.splicing = true
+            return .ok
+        }
+        if received == Self.pipeCapacity { d.splicing = true }
+        return .ok
+    }
+
+    /// AWS passes a FIN on once everything before it has been delivered. When it is the flow's last,
+    /// the flow ends at once and closing the socket sends it (its receive queue is empty: its peer's
+    /// FIN was read), so no shutdown call.
+    func passOnFIN(_ d: inout Direction, to destination: Int32, closesNext: Bool) {
         if d.sourceEOF && d.buffered == 0 && !d.finSent {
-            // AWS passes a FIN on once everything before it has been delivered.
-            Socket.shutdownWrite(destination)
+            if !closesNext { Socket.shutdownWrite(destination) }
             d.finSent = true
         }
-        return .ok
     }
 
     /// One side reset (or failed): AWS passes the RST to the other side.
@@ -824,6 +945,7 @@ public final class LoadBalancer {
     // MARK: Timers
 
     func tick() {
+        routeSources.removeAll(keepingCapacity: true)
         for (index, listener) in listeners.enumerated() where listener.pausedUntil != 0 && now >= listener.pausedUntil {
             listeners[index].pausedUntil = 0
             if listener.fd >= 0 {

@@ -15,6 +15,18 @@ public enum Socket {
         }
     }
 
+    /// The source address the kernel's routing picks for a connection to `destination` (a UDP
+    /// connect sends nothing), or nil when there is no route.
+    public static func routeSource(towards destination: IPEndpoint) -> IPAddress? {
+        let fd = socket(
+            destination.ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { closeDescriptor(fd) }
+        let connected =
+            (try? withSockAddr(destination) { address, length in Glibc.connect(fd, address, length) == 0 }) ?? false
+        return connected ? localEndpoint(fd)?.ip : nil
+    }
+
     /// Starts a connect; `.wouldBlock` means it is in progress (EINPROGRESS), finished when writable.
     public static func connect(_ fd: Int32, _ endpoint: IPEndpoint) throws(SystemError) -> IOResult<Void> {
         try withSockAddr(endpoint) { address, length throws(SystemError) in
