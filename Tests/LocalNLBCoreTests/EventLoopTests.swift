@@ -11,10 +11,10 @@ import Testing
     static func loops(ofFlowIDs ids: [Int]) -> Set<Int> { Set(ids.map { ($0 - 1) % 2 }) }
 
     func start(
-        targets: [IPEndpoint], timeScale: Double = 1, drainSeconds: Double = 0.3,
+        targets: [IPEndpoint], type: TargetType = .ip, timeScale: Double = 1, drainSeconds: Double = 0.3,
         _ change: (inout TargetGroupConfiguration) -> Void = { _ in }
     ) throws -> (RunningBalancer, API) {
-        var config = configuration(targets: targets, attributes: change)
+        var config = configuration(type: type, targets: targets, attributes: change)
         config.admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
         let lb = try RunningBalancer(config, drainSeconds: drainSeconds, timeScale: timeScale, eventLoops: 2)
         return (lb, API(endpoint: lb.adminEndpoint!))
@@ -134,6 +134,31 @@ import Testing
         }
         let reasons = try lb.endedFlows(count: 10).map(\.closeReason)
         #expect(reasons == Array(repeating: .targetDeregistered, count: 10))
+    }
+
+    /// A health check's verdict reaches every loop: once a target is unhealthy (no connection
+    /// termination here, so nothing is reset to carry the news), no loop sends it new flows.
+    @Test func aTargetTurningUnhealthyStopsTakingFlowsOnEveryLoop() throws {
+        let first = try TestServer()
+        let second = try TestServer()
+        // Instance targets see the client's address, so flows and health checks (from the node) differ.
+        let (lb, api) = try start(targets: [first.endpoint, second.endpoint], type: .instance, timeScale: 0.01) {
+            $0.healthCheck.enabled = true
+            $0.unhealthyConnectionTermination = false
+        }
+        defer { lb.stop() }
+        try api.waitFor(5, "both healthy") { $0.values.allSatisfy { $0 == "healthy" } && $0.count == 2 }
+        first.stopListening()
+        try api.waitFor(5, "the first unhealthy") { $0[first.endpoint.description]?.hasPrefix("unhealthy") == true }
+        var held: [TestSocket] = []
+        for _ in 0..<16 {
+            let client = try TestSocket.connect(to: lb.endpoint(), from: otherLoopback)
+            try client.send("x")
+            held += [client, try second.acceptFlow(from: otherLoopback)]
+        }
+        let ids = (try api.call("GET", "/flows").1["Flows"] as! [[String: Any]]).map { $0["id"] as! Int }
+        #expect(ids.count == 16)
+        #expect(Self.loops(ofFlowIDs: ids) == [0, 1])
     }
 
     /// Stopping drains the flows of every loop, then the balancer returns.

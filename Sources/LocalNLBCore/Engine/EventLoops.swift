@@ -135,8 +135,26 @@ extension LoadBalancer {
         }
     }
 
+    /// What the other loops route by: every target's state and whether it takes new flows, and each
+    /// group's fail-open. Timers and health checks change it now and then; the loop compares it after
+    /// them, without allocating, and sends the groups only when it moved.
+    func routingFingerprint() -> Int {
+        var hasher = Hasher()
+        for group in groups {
+            hasher.combine(group.lifecycle.failingOpen)
+            hasher.combine(group.targets.count)
+            for target in group.targets {
+                hasher.combine(target.registration)
+                hasher.combine(target.state)
+                hasher.combine(target.takesNewFlows)
+            }
+        }
+        return hasher.finalize()
+    }
+
     /// Sends the other loops loop 0's groups and waits until each has them.
     func shareGroups() {
+        publishedFingerprint = routingFingerprint()
         let (configuration, groups, tick) = (configuration, groups, tickNanoseconds)
         for worker in workers {
             perform(on: worker) { $0.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick) }
@@ -188,6 +206,7 @@ extension LoadBalancer {
 
     /// Loop 0, after a reload changed its listeners and groups: every loop has them before it returns.
     func shareListeners() {
+        publishedFingerprint = routingFingerprint()
         let (configuration, groups, tick, shared) = (configuration, groups, tickNanoseconds, listeners)
         for worker in workers {
             perform(on: worker) {

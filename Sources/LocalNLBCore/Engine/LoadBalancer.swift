@@ -83,8 +83,11 @@ public final class LoadBalancer {
     let loopLoads: [SharedCounter]
     /// Work sent to this loop by loop 0, run on this loop's thread (see EventLoops.swift).
     let mailbox = Mutex(Mailbox())
-    /// Loop 0 changed its groups in this batch of events: the other loops get a copy after it.
-    var groupsChanged = false
+    /// Loop 0 ran timers or health checks in this batch of events: if that changed which targets take
+    /// flows, the other loops get a copy of the groups after it.
+    var groupsMayHaveChanged = false
+    /// What the other loops last got: `routingFingerprint` of the groups.
+    var publishedFingerprint = 0
     let epoll: Int32
     let tickFD: Int32
     let wakeFD: Int32
@@ -330,9 +333,13 @@ public final class LoadBalancer {
             for i in 0..<Int(count) {
                 dispatch(token: datas[i], events: events[i])
             }
-            if groupsChanged {
-                groupsChanged = false
-                publishGroups()
+            if groupsMayHaveChanged {
+                groupsMayHaveChanged = false
+                let fingerprint = routingFingerprint()
+                if fingerprint != publishedFingerprint {
+                    publishedFingerprint = fingerprint
+                    publishGroups()
+                }
             }
         }
     }
@@ -351,7 +358,7 @@ public final class LoadBalancer {
             var expirations: UInt64 = 0
             _ = Glibc.read(tickFD, &expirations, 8)
             tick()
-            groupsChanged = !workers.isEmpty
+            groupsMayHaveChanged = !workers.isEmpty
         case .wake:
             var value: UInt64 = 0
             _ = Glibc.read(wakeFD, &value, 8)
@@ -361,7 +368,6 @@ public final class LoadBalancer {
                 runMailbox()
             }
         case .signal:
-            groupsChanged = !workers.isEmpty
             let signal = clnb_signalfd_read(signalFD)
             if signal == SIGHUP {
                 reloadConfiguration()
@@ -370,12 +376,12 @@ public final class LoadBalancer {
             }
         case .probe:
             probeEvent(index: index, generation: generation, events: events)
-            groupsChanged = !workers.isEmpty
+            groupsMayHaveChanged = !workers.isEmpty
         case .adminListener:
             acceptAdmin()
         case .adminConnection:
+            // A change made through the API reaches every loop before it is answered (`handle`).
             adminEvent(index: index, generation: generation)
-            groupsChanged = !workers.isEmpty
         case nil:
             preconditionFailure("epoll token of unknown kind")
         }
@@ -997,6 +1003,7 @@ public final class LoadBalancer {
     func apply(_ effects: [LifecycleEffect], group: Int) {
         if !effects.isEmpty && !workers.isEmpty {
             // The other loops take the new target states first, so none picks the target again.
+            publishedFingerprint = routingFingerprint()
             let (configuration, groups, tick) = (configuration, groups, tickNanoseconds)
             for worker in workers {
                 worker.post {
