@@ -11,6 +11,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
+command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; fi
@@ -40,6 +41,10 @@ scripts/interop.sh .build/debug/localnlb | tee -a "$log"
 
 echo "== the lab: the Fargate client-IP problem with real addresses, in network namespaces"
 scripts/lab.sh run | tee -a "$log"
+
+echo "== heap allocations per request and per new flow (valgrind, release build)"
+swift build -c release --product localnlb 2>&1 | tail -n 1
+python3 scripts/alloc-check.py --localnlb "$(swift build -c release --show-bin-path)/localnlb" | tee -a "$log"
 
 echo "== a short fuzzing run of the PROXY protocol parser (scripts/fuzz.sh 600 for the long one)"
 scripts/fuzz.sh 15

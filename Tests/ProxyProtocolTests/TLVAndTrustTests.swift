@@ -284,3 +284,54 @@ let invalidTLVs: [InvalidTLVVector] = [
                     + "000000000000000000000000000000000000000000000000000000"))
     }
 }
+
+@Suite struct Templates {
+    /// A template writes, for any addresses, the very bytes the encoder gives (CRC32C included).
+    @Test func aTemplateWritesWhatTheEncoderWrites() throws {
+        var rng = SplitMix64(state: 2024)
+        func endpoint(v6: Bool) -> IPEndpoint {
+            let ip: IPAddress =
+                v6
+                ? .v6(IPv6Address(bytes: (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })!)
+                : .v4(
+                    IPv4Address(
+                        .random(in: 0...255, using: &rng), .random(in: 0...255, using: &rng),
+                        .random(in: 0...255, using: &rng), .random(in: 0...255, using: &rng)))
+            return IPEndpoint(ip: ip, port: .random(in: 0...65535, using: &rng))
+        }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 16)
+        defer { buffer.deallocate() }
+        for v6 in [false, true] {
+            for vpc in [nil, "vpce-0123456789abcdef0"] {
+                let placeholder = endpoint(v6: v6)
+                let shapes = [
+                    ProxyHeader.aws(source: placeholder, destination: placeholder, vpcEndpointID: vpc),
+                    ProxyHeader(version: .v2, addresses: .inet(source: placeholder, destination: placeholder)),
+                ]
+                for shape in shapes {
+                    let template = try #require(ProxyV2Template(shape))
+                    for _ in 0..<50 {
+                        let (source, destination) = (endpoint(v6: v6), endpoint(v6: v6))
+                        var expected = shape
+                        expected.addresses = .inet(source: source, destination: destination)
+                        let count = template.write(source: source, destination: destination, to: buffer)
+                        let written = Array(UnsafeRawBufferPointer(start: buffer, count: count))
+                        #expect(written == expected.encoded())
+                        guard case .header(let parsed, _) = try ProxyHeaderParser().parse(written) else {
+                            Issue.record("not a whole header")
+                            continue
+                        }
+                        #expect(parsed.addresses == .inet(source: source, destination: destination))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Only a v2 PROXY header with an IP address block makes a template.
+    @Test func otherHeadersMakeNoTemplate() {
+        let v4 = IPEndpoint(ip: .v4(IPv4Address(10, 0, 0, 1)), port: 1)
+        #expect(ProxyV2Template(ProxyHeader(version: .v1, addresses: .inet(source: v4, destination: v4))) == nil)
+        #expect(ProxyV2Template(ProxyHeader.awsHealthCheck()) == nil)
+    }
+}

@@ -90,7 +90,11 @@ final class Flow {
     var targetFD: Int32 = -1
     var clientToTarget = Direction()
     var targetToClient = Direction()
-    var header: [UInt8]?
+    /// The PROXY header this flow sends, as its group was set when the flow began.
+    var proxyMode = ProxyProtocolMode.off
+    /// The header's bytes, made again for the flow log and the control API (the loop writes them
+    /// straight into the pipe and keeps no copy).
+    var header: [UInt8]? { TargetGroup.proxyHeader(proxyMode, client: client, node: node) }
     var firstFIN: CloseReason?
     /// The client's FIN (or RST) came while the target connection was still being made.
     var clientClosing = false
@@ -109,7 +113,7 @@ final class Flow {
         targetFD = -1
         clientToTarget = Direction()
         targetToClient = Direction()
-        header = nil
+        proxyMode = .off
         firstFIN = nil
         clientClosing = false
     }

@@ -444,7 +444,7 @@ public final class LoadBalancer {
         let unhealthyRouted =
             groups[listener.groupIndex].lifecycle.failingOpen
             && groups[listener.groupIndex].targets[targetIndex].state != .healthy
-        flow.header = groups[listener.groupIndex].proxyHeader(client: client, node: node)
+        flow.proxyMode = groups[listener.groupIndex].configuration.proxyProtocol
         flow.targetIndex = targetIndex
         let targetFlows = groups[listener.groupIndex].targets[targetIndex].flowCount
         targetFlows.add(1)
@@ -598,17 +598,17 @@ public final class LoadBalancer {
         flow.lastActivity = now
         // The client socket inherited TCP_NODELAY from its listener.
         Socket.setNoDelay(flow.targetFD)
-        if let header = flow.header {
+        if flow.proxyMode != .off {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
             guard acquirePipe(&flow.clientToTarget) else {
                 return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
             }
-            let written = header.withUnsafeBytes {
-                Glibc.write(flow.clientToTarget.pipeWrite, $0.baseAddress, $0.count)
-            }
-            precondition(written == header.count, "an empty pipe takes a PROXY header whole")
-            flow.clientToTarget.buffered = header.count
+            let length = groups[flow.groupIndex].writeProxyHeader(
+                flow.proxyMode, client: flow.client, node: flow.node, to: copyBuffer)
+            let written = Glibc.write(flow.clientToTarget.pipeWrite, copyBuffer, length)
+            precondition(written == length, "an empty pipe takes a PROXY header whole")
+            flow.clientToTarget.buffered = length
             flow.clientToTarget.holdUntilPayload =
                 groups[flow.groupIndex].configuration.headerPlacement == .onFirstAckWithPayload
         }

@@ -165,7 +165,11 @@ public struct TargetSelector: Sendable {
 
 /// A target group at run time: its settings, its targets and their flows.
 struct TargetGroup {
-    var configuration: TargetGroupConfiguration
+    var configuration: TargetGroupConfiguration {
+        didSet { headerTemplates = Self.headerTemplates(configuration.proxyProtocol) }
+    }
+    /// The group's PROXY v2 header for IPv4 and for IPv6 flows, encoded once (nil: not v2).
+    private(set) var headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?)
     var lifecycle: TargetLifecycle
     var selector: TargetSelector
     var metrics = GroupMetrics()
@@ -181,6 +185,7 @@ struct TargetGroup {
 
     init(_ configuration: TargetGroupConfiguration, timeScale: Double, now: UInt64) {
         self.configuration = configuration
+        self.headerTemplates = Self.headerTemplates(configuration.proxyProtocol)
         self.lifecycle = TargetLifecycle(configuration: configuration, timeScale: timeScale)
         self.selector = TargetSelector(algorithm: configuration.algorithm)
         for target in configuration.targets {
@@ -200,18 +205,46 @@ struct TargetGroup {
         return index
     }
 
-    /// The PROXY header this group sends for a flow from `client` to `node`, or nil.
-    func proxyHeader(client: IPEndpoint, node: IPEndpoint) -> [UInt8]? {
-        switch configuration.proxyProtocol {
+    static func headerTemplates(_ mode: ProxyProtocolMode) -> (v4: ProxyV2Template?, v6: ProxyV2Template?) {
+        guard case .v2 = mode else { return (nil, nil) }
+        let v4 = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
+        let v6 = IPEndpoint(ip: .v6(IPv6Address(bytes: [UInt8](repeating: 0, count: 16))!), port: 0)
+        return (
+            proxyHeaderValue(mode, client: v4, node: v4).flatMap(ProxyV2Template.init),
+            proxyHeaderValue(mode, client: v6, node: v6).flatMap(ProxyV2Template.init)
+        )
+    }
+
+    /// Writes the PROXY header of a flow from `client` to `node`, sent in `mode`, to `buffer` (which
+    /// holds a pipe's worth); returns its length, 0 for none. A v2 header of the group's current mode
+    /// comes from its template, without allocating.
+    func writeProxyHeader(
+        _ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint, to buffer: UnsafeMutableRawPointer
+    ) -> Int {
+        if mode == configuration.proxyProtocol,
+            let template = client.ip.isIPv6 ? headerTemplates.v6 : headerTemplates.v4
+        {
+            return template.write(source: client, destination: node, to: buffer)
+        }
+        guard let bytes = Self.proxyHeader(mode, client: client, node: node) else { return 0 }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return bytes.count
+    }
+
+    /// The PROXY header sent in `mode` for a flow from `client` to `node`, or nil.
+    static func proxyHeader(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint) -> [UInt8]? {
+        proxyHeaderValue(mode, client: client, node: node)?.encoded()
+    }
+
+    static func proxyHeaderValue(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint) -> ProxyHeader? {
+        switch mode {
         case .off:
             return nil
         case .v1:
-            return ProxyHeader(version: .v1, addresses: .inet(source: client, destination: node)).encoded()
+            return ProxyHeader(version: .v1, addresses: .inet(source: client, destination: node))
         case .v2(let awsTLVs, let vpcEndpointID):
-            if awsTLVs {
-                return ProxyHeader.aws(source: client, destination: node, vpcEndpointID: vpcEndpointID).encoded()
-            }
-            return ProxyHeader(version: .v2, addresses: .inet(source: client, destination: node)).encoded()
+            if awsTLVs { return ProxyHeader.aws(source: client, destination: node, vpcEndpointID: vpcEndpointID) }
+            return ProxyHeader(version: .v2, addresses: .inet(source: client, destination: node))
         }
     }
 }

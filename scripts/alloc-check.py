@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Counts localnlb's heap allocations per request and per new flow in steady state.
+
+localnlb runs under valgrind (memcheck counts every malloc), serving one listener in front of an echo
+target on 127.0.0.1. Three runs, each with the same warm-up: one with nothing more, one with REQUESTS
+more round trips on a kept-alive flow, one with FLOWS more flows of one round trip each, and one with
+FLOWS flows through a second listener whose group sends PROXY v2. What a run allocated beyond the
+warm-up run, divided by its requests or flows, is the cost per request or flow. Exit 1 when any of
+them allocates: the data path, a new flow and its PROXY v2 header (written from a template) must not.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REQUESTS = 2000
+FLOWS = 200
+# Timer ticks allocate now and then during a run; less than this per request or flow is none.
+NONE = 0.05
+
+
+def echo_server():
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(512)
+
+    def serve(conn):
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    def accept():
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server.getsockname()[1]
+
+
+def round_trip(sock, payload):
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("the flow closed")
+        got += chunk
+
+
+def run(binary, config, port, requests, flows, flow_port=None):
+    log = tempfile.NamedTemporaryFile(prefix="localnlb-valgrind.", suffix=".log", delete=False).name
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=memcheck", "--leak-check=no", f"--log-file={log}", binary, "serve",
+         "--config", config, "--flow-log", "off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("localnlb did not start under valgrind")
+                time.sleep(0.2)
+        # Warm-up, the same in every run: pools, slabs and caches reach their steady size.
+        warm = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(8)]
+        for sock in warm:
+            for _ in range(50):
+                round_trip(sock, b"warm-up")
+        for sock in warm:
+            sock.close()
+        kept = socket.create_connection(("127.0.0.1", port), 10)
+        round_trip(kept, b"hello")
+        for _ in range(requests):
+            round_trip(kept, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(flows):
+            with socket.create_connection(("127.0.0.1", flow_port or port), 10) as sock:
+                round_trip(sock, b"one request")
+        kept.close()
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    text = open(log).read()
+    os.unlink(log)
+    match = re.search(r"total heap usage: ([\d,]+) allocs", text)
+    if not match:
+        raise RuntimeError("no heap summary from valgrind:\n" + text[-2000:])
+    return int(match.group(1).replace(",", ""))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--localnlb", required=True)
+    args = parser.parse_args()
+    target = echo_server()
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port, proxy_port = ports
+    tmp = tempfile.mkdtemp(prefix="localnlb-alloc.")
+    config = os.path.join(tmp, "localnlb.json")
+    with open(config, "w") as f:
+        json.dump({
+            "Admin": {"Enabled": False},
+            "Listeners": [
+                {"Port": port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo"}]},
+                {"Port": proxy_port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-pp"}]},
+            ],
+            "TargetGroups": [
+                {"Name": "echo", "Port": target, "TargetType": "ip", "HealthCheckEnabled": False,
+                 "Targets": [{"Id": "127.0.0.1"}]},
+                {"Name": "echo-pp", "Port": target, "TargetType": "ip", "HealthCheckEnabled": False,
+                 "TargetGroupAttributes": [{"Key": "proxy_protocol_v2.enabled", "Value": "true"}],
+                 "Targets": [{"Id": "127.0.0.1"}]},
+            ],
+        }, f)
+    base = run(args.localnlb, config, port, 0, 0)
+    with_requests = run(args.localnlb, config, port, REQUESTS, 0)
+    with_flows = run(args.localnlb, config, port, 0, FLOWS)
+    with_proxy_flows = run(args.localnlb, config, port, 0, FLOWS, flow_port=proxy_port)
+    per_request = (with_requests - base) / REQUESTS
+    per_flow = (with_flows - base) / FLOWS
+    per_proxy_flow = (with_proxy_flows - base) / FLOWS
+    print(f"allocations: warm-up run {base}; +{REQUESTS} requests {with_requests}; +{FLOWS} flows {with_flows}; "
+          f"+{FLOWS} PROXY v2 flows {with_proxy_flows}")
+    print(f"allocations per request (kept-alive flow): {per_request:.3f}")
+    print(f"allocations per new flow (accept, connect, one round trip, close): {per_flow:.3f}")
+    print(f"allocations per new PROXY v2 flow: {per_proxy_flow:.3f}")
+    checks = [per_request < NONE, per_flow < NONE, per_proxy_flow < NONE]
+    print(f"allocations: {checks.count(True)} passed, {checks.count(False)} failed")
+    sys.exit(0 if all(checks) else 1)
+
+
+if __name__ == "__main__":
+    main()
