@@ -183,18 +183,37 @@ stream {{
         out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
         return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
 
-    def wrk(self, port, close):
+    @staticmethod
+    def cpu_seconds(pids):
+        """User plus system CPU time of these processes (all their threads) so far."""
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except FileNotFoundError:
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def wrk(self, port, close, pids=()):
+        """Requests/s, p50 and p99 latency (ms), and the proxy's CPU time per request (µs; None
+        without a proxy): on a machine the load saturates, the cost that decides the others."""
         argv = ["wrk", "-t1", "-c32", f"-d{self.seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
         if close:
             argv[4:4] = ["-H", "Connection: close"]
+        before = self.cpu_seconds(pids)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
+        cpu = self.cpu_seconds(pids) - before
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        cpu_us = 1e6 * cpu / requests if pids and requests else None
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
         def latency(pct):
             m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
             value, unit = float(m.group(1)), m.group(2)
             return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
-        return rps, latency(50), latency(99)
+        return rps, latency(50), latency(99), cpu_us
 
     @staticmethod
     def footprint(pids):
@@ -244,16 +263,21 @@ stream {{
                 direction = "target→client" if reverse else "client→target"
                 add(f"throughput {streams} stream{'s' if streams > 1 else ''} {direction} (Gbit/s)",
                     self.iperf(iperf_port, streams, reverse))
-        rps, p50, p99 = self.wrk(http_port, close=False)
+        rps, p50, p99, cpu = self.wrk(http_port, close=False, pids=pids)
         add("keep-alive requests/s", rps)
         add("keep-alive p50 latency (ms)", p50)
         add("keep-alive p99 latency (ms)", p99)
-        add("new flows/s (Connection: close)", self.wrk(http_port, close=True)[0])
+        if cpu is not None:
+            add("keep-alive: proxy CPU per request (µs)", cpu)
+        rps, _, _, cpu = self.wrk(http_port, close=True, pids=pids)
+        add("new flows/s (Connection: close)", rps)
+        if cpu is not None:
+            add("new flows: proxy CPU per flow (µs)", cpu)
         if pp_port:
-            rps, p50, p99 = self.wrk(pp_port, close=False)
+            rps, p50, p99, _ = self.wrk(pp_port, close=False, pids=pids)
             add("PROXY v2: keep-alive requests/s", rps)
             add("PROXY v2: keep-alive p99 latency (ms)", p99)
-            add("PROXY v2: new flows/s", self.wrk(pp_port, close=True)[0])
+            add("PROXY v2: new flows/s", self.wrk(pp_port, close=True, pids=pids)[0])
         if pids:
             try:
                 memory, fds = self.idle(http_port, pids)
@@ -292,7 +316,7 @@ stream {{
 
     def report(self, results):
         names = ["localnlb", "haproxy", "nginx", "no proxy"]
-        lower_is_better = lambda key: "latency" in key or "idle" in key
+        lower_is_better = lambda key: "latency" in key or "idle" in key or "CPU" in key
         print()
         print(f"LocalNLB benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Linux {platform.release()}, "
               f"{'quick' if self.args.quick else 'full'} run ({self.seconds} s per measurement, "
@@ -321,7 +345,8 @@ stream {{
                 vs_none = f"{mine / med['no proxy']:.2f}×" if "no proxy" in med and mine else "-"
             print(f"| {key:<62} | " + " | ".join(cell(n) for n in names) + f" | {vs_best:>12} | {vs_none:>11} |")
         print()
-        print("Ratios: higher is better for LocalNLB (for latency and idle cost: the peer's figure over LocalNLB's).")
+        print("Ratios: higher is better for LocalNLB (for latency, CPU and idle cost: the peer's figure over "
+              "LocalNLB's).")
 
 
 def main():
