@@ -60,6 +60,23 @@ check "port in use exits 1" test "$code" -eq 1
 check "port in use is one clear line" \
   grep -qxF "localnlb: listener 127.0.0.1:$port: address already in use (is another localnlb, or another server, on that port?)" "$tmp/out"
 
+# Another localnlb on that port (both would use SO_REUSEPORT): refused the same way, not shared.
+"$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/first.log" 2>&1 &
+first=$!
+for _ in $(seq 100); do grep -q 'listening on' "$tmp/first.log" && break; sleep 0.1; done
+set +e
+timeout 10 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/out" 2>&1; code=$?
+set -e
+kill "$first" 2>/dev/null || true
+wait "$first" 2>/dev/null || true
+check "a second localnlb on the same port exits 1" test "$code" -eq 1
+check "the second localnlb says the port is in use" grep -q "127.0.0.1:$port: address already in use" "$tmp/out"
+
+set +e
+"$bin" serve --config config/ip.json --event-loops 0 > "$tmp/out" 2>&1; code=$?
+set -e
+check "--event-loops 0 is a usage error" test "$code" -eq 64
+
 # A node address that is not this machine's: one clear line and exit 1 (nothing is sent anywhere).
 sed 's/"PrivateIPv4Address": "127.0.0.1"/"PrivateIPv4Address": "192.0.2.1"/' config/ip.json > "$tmp/foreign.json"
 set +e
