@@ -15,7 +15,8 @@ public struct LoadBalancerOptions: Sendable {
     public var log: @Sendable (String) -> Void = { message in
         FileHandle.standardError.write(Data(("localnlb: " + message + "\n").utf8))
     }
-    /// Called on the loop's thread for every ended flow.
+    /// Called for every ended flow, on the thread of the loop that carried it: with several loops,
+    /// from several threads at once.
     public var onFlowEnd: (@Sendable (FlowRecord) -> Void)?
     /// Multiplies every AWS timer: health-check interval and timeout, deregistration delay, unhealthy
     /// draining interval, idle timeout. `0.01` turns 300 s of draining into 3 s.
