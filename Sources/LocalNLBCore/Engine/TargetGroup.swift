@@ -221,7 +221,7 @@ struct TargetGroup {
     func writeProxyHeader(
         _ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint, to buffer: UnsafeMutableRawPointer
     ) -> Int {
-        if mode == configuration.proxyProtocol,
+        if mode == configuration.proxyProtocol, client.ip.isIPv6 == node.ip.isIPv6,
             let template = client.ip.isIPv6 ? headerTemplates.v6 : headerTemplates.v4
         {
             return template.write(source: client, destination: node, to: buffer)
