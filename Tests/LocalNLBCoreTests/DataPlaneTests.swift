@@ -194,6 +194,53 @@ extension ProxyHeader {
         return bytes
     }
 
+    /// Backpressure: a target that reads nothing stops the client once the buffers on the way are full
+    /// (LocalNLB holds at most a pipe per direction), and when it reads, every byte arrives in order.
+    @Test func aTargetThatDoesNotReadStopsTheClientAndLosesNothing() throws {
+        let server = try TestServer()
+        let lb = try RunningBalancer(configuration(targets: [server.endpoint]))
+        defer { lb.stop() }
+        let client = try TestSocket.connect(to: lb.endpoint())
+        try client.send("x")
+        let upstream = try server.accept()
+        _ = try upstream.receive(exactly: 1)
+        // Byte n of the stream is n % 251: any loss or reordering shows.
+        let pattern = (0..<(1 << 20) + 251).map { UInt8($0 % 251) }
+        var sent = 0
+        var lastProgress = Date()
+        while Date().timeIntervalSince(lastProgress) < 0.5 && sent < 256 << 20 {
+            let start = sent % 251
+            let n = pattern[start..<(start + (1 << 20))].withUnsafeBytes {
+                Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n > 0 {
+                sent += n
+                lastProgress = Date()
+            } else {
+                #expect(errno == EAGAIN)
+                usleep(2000)
+            }
+        }
+        // Stopped: what is in flight is bounded by socket buffers and one pipe, far below 256 MiB.
+        #expect(sent > 1 << 20)
+        #expect(sent < 64 << 20)
+        var received = 0
+        upstream.setTimeout(5)
+        while received < sent {
+            guard case .data(let bytes) = upstream.receive(max: 1 << 20) else {
+                Issue.record("the target got \(received) of \(sent) bytes")
+                return
+            }
+            let start = received % 251
+            guard bytes.elementsEqual(pattern[start..<(start + bytes.count)]) else {
+                Issue.record("the bytes after \(received) are not what the client sent")
+                return
+            }
+            received += bytes.count
+        }
+        #expect(received == sent)
+    }
+
     @Test func sixtyFourMebibytesEachWayAtOnce() throws {
         let size = 64 << 20
         let server = try TestServer()
