@@ -70,6 +70,7 @@ ssize_t clnb_splice(int fd_in, int fd_out, size_t len) {
 int clnb_pipe2(int fds[2]) { return pipe2(fds, O_NONBLOCK | O_CLOEXEC); }
 
 int clnb_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+int clnb_pipe_get_size(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
 
 int clnb_accept4(int fd, struct sockaddr *addr, socklen_t *len) {
     return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -29,6 +29,8 @@ int clnb_signalfd_read(int fd);
 ssize_t clnb_splice(int fd_in, int fd_out, size_t len);
 int clnb_pipe2(int fds[2]);
 int clnb_pipe_set_size(int fd, int size);
+/// The pipe's capacity in bytes, or -1.
+int clnb_pipe_get_size(int fd);
 int clnb_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 int clnb_socket(int domain);
 

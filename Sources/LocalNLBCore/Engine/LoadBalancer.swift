@@ -123,11 +123,13 @@ public final class LoadBalancer {
     /// so what send leaves over always fits into an empty pipe.
     let copyBuffer: UnsafeMutableRawPointer
     static let copyBufferSize = 65536
-    /// What a splicing direction may hold in its pipe: 1 MiB moves a bulk transfer in a sixteenth of
-    /// the splice calls and wake-ups a 64 KiB pipe needs (single-stream throughput +40 % here). A
-    /// pipe that cannot grow (fs.pipe-max-size, fs.pipe-user-pages-soft) stays at 64 KiB and works
-    /// the same, in smaller steps.
-    static let splicePipeSize = 1 << 20
+    static let noPipeDetail =
+        "no pipe of 64 KiB (out of descriptors, or past fs.pipe-user-pages-soft: raise it, or run as root)"
+    /// What a splicing direction may hold in its pipe. As root, 1 MiB: a bulk transfer then takes a
+    /// sixteenth of the splice calls and wake-ups a 64 KiB pipe needs (single-stream throughput +40 %
+    /// here). Other users keep the kernel's 64 KiB: `fs.pipe-user-pages-soft` (64 MiB of pipes per
+    /// user) would run out after 64 pipes of 1 MiB, and the kernel then hands out pipes of 8 KiB.
+    let splicePipeSize = geteuid() == 0 ? 1 << 20 : 65536
     /// A splice that moves less than this goes back to recv and send for the next bytes.
     static let smallRead = 4096
     /// Spare pipes kept for reuse; each is two descriptors.
@@ -580,7 +582,15 @@ public final class LoadBalancer {
             $0.withMemoryRebound(to: Int32.self, capacity: 2) { clnb_pipe2($0) == 0 }
         }
         guard ok else { return false }
-        _ = clnb_pipe_set_size(fds.0, Int32(Self.splicePipeSize))
+        // Every pipe must take a whole copy buffer (what send left over goes into an empty pipe).
+        let grown = splicePipeSize > Self.copyBufferSize && clnb_pipe_set_size(fds.0, Int32(splicePipeSize)) >= 0
+        if !grown && clnb_pipe_get_size(fds.0) < Self.copyBufferSize
+            && clnb_pipe_set_size(fds.0, Int32(Self.copyBufferSize)) < 0
+        {
+            closeDescriptor(fds.0)
+            closeDescriptor(fds.1)
+            return false
+        }
         (d.pipeRead, d.pipeWrite) = fds
         return true
     }
@@ -609,7 +619,7 @@ public final class LoadBalancer {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
             guard acquirePipe(&flow.clientToTarget) else {
-                return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
+                return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
             }
             let length = groups[flow.groupIndex].writeProxyHeader(
                 flow.proxyMode, client: flow.client, node: flow.node, to: copyBuffer)
@@ -713,7 +723,7 @@ public final class LoadBalancer {
         case .sourceReset: return sideReset(flow, client: true)
         case .destinationReset: return sideReset(flow, client: false)
         case .noPipe:
-            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
+            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
         }
         if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
         switch targetToClient
@@ -725,7 +735,7 @@ public final class LoadBalancer {
         case .sourceReset: return sideReset(flow, client: false)
         case .destinationReset: return sideReset(flow, client: true)
         case .noPipe:
-            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: "pipe2 failed")
+            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
         }
         if flow.targetToClient.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .targetFIN }
         if flow.clientToTarget.finSent && flow.targetToClient.finSent {
@@ -756,8 +766,8 @@ public final class LoadBalancer {
         guard acquirePipe(&d) else { return .noPipe }
         while true {
             var progressed = false
-            if !d.sourceEOF && d.buffered < Self.splicePipeSize {
-                let n = clnb_splice(source, d.pipeWrite, Self.splicePipeSize - d.buffered)
+            if !d.sourceEOF && d.buffered < splicePipeSize {
+                let n = clnb_splice(source, d.pipeWrite, splicePipeSize - d.buffered)
                 if n > 0 {
                     d.buffered += n
                     d.bytes += UInt64(n)
