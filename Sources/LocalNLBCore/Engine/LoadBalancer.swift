@@ -80,7 +80,8 @@ public final class LoadBalancer {
     let loopIndex: Int
     /// The other loops, on loop 0 only; each runs on its own thread while `run()` runs.
     var workers: [LoadBalancer] = []
-    /// Each loop's live flows (index: loop), read by the others to share new clients out evenly.
+    /// Each loop's live flows (index: loop), so loop 0 can say how many flows every loop drains; its
+    /// count also numbers the loops for unique flow ids.
     let loopLoads: [SharedCounter]
     /// Work sent to this loop by loop 0, run on this loop's thread (see EventLoops.swift).
     let mailbox = Mutex(Mailbox())
