@@ -200,10 +200,7 @@ extension ProxyHeader {
         let server = try TestServer()
         let lb = try RunningBalancer(configuration(targets: [server.endpoint]))
         defer { lb.stop() }
-        let client = try TestSocket.connect(to: lb.endpoint())
-        try client.send("x")
-        let upstream = try server.accept()
-        _ = try upstream.receive(exactly: 1)
+        let (client, upstream) = try openFlow(through: lb, to: server)
         // Byte n of the stream is n % 251: any loss or reordering shows.
         let pattern = (0..<(1 << 20) + 251).map { UInt8($0 % 251) }
         var sent = 0
@@ -338,10 +335,7 @@ extension ProxyHeader {
         let server = try TestServer()
         let lb = try RunningBalancer(configuration(targets: [server.endpoint]))
         defer { lb.stop() }
-        let client = try TestSocket.connect(to: lb.endpoint())
-        try client.send("x")
-        let upstream = try server.accept()
-        _ = try upstream.receive(exactly: 1)
+        let (client, upstream) = try openFlow(through: lb, to: server)
         let (resetter, other) = byClient ? (client, upstream) : (upstream, client)
         resetter.resetAndClose()
         #expect(other.receive() == .reset)
@@ -426,10 +420,7 @@ extension ProxyHeader {
     @Test func stopLetsFlowsFinishWithinTheDrainTime() throws {
         let server = try TestServer()
         let lb = try RunningBalancer(configuration(targets: [server.endpoint]), drainSeconds: 5)
-        let client = try TestSocket.connect(to: lb.endpoint())
-        try client.send("x")
-        let upstream = try server.accept()
-        _ = try upstream.receive(exactly: 1)
+        let (client, upstream) = try openFlow(through: lb, to: server)
         lb.balancer.stop()
         // New clients are refused once the listener is closed...
         Thread.sleep(forTimeInterval: 0.2)
@@ -447,10 +438,7 @@ extension ProxyHeader {
     @Test func flowsStillOpenAfterTheDrainTimeAreReset() throws {
         let server = try TestServer()
         let lb = try RunningBalancer(configuration(targets: [server.endpoint]), drainSeconds: 0.3)
-        let client = try TestSocket.connect(to: lb.endpoint())
-        try client.send("x")
-        let upstream = try server.accept()
-        _ = try upstream.receive(exactly: 1)
+        let (client, upstream) = try openFlow(through: lb, to: server)
         lb.balancer.stop()
         #expect(lb.exited(within: 5))
         #expect(client.receive() == .reset)

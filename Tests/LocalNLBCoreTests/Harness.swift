@@ -224,6 +224,15 @@ final class TestServer {
     }
 }
 
+/// Opens a flow through `lb` to `server` and moves one byte ("x") across it, so both ends are up.
+func openFlow(through lb: RunningBalancer, to server: TestServer) throws -> (client: TestSocket, upstream: TestSocket) {
+    let client = try TestSocket.connect(to: lb.endpoint())
+    try client.send("x")
+    let upstream = try server.accept()
+    _ = try upstream.receive(exactly: 1)
+    return (client, upstream)
+}
+
 /// A port on which nothing listens (bound then closed), so a connect is refused.
 func closedPort(on ip: IPAddress = loopback) throws -> UInt16 {
     let fd = try Socket.listen(on: IPEndpoint(ip: ip, port: 0))
