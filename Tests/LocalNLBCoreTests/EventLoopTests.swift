@@ -106,7 +106,7 @@ import Testing
         var clients: [TestSocket] = []
         var upstreams: [TestSocket] = []
         var others: [TestSocket] = []
-        for _ in 0..<20 {
+        for _ in 0..<40 {
             let flow = try openFlow(lb, [first, second])
             let upstream = try (flow.target == 0 ? first : second).accept()
             if flow.target == 0 {
@@ -116,7 +116,7 @@ import Testing
                 others += [flow.client, upstream]
             }
         }
-        #expect(clients.count == 10)
+        #expect(clients.count == 20)
         let flowsOnFirst = (try api.call("GET", "/flows").1["Flows"] as! [[String: Any]])
             .filter { $0["target"] as? String == first.endpoint.description }.map { $0["id"] as! Int }
         #expect(Self.loops(ofFlowIDs: flowsOnFirst) == [0, 1])
@@ -132,8 +132,8 @@ import Testing
             client.setTimeout(5)
             #expect(client.receive() == .reset)
         }
-        let reasons = try lb.endedFlows(count: 10).map(\.closeReason)
-        #expect(reasons == Array(repeating: .targetDeregistered, count: 10))
+        let reasons = try lb.endedFlows(count: 20).map(\.closeReason)
+        #expect(reasons == Array(repeating: .targetDeregistered, count: 20))
     }
 
     /// A health check's verdict reaches every loop: once a target is unhealthy (no connection
@@ -151,13 +151,13 @@ import Testing
         first.stopListening()
         try api.waitFor(5, "the first unhealthy") { $0[first.endpoint.description]?.hasPrefix("unhealthy") == true }
         var held: [TestSocket] = []
-        for _ in 0..<16 {
+        for _ in 0..<24 {
             let client = try TestSocket.connect(to: lb.endpoint(), from: otherLoopback)
             try client.send("x")
             held += [client, try second.acceptFlow(from: otherLoopback)]
         }
         let ids = (try api.call("GET", "/flows").1["Flows"] as! [[String: Any]]).map { $0["id"] as! Int }
-        #expect(ids.count == 16)
+        #expect(ids.count == 24)
         #expect(Self.loops(ofFlowIDs: ids) == [0, 1])
     }
 
@@ -166,7 +166,7 @@ import Testing
         let server = try TestServer()
         let (lb, _) = try start(targets: [server.endpoint], drainSeconds: 5)
         var pairs: [(TestSocket, TestSocket)] = []
-        for _ in 0..<8 {
+        for _ in 0..<24 {
             let client = try TestSocket.connect(to: lb.endpoint())
             try client.send("x")
             let upstream = try server.accept()
@@ -185,7 +185,7 @@ import Testing
             upstream.close()
         }
         #expect(lb.exited(within: 5))
-        let ended = try lb.endedFlows(count: 8)
+        let ended = try lb.endedFlows(count: 24)
         #expect(ended.allSatisfy { $0.closeReason == .clientFIN })
         #expect(Self.loops(ofFlowIDs: ended.map { Int($0.id) }) == [0, 1])
     }
