@@ -32,9 +32,12 @@ extension LoadBalancer {
 
     // MARK: Threads
 
-    /// Starts every other loop on a thread of its own (loop 0 only; others return nothing).
-    func startWorkers() -> [pthread_t] {
-        workers.compactMap { worker in
+    /// Starts every other loop on a thread of its own (loop 0 only; others return nothing). If a
+    /// thread cannot be made, the loops started are stopped and joined, and the error says what to do:
+    /// the kernel would keep handing that loop's sockets clients that nobody accepts.
+    func startWorkers() throws -> [pthread_t] {
+        var threads: [pthread_t] = []
+        for worker in workers {
             var thread = pthread_t()
             let retained = Unmanaged.passRetained(worker).toOpaque()
             let status = pthread_create(
@@ -47,13 +50,19 @@ extension LoadBalancer {
                     return nil
                 }, retained)
             guard status == 0 else {
-                // That loop takes no clients: its epoll has waiters no more, so the others are woken.
                 Unmanaged<LoadBalancer>.fromOpaque(retained).release()
-                options.log("event loop \(worker.loopIndex) not started: \(Errno(status))")
-                return nil
+                for started in workers.prefix(threads.count) {
+                    started.post { $0.beginShutdown(reason: "event loop \(worker.loopIndex) not started") }
+                }
+                for thread in threads { pthread_join(thread, nil) }
+                throw ListenerError(
+                    description:
+                        "cannot start event loop \(worker.loopIndex) (pthread_create: \(Errno(status))); "
+                        + "run with fewer --event-loops")
             }
-            return thread
+            threads.append(thread)
         }
+        return threads
     }
 
     /// Waits for the other loops to drain and end (asking them to, if loop 0 ended without draining).

@@ -327,7 +327,17 @@ public final class LoadBalancer {
     /// Closes everything before it returns.
     public func run() throws {
         _ = clnb_timerfd_arm(tickFD, Int64(tickNanoseconds))
-        let threads = startWorkers()
+        let threads: [pthread_t]
+        do {
+            threads = try startWorkers()
+        } catch {
+            for index in listeners.indices where listeners[index].fd >= 0 {
+                listeners[index].loopFDs.forEach(closeDescriptor)
+                listeners[index].fd = -1
+            }
+            closeResources()
+            throw error
+        }
         defer {
             stopWorkers(threads)
             closeResources()
