@@ -1056,8 +1056,8 @@ public final class LoadBalancer {
 
     // MARK: Shutdown
 
-    /// Stops accepting and drains this loop's flows; on loop 0, every loop's. Loop 0 closes the shared
-    /// listener sockets once no other loop waits on them.
+    /// Stops accepting and drains this loop's flows; on loop 0, every loop's. Loop 0 closes every loop's
+    /// listener sockets once the other loops have stopped waiting on theirs.
     func beginShutdown(reason: String) {
         guard !draining else { return }
         draining = true

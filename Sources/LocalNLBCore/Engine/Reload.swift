@@ -113,7 +113,7 @@ extension LoadBalancer {
         configuration = new
         configuration.admin = admin
         tickNanoseconds = Self.tickInterval(new, timeScale: options.timeScale)
-        // The other loops wait on the same sockets: they let go of the retired ones before they close.
+        // Every loop takes the new listeners and stops waiting on the retired ones before loop 0 closes them.
         shareListeners()
         for fd in retired { closeDescriptor(fd) }
     }
