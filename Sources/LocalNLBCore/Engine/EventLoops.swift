@@ -26,7 +26,7 @@ extension LoadBalancer {
                 var group = $0
                 group.metrics = GroupMetrics()
                 return group
-            }, loopLoads: primary.loopLoads)
+            }, loopCount: primary.loopCount)
         adoptListeners(primary.listeners)
     }
 

@@ -80,9 +80,8 @@ public final class LoadBalancer {
     let loopIndex: Int
     /// The other loops, on loop 0 only; each runs on its own thread while `run()` runs.
     var workers: [LoadBalancer] = []
-    /// Each loop's live flows (index: loop), so loop 0 can say how many flows every loop drains; its
-    /// count also numbers the loops for unique flow ids.
-    let loopLoads: [SharedCounter]
+    /// How many loops there are: each listener has a socket per loop, and flow ids step by it.
+    let loopCount: Int
     /// Work sent to this loop by loop 0, run on this loop's thread (see EventLoops.swift).
     let mailbox = Mutex(Mailbox())
     /// Loop 0 ran timers or health checks in this batch of events: if that changed which targets take
@@ -99,9 +98,7 @@ public final class LoadBalancer {
     var flows = Slab<Flow>()
     var pipePool: [(Int32, Int32)] = []
     var nextFlowID: UInt64 = 0
-    var liveFlows = 0 {
-        didSet { loopLoads[loopIndex].value.store(liveFlows, ordering: .relaxed) }
-    }
+    var liveFlows = 0
     var now: UInt64 = 0
     var tickNanoseconds: UInt64
     var draining = false
@@ -151,7 +148,7 @@ public final class LoadBalancer {
         try self.init(
             loop: 0, configuration: configuration, options: options,
             groups: configuration.targetGroups.map { TargetGroup($0, timeScale: options.timeScale, now: start) },
-            loopLoads: (0..<max(1, options.eventLoops)).map { _ in SharedCounter() })
+            loopCount: max(1, options.eventLoops))
         do {
             try openListeners()
             if let admin = configuration.admin {
@@ -169,7 +166,7 @@ public final class LoadBalancer {
                 signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
                 try register(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
             }
-            for index in 1..<loopLoads.count {
+            for index in 1..<loopCount {
                 workers.append(try LoadBalancer(workerOf: self, index: index))
             }
         } catch {
@@ -183,13 +180,13 @@ public final class LoadBalancer {
     /// One loop's own descriptors: epoll, the tick timer and the wake-up eventfd.
     init(
         loop: Int, configuration: Configuration, options: LoadBalancerOptions, groups: [TargetGroup],
-        loopLoads: [SharedCounter]
+        loopCount: Int
     ) throws {
         self.loopIndex = loop
         self.configuration = configuration
         self.options = options
         self.groups = groups
-        self.loopLoads = loopLoads
+        self.loopCount = loopCount
         epoll = try syscallNonBlocking("epoll_create1") { clnb_epoll_create() }
         tickFD = try syscallNonBlocking("timerfd_create") { clnb_timerfd_create() }
         wakeFD = try syscallNonBlocking("eventfd") { clnb_eventfd() }
@@ -246,7 +243,7 @@ public final class LoadBalancer {
                     let endpoint = IPEndpoint(ip: address, port: listener.port)
                     let fds: [Int32]
                     do {
-                        fds = try Socket.listenGroup(on: endpoint, count: loopLoads.count)
+                        fds = try Socket.listenGroup(on: endpoint, count: loopCount)
                     } catch {
                         throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
                     }
@@ -432,7 +429,7 @@ public final class LoadBalancer {
     func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
         let listener = listeners[listenerIndex]
         // Unique across loops: loop i of n numbers its flows i+1, i+1+n, i+1+2n…
-        let id = nextFlowID &* UInt64(loopLoads.count) &+ UInt64(loopIndex) &+ 1
+        let id = nextFlowID &* UInt64(loopCount) &+ UInt64(loopIndex) &+ 1
         nextFlowID += 1
         groups[listener.groupIndex].metrics.newFlowCount += 1
         let node =
@@ -1071,9 +1068,14 @@ public final class LoadBalancer {
         }
         drainDeadline = now + UInt64(max(0, options.drainSeconds) * 1e9)
         if loopIndex == 0 {
-            for worker in workers { perform(on: worker) { $0.beginShutdown(reason: reason) } }
+            var total = liveFlows
+            for worker in workers {
+                total += perform(on: worker) {
+                    $0.beginShutdown(reason: reason)
+                    return $0.liveFlows
+                }
+            }
             for fd in retired { closeDescriptor(fd) }
-            let total = loopLoads.reduce(0) { $0 + $1.current }
             if total > 0 {
                 options.log("\(reason): stopped accepting; draining \(total) flows for up to \(options.drainSeconds) s")
             }

@@ -43,7 +43,7 @@ extension LoadBalancer {
         for (configIndex, endpoint) in wanted
         where !listeners.contains(where: { $0.fd >= 0 && $0.endpoint == endpoint }) {
             do {
-                opened.append((configIndex, endpoint, try Socket.listenGroup(on: endpoint, count: loopLoads.count)))
+                opened.append((configIndex, endpoint, try Socket.listenGroup(on: endpoint, count: loopCount)))
             } catch {
                 for (_, _, fds) in opened { fds.forEach(closeDescriptor) }
                 throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")

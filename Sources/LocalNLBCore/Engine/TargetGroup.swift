@@ -63,7 +63,7 @@ public struct Target: Sendable {
 }
 
 /// A number every event loop reads and changes without a lock: a target's active flows (each loop adds
-/// its new flows and takes away its ended ones), a loop's live flows, a selector's cursor.
+/// its new flows and takes away its ended ones), a selector's cursor.
 public final class SharedCounter: Sendable {
     let value = Atomic<Int>(0)
 
