@@ -626,9 +626,7 @@ public final class LoadBalancer {
         if flow.proxyMode != .off {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
-            guard acquirePipe(&flow.clientToTarget) else {
-                return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
-            }
+            guard acquirePipe(&flow.clientToTarget) else { return endFlow(flow, after: .noPipe, fromClient: true) }
             let length = groups[flow.groupIndex].writeProxyHeader(
                 flow.proxyMode, client: flow.client, node: flow.node, to: copyBuffer)
             let written = Glibc.write(flow.clientToTarget.pipeWrite, copyBuffer, length)
@@ -722,28 +720,18 @@ public final class LoadBalancer {
                 if flow.state == .established { flow.lastActivity = now }
             }
         }
-        switch clientToTarget
-            ? pumpDirection(
+        if clientToTarget {
+            let outcome = pumpDirection(
                 &flow.clientToTarget, from: flow.clientFD, to: flow.targetFD, readToEnd: readClientToEnd,
-                closesNext: flow.targetToClient.finSent) : .ok
-        {
-        case .ok: break
-        case .sourceReset: return sideReset(flow, client: true)
-        case .destinationReset: return sideReset(flow, client: false)
-        case .noPipe:
-            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
+                closesNext: flow.targetToClient.finSent)
+            if outcome != .ok { return endFlow(flow, after: outcome, fromClient: true) }
         }
         if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
-        switch targetToClient
-            ? pumpDirection(
+        if targetToClient {
+            let outcome = pumpDirection(
                 &flow.targetToClient, from: flow.targetFD, to: flow.clientFD, readToEnd: readTargetToEnd,
-                closesNext: flow.clientToTarget.finSent) : .ok
-        {
-        case .ok: break
-        case .sourceReset: return sideReset(flow, client: false)
-        case .destinationReset: return sideReset(flow, client: true)
-        case .noPipe:
-            return finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
+                closesNext: flow.clientToTarget.finSent)
+            if outcome != .ok { return endFlow(flow, after: outcome, fromClient: false) }
         }
         if flow.targetToClient.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .targetFIN }
         if flow.clientToTarget.finSent && flow.targetToClient.finSent {
@@ -866,6 +854,18 @@ public final class LoadBalancer {
         if d.sourceEOF && d.buffered == 0 && !d.finSent {
             if !closesNext { Socket.shutdownWrite(destination) }
             d.finSent = true
+        }
+    }
+
+    /// Ends a flow after a direction failed: a reset of either side is passed on (`sideReset`); without
+    /// a pipe, both sides are reset.
+    func endFlow(_ flow: Flow, after outcome: PumpOutcome, fromClient: Bool) {
+        switch outcome {
+        case .ok: return
+        case .sourceReset: sideReset(flow, client: fromClient)
+        case .destinationReset: sideReset(flow, client: !fromClient)
+        case .noPipe:
+            finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: Self.noPipeDetail)
         }
     }
 
