@@ -73,7 +73,10 @@ def run(binary, config, port, requests, flows, flow_port=None):
                 break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("localnlb did not start under valgrind")
+                    with open(log) as f:
+                        tail = f.read()[-2000:]
+                    raise RuntimeError(f"localnlb did not listen on 127.0.0.1:{port} under valgrind within 60 s "
+                                       f"(is valgrind installed and the release build current?); valgrind said:\n{tail}")
                 time.sleep(0.2)
         # Warm-up, the same in every run: pools, slabs and caches reach their steady size.
         warm = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(8)]
