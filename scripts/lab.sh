@@ -191,19 +191,25 @@ s.bind(("203.0.113.99", 0))' 2>/dev/null; then
   else
     report FAIL "IP_TRANSPARENT is permitted" "run localnlb as root, or setcap cap_net_admin+ep on the binary"
   fi
-  if in_ns lnb-lb ip rule show | grep -q "iif br-lnb lookup 100"; then
+  # Each listing is read whole before it is searched: with pipefail, `ip … | grep -q` fails whenever
+  # grep exits at its match while ip still writes (ip flushes each line), killing ip with SIGPIPE.
+  local rules table default_route
+  rules=$(in_ns lnb-lb ip rule show)
+  if grep -q "iif br-lnb lookup 100" <<< "$rules"; then
     report ok "ip rule: replies arriving from the targets (iif br-lnb) use table 100"
   else
     report FAIL "ip rule for replies from the targets" "ip rule add iif br-lnb lookup 100"
   fi
-  if in_ns lnb-lb ip route show table 100 | grep -q "^local default dev lo"; then
+  table=$(in_ns lnb-lb ip route show table 100)
+  if grep -q "^local default dev lo" <<< "$table"; then
     report ok "table 100 delivers every address locally (local 0.0.0.0/0 dev lo)"
   else
     report FAIL "table 100 local route" "ip route add local 0.0.0.0/0 dev lo table 100"
   fi
   local i
   for i in 1 2 3; do
-    if in_ns "lnb-t$i" ip route show default | grep -q "via 198.51.100.1"; then
+    default_route=$(in_ns "lnb-t$i" ip route show default)
+    if grep -q "via 198.51.100.1" <<< "$default_route"; then
       report ok "target t$i routes clients' replies back through the load balancer (default via 198.51.100.1)"
     else
       report FAIL "target t$i's default route" "ip route add default via 198.51.100.1 (in the target's host)"
