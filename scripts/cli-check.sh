@@ -77,6 +77,34 @@ set +e
 set -e
 check "--event-loops 0 is a usage error" test "$code" -eq 64
 
+# An event loop whose thread cannot start: serve stops with one line naming the fix, and does not
+# hang. A user with a process limit of 1 gets EAGAIN from pthread_create (root ignores the limit, so
+# this runs as nobody, from a directory nobody can read).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+  nproc_dir=$(mktemp -d /tmp/localnlb-nproc.XXXXXX)
+  chmod 755 "$nproc_dir"
+  cp "$bin" "$nproc_dir/localnlb"
+  cat > "$nproc_dir/config.json" <<JSON
+{ "Admin": { "Enabled": false },
+  "Listeners": [ { "Port": $(free_port), "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+  "TargetGroups": [ { "Name": "web", "Port": $(free_port), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] } ] }
+JSON
+  chmod 644 "$nproc_dir/config.json"
+  set +e
+  timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups bash -c \
+    "ulimit -u 1; exec '$nproc_dir/localnlb' serve --config '$nproc_dir/config.json' --event-loops 4 --flow-log off" \
+    > "$tmp/out" 2>&1
+  code=$?
+  set -e
+  rm -rf "$nproc_dir"
+  check "a loop thread that cannot start exits 1 (not 124, a hang)" test "$code" -eq 1
+  check "a loop thread that cannot start is named, with the fix" \
+    grep -q "cannot start event loop 1 (pthread_create: Resource temporarily unavailable); run with fewer --event-loops" "$tmp/out"
+else
+  check "a loop thread that cannot start (needs root for setpriv)" false
+fi
+
 # A node address that is not this machine's: one clear line and exit 1 (nothing is sent anywhere).
 sed 's/"PrivateIPv4Address": "127.0.0.1"/"PrivateIPv4Address": "192.0.2.1"/' config/ip.json > "$tmp/foreign.json"
 set +e
@@ -87,7 +115,6 @@ check "foreign node address is one clear line" \
   grep -qxF "localnlb: listener 192.0.2.1:8082: address not available: it is not an address of this machine (check SubnetMappings)" "$tmp/out"
 
 # SIGHUP: targets added and removed, an invalid file rejected while the old configuration keeps running.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port_a=$(free_port); port_b=$(free_port); lb_port=$(free_port); admin_port=$(free_port)
 "$bin" target --listen "127.0.0.1:$port_a" --name a > /dev/null 2>&1 & target_a=$!
 "$bin" target --listen "127.0.0.1:$port_b" --name b > /dev/null 2>&1 & target_b=$!
