@@ -39,6 +39,9 @@ scripts/cli-check.sh .build/debug/localnlb | tee -a "$log"
 echo "== real PROXY protocol peers: nginx and HAProxy, both directions; hostile clients"
 scripts/interop.sh .build/debug/localnlb | tee -a "$log"
 
+echo "== a chaos run: misbehaving clients and targets, API churn and reloads, two event loops"
+python3 scripts/soak.py --localnlb .build/debug/localnlb | tee -a "$log"
+
 echo "== the lab: the Fargate client-IP problem with real addresses, in network namespaces"
 scripts/lab.sh run | tee -a "$log"
 
