@@ -159,6 +159,66 @@ set +e; wait "$daemon"; code=$?; set -e
 check "serve exits 0 on SIGTERM" test "$code" -eq 0
 kill "$target_a" "$target_b" 2>/dev/null || true
 
+# No local port left towards a target (AWS's PortAllocationErrorCount), in a network namespace of its
+# own whose ephemeral port range is two ports wide: the flows that find none are reset, counted and
+# logged with the fix, and the flow that got a port still works.
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+  cat > "$tmp/ports.json" <<'JSON'
+{ "Admin": { "Enabled": true, "Address": "127.0.0.1:9404" },
+  "Listeners": [ { "Port": 9100, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+  "TargetGroups": [ { "Name": "web", "Port": 9101, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] } ] }
+JSON
+  cat > "$tmp/ports.sh" <<'SH'
+set -eu
+bin=$1 dir=$2
+ip link set lo up
+sysctl -qw net.ipv4.ip_local_port_range="40000 40001"
+"$bin" target --listen 127.0.0.1:9101 --name t > /dev/null 2>&1 & target=$!
+"$bin" serve --config "$dir/ports.json" --flow-log "$dir/ports-flows.jsonl" 2> "$dir/ports.log" & lb=$!
+# localnlb ends its flows (and writes them to the flow log) before this script returns.
+trap 'kill "$lb" "$target" 2>/dev/null; wait "$lb" 2>/dev/null || true' EXIT
+python3 - "$dir" <<'PY'
+import socket, sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:9404/target-groups", timeout=1).read(); break
+    except OSError:
+        time.sleep(0.1)
+held, answered, error = [], 0, ""
+try:
+    for i in range(6):
+        s = socket.socket()
+        held.append(s)
+        s.bind(("127.0.0.1", 50000 + i))  # the clients' own ports are outside the narrow range
+        s.settimeout(10)
+        s.connect(("127.0.0.1", 9100))
+        s.sendall(b"hello\n")
+        try:
+            answered += b'"target":"t"' in s.recv(200)
+        except OSError:
+            pass
+    metrics = urllib.request.urlopen("http://127.0.0.1:9404/metrics", timeout=10).read().decode()
+    count = [l.split()[-1] for l in metrics.splitlines() if l.startswith("localnlb_port_allocation_error_count_total{")]
+except OSError as e:
+    count, error = [], f" error={e!r}"
+with open(sys.argv[1] + "/ports.result", "w") as f:
+    f.write(f"answered={answered} counted={count[0] if count else 'none'}{error}\n")
+PY
+SH
+  set +e
+  timeout 60 unshare -n bash "$tmp/ports.sh" "$bin" "$tmp" > "$tmp/out" 2>&1
+  set -e
+  port_errors=$(grep -c '"closeReason":"port allocation error"' "$tmp/ports-flows.jsonl" 2>/dev/null || true)
+  check "port allocation: the flow that got a port is answered" grep -q "answered=[1-9]" "$tmp/ports.result"
+  check "port allocation: the flows without one are reset and counted (PortAllocationErrorCount)" \
+    test "${port_errors:-0}" -ge 1 -a "$(sed -n 's/.*counted=//p' "$tmp/ports.result")" = "${port_errors:-0}"
+  check "port allocation: the log names the fix" grep -q "widen net.ipv4.ip_local_port_range" "$tmp/ports.log"
+  grep -q "answered=[1-9]" "$tmp/ports.result" 2>/dev/null && [ "${port_errors:-0}" -ge 1 ] \
+    || { echo "port allocation check: $(cat "$tmp/ports.result" 2>/dev/null)" >&2; cat "$tmp/out" "$tmp/ports.log" >&2; }
+else
+  check "port allocation (needs root for a network namespace)" false
+fi
+
 check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
 
 echo "cli: $passed passed, $failed failed"

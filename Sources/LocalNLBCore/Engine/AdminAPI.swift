@@ -458,6 +458,11 @@ extension LoadBalancer {
                 "Flows routed to a target that is not healthy while failing open (UnhealthyRoutingFlowCount).",
                 { String($0.metrics.unhealthyRoutingFlowCount) }
             ),
+            (
+                "port_allocation_error_count_total", "counter",
+                "Flows reset because no local port was free towards their target (PortAllocationErrorCount).",
+                { String($0.metrics.portAllocationErrorCount) }
+            ),
         ]
         for (name, type, help, value) in perGroup {
             family(name, type, help, live.map { (labels($0), value($0)) })

@@ -244,5 +244,6 @@ extension GroupMetrics {
         tcpTargetResetCount += other.tcpTargetResetCount
         tcpELBResetCount += other.tcpELBResetCount
         unhealthyRoutingFlowCount += other.unhealthyRoutingFlowCount
+        portAllocationErrorCount += other.portAllocationErrorCount
     }
 }

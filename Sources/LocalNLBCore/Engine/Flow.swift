@@ -11,6 +11,8 @@ public enum CloseReason: String, Sendable {
     case connectTimeout = "connect timeout"
     /// The connect failed otherwise (unreachable, no route): the errno is in the log.
     case connectFailed = "connect failed"
+    /// No local port was free towards the target (EADDRNOTAVAIL): AWS's PortAllocationErrorCount.
+    case portAllocationError = "port allocation error"
     /// The source address could not be bound (client IP preservation without privileges).
     case sourceBindFailed = "source bind failed"
     /// No registered target takes new flows.

@@ -110,7 +110,9 @@ public final class LoadBalancer {
     /// Where the control API listens (the kernel's port when the configuration said port 0).
     public private(set) var adminEndpoint: IPEndpoint?
     var adminConnections = Slab<AdminConnection>()
+    /// When each warning about the machine's set-up was last logged (`warnAtMostEvery10s`).
     var lastTransparentWarning: UInt64 = 0
+    var lastPortWarning: UInt64 = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
     var routeSources: [IPAddress: IPAddress?] = [:]
@@ -481,9 +483,20 @@ public final class LoadBalancer {
         do {
             connected = try Socket.connect(flow.targetFD, target).isDone
         } catch {
-            let reason: CloseReason = error.errno == .connectionRefused ? .connectRefused : .connectFailed
-            if reason == .connectRefused { groups[listener.groupIndex].metrics.tcpTargetResetCount += 1 }
-            finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error.errno)")
+            switch error.errno {
+            case .connectionRefused:
+                groups[listener.groupIndex].metrics.tcpTargetResetCount += 1
+                finish(flow, .connectRefused, resetClient: true, resetTarget: false, detail: "\(error.errno)")
+            case .addressNotAvailable:
+                groups[listener.groupIndex].metrics.portAllocationErrorCount += 1
+                let message =
+                    "no local port is free for another flow to target \(target) (\(error.errno)): widen "
+                    + "net.ipv4.ip_local_port_range, register more targets, or send fewer concurrent flows"
+                warnAtMostEvery10s(&lastPortWarning, message)
+                finish(flow, .portAllocationError, resetClient: true, resetTarget: false, detail: message)
+            default:
+                finish(flow, .connectFailed, resetClient: true, resetTarget: false, detail: "\(error.errno)")
+            }
             return
         }
         do {
@@ -497,6 +510,13 @@ public final class LoadBalancer {
         }
         flow.deadline = now + listener.connectNanoseconds
         if connected { targetConnected(flow) }
+    }
+
+    /// Logs a warning that every flow would repeat, once per 10 s at most.
+    func warnAtMostEvery10s(_ last: inout UInt64, _ message: String) {
+        guard last == 0 || now - last > 10_000_000_000 else { return }
+        last = now
+        options.log(message)
     }
 
     /// Binds the target connection's source: the client's address when preserved, else the node's.
@@ -525,10 +545,7 @@ public final class LoadBalancer {
                     + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
                     + "targets' replies back to this host (README: client IP preservation); or set "
                     + "preserve_client_ip.enabled to false"
-                if now - lastTransparentWarning > 10_000_000_000 || lastTransparentWarning == 0 {
-                    lastTransparentWarning = now
-                    options.log(message)
-                }
+                warnAtMostEvery10s(&lastTransparentWarning, message)
                 return message
             }
             do {

@@ -13,6 +13,7 @@ struct GroupMetrics {
     var tcpTargetResetCount = 0
     var tcpELBResetCount = 0
     var unhealthyRoutingFlowCount = 0
+    var portAllocationErrorCount = 0
 }
 
 /// The targets of one group and how their states move: registration, health-check results,
