@@ -30,6 +30,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def children_of(parent):
+    """The processes whose parent is `parent`, from /proc (no procps needed)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        children.append(int(entry))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return children
+
+
 def wait_port(port, seconds=10):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -172,8 +186,7 @@ stream {{
         for port in ["ngx_iperf", "ngx_http", "ngx_pp"]:
             wait_port(self.p[port])
         master = int(open(f"{self.tmp}/stream.pid").read().strip())
-        children = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
-        return [master] + [int(c) for c in children]
+        return [master] + children_of(master)
 
     # -- workloads -------------------------------------------------------------------------------
     def iperf(self, port, streams, reverse):

@@ -172,7 +172,7 @@ JSON
 set -eu
 bin=$1 dir=$2
 ip link set lo up
-sysctl -qw net.ipv4.ip_local_port_range="40000 40001"
+echo "40000 40001" > /proc/sys/net/ipv4/ip_local_port_range  # this namespace's own range
 "$bin" target --listen 127.0.0.1:9101 --name t > /dev/null 2>&1 & target=$!
 "$bin" serve --config "$dir/ports.json" --flow-log "$dir/ports-flows.jsonl" 2> "$dir/ports.log" & lb=$!
 # localnlb ends its flows (and writes them to the flow log) before this script returns.
