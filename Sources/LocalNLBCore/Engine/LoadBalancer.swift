@@ -653,9 +653,13 @@ public final class LoadBalancer {
                 groups[flow.groupIndex].configuration.headerPlacement == .onFirstAckWithPayload
         }
         // What the client sent while we connected came with edges already spent: read it whole only if
-        // its FIN came too. The target's bytes come with the event that finished the connect.
+        // its FIN came too. The target's bytes come with the event that finished the connect: without
+        // EPOLLIN there, the target has sent nothing yet, and what it sends later brings its own edge.
+        let targetSent = targetEvents.map { $0 & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
         let targetClosing = targetEvents.map { $0 & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
-        pump(flow, readClientToEnd: targetEvents == nil || flow.clientClosing, readTargetToEnd: targetClosing)
+        pump(
+            flow, targetToClient: targetSent, readClientToEnd: targetEvents == nil || flow.clientClosing,
+            readTargetToEnd: targetClosing)
     }
 
     func flowEvent(_ flow: Flow, index: Int, fromClient: Bool, events: UInt32) {
