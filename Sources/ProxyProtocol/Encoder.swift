@@ -4,7 +4,7 @@ extension ProxyHeader {
     public func encoded() -> [UInt8] {
         switch version {
         case .v1: return encodedV1()
-        case .v2: return encodedV2()
+        case .v2: return encodedV2().bytes
         }
     }
 
@@ -17,7 +17,8 @@ extension ProxyHeader {
         return Array("PROXY \(family) \(source.ip) \(destination.ip) \(source.port) \(destination.port)\r\n".utf8)
     }
 
-    private func encodedV2() -> [UInt8] {
+    /// The v2 bytes, and where the checksum of the first CRC32C TLV is (`ProxyV2Template` rewrites it).
+    func encodedV2() -> (bytes: [UInt8], crcOffset: Int?) {
         var bytes = proxyV2Signature
         bytes.reserveCapacity(128)
         bytes.append(0x20 | (command == .proxy ? 0x01 : 0x00))
@@ -66,7 +67,7 @@ extension ProxyHeader {
             bytes[offset + 2] = UInt8((crc >> 8) & 0xFF)
             bytes[offset + 3] = UInt8(crc & 0xFF)
         }
-        return bytes
+        return (bytes, crcOffset)
     }
 
     private func paddedPath(_ path: [UInt8]) -> [UInt8] {

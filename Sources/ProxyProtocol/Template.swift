@@ -19,15 +19,7 @@ public struct ProxyV2Template: Sendable {
             source.ip.isIPv6 == destination.ip.isIPv6
         else { return nil }
         isIPv6 = source.ip.isIPv6
-        bytes = header.encoded()
-        var offset = 16 + (isIPv6 ? 36 : 12)
-        var crc: Int?
-        while offset + 3 <= bytes.count {
-            let length = Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
-            if bytes[offset] == ProxyTLV.Kind.crc32c.rawValue && length == 4 && crc == nil { crc = offset + 3 }
-            offset += 3 + length
-        }
-        crcOffset = crc
+        (bytes, crcOffset) = header.encodedV2()
     }
 
     /// Writes the header for a connection from `source` to `destination` (both of the template's
