@@ -178,7 +178,7 @@ extension LoadBalancer {
     /// the answer goes out, so the caller's next flow sees it whichever loop takes it.
     func handle(_ request: AdminRequest) -> AdminResponse {
         let response = route(request)
-        if request.method != "GET" && response.status < 300 { shareGroups() }
+        if request.method != "GET" && response.status < 300 { shareGroups(wait: true) }
         return response
     }
 

@@ -136,11 +136,18 @@ extension LoadBalancer {
 
     // MARK: Sharing state
 
-    /// Sends the other loops loop 0's configuration and target groups, after their states changed.
-    func publishGroups() {
+    /// Sends the other loops loop 0's configuration and target groups, then runs `then` on each. With
+    /// `wait` (API changes, reloads), every loop has them before this returns; otherwise (timers,
+    /// health checks) they follow through the mailboxes.
+    func shareGroups(wait: Bool, then: ((LoadBalancer) -> Void)? = nil) {
+        publishedFingerprint = routingFingerprint()
         let (configuration, groups, tick) = (configuration, groups, tickNanoseconds)
         for worker in workers {
-            worker.post { $0.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick) }
+            let job = { (loop: LoadBalancer) in
+                loop.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick)
+                then?(loop)
+            }
+            if wait { perform(on: worker, job) } else { worker.post(job) }
         }
     }
 
@@ -159,15 +166,6 @@ extension LoadBalancer {
             }
         }
         return hasher.finalize()
-    }
-
-    /// Sends the other loops loop 0's groups and waits until each has them.
-    func shareGroups() {
-        publishedFingerprint = routingFingerprint()
-        let (configuration, groups, tick) = (configuration, groups, tickNanoseconds)
-        for worker in workers {
-            perform(on: worker) { $0.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick) }
-        }
     }
 
     /// Takes loop 0's configuration and groups, keeping this loop's own counters.
@@ -209,18 +207,6 @@ extension LoadBalancer {
                 listeners[index] = listener
             } else {
                 listeners.append(listener)
-            }
-        }
-    }
-
-    /// Loop 0, after a reload changed its listeners and groups: every loop has them before it returns.
-    func shareListeners() {
-        publishedFingerprint = routingFingerprint()
-        let (configuration, groups, tick, shared) = (configuration, groups, tickNanoseconds, listeners)
-        for worker in workers {
-            perform(on: worker) {
-                $0.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick)
-                $0.adoptListeners(shared)
             }
         }
     }

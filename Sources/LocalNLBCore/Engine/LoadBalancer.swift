@@ -353,11 +353,7 @@ public final class LoadBalancer {
             }
             if groupsMayHaveChanged {
                 groupsMayHaveChanged = false
-                let fingerprint = routingFingerprint()
-                if fingerprint != publishedFingerprint {
-                    publishedFingerprint = fingerprint
-                    publishGroups()
-                }
+                if routingFingerprint() != publishedFingerprint { shareGroups(wait: false) }
             }
         }
     }
@@ -1049,14 +1045,7 @@ public final class LoadBalancer {
     func apply(_ effects: [LifecycleEffect], group: Int) {
         if !effects.isEmpty && !workers.isEmpty {
             // The other loops take the new target states first, so none picks the target again.
-            publishedFingerprint = routingFingerprint()
-            let (configuration, groups, tick) = (configuration, groups, tickNanoseconds)
-            for worker in workers {
-                worker.post {
-                    $0.adopt(configuration: configuration, groups: groups, tickNanoseconds: tick)
-                    $0.apply(effects, group: group)
-                }
-            }
+            shareGroups(wait: false) { $0.apply(effects, group: group) }
         }
         for effect in effects {
             switch effect {

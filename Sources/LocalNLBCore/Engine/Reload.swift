@@ -114,7 +114,8 @@ extension LoadBalancer {
         configuration.admin = admin
         tickNanoseconds = Self.tickInterval(new, timeScale: options.timeScale)
         // Every loop takes the new listeners and stops waiting on the retired ones before loop 0 closes them.
-        shareListeners()
+        let shared = listeners
+        shareGroups(wait: true) { $0.adoptListeners(shared) }
         for fd in retired { closeDescriptor(fd) }
     }
 }
