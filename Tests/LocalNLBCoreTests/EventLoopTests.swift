@@ -189,4 +189,31 @@ import Testing
         #expect(ended.allSatisfy { $0.closeReason == .clientFIN })
         #expect(Self.loops(ofFlowIDs: ended.map { Int($0.id) }) == [0, 1])
     }
+
+    /// Every loop's listener socket is closed when the balancer never runs, and when making it fails
+    /// part-way: a port left half-open would refuse the next localnlb.
+    @Test func aBalancerThatNeverRunsOrFailsToOpenFreesEveryLoopsSockets() throws {
+        var options = LoadBalancerOptions()
+        options.eventLoops = 2
+        options.log = { _ in }
+        let endpoint: IPEndpoint
+        do {
+            let unused = try LoadBalancer(configuration: configuration(targets: []), options: options)
+            endpoint = unused.listenerEndpoints[0].endpoint
+            #expect(throws: SystemError.self) { try Socket.listen(on: endpoint) }
+            withExtendedLifetime(unused) {}
+        }
+        closeDescriptor(try Socket.listen(on: endpoint))
+
+        // The second listener's port is taken: the first one's sockets, already open, are closed again.
+        let free = try closedPort()
+        let taken = try Socket.listen(on: IPEndpoint(ip: loopback, port: 0))
+        defer { closeDescriptor(taken) }
+        var config = configuration(targets: [])
+        config.listeners = [free, Socket.localEndpoint(taken)!.port].map {
+            ListenerConfiguration(port: $0, targetGroupName: "tg", idleTimeoutSeconds: 350)
+        }
+        #expect(throws: ListenerError.self) { try LoadBalancer(configuration: config, options: options) }
+        closeDescriptor(try Socket.listen(on: IPEndpoint(ip: loopback, port: free)))
+    }
 }

@@ -172,7 +172,6 @@ public final class LoadBalancer {
                 workers.append(try LoadBalancer(workerOf: self, index: index))
             }
         } catch {
-            for listener in listeners { listener.loopFDs.forEach(closeDescriptor) }
             for worker in workers { worker.closeResources() }
             closeResources()
             throw error
@@ -208,10 +207,7 @@ public final class LoadBalancer {
 
     deinit {
         if !resourcesClosed {
-            // Made but never run: the listeners (loop 0's) and loop descriptors are still open.
-            if loopIndex == 0 {
-                for listener in listeners where listener.fd >= 0 { listener.loopFDs.forEach(closeDescriptor) }
-            }
+            // Made but never run: the listeners and loop descriptors are still open.
             closeResources()
         }
         events.deallocate()
@@ -298,8 +294,16 @@ public final class LoadBalancer {
         kind.rawValue << 56 | UInt64(generation & 0xFF_FFFF) << 32 | UInt64(UInt32(index))
     }
 
+    /// Closes what this loop holds. Loop 0 also closes every loop's listener sockets still open (a run
+    /// closes them when it begins to drain; a balancer that never ran, or could not start its loops, here).
     func closeResources() {
         resourcesClosed = true
+        if loopIndex == 0 {
+            for index in listeners.indices where listeners[index].fd >= 0 {
+                listeners[index].loopFDs.forEach(closeDescriptor)
+                listeners[index].fd = -1
+            }
+        }
         for connection in adminConnections where connection.fd >= 0 { closeAdmin(connection) }
         if adminFD >= 0 {
             closeDescriptor(adminFD)
@@ -330,10 +334,6 @@ public final class LoadBalancer {
         do {
             threads = try startWorkers()
         } catch {
-            for index in listeners.indices where listeners[index].fd >= 0 {
-                listeners[index].loopFDs.forEach(closeDescriptor)
-                listeners[index].fd = -1
-            }
             closeResources()
             throw error
         }
