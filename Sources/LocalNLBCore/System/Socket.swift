@@ -40,18 +40,30 @@ public enum Socket {
         }
     }
 
-    /// A listening socket on `endpoint` (SO_REUSEADDR; IPv6 sockets IPv6-only).
-    public static func listen(on endpoint: IPEndpoint, backlog: Int32 = 1024, reusePort: Bool = false)
-        throws(SystemError) -> Int32
-    {
+    /// A stream socket bound to `endpoint` for listening (SO_REUSEADDR, and SO_REUSEPORT if asked;
+    /// IPv6 sockets IPv6-only).
+    static func bound(to endpoint: IPEndpoint, reusePort: Bool) throws(SystemError) -> Int32 {
         let fd = try stream(for: endpoint.ip)
         do {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             if endpoint.ip.isIPv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+            try bind(fd, endpoint)
+        } catch {
+            closeDescriptor(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// A listening socket on `endpoint` (see `bound(to:reusePort:)`).
+    public static func listen(on endpoint: IPEndpoint, backlog: Int32 = 1024, reusePort: Bool = false)
+        throws(SystemError) -> Int32
+    {
+        let fd = try bound(to: endpoint, reusePort: reusePort)
+        do {
             // Accepted sockets inherit TCP_NODELAY on Linux: one setsockopt fewer per connection.
             setNoDelay(fd)
-            try bind(fd, endpoint)
             try syscallNonBlocking("listen") { Glibc.listen(fd, backlog) }
         } catch {
             closeDescriptor(fd)
@@ -65,17 +77,8 @@ public enum Socket {
     /// SO_REUSEPORT, so a port another program (or another localnlb) holds is still "in use".
     public static func listenGroup(on endpoint: IPEndpoint, count: Int) throws(SystemError) -> [Int32] {
         guard count > 1 else { return [try listen(on: endpoint)] }
-        let probe = try stream(for: endpoint.ip)
-        let resolved: IPEndpoint
-        do {
-            try setOption(probe, SOL_SOCKET, SO_REUSEADDR, 1)
-            if endpoint.ip.isIPv6 { try setOption(probe, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
-            try bind(probe, endpoint)
-            resolved = endpoint.port == 0 ? (localEndpoint(probe) ?? endpoint) : endpoint
-        } catch {
-            closeDescriptor(probe)
-            throw error
-        }
+        let probe = try bound(to: endpoint, reusePort: false)
+        let resolved = endpoint.port == 0 ? (localEndpoint(probe) ?? endpoint) : endpoint
         closeDescriptor(probe)
         var fds: [Int32] = []
         do {
