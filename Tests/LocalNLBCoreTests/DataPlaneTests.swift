@@ -426,11 +426,7 @@ extension ProxyHeader {
         Thread.sleep(forTimeInterval: 0.2)
         #expect(throws: SystemError.self) { try TestSocket.connect(to: lb.endpoint()) }
         // ...while the open flow still works, and the loop exits once it ends.
-        try upstream.send("bye")
-        #expect(try client.receive(exactly: 3) == Array("bye".utf8))
-        client.close()
-        #expect(try upstream.receiveUntilEOF().isEmpty)
-        upstream.close()
+        try closeFlow(client: client, upstream: upstream)
         #expect(lb.exited(within: 5))
         #expect(try lb.endedFlows(count: 1)[0].closeReason == .clientFIN)
     }

@@ -21,7 +21,7 @@ import Testing
     }
 
     /// Opens a flow and returns both ends, the target's end from whichever server took it.
-    func openFlow(_ lb: RunningBalancer, _ servers: [TestServer]) throws -> (client: TestSocket, target: Int) {
+    func openFlowToAny(_ lb: RunningBalancer, _ servers: [TestServer]) throws -> (client: TestSocket, target: Int) {
         let client = try TestSocket.connect(to: lb.endpoint())
         try client.send("x")
         for _ in 0..<100 {
@@ -38,10 +38,7 @@ import Testing
         defer { lb.stop() }
         var held: [TestSocket] = []
         for _ in 0..<24 {
-            let client = try TestSocket.connect(to: lb.endpoint())
-            try client.send("abc")
-            let upstream = try server.accept()
-            _ = try upstream.receive(exactly: 3)
+            let (client, upstream) = try openFlow(through: lb, to: server)
             held += [client, upstream]
         }
         let flows = try api.call("GET", "/flows").1["Flows"] as! [[String: Any]]
@@ -54,7 +51,7 @@ import Testing
         let labels = #"{load_balancer="test-nlb",target_group="tg"}"#
         #expect(text.contains("localnlb_new_flow_count_total\(labels) 24\n"))
         #expect(text.contains("localnlb_active_flow_count\(labels) 24\n"))
-        #expect(text.contains("localnlb_processed_bytes_total\(labels) 72\n"))
+        #expect(text.contains("localnlb_processed_bytes_total\(labels) 24\n"))
         let health = try api.call("GET", "/target-groups/tg/health").1["TargetHealthDescriptions"] as! [[String: Any]]
         #expect(health[0]["ActiveFlowCount"] as? Int == 24)
     }
@@ -68,7 +65,7 @@ import Testing
         var flows: [(client: TestSocket, target: Int)] = []
         var upstreams: [[TestSocket]] = [[], []]
         for _ in 0..<12 {
-            let flow = try openFlow(lb, servers)
+            let flow = try openFlowToAny(lb, servers)
             upstreams[flow.target].append(try servers[flow.target].accept())
             flows.append(flow)
         }
@@ -78,7 +75,7 @@ import Testing
         _ = try lb.endedFlows(count: 6)
         upstreams[1] = []
         for _ in 0..<6 {
-            let flow = try openFlow(lb, servers)
+            let flow = try openFlowToAny(lb, servers)
             #expect(flow.target == 1)
             upstreams[flow.target].append(try servers[flow.target].accept())
             flows.append(flow)
@@ -86,7 +83,7 @@ import Testing
         // Even again: the next two go one to each.
         var next: [Int] = []
         for _ in 0..<2 {
-            let flow = try openFlow(lb, servers)
+            let flow = try openFlowToAny(lb, servers)
             next.append(flow.target)
             upstreams[flow.target].append(try servers[flow.target].accept())
             flows.append(flow)
@@ -107,7 +104,7 @@ import Testing
         var upstreams: [TestSocket] = []
         var others: [TestSocket] = []
         for _ in 0..<40 {
-            let flow = try openFlow(lb, [first, second])
+            let flow = try openFlowToAny(lb, [first, second])
             let upstream = try (flow.target == 0 ? first : second).accept()
             if flow.target == 0 {
                 clients.append(flow.client)
@@ -124,7 +121,7 @@ import Testing
         #expect(try api.call("POST", "/target-groups/tg/deregister", body).0 == 200)
         // While it drains, no loop sends it a new flow.
         for _ in 0..<6 {
-            let flow = try openFlow(lb, [first, second])
+            let flow = try openFlowToAny(lb, [first, second])
             #expect(flow.target == 1)
             others += [flow.client, try second.accept()]
         }
@@ -166,24 +163,12 @@ import Testing
         let server = try TestServer()
         let (lb, _) = try start(targets: [server.endpoint], drainSeconds: 5)
         var pairs: [(TestSocket, TestSocket)] = []
-        for _ in 0..<24 {
-            let client = try TestSocket.connect(to: lb.endpoint())
-            try client.send("x")
-            let upstream = try server.accept()
-            _ = try upstream.receive(exactly: 1)
-            pairs.append((client, upstream))
-        }
+        for _ in 0..<24 { pairs.append(try openFlow(through: lb, to: server)) }
         lb.balancer.stop()
         Thread.sleep(forTimeInterval: 0.2)
         #expect(throws: SystemError.self) { try TestSocket.connect(to: lb.endpoint()) }
         // Within the drain time both ends may still talk; closing ends each flow normally.
-        for (client, upstream) in pairs {
-            try upstream.send("bye")
-            #expect(try client.receive(exactly: 3) == Array("bye".utf8))
-            client.close()
-            #expect(try upstream.receiveUntilEOF().isEmpty)
-            upstream.close()
-        }
+        for (client, upstream) in pairs { try closeFlow(client: client, upstream: upstream) }
         #expect(lb.exited(within: 5))
         let ended = try lb.endedFlows(count: 24)
         #expect(ended.allSatisfy { $0.closeReason == .clientFIN })

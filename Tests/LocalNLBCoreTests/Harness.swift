@@ -233,6 +233,18 @@ func openFlow(through lb: RunningBalancer, to server: TestServer) throws -> (cli
     return (client, upstream)
 }
 
+/// Ends a flow from `openFlow` normally: the target sends "bye", the client reads it and closes, and
+/// the target reads the client's FIN. Throws if any step goes otherwise.
+func closeFlow(client: TestSocket, upstream: TestSocket) throws {
+    try upstream.send("bye")
+    guard try client.receive(exactly: 3) == Array("bye".utf8) else {
+        throw TestFailure("the client did not get the target's bytes")
+    }
+    client.close()
+    guard try upstream.receiveUntilEOF().isEmpty else { throw TestFailure("the target got bytes, not the FIN") }
+    upstream.close()
+}
+
 /// A port on which nothing listens (bound then closed), so a connect is refused.
 func closedPort(on ip: IPAddress = loopback) throws -> UInt16 {
     let fd = try Socket.listen(on: IPEndpoint(ip: ip, port: 0))
