@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 
+from support import free_port, wait_port
+
 REQUESTS = 5000
 FLOWS = 500
 # Timer ticks allocate now and then during a run; less than this per request or flow is none.
@@ -66,18 +68,9 @@ def run(binary, config, port, requests, flows, flow_port=None):
          "--config", config, "--flow-log", "off", "--event-loops", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    with open(log) as f:
-                        tail = f.read()[-2000:]
-                    raise RuntimeError(f"localnlb did not listen on 127.0.0.1:{port} under valgrind within 60 s "
-                                       f"(is valgrind installed and the release build current?); valgrind said:\n{tail}")
-                time.sleep(0.2)
+        wait_port(port, 60, proc, explain=lambda: (
+            " under valgrind (is valgrind installed and the release build current?); valgrind said:\n"
+            + open(log).read()[-2000:]))
         # Warm-up, the same in every run: pools, slabs and caches reach their steady size.
         warm = [socket.create_connection(("127.0.0.1", port), 10) for _ in range(8)]
         for sock in warm:
@@ -110,12 +103,7 @@ def main():
     parser.add_argument("--localnlb", required=True)
     args = parser.parse_args()
     target = echo_server()
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    port, proxy_port = ports
+    port, proxy_port = free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="localnlb-alloc.")
     config = os.path.join(tmp, "localnlb.json")
     with open(config, "w") as f:

@@ -21,13 +21,9 @@ import sys
 import tempfile
 import time
 
+from support import free_port, wait_port
+
 IDLE_FLOWS = 8000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children_of(parent):
@@ -42,17 +38,6 @@ def children_of(parent):
             except (FileNotFoundError, ProcessLookupError):
                 pass
     return children
-
-
-def wait_port(port, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
 
 
 class Bench:

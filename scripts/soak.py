@@ -31,15 +31,11 @@ import threading
 import time
 import urllib.request
 
+from support import free_port, wait_port
+
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 POOLED_PIPES_PER_LOOP = 256  # LoadBalancer.maximumPooledPipes
 LOOPS = 2
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def reset(sock):
@@ -169,15 +165,11 @@ class Soak:
         self.proc = subprocess.Popen(
             [self.args.localnlb, "serve", "--config", self.config, "--event-loops", str(LOOPS), "--flow-log", "off"],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-        for port in (self.instance_port, self.proxy_port, self.admin_port):
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            else:
-                sys.exit(f"soak: localnlb does not listen on 127.0.0.1:{port}; its log:\n{open(self.log).read()}")
+        try:
+            for port in (self.instance_port, self.proxy_port, self.admin_port):
+                wait_port(port, 10, self.proc, explain=lambda: f"; localnlb's log:\n{open(self.log).read()}")
+        except RuntimeError as error:
+            sys.exit(f"soak: {error}")
 
     def api(self, method, path, body=None):
         request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method,
