@@ -78,7 +78,8 @@ set -e
 check "--event-loops 0 is a usage error" test "$code" -eq 64
 
 # An event loop whose thread cannot start: serve stops with one line naming the fix, and does not
-# hang. A user with a process limit of 1 gets EAGAIN from pthread_create (root ignores the limit, so
+# hang. Every loop runs on a thread of its own beside the control plane: a user with a process limit
+# of 1 gets EAGAIN from pthread_create (root ignores the limit, so
 # this runs as nobody, from a directory nobody can read).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
@@ -100,7 +101,7 @@ JSON
   rm -rf "$nproc_dir"
   check "a loop thread that cannot start exits 1 (not 124, a hang)" test "$code" -eq 1
   check "a loop thread that cannot start is named, with the fix" \
-    grep -q "cannot start event loop 1 (pthread_create: Resource temporarily unavailable); run with fewer --event-loops" "$tmp/out"
+    grep -q "cannot start event loop 0 (pthread_create: Resource temporarily unavailable); run with fewer --event-loops" "$tmp/out"
 else
   check "a loop thread that cannot start (needs root for setpriv)" false
 fi

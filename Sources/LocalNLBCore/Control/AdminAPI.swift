@@ -71,7 +71,7 @@ extension ProxyProtocolMode {
     }
 }
 
-extension LoadBalancer {
+extension ControlPlane {
     // MARK: Connections
 
     func acceptAdmin() {
@@ -88,7 +88,7 @@ extension LoadBalancer {
             connection.deadline = now + 10_000_000_000
             let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
             do {
-                try register(
+                try poller.add(
                     fd, events: interest, token: token(.adminConnection, connection.index, connection.generation))
             } catch {
                 closeAdmin(connection)
@@ -178,7 +178,7 @@ extension LoadBalancer {
     /// the answer goes out, so the caller's next flow sees it whichever loop takes it.
     func handle(_ request: AdminRequest) -> AdminResponse {
         let response = route(request)
-        if request.method != "GET" && response.status < 300 { shareGroups(wait: true) }
+        if request.method != "GET" && response.status < 300 { publish(wait: true) }
         return response
     }
 
@@ -225,7 +225,7 @@ extension LoadBalancer {
         let c = group.configuration
         let check = c.healthCheck
         let scale = group.lifecycle.timeScale
-        let listenerPorts = listeners.filter { $0.groupIndex == index && $0.fd >= 0 }.map { Int64($0.endpoint.port) }
+        let listenerPorts = listeners.filter { $0.groupIndex == index && $0.isOpen }.map { Int64($0.endpoint.port) }
         return .object([
             ("TargetGroupName", .string(c.name)),
             ("Protocol", .string("TCP")),
@@ -365,40 +365,9 @@ extension LoadBalancer {
 
     /// Every loop's flows, by id.
     func describeFlows() -> [JSONText] {
-        var described = describeOwnFlows()
-        for worker in workers { described += perform(on: worker) { $0.describeOwnFlows() } }
+        var described: [(id: UInt64, json: JSONText)] = []
+        for loop in loops { described += loop.perform { $0.describeOwnFlows() } ?? [] }
         return described.sorted { $0.id < $1.id }.map(\.json)
-    }
-
-    func describeOwnFlows() -> [(id: UInt64, json: JSONText)] {
-        flows.filter { $0.state != .free }.map { flow in
-            let group = groups[flow.groupIndex]
-            let target = flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint.description : nil
-            let state: String =
-                switch flow.state {
-                case .connecting: "connecting"
-                case .established: "established"
-                case .expired: "expired"
-                case .free: "free"
-                }
-            return (
-                flow.id,
-                .object([
-                    ("id", .integer(Int64(flow.id))),
-                    ("targetGroup", .string(group.configuration.name)),
-                    ("listener", .string(listeners[flow.listenerIndex].endpoint.description)),
-                    ("client", .string(flow.client.description)),
-                    ("node", .string(flow.node.description)),
-                    ("target", .optional(target)),
-                    ("source", .optional(sourceAddress(flow)?.description)),
-                    ("proxyHeader", .optional(flow.header.map(hexString))),
-                    ("bytesFromClient", .integer(Int64(flow.clientToTarget.bytes))),
-                    ("bytesFromTarget", .integer(Int64(flow.targetToClient.bytes))),
-                    ("ageSeconds", .number(Double(now &- flow.started) / 1e9)),
-                    ("state", .string(state)),
-                ])
-            )
-        }
     }
 
     // MARK: Metrics

@@ -22,7 +22,7 @@ final class HealthProbe {
     init(index: Int) { self.index = index }
 }
 
-extension LoadBalancer {
+extension ControlPlane {
     /// The request an HTTP check sends, as an ALB sends it (seed 000): `Host` is the node's address and
     /// the listener's port (AWS-NLB.md §3).
     static func healthCheckRequest(path: String, host: IPEndpoint) -> [UInt8] {
@@ -48,7 +48,7 @@ extension LoadBalancer {
     /// address of the target's family.
     func checkHost(group: Int, family: IPAddress) -> IPEndpoint {
         let name = groups[group].configuration.name
-        let listener = listeners.first { $0.fd >= 0 && configuration.listeners[$0.configIndex].targetGroupName == name }
+        let listener = listeners.first { $0.isOpen && configuration.listeners[$0.configIndex].targetGroupName == name }
         let ip =
             configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? family
         return IPEndpoint(ip: ip, port: listener?.endpoint.port ?? groups[group].configuration.port)
@@ -83,7 +83,7 @@ extension LoadBalancer {
             Socket.setBindAddressNoPort(probe.fd)
             try Socket.bind(probe.fd, IPEndpoint(ip: host.ip, port: 0))
             let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
-            try register(probe.fd, events: interest, token: token(.probe, probe.index, probe.generation))
+            try poller.add(probe.fd, events: interest, token: token(.probe, probe.index, probe.generation))
             if try Socket.connect(probe.fd, destination).isDone {
                 probe.connected = true
                 advanceProbe(probe)

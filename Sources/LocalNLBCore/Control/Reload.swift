@@ -1,7 +1,7 @@
 import CLocalNLB
 import ProxyProtocol
 
-extension LoadBalancer {
+extension ControlPlane {
     /// SIGHUP: re-reads the configuration file. Targets added or removed are registered or deregistered
     /// (with draining), attributes change for new flows, listeners come and go without touching other
     /// flows. A file with errors, or a listener that cannot be opened, changes nothing.
@@ -19,7 +19,7 @@ extension LoadBalancer {
     }
 
     /// Moves the running balancer to `new`: all of it, or (if a listener cannot be opened) none of it.
-    public func apply(_ new: Configuration) throws {
+    func apply(_ new: Configuration) throws {
         // Where each group of the new configuration will live: its current slot, or a new one.
         var groupIndex: [String: Int] = [:]
         var appended = 0
@@ -41,9 +41,9 @@ extension LoadBalancer {
         }
         var opened: [(Int, IPEndpoint, [Int32])] = []
         for (configIndex, endpoint) in wanted
-        where !listeners.contains(where: { $0.fd >= 0 && $0.endpoint == endpoint }) {
+        where !listeners.contains(where: { $0.isOpen && $0.endpoint == endpoint }) {
             do {
-                opened.append((configIndex, endpoint, try Socket.listenGroup(on: endpoint, count: loopCount)))
+                opened.append((configIndex, endpoint, try Socket.listenGroup(on: endpoint, count: loops.count)))
             } catch {
                 for (_, _, fds) in opened { fds.forEach(closeDescriptor) }
                 throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
@@ -84,7 +84,7 @@ extension LoadBalancer {
             )
         }
         var retired: [Int32] = []
-        for index in listeners.indices where listeners[index].fd >= 0 {
+        for index in listeners.indices where listeners[index].isOpen {
             if let match = wanted.first(where: { $0.endpoint == listeners[index].endpoint }) {
                 let s = settings(match.configIndex)
                 listeners[index].configIndex = match.configIndex
@@ -92,19 +92,16 @@ extension LoadBalancer {
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
             } else {
-                _ = clnb_epoll_ctl(epoll, CLNB_EPOLL_CTL_DEL, listeners[index].fd, 0, 0)
                 retired += listeners[index].loopFDs
-                listeners[index].fd = -1
+                listeners[index].loopFDs = []
             }
         }
         for (configIndex, endpoint, fds) in opened {
             let s = settings(configIndex)
             listeners.append(
                 Listener(
-                    fd: fds[0], loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
+                    loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
                     idleNanoseconds: s.idle, connectNanoseconds: s.connect))
-            _ = clnb_epoll_ctl(
-                epoll, CLNB_EPOLL_CTL_ADD, fds[0], Self.listenerEvents, token(.listener, listeners.count - 1, 0))
         }
         if new.admin != configuration.admin {
             options.log("the control API's address and token change only with a restart")
@@ -113,9 +110,8 @@ extension LoadBalancer {
         configuration = new
         configuration.admin = admin
         tickNanoseconds = Self.tickInterval(new, timeScale: options.timeScale)
-        // Every loop takes the new listeners and stops waiting on the retired ones before loop 0 closes them.
-        let shared = listeners
-        shareGroups(wait: true) { $0.adoptListeners(shared) }
+        // Every loop takes the new listeners and stops waiting on the retired ones before they are closed.
+        publish(wait: true)
         for fd in retired { closeDescriptor(fd) }
     }
 }

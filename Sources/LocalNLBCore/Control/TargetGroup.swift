@@ -164,7 +164,7 @@ public struct TargetSelector: Sendable {
 }
 
 /// A target group at run time: its settings, its targets and their flows.
-struct TargetGroup {
+struct TargetGroup: Sendable {
     var configuration: TargetGroupConfiguration {
         didSet { headerTemplates = Self.headerTemplates(configuration.proxyProtocol) }
     }

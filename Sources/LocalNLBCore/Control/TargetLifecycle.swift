@@ -1,12 +1,12 @@
 import ProxyProtocol
 
 /// What a change of target state asks the loop to do to flows.
-enum LifecycleEffect: Equatable {
+enum LifecycleEffect: Equatable, Sendable {
     case resetFlows(target: Int, reason: CloseReason)
 }
 
 /// CloudWatch's AWS/NetworkELB counters for one target group (AWS-NLB.md §7).
-struct GroupMetrics {
+struct GroupMetrics: Sendable {
     var newFlowCount = 0
     var processedBytes: UInt64 = 0
     var tcpClientResetCount = 0
@@ -19,7 +19,7 @@ struct GroupMetrics {
 /// The targets of one group and how their states move: registration, health-check results,
 /// deregistration draining, unhealthy draining, fail-open (AWS-NLB.md §3, §4). Plain Swift on a clock
 /// it is given, so every transition can be tested without a socket or a wait.
-struct TargetLifecycle {
+struct TargetLifecycle: Sendable {
     var targets: [Target] = []
     var configuration: TargetGroupConfiguration
     /// Multiplies every AWS timer (`--time-scale`).

@@ -1,0 +1,414 @@
+import CLocalNLB
+import Glibc
+import ProxyProtocol
+import Synchronization
+
+/// How the world outside the control plane's thread asks it to stop, and how a loop says it ended.
+final class ControlBell: Sendable {
+    let wake: EventFD
+    let stopRequested = Atomic<Bool>(false)
+
+    init() throws(SystemError) { wake = try EventFD() }
+}
+
+/// The one owner of the load balancer's state: the configuration, the target groups with their
+/// lifecycle and health checks, the listener sockets, the control API, reloads and signals. It runs on
+/// the thread that called `LoadBalancer.run()`, with an epoll of its own, apart from the event loops:
+/// nothing it does (a large `/flows`, a reload) waits in front of a flow's bytes.
+///
+/// It tells the loops what changed by publishing a `RoutingSnapshot` through their mailboxes: after a
+/// timer or health check (only when routing moved), and synchronously after an API change or a reload,
+/// so that the change has reached every loop before the API answers.
+final class ControlPlane {
+    enum Kind: UInt8 {
+        case tick = 1
+        case wake = 2
+        case signal = 3
+        case probe = 4
+        case adminListener = 5
+        case adminConnection = 6
+    }
+
+    var configuration: Configuration
+    let options: LoadBalancerOptions
+    var groups: [TargetGroup]
+    /// Every listener endpoint's sockets, one per loop (SO_REUSEPORT).
+    var listeners: [Listener] = []
+    let loops: [LoopHandle]
+    /// Each loop's epoll and timer, made here (so failing is `init`'s error), handed to its thread.
+    var loopDescriptors: [Poller.Descriptors?]
+    var threads: [pthread_t] = []
+    var started = false
+    let bell: ControlBell
+    let poller: Poller
+    var signalFD: Int32 = -1
+    var adminFD: Int32 = -1
+    private(set) var adminEndpoint: IPEndpoint?
+    var adminConnections = Slab<AdminConnection>()
+    var probes = Slab<HealthProbe>()
+    var now: UInt64
+    var tickNanoseconds: UInt64
+    var draining = false
+    var finished = false
+    var resourcesClosed = false
+    /// A timer or health check ran in this batch of events: if that changed which targets take flows,
+    /// the loops get a new snapshot after it.
+    var routingMayHaveChanged = false
+    /// What the loops last got: `routingFingerprint()` of the groups.
+    var publishedFingerprint = 0
+
+    /// Opens every listener on every node address, the control API and the loops' descriptors. Fails
+    /// with one clear line (port in use, address not on this machine) and leaves nothing open.
+    init(configuration: Configuration, options: LoadBalancerOptions, bell: ControlBell) throws {
+        let start = monotonicNanoseconds()
+        self.configuration = configuration
+        self.options = options
+        self.bell = bell
+        now = start
+        groups = configuration.targetGroups.map { TargetGroup($0, timeScale: options.timeScale, now: start) }
+        tickNanoseconds = Self.tickInterval(configuration, timeScale: options.timeScale)
+        let loopCount = max(1, options.eventLoops)
+        var descriptors: [Poller.Descriptors?] = []
+        var handles: [LoopHandle] = []
+        var own: Poller.Descriptors?
+        do {
+            for index in 0..<loopCount {
+                handles.append(try LoopHandle(index: index, controlWake: bell.wake))
+                descriptors.append(try Poller.Descriptors.make())
+            }
+            own = try Poller.Descriptors.make()
+        } catch {
+            descriptors.forEach { $0?.close() }
+            throw error
+        }
+        loops = handles
+        loopDescriptors = descriptors
+        poller = Poller(own!)
+        do {
+            try poller.add(poller.tick, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
+            try poller.add(bell.wake.fd, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
+            try openListeners()
+            if let admin = configuration.admin {
+                do {
+                    adminFD = try Socket.listen(on: admin.address, backlog: 64)
+                } catch {
+                    throw ListenerError(
+                        description:
+                            "control API \(admin.address): \(Self.explain(error)); set Admin.Address to another port")
+                }
+                adminEndpoint = admin.address.port == 0 ? Socket.localEndpoint(adminFD) : admin.address
+                try poller.add(adminFD, events: CLNB_EPOLLIN, token: token(.adminListener, 0, 0))
+            }
+            if options.handlesSignals {
+                signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
+                try poller.add(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
+            }
+        } catch {
+            closeResources()
+            throw error
+        }
+    }
+
+    deinit {
+        // Made but never run: the listeners and descriptors are still open.
+        if !resourcesClosed { closeResources() }
+    }
+
+    func token(_ kind: Kind, _ index: Int, _ generation: UInt32) -> UInt64 {
+        EventToken.make(kind.rawValue, index, generation)
+    }
+
+    /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
+    /// (a port 0 in the configuration shows here as the port the kernel chose).
+    var listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)] {
+        listeners.filter(\.isOpen).map { ($0.configIndex, $0.endpoint) }
+    }
+
+    var snapshot: RoutingSnapshot {
+        RoutingSnapshot(
+            configuration: configuration, groups: groups, listeners: listeners, tickNanoseconds: tickNanoseconds)
+    }
+
+    // MARK: Set-up
+
+    func openListeners() throws {
+        for (configIndex, listener) in configuration.listeners.enumerated() {
+            guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
+            else {
+                throw ListenerError(
+                    description: "listener :\(listener.port): no target group \(listener.targetGroupName)")
+            }
+            for node in configuration.nodes {
+                for address in node.addresses {
+                    let endpoint = IPEndpoint(ip: address, port: listener.port)
+                    let fds: [Int32]
+                    do {
+                        fds = try Socket.listenGroup(on: endpoint, count: loops.count)
+                    } catch {
+                        throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
+                    }
+                    let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
+                    listeners.append(
+                        Listener(
+                            loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
+                            idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
+                            connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
+                }
+            }
+        }
+    }
+
+    /// A tenth of the shortest timer (idle timeout, connect timeout, health-check interval and timeout,
+    /// draining periods), between 5 ms and 1 s.
+    static func tickInterval(_ configuration: Configuration, timeScale: Double) -> UInt64 {
+        var shortest = configuration.listeners.map {
+            min(Double($0.idleTimeoutSeconds) * timeScale, $0.connectTimeoutSeconds)
+        }
+        for group in configuration.targetGroups {
+            let check = group.healthCheck
+            shortest.append(Double(min(check.intervalSeconds, check.timeoutSeconds)) * timeScale)
+            for seconds in [group.deregistrationDelaySeconds, group.unhealthyDrainingIntervalSeconds] where seconds > 0
+            {
+                shortest.append(Double(seconds) * timeScale)
+            }
+        }
+        return UInt64(min(max((shortest.min() ?? 1) / 10, 0.005), 1) * 1e9)
+    }
+
+    static func explain(_ error: Error) -> String {
+        guard let error = error as? SystemError else { return "\(error)" }
+        switch error.errno {
+        case .addressInUse: return "address already in use (is another localnlb, or another server, on that port?)"
+        case .addressNotAvailable:
+            return "address not available: it is not an address of this machine (check SubnetMappings)"
+        case .accessDenied: return "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        default: return "\(error)"
+        }
+    }
+
+    /// Closes what is still open: the listener sockets (a run closes them when it begins to drain;
+    /// a balancer that never ran, or whose loops could not start, here), the control API, probes, and
+    /// the descriptors of loops that never started.
+    func closeResources() {
+        resourcesClosed = true
+        closeListeners()
+        for connection in adminConnections where connection.fd >= 0 { closeAdmin(connection) }
+        if adminFD >= 0 {
+            closeDescriptor(adminFD)
+            adminFD = -1
+        }
+        for probe in probes where probe.fd >= 0 {
+            closeDescriptor(probe.fd)
+            probe.fd = -1
+        }
+        if signalFD >= 0 { closeDescriptor(signalFD) }
+        for index in loopDescriptors.indices {
+            loopDescriptors[index]?.close()
+            loopDescriptors[index] = nil
+        }
+        poller.close()
+    }
+
+    func closeListeners() {
+        for index in listeners.indices where listeners[index].isOpen {
+            listeners[index].loopFDs.forEach(closeDescriptor)
+            listeners[index].loopFDs = []
+        }
+    }
+
+    // MARK: Running
+
+    /// Starts every loop on a thread of its own, then runs the control plane on this thread until
+    /// stopped and every loop has drained. Closes everything before it returns.
+    func run() throws {
+        defer {
+            for thread in threads { pthread_join(thread, nil) }
+            closeResources()
+        }
+        try startLoops()
+        poller.armTick(tickNanoseconds)
+        while !finished {
+            let count: Int
+            do {
+                count = try poller.wait()
+            } catch {
+                beginShutdown(reason: "control plane failed (\(error))")
+                throw error
+            }
+            now = monotonicNanoseconds()
+            for i in 0..<count { dispatch(token: poller.datas[i], events: poller.events[i]) }
+            if routingMayHaveChanged {
+                routingMayHaveChanged = false
+                if routingFingerprint() != publishedFingerprint { publish(wait: false) }
+            }
+            if draining && loops.allSatisfy(\.hasEnded) { finished = true }
+        }
+    }
+
+    /// If a thread cannot be made, the loops started are stopped and joined, and the error says what
+    /// to do: the kernel would keep handing that loop's sockets clients that nobody accepts.
+    func startLoops() throws {
+        started = true
+        let snapshot = snapshot
+        publishedFingerprint = routingFingerprint()
+        for handle in loops {
+            let descriptors = loopDescriptors[handle.index]!
+            let (count, options) = (loops.count, options)
+            do {
+                threads.append(
+                    try startThread {
+                        EventLoop(
+                            handle: handle, descriptors: descriptors, snapshot: snapshot, loopCount: count,
+                            options: options
+                        ).run()
+                    })
+                loopDescriptors[handle.index] = nil
+            } catch {
+                for loop in loops {
+                    _ = loop.post { $0.beginShutdown(reason: "event loop \(handle.index) not started") }
+                }
+                for loop in loops where loopDescriptors[loop.index] != nil { _ = loop.end() }
+                throw ListenerError(
+                    description:
+                        "cannot start event loop \(handle.index) (pthread_create: \(error.errno)); "
+                        + "run with fewer --event-loops")
+            }
+        }
+    }
+
+    func dispatch(token: UInt64, events: UInt32) {
+        let index = EventToken.index(token)
+        let generation = EventToken.generation(token)
+        switch Kind(rawValue: EventToken.kind(token)) {
+        case .tick:
+            poller.readTick()
+            tick()
+            routingMayHaveChanged = true
+        case .wake:
+            bell.wake.drain()
+            if bell.stopRequested.load(ordering: .acquiring) {
+                beginShutdown(reason: "stop requested")
+            } else if let ended = loops.first(where: \.hasEnded) {
+                beginShutdown(reason: "event loop \(ended.index) ended")
+            }
+        case .signal:
+            let signal = clnb_signalfd_read(signalFD)
+            if signal == SIGHUP {
+                reloadConfiguration()
+            } else {
+                beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
+            }
+        case .probe:
+            probeEvent(index: index, generation: generation, events: events)
+            routingMayHaveChanged = true
+        case .adminListener:
+            acceptAdmin()
+        case .adminConnection:
+            // A change made through the API reaches every loop before it is answered (`handle`).
+            adminEvent(index: index, generation: generation)
+        case nil:
+            preconditionFailure("epoll token of unknown kind")
+        }
+    }
+
+    func tick() {
+        for groupIndex in groups.indices {
+            apply(groups[groupIndex].lifecycle.advance(now: now), group: groupIndex)
+            if !draining {
+                for targetIndex in groups[groupIndex].lifecycle.dueChecks(now: now) {
+                    startProbe(group: groupIndex, target: targetIndex)
+                }
+            }
+        }
+        expireProbes()
+        expireAdminConnections()
+        poller.armTick(tickNanoseconds)
+    }
+
+    // MARK: Publishing
+
+    /// Sends every loop the current snapshot, then runs `then` on each. With `wait` (API changes,
+    /// reloads), every loop has it before this returns; otherwise (timers, health checks) it follows
+    /// through the mailboxes. Before the loops start, they take the snapshot as they start.
+    func publish(wait: Bool, then: (@Sendable (EventLoop) -> Void)? = nil) {
+        publishedFingerprint = routingFingerprint()
+        guard started else { return }
+        let snapshot = snapshot
+        let job: @Sendable (EventLoop) -> Void = { loop in
+            loop.adopt(snapshot)
+            then?(loop)
+        }
+        for loop in loops {
+            if wait { _ = loop.perform(job) } else { loop.post(job) }
+        }
+    }
+
+    /// What the loops route by: every target's state and whether it takes new flows, and each group's
+    /// fail-open. Timers and health checks change it now and then; it is compared after them, without
+    /// allocating, and a snapshot goes out only when it moved.
+    func routingFingerprint() -> Int {
+        var hasher = Hasher()
+        for group in groups {
+            hasher.combine(group.lifecycle.failingOpen)
+            hasher.combine(group.targets.count)
+            for target in group.targets {
+                hasher.combine(target.registration)
+                hasher.combine(target.state)
+                hasher.combine(target.takesNewFlows)
+            }
+        }
+        return hasher.finalize()
+    }
+
+    /// Carries out what a target's change of state does to its flows, on every loop: the loops take
+    /// the new target states first, so none picks the target again.
+    func apply(_ effects: [LifecycleEffect], group: Int) {
+        guard !effects.isEmpty else { return }
+        publish(wait: false) { $0.apply(effects, group: group) }
+    }
+
+    /// Every group's counters summed over the loops.
+    func metricsOfAllLoops() -> [GroupMetrics] {
+        var total = groups.map { _ in GroupMetrics() }
+        for loop in loops {
+            let theirs = loop.perform { $0.groups.map(\.metrics) } ?? []
+            for index in theirs.indices where index < total.count { total[index].add(theirs[index]) }
+        }
+        return total
+    }
+
+    // MARK: Shutdown
+
+    /// Every loop stops accepting and drains; once none waits on the listener sockets any more, they
+    /// are closed. `run()` returns when every loop has ended.
+    func beginShutdown(reason: String) {
+        guard !draining else { return }
+        draining = true
+        var total = 0
+        for loop in loops {
+            total +=
+                loop.perform {
+                    $0.beginShutdown(reason: reason)
+                    return $0.liveFlows
+                } ?? 0
+        }
+        closeListeners()
+        if total > 0 {
+            let flows = total == 1 ? "1 flow" : "\(total) flows"
+            options.log("\(reason): stopped accepting; draining \(flows) for up to \(options.drainSeconds) s")
+        }
+        if !started || loops.allSatisfy(\.hasEnded) { finished = true }
+    }
+}
+
+extension GroupMetrics {
+    mutating func add(_ other: GroupMetrics) {
+        newFlowCount += other.newFlowCount
+        processedBytes &+= other.processedBytes
+        tcpClientResetCount += other.tcpClientResetCount
+        tcpTargetResetCount += other.tcpTargetResetCount
+        tcpELBResetCount += other.tcpELBResetCount
+        unhealthyRoutingFlowCount += other.unhealthyRoutingFlowCount
+        portAllocationErrorCount += other.portAllocationErrorCount
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Glibc
+import ProxyProtocol
+import Synchronization
+
+/// How a `LoadBalancer` runs, beyond its configuration.
+public struct LoadBalancerOptions: Sendable {
+    public var flowLog: FlowLog = .standardError
+    /// On SIGTERM/SIGINT or `stop()`: how long flows may finish before they are reset.
+    public var drainSeconds: Double = 10
+    /// Handle SIGTERM and SIGINT (the daemon). Off when embedded (tests, demo).
+    public var handlesSignals = false
+    /// Where operational messages go (one line each).
+    public var log: @Sendable (String) -> Void = { message in
+        FileHandle.standardError.write(Data(("localnlb: " + message + "\n").utf8))
+    }
+    /// Called for every ended flow, on the thread of the loop that carried it: with several loops,
+    /// from several threads at once.
+    public var onFlowEnd: (@Sendable (FlowRecord) -> Void)?
+    /// Multiplies every AWS timer: health-check interval and timeout, deregistration delay, unhealthy
+    /// draining interval, idle timeout. `0.01` turns 300 s of draining into 3 s.
+    public var timeScale: Double = 1
+    /// The configuration file, re-read on SIGHUP (the daemon only).
+    public var configPath: String?
+    /// Whether a re-read configuration is checked with `--strict`.
+    public var strict = false
+    /// How many epoll loops, each on its own thread, accept and move flows. The control plane (health
+    /// checks, the control API, signals, reloads) runs apart from them. The daemon uses one per core.
+    public var eventLoops = 1
+
+    public init() {}
+}
+
+/// What `LoadBalancer.init` can fail with: the listener and the fix, in one line.
+public struct ListenerError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A load balancer: the control plane (`ControlPlane`) and its event loops (`EventLoop`). Made on one
+/// thread, run on any (`run()` blocks until stopped and drained), stopped from any (`stop()`).
+public final class LoadBalancer: Sendable {
+    /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
+    /// (a port 0 in the configuration shows here as the port the kernel chose).
+    public let listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)]
+    /// Where the control API listens (the kernel's port when the configuration said port 0).
+    public let adminEndpoint: IPEndpoint?
+    private let bell: ControlBell
+    /// The control plane until `run()` takes it; it lives on the thread that runs it.
+    private let control: Mutex<ControlPlane?>
+
+    /// Binds every listener on every node address. Fails with one clear line (port in use, address
+    /// not on this machine) and leaves nothing open.
+    public init(configuration: Configuration, options: LoadBalancerOptions = LoadBalancerOptions()) throws {
+        ignoreSIGPIPE()
+        raiseOpenFileLimit()
+        let bell = try ControlBell()
+        let plane = try ControlPlane(configuration: configuration, options: options, bell: bell)
+        listenerEndpoints = plane.listenerEndpoints
+        adminEndpoint = plane.adminEndpoint
+        self.bell = bell
+        control = Mutex(plane)
+    }
+
+    /// Runs until stopped (signal or `stop()`) and drained, the event loops on threads of their own.
+    /// Closes everything before it returns. A second call returns at once.
+    public func run() throws {
+        try control.withLock { plane in
+            defer { plane = nil }
+            try plane?.run()
+        }
+    }
+
+    /// Asks a running balancer, from any thread, to stop accepting and drain. Safe to call more than
+    /// once, and before `run()` (which then drains at once).
+    public func stop() {
+        bell.stopRequested.store(true, ordering: .releasing)
+        bell.wake.ring()
+    }
+}

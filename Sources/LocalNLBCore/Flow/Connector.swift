@@ -1,0 +1,193 @@
+import CLocalNLB
+import Glibc
+import ProxyProtocol
+
+/// Opening a flow: pick the target, make the target socket, bind its source (the client's address
+/// or the node's), connect, and put the PROXY header first in line.
+extension EventLoop {
+
+    func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
+        let listener = listeners[listenerIndex].shared
+        // Unique across loops: loop i of n numbers its flows i+1, i+1+n, i+1+2n…
+        let id = nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
+        nextFlowID += 1
+        groups[listener.groupIndex].metrics.newFlowCount += 1
+        let node =
+            listener.endpoint.ip.isUnspecifiedAddress
+            ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
+            : listener.endpoint
+        let flow = allocateFlow()
+        flow.id = id
+        flow.listenerIndex = listenerIndex
+        flow.groupIndex = listener.groupIndex
+        flow.client = client
+        flow.node = node
+        flow.clientFD = clientFD
+        flow.started = now
+        flow.lastActivity = now
+        flow.state = .connecting
+        liveFlows += 1
+
+        guard let targetIndex = groups[listener.groupIndex].pick(for: FlowKey(client: client, node: node)) else {
+            finish(
+                flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
+            return
+        }
+        // Everything read from the group before it is changed: a copy alive across the change would
+        // make every new flow copy the group's target list.
+        let target = groups[listener.groupIndex].targets[targetIndex].endpoint
+        let preserveClientIP = groups[listener.groupIndex].configuration.preserveClientIP
+        let unhealthyRouted =
+            groups[listener.groupIndex].lifecycle.failingOpen
+            && groups[listener.groupIndex].targets[targetIndex].state != .healthy
+        flow.proxyMode = groups[listener.groupIndex].configuration.proxyProtocol
+        flow.targetIndex = targetIndex
+        let targetFlows = groups[listener.groupIndex].targets[targetIndex].flowCount
+        targetFlows.add(1)
+        flow.targetFlows = targetFlows
+        if unhealthyRouted { groups[listener.groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
+
+        do {
+            flow.targetFD = try Socket.stream(for: target.ip)
+        } catch {
+            finish(flow, .connectFailed, resetClient: true, resetTarget: false, detail: "\(error)")
+            return
+        }
+        if let failure = bindSource(flow, target: target, preserveClientIP: preserveClientIP) {
+            finish(flow, .sourceBindFailed, resetClient: true, resetTarget: true, detail: failure)
+            return
+        }
+        let connected: Bool
+        do {
+            connected = try Socket.connect(flow.targetFD, target).isDone
+        } catch {
+            switch error.errno {
+            case .connectionRefused:
+                groups[listener.groupIndex].metrics.tcpTargetResetCount += 1
+                finish(flow, .connectRefused, resetClient: true, resetTarget: false, detail: "\(error.errno)")
+            case .addressNotAvailable:
+                groups[listener.groupIndex].metrics.portAllocationErrorCount += 1
+                let message =
+                    "no local port is free for another flow to target \(target) (\(error.errno)): widen "
+                    + "net.ipv4.ip_local_port_range, register more targets, or send fewer concurrent flows"
+                warnAtMostEvery10s(&lastPortWarning, message)
+                finish(flow, .portAllocationError, resetClient: true, resetTarget: false, detail: message)
+            default:
+                finish(flow, .connectFailed, resetClient: true, resetTarget: false, detail: "\(error.errno)")
+            }
+            return
+        }
+        do {
+            let flowIndex = flow.index
+            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+            try poller.add(flow.clientFD, events: interest, token: token(.flowClient, flowIndex, flow.generation))
+            try poller.add(flow.targetFD, events: interest, token: token(.flowTarget, flowIndex, flow.generation))
+        } catch {
+            finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
+            return
+        }
+        flow.deadline = now + listener.connectNanoseconds
+        if connected { targetConnected(flow) }
+    }
+
+    /// Binds the target connection's source: the client's address when preserved, else the node's.
+    /// Returns a one-line explanation when that is impossible.
+    func bindSource(_ flow: Flow, target: IPEndpoint, preserveClientIP: Bool) -> String? {
+        let fd = flow.targetFD
+        if preserveClientIP {
+            let client = flow.client
+            guard client.ip.isIPv6 == target.ip.isIPv6 else {
+                return "preserve_client_ip.enabled: client \(client) and target \(target) are of different IP families"
+            }
+            // AWS-NLB.md §8: a loopback client address binds without privileges (the kernel picks the
+            // port); any other needs IP_TRANSPARENT, and then keeps the client's port as an NLB does.
+            if client.ip.isLoopback {
+                Socket.setBindAddressNoPort(fd)
+                do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
+                    return "cannot bind client address \(client.ip): \(error.errno)"
+                }
+                return nil
+            }
+            do {
+                try Socket.setTransparent(fd, ipv6: client.ip.isIPv6)
+            } catch {
+                let message =
+                    "preserve_client_ip.enabled needs IP_TRANSPARENT to connect from client \(client) "
+                    + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
+                    + "targets' replies back to this host (README: client IP preservation); or set "
+                    + "preserve_client_ip.enabled to false"
+                warnAtMostEvery10s(&lastTransparentWarning, message)
+                return message
+            }
+            do {
+                try Socket.bind(fd, client)
+            } catch  where error.errno == .addressInUse {
+                // The client runs on this machine and holds that port itself: let the kernel choose one.
+                Socket.setBindAddressNoPort(fd)
+                do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
+                    return "cannot bind client address \(client.ip): \(error.errno)"
+                }
+            } catch {
+                return "cannot bind client address \(client): \(error.errno)"
+            }
+            return nil
+        }
+        let source = nodeAddress(for: flow, family: target.ip)
+        let routed: IPAddress?
+        if let cached = routeSources[target.ip] {
+            routed = cached
+        } else {
+            routed = Socket.routeSource(towards: target)
+            routeSources[target.ip] = routed
+        }
+        // The kernel picks this very address: connect without bind (two system calls fewer per flow).
+        if routed == source { return nil }
+        Socket.setBindAddressNoPort(fd)
+        do { try Socket.bind(fd, IPEndpoint(ip: source, port: 0)) } catch {
+            return "cannot bind node address \(source): \(error.errno)"
+        }
+        return nil
+    }
+
+    /// The node address a flow leaves from towards a target of `family`: the address the client
+    /// reached if it is of that family, else another of the node's (the configuration ensures one).
+    func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
+        if flow.node.ip.isIPv6 == family.isIPv6 { return flow.node.ip }
+        for node in configuration.nodes where node.addresses.contains(flow.node.ip) {
+            if let address = node.addresses.first(where: { $0.isIPv6 == family.isIPv6 }) { return address }
+        }
+        return configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? flow.node.ip
+    }
+
+    func allocateFlow() -> Flow {
+        flows.take(Flow.init(index:))
+    }
+
+    /// A pipe for one direction, from the pool. A flow holds pipes only while bytes are in them, so an
+    func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
+        flow.state = .established
+        flow.lastActivity = now
+        // The client socket inherited TCP_NODELAY from its listener.
+        Socket.setNoDelay(flow.targetFD)
+        if flow.proxyMode != .off {
+            // The header goes into the client→target pipe ahead of any client byte, so it leaves in
+            // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
+            guard pipes.acquire(&flow.clientToTarget) else { return endFlow(flow, after: .noPipe, fromClient: true) }
+            let length = groups[flow.groupIndex].writeProxyHeader(
+                flow.proxyMode, client: flow.client, node: flow.node, to: copyBuffer)
+            let written = Glibc.write(flow.clientToTarget.pipeWrite, copyBuffer, length)
+            precondition(written == length, "an empty pipe takes a PROXY header whole")
+            flow.clientToTarget.buffered = length
+            flow.clientToTarget.holdUntilPayload =
+                groups[flow.groupIndex].configuration.headerPlacement == .onFirstAckWithPayload
+        }
+        // What the client sent while we connected came with edges already spent: read it whole only if
+        // its FIN came too. The target's bytes come with the event that finished the connect: without
+        // EPOLLIN there, the target has sent nothing yet, and what it sends later brings its own edge.
+        let targetSent = targetEvents.map { $0 & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
+        let targetClosing = targetEvents.map { $0 & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
+        pump(
+            flow, targetToClient: targetSent, readClientToEnd: targetEvents == nil || flow.clientClosing,
+            readTargetToEnd: targetClosing)
+    }
+}

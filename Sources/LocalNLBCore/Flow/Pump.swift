@@ -1,0 +1,298 @@
+import CLocalNLB
+import Glibc
+import ProxyProtocol
+
+/// Moving bytes: the recv/send and splice state machine of each direction, FINs and RSTs passed on as
+/// AWS does, and the end of a flow.
+extension EventLoop {
+    func flowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
+        switch flow.state {
+        case .free:
+            return
+        case .expired:
+            expiredFlowEvent(flow, fromClient: fromClient, events: events)
+        case .connecting:
+            if fromClient {
+                // Data or FIN from the client waits in its socket until the target is up; a reset does not.
+                if events & CLNB_EPOLLERR != 0
+                    || (events & CLNB_EPOLLHUP != 0 && Socket.pendingError(flow.clientFD) != nil)
+                {
+                    groups[flow.groupIndex].metrics.tcpClientResetCount += 1
+                    finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
+                } else if events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 {
+                    flow.clientClosing = true
+                }
+                return
+            }
+            guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+            // A failed connect always comes with EPOLLERR: writable alone means connected, no
+            // getsockopt(SO_ERROR) needed.
+            if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, let error = Socket.pendingError(flow.targetFD) {
+                // AWS-NLB.md §5: a target that refuses means a RST for the client.
+                let reason: CloseReason = error == .connectionRefused ? .connectRefused : .connectFailed
+                groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
+                finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error)")
+                return
+            }
+            targetConnected(flow, targetEvents: events)
+        case .established:
+            if events & CLNB_EPOLLERR != 0 {
+                let fd = fromClient ? flow.clientFD : flow.targetFD
+                if Socket.pendingError(fd) != nil {
+                    sideReset(flow, client: fromClient)
+                    return
+                }
+            }
+            // Only the directions this event can move: readable means this side's bytes (or FIN) can
+            // go on; writable matters only if bytes are waiting for this side. An EPOLLOUT edge after
+            // each ACK is thus no syscall at all.
+            let readable = events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
+            let writable = events & (CLNB_EPOLLOUT | CLNB_EPOLLHUP) != 0
+            let towards = fromClient ? flow.targetToClient : flow.clientToTarget
+            let waiting = writable && towards.buffered > 0 && !towards.holdUntilPayload
+            // A FIN behind the bytes brings no edge of its own: then the source is read up to it.
+            let closing = events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
+            if fromClient {
+                pump(flow, clientToTarget: readable, targetToClient: waiting, readClientToEnd: closing)
+            } else {
+                pump(flow, clientToTarget: waiting, targetToClient: readable, readTargetToEnd: closing)
+            }
+        }
+    }
+
+    enum PumpOutcome {
+        case ok
+        case sourceReset
+        case destinationReset
+        /// No pipe could be had (out of descriptors).
+        case noPipe
+    }
+
+    /// Moves what can move in both directions without blocking, then ends the flow if both are done.
+    /// `read…ToEnd`: read that source until EAGAIN or EOF, even after a short read (a FIN is pending,
+    /// or no event says what is waiting).
+    func pump(
+        _ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true, readClientToEnd: Bool = true,
+        readTargetToEnd: Bool = true
+    ) {
+        let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
+        let groupIndex = flow.groupIndex
+        defer {
+            let moved = flow.clientToTarget.bytes &+ flow.targetToClient.bytes &- before
+            if moved > 0 {
+                groups[groupIndex].metrics.processedBytes &+= moved
+                if flow.state == .established { flow.lastActivity = now }
+            }
+        }
+        if clientToTarget {
+            let outcome = pumpDirection(
+                &flow.clientToTarget, from: flow.clientFD, to: flow.targetFD, readToEnd: readClientToEnd,
+                closesNext: flow.targetToClient.finSent)
+            if outcome != .ok { return endFlow(flow, after: outcome, fromClient: true) }
+        }
+        if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
+        if targetToClient {
+            let outcome = pumpDirection(
+                &flow.targetToClient, from: flow.targetFD, to: flow.clientFD, readToEnd: readTargetToEnd,
+                closesNext: flow.clientToTarget.finSent)
+            if outcome != .ok { return endFlow(flow, after: outcome, fromClient: false) }
+        }
+        if flow.targetToClient.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .targetFIN }
+        if flow.clientToTarget.finSent && flow.targetToClient.finSent {
+            finish(flow, flow.firstFIN ?? .clientFIN, resetClient: false, resetTarget: false, detail: nil)
+        }
+    }
+
+    /// `closesNext`: the other direction is finished, so this one's FIN ends the flow and the close
+    /// that follows sends it (no shutdown call).
+    func pumpDirection(
+        _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, closesNext: Bool
+    ) -> PumpOutcome {
+        if d.sourceEOF && d.buffered == 0 {
+            passOnFIN(&d, to: destination, closesNext: closesNext)
+            return .ok
+        }
+        defer { pipes.release(&d) }
+        if !d.splicing && d.buffered == 0 {
+            switch copyDirection(&d, from: source, to: destination, readToEnd: readToEnd) {
+            case .ok: break
+            case let outcome: return outcome
+            }
+            if !d.splicing {
+                passOnFIN(&d, to: destination, closesNext: closesNext)
+                return .ok
+            }
+        }
+        guard pipes.acquire(&d) else { return .noPipe }
+        while true {
+            var progressed = false
+            if !d.sourceEOF && d.buffered < pipes.splicePipeSize {
+                let n = clnb_splice(source, d.pipeWrite, pipes.splicePipeSize - d.buffered)
+                if n > 0 {
+                    d.buffered += n
+                    d.bytes += UInt64(n)
+                    d.holdUntilPayload = false
+                    progressed = true
+                    if n < Self.smallRead { d.splicing = false }
+                } else if n == 0 {
+                    d.sourceEOF = true
+                    d.holdUntilPayload = false
+                    progressed = true
+                } else if errno != EAGAIN && errno != EINTR {
+                    return .sourceReset
+                }
+            }
+            if d.buffered > 0 && !d.holdUntilPayload {
+                let n = clnb_splice(d.pipeRead, destination, d.buffered)
+                if n > 0 {
+                    d.buffered -= n
+                    progressed = true
+                } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                    return .destinationReset
+                }
+            }
+            if !progressed { break }
+        }
+        passOnFIN(&d, to: destination, closesNext: closesNext)
+        return .ok
+    }
+
+    /// Small messages: one recv into the loop's buffer, one send. A recv that fills the buffer turns
+    /// the direction to splicing (the caller goes on with it); what send cannot take now waits in the
+    /// direction's pipe, and the splice path delivers it.
+    func copyDirection(_ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool)
+        -> PumpOutcome
+    {
+        while true {
+            var received = 0
+            repeat {
+                received = Glibc.recv(source, copyBuffer, Self.copyBufferSize, 0)
+            } while received < 0 && errno == EINTR
+            if received == 0 {
+                d.sourceEOF = true
+                return .ok
+            }
+            if received < 0 { return errno == EAGAIN ? .ok : .sourceReset }
+            switch sendCopied(&d, received, to: destination) {
+            case .ok: break
+            case let outcome: return outcome
+            }
+            if d.splicing || !readToEnd { return .ok }
+        }
+    }
+
+    /// Sends `received` bytes of the copy buffer on; see `copyDirection`.
+    func sendCopied(_ d: inout Direction, _ received: Int, to destination: Int32) -> PumpOutcome {
+        d.bytes += UInt64(received)
+        var sent = 0
+        while sent < received {
+            let n = Glibc.send(destination, copyBuffer + sent, received - sent, Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                sent += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                break
+            } else {
+                return .destinationReset
+            }
+        }
+        if sent < received {
+            // The rest goes into the (empty) pipe, which holds a whole buffer; EPOLLOUT sends it on.
+            guard pipes.acquire(&d) else { return .noPipe }
+            let rest = received - sent
+            let written = Glibc.write(d.pipeWrite, copyBuffer + sent, rest)
+            precondition(written == rest, "an empty pipe takes a whole copy buffer")
+            d.buffered = rest
+            d.splicing = true
+            return .ok
+        }
+        if received == Self.copyBufferSize { d.splicing = true }
+        return .ok
+    }
+
+    /// AWS passes a FIN on once everything before it has been delivered. When it is the flow's last,
+    /// the flow ends at once and closing the socket sends it (its receive queue is empty: its peer's
+    /// FIN was read), so no shutdown call.
+    func passOnFIN(_ d: inout Direction, to destination: Int32, closesNext: Bool) {
+        if d.sourceEOF && d.buffered == 0 && !d.finSent {
+            if !closesNext { Socket.shutdownWrite(destination) }
+            d.finSent = true
+        }
+    }
+
+    /// Ends a flow after a direction failed: a reset of either side is passed on (`sideReset`); without
+    /// a pipe, both sides are reset.
+    func endFlow(_ flow: Flow, after outcome: PumpOutcome, fromClient: Bool) {
+        switch outcome {
+        case .ok: return
+        case .sourceReset: sideReset(flow, client: fromClient)
+        case .destinationReset: sideReset(flow, client: !fromClient)
+        case .noPipe:
+            finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: PipePool.noPipeDetail)
+        }
+    }
+
+    /// One side reset (or failed): AWS passes the RST to the other side.
+    func sideReset(_ flow: Flow, client: Bool) {
+        if client {
+            groups[flow.groupIndex].metrics.tcpClientResetCount += 1
+            finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
+        } else {
+            groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
+            finish(flow, .targetRST, resetClient: true, resetTarget: false, detail: nil)
+        }
+    }
+
+    /// Ends a flow: closes (or resets) both sockets, returns pipes and slot, writes the flow log.
+    func finish(_ flow: Flow, _ reason: CloseReason, resetClient: Bool, resetTarget: Bool, detail: String?) {
+        writeRecord(flow, reason, detail: detail)
+        releaseTarget(flow)
+        if flow.clientFD >= 0 { resetClient ? Socket.closeWithReset(flow.clientFD) : closeDescriptor(flow.clientFD) }
+        if flow.targetFD >= 0 { resetTarget ? Socket.closeWithReset(flow.targetFD) : closeDescriptor(flow.targetFD) }
+        flow.clientFD = -1
+        flow.targetFD = -1
+        release(flow)
+    }
+
+    func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
+        guard options.flowLog.isEnabled || options.onFlowEnd != nil else { return }
+        sourceAddress(flow)
+        let group = groups[flow.groupIndex]
+        let record = FlowRecord(
+            id: flow.id, listener: listeners[flow.listenerIndex].shared.endpoint, client: flow.client, node: flow.node,
+            target: flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint : nil, source: flow.source,
+            proxyHeader: flow.header, bytesFromClient: flow.clientToTarget.bytes,
+            bytesFromTarget: flow.targetToClient.bytes, durationSeconds: Double(now &- flow.started) / 1e9,
+            closeReason: reason, detail: detail)
+        options.flowLog.write(record)
+        options.onFlowEnd?(record)
+    }
+
+    /// The target connection's local address, asked of the kernel only when someone reads it.
+    @discardableResult
+    func sourceAddress(_ flow: Flow) -> IPEndpoint? {
+        if flow.source == nil && flow.targetFD >= 0 && flow.state != .connecting {
+            flow.source = Socket.localEndpoint(flow.targetFD)
+        }
+        return flow.source
+    }
+
+    /// The flow no longer counts against its target (it ended, or was forgotten by idle expiry).
+    func releaseTarget(_ flow: Flow) {
+        flow.targetFlows?.add(-1)
+        flow.targetFlows = nil
+        flow.targetIndex = -1
+        pipes.release(&flow.clientToTarget, discardingBytes: true)
+        pipes.release(&flow.targetToClient, discardingBytes: true)
+    }
+
+    func release(_ flow: Flow) {
+        if flow.state == .expired { expiredFlows -= 1 }
+        flow.generation &+= 1
+        flow.reset()
+        flows.release(flow.index)
+        liveFlows -= 1
+        if draining && liveFlows == 0 { finished = true }
+    }
+}

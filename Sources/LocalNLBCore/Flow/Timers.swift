@@ -1,0 +1,110 @@
+import CLocalNLB
+import Glibc
+import ProxyProtocol
+
+/// A loop's clock: connect timeouts, idle expiry (AWS-NLB.md §5), draining at shutdown.
+extension EventLoop {
+    // MARK: Idle expiry
+
+    /// AWS-NLB.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
+    /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
+    func expire(_ flow: Flow) {
+        let configured = configuration.listeners[listeners[flow.listenerIndex].shared.configIndex].idleTimeoutSeconds
+        var detail = "tcp.idle_timeout.seconds \(configured)"
+        if options.timeScale != 1 {
+            detail += ", scaled by --time-scale \(options.timeScale) to \(Double(configured) * options.timeScale) s"
+        }
+        writeRecord(flow, .idleTimeout, detail: detail)
+        releaseTarget(flow)
+        flow.state = .expired
+        expiredFlows += 1
+        // Forgotten flows cannot pile up: each is held at most one more idle timeout, and past
+        // `maximumExpiredFlows` the newest are reset at once.
+        flow.deadline = now + listeners[flow.listenerIndex].shared.idleNanoseconds
+        if expiredFlows > Self.maximumExpiredFlows { resetExpired(flow) }
+    }
+
+    func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
+        guard events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+        groups[flow.groupIndex].metrics.tcpELBResetCount += 1
+        if fromClient, flow.clientFD >= 0 {
+            Socket.closeWithReset(flow.clientFD)
+            flow.clientFD = -1
+        } else if !fromClient, flow.targetFD >= 0 {
+            Socket.closeWithReset(flow.targetFD)
+            flow.targetFD = -1
+        }
+        if flow.clientFD < 0 && flow.targetFD < 0 { release(flow) }
+    }
+
+    func resetExpired(_ flow: Flow) {
+        if flow.clientFD >= 0 { Socket.closeWithReset(flow.clientFD) }
+        if flow.targetFD >= 0 { Socket.closeWithReset(flow.targetFD) }
+        flow.clientFD = -1
+        flow.targetFD = -1
+        release(flow)
+    }
+
+    // MARK: Timers
+
+    func tick() {
+        routeSources.removeAll(keepingCapacity: true)
+        for (position, listener) in listeners.enumerated()
+        where listener.pausedUntil != 0 && now >= listener.pausedUntil {
+            listeners[position].pausedUntil = 0
+            if listener.fd >= 0 {
+                try? poller.add(listener.fd, events: Self.listenerEvents, token: token(.listener, position, 0))
+            }
+        }
+        for flow in flows {
+            switch flow.state {
+            case .free:
+                continue
+            case .connecting:
+                if now >= flow.deadline {
+                    // AWS-NLB.md §5: no answer in time means a RST for the client.
+                    finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
+                }
+            case .established:
+                if now &- flow.lastActivity >= listeners[flow.listenerIndex].shared.idleNanoseconds { expire(flow) }
+            case .expired:
+                if now >= flow.deadline { resetExpired(flow) }
+            }
+        }
+        if draining && now >= drainDeadline {
+            resetRemainingFlows()
+            finished = true
+        }
+        if !finished { poller.armTick(tickNanoseconds) }
+    }
+
+    /// The drain time is over (or the loop failed): every flow left is reset.
+    func resetRemainingFlows() {
+        for flow in flows where flow.state != .free { resetBoth(flow) }
+    }
+
+    func resetBoth(_ flow: Flow) {
+        if flow.state == .expired {
+            resetExpired(flow)
+        } else {
+            finish(flow, .shutdown, resetClient: true, resetTarget: true, detail: nil)
+        }
+    }
+
+    /// What a target's change of state does to this loop's flows (the control plane sends it to every
+    /// loop, after the snapshot with the new states, so no loop picks that target again).
+    func apply(_ effects: [LifecycleEffect], group: Int) {
+        for effect in effects {
+            switch effect {
+            case .resetFlows(let target, let reason):
+                for flow in flows
+                where (flow.state == .connecting || flow.state == .established) && flow.groupIndex == group
+                    && flow.targetIndex == target
+                {
+                    groups[group].metrics.tcpELBResetCount += 1
+                    finish(flow, reason, resetClient: true, resetTarget: true, detail: nil)
+                }
+            }
+        }
+    }
+}
