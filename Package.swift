@@ -27,5 +27,5 @@ let package = Package(
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
         .testTarget(name: "LocalNLBCoreTests", dependencies: ["LocalNLBCore", "ProxyProtocol", "CLocalNLB"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -77,6 +79,28 @@ int clnb_accept4(int fd, struct sockaddr *addr, socklen_t *len) {
 }
 
 int clnb_socket(int domain) { return socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+
+void clnb_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
+static void termination_set(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+}
+
+void clnb_block_termination(void) {
+    sigset_t set;
+    termination_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int clnb_wait_termination(void) {
+    sigset_t set;
+    termination_set(&set);
+    int received = 0;
+    while (sigwait(&set, &received) != 0) {}
+    return received;
+}
 
 const uint32_t CLNB_EPOLLIN = EPOLLIN;
 const uint32_t CLNB_EPOLLOUT = EPOLLOUT;

@@ -224,26 +224,15 @@ func target(_ flags: Flags) throws {
         fail("\(error)", code: 1)
     }
     FileHandle.standardError.write(Data("localnlb target: listening on \(server.endpoint)\n".utf8))
-    setvbuf(stdout, nil, _IOLBF, 0)
+    ProcessSignals.lineBufferStandardOutput()
+    // Serve until SIGTERM or SIGINT: blocked before the server's threads start, so only this one
+    // takes them.
+    ProcessSignals.blockTermination()
     server.start()
-    // Serve until SIGTERM or SIGINT.
-    let semaphore = DispatchSemaphore(value: 0)
-    for sig in [SIGTERM, SIGINT] {
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-        source.setEventHandler { semaphore.signal() }
-        source.resume()
-        signalSources.append(source)
-    }
-    DispatchQueue.global().async {
-        semaphore.wait()
-        server.stop()
-        exit(0)
-    }
-    dispatchMain()
+    _ = ProcessSignals.waitForTermination()
+    server.stop()
+    exit(0)
 }
-
-nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
 
 func runControl(_ arguments: [String]) throws {
     let outcome = ControlCommand.run(arguments)

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import LocalNLBCore
 import ProxyProtocol
+import Synchronization
 
 let loopback = IPAddress.v4(IPv4Address(127, 0, 0, 1))
 let otherLoopback = IPAddress.v4(IPv4Address(127, 0, 0, 2))
@@ -87,12 +88,14 @@ private final class RecordSink: @unchecked Sendable {
     func append(_ record: FlowRecord) { owner?.append(record) }
 }
 
-/// A blocking TCP socket for tests, every wait bounded by a receive timeout.
-final class TestSocket {
-    private(set) var fd: Int32
+/// A blocking TCP socket for tests, every wait bounded by a receive timeout. Sendable: a test may
+/// send on one thread while it receives on another; closing takes the descriptor exactly once.
+final class TestSocket: Sendable {
+    private let descriptor: Atomic<Int32>
+    var fd: Int32 { descriptor.load(ordering: .acquiring) }
 
     init(fd: Int32, timeout: Double = 5) {
-        self.fd = fd
+        descriptor = Atomic(fd)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         setTimeout(timeout)
     }
@@ -183,15 +186,13 @@ final class TestSocket {
     func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
     func resetAndClose() {
-        guard fd >= 0 else { return }
-        Socket.closeWithReset(fd)
-        fd = -1
+        let fd = descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+        if fd >= 0 { Socket.closeWithReset(fd) }
     }
 
     func close() {
-        guard fd >= 0 else { return }
-        closeDescriptor(fd)
-        fd = -1
+        let fd = descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+        if fd >= 0 { closeDescriptor(fd) }
     }
 }
 

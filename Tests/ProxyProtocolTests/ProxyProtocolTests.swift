@@ -26,10 +26,10 @@ let privateLinkCapture = hex(
 
 func endpoint(_ text: String) -> IPEndpoint { IPEndpoint(text)! }
 
-struct ValidVector: CustomStringConvertible {
+struct ValidVector: CustomStringConvertible, Sendable {
     var name: String
     var bytes: [UInt8]
-    var check: (ProxyHeader) -> Bool
+    var check: @Sendable (ProxyHeader) -> Bool
     var description: String { name }
 }
 
@@ -79,7 +79,7 @@ let validVectors: [ValidVector] = [
         check: { $0.tlvs == [ProxyTLV(type: 0xE1, value: [0xFF])] && $0.tlvs[0].name == "PP2_TYPE_0xE1" }),
 ]
 
-struct InvalidVector: CustomStringConvertible {
+struct InvalidVector: CustomStringConvertible, Sendable {
     var name: String
     var bytes: [UInt8]
     var error: ProxyProtocolError

@@ -21,7 +21,7 @@ func v2WithTLVs(_ tlvs: String) -> [UInt8] {
         + hex("c0000201 c0000202 1f90 0050") + tlvBytes
 }
 
-struct TLVVector: CustomStringConvertible {
+struct TLVVector: CustomStringConvertible, Sendable {
     var name: String
     var tlvs: String
     var expected: [ProxyTLVValue]
@@ -55,7 +55,7 @@ let validTLVs: [TLVVector] = [
     TLVVector(name: "unregistered type kept raw", tlvs: "e5 0002 0102", expected: [.unknown([1, 2])]),
 ]
 
-struct InvalidTLVVector: CustomStringConvertible {
+struct InvalidTLVVector: CustomStringConvertible, Sendable {
     var name: String
     var tlvs: String
     var error: ProxyProtocolError

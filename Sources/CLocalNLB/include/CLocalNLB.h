@@ -33,6 +33,12 @@ int clnb_pipe_set_size(int fd, int size);
 int clnb_pipe_get_size(int fd);
 int clnb_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 int clnb_socket(int domain);
+/// Standard output flushed at each newline (a piped report is read line by line).
+void clnb_stdout_line_buffered(void);
+/// Blocks SIGTERM and SIGINT in this thread and the threads it starts later, then waits for one.
+int clnb_wait_termination(void);
+/// Blocks SIGTERM and SIGINT for this thread and the threads it starts from now on.
+void clnb_block_termination(void);
 
 extern const uint32_t CLNB_EPOLLIN;
 extern const uint32_t CLNB_EPOLLOUT;

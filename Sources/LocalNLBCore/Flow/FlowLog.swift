@@ -3,8 +3,8 @@ import ProxyProtocol
 import Synchronization
 
 /// Where ended flows are written: one text line each on stderr, or JSON lines to a file.
-public final class FlowLog: @unchecked Sendable {
-    enum Sink {
+public final class FlowLog: Sendable {
+    enum Sink: Sendable {
         case standardError
         case jsonLines(FileHandle)
         case none

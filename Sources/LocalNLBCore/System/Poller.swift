@@ -133,3 +133,12 @@ func startThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> 
     }
     return thread
 }
+
+/// The `target` command's process: line-buffered reports, and a main thread that waits for SIGTERM or
+/// SIGINT while the server's threads (started after `blockTermination`) never see them.
+public enum ProcessSignals {
+    public static func lineBufferStandardOutput() { clnb_stdout_line_buffered() }
+    public static func blockTermination() { clnb_block_termination() }
+    /// Waits for SIGTERM or SIGINT; returns which.
+    public static func waitForTermination() -> Int32 { clnb_wait_termination() }
+}

@@ -2,10 +2,11 @@ import CLocalNLB
 import Foundation
 import Glibc
 import ProxyProtocol
+import Synchronization
 
 /// `localnlb target`: a server that tells each client what it saw — the TCP peer, its own address and
 /// any PROXY header — for demos and for anyone's integration tests.
-public final class TargetServer: @unchecked Sendable {
+public final class TargetServer: Sendable {
     public enum ProxyMode: String, Sendable {
         /// A PROXY header is data like any other byte.
         case off
@@ -43,9 +44,8 @@ public final class TargetServer: @unchecked Sendable {
     /// Where the server listens (the kernel's port when `listen` had port 0).
     public let endpoint: IPEndpoint
     private let listenFD: Int32
-    private let lock = NSLock()
-    private var stopped = false
-    private var connections: Set<Int32> = []
+    /// Whether `stop()` ran, and the connections being served (shut down by `stop()`).
+    private let state = Mutex<(stopped: Bool, connections: Set<Int32>)>((false, []))
     private let acceptDone = DispatchSemaphore(value: 0)
 
     public init(options: Options) throws {
@@ -71,14 +71,13 @@ public final class TargetServer: @unchecked Sendable {
 
     /// Stops accepting, closes open connections and waits for the accept thread.
     public func stop() {
-        lock.lock()
-        guard !stopped else {
-            lock.unlock()
-            return
+        let first = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.stopped = true
+            for fd in state.connections { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+            return true
         }
-        stopped = true
-        for fd in connections { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
-        lock.unlock()
+        guard first else { return }
         Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
         acceptDone.wait()
         closeDescriptor(listenFD)
@@ -91,19 +90,17 @@ public final class TargetServer: @unchecked Sendable {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
-            lock.lock()
+            let stopped = state.withLock { state -> Bool in
+                if !state.stopped { state.connections.insert(fd) }
+                return state.stopped
+            }
             if stopped {
-                lock.unlock()
                 closeDescriptor(fd)
                 return
             }
-            connections.insert(fd)
-            lock.unlock()
             Thread.detachNewThread { [self] in
                 serve(fd)
-                lock.lock()
-                connections.remove(fd)
-                lock.unlock()
+                state.withLock { _ = $0.connections.remove(fd) }
                 closeDescriptor(fd)
             }
         }

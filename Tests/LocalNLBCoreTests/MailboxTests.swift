@@ -1,0 +1,50 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+@testable import LocalNLBCore
+
+/// The control plane's posts to a loop that is stopping: each job runs exactly once or is refused,
+/// and ringing the loop never touches a descriptor the loop has given back.
+@Suite struct Mailboxes {
+    /// One loop with no listeners on a thread of its own, ended by a posted shutdown.
+    func startLoop(handle: LoopHandle) throws -> pthread_t {
+        let descriptors = try Poller.Descriptors.make()
+        let snapshot = RoutingSnapshot(
+            configuration: configuration(targets: []), groups: [], listeners: [], tickNanoseconds: 1_000_000)
+        var options = LoadBalancerOptions()
+        options.log = { _ in }
+        return try startThread { [options] in
+            EventLoop(handle: handle, descriptors: descriptors, snapshot: snapshot, loopCount: 1, options: options)
+                .run()
+        }
+    }
+
+    @Test func postsRacingALoopsEndRunOnceOrAreRefused() throws {
+        let bell = try ControlBell()
+        for round in 0..<200 {
+            let handle = try LoopHandle(index: 0, controlWake: bell.wake)
+            let thread = try startLoop(handle: handle)
+            let ran = Atomic<Int>(0)
+            let accepted = Atomic<Int>(0)
+            let poster = try startThread {
+                for _ in 0..<50 where handle.post({ _ in ran.add(1, ordering: .relaxed) }) {
+                    accepted.add(1, ordering: .relaxed)
+                }
+            }
+            // The shutdown lands somewhere among the posts: before, between or after them.
+            if round % 3 != 0 { usleep(UInt32(round % 7) * 20) }
+            handle.post { $0.beginShutdown(reason: "test") }
+            pthread_join(poster, nil)
+            pthread_join(thread, nil)
+            #expect(handle.hasEnded)
+            #expect(ran.load(ordering: .relaxed) == accepted.load(ordering: .relaxed))
+            // After the end: refused, nothing waits for an answer that never comes, and the eventfd
+            // that rings the loop is still its own (closed only with the handle).
+            #expect(!handle.post { _ in Issue.record("a job ran on a loop that had ended") })
+            #expect(handle.perform { _ in 1 } == nil)
+            #expect(fcntl(handle.wake.fd, F_GETFD) >= 0)
+        }
+    }
+}
