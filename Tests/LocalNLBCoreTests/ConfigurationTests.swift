@@ -211,7 +211,77 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     }
 
     @Test func notJSONAtAll() {
-        #expect(problems("{ not json").first?.hasPrefix("configuration: not valid JSON") == true)
+        #expect(problems("{ not json") == [#"configuration: not valid JSON: line 1, column 3: expected a "key""#])
+    }
+
+    /// A syntax error names the file, line and column; the column counts characters, not bytes.
+    @Test func syntaxErrorsNameFileLineAndColumn() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("localnlb-\(getpid())-syntax.json")
+        try Data("{\n  \"Listeners\": [\n    { \"Port\": 8081 \"x\" }\n".utf8).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        #expect(throws: ConfigurationError.self) { try ConfigLoader.load(path: path.path) }
+        do { _ = try ConfigLoader.load(path: path.path) } catch let error as ConfigurationError {
+            #expect(
+                error.problems == ["\(path.path): not valid JSON: line 3, column 20: expected ',' or '}' after a value"]
+            )
+        }
+        #expect(
+            problems("{\"é\": tru }") == [
+                "configuration: not valid JSON: line 1, column 7: unexpected 't' where a value should be"
+            ])
+    }
+
+    @Test func trailingCommasAreErrors() {
+        #expect(
+            problems(#"{"Listeners": [1, 2, ]}"#) == [
+                "configuration: not valid JSON: line 1, column 22: a comma before ']' (trailing commas are not JSON)"
+            ])
+        #expect(
+            problems(#"{"Listeners": [], }"#) == [
+                "configuration: not valid JSON: line 1, column 19: a comma before '}' (trailing commas are not JSON)"
+            ])
+    }
+
+    /// A decoder keeps one of two equal keys silently; here the second is an error with its path.
+    @Test func aKeyGivenTwiceIsAnError() {
+        let json = document().replacingOccurrences(of: #""Port": 9001"#, with: #""Port": 9001, "Port": 9002"#)
+        #expect(problems(json) == ["TargetGroups[0].Targets[0].Port: given twice in one object (remove one)"])
+    }
+
+    @Test func theRootIsNamed() {
+        #expect(problems("[1]") == ["(root): a list is not an object"])
+    }
+
+    /// A duplicate group name, a forward to a missing group and a reused port: one run reports all three.
+    @Test func crossReferenceProblemsComeInOnePass() {
+        let json = """
+            { "Listeners": [
+                { "Port": 8081, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] },
+                { "Port": 8081, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] },
+                { "Port": 8082, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "missing" } ] } ],
+              "TargetGroups": [
+                { "Name": "web", "Port": 80, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+                { "Name": "web", "Port": 80, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1", "Port": 0 } ] } ] }
+            """
+        #expect(
+            problems(json) == [
+                #"TargetGroups[1].Name: "web" is used by another target group"#,
+                "TargetGroups[1].Targets[0].Port: 0 is not a port (1-65535)",
+                "Listeners[1].Port: 8081 is used by another listener",
+                #"Listeners[2].DefaultActions[0]: target group "missing" is not in TargetGroups"#,
+            ])
+    }
+
+    /// Escapes, unicode and numbers as RFC 8259 writes them.
+    @Test func stringsAndNumbersDecode() throws {
+        let loaded = try load(
+            document(attributes: #"{ "Key": "deregistration_delay.timeout_seconds", "Value": 3e1 }"#)
+                .replacingOccurrences(of: #""Name": "web""#, with: #""Name": "w\u00e9b\ud83d\ude00\"\\""#)
+                .replacingOccurrences(of: #""TargetGroupName": "web""#, with: #""TargetGroupName": "wéb😀\"\\""#))
+        #expect(loaded.configuration.targetGroups[0].name == "wéb😀\"\\")
+        #expect(loaded.configuration.targetGroups[0].deregistrationDelaySeconds == 30)
+        #expect(problems("{\"a\": 01}").first?.hasSuffix("a number with a leading zero") == true)
+        #expect(problems("{\"a\": \"\\x\"}").first?.hasSuffix("\\x is not a JSON escape") == true)
     }
 
     @Test func ipv6TargetNeedsAnIPv6Node() {

@@ -352,9 +352,11 @@ extension ControlPlane {
 
     func decodeBody(_ body: [UInt8], reader: inout ConfigReader) -> JSONValue? {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            let (value, duplicates) = try JSONParser.parse(body)
+            for problem in duplicates { reader.errors.append("body." + problem) }
+            return reader.errors.isEmpty ? value : nil
         } catch {
-            reader.error("body", "not valid JSON")
+            reader.error("body", "not valid JSON: \(error)")
             return nil
         }
     }

@@ -19,31 +19,28 @@ public enum ConfigLoader {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(problems: ["\(path): cannot read the file (does it exist?)"])
         }
-        return try load(data: data, strict: strict)
+        return try load(data: data, strict: strict, name: path)
     }
 
-    /// Checks the whole document; nothing half-applies: it returns a configuration or throws every problem.
-    public static func load(data: Data, strict: Bool = false) throws -> LoadedConfiguration {
+    /// Checks the whole document; nothing half-applies: it returns a configuration or throws every
+    /// problem. `name` (the file) starts a syntax error's line.
+    public static func load(data: Data, strict: Bool = false, name: String = "configuration") throws
+        -> LoadedConfiguration
+    {
         let root: JSONValue
+        let duplicates: [String]
         do {
-            root = try JSONDecoder().decode(JSONValue.self, from: data)
+            (root, duplicates) = try JSONParser.parse([UInt8](data))
         } catch {
-            throw ConfigurationError(problems: ["configuration: not valid JSON (\(describe(error)))"])
+            throw ConfigurationError(problems: ["\(name): not valid JSON: \(error)"])
         }
         var reader = ConfigReader()
+        reader.errors = duplicates
         let configuration = reader.configuration(root)
         var problems = reader.errors
         if strict { problems += reader.warnings.map { $0 + " (an error under --strict)" } }
         guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems) }
         return LoadedConfiguration(configuration: configuration, warnings: reader.warnings)
-    }
-
-    private static func describe(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            return (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                ?? context.debugDescription
-        }
-        return "\(error)"
     }
 }
 
@@ -52,8 +49,12 @@ struct ConfigReader {
     var errors: [String] = []
     var warnings: [String] = []
 
-    mutating func error(_ path: String, _ message: String) { errors.append("\(path): \(message)") }
-    mutating func warn(_ path: String, _ message: String) { warnings.append("\(path): \(message)") }
+    mutating func error(_ path: String, _ message: String) {
+        errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
+    }
+    mutating func warn(_ path: String, _ message: String) {
+        warnings.append("\(path.isEmpty ? "(root)" : path): \(message)")
+    }
 
     // MARK: Primitive readers
 
@@ -155,6 +156,7 @@ struct ConfigReader {
     mutating func attributeList(_ value: JSONValue, _ path: String) -> [(key: String, value: JSONValue)] {
         guard let items = array(value, path) else { return [] }
         var result: [(key: String, value: JSONValue)] = []
+        var seen = Set<String>()
         for (index, item) in items.enumerated() {
             let itemPath = "\(path)[\(index)]"
             guard let object = readObject(item, itemPath, keys: ["Key", "Value"]) else { continue }
@@ -167,7 +169,7 @@ struct ConfigReader {
                 error("\(path)[\"\(key)\"]", "missing Value")
                 continue
             }
-            if result.contains(where: { $0.key == key }) {
+            guard seen.insert(key).inserted else {
                 error("\(path)[\"\(key)\"]", "given twice")
                 continue
             }
@@ -192,14 +194,17 @@ struct ConfigReader {
             )
 
         var groups: [TargetGroupConfiguration] = []
+        // Every name given, of valid groups and of groups with problems alike: a listener that forwards
+        // to a group with a problem is not reported again as forwarding to a missing one.
+        var declared = Set<String>()
         if let value = top["TargetGroups"], let items = array(value, "TargetGroups") {
             for (index, item) in items.enumerated() {
-                if let group = targetGroup(item, "TargetGroups[\(index)]") {
-                    if groups.contains(where: { $0.name == group.name }) {
-                        error("TargetGroups[\(index)].Name", "\"\(group.name)\" is used by another target group")
-                    }
-                    groups.append(group)
+                if case .object(let object) = item, case .string(let name) = object["Name"],
+                    !declared.insert(name).inserted
+                {
+                    error("TargetGroups[\(index)].Name", "\"\(name)\" is used by another target group")
                 }
+                if let group = targetGroup(item, "TargetGroups[\(index)]") { groups.append(group) }
             }
         }
 
@@ -210,15 +215,14 @@ struct ConfigReader {
         }
         if let items = array(listenersValue, "Listeners") {
             if items.isEmpty { error("Listeners", "empty: at least one listener is needed") }
+            var ports = Set<UInt16>()
             for (index, item) in items.enumerated() {
                 let path = "Listeners[\(index)]"
                 guard let listener = listener(item, path) else { continue }
-                if listeners.contains(where: { $0.port == listener.port }) {
+                if !ports.insert(listener.port).inserted {
                     error(path + ".Port", "\(listener.port) is used by another listener")
                 }
-                if !groups.contains(where: { $0.name == listener.targetGroupName })
-                    && !errors.contains(where: { $0.hasPrefix("TargetGroups") })
-                {
+                if !declared.contains(listener.targetGroupName) {
                     error(
                         path + ".DefaultActions[0]",
                         "target group \"\(listener.targetGroupName)\" is not in TargetGroups")
@@ -462,9 +466,10 @@ struct ConfigReader {
             attributes(value, path + ".TargetGroupAttributes", into: &group)
         }
         if let value = object["Targets"], let items = array(value, path + ".Targets") {
+            var registered = Set<IPEndpoint>()
             for (index, item) in items.enumerated() {
                 if let target = target(item, "\(path).Targets[\(index)]", group: group) {
-                    if group.targets.contains(where: { $0.endpoint == target.endpoint }) {
+                    if !registered.insert(target.endpoint).inserted {
                         error("\(path).Targets[\(index)]", "\(target.endpoint) is registered twice")
                     }
                     group.targets.append(target)

@@ -1,31 +1,12 @@
-import Foundation
-
-/// Any JSON value, decoded with JSONDecoder so the configuration can be checked key by key and every
+/// Any JSON value, read by `JSONParser` so the configuration can be checked key by key and every
 /// problem reported with its path, rather than stopping at the first one as a Decodable model would.
-enum JSONValue: Decodable, Equatable {
+enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
 
     /// The value as the user wrote it, for error messages: `"yes"`, `7`, `true`.
     var shown: String {
