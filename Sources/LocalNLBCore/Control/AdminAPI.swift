@@ -19,58 +19,6 @@ extension TargetHealthReason {
     }
 }
 
-extension TargetGroupConfiguration {
-    /// Every target group attribute with its value in force, as DescribeTargetGroupAttributes lists them.
-    var effectiveAttributes: [(String, String)] {
-        var minimumPercentage = "off"
-        if let percentage = minimumHealthyTargetsPercentage { minimumPercentage = String(percentage) }
-        var list: [(String, String)] = [
-            ("deregistration_delay.timeout_seconds", String(deregistrationDelaySeconds)),
-            ("deregistration_delay.connection_termination.enabled", String(deregistrationConnectionTermination)),
-            ("preserve_client_ip.enabled", String(preserveClientIP)),
-            ("proxy_protocol_v2.enabled", String(proxyProtocol.isV2)),
-            ("proxy_protocol_v2.client_to_server.header_placement", headerPlacement.rawValue),
-            ("stickiness.enabled", String(stickinessEnabled)),
-            ("stickiness.type", "source_ip"),
-            ("load_balancing.cross_zone.enabled", crossZone),
-            ("target_health_state.unhealthy.connection_termination.enabled", String(unhealthyConnectionTermination)),
-            ("target_health_state.unhealthy.draining_interval_seconds", String(unhealthyDrainingIntervalSeconds)),
-            (
-                "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
-                String(minimumHealthyTargetsCount)
-            ),
-            ("target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage", minimumPercentage),
-            ("localnlb.load_balancing.algorithm.type", algorithm.rawValue),
-            ("localnlb.proxy_protocol_v1.enabled", String(proxyProtocol == .v1)),
-        ]
-        if case .v2(let aws, let endpoint) = proxyProtocol {
-            list.append(("localnlb.proxy_protocol_v2.tlvs", aws ? "aws" : "none"))
-            if let endpoint { list.append(("localnlb.proxy_protocol_v2.vpc_endpoint_id", endpoint)) }
-        }
-        return list
-    }
-
-    /// The attributes as given, with `changes` applied on top (ModifyTargetGroupAttributes semantics).
-    func attributes(changedBy changes: [(key: String, value: String)]) -> [(key: String, value: String)] {
-        var merged = attributes
-        for change in changes {
-            if let index = merged.firstIndex(where: { $0.key == change.key }) {
-                merged[index].value = change.value
-            } else {
-                merged.append(change)
-            }
-        }
-        return merged
-    }
-}
-
-extension ProxyProtocolMode {
-    var isV2: Bool {
-        if case .v2 = self { return true }
-        return false
-    }
-}
-
 extension ControlPlane {
     // MARK: Connections
 
@@ -327,18 +275,10 @@ extension ControlPlane {
             if reader.errors.isEmpty { reader.error("Attributes", "missing: give [{\"Key\": …, \"Value\": …}]") }
             return validationError(reader)
         }
-        let changes = reader.attributeList(list, "Attributes").compactMap { entry -> (key: String, value: String)? in
-            guard let value = entry.value.attributeString else {
-                reader.error("Attributes[\"\(entry.key)\"]", "\(entry.value.shown) is not a string")
-                return nil
-            }
-            return (entry.key, value)
-        }
+        // ModifyTargetGroupAttributes: the keys given change, the others keep their values.
+        var updated = groups[index].configuration
+        reader.attributes(list, "Attributes", into: &updated)
         guard reader.errors.isEmpty else { return validationError(reader) }
-        var updated = groups[index].configuration.rebuilt(
-            attributes: groups[index].configuration.attributes(changedBy: changes), reader: &reader)
-        guard reader.errors.isEmpty else { return validationError(reader) }
-        updated.targets = groups[index].configuration.targets
         applyGroupConfiguration(index, updated)
         return .json(200, attributesResponse(index))
     }
@@ -439,17 +379,5 @@ extension ControlPlane {
             family(name, type, help, live.map { (labels($0), value($0)) })
         }
         return out
-    }
-}
-
-extension TargetGroupConfiguration {
-    /// This group with its attribute-derived settings computed anew from `attributes`.
-    func rebuilt(attributes: [(key: String, value: String)], reader: inout ConfigReader) -> TargetGroupConfiguration {
-        var fresh = TargetGroupConfiguration(name: name, port: port, targetType: targetType, targets: targets)
-        fresh.healthCheck = healthCheck
-        let list = JSONValue.array(
-            attributes.map { .object(["Key": .string($0.key), "Value": .string($0.value)]) })
-        reader.attributes(list, "Attributes", into: &fresh)
-        return fresh
     }
 }

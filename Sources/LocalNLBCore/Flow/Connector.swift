@@ -97,7 +97,7 @@ extension EventLoop {
         if preserveClientIP {
             let client = flow.client
             guard client.ip.isIPv6 == target.ip.isIPv6 else {
-                return "preserve_client_ip.enabled: client \(client) and target \(target) are of different IP families"
+                return "\(Self.preserveClientIPKey): client \(client) and target \(target) are of different IP families"
             }
             // AWS-NLB.md §8: a loopback client address binds without privileges (the kernel picks the
             // port); any other needs IP_TRANSPARENT, and then keeps the client's port as an NLB does.
@@ -112,10 +112,10 @@ extension EventLoop {
                 try Socket.setTransparent(fd, ipv6: client.ip.isIPv6)
             } catch {
                 let message =
-                    "preserve_client_ip.enabled needs IP_TRANSPARENT to connect from client \(client) "
+                    "\(Self.preserveClientIPKey) needs IP_TRANSPARENT to connect from client \(client) "
                     + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
                     + "targets' replies back to this host (README: client IP preservation); or set "
-                    + "preserve_client_ip.enabled to false"
+                    + "\(Self.preserveClientIPKey) to false"
                 warnAtMostEvery10s(&lastTransparentWarning, message)
                 return message
             }
@@ -190,4 +190,8 @@ extension EventLoop {
             flow, targetToClient: targetSent, readClientToEnd: targetEvents == nil || flow.clientClosing,
             readTargetToEnd: targetClosing)
     }
+
+    /// Named in the messages of a failed client-IP bind (looked up once).
+    static let preserveClientIPKey = TargetGroupConfiguration.attributeIndex.key(
+        of: \TargetGroupConfiguration.preserveClientIP)
 }

@@ -10,7 +10,8 @@ extension EventLoop {
     /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
     func expire(_ flow: Flow) {
         let configured = configuration.listeners[listeners[flow.listenerIndex].shared.configIndex].idleTimeoutSeconds
-        var detail = "tcp.idle_timeout.seconds \(configured)"
+        var detail =
+            "\(ListenerConfiguration.attributeIndex.key(of: \ListenerConfiguration.idleTimeoutSeconds)) \(configured)"
         if options.timeScale != 1 {
             detail += ", scaled by --time-scale \(options.timeScale) to \(Double(configured) * options.timeScale) s"
         }

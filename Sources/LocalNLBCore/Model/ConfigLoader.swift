@@ -48,6 +48,7 @@ public enum ConfigLoader {
 struct ConfigReader {
     var errors: [String] = []
     var warnings: [String] = []
+    var loadBalancerAttributes = LoadBalancerAttributes()
 
     mutating func error(_ path: String, _ message: String) {
         errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
@@ -233,8 +234,10 @@ struct ConfigReader {
         checkAddressFamilies(nodes: nodes, groups: groups)
         let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
         guard errors.isEmpty else { return nil }
-        return Configuration(
+        var configuration = Configuration(
             loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups, admin: admin)
+        configuration.loadBalancerAttributes = loadBalancerAttributes
+        return configuration
     }
 
     /// `Admin`: the control API. On by default at 127.0.0.1:8404; an address other than loopback
@@ -291,20 +294,11 @@ struct ConfigReader {
         }
         if let value = object["Tags"] { _ = attributeList(value, "LoadBalancer.Tags") }
         if let value = object["LoadBalancerAttributes"] {
-            for (key, attribute) in attributeList(value, "LoadBalancer.LoadBalancerAttributes") {
-                let path = "LoadBalancer.LoadBalancerAttributes[\"\(key)\"]"
-                switch key {
-                case "deletion_protection.enabled", "access_logs.s3.enabled", "ipv6.deny_all_igw_traffic",
-                    "zonal_shift.config.enabled":
-                    _ = boolean(attribute, path)
-                case "load_balancing.cross_zone.enabled":
-                    _ = boolean(attribute, path)
-                case "access_logs.s3.bucket", "access_logs.s3.prefix", "dns_record.client_routing_policy":
-                    if attribute.attributeString == nil { error(path, "\(attribute.shown) is not a string") }
-                default:
-                    error(path, "not a Network Load Balancer attribute")
-                }
-            }
+            var given = LoadBalancerAttributes()
+            attributes(
+                value, "LoadBalancer.LoadBalancerAttributes", index: LoadBalancerAttributes.attributeIndex,
+                into: &given, kind: "Network Load Balancer")
+            loadBalancerAttributes = given
         }
         guard let mappingsValue = object["SubnetMappings"] else {
             error("LoadBalancer.SubnetMappings", "missing: each mapping is a node with a PrivateIPv4Address")
@@ -372,30 +366,14 @@ struct ConfigReader {
         let groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
         if object["DefaultActions"] == nil { error(path + ".DefaultActions", "missing: one forward action is needed") }
 
-        var idle = 350
-        var connect = 10.0
-        if let value = object["ListenerAttributes"] {
-            for (key, attribute) in attributeList(value, path + ".ListenerAttributes") {
-                let attributePath = "\(path).ListenerAttributes[\"\(key)\"]"
-                switch key {
-                case "tcp.idle_timeout.seconds":
-                    idle = integer(attribute, attributePath, valid: 1...86400, aws: 60...6000) ?? idle
-                case "localnlb.connect_timeout.seconds":
-                    if let text = attribute.attributeString, let seconds = Double(text), seconds > 0, seconds <= 3600 {
-                        connect = seconds
-                    } else {
-                        error(attributePath, "\(attribute.shown) is not a number of seconds above 0 and at most 3600")
-                    }
-                default:
-                    error(
-                        attributePath,
-                        "not a TCP listener attribute (tcp.idle_timeout.seconds, localnlb.connect_timeout.seconds)")
-                }
-            }
-        }
         guard let port, let groupName else { return nil }
-        return ListenerConfiguration(
-            port: port, targetGroupName: groupName, idleTimeoutSeconds: idle, connectTimeoutSeconds: connect)
+        var listener = ListenerConfiguration(port: port, targetGroupName: groupName)
+        if let value = object["ListenerAttributes"] {
+            attributes(
+                value, path + ".ListenerAttributes", index: ListenerConfiguration.attributeIndex, into: &listener,
+                kind: "TCP listener")
+        }
+        return listener
     }
 
     /// The one forward action; its target group by `TargetGroupName` or `TargetGroupArn` (an ARN or a name).
@@ -589,104 +567,63 @@ struct ConfigReader {
         return ranges
     }
 
+    /// `TargetGroupAttributes` (or ModifyTargetGroupAttributes' changes) onto `group`, each checked by
+    /// its row of the attribute table; then the rules between attributes, on the result.
     mutating func attributes(_ value: JSONValue, _ path: String, into group: inout TargetGroupConfiguration) {
-        var v1 = false
-        var v2 = false
-        var tlvs = true
-        var vpcEndpoint: String?
+        let index = TargetGroupConfiguration.attributeIndex
         for (key, attribute) in attributeList(value, path) {
             let at = "\(path)[\"\(key)\"]"
-            if let text = attribute.attributeString { group.attributes.append((key, text)) }
-            // AWS attribute keys appear verbatim here only (AWS-NLB.md §1).
-            switch key {
-            case "preserve_client_ip.enabled":
-                group.preserveClientIP = boolean(attribute, at) ?? group.preserveClientIP
-            case "proxy_protocol_v2.enabled":
-                v2 = boolean(attribute, at) ?? v2
-            case "proxy_protocol_v2.client_to_server.header_placement":
-                group.headerPlacement =
-                    choice(
-                        attribute, at, HeaderPlacement.self, names: ["on_first_ack_with_payload", "on_first_ack"])
-                    ?? group.headerPlacement
-            case "deregistration_delay.timeout_seconds":
-                group.deregistrationDelaySeconds =
-                    integer(attribute, at, valid: 0...86400, aws: 0...3600) ?? group.deregistrationDelaySeconds
-            case "deregistration_delay.connection_termination.enabled":
-                group.deregistrationConnectionTermination =
-                    boolean(attribute, at) ?? group.deregistrationConnectionTermination
-            case "stickiness.enabled":
-                group.stickinessEnabled = boolean(attribute, at) ?? group.stickinessEnabled
-            case "stickiness.type":
-                if let text = attribute.attributeString, ["lb_cookie", "app_cookie"].contains(text) {
-                    error(at, "\"\(text)\" is for Application Load Balancers; a Network Load Balancer has source_ip")
-                } else if attribute.attributeString != "source_ip" {
-                    error(at, "\(attribute.shown) is not source_ip")
-                }
-            case "load_balancing.cross_zone.enabled":
-                if let text = attribute.attributeString,
-                    ["true", "false", "use_load_balancer_configuration"].contains(text)
-                {
-                    group.crossZone = text
-                } else {
-                    error(at, "\(attribute.shown) is not true, false or use_load_balancer_configuration")
-                }
-            case "target_health_state.unhealthy.connection_termination.enabled":
-                group.unhealthyConnectionTermination = boolean(attribute, at) ?? group.unhealthyConnectionTermination
-            case "target_health_state.unhealthy.draining_interval_seconds":
-                group.unhealthyDrainingIntervalSeconds =
-                    integer(attribute, at, valid: 0...360000) ?? group.unhealthyDrainingIntervalSeconds
-            case "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count",
-                "target_group_health.dns_failover.minimum_healthy_targets.count":
-                let count = integer(attribute, at, valid: 1...100000)
-                if key.contains("unhealthy_state_routing") { group.minimumHealthyTargetsCount = count ?? 1 }
-            case "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
-                "target_group_health.dns_failover.minimum_healthy_targets.percentage":
-                var percentage: Int?
-                if attribute.attributeString != "off" { percentage = integer(attribute, at, valid: 1...100) }
-                if key.contains("unhealthy_state_routing") { group.minimumHealthyTargetsPercentage = percentage }
-            case "localnlb.load_balancing.algorithm.type":
-                group.algorithm =
-                    choice(
-                        attribute, at, LoadBalancingAlgorithm.self,
-                        names: ["least_connections", "round_robin", "flow_hash"]) ?? group.algorithm
-            case "localnlb.proxy_protocol_v1.enabled":
-                v1 = boolean(attribute, at) ?? v1
-            case "localnlb.proxy_protocol_v2.tlvs":
-                if let text = attribute.attributeString, ["aws", "none"].contains(text) {
-                    tlvs = text == "aws"
-                } else {
-                    error(at, "\(attribute.shown) is not aws or none")
-                }
-            case "localnlb.proxy_protocol_v2.vpc_endpoint_id":
-                if let text = attribute.attributeString, text.hasPrefix("vpce-"), text.utf8.count <= 250 {
-                    vpcEndpoint = text
-                } else {
-                    error(at, "\(attribute.shown) is not a VPC endpoint id (vpce-…)")
-                }
-            default:
+            guard let row = index[key] else {
                 error(
                     at,
                     key.hasPrefix("localnlb.")
                         ? "not a localnlb target group attribute"
                         : "not a Network Load Balancer target group attribute")
+                continue
             }
+            guard let checked = row.check(&self, attribute, at) else { continue }
+            row.set(&group, checked)
+            // At most one entry per key (the table's size): a modification replaces the value given before.
+            if let position = group.attributes.firstIndex(where: { $0.key == key }) {
+                group.attributes[position].value = checked
+            } else {
+                group.attributes.append((key, checked))
+            }
+        }
+        func at(_ field: PartialKeyPath<TargetGroupConfiguration>) -> String {
+            "\(path)[\"\(index.key(of: field))\"]"
         }
         if group.unhealthyDrainingIntervalSeconds > 0 && group.unhealthyConnectionTermination {
             warn(
-                "\(path)[\"target_health_state.unhealthy.draining_interval_seconds\"]",
-                "applies only when target_health_state.unhealthy.connection_termination.enabled is false")
+                at(\.unhealthyDrainingIntervalSeconds),
+                "applies only when \(index.key(of: \.unhealthyConnectionTermination)) is false")
         }
-        if v1 && v2 {
+        if group.proxyProtocolV1Enabled && group.proxyProtocolV2Enabled {
             error(
-                "\(path)[\"localnlb.proxy_protocol_v1.enabled\"]",
-                "true together with proxy_protocol_v2.enabled: a target group sends one PROXY header; turn one off")
+                at(\.proxyProtocolV1Enabled),
+                "true together with \(index.key(of: \.proxyProtocolV2Enabled)): a target group sends one PROXY "
+                    + "header; turn one off")
         }
-        if vpcEndpoint != nil && (!v2 || !tlvs) {
+        if group.vpcEndpointID != nil && (!group.proxyProtocolV2Enabled || !group.proxyProtocolV2AWSTLVs) {
             warn(
-                "\(path)[\"localnlb.proxy_protocol_v2.vpc_endpoint_id\"]",
-                "has no effect unless proxy_protocol_v2.enabled is true and localnlb.proxy_protocol_v2.tlvs is aws")
+                at(\.vpcEndpointID),
+                "has no effect unless \(index.key(of: \.proxyProtocolV2Enabled)) is true and "
+                    + "\(index.key(of: \.proxyProtocolV2AWSTLVs)) is aws")
         }
-        group.proxyProtocol = v2 ? .v2(awsTLVs: tlvs, vpcEndpointID: tlvs ? vpcEndpoint : nil) : (v1 ? .v1 : .off)
+    }
+
+    /// `ListenerAttributes` or `LoadBalancerAttributes` onto `model`, each checked by its row.
+    mutating func attributes<Model>(
+        _ value: JSONValue, _ path: String, index: AttributeIndex<Model>, into model: inout Model, kind: String
+    ) {
+        for (key, attribute) in attributeList(value, path) {
+            let at = "\(path)[\"\(key)\"]"
+            guard let row = index[key] else {
+                error(at, "not a \(kind) attribute (\(index.keys.joined(separator: ", ")))")
+                continue
+            }
+            if let checked = row.check(&self, attribute, at) { row.set(&model, checked) }
+        }
     }
 
     /// A target reached from the node's address needs a node address of its family.

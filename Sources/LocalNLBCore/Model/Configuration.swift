@@ -9,6 +9,7 @@ public struct Configuration: Sendable {
     public var targetGroups: [TargetGroupConfiguration]
     /// The control API (`Admin`), or nil for none.
     public var admin: AdminConfiguration?
+    public var loadBalancerAttributes = LoadBalancerAttributes()
 
     public init(
         loadBalancerName: String, nodes: [LoadBalancerNode], listeners: [ListenerConfiguration],
@@ -140,19 +141,27 @@ public struct TargetGroupConfiguration: Sendable {
     public var targets: [TargetConfiguration]
     public var healthCheck = HealthCheckSettings()
 
-    public var preserveClientIP: Bool
-    public var proxyProtocol: ProxyProtocolMode = .off
+    // The attributes' fields: their keys, ranges and defaults are in Attributes.swift.
+    public var preserveClientIP = false
+    public var proxyProtocolV2Enabled = false
+    public var proxyProtocolV1Enabled = false
+    public var proxyProtocolV2AWSTLVs = true
+    public var vpcEndpointID: String?
     public var headerPlacement: HeaderPlacement = .onFirstAckWithPayload
     public var algorithm: LoadBalancingAlgorithm = .leastConnections
     public var deregistrationDelaySeconds = 300
     public var deregistrationConnectionTermination = false
     public var stickinessEnabled = false
+    public var stickinessType = "source_ip"
     public var crossZone = "use_load_balancer_configuration"
     public var unhealthyConnectionTermination = true
     public var unhealthyDrainingIntervalSeconds = 0
     public var minimumHealthyTargetsCount = 1
     /// nil is `off`.
     public var minimumHealthyTargetsPercentage: Int?
+    public var dnsFailoverMinimumHealthyTargetsCount = 1
+    /// nil is `off`.
+    public var dnsFailoverMinimumHealthyTargetsPercentage: Int?
     /// Every attribute as configured, key and string value, in file order (for the API of a later issue).
     public var attributes: [(key: String, value: String)] = []
 
@@ -161,7 +170,42 @@ public struct TargetGroupConfiguration: Sendable {
         self.port = port
         self.targetType = targetType
         self.targets = targets
-        // AWS-NLB.md §1: preserve_client_ip.enabled defaults to true for instance, false for ip.
-        self.preserveClientIP = targetType == .instance
+        Self.attributeIndex.applyDefaults(to: &self, type: targetType)
     }
+
+    /// The PROXY header this group sends, from its three attributes.
+    public var proxyProtocol: ProxyProtocolMode {
+        get {
+            if proxyProtocolV2Enabled {
+                return .v2(awsTLVs: proxyProtocolV2AWSTLVs, vpcEndpointID: proxyProtocolV2AWSTLVs ? vpcEndpointID : nil)
+            }
+            return proxyProtocolV1Enabled ? .v1 : .off
+        }
+        set {
+            proxyProtocolV1Enabled = newValue == .v1
+            proxyProtocolV2Enabled = false
+            if case .v2(let awsTLVs, let endpoint) = newValue {
+                proxyProtocolV2Enabled = true
+                proxyProtocolV2AWSTLVs = awsTLVs
+                vpcEndpointID = endpoint
+            }
+        }
+    }
+
+    /// Every target group attribute with its value in force, as DescribeTargetGroupAttributes lists them.
+    var effectiveAttributes: [(key: String, value: String)] { Self.attributeIndex.describe(self) }
+}
+
+/// A Network Load Balancer's own attributes (`LoadBalancerAttributes`).
+public struct LoadBalancerAttributes: Sendable {
+    public var deletionProtection = false
+    public var crossZone = false
+    public var accessLogsEnabled = false
+    public var accessLogsBucket = ""
+    public var accessLogsPrefix = ""
+    public var ipv6DenyAllIGWTraffic = false
+    public var zonalShift = false
+    public var clientRoutingPolicy = "any_availability_zone"
+
+    public init() { Self.attributeIndex.applyDefaults(to: &self, type: nil) }
 }
