@@ -167,10 +167,10 @@ func serve(_ flags: Flags) throws {
     }
     for (listener, endpoint) in balancer.listenerEndpoints {
         let group = loaded.configuration.listeners[listener].targetGroupName
-        FileHandle.standardError.write(Data("localnlb: listening on \(endpoint) → target group \(group)\n".utf8))
+        options.log("listening on \(endpoint) → target group \(group)")
     }
     if let admin = balancer.adminEndpoint {
-        FileHandle.standardError.write(Data("localnlb: control API on http://\(admin)\n".utf8))
+        options.log("control API on http://\(admin)")
     }
     try balancer.run()
 }

@@ -56,6 +56,34 @@ import Testing
         #expect(flow["state"] as? String == "established")
     }
 
+    /// The event log tells listeners, registrations, every change of state with its reason, and
+    /// attribute changes with the old and new value.
+    @Test func theEventLogTellsWhatChanged() throws {
+        let (lb, api, server) = try start()
+        let other = IPEndpoint(ip: otherLoopback, port: server.endpoint.port)
+        #expect(
+            try api.call(
+                "POST", "/target-groups/tg/register", #"{"Targets":[{"Id":"127.0.0.2","Port":\#(other.port)}]}"#
+            ).0 == 200)
+        #expect(
+            try api.call(
+                "POST", "/target-groups/tg/deregister", #"{"Targets":[{"Id":"127.0.0.2","Port":\#(other.port)}]}"#
+            ).0 == 200)
+        let body = #"{"Attributes":[{"Key":"deregistration_delay.timeout_seconds","Value":"7"}]}"#
+        #expect(try api.call("PUT", "/target-groups/tg/attributes", body).0 == 200)
+        lb.stop()
+        let listener = lb.endpoint()
+        #expect(
+            lb.logLines == [
+                "listener \(listener) opened, forwarding to tg",
+                "target group tg: target \(server.endpoint) registered, unavailable (Target.HealthCheckDisabled)",
+                "target group tg: target \(other) registered, unavailable (Target.HealthCheckDisabled)",
+                "target group tg: target \(other) unavailable → draining (Target.DeregistrationInProgress)",
+                "target group tg: deregistration_delay.timeout_seconds 300 → 7 (ModifyTargetGroupAttributes)",
+                "listener \(listener) closed",
+            ])
+    }
+
     @Test func registerAndDeregister() throws {
         let (lb, api, server) = try start()
         defer { lb.stop() }
@@ -151,7 +179,7 @@ import Testing
         #expect(text.contains("localnlb_processed_bytes_total\(labels) 3\n"))
         #expect(
             text.contains(
-                #"localnlb_active_flow_count{load_balancer="test-nlb",target_group="tg",target="\#(server.endpoint)"} 1"#
+                #"localnlb_target_active_flow_count{load_balancer="test-nlb",target_group="tg",target="\#(server.endpoint)"} 1"#
             ))
         for name in [
             "healthy_host_count", "unhealthy_host_count", "tcp_client_reset_count_total",

@@ -23,6 +23,10 @@ final class RunningBalancer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var stopped = false
 
+    /// The event log's lines so far.
+    var logLines: [String] { logged.lines.withLock { $0 } }
+    private let logged = LogSink()
+
     init(
         _ configuration: Configuration, drainSeconds: Double = 0.3, flowLog: FlowLog = .disabled, timeScale: Double = 1,
         eventLoops: Int = 2
@@ -33,7 +37,7 @@ final class RunningBalancer: @unchecked Sendable {
         options.timeScale = timeScale
         options.flowLog = flowLog
         options.drainSeconds = drainSeconds
-        options.log = { _ in }
+        options.log = { [logged] line in logged.lines.withLock { $0.append(line) } }
         let box = RecordSink()
         options.onFlowEnd = { box.append($0) }
         balancer = try LoadBalancer(configuration: configuration, options: options)
@@ -81,6 +85,10 @@ final class RunningBalancer: @unchecked Sendable {
 
     /// Whether the loop has exited by itself within `seconds`.
     func exited(within seconds: Double) -> Bool { done.wait(timeout: .now() + seconds) == .success }
+}
+
+private final class LogSink: Sendable {
+    let lines = Mutex<[String]>([])
 }
 
 private final class RecordSink: @unchecked Sendable {

@@ -279,11 +279,13 @@ extension ControlPlane {
         var updated = groups[index].configuration
         reader.attributes(list, "Attributes", into: &updated)
         guard reader.errors.isEmpty else { return validationError(reader) }
-        applyGroupConfiguration(index, updated)
+        applyGroupConfiguration(index, updated, by: "ModifyTargetGroupAttributes")
         return .json(200, attributesResponse(index))
     }
 
-    func applyGroupConfiguration(_ index: Int, _ configuration: TargetGroupConfiguration) {
+    /// `source` (the API call, or a reload) is named in the event log's line for each changed attribute.
+    func applyGroupConfiguration(_ index: Int, _ configuration: TargetGroupConfiguration, by source: String) {
+        logAttributeChanges(groups[index].configuration, configuration, by: source)
         groups[index].configuration = configuration
         groups[index].lifecycle.update(configuration)
         groups[index].selector.algorithm = configuration.algorithm
@@ -332,10 +334,13 @@ extension ControlPlane {
         let live = all.filter { !$0.removed }
         family(
             "active_flow_count", "gauge", "Flows connecting or established (ActiveFlowCount).",
-            live.map { (labels($0), String($0.targets.reduce(0) { $0 + $1.activeFlows })) }
-                + live.flatMap { g in
-                    g.targets.filter { $0.state != .unused }.map { (labels(g, $0), String($0.activeFlows)) }
-                })
+            live.map { (labels($0), String($0.targets.reduce(0) { $0 + $1.activeFlows })) })
+        // Per target under a name of its own: sum(localnlb_active_flow_count) must not count each flow twice.
+        family(
+            "target_active_flow_count", "gauge", "Flows connecting or established, per target.",
+            live.flatMap { g in
+                g.targets.filter { $0.state != .unused }.map { (labels(g, $0), String($0.activeFlows)) }
+            })
         // The per-group counters and gauges: name, type, help, value.
         let perGroup: [(String, String, String, (TargetGroup) -> String)] = [
             ("new_flow_count_total", "counter", "Flows accepted (NewFlowCount).", { String($0.metrics.newFlowCount) }),

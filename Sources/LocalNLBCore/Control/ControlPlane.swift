@@ -56,6 +56,8 @@ final class ControlPlane {
     var routingMayHaveChanged = false
     /// What the loops last got: `routingFingerprint()` of the groups.
     var publishedFingerprint = 0
+    /// Each target's registration, state and reason as the event log last told them, by group.
+    var loggedTargets: [[LoggedTarget]] = []
 
     /// Opens every listener on every node address, the control API and the loops' descriptors. Fails
     /// with one clear line (port in use, address not on this machine) and leaves nothing open.
@@ -211,6 +213,7 @@ final class ControlPlane {
 
     func closeListeners() {
         for index in listeners.indices where listeners[index].isOpen {
+            if started { logListener(listeners[index], opened: false) }
             listeners[index].loopFDs.forEach(closeDescriptor)
             listeners[index].loopFDs = []
         }
@@ -249,6 +252,8 @@ final class ControlPlane {
     /// to do: the kernel would keep handing that loop's sockets clients that nobody accepts.
     func startLoops() throws {
         started = true
+        for listener in listeners where listener.isOpen { logListener(listener, opened: true) }
+        logTargetChanges()
         let snapshot = snapshot
         publishedFingerprint = routingFingerprint()
         for handle in loops {
@@ -333,6 +338,7 @@ final class ControlPlane {
     func publish(wait: Bool, then: (@Sendable (EventLoop) -> Void)? = nil) {
         publishedFingerprint = routingFingerprint()
         guard started else { return }
+        logTargetChanges()
         let snapshot = snapshot
         let job: @Sendable (EventLoop) -> Void = { loop in
             loop.adopt(snapshot)
@@ -354,6 +360,7 @@ final class ControlPlane {
             for target in group.targets {
                 hasher.combine(target.registration)
                 hasher.combine(target.state)
+                hasher.combine(target.reason)
                 hasher.combine(target.takesNewFlows)
             }
         }

@@ -10,9 +10,11 @@ public struct LoadBalancerOptions: Sendable {
     public var drainSeconds: Double = 10
     /// Handle SIGTERM and SIGINT (the daemon). Off when embedded (tests, demo).
     public var handlesSignals = false
-    /// Where operational messages go (one line each).
+    /// Where the event log goes: one line per event (listeners, targets and their states, attributes,
+    /// reloads), each starting with its RFC 3339 time.
     public var log: @Sendable (String) -> Void = { message in
-        FileHandle.standardError.write(Data(("localnlb: " + message + "\n").utf8))
+        // One write per line, each with its time: lines of several threads never interleave.
+        FileHandle.standardError.write(Data((rfc3339Now() + " localnlb: " + message + "\n").utf8))
     }
     /// Called for every ended flow, on the thread of the loop that carried it: with several loops,
     /// from several threads at once.

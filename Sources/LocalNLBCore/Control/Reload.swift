@@ -55,6 +55,7 @@ extension ControlPlane {
             let index = groupIndex[group.name]!
             if index >= groups.count {
                 groups.append(TargetGroup(group, timeScale: options.timeScale, now: now))
+                options.log("target group \(group.name) added (SIGHUP)")
                 continue
             }
             groups[index].removed = false
@@ -65,11 +66,14 @@ extension ControlPlane {
             for endpoint in kept where !group.targets.contains(where: { $0.endpoint == endpoint }) {
                 _ = groups[index].lifecycle.deregister(endpoint: endpoint, now: now)
             }
-            applyGroupConfiguration(index, group)
+            applyGroupConfiguration(index, group, by: "SIGHUP")
         }
         for index in groups.indices where groupIndex[groups[index].configuration.name] == nil {
             for target in groups[index].targets where target.isRegistered {
                 _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
+            }
+            if !groups[index].removed {
+                options.log("target group \(groups[index].configuration.name) removed (SIGHUP)")
             }
             groups[index].removed = true
         }
@@ -87,11 +91,19 @@ extension ControlPlane {
         for index in listeners.indices where listeners[index].isOpen {
             if let match = wanted.first(where: { $0.endpoint == listeners[index].endpoint }) {
                 let s = settings(match.configIndex)
+                let before = ListenerConfiguration.attributeIndex.describe(
+                    configuration.listeners[listeners[index].configIndex])
+                let after = ListenerConfiguration.attributeIndex.describe(new.listeners[match.configIndex])
+                for (old, new) in zip(before, after) where old.value != new.value {
+                    options.log(
+                        "listener \(listeners[index].endpoint): \(new.key) \(old.value) → \(new.value) (SIGHUP)")
+                }
                 listeners[index].configIndex = match.configIndex
                 listeners[index].groupIndex = s.group
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
             } else {
+                logListener(listeners[index], opened: false)
                 retired += listeners[index].loopFDs
                 listeners[index].loopFDs = []
             }
@@ -102,6 +114,7 @@ extension ControlPlane {
                 Listener(
                     loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
                     idleNanoseconds: s.idle, connectNanoseconds: s.connect))
+            logListener(listeners[listeners.count - 1], opened: true)
         }
         if new.admin != configuration.admin {
             options.log("the control API's address and token change only with a restart")

@@ -43,10 +43,10 @@ public final class FlowLog: Sendable {
         case .none:
             return
         case .standardError:
-            let line = Data((Self.text(record) + "\n").utf8)
+            let line = Data((rfc3339Now() + " " + Self.text(record) + "\n").utf8)
             writing.withLock { _ in FileHandle.standardError.write(line) }
         case .jsonLines(let handle):
-            let line = Data((Self.json(record) + "\n").utf8)
+            let line = Data((Self.json(record, time: rfc3339Now()) + "\n").utf8)
             writing.withLock { _ in handle.write(line) }
         }
     }
@@ -61,8 +61,10 @@ public final class FlowLog: Sendable {
         return line
     }
 
-    static func json(_ r: FlowRecord) -> String {
+    /// `time`: when the flow ended (RFC 3339).
+    static func json(_ r: FlowRecord, time: String) -> String {
         JSONText.object([
+            ("time", .string(time)),
             ("id", .integer(Int64(r.id))),
             ("listener", .string(r.listener.description)),
             ("client", .string(r.client.description)),
