@@ -3,12 +3,19 @@
 #   scripts/fuzz.sh 600
 # Builds Tests/Fuzz/FuzzProxyProtocol.swift with the library's sources (-sanitize=fuzzer,address),
 # starts from the seed corpus in Tests/Fuzz/corpus (new inputs go to a scratch copy, not the repo),
-# and exits non-zero on a crash, leaving the crashing input in the scratch folder it names. A crash found
+# and exits non-zero on a crash, leaving the crashing input in the scratch folder it names (a clean run
+# removes its scratch folder, unless FUZZ_DIR named it). A crash found
 # becomes a byte-table test in Tests/ProxyProtocolTests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-work=${FUZZ_DIR:-$(mktemp -d /tmp/localnlb-fuzz.XXXXXX)}
+if [ -n "${FUZZ_DIR:-}" ]; then
+  work=$FUZZ_DIR
+else
+  # A scratch folder of our own is removed when the run is clean; a crash keeps it for its inputs.
+  work=$(mktemp -d /tmp/localnlb-fuzz.XXXXXX)
+  trap 'if [ "${keep:-}" != yes ]; then rm -rf "$work"; fi' EXIT
+fi
 mkdir -p "$work/corpus" "$work/artifacts"
 cp Tests/Fuzz/corpus/* "$work/corpus/"
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name ProxyProtocolFuzz \
@@ -24,6 +31,7 @@ grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)" "$work/fuzz.l
 if [ "$code" -ne 0 ]; then
   tail -40 "$work/fuzz.log" >&2
   echo "fuzz: crash; inputs in $work/artifacts" >&2
+  keep=yes
   exit 1
 fi
 echo "fuzz: clean after $seconds s, corpus grew to $(ls "$work/corpus" | wc -l) inputs"
