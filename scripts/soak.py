@@ -34,7 +34,7 @@ import urllib.request
 from support import free_port, wait_port
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-POOLED_PIPES_PER_LOOP = 256  # LoadBalancer.maximumPooledPipes
+POOLED_PIPES_PER_LOOP = 256  # PipePool.maximumPooled
 LOOPS = 2
 
 

@@ -66,6 +66,13 @@ else
   skip "chaos run (scripts/soak.py): python3 is missing"
 fi
 
+if has python3; then
+  echo "== out of descriptors: open flows go on without pipes, new ones are reset as 'out of descriptors'"
+  python3 scripts/exhaustion.py --localnlb .build/debug/localnlb | tee -a "$log"
+else
+  skip "descriptor exhaustion (scripts/exhaustion.py): python3 is missing"
+fi
+
 if $root && has ip && has curl; then
   echo "== the lab: the Fargate client-IP problem with real addresses, in network namespaces"
   scripts/lab.sh run | tee -a "$log"

@@ -49,6 +49,11 @@ extension EventLoop {
 
         do {
             flow.targetFD = try Socket.stream(for: target.ip)
+        } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
+            groups[listener.groupIndex].metrics.tcpELBResetCount += 1
+            let detail = "no descriptor for the target connection (\(error.errno)): raise ulimit -n"
+            finish(flow, .outOfDescriptors, resetClient: true, resetTarget: false, detail: detail)
+            return
         } catch {
             finish(flow, .connectFailed, resetClient: true, resetTarget: false, detail: "\(error)")
             return
@@ -163,7 +168,8 @@ extension EventLoop {
         flows.take(Flow.init(index:))
     }
 
-    /// A pipe for one direction, from the pool. A flow holds pipes only while bytes are in them, so an
+    /// The target accepted: the PROXY header (if any) goes first, then bytes move both ways.
+    /// `targetEvents`: the event that told the connect finished (nil: it finished at once).
     func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
         flow.state = .established
         flow.lastActivity = now
@@ -172,9 +178,15 @@ extension EventLoop {
         if flow.proxyMode != .off {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
-            guard pipes.acquire(&flow.clientToTarget) else { return endFlow(flow, after: .noPipe, fromClient: true) }
             let length = groups[flow.groupIndex].writeProxyHeader(
                 flow.proxyMode, client: flow.client, node: flow.node, to: copyBuffer)
+            guard pipes.acquire(&flow.clientToTarget) else {
+                // Out of descriptors: the header waits on the heap and leaves at once, ahead of every
+                // client byte (the pipeless path cannot hold it for the first payload).
+                flow.clientToTarget.overflow.append(
+                    contentsOf: UnsafeRawBufferPointer(start: copyBuffer, count: length))
+                return pump(flow, targetToClient: targetEvents.map { $0 & CLNB_EPOLLIN != 0 } ?? true)
+            }
             let written = Glibc.write(flow.clientToTarget.pipeWrite, copyBuffer, length)
             precondition(written == length, "an empty pipe takes a PROXY header whole")
             flow.clientToTarget.buffered = length

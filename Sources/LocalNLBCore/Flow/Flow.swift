@@ -22,7 +22,8 @@ public enum CloseReason: String, Sendable {
     /// The deregistration delay ended with `deregistration_delay.connection_termination.enabled`.
     case targetDeregistered = "target deregistered"
     case shutdown = "shutdown"
-    /// A pipe for splicing could not be had: the process is out of file descriptors.
+    /// No descriptor for the target connection: the process is out of file descriptors. (A flow that
+    /// is already open never ends this way: without a pipe it goes on through the loop's buffer.)
     case outOfDescriptors = "out of descriptors"
 }
 
@@ -61,6 +62,9 @@ struct Direction {
     /// one send(2) through the loop's buffer: a short recv shows the socket is empty, so no read ends
     /// in EAGAIN.
     var splicing = false
+    /// Bytes read but not yet sent when no pipe could be had (out of descriptors): the pipeless path
+    /// keeps them on the heap, so the flow goes on instead of being reset.
+    var overflow: [UInt8] = []
 
     var hasPipe: Bool { pipeRead >= 0 }
 }

@@ -12,8 +12,6 @@ struct PipePool {
     /// here). Other users keep the kernel's 64 KiB: `fs.pipe-user-pages-soft` (64 MiB of pipes per
     /// user) would run out after 64 pipes of 1 MiB, and the kernel then hands out pipes of 8 KiB.
     let splicePipeSize = geteuid() == 0 ? 1 << 20 : 65536
-    static let noPipeDetail =
-        "no pipe of 64 KiB (out of descriptors, or past fs.pipe-user-pages-soft: raise it, or run as root)"
 
     /// Gives `d` a pipe, from the pool or new; false when none can be had.
     mutating func acquire(_ d: inout Direction) -> Bool {

@@ -49,7 +49,8 @@ extension EventLoop {
             let readable = events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
             let writable = events & (CLNB_EPOLLOUT | CLNB_EPOLLHUP) != 0
             let towards = fromClient ? flow.targetToClient : flow.clientToTarget
-            let waiting = writable && towards.buffered > 0 && !towards.holdUntilPayload
+            let waiting =
+                writable && (towards.buffered > 0 && !towards.holdUntilPayload || !towards.overflow.isEmpty)
             // A FIN behind the bytes brings no edge of its own: then the source is read up to it.
             let closing = events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
             if fromClient {
@@ -64,8 +65,6 @@ extension EventLoop {
         case ok
         case sourceReset
         case destinationReset
-        /// No pipe could be had (out of descriptors).
-        case noPipe
     }
 
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
@@ -108,6 +107,12 @@ extension EventLoop {
     func pumpDirection(
         _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, closesNext: Bool
     ) -> PumpOutcome {
+        if !d.overflow.isEmpty {
+            let outcome = flushOverflow(&d, to: destination)
+            guard outcome == .ok else { return outcome }
+            // The destination is full: its EPOLLOUT brings the rest, and the source waits till then.
+            if !d.overflow.isEmpty { return .ok }
+        }
         if d.sourceEOF && d.buffered == 0 {
             passOnFIN(&d, to: destination, closesNext: closesNext)
             return .ok
@@ -123,7 +128,14 @@ extension EventLoop {
                 return .ok
             }
         }
-        guard pipes.acquire(&d) else { return .noPipe }
+        guard pipes.acquire(&d) else {
+            // Out of descriptors: no pipe, so this flow goes on through the loop's buffer alone. A flow
+            // that exists never dies for want of a descriptor.
+            d.splicing = false
+            let outcome = copyDirection(&d, from: source, to: destination, readToEnd: true, pipeless: true)
+            passOnFIN(&d, to: destination, closesNext: closesNext)
+            return outcome
+        }
         while true {
             var progressed = false
             if !d.sourceEOF && d.buffered < pipes.splicePipeSize {
@@ -160,9 +172,11 @@ extension EventLoop {
     /// Small messages: one recv into the loop's buffer, one send. A recv that fills the buffer turns
     /// the direction to splicing (the caller goes on with it); what send cannot take now waits in the
     /// direction's pipe, and the splice path delivers it.
-    func copyDirection(_ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool)
-        -> PumpOutcome
-    {
+    /// `pipeless`: no pipe could be had; the direction copies until the source is empty or the
+    /// destination full (what it could not take waits in `overflow`), and stays on this path.
+    func copyDirection(
+        _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, pipeless: Bool = false
+    ) -> PumpOutcome {
         while true {
             var received = 0
             repeat {
@@ -177,8 +191,32 @@ extension EventLoop {
             case .ok: break
             case let outcome: return outcome
             }
-            if d.splicing || !readToEnd { return .ok }
+            if pipeless {
+                d.splicing = false
+                if !d.overflow.isEmpty { return .ok }
+            } else if d.splicing || !readToEnd {
+                return .ok
+            }
         }
+    }
+
+    /// Sends what waits in `overflow` (the pipeless path's leftovers).
+    func flushOverflow(_ d: inout Direction, to destination: Int32) -> PumpOutcome {
+        while !d.overflow.isEmpty {
+            let n = d.overflow.withUnsafeBytes {
+                Glibc.send(destination, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 {
+                d.overflow.removeFirst(n)
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN {
+                return .ok
+            } else {
+                return .destinationReset
+            }
+        }
+        return .ok
     }
 
     /// Sends `received` bytes of the copy buffer on; see `copyDirection`.
@@ -199,8 +237,12 @@ extension EventLoop {
         }
         if sent < received {
             // The rest goes into the (empty) pipe, which holds a whole buffer; EPOLLOUT sends it on.
-            guard pipes.acquire(&d) else { return .noPipe }
             let rest = received - sent
+            guard pipes.acquire(&d) else {
+                // No pipe (out of descriptors): the rest waits on the heap instead.
+                d.overflow.append(contentsOf: UnsafeRawBufferPointer(start: copyBuffer + sent, count: rest))
+                return .ok
+            }
             let written = Glibc.write(d.pipeWrite, copyBuffer + sent, rest)
             precondition(written == rest, "an empty pipe takes a whole copy buffer")
             d.buffered = rest
@@ -215,21 +257,18 @@ extension EventLoop {
     /// the flow ends at once and closing the socket sends it (its receive queue is empty: its peer's
     /// FIN was read), so no shutdown call.
     func passOnFIN(_ d: inout Direction, to destination: Int32, closesNext: Bool) {
-        if d.sourceEOF && d.buffered == 0 && !d.finSent {
+        if d.sourceEOF && d.buffered == 0 && d.overflow.isEmpty && !d.finSent {
             if !closesNext { Socket.shutdownWrite(destination) }
             d.finSent = true
         }
     }
 
-    /// Ends a flow after a direction failed: a reset of either side is passed on (`sideReset`); without
-    /// a pipe, both sides are reset.
+    /// Ends a flow after a direction failed: a reset of either side is passed on (`sideReset`).
     func endFlow(_ flow: Flow, after outcome: PumpOutcome, fromClient: Bool) {
         switch outcome {
         case .ok: return
         case .sourceReset: sideReset(flow, client: fromClient)
         case .destinationReset: sideReset(flow, client: !fromClient)
-        case .noPipe:
-            finish(flow, .outOfDescriptors, resetClient: true, resetTarget: true, detail: PipePool.noPipeDetail)
         }
     }
 
