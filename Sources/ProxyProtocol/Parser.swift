@@ -170,21 +170,30 @@ public struct ProxyHeaderParser: Sendable {
 
         var header = ProxyHeader(version: .v2, command: command, transport: transport, addresses: .unspecified)
         header.familyByte = family
-        var tlvStart = 16 + addressLength
-        if command == .proxy {
-            header.addresses = Self.addresses(family: family, block: bytes[16..<(16 + addressLength)])
-        } else if ProxyTLV.split(bytes[16..<total]) != nil || length < addressLength {
-            // AWS's LOCAL header says TCP4 but has no address block (AWS-NLB.md §3): a LOCAL receiver
-            // ignores the addresses anyway, so TLVs that parse right after the fixed part win.
-            tlvStart = 16
+        guard command == .proxy else {
+            // Spec §2.2: a LOCAL receiver uses the real endpoints and discards the block whatever it
+            // holds, so nothing in it is an error. AWS's probe header (AWS-NLB.md §3) says TCP4 but has
+            // TLVs, no address block; they are reported only when the block is TLVs beyond doubt:
+            // the family has no address block, or a CRC32C covers the header. An address block is
+            // never read as TLVs.
+            if let tlvs = ProxyTLV.split(bytes[16..<total]), (try? tlvs.map { try $0.decoded() }) != nil {
+                let crc = (try? checkCRC(bytes[0..<total], tlvStart: 16, rejecting: false)) ?? .absent
+                if addressLength == 0 || crc == .valid {
+                    header.tlvs = tlvs
+                    header.crc32c = crc
+                }
+            }
+            return .header(header, consumed: total)
         }
+        let tlvStart = 16 + addressLength
+        header.addresses = Self.addresses(family: family, block: bytes[16..<tlvStart])
         guard let tlvs = ProxyTLV.split(bytes[tlvStart..<total]) else {
             throw .v2TruncatedTLV(offset: Self.truncatedOffset(bytes[tlvStart..<total]))
         }
         // Each registered TLV must be well formed for its type; a CRC32C mismatch is judged below.
         for tlv in tlvs { _ = try tlv.decoded() }
         header.tlvs = tlvs
-        header.crc32c = try checkCRC(bytes[0..<total], tlvStart: tlvStart)
+        header.crc32c = try checkCRC(bytes[0..<total], tlvStart: tlvStart, rejecting: rejectsChecksumMismatch)
         return .header(header, consumed: total)
     }
 
@@ -228,7 +237,7 @@ public struct ProxyHeaderParser: Sendable {
         return i
     }
 
-    private func checkCRC(_ header: ArraySlice<UInt8>, tlvStart: Int) throws(ProxyProtocolError)
+    private func checkCRC(_ header: ArraySlice<UInt8>, tlvStart: Int, rejecting: Bool) throws(ProxyProtocolError)
         -> ProxyHeader.CRCStatus
     {
         // The checksum covers the whole header with the CRC field itself zeroed (spec §2.2.5).
@@ -241,7 +250,7 @@ public struct ProxyHeaderParser: Sendable {
                 for k in (i + 3)..<(i + 7) { bytes[k] = 0 }
                 let expected = CRC32C.checksum(bytes)
                 if expected == received { return .valid }
-                if rejectsChecksumMismatch { throw .v2ChecksumMismatch(expected: expected, received: received) }
+                if rejecting { throw .v2ChecksumMismatch(expected: expected, received: received) }
                 return .invalid
             }
             i += 3 + length

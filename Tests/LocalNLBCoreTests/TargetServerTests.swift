@@ -52,6 +52,52 @@ import Testing
         #expect(try echoed + client.receiveUntilEOF() == Array("echo me".utf8))
     }
 
+    /// Spec §2.2.5: a header whose CRC32C does not match makes the connection invalid: closed,
+    /// nothing reported or echoed.
+    @Test func aChecksumMismatchClosesTheConnection() throws {
+        let server = try start(.optional)
+        defer { server.stop() }
+        var bytes = ProxyHeader.aws(
+            source: IPEndpoint("198.51.100.22:35646")!, destination: IPEndpoint("203.0.113.7:80")!,
+            vpcEndpointID: nil
+        ).encoded()
+        bytes[31] ^= 0xFF  // inside the CRC32C TLV's value (16 fixed + 12 address + 3 TLV head)
+        let client = try TestSocket.connect(to: server.endpoint)
+        try client.send(bytes + Array("echo me".utf8))
+        #expect(try client.receiveUntilEOF().isEmpty)
+    }
+
+    /// A header that never completes (a v1 line trickled without its CRLF) does not hold the
+    /// connection past the header timeout.
+    @Test func anIncompleteHeaderIsClosedAfterTheTimeout() throws {
+        let server = try TargetServer(
+            options: .init(
+                listen: IPEndpoint(ip: loopback, port: 0), name: "t1", proxyMode: .optional,
+                headerTimeoutSeconds: 0.3))
+        server.start()
+        defer { server.stop() }
+        let client = try TestSocket.connect(to: server.endpoint, timeout: 5)
+        try client.send("PROXY TCP4 192.0.2.1")
+        Thread.sleep(forTimeInterval: 0.1)
+        try client.send(" 192.0.2.2")
+        #expect(client.receive() == .eof)
+    }
+
+    /// UNIX-family headers report their paths.
+    @Test func reportsUnixAddresses() throws {
+        let server = try start(.optional)
+        defer { server.stop() }
+        func path(_ text: String) -> [UInt8] { Array(text.utf8) + [UInt8](repeating: 0, count: 108 - text.utf8.count) }
+        let header =
+            [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x31, 0x00, 0xD8]
+            + path("/run/client.sock") + path("/run/server.sock")
+        let (_, json, _) = try report(server, sending: header + Array("x".utf8))
+        let proxy = json["proxy"] as! [String: Any]
+        #expect(proxy["family"] as? String == "UNIX")
+        #expect(proxy["source"] as? String == "/run/client.sock")
+        #expect(proxy["destination"] as? String == "/run/server.sock")
+    }
+
     @Test func answersAnHTTPRequestWithTheReport() throws {
         let server = try start(.optional)
         defer { server.stop() }

@@ -154,6 +154,46 @@ let invalidVectors: [InvalidVector] = [
         }
     }
 
+    /// Spec §2.2: a LOCAL header's block is discarded whatever it holds; its address block is never
+    /// read as TLVs. (Neither round-trips: the block is not kept.)
+    @Test(arguments: [
+        (
+            "LOCAL TCP4, address block then bytes that are no TLVs",
+            hex(signature + "20 11 0011" + "c0000201 c0000202 1f90 0050" + "ff ffff 00 01")
+        ),
+        (
+            // 01 0009 + 9 bytes: the address block alone would read as one ALPN TLV.
+            "LOCAL TCP4, an address block shaped like a TLV",
+            hex(signature + "20 11 000c" + "01 0009 c00002 01c000 0202 00")
+        ),
+        ("LOCAL UNIX, block shorter than a UNIX address block", hex(signature + "20 31 0004" + "2f746d70")),
+        (
+            "LOCAL TCP4, a TLV-shaped block with a CRC32C that does not match",
+            hex(signature + "20 11 0007" + "03 0004 00000001")
+        ),
+    ])
+    func localBlocksAreDiscarded(name: String, bytes: [UInt8]) throws {
+        let result = try ProxyHeaderParser().parse(bytes + Array("tail".utf8))
+        guard case .header(let header, let consumed) = result else {
+            Issue.record("\(name): \(result)")
+            return
+        }
+        #expect(consumed == bytes.count)
+        #expect(header.command == .local && header.addresses == .unspecified)
+        #expect(header.tlvs.isEmpty, "\(name): \(header.tlvs)")
+        #expect(header.crc32c == .absent)
+    }
+
+    /// With no address block in the family (UNSPEC), a LOCAL header's TLVs are reported.
+    @Test func localUnspecTLVsAreReported() throws {
+        let bytes = hex(signature + "20 00 0005" + "e1 0002 abcd")
+        guard case .header(let header, _) = try ProxyHeaderParser().parse(bytes) else {
+            Issue.record("not a header")
+            return
+        }
+        #expect(header.tlvs == [ProxyTLV(type: 0xE1, value: [0xAB, 0xCD])])
+    }
+
     @Test(arguments: invalidVectors) func rejectsInvalid(vector: InvalidVector) {
         #expect(throws: vector.error) { try ProxyHeaderParser().parse(vector.bytes) }
     }

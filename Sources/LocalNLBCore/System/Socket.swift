@@ -136,6 +136,14 @@ public enum Socket {
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// Bounds each blocking read of `fd` by `nanoseconds` (0: no bound).
+    static func setReceiveTimeout(_ fd: Int32, nanoseconds: UInt64) {
+        var timeout = timeval(
+            tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000 / 1000))
+        if nanoseconds > 0 && timeout.tv_sec == 0 && timeout.tv_usec == 0 { timeout.tv_usec = 1 }
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -26,11 +26,15 @@ public final class TargetServer: Sendable {
         public var printsReports: Bool
         /// Honour PROXY headers only from peers in these ranges (`--trust`); nil trusts every peer.
         public var trust: ProxyTrust?
+        /// A connection whose PROXY header is not complete this long after it was accepted is closed
+        /// (a header trickled byte by byte, or a v1 line that never ends, cannot hold it forever).
+        public var headerTimeoutSeconds: Double = 10
 
         public init(
             listen: IPEndpoint, name: String = "target", proxyMode: ProxyMode = .optional, banner: String? = nil,
-            printsReports: Bool = false, trust: ProxyTrust? = nil
+            printsReports: Bool = false, trust: ProxyTrust? = nil, headerTimeoutSeconds: Double = 10
         ) {
+            self.headerTimeoutSeconds = headerTimeoutSeconds
             self.listen = listen
             self.name = name
             self.proxyMode = proxyMode
@@ -116,12 +120,24 @@ public final class TargetServer: Sendable {
 
         var header: (ProxyHeader, Int)?
         if options.proxyMode != .off {
-            let parser = ProxyHeaderParser(rejectsChecksumMismatch: false)
+            // Spec §2.2.5: a CRC32C that does not match makes the connection invalid: it is closed.
+            let parser = ProxyHeaderParser(rejectsChecksumMismatch: true)
+            let deadline = monotonicNanoseconds() + UInt64(max(0.001, options.headerTimeoutSeconds) * 1e9)
+            defer { Socket.setReceiveTimeout(fd, nanoseconds: 0) }
             readHeader: while true {
                 do {
                     switch try parser.parse(connection.buffer) {
                     case .needMoreData:
-                        guard connection.readMore() else { return }
+                        let now = monotonicNanoseconds()
+                        if now < deadline { Socket.setReceiveTimeout(fd, nanoseconds: deadline - now) }
+                        guard now < deadline, connection.readMore() else {
+                            if monotonicNanoseconds() >= deadline {
+                                report(
+                                    "\(peer?.description ?? "?"): no complete PROXY header within "
+                                        + "\(options.headerTimeoutSeconds) s; closed")
+                            }
+                            return
+                        }
                     case .notProxyHeader:
                         if options.proxyMode == .required {
                             report("\(peer?.description ?? "?"): no PROXY header, and --proxy-protocol is required")
@@ -184,8 +200,8 @@ public final class TargetServer: Sendable {
                 ("version", .integer(Int64(header.version.rawValue))),
                 ("command", .string(header.command.rawValue)),
                 ("family", .string(header.familyName)),
-                ("source", .optional(header.source?.description)),
-                ("destination", .optional(header.destination?.description)),
+                ("source", .optional(header.source?.description ?? header.unixPaths?.source)),
+                ("destination", .optional(header.destination?.description ?? header.unixPaths?.destination)),
                 (
                     "tlvs",
                     .array(
@@ -354,5 +370,13 @@ final class BlockingConnection {
             buffer.removeAll(keepingCapacity: true)
         }
         Socket.shutdownWrite(fd)
+    }
+}
+
+extension ProxyHeader {
+    /// The paths of a UNIX-family header, as text.
+    var unixPaths: (source: String, destination: String)? {
+        guard case .unix(let source, let destination) = addresses else { return nil }
+        return (String(decoding: source, as: UTF8.self), String(decoding: destination, as: UTF8.self))
     }
 }
