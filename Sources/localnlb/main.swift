@@ -11,7 +11,7 @@ let usage = """
       localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] ...
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
-                      [--trust CIDR[,CIDR…]]
+                      [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
       localnlb demo
 
     Run 'localnlb COMMAND --help' for one command.
@@ -59,7 +59,7 @@ let commandHelp: [String: String] = [
     """,
     "target": """
     localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
-                    [--trust CIDR[,CIDR…]]
+                    [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
 
     A target that reports what it saw: the TCP peer, its own address and any PROXY header, as JSON.
     An HTTP/1.x request gets the JSON as a 200 response; anything else gets it as one line, then an echo.
@@ -71,6 +71,8 @@ let commandHelp: [String: String] = [
       --trust CIDR[,CIDR…]     believe PROXY headers only from peers in these ranges (your load balancer),
                                as nginx's set_real_ip_from; a header from anyone else is read, reported
                                as "untrustedProxy" with the reason, and not believed
+      --header-timeout SECONDS a connection whose PROXY header is not complete this long after it
+                               was accepted is closed (default 10); so is one whose CRC32C does not match
     """,
     "demo": """
     localnlb demo
@@ -214,12 +216,20 @@ func target(_ flags: Flags) throws {
         }
         trust = ProxyTrust(trusted: ranges)
     }
+    var headerTimeout = 10.0
+    if let text = flags.values["--header-timeout"] {
+        guard let seconds = Double(text), seconds > 0, seconds <= 3600 else {
+            throw UsageError(description: "--header-timeout \(text): not a number of seconds above 0 and at most 3600")
+        }
+        headerTimeout = seconds
+    }
     let server: TargetServer
     do {
         server = try TargetServer(
             options: .init(
                 listen: endpoint, name: flags.values["--name"] ?? "target", proxyMode: mode,
-                banner: flags.values["--banner"], printsReports: true, trust: trust))
+                banner: flags.values["--banner"], printsReports: true, trust: trust, headerTimeoutSeconds: headerTimeout
+            ))
     } catch {
         fail("\(error)", code: 1)
     }
@@ -274,7 +284,9 @@ do {
         checkConfig(try Flags(rest, valued: [], switches: ["--strict"], positional: 1))
     case "target":
         try target(
-            Flags(rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner", "--trust"], switches: []))
+            Flags(
+                rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner", "--trust", "--header-timeout"],
+                switches: []))
     case "demo":
         _ = try Flags(rest, valued: [], switches: [])
         try demo()
