@@ -158,6 +158,35 @@ import Testing
         #expect(Self.loops(ofFlowIDs: ids) == [0, 1])
     }
 
+    /// `/flows` pages through every loop's flows by id: `MaxItems` per page, `NextMarker` to go on.
+    @Test func flowsArePagedAcrossLoops() throws {
+        let server = try TestServer()
+        let (lb, api) = try start(targets: [server.endpoint])
+        defer { lb.stop() }
+        var held: [TestSocket] = []
+        for _ in 0..<24 {
+            let (client, upstream) = try openFlow(through: lb, to: server)
+            held += [client, upstream]
+        }
+        var ids: [Int] = []
+        var pages: [Int] = []
+        var marker: String?
+        repeat {
+            let path = "/flows?MaxItems=10" + (marker.map { "&Marker=\($0)" } ?? "")
+            let (status, json) = try api.call("GET", path)
+            #expect(status == 200)
+            let flows = json["Flows"] as! [[String: Any]]
+            pages.append(flows.count)
+            ids += flows.map { $0["id"] as! Int }
+            marker = json["NextMarker"] as? String
+        } while marker != nil && pages.count < 10
+        #expect(pages == [10, 10, 4])
+        #expect(ids == ids.sorted() && Set(ids).count == 24)
+        #expect(Self.loops(ofFlowIDs: ids) == [0, 1])
+        #expect(try api.call("GET", "/flows?MaxItems=0").0 == 400)
+        #expect(try api.call("GET", "/flows?Marker=x").0 == 400)
+    }
+
     /// Stopping drains the flows of every loop, then the balancer returns.
     @Test func stopDrainsEveryLoop() throws {
         let server = try TestServer()

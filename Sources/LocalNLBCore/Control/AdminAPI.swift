@@ -139,7 +139,7 @@ extension ControlPlane {
         case ("GET", 1) where parts[0] == "target-groups":
             return .json(200, .object([("TargetGroups", .array(groups.indices.map(describeTargetGroup)))]))
         case ("GET", 1) where parts[0] == "flows":
-            return .json(200, .object([("Flows", .array(describeFlows()))]))
+            return describeFlows(request.query)
         case ("GET", 1) where parts[0] == "metrics":
             return AdminResponse(status: 200, body: prometheusMetrics(), contentType: "text/plain; version=0.0.4")
         case (_, 3) where parts[0] == "target-groups":
@@ -307,12 +307,49 @@ extension ControlPlane {
         .error(400, "ValidationError", reader.errors.joined(separator: "; "))
     }
 
-    /// Every loop's flows, by id.
-    func describeFlows() -> [JSONText] {
-        var described: [(id: UInt64, json: JSONText)] = []
-        for loop in loops { described += loop.perform { $0.describeOwnFlows() } ?? [] }
-        return described.sorted { $0.id < $1.id }.map(\.json)
+    /// `GET /flows[?MaxItems=N][&Marker=ID]`: a page of every loop's flows, by id, at most
+    /// `MaxItems` (default and most: 1000); `NextMarker` is there when more follow. A page costs each
+    /// loop a scan and at most `MaxItems` copies, whatever it carries: listing flows never stalls them.
+    func describeFlows(_ query: [String: String]) -> AdminResponse {
+        var limit = Self.flowPageSize
+        if let text = query["MaxItems"] {
+            guard let value = Int(text), (1...Self.flowPageSize).contains(value) else {
+                return .error(
+                    400, "ValidationError", "MaxItems \(text): not a whole number from 1 to \(Self.flowPageSize)")
+            }
+            limit = value
+        }
+        var marker: UInt64 = 0
+        if let text = query["Marker"] {
+            guard let value = UInt64(text) else {
+                return .error(400, "ValidationError", "Marker \(text): not a NextMarker this API returned")
+            }
+            marker = value
+        }
+        var page: [FlowSummary] = []
+        var more = false
+        for loop in loops {
+            guard
+                let (flows, loopHasMore) = loop.perform({ [marker, limit] in
+                    $0.describeOwnFlows(after: marker, limit: limit)
+                })
+            else {
+                continue
+            }
+            page += flows
+            more = more || loopHasMore
+        }
+        page.sort { $0.id < $1.id }
+        if page.count > limit {
+            page.removeLast(page.count - limit)
+            more = true
+        }
+        var fields: [(String, JSONText)] = [("Flows", .array(page.map(\.json)))]
+        if more, let last = page.last { fields.append(("NextMarker", .string(String(last.id)))) }
+        return .json(200, .object(fields))
     }
+
+    static let flowPageSize = 1000
 
     // MARK: Metrics
 

@@ -4,6 +4,8 @@ import Foundation
 struct AdminRequest: Equatable {
     var method: String
     var path: String
+    /// The query string's parameters (`?MaxItems=100&Marker=42`), percent-decoded.
+    var query: [String: String] = [:]
     var headers: [String: String]
     var body: [UInt8]
 
@@ -50,10 +52,20 @@ struct AdminRequest: Equatable {
         }
         guard bytes.count >= end + 4 + length else { return .incomplete }
         let target = String(requestLine[1])
-        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let decode = { (text: Substring) in
+                    text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+                }
+                query[decode(field[0])] = field.count == 2 ? decode(field[1]) : ""
+            }
+        }
         return .request(
             AdminRequest(
-                method: String(requestLine[0]), path: path, headers: headers,
+                method: String(requestLine[0]), path: String(parts[0]), query: query, headers: headers,
                 body: Array(bytes[(end + 4)..<(end + 4 + length)])))
     }
 

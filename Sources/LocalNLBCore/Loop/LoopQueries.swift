@@ -1,12 +1,50 @@
 import ProxyProtocol
 
+/// One flow as `GET /flows` lists it: plain values a loop copies out, so the JSON is built on the
+/// control plane's thread, not in front of the loop's next event.
+struct FlowSummary: Sendable {
+    var id: UInt64
+    var targetGroup: String
+    var listener: IPEndpoint
+    var client: IPEndpoint
+    var node: IPEndpoint
+    var target: IPEndpoint?
+    var source: IPEndpoint?
+    var proxyMode: ProxyProtocolMode
+    var bytesFromClient: UInt64
+    var bytesFromTarget: UInt64
+    var ageSeconds: Double
+    var state: String
+
+    var json: JSONText {
+        .object([
+            ("id", .integer(Int64(id))),
+            ("targetGroup", .string(targetGroup)),
+            ("listener", .string(listener.description)),
+            ("client", .string(client.description)),
+            ("node", .string(node.description)),
+            ("target", .optional(target?.description)),
+            ("source", .optional(source?.description)),
+            ("proxyHeader", .optional(TargetGroup.proxyHeader(proxyMode, client: client, node: node).map(hexString))),
+            ("bytesFromClient", .integer(Int64(bytesFromClient))),
+            ("bytesFromTarget", .integer(Int64(bytesFromTarget))),
+            ("ageSeconds", .number(ageSeconds)),
+            ("state", .string(state)),
+        ])
+    }
+}
+
 /// What the control API asks of a loop through its mailbox.
 extension EventLoop {
-    /// This loop's flows, as `GET /flows` lists them.
-    func describeOwnFlows() -> [(id: UInt64, json: JSONText)] {
-        flows.filter { $0.state != .free }.map { flow in
+    /// Up to `limit` of this loop's flows with ids above `marker`, lowest ids first, and whether it
+    /// has more: a page costs the loop a scan and `limit` copies, however many flows it carries.
+    func describeOwnFlows(after marker: UInt64, limit: Int) -> (flows: [FlowSummary], more: Bool) {
+        var candidates: [(id: UInt64, index: Int)] = []
+        for flow in flows where flow.state != .free && flow.id > marker { candidates.append((flow.id, flow.index)) }
+        candidates.sort { $0.id < $1.id }
+        let page = candidates.prefix(limit).map { candidate -> FlowSummary in
+            let flow = flows[candidate.index]
             let group = groups[flow.groupIndex]
-            let target = flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint.description : nil
             let state: String =
                 switch flow.state {
                 case .connecting: "connecting"
@@ -14,23 +52,14 @@ extension EventLoop {
                 case .expired: "expired"
                 case .free: "free"
                 }
-            return (
-                flow.id,
-                .object([
-                    ("id", .integer(Int64(flow.id))),
-                    ("targetGroup", .string(group.configuration.name)),
-                    ("listener", .string(listeners[flow.listenerIndex].shared.endpoint.description)),
-                    ("client", .string(flow.client.description)),
-                    ("node", .string(flow.node.description)),
-                    ("target", .optional(target)),
-                    ("source", .optional(sourceAddress(flow)?.description)),
-                    ("proxyHeader", .optional(flow.header.map(hexString))),
-                    ("bytesFromClient", .integer(Int64(flow.clientToTarget.bytes))),
-                    ("bytesFromTarget", .integer(Int64(flow.targetToClient.bytes))),
-                    ("ageSeconds", .number(Double(now &- flow.started) / 1e9)),
-                    ("state", .string(state)),
-                ])
-            )
+            return FlowSummary(
+                id: flow.id, targetGroup: group.configuration.name,
+                listener: listeners[flow.listenerIndex].shared.endpoint, client: flow.client, node: flow.node,
+                target: flow.targetIndex >= 0 ? group.targets[flow.targetIndex].endpoint : nil,
+                source: sourceAddress(flow), proxyMode: flow.proxyMode, bytesFromClient: flow.clientToTarget.bytes,
+                bytesFromTarget: flow.targetToClient.bytes, ageSeconds: Double(now &- flow.started) / 1e9,
+                state: state)
         }
+        return (page, candidates.count > limit)
     }
 }
