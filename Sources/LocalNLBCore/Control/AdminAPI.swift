@@ -52,14 +52,16 @@ extension ControlPlane {
         var chunk = [UInt8](repeating: 0, count: 16384)
         var ended = false
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.recv(connection.fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 {
+            let received = chunk.withUnsafeMutableBytes {
+                IO.receive(connection.fd, into: $0.baseAddress!, count: $0.count)
+            }
+            if case .moved(let n) = received {
                 // Once answering, what else arrives is read and dropped, so closing never cuts the answer off.
                 if !connection.responding { connection.input += chunk[0..<n] }
                 if connection.input.count > AdminRequest.maximumSize { break }
                 continue
             }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) { break }
+            if received == .wouldBlock { break }
             ended = true
             break
         }

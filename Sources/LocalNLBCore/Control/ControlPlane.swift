@@ -102,7 +102,7 @@ final class ControlPlane {
                 try poller.add(adminFD, events: CLNB_EPOLLIN, token: token(.adminListener, 0, 0))
             }
             if options.handlesSignals {
-                signalFD = try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
+                signalFD = try SignalDescriptor.make()
                 try poller.add(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
             }
         } catch {
@@ -297,7 +297,7 @@ final class ControlPlane {
                 beginShutdown(reason: "event loop \(ended.index) ended")
             }
         case .signal:
-            let signal = clnb_signalfd_read(signalFD)
+            let signal = SignalDescriptor.read(signalFD)
             if signal == SIGHUP {
                 reloadConfiguration()
             } else {

@@ -115,9 +115,13 @@ extension ControlPlane {
         guard probe.http else { return finishProbe(probe, passed: true) }
         var chunk = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         while true {
-            let n = withUnsafeMutableBytes(of: &chunk) { Glibc.recv(probe.fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
-            if n <= 0 { return finishProbe(probe, passed: false) }
+            let received = withUnsafeMutableBytes(of: &chunk) {
+                IO.receive(probe.fd, into: $0.baseAddress!, count: $0.count)
+            }
+            guard case .moved(let n) = received else {
+                if received == .wouldBlock { return }
+                return finishProbe(probe, passed: false)
+            }
             withUnsafeBytes(of: &chunk) { probe.response += $0.prefix(n) }
             if let status = Self.statusCode(probe.response) {
                 return finishProbe(probe, passed: probe.matcher.contains { $0.contains(status) })

@@ -187,8 +187,8 @@ extension EventLoop {
                     contentsOf: UnsafeRawBufferPointer(start: copyBuffer, count: length))
                 return pump(flow, targetToClient: targetEvents.map { $0 & CLNB_EPOLLIN != 0 } ?? true)
             }
-            let written = Glibc.write(flow.clientToTarget.pipeWrite, copyBuffer, length)
-            precondition(written == length, "an empty pipe takes a PROXY header whole")
+            let written = IO.write(flow.clientToTarget.pipeWrite, from: copyBuffer, count: length)
+            precondition(written == .moved(length), "an empty pipe takes a PROXY header whole")
             flow.clientToTarget.buffered = length
             flow.clientToTarget.holdUntilPayload =
                 groups[flow.groupIndex].configuration.headerPlacement == .onFirstAckWithPayload

@@ -1,4 +1,3 @@
-import CLocalNLB
 import Glibc
 
 /// A loop's spare pipes. A flow holds pipes only while bytes are in them, so an idle flow costs its
@@ -20,21 +19,8 @@ struct PipePool {
             (d.pipeRead, d.pipeWrite) = (r, w)
             return true
         }
-        var fds: (Int32, Int32) = (-1, -1)
-        let ok = withUnsafeMutablePointer(to: &fds) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 2) { clnb_pipe2($0) == 0 }
-        }
-        guard ok else { return false }
         // Every pipe must take a whole copy buffer (what send left over goes into an empty pipe).
-        let grown =
-            splicePipeSize > EventLoop.copyBufferSize && clnb_pipe_set_size(fds.0, Int32(splicePipeSize)) >= 0
-        if !grown && clnb_pipe_get_size(fds.0) < EventLoop.copyBufferSize
-            && clnb_pipe_set_size(fds.0, Int32(EventLoop.copyBufferSize)) < 0
-        {
-            closeDescriptor(fds.0)
-            closeDescriptor(fds.1)
-            return false
-        }
+        guard let fds = IO.pipe(preferred: splicePipeSize, minimum: EventLoop.copyBufferSize) else { return false }
         (d.pipeRead, d.pipeWrite) = fds
         return true
     }

@@ -139,27 +139,31 @@ extension EventLoop {
         while true {
             var progressed = false
             if !d.sourceEOF && d.buffered < pipes.splicePipeSize {
-                let n = clnb_splice(source, d.pipeWrite, pipes.splicePipeSize - d.buffered)
-                if n > 0 {
+                switch IO.splice(from: source, to: d.pipeWrite, count: pipes.splicePipeSize - d.buffered) {
+                case .moved(let n):
                     d.buffered += n
                     d.bytes += UInt64(n)
                     d.holdUntilPayload = false
                     progressed = true
                     if n < Self.smallRead { d.splicing = false }
-                } else if n == 0 {
+                case .end:
                     d.sourceEOF = true
                     d.holdUntilPayload = false
                     progressed = true
-                } else if errno != EAGAIN && errno != EINTR {
+                case .wouldBlock:
+                    break
+                case .failed:
                     return .sourceReset
                 }
             }
             if d.buffered > 0 && !d.holdUntilPayload {
-                let n = clnb_splice(d.pipeRead, destination, d.buffered)
-                if n > 0 {
+                switch IO.splice(from: d.pipeRead, to: destination, count: d.buffered) {
+                case .moved(let n):
                     d.buffered -= n
                     progressed = true
-                } else if n < 0 && errno != EAGAIN && errno != EINTR {
+                case .end, .wouldBlock:
+                    break
+                case .failed:
                     return .destinationReset
                 }
             }
@@ -178,15 +182,15 @@ extension EventLoop {
         _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, pipeless: Bool = false
     ) -> PumpOutcome {
         while true {
-            var received = 0
-            repeat {
-                received = Glibc.recv(source, copyBuffer, Self.copyBufferSize, 0)
-            } while received < 0 && errno == EINTR
-            if received == 0 {
+            let received: Int
+            switch IO.receive(source, into: copyBuffer, count: Self.copyBufferSize) {
+            case .moved(let n): received = n
+            case .end:
                 d.sourceEOF = true
                 return .ok
+            case .wouldBlock: return .ok
+            case .failed: return .sourceReset
             }
-            if received < 0 { return errno == EAGAIN ? .ok : .sourceReset }
             switch sendCopied(&d, received, to: destination) {
             case .ok: break
             case let outcome: return outcome
@@ -203,17 +207,11 @@ extension EventLoop {
     /// Sends what waits in `overflow` (the pipeless path's leftovers).
     func flushOverflow(_ d: inout Direction, to destination: Int32) -> PumpOutcome {
         while !d.overflow.isEmpty {
-            let n = d.overflow.withUnsafeBytes {
-                Glibc.send(destination, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
-            }
-            if n > 0 {
-                d.overflow.removeFirst(n)
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && errno == EAGAIN {
-                return .ok
-            } else {
-                return .destinationReset
+            let sent = d.overflow.withUnsafeBytes { IO.send(destination, from: $0.baseAddress!, count: $0.count) }
+            switch sent {
+            case .moved(let n): d.overflow.removeFirst(n)
+            case .wouldBlock: return .ok
+            case .end, .failed: return .destinationReset
             }
         }
         return .ok
@@ -223,16 +221,11 @@ extension EventLoop {
     func sendCopied(_ d: inout Direction, _ received: Int, to destination: Int32) -> PumpOutcome {
         d.bytes += UInt64(received)
         var sent = 0
-        while sent < received {
-            let n = Glibc.send(destination, copyBuffer + sent, received - sent, Int32(MSG_NOSIGNAL))
-            if n > 0 {
-                sent += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && errno == EAGAIN {
-                break
-            } else {
-                return .destinationReset
+        sending: while sent < received {
+            switch IO.send(destination, from: copyBuffer + sent, count: received - sent) {
+            case .moved(let n): sent += n
+            case .wouldBlock: break sending
+            case .end, .failed: return .destinationReset
             }
         }
         if sent < received {
@@ -243,8 +236,8 @@ extension EventLoop {
                 d.overflow.append(contentsOf: UnsafeRawBufferPointer(start: copyBuffer + sent, count: rest))
                 return .ok
             }
-            let written = Glibc.write(d.pipeWrite, copyBuffer + sent, rest)
-            precondition(written == rest, "an empty pipe takes a whole copy buffer")
+            let written = IO.write(d.pipeWrite, from: copyBuffer + sent, count: rest)
+            precondition(written == .moved(rest), "an empty pipe takes a whole copy buffer")
             d.buffered = rest
             d.splicing = true
             return .ok

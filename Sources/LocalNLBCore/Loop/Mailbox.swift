@@ -1,5 +1,3 @@
-import CLocalNLB
-import Glibc
 import Synchronization
 
 /// What reaches an event loop from the control plane: jobs run on the loop's thread, in order.
@@ -51,30 +49,16 @@ final class LoopHandle: Sendable {
     /// Runs `body` on the loop's thread and waits for its answer; nil when the loop has ended. The
     /// control plane only: no loop ever waits for the control plane, so this cannot deadlock.
     func perform<Value: Sendable>(_ body: @escaping @Sendable (EventLoop) -> Value) -> Value? {
-        let reply = Mutex<Value?>(nil)
-        let answered = Atomic<Bool>(false)
-        let done = clnb_eventfd_blocking()
+        let reply = LoopReply<Value>()
         let queued = post { loop in
             let value = body(loop)
-            reply.withLock { $0 = value }
-            answered.store(true, ordering: .releasing)
-            if done >= 0 {
-                var one: UInt64 = 1
-                _ = Glibc.write(done, &one, 8)
-            }
+            reply.value.withLock { $0 = value }
+            reply.answered.store(true, ordering: .releasing)
+            reply.done.ring()
         }
-        guard queued else {
-            if done >= 0 { closeDescriptor(done) }
-            return nil
-        }
-        if done >= 0 {
-            var count: UInt64 = 0
-            while Glibc.read(done, &count, 8) < 0 && errno == EINTR {}
-            closeDescriptor(done)
-        }
-        // Without an eventfd (out of descriptors), wait by polling.
-        while !answered.load(ordering: .acquiring) { usleep(100) }
-        return reply.withLock { $0 }
+        guard queued else { return nil }
+        reply.done.wait { reply.answered.load(ordering: .acquiring) }
+        return reply.value.withLock { $0 }
     }
 
     // MARK: The loop's side
@@ -97,4 +81,11 @@ final class LoopHandle: Sendable {
             return box.jobs
         }
     }
+}
+
+/// The answer of a job `perform` sent: the value, whether it is there, and the signal it waits on.
+final class LoopReply<Value: Sendable>: Sendable {
+    let value = Mutex<Value?>(nil)
+    let answered = Atomic<Bool>(false)
+    let done = OneShotSignal()
 }

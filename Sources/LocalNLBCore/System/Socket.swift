@@ -191,6 +191,20 @@ public enum Socket {
     }
 
     /// FIN towards the peer; further reads still work. ENOTCONN (peer already gone) is ignored.
+    /// Wakes whoever blocks on `fd` (an accept, a read) with an end, in both directions.
+    static func shutdownBoth(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// accept(2) on a blocking listener, for the built-in target: a connection that was aborted
+    /// before it was taken is skipped; nil once the listener is shut down or fails.
+    static func acceptBlocking(_ fd: Int32) -> Int32? {
+        while true {
+            let accepted = Glibc.accept(fd, nil, nil)
+            if accepted >= 0 { return accepted }
+            if errno == EINTR || errno == ECONNABORTED { continue }
+            return nil
+        }
+    }
+
     public static func shutdownWrite(_ fd: Int32) {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }

@@ -78,22 +78,18 @@ public final class TargetServer: Sendable {
         let first = state.withLock { state -> Bool in
             guard !state.stopped else { return false }
             state.stopped = true
-            for fd in state.connections { Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+            for fd in state.connections { Socket.shutdownBoth(fd) }
             return true
         }
         guard first else { return }
-        Glibc.shutdown(listenFD, Int32(SHUT_RDWR))
+        Socket.shutdownBoth(listenFD)
         acceptDone.wait()
         closeDescriptor(listenFD)
     }
 
     private func acceptLoop() {
         while true {
-            let fd = Glibc.accept(listenFD, nil, nil)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
-            }
+            guard let fd = Socket.acceptBlocking(listenFD) else { return }
             let stopped = state.withLock { state -> Bool in
                 if !state.stopped { state.connections.insert(fd) }
                 return state.stopped
@@ -308,9 +304,8 @@ final class BlockingConnection {
     func readMore() -> Bool {
         guard !eof else { return false }
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 {
-            if n < 0 && errno == EINTR { return readMore() }
+        let read = chunk.withUnsafeMutableBytes { IO.read(fd, into: $0.baseAddress!, count: $0.count) }
+        guard case .moved(let n) = read else {
             eof = true
             return false
         }
@@ -354,9 +349,8 @@ final class BlockingConnection {
     func write(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
+            let sent = bytes[offset...].withUnsafeBytes { IO.send(fd, from: $0.baseAddress!, count: $0.count) }
+            guard case .moved(let n) = sent else { return }
             offset += n
         }
     }

@@ -1,0 +1,112 @@
+import CLocalNLB
+import Glibc
+
+/// What one non-blocking transfer did: moved bytes, met the end of the stream, would block, or failed.
+/// EINTR never shows: the call is made again.
+enum Transfer: Equatable {
+    case moved(Int)
+    /// A read of 0 bytes: the peer sent FIN (or the pipe's writer is gone).
+    case end
+    case wouldBlock
+    case failed(Errno)
+}
+
+/// The byte-moving calls of the data plane and the control plane, each wrapped once.
+enum IO {
+    @inline(__always)
+    private static func transfer(_ body: () -> Int) -> Transfer {
+        while true {
+            let n = body()
+            if n > 0 { return .moved(n) }
+            if n == 0 { return .end }
+            switch Errno.current {
+            case .interrupted: continue
+            case .wouldBlock: return .wouldBlock
+            case let code: return .failed(code)
+            }
+        }
+    }
+
+    /// recv(2) into `buffer`.
+    @inline(__always)
+    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) -> Transfer {
+        transfer { Glibc.recv(fd, buffer, count, 0) }
+    }
+
+    /// send(2) without SIGPIPE.
+    @inline(__always)
+    static func send(_ fd: Int32, from buffer: UnsafeRawPointer, count: Int) -> Transfer {
+        transfer { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// write(2), for pipes and eventfds.
+    @inline(__always)
+    static func write(_ fd: Int32, from buffer: UnsafeRawPointer, count: Int) -> Transfer {
+        transfer { Glibc.write(fd, buffer, count) }
+    }
+
+    /// read(2), for the blocking sockets of the built-in target and the command-line clients.
+    @inline(__always)
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int) -> Transfer {
+        transfer { Glibc.read(fd, buffer, count) }
+    }
+
+    /// splice(2) of up to `count` bytes between a socket and a pipe, never blocking.
+    @inline(__always)
+    static func splice(from source: Int32, to destination: Int32, count: Int) -> Transfer {
+        transfer { clnb_splice(source, destination, count) }
+    }
+
+    /// A non-blocking pipe that holds at least `minimum` bytes, grown to `preferred` when the kernel
+    /// allows (`fs.pipe-user-pages-soft`); nil when none can be had (out of descriptors, or past it).
+    static func pipe(preferred: Int, minimum: Int) -> (read: Int32, write: Int32)? {
+        var fds: (Int32, Int32) = (-1, -1)
+        let made = withUnsafeMutablePointer(to: &fds) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { clnb_pipe2($0) == 0 }
+        }
+        guard made else { return nil }
+        let grown = preferred > minimum && clnb_pipe_set_size(fds.0, Int32(preferred)) >= 0
+        if !grown && clnb_pipe_get_size(fds.0) < minimum && clnb_pipe_set_size(fds.0, Int32(minimum)) < 0 {
+            closeDescriptor(fds.0)
+            closeDescriptor(fds.1)
+            return nil
+        }
+        return fds
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP as a descriptor the control plane's epoll waits on.
+enum SignalDescriptor {
+    /// Blocks the three signals for the process's threads and returns a signalfd for them.
+    static func make() throws(SystemError) -> Int32 {
+        try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
+    }
+
+    /// The signal waiting, or -1.
+    static func read(_ fd: Int32) -> Int32 { clnb_signalfd_read(fd) }
+}
+
+/// A blocking eventfd for one wait: a thread sleeps in `wait` until another calls `ring`. Without a
+/// descriptor to be had (the process is out of them), `wait` polls `ready` instead.
+final class OneShotSignal: Sendable {
+    private let fd: Int32
+
+    init() { fd = clnb_eventfd_blocking() }
+
+    deinit { if fd >= 0 { closeDescriptor(fd) } }
+
+    func ring() {
+        guard fd >= 0 else { return }
+        var one: UInt64 = 1
+        _ = IO.write(fd, from: &one, count: 8)
+    }
+
+    /// Returns once rung, or (without a descriptor) once `ready()` says so.
+    func wait(until ready: () -> Bool) {
+        if fd >= 0 {
+            var count: UInt64 = 0
+            _ = Glibc.read(fd, &count, 8)
+        }
+        while !ready() { usleep(100) }
+    }
+}
