@@ -52,6 +52,7 @@ class Bench:
             "lnb_iperf", "lnb_http", "lnb_pp",
             "hap_iperf", "hap_http", "hap_pp",
             "ngx_iperf", "ngx_http", "ngx_pp",
+            "base_iperf", "base_http", "base_pp",
         ]}
 
     # -- processes -------------------------------------------------------------------------------
@@ -104,20 +105,22 @@ http {{
         for port in ["iperf", "http", "http_pp"]:
             wait_port(self.p[port])
 
-    def start_localnlb(self):
+    def start_localnlb(self, binary=None, prefix="lnb"):
+        """LocalNLB from `binary` (default --localnlb) on the ports named `prefix`_iperf/_http/_pp."""
         groups, listeners = [], []
-        for name, port, backend, pp in [("iperf", "lnb_iperf", "iperf", False), ("http", "lnb_http", "http", False),
-                                         ("pp", "lnb_pp", "http_pp", True)]:
+        for name, port, backend, pp in [("iperf", f"{prefix}_iperf", "iperf", False),
+                                         ("http", f"{prefix}_http", "http", False),
+                                         ("pp", f"{prefix}_pp", "http_pp", True)]:
             attributes = [{"Key": "proxy_protocol_v2.enabled", "Value": "true"}] if pp else []
             groups.append({"Name": name, "Port": self.p[backend], "TargetType": "ip",
                            # Checks go to the HTTP backends, never into a running iperf3 test.
                            "HealthCheckPort": str(self.p["http"]),
                            "TargetGroupAttributes": attributes, "Targets": [{"Id": "127.0.0.1"}]})
             listeners.append({"Port": self.p[port], "DefaultActions": [{"Type": "forward", "TargetGroupName": name}]})
-        config = self.write("localnlb.json", json.dumps({
+        config = self.write(f"localnlb-{prefix}.json", json.dumps({
             "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
-        proc = self.start([self.args.localnlb, "serve", "--config", config, "--flow-log", "off"])
-        for port in ["lnb_iperf", "lnb_http", "lnb_pp"]:
+        proc = self.start([binary or self.args.localnlb, "serve", "--config", config, "--flow-log", "off"])
+        for port in [f"{prefix}_iperf", f"{prefix}_http", f"{prefix}_pp"]:
             wait_port(self.p[port])
         return [proc.pid]
 
@@ -301,6 +304,11 @@ stream {{
                 "nginx": ((self.p["ngx_iperf"], self.p["ngx_http"], self.p["ngx_pp"]), self.start_nginx_stream()),
                 "no proxy": ((self.p["iperf"], self.p["http"], None), []),
             }
+            if self.args.baseline:
+                # An earlier build beside this one, alternating with the rest: an A/B in the same run.
+                contenders["baseline"] = (
+                    (self.p["base_iperf"], self.p["base_http"], self.p["base_pp"]),
+                    self.start_localnlb(self.args.baseline, "base"))
             time.sleep(0.5)
             for _, pids in contenders.values():
                 self.baseline[tuple(pids)] = self.footprint(pids)
@@ -313,16 +321,19 @@ stream {{
         self.report(results)
 
     def report(self, results):
-        names = ["localnlb", "haproxy", "nginx", "no proxy"]
+        names = ["localnlb", "haproxy", "nginx", "no proxy"] + (["baseline"] if self.args.baseline else [])
         lower_is_better = lambda key: "latency" in key or "idle" in key or "CPU" in key
         print()
         print(f"LocalNLB benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Linux {platform.release()}, "
               f"{'quick' if self.args.quick else 'full'} run ({self.seconds} s per measurement, "
               f"median of {self.rounds} rounds)")
         print()
-        header = f"| {'measurement':<62} | " + " | ".join(f"{n:>10}" for n in names) + " | vs best peer | vs no proxy |"
+        extra = " vs baseline |" if self.args.baseline else ""
+        header = (f"| {'measurement':<62} | " + " | ".join(f"{n:>10}" for n in names)
+                  + " | vs best peer | vs no proxy |" + extra)
         print(header)
-        print("|" + "-" * 64 + "|" + "|".join("-" * 12 for _ in names) + "|--------------|-------------|")
+        print("|" + "-" * 64 + "|" + "|".join("-" * 12 for _ in names) + "|--------------|-------------|"
+              + ("-------------|" if self.args.baseline else ""))
         for key, by_name in results.items():
             med = {n: statistics.median(v) for n, v in by_name.items()}
 
@@ -341,7 +352,15 @@ stream {{
                 best = max(peers) if peers else None
                 vs_best = f"{mine / best:.2f}×" if best and mine else "-"
                 vs_none = f"{mine / med['no proxy']:.2f}×" if "no proxy" in med and mine else "-"
-            print(f"| {key:<62} | " + " | ".join(cell(n) for n in names) + f" | {vs_best:>12} | {vs_none:>11} |")
+            line = f"| {key:<62} | " + " | ".join(cell(n) for n in names) + f" | {vs_best:>12} | {vs_none:>11} |"
+            if self.args.baseline:
+                base = med.get("baseline")
+                if base and mine:
+                    ratio = base / mine if lower_is_better(key) else mine / base
+                    line += f" {ratio:>10.2f}× |"
+                else:
+                    line += f" {'-':>11} |"
+            print(line)
         print()
         print("Ratios: higher is better for LocalNLB (for latency, CPU and idle cost: the peer's figure over "
               "LocalNLB's).")
@@ -352,6 +371,7 @@ def main():
     parser.add_argument("--localnlb", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", help="an earlier localnlb binary, measured beside --localnlb in the same run")
     Bench(parser.parse_args()).run()
 
 

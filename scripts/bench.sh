@@ -3,6 +3,7 @@
 # proxy at all, in one run on loopback:
 #   scripts/bench.sh            full run (5 s per measurement, 3 rounds)
 #   scripts/bench.sh --quick    short run (1 s per measurement, 3 rounds)
+#   scripts/bench.sh --baseline OLD/localnlb   an earlier build as a fifth contender (an A/B in one run)
 # Installs what it needs (iperf3, wrk, nginx with its stream module, haproxy) when missing, builds
 # localnlb in release mode, and prints one table. A benchmark, never a pass/fail test.
 set -euo pipefail
