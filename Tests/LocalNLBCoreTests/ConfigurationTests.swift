@@ -321,43 +321,49 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     }
 
     @Test func leastConnectionsPicksTheLeastLoaded() {
-        let selector = TargetSelector(algorithm: .leastConnections)
-        #expect(selector.pick(from: targets([3, 1, 2]), for: key) == 1)
+        let selector = TargetSelector()
+        let algorithm = LoadBalancingAlgorithm.leastConnections
+        #expect(selector.pick(from: targets([3, 1, 2]), for: key, using: algorithm) == 1)
     }
 
     @Test func leastConnectionsBreaksTiesRoundRobin() {
-        let selector = TargetSelector(algorithm: .leastConnections)
+        let selector = TargetSelector()
+        let algorithm = LoadBalancingAlgorithm.leastConnections
         let equal = targets([0, 0, 0])
-        #expect((0..<6).map { _ in selector.pick(from: equal, for: key)! } == [0, 1, 2, 0, 1, 2])
+        #expect((0..<6).map { _ in selector.pick(from: equal, for: key, using: algorithm)! } == [0, 1, 2, 0, 1, 2])
     }
 
     @Test func onlyTargetsTakingNewFlowsArePicked() {
-        let selector = TargetSelector(algorithm: .leastConnections)
+        let selector = TargetSelector()
+        let algorithm = LoadBalancingAlgorithm.leastConnections
         var list = targets([5, 0, 9])
         list[1].takesNewFlows = false
-        #expect(selector.pick(from: list, for: key) == 0)
+        #expect(selector.pick(from: list, for: key, using: algorithm) == 0)
         list[0].takesNewFlows = false
         list[2].takesNewFlows = false
-        #expect(selector.pick(from: list, for: key) == nil)
-        #expect(selector.pick(from: [], for: key) == nil)
+        #expect(selector.pick(from: list, for: key, using: algorithm) == nil)
+        #expect(selector.pick(from: [], for: key, using: algorithm) == nil)
     }
 
     @Test func roundRobinRotates() {
-        let selector = TargetSelector(algorithm: .roundRobin)
+        let selector = TargetSelector()
+        let algorithm = LoadBalancingAlgorithm.roundRobin
         let list = targets([9, 0, 0])
-        #expect((0..<4).map { _ in selector.pick(from: list, for: key)! } == [0, 1, 2, 0])
+        #expect((0..<4).map { _ in selector.pick(from: list, for: key, using: algorithm)! } == [0, 1, 2, 0])
     }
 
     @Test func flowHashIsStablePerFlowAndSpreadsFlows() {
-        let selector = TargetSelector(algorithm: .flowHash)
+        let selector = TargetSelector()
+        let algorithm = LoadBalancingAlgorithm.flowHash
         let list = targets([0, 0, 0, 0])
-        let first = selector.pick(from: list, for: key)
-        #expect((0..<5).allSatisfy { _ in selector.pick(from: list, for: key) == first })
+        let first = selector.pick(from: list, for: key, using: algorithm)
+        #expect((0..<5).allSatisfy { _ in selector.pick(from: list, for: key, using: algorithm) == first })
         var seen = Set<Int>()
         for port in 40000..<40064 {
             seen.insert(
                 selector.pick(
-                    from: list, for: FlowKey(client: IPEndpoint(ip: key.client.ip, port: UInt16(port)), node: key.node))!
+                    from: list, for: FlowKey(client: IPEndpoint(ip: key.client.ip, port: UInt16(port)), node: key.node),
+                    using: algorithm)!
             )
         }
         #expect(seen.count == 4)

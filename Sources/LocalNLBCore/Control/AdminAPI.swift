@@ -289,9 +289,6 @@ extension ControlPlane {
     func applyGroupConfiguration(_ index: Int, _ configuration: TargetGroupConfiguration, by source: String) {
         logAttributeChanges(groups[index].configuration, configuration, by: source)
         groups[index].configuration = configuration
-        groups[index].lifecycle.update(configuration)
-        groups[index].selector.algorithm = configuration.algorithm
-        if !configuration.stickinessEnabled { groups[index].stickyTargets.removeAll() }
     }
 
     func decodeBody(_ body: [UInt8], reader: inout ConfigReader) -> JSONValue? {

@@ -119,19 +119,19 @@ public struct FlowKey: Sendable {
     }
 }
 
-/// Picks a target for each new flow. Plain Swift, no sockets: deterministic given the same events.
+/// Picks a target for each new flow by the group's algorithm. Plain Swift, no sockets: deterministic
+/// given the same events.
 public struct TargetSelector: Sendable {
-    public var algorithm: LoadBalancingAlgorithm
     /// Where round robin, and the tie-break of least connections, continues: one cursor for every
     /// loop, shared by the copies of this selector they hold. Two loops picking at the same instant may
     /// start from the same place; the next pick moves on.
     private let position = SharedCounter()
     public var cursor: Int { position.current }
 
-    public init(algorithm: LoadBalancingAlgorithm) { self.algorithm = algorithm }
+    public init() {}
 
-    /// The index of the chosen target, or nil when no target takes new flows.
-    public func pick(from targets: [Target], for key: FlowKey) -> Int? {
+    /// The index of the target `algorithm` chooses, or nil when no target takes new flows.
+    public func pick(from targets: [Target], for key: FlowKey, using algorithm: LoadBalancingAlgorithm) -> Int? {
         let count = targets.count
         guard count > 0 else { return nil }
         let cursor = position.current
@@ -163,10 +163,16 @@ public struct TargetSelector: Sendable {
     }
 }
 
-/// A target group at run time: its settings, its targets and their flows.
+/// A target group at run time: its settings, its targets and their flows. The settings are held once,
+/// by the lifecycle; setting them here updates the lifecycle, the routing and the header templates.
 struct TargetGroup: Sendable {
     var configuration: TargetGroupConfiguration {
-        didSet { headerTemplates = Self.headerTemplates(configuration.proxyProtocol) }
+        @inline(__always) get { lifecycle.configuration }
+        set {
+            lifecycle.update(newValue)
+            headerTemplates = Self.headerTemplates(newValue.proxyProtocol)
+            if !newValue.stickinessEnabled { stickyTargets.removeAll() }
+        }
     }
     /// The group's PROXY v2 header for IPv4 and for IPv6 flows, encoded once (nil: not v2).
     private(set) var headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?)
@@ -184,10 +190,9 @@ struct TargetGroup: Sendable {
     }
 
     init(_ configuration: TargetGroupConfiguration, timeScale: Double, now: UInt64) {
-        self.configuration = configuration
         self.headerTemplates = Self.headerTemplates(configuration.proxyProtocol)
         self.lifecycle = TargetLifecycle(configuration: configuration, timeScale: timeScale)
-        self.selector = TargetSelector(algorithm: configuration.algorithm)
+        self.selector = TargetSelector()
         for target in configuration.targets {
             _ = lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
         }
@@ -200,7 +205,7 @@ struct TargetGroup: Sendable {
         {
             return index
         }
-        guard let index = selector.pick(from: targets, for: key) else { return nil }
+        guard let index = selector.pick(from: targets, for: key, using: configuration.algorithm) else { return nil }
         if configuration.stickinessEnabled { stickyTargets.remember(index, for: key.client.ip) }
         return index
     }
