@@ -32,15 +32,22 @@ import Testing
         throw TestFailure("no target got the flow")
     }
 
+    /// Opens `count` flows and returns both ends of each, to be held open.
+    func openFlows(_ count: Int, through lb: RunningBalancer, to server: TestServer) throws -> [TestSocket] {
+        var held: [TestSocket] = []
+        for _ in 0..<count {
+            let (client, upstream) = try openFlow(through: lb, to: server)
+            held += [client, upstream]
+        }
+        return held
+    }
+
     @Test func flowsLandOnEveryLoopAndTheAPISeesThemAll() throws {
         let server = try TestServer()
         let (lb, api) = try start(targets: [server.endpoint])
         defer { lb.stop() }
-        var held: [TestSocket] = []
-        for _ in 0..<24 {
-            let (client, upstream) = try openFlow(through: lb, to: server)
-            held += [client, upstream]
-        }
+        let held = try openFlows(24, through: lb, to: server)
+        defer { withExtendedLifetime(held) {} }
         let flows = try api.call("GET", "/flows").1["Flows"] as! [[String: Any]]
         #expect(flows.count == 24)
         let ids = flows.map { $0["id"] as! Int }
@@ -163,11 +170,8 @@ import Testing
         let server = try TestServer()
         let (lb, api) = try start(targets: [server.endpoint])
         defer { lb.stop() }
-        var held: [TestSocket] = []
-        for _ in 0..<24 {
-            let (client, upstream) = try openFlow(through: lb, to: server)
-            held += [client, upstream]
-        }
+        let held = try openFlows(24, through: lb, to: server)
+        defer { withExtendedLifetime(held) {} }
         var ids: [Int] = []
         var pages: [Int] = []
         var marker: String?
