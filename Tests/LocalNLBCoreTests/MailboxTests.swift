@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import ProxyProtocol
 import Synchronization
 import Testing
 
@@ -46,5 +47,26 @@ import Testing
             #expect(handle.perform { _ in 1 } == nil)
             #expect(fcntl(handle.wake.fd, F_GETFD) >= 0)
         }
+    }
+}
+
+/// Each descriptor has one owner: in debug builds, closing one twice traps at once, before the second
+/// close could hit a descriptor another owner got since.
+@Suite struct DescriptorOwnership {
+    @Test func closingADescriptorTwiceTraps() async {
+        await #expect(processExitsWith: .failure) {
+            let fd = try Socket.stream(for: .v4(IPv4Address(127, 0, 0, 1)))
+            closeDescriptor(fd)
+            closeDescriptor(fd)
+        }
+    }
+
+    @Test func theLedgerFollowsOpenAndClose() throws {
+        let fd = try Socket.stream(for: .v4(IPv4Address(127, 0, 0, 1)))
+        #expect(DescriptorLedger.isOpen(fd))
+        closeDescriptor(fd)
+        let reopened = try Socket.stream(for: .v4(IPv4Address(127, 0, 0, 1)))
+        defer { closeDescriptor(reopened) }
+        #expect(DescriptorLedger.isOpen(reopened))
     }
 }

@@ -75,5 +75,6 @@ public func syscallNonBlocking<T: FixedWidthInteger>(_ name: StaticString, _ bod
 /// returns EINTR, and a retry could close a descriptor another thread just opened.
 public func closeDescriptor(_ fd: Int32) {
     precondition(fd >= 0, "close of an invalid descriptor")
+    DescriptorLedger.closing(fd)
     if Glibc.close(fd) != 0 && errno == EBADF { preconditionFailure("close(\(fd)): EBADF") }
 }

@@ -65,6 +65,8 @@ enum IO {
             $0.withMemoryRebound(to: Int32.self, capacity: 2) { clnb_pipe2($0) == 0 }
         }
         guard made else { return nil }
+        DescriptorLedger.opened(fds.0)
+        DescriptorLedger.opened(fds.1)
         let grown = preferred > minimum && clnb_pipe_set_size(fds.0, Int32(preferred)) >= 0
         if !grown && clnb_pipe_get_size(fds.0) < minimum && clnb_pipe_set_size(fds.0, Int32(minimum)) < 0 {
             closeDescriptor(fds.0)
@@ -79,7 +81,9 @@ enum IO {
 enum SignalDescriptor {
     /// Blocks the three signals for the process's threads and returns a signalfd for them.
     static func make() throws(SystemError) -> Int32 {
-        try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
+        let fd = try syscallNonBlocking("signalfd") { clnb_signalfd_daemon() }
+        DescriptorLedger.opened(fd)
+        return fd
     }
 
     /// The signal waiting, or -1.
@@ -91,7 +95,10 @@ enum SignalDescriptor {
 final class OneShotSignal: Sendable {
     private let fd: Int32
 
-    init() { fd = clnb_eventfd_blocking() }
+    init() {
+        fd = clnb_eventfd_blocking()
+        DescriptorLedger.opened(fd)
+    }
 
     deinit { if fd >= 0 { closeDescriptor(fd) } }
 

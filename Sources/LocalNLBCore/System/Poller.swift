@@ -17,8 +17,10 @@ struct Poller {
 
         static func make() throws(SystemError) -> Descriptors {
             let epoll = try syscallNonBlocking("epoll_create1") { clnb_epoll_create() }
+            DescriptorLedger.opened(epoll)
             do {
                 let tick = try syscallNonBlocking("timerfd_create") { clnb_timerfd_create() }
+                DescriptorLedger.opened(tick)
                 return Descriptors(epoll: epoll, tick: tick)
             } catch {
                 closeDescriptor(epoll)
@@ -94,6 +96,7 @@ final class EventFD: Sendable {
 
     init() throws(SystemError) {
         fd = try syscallNonBlocking("eventfd") { clnb_eventfd() }
+        DescriptorLedger.opened(fd)
     }
 
     deinit { closeDescriptor(fd) }

@@ -6,7 +6,9 @@ import ProxyProtocol
 public enum Socket {
     /// A non-blocking, close-on-exec TCP socket of the endpoint's family.
     public static func stream(for ip: IPAddress) throws(SystemError) -> Int32 {
-        try syscallNonBlocking("socket") { clnb_socket(ip.isIPv6 ? AF_INET6 : AF_INET) }
+        let fd = try syscallNonBlocking("socket") { clnb_socket(ip.isIPv6 ? AF_INET6 : AF_INET) }
+        DescriptorLedger.opened(fd)
+        return fd
     }
 
     public static func bind(_ fd: Int32, _ endpoint: IPEndpoint) throws(SystemError) {
@@ -21,6 +23,7 @@ public enum Socket {
         let fd = socket(
             destination.ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
+        DescriptorLedger.opened(fd)
         defer { closeDescriptor(fd) }
         let connected =
             (try? withSockAddr(destination) { address, length in Glibc.connect(fd, address, length) == 0 }) ?? false
@@ -100,6 +103,7 @@ public enum Socket {
             }
         }
         guard case .done(let client) = result else { return .wouldBlock }
+        DescriptorLedger.opened(client)
         return .done((client, endpoint(from: storage) ?? IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)))
     }
 
@@ -199,7 +203,10 @@ public enum Socket {
     static func acceptBlocking(_ fd: Int32) -> Int32? {
         while true {
             let accepted = Glibc.accept(fd, nil, nil)
-            if accepted >= 0 { return accepted }
+            if accepted >= 0 {
+                DescriptorLedger.opened(accepted)
+                return accepted
+            }
             if errno == EINTR || errno == ECONNABORTED { continue }
             return nil
         }
