@@ -253,6 +253,13 @@ final class ControlPlane {
     func startLoops() throws {
         started = true
         for listener in listeners where listener.isOpen { logListener(listener, opened: true) }
+        // What the file sets apart from AWS's defaults, once, as changes from them.
+        for group in groups {
+            let configured = group.configuration
+            let defaults = TargetGroupConfiguration(
+                name: configured.name, port: configured.port, targetType: configured.targetType, targets: [])
+            logAttributeChanges(defaults, configured, by: "file")
+        }
         logTargetChanges()
         let snapshot = snapshot
         publishedFingerprint = routingFingerprint()
