@@ -50,6 +50,8 @@ public enum Demo {
             listeners: listeners, targetGroups: groups)
         var options = LoadBalancerOptions()
         options.flowLog = .disabled
+        // The demo's output is its table: the event log of its short-lived balancer would bury it.
+        options.log = { _ in }
         options.drainSeconds = 1
         let balancer = try LoadBalancer(configuration: configuration, options: options)
         let done = DispatchSemaphore(value: 0)
