@@ -10,7 +10,7 @@ import Testing
 /// and ringing the loop never touches a descriptor the loop has given back.
 @Suite struct Mailboxes {
     /// One loop with no listeners on a thread of its own, ended by a posted shutdown.
-    func startLoop(handle: LoopHandle) throws -> pthread_t {
+    static func startLoop(handle: LoopHandle) throws -> pthread_t {
         let descriptors = try Poller.Descriptors.make()
         let snapshot = RoutingSnapshot(
             configuration: configuration(targets: []), groups: [], listeners: [], tickNanoseconds: 1_000_000)
@@ -26,7 +26,7 @@ import Testing
         let bell = try ControlBell()
         for round in 0..<200 {
             let handle = try LoopHandle(index: 0, controlWake: bell.wake)
-            let thread = try startLoop(handle: handle)
+            let thread = try Self.startLoop(handle: handle)
             let ran = Atomic<Int>(0)
             let accepted = Atomic<Int>(0)
             let poster = try startThread {
@@ -58,6 +58,18 @@ import Testing
             let fd = try Socket.stream(for: .v4(IPv4Address(127, 0, 0, 1)))
             closeDescriptor(fd)
             closeDescriptor(fd)
+        }
+    }
+
+    /// An event loop closes all it opened before it ends; one that leaves a descriptor open traps.
+    @Test func aLoopThatLeaksADescriptorTraps() async {
+        await #expect(processExitsWith: .failure) {
+            let bell = try ControlBell()
+            let handle = try LoopHandle(index: 0, controlWake: bell.wake)
+            let thread = try Mailboxes.startLoop(handle: handle)
+            handle.post { _ in _ = try? Socket.stream(for: .v4(IPv4Address(127, 0, 0, 1))) }
+            handle.post { $0.beginShutdown(reason: "test") }
+            pthread_join(thread, nil)
         }
     }
 

@@ -131,6 +131,8 @@ final class EventLoop {
         }
         for job in handle.end() { job(self) }
         closeResources()
+        // Everything this loop opened (client and target sockets, pipes) is closed by now.
+        DescriptorLedger.assertNoneOpenedByThisThread("event loop \(index)")
         handle.controlWake.ring()
     }
 

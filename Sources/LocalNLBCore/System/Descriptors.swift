@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// In debug builds, every descriptor the system layer opened and has not closed. Each descriptor has
@@ -6,7 +7,8 @@ import Synchronization
 /// descriptor that another owner got since. Release builds keep no ledger.
 enum DescriptorLedger {
     #if DEBUG
-        private static let open = Mutex<Set<Int32>>([])
+        /// Each open descriptor and the thread that opened it.
+        private static let open = Mutex<[Int32: UInt]>([:])
     #endif
 
     /// `fd` was just opened (socket, accept, pipe, epoll, timerfd, eventfd, signalfd).
@@ -14,7 +16,8 @@ enum DescriptorLedger {
     static func opened(_ fd: Int32) {
         #if DEBUG
             guard fd >= 0 else { return }
-            open.withLock { _ = $0.insert(fd) }
+            let thread = UInt(pthread_self())
+            open.withLock { $0[fd] = thread }
         #endif
     }
 
@@ -22,7 +25,7 @@ enum DescriptorLedger {
     @inline(__always)
     static func closing(_ fd: Int32) {
         #if DEBUG
-            let held = open.withLock { $0.remove(fd) != nil }
+            let held = open.withLock { $0.removeValue(forKey: fd) != nil }
             precondition(held, "close(\(fd)): a descriptor closed twice, or one nobody opened here")
         #endif
     }
@@ -30,9 +33,19 @@ enum DescriptorLedger {
     /// Whether `fd` is open by the ledger's account (debug builds; release builds always say true).
     static func isOpen(_ fd: Int32) -> Bool {
         #if DEBUG
-            return open.withLock { $0.contains(fd) }
+            return open.withLock { $0[fd] != nil }
         #else
             return true
+        #endif
+    }
+
+    /// A thread that owns all it opens (an event loop) calls this as it ends: a descriptor it opened
+    /// and did not close is a leak, and traps with the descriptors' numbers.
+    static func assertNoneOpenedByThisThread(_ owner: String) {
+        #if DEBUG
+            let thread = UInt(pthread_self())
+            let leaked = open.withLock { $0.filter { $0.value == thread }.keys.sorted() }
+            precondition(leaked.isEmpty, "\(owner) ends with descriptors it opened still open: \(leaked)")
         #endif
     }
 }
