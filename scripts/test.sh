@@ -20,6 +20,8 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
 command -v valgrind >/dev/null || need+=(valgrind)
+# boto3 goes into a virtual environment of our own; Debian's python3 needs python3-venv for that.
+if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
   if $root; then
     echo "== installing ${need[*]}"
@@ -71,6 +73,18 @@ if has python3; then
   python3 scripts/exhaustion.py --localnlb .build/debug/localnlb | tee -a "$log"
 else
   skip "descriptor exhaustion (scripts/exhaustion.py): python3 is missing"
+fi
+
+if has python3; then
+  echo "== the ELBv2 API driven by boto3 (PyPI), in a virtual environment under .build/"
+  venv=.build/aws-venv
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import boto3' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'boto3==1.44.8'
+  fi
+  "$venv/bin/python" scripts/aws-check.py --localnlb .build/debug/localnlb | tee -a "$log"
+else
+  skip "the ELBv2 API with boto3 (scripts/aws-check.py): python3 is missing"
 fi
 
 if $root && has ip && has curl; then

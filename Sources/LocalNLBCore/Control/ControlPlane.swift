@@ -58,6 +58,8 @@ final class ControlPlane {
     var publishedFingerprint = 0
     /// Each target's registration, state and reason as the event log last told them, by group.
     var loggedTargets: [[LoggedTarget]] = []
+    /// When this load balancer was made (`CreatedTime`).
+    let createdTime = rfc3339Now()
 
     /// Opens every listener on every node address, the control API and the loops' descriptors. Fails
     /// with one clear line (port in use, address not on this machine) and leaves nothing open.

@@ -49,6 +49,8 @@ struct ConfigReader {
     var errors: [String] = []
     var warnings: [String] = []
     var loadBalancerAttributes = LoadBalancerAttributes()
+    var scheme = "internet-facing"
+    var ipAddressType = "ipv4"
 
     mutating func error(_ path: String, _ message: String) {
         errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
@@ -237,13 +239,16 @@ struct ConfigReader {
         var configuration = Configuration(
             loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups, admin: admin)
         configuration.loadBalancerAttributes = loadBalancerAttributes
+        configuration.scheme = scheme
+        configuration.ipAddressType = ipAddressType
         return configuration
     }
 
     /// `Admin`: the control API. On by default at 127.0.0.1:8404; an address other than loopback
     /// needs a token, since anyone who reaches it can deregister every target.
     mutating func admin(_ value: JSONValue) -> AdminConfiguration? {
-        guard let object = readObject(value, "Admin", keys: ["Enabled", "Address", "Token"]) else { return nil }
+        guard let object = readObject(value, "Admin", keys: ["Enabled", "Address", "Token", "Region", "AccountId"])
+        else { return nil }
         if let value = object["Enabled"], boolean(value, "Admin.Enabled") == false { return nil }
         var admin = AdminConfiguration()
         if let value = object["Address"], let text = string(value, "Admin.Address") {
@@ -251,6 +256,23 @@ struct ConfigReader {
                 admin.address = endpoint
             } else {
                 error("Admin.Address", "\"\(text)\" is not ADDRESS:PORT (IPv6 as [::1]:8404)")
+            }
+        }
+        if let value = object["Region"], let region = string(value, "Admin.Region") {
+            let parts = region.split(separator: "-")
+            if parts.count >= 3, parts.allSatisfy({ !$0.isEmpty }), parts.last!.allSatisfy(\.isNumber),
+                region.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" })
+            {
+                admin.region = region
+            } else {
+                error("Admin.Region", "\"\(region)\" is not a region such as us-east-1")
+            }
+        }
+        if let value = object["AccountId"], let account = string(value, "Admin.AccountId") {
+            if account.count == 12 && account.allSatisfy({ $0.isASCII && $0.isNumber }) {
+                admin.accountID = account
+            } else {
+                error("Admin.AccountId", "\"\(account)\" is not a 12-digit AWS account id")
             }
         }
         if let value = object["Token"], let token = string(value, "Admin.Token") {
@@ -282,10 +304,14 @@ struct ConfigReader {
             error("LoadBalancer.Type", "\"\(text)\" is not network (localnlb emulates Network Load Balancers)")
         }
         if let value = object["Scheme"] {
-            _ = choice(value, "LoadBalancer.Scheme", Scheme.self, names: ["internet-facing", "internal"])
+            scheme =
+                choice(value, "LoadBalancer.Scheme", Scheme.self, names: ["internet-facing", "internal"])?.rawValue
+                ?? scheme
         }
         if let value = object["IpAddressType"] {
-            _ = choice(value, "LoadBalancer.IpAddressType", IPAddressType.self, names: ["ipv4", "dualstack"])
+            ipAddressType =
+                choice(value, "LoadBalancer.IpAddressType", IPAddressType.self, names: ["ipv4", "dualstack"])?.rawValue
+                ?? ipAddressType
         }
         for key in ["Subnets", "SecurityGroups"] {
             if let value = object[key], let items = array(value, "LoadBalancer.\(key)") {

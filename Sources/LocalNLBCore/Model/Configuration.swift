@@ -10,6 +10,10 @@ public struct Configuration: Sendable {
     /// The control API (`Admin`), or nil for none.
     public var admin: AdminConfiguration?
     public var loadBalancerAttributes = LoadBalancerAttributes()
+    /// `internet-facing` (AWS's default) or `internal`.
+    public var scheme = "internet-facing"
+    /// `ipv4` or `dualstack`.
+    public var ipAddressType = "ipv4"
 
     public init(
         loadBalancerName: String, nodes: [LoadBalancerNode], listeners: [ListenerConfiguration],
@@ -27,6 +31,9 @@ public struct Configuration: Sendable {
 public struct AdminConfiguration: Sendable, Equatable {
     public var address: IPEndpoint
     public var token: String?
+    /// The region and account in ARNs and DNS names (`Admin.Region`, `Admin.AccountId`).
+    public var region = "us-east-1"
+    public var accountID = "000000000000"
 
     public static let defaultAddress = IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: 8404)
 

@@ -1,0 +1,178 @@
+import Glibc
+
+/// An ELBv2 error, as AWS answers it: `<ErrorResponse><Error><Type>Sender</Type><Code>…`.
+struct QueryError: Error {
+    var code: String
+    var message: String
+    var status = 400
+
+    static func validation(_ message: String) -> QueryError { QueryError(code: "ValidationError", message: message) }
+}
+
+/// The ELBv2 Query API (`POST /` with a form body, or `GET /?Action=…`, `Version=2015-12-01`) on the
+/// control API's address, answered in AWS's XML: what the AWS CLI and boto3 send with `--endpoint-url`.
+/// Every action reads and edits the same model as the JSON API and the file.
+extension ControlPlane {
+    static let queryNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+
+    var names: ResourceNames {
+        ResourceNames(
+            region: configuration.admin?.region ?? "us-east-1",
+            accountID: configuration.admin?.accountID ?? "000000000000")
+    }
+
+    /// A Query API request: `/` with an `Action` (the JSON API has no resource at `/`).
+    static func isQueryRequest(_ request: AdminRequest) -> Bool {
+        request.path == "/" && (request.method == "POST" || request.method == "GET")
+    }
+
+    func queryAPI(_ request: AdminRequest) -> AdminResponse {
+        let requestID = Self.requestID()
+        let form: QueryForm?
+        if request.method == "GET" {
+            form = QueryForm(values: request.query)
+        } else {
+            form = QueryForm(Substring(String(decoding: request.body, as: UTF8.self)))
+        }
+        do {
+            guard let form else {
+                throw QueryError(code: "MalformedQueryString", message: "the form body has a broken %-escape")
+            }
+            guard let action = form["Action"] else {
+                throw QueryError(code: "MissingAction", message: "no Action parameter (Action=DescribeTargetGroups…)")
+            }
+            if let version = form["Version"], version != "2015-12-01" {
+                throw QueryError(
+                    code: "InvalidAction", message: "version \(version) of Elastic Load Balancing v2 is not 2015-12-01")
+            }
+            let result = try perform(action: action, form)
+            let body =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<\(action)Response xmlns=\"\(Self.queryNamespace)\">"
+                + XML.element("\(action)Result", [result])
+                + XML.element("ResponseMetadata", [XML.text("RequestId", requestID)]) + "</\(action)Response>\n"
+            return AdminResponse(status: 200, body: body, contentType: "text/xml")
+        } catch let error as QueryError {
+            let body =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
+                + XML.element(
+                    "Error",
+                    [XML.text("Type", "Sender"), XML.text("Code", error.code), XML.text("Message", error.message)])
+                + XML.text("RequestId", requestID) + "</ErrorResponse>\n"
+            return AdminResponse(status: error.status, body: body, contentType: "text/xml")
+        } catch {
+            return AdminResponse(status: 500, body: "\(error)", contentType: "text/plain")
+        }
+    }
+
+    /// On an address other than loopback the Query API would have to verify SigV4 signatures, which
+    /// localnlb does not do yet: refused, with the way out.
+    func queryAPIRefusal() -> AdminResponse {
+        let body =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
+            + XML.element(
+                "Error",
+                [
+                    XML.text("Type", "Sender"), XML.text("Code", "InvalidClientTokenId"),
+                    XML.text(
+                        "Message",
+                        "the ELBv2 API is served on a loopback Admin.Address only (SigV4 is not verified yet); "
+                            + "use the JSON API with Admin.Token here"),
+                ]) + XML.text("RequestId", Self.requestID()) + "</ErrorResponse>\n"
+        return AdminResponse(status: 403, body: body, contentType: "text/xml")
+    }
+
+    func perform(action: String, _ form: QueryForm) throws(QueryError) -> String {
+        switch action {
+        case "DescribeLoadBalancers": return try describeLoadBalancers(form)
+        case "DescribeLoadBalancerAttributes":
+            _ = try loadBalancer(form["LoadBalancerArn"])
+            return attributeList(LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancerAttributes))
+        case "DescribeListeners": return try describeListeners(form)
+        case "DescribeListenerAttributes":
+            let listener = try self.listener(form["ListenerArn"])
+            return attributeList(ListenerConfiguration.attributeIndex.describe(configuration.listeners[listener]))
+        case "DescribeTargetGroups": return try describeTargetGroups(form)
+        case "DescribeTargetGroupAttributes":
+            let group = try targetGroup(form["TargetGroupArn"])
+            return attributeList(groups[group].configuration.effectiveAttributes)
+        case "ModifyTargetGroupAttributes": return try modifyTargetGroupAttributes(form)
+        case "DescribeTargetHealth": return try describeTargetHealth(form)
+        case "RegisterTargets": return try changeTargets(form, register: true)
+        case "DeregisterTargets": return try changeTargets(form, register: false)
+        default:
+            throw QueryError(
+                code: "InvalidAction",
+                message: "\(action) is not an action of Elastic Load Balancing v2 that localnlb serves")
+        }
+    }
+
+    /// A request id in AWS's shape (a UUID).
+    static func requestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = (0..<4).map { _ in
+            let digits = String(generator.next() as UInt32, radix: 16)
+            return String(repeating: "0", count: 8 - digits.count) + digits
+        }.joined()
+        let characters = Array(hex)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+    }
+
+    // MARK: Finding resources by ARN
+
+    func loadBalancer(_ arn: String?) throws(QueryError) {
+        guard let arn else { throw .validation("LoadBalancerArn is required") }
+        guard arn == names.loadBalancer(configuration.loadBalancerName) else {
+            throw QueryError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found")
+        }
+    }
+
+    func targetGroup(_ arn: String?) throws(QueryError) -> Int {
+        guard let arn else { throw .validation("TargetGroupArn is required") }
+        guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid target group ARN") }
+        guard let name = names.name(in: arn, kind: "targetgroup"), arn == names.targetGroup(name),
+            let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
+        else { throw QueryError(code: "TargetGroupNotFound", message: "Target groups '\(arn)' not found") }
+        return index
+    }
+
+    /// The index in `configuration.listeners` of the listener with this ARN.
+    func listener(_ arn: String?) throws(QueryError) -> Int {
+        guard let arn else { throw .validation("ListenerArn is required") }
+        let lb = configuration.loadBalancerName
+        guard
+            let index = configuration.listeners.firstIndex(where: {
+                names.listener(loadBalancer: lb, port: $0.port) == arn
+            })
+        else { throw QueryError(code: "ListenerNotFound", message: "Listener '\(arn)' not found") }
+        return index
+    }
+
+    /// Whether a listener forwards to the group (else its targets are `unused`, `Target.NotInUse`).
+    func isInUse(_ group: Int) -> Bool {
+        configuration.listeners.contains { $0.targetGroupName == groups[group].configuration.name }
+    }
+
+    /// `Marker` and `PageSize` (1–400) over `items`: the page, and the marker of the next one.
+    func page<T>(_ items: [T], _ form: QueryForm) throws(QueryError) -> ([T], String?) {
+        var size = 400
+        if let text = form["PageSize"] {
+            guard let value = Int(text), (1...400).contains(value) else {
+                throw .validation("PageSize \(text): must be between 1 and 400")
+            }
+            size = value
+        }
+        var start = 0
+        if let marker = form["Marker"] {
+            guard let value = Int(marker), (0...items.count).contains(value) else {
+                throw .validation("Marker \(marker): not a NextMarker this API returned")
+            }
+            start = value
+        }
+        let end = min(items.count, start + size)
+        return (Array(items[start..<end]), end < items.count ? String(end) : nil)
+    }
+
+    func attributeList(_ attributes: [(key: String, value: String)]) -> String {
+        XML.list("Attributes", attributes.map { XML.text("Key", $0.key) + XML.text("Value", $0.value) })
+    }
+}

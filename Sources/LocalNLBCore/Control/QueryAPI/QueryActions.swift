@@ -1,0 +1,209 @@
+import ProxyProtocol
+
+/// The actions of the Query API, each with the fields AWS documents for a network load balancer.
+extension ControlPlane {
+    // MARK: Load balancers and listeners
+
+    func describeLoadBalancers(_ form: QueryForm) throws(QueryError) -> String {
+        let name = configuration.loadBalancerName
+        let arn = names.loadBalancer(name)
+        for wanted in form.list("LoadBalancerArns") where wanted != arn {
+            throw QueryError(code: "LoadBalancerNotFound", message: "Load balancers '[\(wanted)]' not found")
+        }
+        for wanted in form.list("Names") where wanted != name {
+            throw QueryError(code: "LoadBalancerNotFound", message: "Load balancers '[\(wanted)]' not found")
+        }
+        // Without subnets in the model (a later issue), every node is in the region's first zone.
+        let zones = configuration.nodes.map { node in
+            let addresses = node.addresses.map {
+                $0.isIPv6 ? XML.text("IPv6Address", $0.description) : XML.text("IpAddress", $0.description)
+            }
+            return XML.text("ZoneName", names.region + "a") + XML.text("SubnetId", node.subnetID)
+                + XML.list("LoadBalancerAddresses", addresses)
+        }
+        var fields = [XML.text("LoadBalancerArn", arn), XML.text("DNSName", names.dnsName(name))]
+        if let zone = names.canonicalHostedZoneID { fields.append(XML.text("CanonicalHostedZoneId", zone)) }
+        fields += [
+            XML.text("CreatedTime", createdTime), XML.text("LoadBalancerName", name),
+            XML.text("Scheme", configuration.scheme), XML.text("VpcId", names.vpcID),
+            XML.element("State", [XML.text("Code", draining ? "active_impaired" : "active")]),
+            XML.text("Type", "network"), XML.list("AvailabilityZones", zones),
+            XML.text("IpAddressType", configuration.ipAddressType),
+        ]
+        let (members, next) = try page([fields.joined()], form)
+        return XML.list("LoadBalancers", members) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func describeListeners(_ form: QueryForm) throws(QueryError) -> String {
+        let lb = configuration.loadBalancerName
+        var chosen = Array(configuration.listeners.indices)
+        let arns = form.list("ListenerArns")
+        if !arns.isEmpty {
+            chosen = try arns.map { arn throws(QueryError) in try listener(arn) }
+        } else if form["LoadBalancerArn"] != nil {
+            try loadBalancer(form["LoadBalancerArn"])
+        } else {
+            throw .validation("You must specify either listener ARNs or a load balancer ARN")
+        }
+        let members = chosen.map { index in
+            let listener = configuration.listeners[index]
+            let group = names.targetGroup(listener.targetGroupName)
+            let forward = XML.element(
+                "ForwardConfig",
+                [
+                    XML.list("TargetGroups", [XML.text("TargetGroupArn", group) + XML.text("Weight", "1")]),
+                    XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
+                ])
+            return XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
+                + XML.text("LoadBalancerArn", names.loadBalancer(lb)) + XML.text("Port", String(listener.port))
+                + XML.text("Protocol", "TCP")
+                + XML.list(
+                    "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
+        }
+        let (page, next) = try page(members, form)
+        return XML.list("Listeners", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    // MARK: Target groups
+
+    func describeTargetGroups(_ form: QueryForm) throws(QueryError) -> String {
+        var chosen = groups.indices.filter { !groups[$0].removed }
+        let arns = form.list("TargetGroupArns")
+        let wantedNames = form.list("Names")
+        if !arns.isEmpty {
+            chosen = try arns.map { arn throws(QueryError) in try targetGroup(arn) }
+        } else if !wantedNames.isEmpty {
+            chosen = try wantedNames.map { name throws(QueryError) in
+                guard let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed }) else {
+                    throw QueryError(code: "TargetGroupNotFound", message: "One or more target groups not found")
+                }
+                return index
+            }
+        } else if form["LoadBalancerArn"] != nil {
+            try loadBalancer(form["LoadBalancerArn"])
+            chosen = chosen.filter(isInUse)
+        }
+        let (page, next) = try page(chosen.map(targetGroupMember), form)
+        return XML.list("TargetGroups", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func targetGroupMember(_ index: Int) -> String {
+        let group = groups[index].configuration
+        let check = group.healthCheck
+        var fields = [
+            XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
+            XML.text("Protocol", "TCP"), XML.text("Port", String(group.port)), XML.text("VpcId", names.vpcID),
+            XML.text("HealthCheckProtocol", check.protocolName.rawValue),
+            XML.text("HealthCheckPort", check.port.map(String.init) ?? "traffic-port"),
+            XML.text("HealthCheckEnabled", String(check.enabled)),
+            XML.text("HealthCheckIntervalSeconds", String(check.intervalSeconds)),
+            XML.text("HealthCheckTimeoutSeconds", String(check.timeoutSeconds)),
+            XML.text("HealthyThresholdCount", String(check.healthyThreshold)),
+            XML.text("UnhealthyThresholdCount", String(check.unhealthyThreshold)),
+        ]
+        if check.protocolName == .http {
+            let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            fields.append(XML.text("HealthCheckPath", check.path))
+            fields.append(XML.element("Matcher", [XML.text("HttpCode", codes.joined(separator: ","))]))
+        }
+        let balancers = isInUse(index) ? [XML.escape(names.loadBalancer(configuration.loadBalancerName))] : []
+        fields += [
+            XML.list("LoadBalancerArns", balancers), XML.text("TargetType", group.targetType.rawValue),
+            XML.text("IpAddressType", group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4"),
+        ]
+        return fields.joined()
+    }
+
+    /// Changed keys only; AWS's ranges are enforced here (the file only warns about them).
+    func modifyTargetGroupAttributes(_ form: QueryForm) throws(QueryError) -> String {
+        let index = try targetGroup(form["TargetGroupArn"])
+        let given = form.structures("Attributes", fields: ["Key", "Value"])
+        guard !given.isEmpty else { throw .validation("Attributes is required") }
+        var reader = ConfigReader()
+        let list = JSONValue.array(given.map { .object($0.mapValues { .string($0) }) })
+        var updated = groups[index].configuration
+        reader.attributes(list, "Attributes", into: &updated)
+        let problems = reader.errors + reader.warnings
+        guard problems.isEmpty else { throw .validation(problems.joined(separator: "; ")) }
+        applyGroupConfiguration(index, updated, by: "ModifyTargetGroupAttributes")
+        publish(wait: true)
+        return attributeList(groups[index].configuration.effectiveAttributes)
+    }
+
+    // MARK: Targets
+
+    func describeTargetHealth(_ form: QueryForm) throws(QueryError) -> String {
+        let index = try targetGroup(form["TargetGroupArn"])
+        let group = groups[index]
+        let port = group.configuration.healthCheck.port
+        let inUse = isInUse(index)
+        func description(id: String, targetPort: UInt16, state: String, reason: TargetHealthReason?) -> String {
+            var health = [XML.text("State", state)]
+            if let reason {
+                health += [XML.text("Reason", reason.rawValue), XML.text("Description", reason.description)]
+            }
+            return XML.element("Target", [XML.text("Id", id), XML.text("Port", String(targetPort))])
+                + XML.text("HealthCheckPort", String(port ?? targetPort)) + XML.element("TargetHealth", health)
+        }
+        func describe(_ target: Target) -> String {
+            inUse
+                ? description(
+                    id: target.id, targetPort: target.endpoint.port, state: target.state.rawValue, reason: target.reason
+                )
+                : description(id: target.id, targetPort: target.endpoint.port, state: "unused", reason: .notInUse)
+        }
+        let registered = group.targets.filter { $0.state != .unused }
+        let wanted = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
+        guard !wanted.isEmpty else {
+            return XML.list("TargetHealthDescriptions", registered.map(describe))
+        }
+        let members = try wanted.map { item throws(QueryError) -> String in
+            guard let id = item["Id"] else { throw .validation("Targets.member.N.Id is required") }
+            let targetPort =
+                try item["Port"].map { text throws(QueryError) -> UInt16 in
+                    guard let value = UInt16(text), value > 0 else { throw .validation("Port \(text): not 1-65535") }
+                    return value
+                } ?? group.configuration.port
+            if let target = registered.first(where: { $0.id == id && $0.endpoint.port == targetPort }) {
+                return describe(target)
+            }
+            // AWS: a target that is not registered is `unused`, Target.NotRegistered (boto3's
+            // target_deregistered waiter waits for exactly this).
+            return description(id: id, targetPort: targetPort, state: "unused", reason: .notRegistered)
+        }
+        return XML.list("TargetHealthDescriptions", members)
+    }
+
+    /// RegisterTargets / DeregisterTargets: every target checked before any changes.
+    func changeTargets(_ form: QueryForm, register: Bool) throws(QueryError) -> String {
+        let index = try targetGroup(form["TargetGroupArn"])
+        let given = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
+        guard !given.isEmpty else { throw .validation("Targets is required") }
+        var reader = ConfigReader()
+        let configuration = groups[index].configuration
+        let targets = given.enumerated().compactMap { position, item in
+            reader.target(
+                .object(item.mapValues { .string($0) }), "Targets.member.\(position + 1)", group: configuration)
+        }
+        guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
+        if !register {
+            let registered = groups[index].targets.filter(\.isRegistered).map(\.endpoint)
+            let missing = targets.filter { !registered.contains($0.endpoint) }
+            if !missing.isEmpty {
+                throw QueryError(
+                    code: "InvalidTarget",
+                    message: "The following targets are not registered in target group '\(configuration.name)': "
+                        + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
+            }
+        }
+        for target in targets {
+            if register {
+                groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+            } else {
+                _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
+            }
+        }
+        publish(wait: true)
+        return ""
+    }
+}

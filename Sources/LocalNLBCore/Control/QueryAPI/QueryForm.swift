@@ -1,0 +1,110 @@
+/// The parameters of an ELBv2 Query API request (`Action=…&Version=2015-12-01&Names.member.1=web`), from
+/// a form-encoded body or a query string, with AWS's list shapes read out of them.
+struct QueryForm: Equatable {
+    private(set) var values: [String: String] = [:]
+
+    /// Parses `application/x-www-form-urlencoded` text: `&`-separated pairs, `+` for a space,
+    /// percent-escapes. Nil when an escape is broken (`%zz`, a bare `%`).
+    init?(_ text: Substring) {
+        for pair in text.split(separator: "&") where !pair.isEmpty {
+            let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = Self.decode(field[0]), let value = field.count == 2 ? Self.decode(field[1]) : "" else {
+                return nil
+            }
+            values[key] = value
+        }
+    }
+
+    init(values: [String: String]) { self.values = values }
+
+    static func decode(_ text: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var utf8 = text.utf8.makeIterator()
+        while let byte = utf8.next() {
+            switch byte {
+            case UInt8(ascii: "+"): bytes.append(0x20)
+            case UInt8(ascii: "%"):
+                guard let high = utf8.next().flatMap(Self.hex), let low = utf8.next().flatMap(Self.hex) else {
+                    return nil
+                }
+                bytes.append(high << 4 | low)
+            default: bytes.append(byte)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hex(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    subscript(key: String) -> String? { values[key] }
+
+    /// `Name.member.1`, `Name.member.2`, … in order, up to the first gap.
+    func list(_ name: String) -> [String] {
+        var items: [String] = []
+        while let value = values["\(name).member.\(items.count + 1)"] { items.append(value) }
+        return items
+    }
+
+    /// `Name.member.N.Field` for each N, up to the first N with none of `fields`.
+    func structures(_ name: String, fields: [String]) -> [[String: String]] {
+        var items: [[String: String]] = []
+        while true {
+            let prefix = "\(name).member.\(items.count + 1)."
+            var item: [String: String] = [:]
+            for field in fields { item[field] = values[prefix + field] }
+            guard !item.isEmpty else { return items }
+            items.append(item)
+        }
+    }
+
+    /// Keys that start `Name.member.` but that `structures` did not read (a field this action does not
+    /// know, or a list with a gap).
+    func unread(_ name: String, fields: [String]) -> [String] {
+        let count = structures(name, fields: fields).count
+        return values.keys.filter { key in
+            guard key.hasPrefix("\(name).member.") else { return false }
+            let rest = key.dropFirst(name.count + 8).split(separator: ".", maxSplits: 1)
+            guard let index = Int(rest[0]), index >= 1, index <= count, rest.count == 2 else { return true }
+            return !fields.contains(String(rest[1]))
+        }.sorted()
+    }
+}
+
+/// XML as the Query API answers: elements, text escaped.
+enum XML {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text.unicodeScalars {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.unicodeScalars.append(character)
+            }
+        }
+        return out
+    }
+
+    /// `<name>escaped text</name>`
+    static func text(_ name: String, _ value: String) -> String { "<\(name)>\(escape(value))</\(name)>" }
+
+    /// `<name>children</name>`
+    static func element(_ name: String, _ children: [String]) -> String {
+        "<\(name)>" + children.joined() + "</\(name)>"
+    }
+
+    /// `<name><member>…</member>…</name>`, AWS's list shape.
+    static func list(_ name: String, _ members: [String]) -> String {
+        element(name, members.map { "<member>\($0)</member>" })
+    }
+}

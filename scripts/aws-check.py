@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""boto3, a client nobody here wrote, drives localnlb through the ELBv2 Query API on the admin address.
+
+    python3 scripts/aws-check.py --localnlb .build/debug/localnlb      (with boto3 importable)
+
+One load balancer from a file, with a listener and an `ip` target group. boto3 describes it, registers
+a second target and waits with its own `target_in_service` waiter, turns PROXY v2 on live and sees the
+next flow carry the header, deregisters and waits with `target_deregistered`, and gets AWS's error
+codes as ClientError. Timers run under --time-scale 0.01. Everything stays on 127.0.0.1.
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+import boto3
+from botocore.exceptions import ClientError
+
+from support import free_port, wait_port
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"  {'passed' if ok else 'FAILED'}  {name}" + (f" ({detail})" if detail and not ok else ""))
+
+
+def error_code(call):
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"]
+    return None
+
+
+def get_through(port):
+    """One HTTP GET through the listener: the built-in target's JSON report."""
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def raw_post(admin, body):
+    request = urllib.request.Request(f"http://127.0.0.1:{admin}/", data=body, method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--localnlb", required=True)
+    args = parser.parse_args()
+    binary = os.path.abspath(args.localnlb)
+    scratch = tempfile.mkdtemp(prefix="localnlb-aws-")
+    procs = []
+    try:
+        targets = []
+        for name in ["a", "b"]:
+            port = free_port()
+            procs.append(subprocess.Popen([binary, "target", "--listen", f"127.0.0.1:{port}", "--name", name],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_port(port)
+            targets.append(port)
+        listener, admin = free_port(), free_port()
+        config = os.path.join(scratch, "config.json")
+        with open(config, "w") as f:
+            json.dump({
+                "Admin": {"Address": f"127.0.0.1:{admin}", "Region": "eu-west-1", "AccountId": "123456789012"},
+                "LoadBalancer": {"Name": "aws-check", "SubnetMappings": [
+                    {"SubnetId": "subnet-1", "PrivateIPv4Address": "127.0.0.1"}]},
+                "Listeners": [{"Port": listener, "Protocol": "TCP",
+                               "DefaultActions": [{"Type": "forward", "TargetGroupName": "web"}]}],
+                "TargetGroups": [{"Name": "web", "Port": targets[0], "Protocol": "TCP", "TargetType": "ip",
+                                  "HealthCheckIntervalSeconds": 5, "HealthyThresholdCount": 2,
+                                  "Targets": [{"Id": "127.0.0.1"}]}],
+            }, f)
+        log = open(os.path.join(scratch, "localnlb.log"), "w")
+        procs.append(subprocess.Popen([binary, "serve", "--config", config, "--time-scale", "0.01",
+                                       "--flow-log", "off"], stderr=log))
+        wait_port(listener, process=procs[-1])
+        elb = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{admin}", region_name="eu-west-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        fast = {"Delay": 1, "MaxAttempts": 30}
+
+        lbs = elb.describe_load_balancers()["LoadBalancers"]
+        lb = lbs[0] if len(lbs) == 1 else {}
+        lb_arn = lb.get("LoadBalancerArn", "")
+        check("describe_load_balancers: one network load balancer, active, with AWS's ARN and DNS name",
+              re.fullmatch(r"arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/aws-check/[0-9a-f]{16}",
+                           lb_arn) is not None and lb.get("Type") == "network" and lb.get("State", {}).get("Code") == "active"
+              and lb.get("DNSName") == f"aws-check-{lb_arn[-16:]}.elb.eu-west-1.amazonaws.com"
+              and lb.get("AvailabilityZones", [{}])[0].get("LoadBalancerAddresses", [{}])[0].get("IpAddress") == "127.0.0.1",
+              str(lb))
+        groups = elb.describe_target_groups(Names=["web"])["TargetGroups"]
+        tg_arn = groups[0]["TargetGroupArn"]
+        check("describe_target_groups by name: the ARN, the load balancer, the health-check settings",
+              re.fullmatch(r"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/[0-9a-f]{16}", tg_arn)
+              is not None and groups[0]["LoadBalancerArns"] == [lb_arn] and groups[0]["HealthCheckIntervalSeconds"] == 5
+              and groups[0]["TargetType"] == "ip", str(groups))
+        check("describe_target_groups by load balancer finds the same group",
+              [g["TargetGroupArn"] for g in elb.describe_target_groups(LoadBalancerArn=lb_arn)["TargetGroups"]] == [tg_arn])
+        listeners = elb.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]
+        check("describe_listeners: the port and the forward to the group",
+              len(listeners) == 1 and listeners[0]["Port"] == listener
+              and listeners[0]["DefaultActions"][0]["TargetGroupArn"] == tg_arn, str(listeners))
+
+        b = {"Id": "127.0.0.1", "Port": targets[1]}
+        elb.register_targets(TargetGroupArn=tg_arn, Targets=[b])
+        elb.get_waiter("target_in_service").wait(TargetGroupArn=tg_arn, Targets=[b], WaiterConfig=fast)
+        health = elb.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+        check("register_targets, then boto3's target_in_service waiter sees the new target healthy",
+              sorted(d["Target"]["Port"] for d in health if d["TargetHealth"]["State"] == "healthy") == sorted(targets),
+              str(health))
+
+        before = get_through(listener)
+        elb.modify_target_group_attributes(
+            TargetGroupArn=tg_arn, Attributes=[{"Key": "proxy_protocol_v2.enabled", "Value": "true"}])
+        after = get_through(listener)
+        check("modify_target_group_attributes turns PROXY v2 on for the next flow",
+              before.get("proxy") is None and (after.get("proxy") or {}).get("version") == 2, f"{before} / {after}")
+        attributes = {a["Key"]: a["Value"] for a in
+                      elb.describe_target_group_attributes(TargetGroupArn=tg_arn)["Attributes"]}
+        check("describe_target_group_attributes shows the change", attributes.get("proxy_protocol_v2.enabled") == "true")
+
+        elb.deregister_targets(TargetGroupArn=tg_arn, Targets=[b])
+        draining = elb.describe_target_health(TargetGroupArn=tg_arn, Targets=[b])["TargetHealthDescriptions"]
+        elb.get_waiter("target_deregistered").wait(TargetGroupArn=tg_arn, Targets=[b], WaiterConfig=fast)
+        gone = elb.describe_target_health(TargetGroupArn=tg_arn, Targets=[b])["TargetHealthDescriptions"]
+        check("deregister_targets drains, then boto3's target_deregistered waiter sees unused / Target.NotRegistered",
+              draining[0]["TargetHealth"]["State"] == "draining"
+              and gone[0]["TargetHealth"] == {"State": "unused", "Reason": "Target.NotRegistered",
+                                              "Description": "Target is not registered to the target group"},
+              f"{draining} / {gone}")
+
+        bogus_tg = tg_arn[:-16] + "0" * 16
+        errors = {
+            "TargetGroupNotFound": error_code(lambda: elb.describe_target_groups(Names=["nope"])),
+            "TargetGroupNotFound (ARN)": error_code(lambda: elb.describe_target_health(TargetGroupArn=bogus_tg)),
+            "LoadBalancerNotFound": error_code(lambda: elb.describe_load_balancers(Names=["nope"])),
+            "ListenerNotFound": error_code(lambda: elb.describe_listeners(ListenerArns=[lb_arn.replace(
+                ":loadbalancer/", ":listener/") + "/0123456789abcdef"])),
+            "InvalidTarget": error_code(lambda: elb.deregister_targets(TargetGroupArn=tg_arn, Targets=[b])),
+            "ValidationError": error_code(lambda: elb.modify_target_group_attributes(
+                TargetGroupArn=tg_arn, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "5000"}])),
+        }
+        check("AWS's error codes reach boto3 as ClientError",
+              all(code == name.split(" ")[0] for name, code in errors.items()), str(errors))
+        status, body = raw_post(admin, b"Action=NoSuchAction&Version=2015-12-01")
+        check("an unknown action is 400 InvalidAction", status == 400 and "<Code>InvalidAction</Code>" in body, body)
+        status, body = raw_post(admin, b"Action=DescribeTargetGroups&Names.member.1=%zz")
+        check("a broken form body is a 400, the daemon unaffected",
+              status == 400 and "MalformedQueryString" in body and procs[-1].poll() is None
+              and len(elb.describe_target_groups()["TargetGroups"]) == 1, body)
+    except Exception as error:  # a boto3 failure is a failed check, with what it said
+        check("the scenario ran to its end", False, repr(error))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(15)
+    failed = results.count(False)
+    print(f"aws: {len(results) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
