@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""boto3, a client nobody here wrote, drives localnlb through the ELBv2 Query API on the admin address.
+"""boto3 and the AWS CLI, clients nobody here wrote, drive localnlb through the ELBv2 Query API on the
+admin address.
 
-    python3 scripts/aws-check.py --localnlb .build/debug/localnlb      (with boto3 importable)
+    VENV/bin/python scripts/aws-check.py --localnlb .build/debug/localnlb   (boto3 and awscli in VENV)
 
 One load balancer from a file, with a listener and an `ip` target group. boto3 describes it, registers
 a second target and waits with its own `target_in_service` waiter, turns PROXY v2 on live and sees the
@@ -146,7 +147,20 @@ def main():
                                               "Description": "Target is not registered to the target group"},
               f"{draining} / {gone}")
 
+        # The AWS CLI (from the same virtual environment) reads the same answers.
+        aws = os.path.join(os.path.dirname(sys.executable), "aws")
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1")
+        cli = subprocess.run([aws, "elbv2", "describe-target-groups", "--names", "web", "--output", "json",
+                              "--endpoint-url", f"http://127.0.0.1:{admin}"], capture_output=True, text=True, env=env)
+        check("the AWS CLI: describe-target-groups --names web",
+              cli.returncode == 0 and json.loads(cli.stdout)["TargetGroups"][0]["TargetGroupArn"] == tg_arn,
+              cli.stderr)
         bogus_tg = tg_arn[:-16] + "0" * 16
+        cli = subprocess.run([aws, "elbv2", "describe-target-health", "--target-group-arn", bogus_tg,
+                              "--endpoint-url", f"http://127.0.0.1:{admin}"], capture_output=True, text=True, env=env)
+        check("the AWS CLI: an unknown target group is TargetGroupNotFound, a failing exit",
+              cli.returncode != 0 and "(TargetGroupNotFound)" in cli.stderr, f"exit {cli.returncode}: {cli.stderr}")
+
         errors = {
             "TargetGroupNotFound": error_code(lambda: elb.describe_target_groups(Names=["nope"])),
             "TargetGroupNotFound (ARN)": error_code(lambda: elb.describe_target_health(TargetGroupArn=bogus_tg)),

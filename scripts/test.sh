@@ -76,15 +76,15 @@ else
 fi
 
 if has python3; then
-  echo "== the ELBv2 API driven by boto3 (PyPI), in a virtual environment under .build/"
+  echo "== the ELBv2 API driven by boto3 and the AWS CLI (PyPI), in a virtual environment under .build/"
   venv=.build/aws-venv
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import boto3' 2>/dev/null; then
+  if [ ! -x "$venv/bin/aws" ] || ! "$venv/bin/python" -c 'import boto3' 2>/dev/null; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'boto3==1.44.8'
+    "$venv/bin/pip" install -q --disable-pip-version-check 'boto3==1.44.8' 'awscli==1.46.3'
   fi
   "$venv/bin/python" scripts/aws-check.py --localnlb .build/debug/localnlb | tee -a "$log"
 else
-  skip "the ELBv2 API with boto3 (scripts/aws-check.py): python3 is missing"
+  skip "the ELBv2 API with boto3 and the AWS CLI (scripts/aws-check.py): python3 is missing"
 fi
 
 if $root && has ip && has curl; then
