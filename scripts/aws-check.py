@@ -147,6 +147,60 @@ def main():
                                               "Description": "Target is not registered to the target group"},
               f"{draining} / {gone}")
 
+        # Target groups and listeners made and removed at run time: real ports open and close.
+        api_args = dict(Name="api", Protocol="TCP", Port=targets[0], TargetType="ip", VpcId=lb.get("VpcId", ""),
+                        HealthCheckIntervalSeconds=5, HealthyThresholdCount=2)
+        api_arn = elb.create_target_group(**api_args)["TargetGroups"][0]["TargetGroupArn"]
+        again = elb.create_target_group(**api_args)["TargetGroups"][0]["TargetGroupArn"]
+        check("create_target_group, and again with the same settings returns the same group",
+              again == api_arn and api_arn.split(":")[-1].startswith("targetgroup/api/"), f"{api_arn} / {again}")
+        check("create_target_group with the same name and other settings is DuplicateTargetGroupName",
+              error_code(lambda: elb.create_target_group(**dict(api_args, Port=targets[1])))
+              == "DuplicateTargetGroupName")
+        elb.register_targets(TargetGroupArn=api_arn, Targets=[{"Id": "127.0.0.1", "Port": targets[1]}])
+        new_port = free_port()
+        listener_args = dict(LoadBalancerArn=lb_arn, Protocol="TCP", Port=new_port,
+                             DefaultActions=[{"Type": "forward", "TargetGroupArn": api_arn}])
+        new_listener = elb.create_listener(**listener_args)["Listeners"][0]["ListenerArn"]
+        report = get_through(new_port)
+        check("create_listener opens the port at once and forwards to the group",
+              report.get("target") == "b" and elb.create_listener(**listener_args)["Listeners"][0]["ListenerArn"]
+              == new_listener, str(report))
+        check("create_listener on a used port with another action is DuplicateListener",
+              error_code(lambda: elb.create_listener(**dict(listener_args, DefaultActions=[
+                  {"Type": "forward", "TargetGroupArn": tg_arn}]))) == "DuplicateListener")
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        check("create_listener on a port another program holds is InvalidConfigurationRequest",
+              error_code(lambda: elb.create_listener(**dict(listener_args, Port=taken.getsockname()[1])))
+              == "InvalidConfigurationRequest")
+        taken.close()
+        check("delete_target_group while a listener forwards to it is ResourceInUse",
+              error_code(lambda: elb.delete_target_group(TargetGroupArn=api_arn)) == "ResourceInUse")
+        held = socket.create_connection(("127.0.0.1", new_port), 5)
+        held.sendall(b"hello")
+        held.settimeout(5)
+        held.recv(4096)
+        elb.delete_listener(ListenerArn=new_listener)
+        try:
+            ended = held.recv(4096) == b""
+            reset = False
+        except ConnectionResetError:
+            ended, reset = True, True
+        refused = False
+        try:
+            socket.create_connection(("127.0.0.1", new_port), 2).close()
+        except ConnectionRefusedError:
+            refused = True
+        check("delete_listener resets its flows and closes the port", ended and reset and refused,
+              f"reset {reset}, refused {refused}")
+        elb.delete_target_group(TargetGroupArn=api_arn)
+        check("delete_target_group, then the group is gone",
+              error_code(lambda: elb.describe_target_groups(Names=["api"])) == "TargetGroupNotFound")
+        check("the first listener kept its group's live settings through those edits (PROXY v2 still on)",
+              (get_through(listener).get("proxy") or {}).get("version") == 2)
+
         # The AWS CLI (from the same virtual environment) reads the same answers.
         aws = os.path.join(os.path.dirname(sys.executable), "aws")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1")

@@ -19,7 +19,8 @@ extension ControlPlane {
     }
 
     /// Moves the running balancer to `new`: all of it, or (if a listener cannot be opened) none of it.
-    func apply(_ new: Configuration) throws {
+    /// `source` names what asked for it in the event log (SIGHUP, or an API action).
+    func apply(_ new: Configuration, by source: String = "SIGHUP") throws {
         // Where each group of the new configuration will live: its current slot, or a new one.
         var groupIndex: [String: Int] = [:]
         var appended = 0
@@ -55,7 +56,7 @@ extension ControlPlane {
             let index = groupIndex[group.name]!
             if index >= groups.count {
                 groups.append(TargetGroup(group, timeScale: options.timeScale, now: now))
-                options.log("target group \(group.name) added (SIGHUP)")
+                options.log("target group \(group.name) added (\(source))")
                 continue
             }
             groups[index].removed = false
@@ -66,14 +67,14 @@ extension ControlPlane {
             for endpoint in kept where !group.targets.contains(where: { $0.endpoint == endpoint }) {
                 _ = groups[index].lifecycle.deregister(endpoint: endpoint, now: now)
             }
-            applyGroupConfiguration(index, group, by: "SIGHUP")
+            applyGroupConfiguration(index, group, by: source)
         }
         for index in groups.indices where groupIndex[groups[index].configuration.name] == nil {
             for target in groups[index].targets where target.isRegistered {
                 _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
             }
             if !groups[index].removed {
-                options.log("target group \(groups[index].configuration.name) removed (SIGHUP)")
+                options.log("target group \(groups[index].configuration.name) removed (\(source))")
             }
             groups[index].removed = true
         }
@@ -96,7 +97,7 @@ extension ControlPlane {
                 let after = ListenerConfiguration.attributeIndex.describe(new.listeners[match.configIndex])
                 for (old, new) in zip(before, after) where old.value != new.value {
                     options.log(
-                        "listener \(listeners[index].endpoint): \(new.key) \(old.value) → \(new.value) (SIGHUP)")
+                        "listener \(listeners[index].endpoint): \(new.key) \(old.value) → \(new.value) (\(source))")
                 }
                 listeners[index].configIndex = match.configIndex
                 listeners[index].groupIndex = s.group

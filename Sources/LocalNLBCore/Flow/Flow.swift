@@ -22,6 +22,8 @@ public enum CloseReason: String, Sendable {
     /// The deregistration delay ended with `deregistration_delay.connection_termination.enabled`.
     case targetDeregistered = "target deregistered"
     case shutdown = "shutdown"
+    /// DeleteListener closed the listener the flow came in through.
+    case listenerDeleted = "listener deleted"
     /// No descriptor for the target connection: the process is out of file descriptors. (A flow that
     /// is already open never ends this way: without a pipe it goes on through the loop's buffer.)
     case outOfDescriptors = "out of descriptors"

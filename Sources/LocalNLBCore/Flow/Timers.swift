@@ -108,4 +108,13 @@ extension EventLoop {
             }
         }
     }
+
+    /// DeleteListener: the flows that came in through these listeners are reset, both sides.
+    func resetFlows(ofListeners closed: Set<Int>) {
+        for flow in flows
+        where (flow.state == .connecting || flow.state == .established) && closed.contains(flow.listenerIndex) {
+            groups[flow.groupIndex].metrics.tcpELBResetCount += 1
+            finish(flow, .listenerDeleted, resetClient: true, resetTarget: true, detail: nil)
+        }
+    }
 }

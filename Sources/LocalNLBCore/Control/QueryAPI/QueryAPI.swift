@@ -97,6 +97,11 @@ extension ControlPlane {
             return attributeList(groups[group].configuration.effectiveAttributes)
         case "ModifyTargetGroupAttributes": return try modifyTargetGroupAttributes(form)
         case "DescribeTargetHealth": return try describeTargetHealth(form)
+        case "CreateTargetGroup": return try createTargetGroup(form)
+        case "DeleteTargetGroup": return try deleteTargetGroup(form)
+        case "CreateListener": return try createListener(form)
+        case "ModifyListener": return try modifyListener(form)
+        case "DeleteListener": return try deleteListener(form)
         case "RegisterTargets": return try changeTargets(form, register: true)
         case "DeregisterTargets": return try changeTargets(form, register: false)
         default:

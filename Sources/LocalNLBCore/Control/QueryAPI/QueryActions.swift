@@ -35,7 +35,6 @@ extension ControlPlane {
     }
 
     func describeListeners(_ form: QueryForm) throws(QueryError) -> String {
-        let lb = configuration.loadBalancerName
         var chosen = Array(configuration.listeners.indices)
         let arns = form.list("ListenerArns")
         if !arns.isEmpty {
@@ -45,7 +44,13 @@ extension ControlPlane {
         } else {
             throw .validation("You must specify either listener ARNs or a load balancer ARN")
         }
-        let members = chosen.map { index in
+        let (page, next) = try page(describeListenerMembers(chosen), form)
+        return XML.list("Listeners", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func describeListenerMembers(_ chosen: [Int]) -> [String] {
+        let lb = configuration.loadBalancerName
+        return chosen.map { index in
             let listener = configuration.listeners[index]
             let group = names.targetGroup(listener.targetGroupName)
             let forward = XML.element(
@@ -60,8 +65,6 @@ extension ControlPlane {
                 + XML.list(
                     "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
         }
-        let (page, next) = try page(members, form)
-        return XML.list("Listeners", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
     }
 
     // MARK: Target groups
@@ -88,7 +91,10 @@ extension ControlPlane {
     }
 
     func targetGroupMember(_ index: Int) -> String {
-        let group = groups[index].configuration
+        targetGroupMember(groups[index].configuration, inUse: isInUse(index))
+    }
+
+    func targetGroupMember(_ group: TargetGroupConfiguration, inUse: Bool) -> String {
         let check = group.healthCheck
         var fields = [
             XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
@@ -106,7 +112,7 @@ extension ControlPlane {
             fields.append(XML.text("HealthCheckPath", check.path))
             fields.append(XML.element("Matcher", [XML.text("HttpCode", codes.joined(separator: ","))]))
         }
-        let balancers = isInUse(index) ? [XML.escape(names.loadBalancer(configuration.loadBalancerName))] : []
+        let balancers = inUse ? [XML.escape(names.loadBalancer(configuration.loadBalancerName))] : []
         fields += [
             XML.list("LoadBalancerArns", balancers), XML.text("TargetType", group.targetType.rawValue),
             XML.text("IpAddressType", group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4"),
