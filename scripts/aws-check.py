@@ -201,6 +201,32 @@ def main():
         check("the first listener kept its group's live settings through those edits (PROXY v2 still on)",
               (get_through(listener).get("proxy") or {}).get("version") == 2)
 
+        # Tags, and the settings that are not target lists.
+        elb.add_tags(ResourceArns=[tg_arn, lb_arn], Tags=[{"Key": "team", "Value": "edge"}, {"Key": "env", "Value": "test"}])
+        elb.remove_tags(ResourceArns=[tg_arn], TagKeys=["env"])
+        described = {d["ResourceArn"]: {t["Key"]: t["Value"] for t in d["Tags"]}
+                     for d in elb.describe_tags(ResourceArns=[tg_arn, lb_arn])["TagDescriptions"]}
+        check("add_tags, remove_tags and describe_tags", described == {
+            tg_arn: {"team": "edge"}, lb_arn: {"team": "edge", "env": "test"}}, str(described))
+        check("add_tags with a key twice is DuplicateTagKeys", error_code(lambda: elb.add_tags(
+            ResourceArns=[tg_arn], Tags=[{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}])) == "DuplicateTagKeys")
+        modified = elb.modify_target_group(TargetGroupArn=tg_arn, HealthCheckIntervalSeconds=10)["TargetGroups"][0]
+        check("modify_target_group changes the health check", modified["HealthCheckIntervalSeconds"] == 10
+              and elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]["HealthCheckIntervalSeconds"] == 10)
+        lb_attributes = {a["Key"]: a["Value"] for a in elb.modify_load_balancer_attributes(
+            LoadBalancerArn=lb_arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}])["Attributes"]}
+        check("modify_load_balancer_attributes", lb_attributes.get("deletion_protection.enabled") == "true"
+              and {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=lb_arn)[
+                  "Attributes"]}.get("deletion_protection.enabled") == "true")
+        first_listener = listeners[0]["ListenerArn"]
+        elb.modify_listener_attributes(ListenerArn=first_listener,
+                                       Attributes=[{"Key": "tcp.idle_timeout.seconds", "Value": "120"}])
+        idle = {a["Key"]: a["Value"] for a in elb.describe_listener_attributes(ListenerArn=first_listener)["Attributes"]}
+        check("modify_listener_attributes: tcp.idle_timeout.seconds 120; 5 is outside AWS's 60-6000",
+              idle.get("tcp.idle_timeout.seconds") == "120" and error_code(lambda: elb.modify_listener_attributes(
+                  ListenerArn=first_listener, Attributes=[{"Key": "tcp.idle_timeout.seconds", "Value": "5"}]))
+              == "ValidationError", str(idle))
+
         # The AWS CLI (from the same virtual environment) reads the same answers.
         aws = os.path.join(os.path.dirname(sys.executable), "aws")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1")

@@ -50,6 +50,7 @@ struct ConfigReader {
     var warnings: [String] = []
     var loadBalancerAttributes = LoadBalancerAttributes()
     var scheme = "internet-facing"
+    var loadBalancerTags: [(key: String, value: String)] = []
     var ipAddressType = "ipv4"
 
     mutating func error(_ path: String, _ message: String) {
@@ -155,6 +156,24 @@ struct ConfigReader {
         return address
     }
 
+    /// `Tags`: at most 50, keys of 1–128 characters, values of at most 256 (AWS's limits).
+    mutating func tags(_ value: JSONValue, _ path: String) -> [(key: String, value: String)] {
+        let list = attributeList(value, path)
+        if list.count > 50 { error(path, "\(list.count) tags; a resource has at most 50") }
+        return list.compactMap { key, given in
+            let at = "\(path)[\"\(key)\"]"
+            guard let text = given.attributeString else {
+                error(at, "\(given.shown) is not a string")
+                return nil
+            }
+            guard (1...128).contains(key.count), text.count <= 256 else {
+                error(at, "a tag key has 1-128 characters and a value at most 256")
+                return nil
+            }
+            return (key, text)
+        }
+    }
+
     /// `[{"Key": …, "Value": …}]` as an ordered list of key and value, checked for duplicates.
     mutating func attributeList(_ value: JSONValue, _ path: String) -> [(key: String, value: JSONValue)] {
         guard let items = array(value, path) else { return [] }
@@ -240,6 +259,7 @@ struct ConfigReader {
             loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups, admin: admin)
         configuration.loadBalancerAttributes = loadBalancerAttributes
         configuration.scheme = scheme
+        configuration.loadBalancerTags = loadBalancerTags
         configuration.ipAddressType = ipAddressType
         return configuration
     }
@@ -318,7 +338,7 @@ struct ConfigReader {
                 for (index, item) in items.enumerated() { _ = string(item, "LoadBalancer.\(key)[\(index)]") }
             }
         }
-        if let value = object["Tags"] { _ = attributeList(value, "LoadBalancer.Tags") }
+        if let value = object["Tags"] { loadBalancerTags = tags(value, "LoadBalancer.Tags") }
         if let value = object["LoadBalancerAttributes"] {
             var given = LoadBalancerAttributes()
             attributes(
@@ -388,12 +408,13 @@ struct ConfigReader {
             error("\(path).\(key)", "applies to TLS listeners, which localnlb does not support yet")
         }
         if let value = object["LoadBalancerArn"] { _ = string(value, path + ".LoadBalancerArn") }
-        if let value = object["Tags"] { _ = attributeList(value, path + ".Tags") }
+        let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
         let groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
         if object["DefaultActions"] == nil { error(path + ".DefaultActions", "missing: one forward action is needed") }
 
         guard let port, let groupName else { return nil }
         var listener = ListenerConfiguration(port: port, targetGroupName: groupName)
+        listener.tags = tags
         if let value = object["ListenerAttributes"] {
             attributes(
                 value, path + ".ListenerAttributes", index: ListenerConfiguration.attributeIndex, into: &listener,

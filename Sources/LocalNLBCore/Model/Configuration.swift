@@ -10,6 +10,7 @@ public struct Configuration: Sendable {
     /// The control API (`Admin`), or nil for none.
     public var admin: AdminConfiguration?
     public var loadBalancerAttributes = LoadBalancerAttributes()
+    public var loadBalancerTags: [(key: String, value: String)] = []
     /// `internet-facing` (AWS's default) or `internal`.
     public var scheme = "internet-facing"
     /// `ipv4` or `dualstack`.
@@ -65,6 +66,7 @@ public struct ListenerConfiguration: Sendable {
     public var idleTimeoutSeconds: Int
     /// `localnlb.connect_timeout.seconds`.
     public var connectTimeoutSeconds: Double
+    public var tags: [(key: String, value: String)] = []
 
     public init(
         port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350, connectTimeoutSeconds: Double = 10
@@ -169,6 +171,7 @@ public struct TargetGroupConfiguration: Sendable {
     public var dnsFailoverMinimumHealthyTargetsCount = 1
     /// nil is `off`.
     public var dnsFailoverMinimumHealthyTargetsPercentage: Int?
+    public var tags: [(key: String, value: String)] = []
     /// Every attribute as configured, key and string value, in file order (for the API of a later issue).
     public var attributes: [(key: String, value: String)] = []
 

@@ -35,10 +35,11 @@ extension ConfigReader {
         if let value = object["IpAddressType"] {
             _ = choice(value, path + ".IpAddressType", TargetIPAddressType.self, names: ["ipv4", "ipv6"])
         }
-        if let value = object["Tags"] { _ = attributeList(value, path + ".Tags") }
+        let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
 
         var group = TargetGroupConfiguration(name: name ?? "", port: port ?? 1, targetType: targetType, targets: [])
         group.healthCheck = healthCheck(object, path)
+        group.tags = tags
         if let value = object["TargetGroupAttributes"] {
             attributes(value, path + ".TargetGroupAttributes", into: &group)
         }
@@ -88,8 +89,12 @@ extension ConfigReader {
         return TargetConfiguration(id: id, address: address, port: port)
     }
 
-    mutating func healthCheck(_ object: [String: JSONValue], _ path: String) -> HealthCheckSettings {
-        var settings = HealthCheckSettings()
+    /// The health-check properties of `object` over `base` (the defaults for a new group; the group's
+    /// settings for ModifyTargetGroup).
+    mutating func healthCheck(
+        _ object: [String: JSONValue], _ path: String, base: HealthCheckSettings = HealthCheckSettings()
+    ) -> HealthCheckSettings {
+        var settings = base
         if let value = object["HealthCheckEnabled"], let enabled = boolean(value, path + ".HealthCheckEnabled") {
             settings.enabled = enabled
             if !enabled {

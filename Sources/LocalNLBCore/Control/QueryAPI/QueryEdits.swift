@@ -93,6 +93,8 @@ extension ControlPlane {
         var object: [String: JSONValue] = [:]
         if let port = form["Port"] ?? base.map({ String($0.port) }) { object["Port"] = .string(port) }
         if let value = form["Protocol"] { object["Protocol"] = .string(value) }
+        let tags = form.structures("Tags", fields: ["Key", "Value"])
+        if !tags.isEmpty { object["Tags"] = .array(tags.map { .object($0.mapValues { .string($0) }) }) }
         let actions = form.structures("DefaultActions", fields: ["Type", "TargetGroupArn", "Order"])
         if !actions.isEmpty {
             for action in actions {
@@ -109,6 +111,7 @@ extension ControlPlane {
         if let base {
             listener.idleTimeoutSeconds = base.idleTimeoutSeconds
             listener.connectTimeoutSeconds = base.connectTimeoutSeconds
+            if tags.isEmpty { listener.tags = base.tags }
         }
         return listener
     }
