@@ -259,6 +259,36 @@ def main():
         check("a broken form body is a 400, the daemon unaffected",
               status == 400 and "MalformedQueryString" in body and procs[-1].poll() is None
               and len(elb.describe_target_groups()["TargetGroups"]) == 1, body)
+
+        # With keys configured, every request's SigV4 signature is checked: botocore's own signing
+        # must pass, a wrong secret or key id must not.
+        signed_admin, signed_listener = free_port(), free_port()
+        signed_config = os.path.join(scratch, "signed.json")
+        with open(signed_config, "w") as f:
+            json.dump({
+                "Admin": {"Address": f"127.0.0.1:{signed_admin}", "AccessKeyId": "AKIDLOCALNLBTEST01",
+                          "SecretAccessKey": "local/secret+key/for-the-check"},
+                "Listeners": [{"Port": signed_listener, "DefaultActions": [
+                    {"Type": "forward", "TargetGroupName": "web"}]}],
+                "TargetGroups": [{"Name": "web", "Port": targets[0], "TargetType": "ip",
+                                  "Targets": [{"Id": "127.0.0.1"}]}],
+            }, f)
+        procs.append(subprocess.Popen([binary, "serve", "--config", signed_config, "--flow-log", "off"], stderr=log))
+        wait_port(signed_listener, process=procs[-1])
+
+        def signed_client(key, secret):
+            return boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{signed_admin}", region_name="us-east-1",
+                                aws_access_key_id=key, aws_secret_access_key=secret)
+        good = signed_client("AKIDLOCALNLBTEST01", "local/secret+key/for-the-check")
+        check("SigV4: botocore's signature with the configured keys is accepted (POST and with a list)",
+              [g["TargetGroupName"] for g in good.describe_target_groups(Names=["web"])["TargetGroups"]] == ["web"])
+        check("SigV4: a wrong secret is SignatureDoesNotMatch", error_code(lambda: signed_client(
+            "AKIDLOCALNLBTEST01", "not/the/secret/at/all").describe_target_groups()) == "SignatureDoesNotMatch")
+        check("SigV4: another key id is InvalidClientTokenId", error_code(lambda: signed_client(
+            "AKIDSOMEBODYELSE0", "local/secret+key/for-the-check").describe_target_groups()) == "InvalidClientTokenId")
+        status, body = raw_post(signed_admin, b"Action=DescribeTargetGroups&Version=2015-12-01")
+        check("SigV4: an unsigned request is 403 MissingAuthenticationToken",
+              status == 403 and "MissingAuthenticationToken" in body, body)
     except Exception as error:  # a boto3 failure is a failed check, with what it said
         check("the scenario ran to its end", False, repr(error))
     finally:

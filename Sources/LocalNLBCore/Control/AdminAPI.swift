@@ -135,8 +135,11 @@ extension ControlPlane {
 
     func route(_ request: AdminRequest) -> AdminResponse {
         if Self.isQueryRequest(request) {
-            // The ELBv2 Query API: any signature is accepted on a loopback address, as the emulators do.
-            guard configuration.admin?.address.ip.isLoopback ?? true else {
+            // The ELBv2 Query API: with keys configured every signature is checked; without, any is
+            // accepted on a loopback address (as the emulators do) and none elsewhere.
+            if let admin = configuration.admin, let key = admin.accessKeyID, let secret = admin.secretAccessKey {
+                if let refusal = verifySignature(request, accessKeyID: key, secret: secret) { return refusal }
+            } else if !(configuration.admin?.address.ip.isLoopback ?? true) {
                 return queryAPIRefusal()
             }
             return queryAPI(request)

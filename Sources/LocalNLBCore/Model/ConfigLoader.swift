@@ -267,7 +267,10 @@ struct ConfigReader {
     /// `Admin`: the control API. On by default at 127.0.0.1:8404; an address other than loopback
     /// needs a token, since anyone who reaches it can deregister every target.
     mutating func admin(_ value: JSONValue) -> AdminConfiguration? {
-        guard let object = readObject(value, "Admin", keys: ["Enabled", "Address", "Token", "Region", "AccountId"])
+        guard
+            let object = readObject(
+                value, "Admin",
+                keys: ["Enabled", "Address", "Token", "Region", "AccountId", "AccessKeyId", "SecretAccessKey"])
         else { return nil }
         if let value = object["Enabled"], boolean(value, "Admin.Enabled") == false { return nil }
         var admin = AdminConfiguration()
@@ -294,6 +297,23 @@ struct ConfigReader {
             } else {
                 error("Admin.AccountId", "\"\(account)\" is not a 12-digit AWS account id")
             }
+        }
+        if let value = object["AccessKeyId"], let key = string(value, "Admin.AccessKeyId") {
+            if (16...128).contains(key.count) && key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
+                admin.accessKeyID = key
+            } else {
+                error("Admin.AccessKeyId", "\"\(key)\" is not an access key id (16-128 letters and digits)")
+            }
+        }
+        if let value = object["SecretAccessKey"], let secret = string(value, "Admin.SecretAccessKey") {
+            if secret.count >= 16 {
+                admin.secretAccessKey = secret
+            } else {
+                error("Admin.SecretAccessKey", "is shorter than 16 characters")
+            }
+        }
+        if (object["AccessKeyId"] == nil) != (object["SecretAccessKey"] == nil) {
+            error("Admin", "AccessKeyId and SecretAccessKey go together: give both, or neither")
         }
         if let value = object["Token"], let token = string(value, "Admin.Token") {
             if token.count < 16 {

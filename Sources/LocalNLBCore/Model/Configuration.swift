@@ -35,6 +35,10 @@ public struct AdminConfiguration: Sendable, Equatable {
     /// The region and account in ARNs and DNS names (`Admin.Region`, `Admin.AccountId`).
     public var region = "us-east-1"
     public var accountID = "000000000000"
+    /// With both, the ELBv2 Query API checks every request's SigV4 signature against them
+    /// (`Admin.AccessKeyId`, `Admin.SecretAccessKey`); without, it is served on loopback only.
+    public var accessKeyID: String?
+    public var secretAccessKey: String?
 
     public static let defaultAddress = IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: 8404)
 

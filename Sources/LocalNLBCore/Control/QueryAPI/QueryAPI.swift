@@ -64,21 +64,64 @@ extension ControlPlane {
         }
     }
 
-    /// On an address other than loopback the Query API would have to verify SigV4 signatures, which
-    /// localnlb does not do yet: refused, with the way out.
+    /// On an address other than loopback without keys to check signatures against: refused, with
+    /// the way out.
     func queryAPIRefusal() -> AdminResponse {
+        queryError(
+            QueryError(
+                code: "InvalidClientTokenId",
+                message: "this Admin.Address is not loopback: set Admin.AccessKeyId and Admin.SecretAccessKey, "
+                    + "and sign with them", status: 403))
+    }
+
+    func queryError(_ error: QueryError) -> AdminResponse {
         let body =
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
             + XML.element(
-                "Error",
-                [
-                    XML.text("Type", "Sender"), XML.text("Code", "InvalidClientTokenId"),
-                    XML.text(
-                        "Message",
-                        "the ELBv2 API is served on a loopback Admin.Address only (SigV4 is not verified yet); "
-                            + "use the JSON API with Admin.Token here"),
-                ]) + XML.text("RequestId", Self.requestID()) + "</ErrorResponse>\n"
-        return AdminResponse(status: 403, body: body, contentType: "text/xml")
+                "Error", [XML.text("Type", "Sender"), XML.text("Code", error.code), XML.text("Message", error.message)])
+            + XML.text("RequestId", Self.requestID()) + "</ErrorResponse>\n"
+        return AdminResponse(status: error.status, body: body, contentType: "text/xml")
+    }
+
+    /// Checks a request's SigV4 signature against the configured keys; nil when it holds, else the
+    /// error AWS answers with.
+    func verifySignature(_ request: AdminRequest, accessKeyID: String, secret: String) -> AdminResponse? {
+        guard let header = request.headers["authorization"] else {
+            return queryError(
+                QueryError(
+                    code: "MissingAuthenticationToken", message: "Request is missing Authentication Token",
+                    status: 403))
+        }
+        guard let authorization = SigV4.Authorization(header), let amzDate = request.headers["x-amz-date"],
+            authorization.scope.hasPrefix(String(amzDate.prefix(8)) + "/"),
+            authorization.signedHeaders.contains("host")
+        else {
+            return queryError(
+                QueryError(
+                    code: "IncompleteSignature",
+                    message: "the Authorization header is not AWS4-HMAC-SHA256 with Credential, SignedHeaders "
+                        + "(host among them) and Signature, with an X-Amz-Date of the credential's day"))
+        }
+        guard authorization.accessKeyID == accessKeyID else {
+            return queryError(
+                QueryError(
+                    code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
+                    status: 403))
+        }
+        let signed = SigV4.Request(
+            method: request.method, path: request.path, query: request.query, headers: request.headers,
+            body: request.body)
+        let expected = SigV4.signature(
+            signed, signedHeaders: authorization.signedHeaders, amzDate: amzDate, scope: authorization.scope,
+            secret: secret)
+        guard SigV4.matches(expected, authorization.signature) else {
+            return queryError(
+                QueryError(
+                    code: "SignatureDoesNotMatch",
+                    message: "The request signature we calculated does not match the signature you provided. "
+                        + "Check your AWS Secret Access Key and signing method.", status: 403))
+        }
+        return nil
     }
 
     func perform(action: String, _ form: QueryForm) throws(QueryError) -> String {
