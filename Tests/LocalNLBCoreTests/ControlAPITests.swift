@@ -212,6 +212,17 @@ import Testing
         ])
         #expect(modify.exitCode == 0)
         #expect(modify.output.contains("\"Value\": \"30\""))
+        #expect(modify.error.isEmpty)
+        // A value AWS would refuse is applied (a short timer for a test), and the ctl user is told.
+        let beyondAWS = ControlCommand.run([
+            "modify-target-group-attributes", "--target-group-name", "tg",
+            "--attributes", "Key=deregistration_delay.timeout_seconds,Value=5000", "--endpoint-url", url,
+        ])
+        #expect(beyondAWS.exitCode == 0)
+        #expect(
+            beyondAWS.error
+                == "warning: Attributes[\"deregistration_delay.timeout_seconds\"]: \"5000\" is outside AWS's range 0-3600; AWS would reject it\n"
+        )
         let missing = ControlCommand.run([
             "describe-target-health", "--target-group-name", "nope", "--endpoint-url", url,
         ])

@@ -27,7 +27,9 @@ public enum ControlCommand {
             let (method, path, body) = try request(verb, options)
             let (status, response) = try send(method: method, path: path, body: body, to: endpoint, token: token)
             if (200..<300).contains(status) {
-                return Outcome(output: verb == "get-metrics" ? response : pretty(response), error: "", exitCode: 0)
+                return Outcome(
+                    output: verb == "get-metrics" ? response : pretty(response), error: warningLines(response),
+                    exitCode: 0)
             }
             return Outcome(output: "", error: errorLine(response, verb: verb, status: status), exitCode: 254)
         } catch let failure as Failure {
@@ -182,6 +184,17 @@ public enum ControlCommand {
     }
 
     /// Re-indents JSON text with four spaces, keeping key order (the AWS CLI's `--output json` look).
+    /// `"Warnings": [...]` of a response, one `warning: …` line each, for stderr.
+    static func warningLines(_ response: String) -> String {
+        guard let (value, _) = try? JSONParser.parse(Array(response.utf8)), case .object(let object) = value,
+            case .array(let warnings)? = object["Warnings"]
+        else { return "" }
+        return warnings.compactMap { warning -> String? in
+            guard case .string(let text) = warning else { return nil }
+            return "warning: \(text)\n"
+        }.joined()
+    }
+
     static func pretty(_ json: String) -> String {
         var out = ""
         var depth = 0

@@ -293,7 +293,12 @@ extension ControlPlane {
         reader.attributes(list, "Attributes", into: &updated)
         guard reader.errors.isEmpty else { return validationError(reader) }
         applyGroupConfiguration(index, updated, by: "ModifyTargetGroupAttributes")
-        return .json(200, attributesResponse(index))
+        // Values AWS itself would refuse are applied (short timers for tests) and said so.
+        var response: [(String, JSONText)] = [
+            ("Attributes", attributeList(groups[index].configuration.effectiveAttributes))
+        ]
+        if !reader.warnings.isEmpty { response.append(("Warnings", .array(reader.warnings.map { .string($0) }))) }
+        return .json(200, .object(response))
     }
 
     /// `source` (the API call, or a reload) is named in the event log's line for each changed attribute.
