@@ -72,6 +72,9 @@ wait "$first" 2>/dev/null || true
 check "a second localnlb on the same port exits 1" test "$code" -eq 1
 check "the second localnlb says the port is in use" grep -q "127.0.0.1:$port: address already in use" "$tmp/out"
 
+check "localnlb version names the release" sh -c "'$bin' version | grep -qxE 'localnlb [0-9]+\.[0-9]+\.[0-9]+'"
+check "serve's first log line names the release" grep -qE "localnlb: localnlb [0-9]+\.[0-9]+\.[0-9]+, 2 event loop" "$tmp/first.log"
+
 set +e
 "$bin" serve --config config/ip.json --event-loops 0 > "$tmp/out" 2>&1; code=$?
 set -e

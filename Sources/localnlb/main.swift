@@ -13,6 +13,7 @@ let usage = """
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
                       [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
       localnlb demo
+      localnlb version        (also --version)
 
     Run 'localnlb COMMAND --help' for one command.
     """
@@ -167,6 +168,7 @@ func serve(_ flags: Flags) throws {
     } catch {
         fail("\(error)", code: 1)
     }
+    options.log("localnlb \(LocalNLBVersion.current), \(options.eventLoops) event loop(s)")
     for (listener, endpoint) in balancer.listenerEndpoints {
         let group = loaded.configuration.listeners[listener].targetGroupName
         options.log("listening on \(endpoint) → target group \(group)")
@@ -263,6 +265,10 @@ guard let command = arguments.first else {
 }
 if ["-h", "--help", "help"].contains(command) {
     print(usage)
+    exit(0)
+}
+if ["version", "--version"].contains(command) {
+    print("localnlb \(LocalNLBVersion.current)")
     exit(0)
 }
 let rest = arguments.dropFirst()
