@@ -25,7 +25,6 @@ import Testing
             form.structures("Targets", fields: ["Id", "Port"]) == [
                 ["Id": "127.0.0.1", "Port": "9001"], ["Id": "i-0abc"],
             ])
-        #expect(form.unread("Targets", fields: ["Id", "Port"]) == ["Targets.member.4.Id"])
         #expect(
             form.structures("Attributes", fields: ["Key", "Value"]) == [["Key": "stickiness.enabled", "Value": "true"]])
         #expect(form.list("Names").isEmpty)

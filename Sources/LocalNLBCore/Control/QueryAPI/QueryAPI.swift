@@ -34,7 +34,7 @@ extension ControlPlane {
         } else {
             form = QueryForm(Substring(String(decoding: request.body, as: UTF8.self)))
         }
-        do {
+        do throws(QueryError) {
             guard let form else {
                 throw QueryError(code: "MalformedQueryString", message: "the form body has a broken %-escape")
             }
@@ -51,16 +51,8 @@ extension ControlPlane {
                 + XML.element("\(action)Result", [result])
                 + XML.element("ResponseMetadata", [XML.text("RequestId", requestID)]) + "</\(action)Response>\n"
             return AdminResponse(status: 200, body: body, contentType: "text/xml")
-        } catch let error as QueryError {
-            let body =
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
-                + XML.element(
-                    "Error",
-                    [XML.text("Type", "Sender"), XML.text("Code", error.code), XML.text("Message", error.message)])
-                + XML.text("RequestId", requestID) + "</ErrorResponse>\n"
-            return AdminResponse(status: error.status, body: body, contentType: "text/xml")
         } catch {
-            return AdminResponse(status: 500, body: "\(error)", contentType: "text/plain")
+            return queryError(error, requestID: requestID)
         }
     }
 
@@ -74,12 +66,12 @@ extension ControlPlane {
                     + "and sign with them", status: 403))
     }
 
-    func queryError(_ error: QueryError) -> AdminResponse {
+    func queryError(_ error: QueryError, requestID: String = ControlPlane.requestID()) -> AdminResponse {
         let body =
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
             + XML.element(
                 "Error", [XML.text("Type", "Sender"), XML.text("Code", error.code), XML.text("Message", error.message)])
-            + XML.text("RequestId", Self.requestID()) + "</ErrorResponse>\n"
+            + XML.text("RequestId", requestID) + "</ErrorResponse>\n"
         return AdminResponse(status: error.status, body: body, contentType: "text/xml")
     }
 

@@ -63,18 +63,6 @@ struct QueryForm: Equatable {
             items.append(item)
         }
     }
-
-    /// Keys that start `Name.member.` but that `structures` did not read (a field this action does not
-    /// know, or a list with a gap).
-    func unread(_ name: String, fields: [String]) -> [String] {
-        let count = structures(name, fields: fields).count
-        return values.keys.filter { key in
-            guard key.hasPrefix("\(name).member.") else { return false }
-            let rest = key.dropFirst(name.count + 8).split(separator: ".", maxSplits: 1)
-            guard let index = Int(rest[0]), index >= 1, index <= count, rest.count == 2 else { return true }
-            return !fields.contains(String(rest[1]))
-        }.sorted()
-    }
 }
 
 /// XML as the Query API answers: elements, text escaped.
