@@ -181,11 +181,18 @@ def main():
         held = socket.create_connection(("127.0.0.1", new_port), 5)
         held.sendall(b"hello")
         held.settimeout(5)
-        held.recv(4096)
+        seen = b""
+        while not seen.endswith(b"\nhello"):  # the target's report line, then the echo
+            chunk = held.recv(4096)
+            if not chunk:
+                break
+            seen += chunk
         elb.delete_listener(ListenerArn=new_listener)
+        ended, reset = False, False
         try:
-            ended = held.recv(4096) == b""
-            reset = False
+            while held.recv(4096):  # nothing more should come but the reset
+                pass
+            ended = True
         except ConnectionResetError:
             ended, reset = True, True
         refused = False

@@ -35,7 +35,7 @@ set +e
 set -e
 check "unknown flag exits 64" test "$code" -eq 64
 check "unknown flag is named, with usage" grep -q 'unknown option --bogus' "$tmp/out"
-check "usage follows" grep -q 'localnlb serve --config FILE' "$tmp/out"
+check "usage follows" grep -qF 'localnlb serve [--config FILE]' "$tmp/out"
 
 for sub in serve check-config target demo ctl; do
   check "$sub --help" sh -c "'$bin' $sub --help | grep -q 'localnlb $sub'"
@@ -224,6 +224,54 @@ SH
     }
 else
   check "port allocation (needs root for a network namespace)" false
+fi
+
+# serve with no --config: an empty load balancer host, its control API at the default 127.0.0.1:8404,
+# here in a network namespace of its own (so no other localnlb's port is touched), driven through the
+# ELBv2 API into a working listener.
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+  cat > "$tmp/empty.sh" <<'SH'
+set -eu
+bin=$1
+ip link set lo up
+"$bin" target --listen 127.0.0.1:9201 --name t > /dev/null 2>&1 & target=$!
+"$bin" serve --flow-log off 2> /dev/null & lb=$!
+trap 'kill "$lb" "$target" 2>/dev/null; wait "$lb" 2>/dev/null || true' EXIT
+python3 - <<'PY'
+import json, socket, time, urllib.parse, urllib.request
+def call(**params):
+    body = urllib.parse.urlencode(dict(params, Version="2015-12-01")).encode()
+    return urllib.request.urlopen("http://127.0.0.1:8404/", data=body, timeout=5).read().decode()
+for _ in range(100):
+    try:
+        groups = json.loads(urllib.request.urlopen("http://127.0.0.1:8404/target-groups", timeout=1).read())
+        break
+    except OSError:
+        time.sleep(0.1)
+print("empty" if groups == {"TargetGroups": []} else f"not empty: {groups}")
+created = call(Action="CreateTargetGroup", Name="web", Protocol="TCP", Port="9201", TargetType="ip")
+arn = created.split("<TargetGroupArn>")[1].split("<")[0]
+call(Action="RegisterTargets", TargetGroupArn=arn, **{"Targets.member.1.Id": "127.0.0.1"})
+lbs = call(Action="DescribeLoadBalancers")
+call(Action="CreateListener", LoadBalancerArn=lbs.split("<LoadBalancerArn>")[1].split("<")[0], Protocol="TCP",
+     Port="9200", **{"DefaultActions.member.1.Type": "forward", "DefaultActions.member.1.TargetGroupArn": arn})
+with socket.create_connection(("127.0.0.1", 9200), 5) as s:
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    reply = b""
+    while chunk := s.recv(65536):
+        reply += chunk
+print("forwarded" if b'"target":"t"' in reply else f"not forwarded: {reply[:200]}")
+PY
+SH
+  set +e
+  timeout 60 unshare -n bash "$tmp/empty.sh" "$bin" > "$tmp/out" 2>&1
+  set -e
+  check "serve with no --config is an empty host with the control API on 127.0.0.1:8404" grep -qx empty "$tmp/out"
+  check "an empty host gets a target group and a listener through the ELBv2 API, and forwards" \
+    grep -qx forwarded "$tmp/out"
+  grep -qx forwarded "$tmp/out" || cat "$tmp/out" >&2
+else
+  check "serve with no --config (needs root for a network namespace)" false
 fi
 
 check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"

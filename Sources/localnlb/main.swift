@@ -6,7 +6,7 @@ let usage = """
     localnlb — an AWS Network Load Balancer target group on this machine
 
     USAGE
-      localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
+      localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
                      [--strict]
       localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] ...
       localnlb check-config FILE [--strict]
@@ -20,7 +20,7 @@ let usage = """
 
 let commandHelp: [String: String] = [
     "serve": """
-    localnlb serve --config FILE [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
+    localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
                      [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
@@ -128,7 +128,7 @@ func printWarnings(_ warnings: [String]) {
 }
 
 func serve(_ flags: Flags) throws {
-    guard let path = flags.values["--config"] else { throw UsageError(description: "serve needs --config FILE") }
+    let path = flags.values["--config"]
     var options = LoadBalancerOptions()
     options.handlesSignals = true
     if let text = flags.values["--time-scale"] {
@@ -153,10 +153,15 @@ func serve(_ flags: Flags) throws {
         options.drainSeconds = seconds
     }
     let loaded: LoadedConfiguration
-    do {
-        loaded = try ConfigLoader.load(path: path, strict: flags.switches.contains("--strict"))
-    } catch let error as ConfigurationError {
-        fail("\(path): invalid configuration\n" + error.description, code: 2)
+    if let path {
+        do {
+            loaded = try ConfigLoader.load(path: path, strict: flags.switches.contains("--strict"))
+        } catch let error as ConfigurationError {
+            fail("\(path): invalid configuration\n" + error.description, code: 2)
+        }
+    } else {
+        // No file: an empty load balancer host, driven through the control API and the ELBv2 API.
+        loaded = try ConfigLoader.load(data: Data("{}".utf8), name: "(no --config)")
     }
     printWarnings(loaded.warnings)
     if let logPath = flags.values["--flow-log"] {

@@ -248,6 +248,15 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         #expect(problems(json) == ["TargetGroups[0].Targets[0].Port: given twice in one object (remove one)"])
     }
 
+    /// A load balancer without listeners or target groups is valid (the ELBv2 API adds them); so is a
+    /// file with only `Admin`, and an empty one, which is what `serve` without `--config` runs.
+    @Test func anEmptyLoadBalancerIsValid() throws {
+        #expect(problems(#"{"Admin": {"Address": "127.0.0.1:0"}}"#).isEmpty)
+        let empty = try load("{}").configuration
+        #expect(empty.listeners.isEmpty && empty.targetGroups.isEmpty && empty.nodes.count == 1)
+        #expect(empty.admin == AdminConfiguration())
+    }
+
     @Test func theRootIsNamed() {
         #expect(problems("[1]") == ["(root): a list is not an object"])
     }

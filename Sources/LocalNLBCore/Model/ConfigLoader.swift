@@ -230,13 +230,9 @@ struct ConfigReader {
             }
         }
 
+        // A load balancer without listeners is valid, as on AWS: the ELBv2 API adds them later.
         var listeners: [ListenerConfiguration] = []
-        guard let listenersValue = top["Listeners"] else {
-            error("Listeners", "missing: at least one listener is needed")
-            return nil
-        }
-        if let items = array(listenersValue, "Listeners") {
-            if items.isEmpty { error("Listeners", "empty: at least one listener is needed") }
+        if let listenersValue = top["Listeners"], let items = array(listenersValue, "Listeners") {
             var ports = Set<UInt16>()
             for (index, item) in items.enumerated() {
                 let path = "Listeners[\(index)]"
