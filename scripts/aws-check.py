@@ -296,6 +296,54 @@ def main():
         status, body = raw_post(signed_admin, b"Action=DescribeTargetGroups&Version=2015-12-01")
         check("SigV4: an unsigned request is 403 MissingAuthenticationToken",
               status == 403 and "MissingAuthenticationToken" in body, body)
+
+        # serve --persist: every API change is written back to the file; a restart replays it, ARNs and all.
+        persist_admin = free_port()
+        persist_config = os.path.join(scratch, "persisted.json")
+        with open(persist_config, "w") as f:
+            json.dump({"Admin": {"Address": f"127.0.0.1:{persist_admin}"}}, f)
+        first = subprocess.Popen([binary, "serve", "--config", persist_config, "--persist", "--flow-log", "off"],
+                                 stderr=log)
+        procs.append(first)
+        wait_port(persist_admin, process=first)
+        client = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{persist_admin}", region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+        kept_arn = client.create_target_group(Name="kept", Protocol="TCP", Port=targets[0], TargetType="ip",
+                                              Tags=[{"Key": "owner", "Value": "aws-check"}])["TargetGroups"][0][
+            "TargetGroupArn"]
+        client.register_targets(TargetGroupArn=kept_arn, Targets=[{"Id": "127.0.0.1", "Port": targets[1]}])
+        client.modify_target_group_attributes(TargetGroupArn=kept_arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "42"}])
+        kept_port = free_port()
+        kept_lb = client.describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
+        kept_listener = client.create_listener(LoadBalancerArn=kept_lb, Protocol="TCP", Port=kept_port, DefaultActions=[
+            {"Type": "forward", "TargetGroupArn": kept_arn}])["Listeners"][0]["ListenerArn"]
+        exported = subprocess.run([binary, "ctl", "export-config", "--endpoint-url", f"http://127.0.0.1:{persist_admin}"],
+                                  capture_output=True, text=True)
+        on_disk = open(persist_config).read()
+        valid = subprocess.run([binary, "check-config", persist_config], capture_output=True, text=True)
+        check("--persist keeps the file in step with the API, as ctl export-config prints it, and it is valid",
+              exported.returncode == 0 and exported.stdout.strip() == on_disk.strip() and valid.returncode == 0
+              and '"kept"' in on_disk, valid.stderr + exported.stderr)
+        first.terminate()
+        first.wait(15)
+        second = subprocess.Popen([binary, "serve", "--config", persist_config, "--flow-log", "off"], stderr=log)
+        procs.append(second)
+        wait_port(kept_port, process=second)
+        replayed = client.describe_target_groups(Names=["kept"])["TargetGroups"][0]["TargetGroupArn"]
+        replayed_attributes = {a["Key"]: a["Value"] for a in client.describe_target_group_attributes(
+            TargetGroupArn=kept_arn)["Attributes"]}
+        replayed_targets = [d["Target"]["Port"] for d in client.describe_target_health(
+            TargetGroupArn=kept_arn)["TargetHealthDescriptions"]]
+        replayed_tags = client.describe_tags(ResourceArns=[kept_arn])["TagDescriptions"][0]["Tags"]
+        replayed_listener = client.describe_listeners(LoadBalancerArn=kept_lb)["Listeners"][0]["ListenerArn"]
+        check("a restart from the persisted file replays the group, listener, ARNs, attribute, target and tag",
+              replayed == kept_arn and replayed_listener == kept_listener
+              and replayed_attributes.get("deregistration_delay.timeout_seconds") == "42"
+              and replayed_targets == [targets[1]] and replayed_tags == [{"Key": "owner", "Value": "aws-check"}]
+              and get_through(kept_port).get("target") == "b",
+              f"{replayed} {replayed_listener} {replayed_attributes.get('deregistration_delay.timeout_seconds')} "
+              f"{replayed_targets} {replayed_tags}")
     except Exception as error:  # a boto3 failure is a failed check, with what it said
         check("the scenario ran to its end", False, repr(error))
     finally:

@@ -20,19 +20,21 @@ let usage = """
 
 let commandHelp: [String: String] = [
     "serve": """
-    localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
-                     [--strict]
+    localnlb serve [--config FILE [--persist]] [--flow-log FILE] [--drain-seconds N] [--time-scale F]
+                   [--event-loops N] [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
+    Without --config: an empty load balancer with its control API (and the ELBv2 API) on 127.0.0.1:8404.
       --config FILE       the JSON configuration (see README: configuration reference)
+      --persist           write the running model back to FILE after every change made through an API
       --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr;
                           off: no flow log)
       --drain-seconds N   how long flows may finish after a stop signal (default 10)
       --time-scale F      multiply every AWS timer by F (health checks, draining, idle timeout):
                           0.01 turns 300 s of deregistration delay into 3 s
       --event-loops N     epoll loops, one thread each (default: one per core, here \(onlineCores()));
-                          loop 0 also runs health checks, the control API and reloads
+                          health checks, the control API and reloads run on a thread of their own
       --strict            values AWS would reject are errors, not warnings
     """,
     "ctl": """
@@ -138,6 +140,10 @@ func serve(_ flags: Flags) throws {
         options.timeScale = scale
     }
     options.configPath = path
+    if flags.switches.contains("--persist") {
+        guard path != nil else { throw UsageError(description: "--persist writes to the --config file: give one") }
+        options.persists = true
+    }
     options.eventLoops = onlineCores()
     if let text = flags.values["--event-loops"] {
         guard let loops = Int(text), (1...256).contains(loops) else {
@@ -288,7 +294,7 @@ do {
         try serve(
             Flags(
                 rest, valued: ["--config", "--flow-log", "--drain-seconds", "--time-scale", "--event-loops"],
-                switches: ["--strict"]))
+                switches: ["--strict", "--persist"]))
     case "ctl":
         try runControl(Array(rest))
     case "check-config":

@@ -28,7 +28,7 @@ public enum ControlCommand {
             let (status, response) = try send(method: method, path: path, body: body, to: endpoint, token: token)
             if (200..<300).contains(status) {
                 return Outcome(
-                    output: verb == "get-metrics" ? response : pretty(response), error: warningLines(response),
+                    output: verb == "get-metrics" ? response : JSONText.pretty(response), error: warningLines(response),
                     exitCode: 0)
             }
             return Outcome(output: "", error: errorLine(response, verb: verb, status: status), exitCode: 254)
@@ -47,6 +47,7 @@ public enum ControlCommand {
         "describe-target-group-attributes": ["--target-group-name"],
         "modify-target-group-attributes": ["--target-group-name", "--attributes"],
         "describe-flows": [],
+        "export-config": [],
         "get-metrics": [],
     ]
 
@@ -103,6 +104,7 @@ public enum ControlCommand {
             let attributes = try shorthand(options["--attributes"]!, keys: ["Key", "Value"])
             return ("PUT", group + "/attributes", JSONText.object([("Attributes", attributes)]).rendered)
         case "describe-flows": return ("GET", "/flows", nil)
+        case "export-config": return ("GET", "/config", nil)
         default: return ("GET", "/metrics", nil)
         }
     }
@@ -195,57 +197,4 @@ public enum ControlCommand {
         }.joined()
     }
 
-    static func pretty(_ json: String) -> String {
-        var out = ""
-        var depth = 0
-        var inString = false
-        var escaped = false
-        let characters = Array(json.trimmingCharacters(in: .whitespacesAndNewlines))
-        func newline() { out += "\n" + String(repeating: "    ", count: depth) }
-        var index = 0
-        while index < characters.count {
-            let c = characters[index]
-            defer { index += 1 }
-            if inString {
-                out.append(c)
-                if escaped {
-                    escaped = false
-                } else if c == "\\" {
-                    escaped = true
-                } else if c == "\"" {
-                    inString = false
-                }
-                continue
-            }
-            switch c {
-            case "\"":
-                inString = true
-                out.append(c)
-            case "{", "[":
-                let close: Character = c == "{" ? "}" : "]"
-                if index + 1 < characters.count && characters[index + 1] == close {
-                    out += String(c) + String(close)
-                    index += 1
-                } else {
-                    out.append(c)
-                    depth += 1
-                    newline()
-                }
-            case "}", "]":
-                depth -= 1
-                newline()
-                out.append(c)
-            case ",":
-                out.append(c)
-                newline()
-            case ":":
-                out += ": "
-            case " ", "\n", "\t", "\r":
-                break
-            default:
-                out.append(c)
-            }
-        }
-        return out + "\n"
-    }
 }

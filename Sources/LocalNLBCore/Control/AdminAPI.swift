@@ -130,6 +130,7 @@ extension ControlPlane {
         let response = route(request)
         // (The Query API publishes after the actions that change something, not after every POST.)
         if request.method != "GET" && response.status < 300 && !Self.isQueryRequest(request) { publish(wait: true) }
+        if request.method != "GET" && response.status < 300 { persistIfAsked() }
         return response
     }
 
@@ -151,6 +152,8 @@ extension ControlPlane {
         switch (request.method, parts.count) {
         case ("GET", 1) where parts[0] == "target-groups":
             return .json(200, .object([("TargetGroups", .array(groups.indices.map(describeTargetGroup)))]))
+        case ("GET", 1) where parts[0] == "config":
+            return AdminResponse(status: 200, body: JSONText.pretty(liveModel.document.rendered) + "\n")
         case ("GET", 1) where parts[0] == "flows":
             return describeFlows(request.query)
         case ("GET", 1) where parts[0] == "metrics":
@@ -170,7 +173,7 @@ extension ControlPlane {
             default:
                 return .error(404, "NotFound", "no such resource: \(request.path)")
             }
-        case (_, 1) where ["target-groups", "flows", "metrics"].contains(parts[0]):
+        case (_, 1) where ["target-groups", "flows", "metrics", "config"].contains(parts[0]):
             return .error(405, "MethodNotAllowed", "\(request.method) is not allowed on \(request.path)")
         default:
             return .error(
@@ -436,5 +439,21 @@ extension ControlPlane {
             family(name, type, help, live.map { (labels($0), value($0)) })
         }
         return out
+    }
+}
+
+extension ControlPlane {
+    /// `--persist`: the running model back into the configuration file, when it changed. A failure is
+    /// logged and the daemon goes on (the change itself is made).
+    func persistIfAsked() {
+        guard options.persists, let path = options.configPath else { return }
+        let text = JSONText.pretty(liveModel.document.rendered) + "\n"
+        guard text != persisted else { return }
+        do {
+            try Files.writeAtomically(Array(text.utf8), to: path)
+            persisted = text
+        } catch {
+            options.log("--persist: cannot write \(path) (\(error)); the change is made but not saved")
+        }
     }
 }

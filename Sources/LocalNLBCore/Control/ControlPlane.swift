@@ -60,6 +60,8 @@ final class ControlPlane {
     var loggedTargets: [[LoggedTarget]] = []
     /// When this load balancer was made (`CreatedTime`).
     let createdTime = rfc3339Now()
+    /// What `--persist` last wrote, so an unchanged model is not written again.
+    var persisted: String?
 
     /// Opens every listener on every node address, the control API and the loops' descriptors. Fails
     /// with one clear line (port in use, address not on this machine) and leaves nothing open.

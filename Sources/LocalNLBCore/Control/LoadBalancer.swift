@@ -26,6 +26,9 @@ public struct LoadBalancerOptions: Sendable {
     public var configPath: String?
     /// Whether a re-read configuration is checked with `--strict`.
     public var strict = false
+    /// `serve --persist`: after every change made through an API, the running model is written back to
+    /// `configPath` (atomically), so a restart replays it.
+    public var persists = false
     /// How many epoll loops, each on its own thread, accept and move flows. The control plane (health
     /// checks, the control API, signals, reloads) runs apart from them. The daemon uses one per core.
     public var eventLoops = 1

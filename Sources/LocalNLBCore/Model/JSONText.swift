@@ -60,3 +60,60 @@ public indirect enum JSONText: Sendable {
         }
     }
 }
+
+extension JSONText {
+    /// Compact JSON indented by four spaces a level, as the AWS CLI prints it.
+    static func pretty(_ json: String) -> String {
+        var out = ""
+        var depth = 0
+        var inString = false
+        var escaped = false
+        let characters = Array(json.trimmingCharacters(in: .whitespacesAndNewlines))
+        func newline() { out += "\n" + String(repeating: "    ", count: depth) }
+        var index = 0
+        while index < characters.count {
+            let c = characters[index]
+            defer { index += 1 }
+            if inString {
+                out.append(c)
+                if escaped {
+                    escaped = false
+                } else if c == "\\" {
+                    escaped = true
+                } else if c == "\"" {
+                    inString = false
+                }
+                continue
+            }
+            switch c {
+            case "\"":
+                inString = true
+                out.append(c)
+            case "{", "[":
+                let close: Character = c == "{" ? "}" : "]"
+                if index + 1 < characters.count && characters[index + 1] == close {
+                    out += String(c) + String(close)
+                    index += 1
+                } else {
+                    out.append(c)
+                    depth += 1
+                    newline()
+                }
+            case "}", "]":
+                depth -= 1
+                newline()
+                out.append(c)
+            case ",":
+                out.append(c)
+                newline()
+            case ":":
+                out += ": "
+            case " ", "\n", "\t", "\r":
+                break
+            default:
+                out.append(c)
+            }
+        }
+        return out + "\n"
+    }
+}

@@ -117,3 +117,33 @@ final class OneShotSignal: Sendable {
         while !ready() { usleep(100) }
     }
 }
+
+/// Files written whole or not at all.
+enum Files {
+    /// Writes `bytes` to `path` so that a crash never leaves a torn file: a temporary file beside it,
+    /// fsync, then rename over the old one.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(SystemError) {
+        let temporary = path + ".localnlb-\(getpid()).tmp"
+        let fd = try syscallNonBlocking("open") {
+            Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        }
+        DescriptorLedger.opened(fd)
+        do throws(SystemError) {
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { IO.write(fd, from: $0.baseAddress!, count: $0.count) }
+                guard case .moved(let n) = written else {
+                    throw SystemError(call: "write", errno: .current)
+                }
+                offset += n
+            }
+            try syscallNonBlocking("fsync") { Glibc.fsync(fd) }
+            closeDescriptor(fd)
+            try syscallNonBlocking("rename") { Glibc.rename(temporary, path) }
+        } catch {
+            if DescriptorLedger.isOpen(fd) { closeDescriptor(fd) }
+            _ = Glibc.unlink(temporary)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,107 @@
+/// The model written back as a configuration file: what `ctl export-config` prints and `serve
+/// --persist` keeps on disk. `check-config` accepts it, and `serve` replays it to the same topology,
+/// ARNs (they derive from the names), attributes and targets.
+extension Configuration {
+    var document: JSONText {
+        func list(_ pairs: [(key: String, value: String)]) -> JSONText {
+            .array(pairs.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })
+        }
+        let mappings = nodes.map { node -> JSONText in
+            var fields: [(String, JSONText)] = [("SubnetId", .string(node.subnetID))]
+            if let ip = node.ipv4 { fields.append(("PrivateIPv4Address", .string(ip.description))) }
+            if let ip = node.ipv6 { fields.append(("IPv6Address", .string(ip.description))) }
+            return .object(fields)
+        }
+        var top: [(String, JSONText)] = [
+            (
+                "LoadBalancer",
+                .object([
+                    ("Name", .string(loadBalancerName)), ("Type", .string("network")), ("Scheme", .string(scheme)),
+                    ("IpAddressType", .string(ipAddressType)), ("SubnetMappings", .array(mappings)),
+                    (
+                        "LoadBalancerAttributes",
+                        list(LoadBalancerAttributes.attributeIndex.describe(loadBalancerAttributes))
+                    ),
+                    ("Tags", list(loadBalancerTags)),
+                ])
+            ),
+            (
+                "Listeners",
+                .array(
+                    listeners.map { listener in
+                        .object([
+                            ("Port", .integer(Int64(listener.port))), ("Protocol", .string("TCP")),
+                            (
+                                "DefaultActions",
+                                .array([
+                                    .object([
+                                        ("Type", .string("forward")),
+                                        ("TargetGroupName", .string(listener.targetGroupName)),
+                                    ])
+                                ])
+                            ),
+                            ("ListenerAttributes", list(ListenerConfiguration.attributeIndex.describe(listener))),
+                            ("Tags", list(listener.tags)),
+                        ])
+                    })
+            ),
+            ("TargetGroups", .array(targetGroups.map(\.document))),
+        ]
+        if let admin {
+            var fields: [(String, JSONText)] = [
+                ("Address", .string(admin.address.description)), ("Region", .string(admin.region)),
+                ("AccountId", .string(admin.accountID)),
+            ]
+            if let token = admin.token { fields.append(("Token", .string(token))) }
+            if let key = admin.accessKeyID, let secret = admin.secretAccessKey {
+                fields += [("AccessKeyId", .string(key)), ("SecretAccessKey", .string(secret))]
+            }
+            top.append(("Admin", .object(fields)))
+        } else {
+            top.append(("Admin", .object([("Enabled", .bool(false))])))
+        }
+        return .object(top)
+    }
+}
+
+extension TargetGroupConfiguration {
+    var document: JSONText {
+        let check = healthCheck
+        var fields: [(String, JSONText)] = [
+            ("Name", .string(name)), ("Protocol", .string("TCP")), ("Port", .integer(Int64(port))),
+            ("TargetType", .string(targetType.rawValue)), ("HealthCheckEnabled", .bool(check.enabled)),
+            ("HealthCheckProtocol", .string(check.protocolName.rawValue)),
+            ("HealthCheckPort", .string(check.port.map(String.init) ?? "traffic-port")),
+            ("HealthCheckIntervalSeconds", .integer(Int64(check.intervalSeconds))),
+            ("HealthCheckTimeoutSeconds", .integer(Int64(check.timeoutSeconds))),
+            ("HealthyThresholdCount", .integer(Int64(check.healthyThreshold))),
+            ("UnhealthyThresholdCount", .integer(Int64(check.unhealthyThreshold))),
+        ]
+        if check.protocolName == .http {
+            let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            fields.append(("HealthCheckPath", .string(check.path)))
+            fields.append(("Matcher", .object([("HttpCode", .string(codes.joined(separator: ",")))])))
+        }
+        fields.append(
+            (
+                "TargetGroupAttributes",
+                .array(
+                    effectiveAttributes.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })
+            ))
+        fields.append(
+            (
+                "Targets",
+                .array(
+                    targets.map { target in
+                        var item: [(String, JSONText)] = [("Id", .string(target.id))]
+                        if target.id.hasPrefix("i-") {
+                            item.append(("PrivateIpAddress", .string(target.address.description)))
+                        }
+                        item.append(("Port", .integer(Int64(target.port))))
+                        return .object(item)
+                    })
+            ))
+        fields.append(("Tags", .array(tags.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })))
+        return .object(fields)
+    }
+}
