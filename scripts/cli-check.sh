@@ -35,7 +35,7 @@ set +e
 set -e
 check "unknown flag exits 64" test "$code" -eq 64
 check "unknown flag is named, with usage" grep -q 'unknown option --bogus' "$tmp/out"
-check "usage follows" grep -qF 'localnlb serve [--config FILE]' "$tmp/out"
+check "usage follows" grep -qF 'localnlb serve [--config FILE [--persist]]' "$tmp/out"
 
 for sub in serve check-config target demo ctl; do
   check "$sub --help" sh -c "'$bin' $sub --help | grep -q 'localnlb $sub'"
