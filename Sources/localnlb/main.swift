@@ -170,6 +170,7 @@ func serve(_ flags: Flags) throws {
         loaded = try ConfigLoader.load(data: Data("{}".utf8), name: "(no --config)")
     }
     printWarnings(loaded.warnings)
+    for note in loaded.notes { FileHandle.standardError.write(Data("localnlb: \(note)\n".utf8)) }
     if let logPath = flags.values["--flow-log"] {
         options.flowLog = logPath == "off" ? .disabled : try FlowLog.jsonLines(path: logPath)
     }
@@ -195,6 +196,7 @@ func checkConfig(_ flags: Flags) {
     do {
         let loaded = try ConfigLoader.load(path: path, strict: flags.switches.contains("--strict"))
         printWarnings(loaded.warnings)
+        for note in loaded.notes { FileHandle.standardError.write(Data("localnlb: \(note)\n".utf8)) }
         let c = loaded.configuration
         print(
             "\(path): valid — \(c.listeners.count) listener(s), \(c.targetGroups.count) target group(s), \(c.nodes.count) node(s)"

@@ -12,6 +12,8 @@ public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
 public struct LoadedConfiguration: Sendable {
     public var configuration: Configuration
     public var warnings: [String]
+    /// What reading it skipped on purpose (a template's other resources): said, never an error.
+    public var notes: [String] = []
 }
 
 public enum ConfigLoader {
@@ -27,20 +29,37 @@ public enum ConfigLoader {
     public static func load(data: Data, strict: Bool = false, name: String = "configuration") throws
         -> LoadedConfiguration
     {
-        let root: JSONValue
+        var root: JSONValue
         let duplicates: [String]
         do {
             (root, duplicates) = try JSONParser.parse([UInt8](data))
         } catch {
+            if CloudFormationTemplate.looksLikeYAML(String(decoding: data, as: UTF8.self)) {
+                throw ConfigurationError(problems: [
+                    "\(name): a CloudFormation template in YAML; localnlb reads templates in JSON: "
+                        + "convert it (cdk synth --json, or cfn-flip) and pass the .json"
+                ])
+            }
             throw ConfigurationError(problems: ["\(name): not valid JSON: \(error)"])
+        }
+        var template: CloudFormationTemplate?
+        if CloudFormationTemplate.isTemplate(root) {
+            let translated = CloudFormationTemplate.translate(root)
+            guard let document = translated.document, duplicates.isEmpty else {
+                throw ConfigurationError(problems: duplicates + translated.template.problems)
+            }
+            root = document
+            template = translated.template
         }
         var reader = ConfigReader()
         reader.errors = duplicates
         let configuration = reader.configuration(root)
         var problems = reader.errors
         if strict { problems += reader.warnings.map { $0 + " (an error under --strict)" } }
-        guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems) }
-        return LoadedConfiguration(configuration: configuration, warnings: reader.warnings)
+        let rename = { (problem: String) in template?.inTemplateTerms(problem) ?? problem }
+        guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems.map(rename)) }
+        return LoadedConfiguration(
+            configuration: configuration, warnings: reader.warnings.map(rename), notes: template?.notes ?? [])
     }
 }
 
@@ -258,73 +277,6 @@ struct ConfigReader {
         configuration.loadBalancerTags = loadBalancerTags
         configuration.ipAddressType = ipAddressType
         return configuration
-    }
-
-    /// `Admin`: the control API. On by default at 127.0.0.1:8404; an address other than loopback
-    /// needs a token, since anyone who reaches it can deregister every target.
-    mutating func admin(_ value: JSONValue) -> AdminConfiguration? {
-        guard
-            let object = readObject(
-                value, "Admin",
-                keys: ["Enabled", "Address", "Token", "Region", "AccountId", "AccessKeyId", "SecretAccessKey"])
-        else { return nil }
-        if let value = object["Enabled"], boolean(value, "Admin.Enabled") == false { return nil }
-        var admin = AdminConfiguration()
-        if let value = object["Address"], let text = string(value, "Admin.Address") {
-            if let endpoint = IPEndpoint(text) {
-                admin.address = endpoint
-            } else {
-                error("Admin.Address", "\"\(text)\" is not ADDRESS:PORT (IPv6 as [::1]:8404)")
-            }
-        }
-        if let value = object["Region"], let region = string(value, "Admin.Region") {
-            let parts = region.split(separator: "-")
-            if parts.count >= 3, parts.allSatisfy({ !$0.isEmpty }), parts.last!.allSatisfy(\.isNumber),
-                region.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" })
-            {
-                admin.region = region
-            } else {
-                error("Admin.Region", "\"\(region)\" is not a region such as us-east-1")
-            }
-        }
-        if let value = object["AccountId"], let account = string(value, "Admin.AccountId") {
-            if account.count == 12 && account.allSatisfy({ $0.isASCII && $0.isNumber }) {
-                admin.accountID = account
-            } else {
-                error("Admin.AccountId", "\"\(account)\" is not a 12-digit AWS account id")
-            }
-        }
-        if let value = object["AccessKeyId"], let key = string(value, "Admin.AccessKeyId") {
-            if (16...128).contains(key.count) && key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
-                admin.accessKeyID = key
-            } else {
-                error("Admin.AccessKeyId", "\"\(key)\" is not an access key id (16-128 letters and digits)")
-            }
-        }
-        if let value = object["SecretAccessKey"], let secret = string(value, "Admin.SecretAccessKey") {
-            if secret.count >= 16 {
-                admin.secretAccessKey = secret
-            } else {
-                error("Admin.SecretAccessKey", "is shorter than 16 characters")
-            }
-        }
-        if (object["AccessKeyId"] == nil) != (object["SecretAccessKey"] == nil) {
-            error("Admin", "AccessKeyId and SecretAccessKey go together: give both, or neither")
-        }
-        if let value = object["Token"], let token = string(value, "Admin.Token") {
-            if token.count < 16 {
-                error("Admin.Token", "is shorter than 16 characters; use a long random string")
-            } else {
-                admin.token = token
-            }
-        }
-        if !admin.address.ip.isLoopback && admin.token == nil {
-            error(
-                "Admin.Address",
-                "\(admin.address) is not loopback: set Admin.Token too, so only holders of the token can change targets"
-            )
-        }
-        return admin
     }
 
     mutating func loadBalancer(_ value: JSONValue) -> (String, [LoadBalancerNode]) {
