@@ -97,6 +97,11 @@ import Testing
             "POST", "/target-groups/tg/deregister", #"{"Targets":[{"Id":"127.0.0.9","Port":1}]}"#)
         #expect(status == 400)
         #expect((json["Error"] as? [String: String])?["Code"] == "InvalidTarget")
+        // All or none: one target not registered, and the registered one beside it keeps its state.
+        let mixed =
+            #"{"Targets":[{"Id":"127.0.0.1","Port":\#(server.endpoint.port)},{"Id":"127.0.0.9","Port":1}]}"#
+        #expect(try api.call("POST", "/target-groups/tg/deregister", mixed).0 == 400)
+        #expect(try api.states()[server.endpoint.description] != "draining")
     }
 
     @Test func modifyAttributesAppliesToNewFlows() throws {

@@ -271,14 +271,30 @@ extension ControlPlane {
         let configuration = groups[index].configuration
         let targets = items.enumerated().compactMap { reader.target($1, "Targets[\($0)]", group: configuration) }
         guard reader.errors.isEmpty else { return validationError(reader) }
+        let missing = change(targets, of: index, register: register)
+        guard missing.isEmpty else {
+            let list = missing.map { "\($0.endpoint)" }.joined(separator: ", ")
+            return .error(400, "InvalidTarget", "\(list) not registered in \(configuration.name); nothing changed")
+        }
+        return .json(200, .object([]))
+    }
+
+    /// Registers or deregisters `targets` in group `index`, all or none: a deregistration naming a
+    /// target that is not registered changes nothing and returns the ones missing.
+    func change(_ targets: [TargetConfiguration], of index: Int, register: Bool) -> [TargetConfiguration] {
+        if !register {
+            let registered = Set(groups[index].targets.filter(\.isRegistered).map(\.endpoint))
+            let missing = targets.filter { !registered.contains($0.endpoint) }
+            guard missing.isEmpty else { return missing }
+        }
         for target in targets {
             if register {
                 groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
-            } else if !groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now) {
-                return .error(400, "InvalidTarget", "\(target.endpoint) is not registered in \(configuration.name)")
+            } else {
+                _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
             }
         }
-        return .json(200, .object([]))
+        return []
     }
 
     /// PUT attributes: ModifyTargetGroupAttributes. Checked like the configuration file; applies to new

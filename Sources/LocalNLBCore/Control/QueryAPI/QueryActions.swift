@@ -192,22 +192,12 @@ extension ControlPlane {
                 .object(item.mapValues { .string($0) }), "Targets.member.\(position + 1)", group: configuration)
         }
         guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
-        if !register {
-            let registered = groups[index].targets.filter(\.isRegistered).map(\.endpoint)
-            let missing = targets.filter { !registered.contains($0.endpoint) }
-            if !missing.isEmpty {
-                throw QueryError(
-                    code: "InvalidTarget",
-                    message: "The following targets are not registered in target group '\(configuration.name)': "
-                        + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
-            }
-        }
-        for target in targets {
-            if register {
-                groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
-            } else {
-                _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
-            }
+        let missing = change(targets, of: index, register: register)
+        guard missing.isEmpty else {
+            throw QueryError(
+                code: "InvalidTarget",
+                message: "The following targets are not registered in target group '\(configuration.name)': "
+                    + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
         }
         publish(wait: true)
         return ""
