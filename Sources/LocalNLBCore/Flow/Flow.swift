@@ -69,6 +69,10 @@ struct Direction {
     var overflow: [UInt8] = []
 
     var hasPipe: Bool { pipeRead >= 0 }
+
+    /// Bytes wait for the destination to take them: in the pipe (unless the PROXY header is held for
+    /// the first payload), or on the heap.
+    var hasWaitingBytes: Bool { buffered > 0 && !holdUntilPayload || !overflow.isEmpty }
 }
 
 enum FlowState {

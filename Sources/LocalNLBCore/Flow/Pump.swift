@@ -48,9 +48,8 @@ extension EventLoop {
             // each ACK is thus no syscall at all.
             let readable = events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
             let writable = events & (CLNB_EPOLLOUT | CLNB_EPOLLHUP) != 0
-            let towards = fromClient ? flow.targetToClient : flow.clientToTarget
             let waiting =
-                writable && (towards.buffered > 0 && !towards.holdUntilPayload || !towards.overflow.isEmpty)
+                writable && (fromClient ? flow.targetToClient.hasWaitingBytes : flow.clientToTarget.hasWaitingBytes)
             // A FIN behind the bytes brings no edge of its own: then the source is read up to it.
             let closing = events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
             if fromClient {
