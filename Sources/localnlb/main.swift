@@ -182,8 +182,8 @@ func serve(_ flags: Flags) throws {
     }
     options.log("localnlb \(LocalNLBVersion.current), \(options.eventLoops) event loop(s)")
     for (listener, endpoint) in balancer.listenerEndpoints {
-        let group = loaded.configuration.listeners[listener].targetGroupName
-        options.log("listening on \(endpoint) → target group \(group)")
+        let config = loaded.configuration.listeners[listener]
+        options.log("listening on \(endpoint) (\(config.loadBalancerName)) → target group \(config.targetGroupName)")
     }
     if let admin = balancer.adminEndpoint {
         options.log("control API on http://\(admin)")
@@ -199,7 +199,8 @@ func checkConfig(_ flags: Flags) {
         for note in loaded.notes { FileHandle.standardError.write(Data("localnlb: \(note)\n".utf8)) }
         let c = loaded.configuration
         print(
-            "\(path): valid — \(c.listeners.count) listener(s), \(c.targetGroups.count) target group(s), \(c.nodes.count) node(s)"
+            "\(path): valid — \(c.loadBalancers.count) load balancer(s), \(c.listeners.count) listener(s), "
+                + "\(c.targetGroups.count) target group(s), \(c.loadBalancers.flatMap(\.nodes).count) node(s)"
         )
     } catch let error as ConfigurationError {
         for problem in error.problems { print(problem) }

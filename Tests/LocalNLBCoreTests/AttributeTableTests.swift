@@ -43,8 +43,8 @@ import Testing
             with:
                 #""Name": "demo-nlb", "LoadBalancerAttributes": [ { "Key": "load_balancing.cross_zone.enabled", "Value": "true" } ],"#
         )
-        #expect(try load(json).configuration.loadBalancerAttributes.crossZone == true)
-        #expect(try load(document()).configuration.loadBalancerAttributes.crossZone == false)
+        #expect(try load(json).configuration.loadBalancers[0].attributes.crossZone == true)
+        #expect(try load(document()).configuration.loadBalancers[0].attributes.crossZone == false)
     }
 
     /// The keys named by rules between attributes come from the table.

@@ -12,16 +12,17 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("config/cdk-nlb-proxy-v2.template.json")
         let loaded = try ConfigLoader.load(path: url.path)
         let c = loaded.configuration
-        #expect(c.loadBalancerName == "web-nlb" && c.scheme == "internal")
-        #expect(c.nodes.map(\.subnetID) == ["VpcPrivateSubnet1Subnet536B997A"])
-        #expect(c.nodes.first?.ipv4?.description == "127.0.0.1")
+        let lb = try #require(c.loadBalancers.first)
+        #expect(c.loadBalancers.count == 1 && lb.name == "web-nlb" && lb.scheme == "internal")
+        #expect(lb.nodes.map(\.subnetID) == ["VpcPrivateSubnet1Subnet536B997A"])
+        #expect(lb.nodes.first?.ipv4?.description == "127.0.0.1")
         #expect(c.listeners.map(\.port) == [8083] && c.listeners[0].targetGroupName == "web-fargate")
         let group = try #require(c.targetGroups.first)
         #expect(group.name == "web-fargate" && group.port == 9001)  // Fn::Join and the Parameter's Default
         #expect(group.proxyProtocolV2Enabled && group.deregistrationDelaySeconds == 30)
         #expect(group.healthCheck.intervalSeconds == 10 && group.targets.count == 2)
         #expect(group.tags.map(\.value) == ["localnlb-web"])  // Fn::Sub with a pseudo parameter
-        #expect(c.loadBalancerTags.map(\.key) == ["app"])
+        #expect(lb.tags.map(\.key) == ["app"])
         #expect(
             loaded.notes == [
                 "template: 4 resource(s) of other types skipped: AWS::CDK::Metadata (1), AWS::EC2::SecurityGroup (1), "
@@ -45,8 +46,8 @@ import Testing
                                        "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Tg" } } ] } } } }
             """
         let c = try load(json).configuration
-        #expect(c.loadBalancerName == "Lb" && c.targetGroups.map(\.name) == ["Tg"])
-        #expect(c.nodes.compactMap { $0.ipv4?.description } == ["127.0.0.1", "127.0.0.2"])
+        #expect(c.loadBalancers.map(\.name) == ["Lb"] && c.targetGroups.map(\.name) == ["Tg"])
+        #expect(c.loadBalancers[0].nodes.compactMap { $0.ipv4?.description } == ["127.0.0.1", "127.0.0.2"])
         #expect(c.listeners.map(\.port) == [8080] && c.listeners[0].targetGroupName == "Tg")
         #expect(c.targetGroups[0].tags.map(\.value) == ["Lb"])
     }

@@ -46,7 +46,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         #expect(group.targets.map(\.port) == [9001, 80])  // a target's Port defaults to the group's
         #expect(loaded.configuration.listeners[0].idleTimeoutSeconds == 350)
         #expect(
-            loaded.configuration.nodes == [LoadBalancerNode(subnetID: "subnet-a", ipv4: .v4(IPv4Address(127, 0, 0, 1)))]
+            loaded.configuration.loadBalancers[0].nodes == [LoadBalancerNode(subnetID: "subnet-a", ipv4: .v4(IPv4Address(127, 0, 0, 1)))]
         )
     }
 
@@ -77,7 +77,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
               "TargetGroups": [ { "Name": "web", "Port": 80, "Targets": [ { "Id": "127.0.0.1" } ] } ] }
             """
         let configuration = try load(json).configuration
-        #expect(configuration.nodes.map(\.addresses) == [[.v4(IPv4Address(127, 0, 0, 1))]])
+        #expect(configuration.loadBalancers[0].nodes.map(\.addresses) == [[.v4(IPv4Address(127, 0, 0, 1))]])
         #expect(configuration.targetGroups[0].targetType == .instance)
     }
 
@@ -249,11 +249,12 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     }
 
     /// A load balancer without listeners or target groups is valid (the ELBv2 API adds them); so is a
-    /// file with only `Admin`, and an empty one, which is what `serve` without `--config` runs.
+    /// file with only `Admin`, and an empty one, which is what `serve` without `--config` runs: a host
+    /// with no load balancer yet.
     @Test func anEmptyLoadBalancerIsValid() throws {
         #expect(problems(#"{"Admin": {"Address": "127.0.0.1:0"}}"#).isEmpty)
         let empty = try load("{}").configuration
-        #expect(empty.listeners.isEmpty && empty.targetGroups.isEmpty && empty.nodes.count == 1)
+        #expect(empty.listeners.isEmpty && empty.targetGroups.isEmpty && empty.loadBalancers.isEmpty)
         #expect(empty.admin == AdminConfiguration())
     }
 
@@ -276,7 +277,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
             problems(json) == [
                 #"TargetGroups[1].Name: "web" is used by another target group"#,
                 "TargetGroups[1].Targets[0].Port: 0 is not a port (1-65535)",
-                "Listeners[1].Port: 8081 is used by another listener",
+                "Listeners[1].Port: 8081 is used by another listener of localnlb",
                 #"Listeners[2].DefaultActions[0]: target group "missing" is not in TargetGroups"#,
             ])
     }

@@ -43,7 +43,7 @@ public enum Demo {
                 })
             if proxy { group.proxyProtocol = .v2(awsTLVs: true, vpcEndpointID: nil) }
             groups.append(group)
-            listeners.append(ListenerConfiguration(port: 0, targetGroupName: name))
+            listeners.append(ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: name))
         }
         let configuration = Configuration(
             loadBalancerName: "demo-nlb", nodes: [LoadBalancerNode(subnetID: "subnet-demo", ipv4: loopback)],

@@ -390,13 +390,13 @@ extension ControlPlane {
     /// Prometheus text: CloudWatch's AWS/NetworkELB names in snake case under `localnlb_` (AWS-NLB.md §7).
     func prometheusMetrics() -> String {
         var out = ""
-        let lb = configuration.loadBalancerName
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
             out += "# HELP localnlb_\(name) \(help)\n# TYPE localnlb_\(name) \(type)\n"
             for (labels, value) in samples { out += "localnlb_\(name){\(labels)} \(value)\n" }
         }
         func labels(_ group: TargetGroup, _ target: Target? = nil) -> String {
-            var text = "load_balancer=\"\(lb)\",target_group=\"\(group.configuration.name)\""
+            let lb = configuration.listeners.first { $0.targetGroupName == group.configuration.name }?.loadBalancerName
+            var text = "load_balancer=\"\(lb ?? "")\",target_group=\"\(group.configuration.name)\""
             if let target { text += ",target=\"\(target.endpoint)\"" }
             return text
         }

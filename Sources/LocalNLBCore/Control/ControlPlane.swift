@@ -60,6 +60,8 @@ final class ControlPlane {
     var loggedTargets: [[LoggedTarget]] = []
     /// When this load balancer was made (`CreatedTime`).
     let createdTime = rfc3339Now()
+    /// When each load balancer the API created was created (those of the file: `createdTime`).
+    var loadBalancerCreatedTimes: [String: String] = [:]
     /// What `--persist` last wrote, so an unchanged model is not written again.
     var persisted: String?
 
@@ -138,29 +140,29 @@ final class ControlPlane {
     // MARK: Set-up
 
     func openListeners() throws {
-        for (configIndex, listener) in configuration.listeners.enumerated() {
+        if let conflict = configuration.endpointConflict {
+            throw ListenerError(description: "\(conflict.path): \(conflict.message)")
+        }
+        for (configIndex, endpoint) in configuration.listenerEndpoints {
+            let listener = configuration.listeners[configIndex]
             guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
             else {
                 throw ListenerError(
                     description: "listener :\(listener.port): no target group \(listener.targetGroupName)")
             }
-            for node in configuration.nodes {
-                for address in node.addresses {
-                    let endpoint = IPEndpoint(ip: address, port: listener.port)
-                    let fds: [Int32]
-                    do {
-                        fds = try Socket.listenGroup(on: endpoint, count: loops.count)
-                    } catch {
-                        throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
-                    }
-                    let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
-                    listeners.append(
-                        Listener(
-                            loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
-                            idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
-                            connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
-                }
+            let fds: [Int32]
+            do {
+                fds = try Socket.listenGroup(on: endpoint, count: loops.count)
+            } catch {
+                throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
             }
+            let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
+            listeners.append(
+                Listener(
+                    loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
+                    nodes: configuration.nodes(of: listener),
+                    idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
+                    connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
         }
     }
 

@@ -49,8 +49,8 @@ extension ControlPlane {
     func checkHost(group: Int, family: IPAddress) -> IPEndpoint {
         let name = groups[group].configuration.name
         let listener = listeners.first { $0.isOpen && configuration.listeners[$0.configIndex].targetGroupName == name }
-        let ip =
-            configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? family
+        let nodes = listener?.nodes ?? configuration.loadBalancers.flatMap(\.nodes)
+        let ip = nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? family
         return IPEndpoint(ip: ip, port: listener?.endpoint.port ?? groups[group].configuration.port)
     }
 

@@ -34,12 +34,10 @@ extension ControlPlane {
         }
 
         // Open the new listener sockets first: if one fails, nothing has changed yet.
-        var wanted: [(configIndex: Int, endpoint: IPEndpoint)] = []
-        for (configIndex, listener) in new.listeners.enumerated() {
-            for address in new.nodes.flatMap(\.addresses) {
-                wanted.append((configIndex, IPEndpoint(ip: address, port: listener.port)))
-            }
+        if let conflict = new.endpointConflict {
+            throw ListenerError(description: "\(conflict.path): \(conflict.message)")
         }
+        let wanted = new.listenerEndpoints
         var opened: [(Int, IPEndpoint, [Int32])] = []
         for (configIndex, endpoint) in wanted
         where !listeners.contains(where: { $0.isOpen && $0.endpoint == endpoint }) {
@@ -80,10 +78,10 @@ extension ControlPlane {
         }
 
         // Listeners: keep (with new settings), close the gone (their flows go on), add the new.
-        func settings(_ configIndex: Int) -> (group: Int, idle: UInt64, connect: UInt64) {
+        func settings(_ configIndex: Int) -> (group: Int, nodes: [LoadBalancerNode], idle: UInt64, connect: UInt64) {
             let listener = new.listeners[configIndex]
             return (
-                groupIndex[listener.targetGroupName]!,
+                groupIndex[listener.targetGroupName]!, new.nodes(of: listener),
                 UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
                 UInt64(listener.connectTimeoutSeconds * 1e9)
             )
@@ -101,6 +99,7 @@ extension ControlPlane {
                 }
                 listeners[index].configIndex = match.configIndex
                 listeners[index].groupIndex = s.group
+                listeners[index].nodes = s.nodes
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
             } else {
@@ -113,7 +112,7 @@ extension ControlPlane {
             let s = settings(configIndex)
             listeners.append(
                 Listener(
-                    loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group,
+                    loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
                     idleNanoseconds: s.idle, connectNanoseconds: s.connect))
             logListener(listeners[listeners.count - 1], opened: true)
         }

@@ -158,10 +158,11 @@ extension EventLoop {
     /// reached if it is of that family, else another of the node's (the configuration ensures one).
     func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
         if flow.node.ip.isIPv6 == family.isIPv6 { return flow.node.ip }
-        for node in configuration.nodes where node.addresses.contains(flow.node.ip) {
+        let nodes = listeners[flow.listenerIndex].shared.nodes
+        for node in nodes where node.addresses.contains(flow.node.ip) {
             if let address = node.addresses.first(where: { $0.isIPv6 == family.isIPv6 }) { return address }
         }
-        return configuration.nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? flow.node.ip
+        return nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? flow.node.ip
     }
 
     func allocateFlow() -> Flow {

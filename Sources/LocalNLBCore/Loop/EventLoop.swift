@@ -10,6 +10,8 @@ struct Listener: Sendable {
     var endpoint: IPEndpoint
     var configIndex: Int
     var groupIndex: Int
+    /// The nodes of the listener's load balancer: where its flows to targets leave from.
+    var nodes: [LoadBalancerNode]
     var idleNanoseconds: UInt64
     var connectNanoseconds: UInt64
 

@@ -85,32 +85,29 @@ struct CloudFormationTemplate {
                 resolvedNames[id] = name
             }
         }
-        let balancers = ids.filter { resources[$0]!.type == Self.loadBalancerType }
-        if balancers.count > 1 {
-            problems.append(
-                "Resources: \(balancers.joined(separator: ", ")) are \(balancers.count) load balancers; "
-                    + "localnlb runs one per configuration (split the template)")
-        }
         var document: [String: JSONValue] = [:]
-        if let id = balancers.first {
+        // A subnet without an address here gets one on loopback: 127.0.0.1, 127.0.0.2, … across every
+        // load balancer of the template, so each listens on addresses of its own.
+        var nextAddress = 1
+        var balancers: [JSONValue] = []
+        for id in ids where resources[id]!.type == Self.loadBalancerType {
             var properties = resolvedProperties(id)
             properties["Name"] = .string(name(of: id))
             if properties["SubnetMappings"] == nil {
-                // A subnet without an address here gets one on loopback: 127.0.0.1, 127.0.0.2, …
                 var subnets: [JSONValue] = []
                 if case .array(let list)? = properties["Subnets"] { subnets = list }
                 if subnets.isEmpty { subnets = [.string("subnet-local")] }
                 properties["SubnetMappings"] = .array(
-                    subnets.enumerated().map { index, subnet in
-                        .object([
-                            "SubnetId": subnet, "PrivateIPv4Address": .string("127.0.0.\(index + 1)"),
-                        ])
+                    subnets.map { subnet in
+                        defer { nextAddress += 1 }
+                        return .object(["SubnetId": subnet, "PrivateIPv4Address": .string("127.0.0.\(nextAddress)")])
                     })
                 properties["Subnets"] = nil
             }
-            document["LoadBalancer"] = .object(properties)
-            origins.append(("LoadBalancer", id))
+            origins.append(("LoadBalancers[\(balancers.count)]", id))
+            balancers.append(.object(properties))
         }
+        if !balancers.isEmpty { document["LoadBalancers"] = .array(balancers) }
         var groups: [JSONValue] = []
         for id in ids where resources[id]!.type == Self.targetGroupType {
             var properties = resolvedProperties(id)
@@ -168,11 +165,20 @@ struct CloudFormationTemplate {
         return otherResources.contains(name) ? .string(name) : nil
     }
 
+    /// The listener's ARN, from its load balancer (its `LoadBalancerArn` `Ref`) and port.
     private func listenerARN(_ id: String) -> String? {
-        guard let balancer = resources.values.first(where: { $0.type == Self.loadBalancerType }),
-            case .number(let port)? = resources[id]?.properties["Port"]
-        else { return nil }
-        return names.listener(loadBalancer: name(of: balancer.id), port: UInt16(port))
+        guard let properties = resources[id]?.properties, case .number(let port)? = properties["Port"] else {
+            return nil
+        }
+        var balancer: String?
+        if case .object(let reference)? = properties["LoadBalancerArn"], case .string(let target)? = reference["Ref"] {
+            balancer = target
+        } else if case .string(let arn)? = properties["LoadBalancerArn"] {
+            return ResourceNames.loadBalancerName(in: arn).map { names.listener(loadBalancer: $0, port: UInt16(port)) }
+        }
+        let lbs = resources.values.filter { $0.type == Self.loadBalancerType }.map(\.id)
+        if balancer == nil, lbs.count == 1 { balancer = lbs[0] }
+        return balancer.map { names.listener(loadBalancer: name(of: $0), port: UInt16(port)) }
     }
 
     private func attribute(_ id: String, _ attribute: String) -> JSONValue? {

@@ -67,10 +67,6 @@ public enum ConfigLoader {
 struct ConfigReader {
     var errors: [String] = []
     var warnings: [String] = []
-    var loadBalancerAttributes = LoadBalancerAttributes()
-    var scheme = "internet-facing"
-    var loadBalancerTags: [(key: String, value: String)] = []
-    var ipAddressType = "ipv4"
 
     mutating func error(_ path: String, _ message: String) {
         errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
@@ -222,17 +218,25 @@ struct ConfigReader {
     // MARK: The document
 
     mutating func configuration(_ root: JSONValue) -> Configuration? {
-        guard let top = readObject(root, "", keys: ["LoadBalancer", "Listeners", "TargetGroups", "Admin"]) else {
-            return nil
+        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin"]
+        guard let top = readObject(root, "", keys: keys) else { return nil }
+        var balancers: [LoadBalancerConfiguration] = []
+        if let value = top["LoadBalancer"] {
+            if top["LoadBalancers"] != nil {
+                error("LoadBalancer", "given beside LoadBalancers: put every load balancer in LoadBalancers")
+            }
+            balancers = loadBalancer(value, "LoadBalancer").map { [$0] } ?? []
+        } else if let value = top["LoadBalancers"], let items = array(value, "LoadBalancers") {
+            for (index, item) in items.enumerated() {
+                let path = "LoadBalancers[\(index)]"
+                guard let balancer = loadBalancer(item, path) else { continue }
+                if balancers.contains(where: { $0.name == balancer.name }) {
+                    error(path + ".Name", "\"\(balancer.name)\" is used by another load balancer")
+                }
+                balancers.append(balancer)
+            }
         }
-        let (name, nodes) =
-            top["LoadBalancer"].map { loadBalancer($0) } ?? (
-                "localnlb",
-                [
-                    LoadBalancerNode(
-                        subnetID: "subnet-local", ipv4: .v4(IPv4Address(127, 0, 0, 1)))
-                ]
-            )
+        let noneGiven = top["LoadBalancer"] == nil && top["LoadBalancers"] == nil
 
         var groups: [TargetGroupConfiguration] = []
         // Every name given, of valid groups and of groups with problems alike: a listener that forwards
@@ -252,111 +256,139 @@ struct ConfigReader {
         // A load balancer without listeners is valid, as on AWS: the ELBv2 API adds them later.
         var listeners: [ListenerConfiguration] = []
         if let listenersValue = top["Listeners"], let items = array(listenersValue, "Listeners") {
-            var ports = Set<UInt16>()
+            if noneGiven && !items.isEmpty {
+                // Listeners without a load balancer: one named localnlb, on 127.0.0.1.
+                balancers = [
+                    LoadBalancerConfiguration(
+                        name: "localnlb",
+                        nodes: [LoadBalancerNode(subnetID: "subnet-local", ipv4: .v4(IPv4Address(127, 0, 0, 1)))])
+                ]
+            }
             for (index, item) in items.enumerated() {
                 let path = "Listeners[\(index)]"
-                guard let listener = listener(item, path) else { continue }
-                if !ports.insert(listener.port).inserted {
-                    error(path + ".Port", "\(listener.port) is used by another listener")
+                guard let listener = listener(item, path, loadBalancers: balancers.map(\.name)) else { continue }
+                if listeners.contains(where: {
+                    $0.loadBalancerName == listener.loadBalancerName && $0.port == listener.port
+                }) {
+                    error(path + ".Port", "\(listener.port) is used by another listener of \(listener.loadBalancerName)")
                 }
                 if !declared.contains(listener.targetGroupName) {
                     error(
                         path + ".DefaultActions[0]",
                         "target group \"\(listener.targetGroupName)\" is not in TargetGroups")
+                } else if let other = listeners.first(where: {
+                    $0.targetGroupName == listener.targetGroupName && $0.loadBalancerName != listener.loadBalancerName
+                }) {
+                    error(
+                        path + ".DefaultActions[0]",
+                        "target group \"\(listener.targetGroupName)\" is already \(other.loadBalancerName)'s; "
+                            + "a Network Load Balancer's target group serves one load balancer")
                 }
                 listeners.append(listener)
             }
         }
-        checkAddressFamilies(nodes: nodes, groups: groups)
         let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
         guard errors.isEmpty else { return nil }
-        var configuration = Configuration(
-            loadBalancerName: name, nodes: nodes, listeners: listeners, targetGroups: groups, admin: admin)
-        configuration.loadBalancerAttributes = loadBalancerAttributes
-        configuration.scheme = scheme
-        configuration.loadBalancerTags = loadBalancerTags
-        configuration.ipAddressType = ipAddressType
-        return configuration
+        let configuration = Configuration(
+            loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
+        if let problem = configuration.endpointConflict {
+            error(problem.path, problem.message)
+        }
+        checkAddressFamilies(nodes: balancers.flatMap(\.nodes), groups: groups)
+        return errors.isEmpty ? configuration : nil
     }
 
-    mutating func loadBalancer(_ value: JSONValue) -> (String, [LoadBalancerNode]) {
+    mutating func loadBalancer(_ value: JSONValue, _ path: String) -> LoadBalancerConfiguration? {
         let keys = [
             "Name", "Type", "Scheme", "IpAddressType", "SubnetMappings", "Subnets", "SecurityGroups",
             "LoadBalancerAttributes", "Tags",
         ]
-        var nodes: [LoadBalancerNode] = []
-        var name = "localnlb"
-        guard let object = readObject(value, "LoadBalancer", keys: keys) else { return (name, nodes) }
-        if let value = object["Name"], let text = string(value, "LoadBalancer.Name") { name = text }
-        if let value = object["Type"], let text = string(value, "LoadBalancer.Type"), text != "network" {
-            error("LoadBalancer.Type", "\"\(text)\" is not network (localnlb emulates Network Load Balancers)")
+        guard let object = readObject(value, path, keys: keys) else { return nil }
+        var balancer = LoadBalancerConfiguration(name: "localnlb", nodes: [])
+        if let value = object["Name"], let text = string(value, "\(path).Name") {
+            if let problem = Self.loadBalancerNameProblem(text) { error("\(path).Name", problem) }
+            balancer.name = text
+        }
+        if let value = object["Type"], let text = string(value, "\(path).Type"), text != "network" {
+            error("\(path).Type", "\"\(text)\" is not network (localnlb emulates Network Load Balancers)")
         }
         if let value = object["Scheme"] {
-            scheme =
-                choice(value, "LoadBalancer.Scheme", Scheme.self, names: ["internet-facing", "internal"])?.rawValue
-                ?? scheme
+            balancer.scheme =
+                choice(value, "\(path).Scheme", Scheme.self, names: ["internet-facing", "internal"])?.rawValue
+                ?? balancer.scheme
         }
         if let value = object["IpAddressType"] {
-            ipAddressType =
-                choice(value, "LoadBalancer.IpAddressType", IPAddressType.self, names: ["ipv4", "dualstack"])?.rawValue
-                ?? ipAddressType
+            balancer.ipAddressType =
+                choice(value, "\(path).IpAddressType", IPAddressType.self, names: ["ipv4", "dualstack"])?.rawValue
+                ?? balancer.ipAddressType
         }
         for key in ["Subnets", "SecurityGroups"] {
-            if let value = object[key], let items = array(value, "LoadBalancer.\(key)") {
-                for (index, item) in items.enumerated() { _ = string(item, "LoadBalancer.\(key)[\(index)]") }
+            if let value = object[key], let items = array(value, "\(path).\(key)") {
+                for (index, item) in items.enumerated() { _ = string(item, "\(path).\(key)[\(index)]") }
             }
         }
-        if let value = object["Tags"] { loadBalancerTags = tags(value, "LoadBalancer.Tags") }
+        if let value = object["Tags"] { balancer.tags = tags(value, "\(path).Tags") }
         if let value = object["LoadBalancerAttributes"] {
-            var given = LoadBalancerAttributes()
             attributes(
-                value, "LoadBalancer.LoadBalancerAttributes", index: LoadBalancerAttributes.attributeIndex,
-                into: &given, kind: "Network Load Balancer")
-            loadBalancerAttributes = given
+                value, "\(path).LoadBalancerAttributes", index: LoadBalancerAttributes.attributeIndex,
+                into: &balancer.attributes, kind: "Network Load Balancer")
         }
         guard let mappingsValue = object["SubnetMappings"] else {
-            error("LoadBalancer.SubnetMappings", "missing: each mapping is a node with a PrivateIPv4Address")
-            return (name, nodes)
+            error("\(path).SubnetMappings", "missing: each mapping is a node with a PrivateIPv4Address")
+            return nil
         }
-        guard let mappings = array(mappingsValue, "LoadBalancer.SubnetMappings") else { return (name, nodes) }
-        if mappings.isEmpty { error("LoadBalancer.SubnetMappings", "empty: at least one node is needed") }
+        guard let mappings = array(mappingsValue, "\(path).SubnetMappings") else { return nil }
+        if mappings.isEmpty { error("\(path).SubnetMappings", "empty: at least one node is needed") }
         for (index, item) in mappings.enumerated() {
-            let path = "LoadBalancer.SubnetMappings[\(index)]"
+            let at = "\(path).SubnetMappings[\(index)]"
             guard
                 let mapping = readObject(
-                    item, path, keys: ["SubnetId", "PrivateIPv4Address", "IPv6Address", "AllocationId"])
+                    item, at, keys: ["SubnetId", "PrivateIPv4Address", "IPv6Address", "AllocationId"])
             else { continue }
-            let subnet = mapping["SubnetId"].flatMap { string($0, path + ".SubnetId") } ?? "subnet-\(index)"
-            if let value = mapping["AllocationId"] { _ = string(value, path + ".AllocationId") }
+            let subnet = mapping["SubnetId"].flatMap { string($0, at + ".SubnetId") } ?? "subnet-\(index)"
+            if let value = mapping["AllocationId"] { _ = string(value, at + ".AllocationId") }
             var ipv4: IPAddress?
             var ipv6: IPAddress?
-            if let value = mapping["PrivateIPv4Address"], let address = readAddress(value, path + ".PrivateIPv4Address")
-            {
+            if let value = mapping["PrivateIPv4Address"], let address = readAddress(value, at + ".PrivateIPv4Address") {
                 if address.isIPv6 {
-                    error(path + ".PrivateIPv4Address", "\(address) is IPv6; put it in IPv6Address")
+                    error(at + ".PrivateIPv4Address", "\(address) is IPv6; put it in IPv6Address")
                 } else {
                     ipv4 = address
                 }
             }
-            if let value = mapping["IPv6Address"], let address = readAddress(value, path + ".IPv6Address") {
-                if address.isIPv6 { ipv6 = address } else { error(path + ".IPv6Address", "\(address) is not IPv6") }
+            if let value = mapping["IPv6Address"], let address = readAddress(value, at + ".IPv6Address") {
+                if address.isIPv6 { ipv6 = address } else { error(at + ".IPv6Address", "\(address) is not IPv6") }
             }
-            if ipv4 == nil && ipv6 == nil && !errors.contains(where: { $0.hasPrefix(path) }) {
-                error(path, "needs a PrivateIPv4Address or an IPv6Address: the address this node listens on")
+            if ipv4 == nil && ipv6 == nil && !errors.contains(where: { $0.hasPrefix(at) }) {
+                error(at, "needs a PrivateIPv4Address or an IPv6Address: the address this node listens on")
             }
             let node = LoadBalancerNode(subnetID: subnet, ipv4: ipv4, ipv6: ipv6)
-            for address in node.addresses where nodes.contains(where: { $0.addresses.contains(address) }) {
-                error(path, "\(address) is already another node's address")
+            for address in node.addresses where balancer.nodes.contains(where: { $0.addresses.contains(address) }) {
+                error(at, "\(address) is already another node's address")
             }
-            nodes.append(node)
+            balancer.nodes.append(node)
         }
-        return (name, nodes)
+        return balancer
+    }
+
+    /// AWS's rule for a load balancer's name, or nil when `name` keeps it.
+    static func loadBalancerNameProblem(_ name: String) -> String? {
+        let allowed = name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        guard (1...32).contains(name.count), allowed, !name.hasPrefix("-"), !name.hasSuffix("-"),
+            !name.hasPrefix("internal-")
+        else {
+            return "\"\(name)\": a load balancer's name has 1-32 letters, digits and hyphens, "
+                + "does not begin or end with a hyphen, and does not begin with internal-"
+        }
+        return nil
     }
 
     enum Scheme: String { case internetFacing = "internet-facing", `internal` }
     enum IPAddressType: String { case ipv4, dualstack }
 
-    mutating func listener(_ value: JSONValue, _ path: String) -> ListenerConfiguration? {
+    /// A listener; its load balancer by `LoadBalancerArn` (an ARN or a name), which may be left out
+    /// when there is one.
+    mutating func listener(_ value: JSONValue, _ path: String, loadBalancers: [String]) -> ListenerConfiguration? {
         let keys = [
             "Port", "Protocol", "DefaultActions", "ListenerAttributes", "LoadBalancerArn", "Tags", "AlpnPolicy",
             "Certificates", "SslPolicy",
@@ -375,13 +407,31 @@ struct ConfigReader {
         for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
             error("\(path).\(key)", "applies to TLS listeners, which localnlb does not support yet")
         }
-        if let value = object["LoadBalancerArn"] { _ = string(value, path + ".LoadBalancerArn") }
+        var balancer = loadBalancers.count == 1 ? loadBalancers[0] : nil
+        if let value = object["LoadBalancerArn"], let given = string(value, path + ".LoadBalancerArn") {
+            let name = ResourceNames.loadBalancerName(in: given) ?? given
+            if loadBalancers.contains(name) {
+                balancer = name
+            } else {
+                balancer = nil
+                error(
+                    path + ".LoadBalancerArn",
+                    "\"\(given)\" is not a load balancer here (\(loadBalancers.isEmpty ? "none is given" : loadBalancers.joined(separator: ", ")))"
+                )
+            }
+        } else if balancer == nil {
+            error(
+                path + ".LoadBalancerArn",
+                loadBalancers.isEmpty
+                    ? "missing, and no LoadBalancer is given"
+                    : "missing: which of \(loadBalancers.joined(separator: ", ")) this listener is on")
+        }
         let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
         let groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
         if object["DefaultActions"] == nil { error(path + ".DefaultActions", "missing: one forward action is needed") }
 
-        guard let port, let groupName else { return nil }
-        var listener = ListenerConfiguration(port: port, targetGroupName: groupName)
+        guard let port, let groupName, let balancer else { return nil }
+        var listener = ListenerConfiguration(loadBalancerName: balancer, port: port, targetGroupName: groupName)
         listener.tags = tags
         if let value = object["ListenerAttributes"] {
             attributes(

@@ -6,30 +6,31 @@ extension Configuration {
         func list(_ pairs: [(key: String, value: String)]) -> JSONText {
             .array(pairs.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })
         }
-        let mappings = nodes.map { node -> JSONText in
-            var fields: [(String, JSONText)] = [("SubnetId", .string(node.subnetID))]
-            if let ip = node.ipv4 { fields.append(("PrivateIPv4Address", .string(ip.description))) }
-            if let ip = node.ipv6 { fields.append(("IPv6Address", .string(ip.description))) }
-            return .object(fields)
+        let balancers = loadBalancers.map { balancer -> JSONText in
+            let mappings = balancer.nodes.map { node -> JSONText in
+                var fields: [(String, JSONText)] = [("SubnetId", .string(node.subnetID))]
+                if let ip = node.ipv4 { fields.append(("PrivateIPv4Address", .string(ip.description))) }
+                if let ip = node.ipv6 { fields.append(("IPv6Address", .string(ip.description))) }
+                return .object(fields)
+            }
+            return .object([
+                ("Name", .string(balancer.name)), ("Type", .string("network")), ("Scheme", .string(balancer.scheme)),
+                ("IpAddressType", .string(balancer.ipAddressType)), ("SubnetMappings", .array(mappings)),
+                (
+                    "LoadBalancerAttributes",
+                    list(LoadBalancerAttributes.attributeIndex.describe(balancer.attributes))
+                ),
+                ("Tags", list(balancer.tags)),
+            ])
         }
         var top: [(String, JSONText)] = [
-            (
-                "LoadBalancer",
-                .object([
-                    ("Name", .string(loadBalancerName)), ("Type", .string("network")), ("Scheme", .string(scheme)),
-                    ("IpAddressType", .string(ipAddressType)), ("SubnetMappings", .array(mappings)),
-                    (
-                        "LoadBalancerAttributes",
-                        list(LoadBalancerAttributes.attributeIndex.describe(loadBalancerAttributes))
-                    ),
-                    ("Tags", list(loadBalancerTags)),
-                ])
-            ),
+            ("LoadBalancers", .array(balancers)),
             (
                 "Listeners",
                 .array(
                     listeners.map { listener in
                         .object([
+                            ("LoadBalancerArn", .string(listener.loadBalancerName)),
                             ("Port", .integer(Int64(listener.port))), ("Protocol", .string("TCP")),
                             (
                                 "DefaultActions",

@@ -1,30 +1,87 @@
 import ProxyProtocol
 
-/// A load balancer, its listeners and target groups, as checked from the JSON configuration.
+/// The load balancers of one process, their listeners and target groups, as checked from the JSON
+/// configuration (or made by the API).
 public struct Configuration: Sendable {
-    public var loadBalancerName: String
-    /// One per SubnetMapping: every listener listens on every node's addresses.
-    public var nodes: [LoadBalancerNode]
+    public var loadBalancers: [LoadBalancerConfiguration]
+    /// Every load balancer's listeners; each names its own (`loadBalancerName`).
     public var listeners: [ListenerConfiguration]
     public var targetGroups: [TargetGroupConfiguration]
     /// The control API (`Admin`), or nil for none.
     public var admin: AdminConfiguration?
-    public var loadBalancerAttributes = LoadBalancerAttributes()
-    public var loadBalancerTags: [(key: String, value: String)] = []
+
+    public init(
+        loadBalancers: [LoadBalancerConfiguration], listeners: [ListenerConfiguration],
+        targetGroups: [TargetGroupConfiguration], admin: AdminConfiguration? = nil
+    ) {
+        self.loadBalancers = loadBalancers
+        self.listeners = listeners
+        self.targetGroups = targetGroups
+        self.admin = admin
+    }
+
+    /// One load balancer and its listeners (each listener is made its).
+    public init(
+        loadBalancerName: String, nodes: [LoadBalancerNode], listeners: [ListenerConfiguration],
+        targetGroups: [TargetGroupConfiguration], admin: AdminConfiguration? = nil
+    ) {
+        self.init(
+            loadBalancers: [LoadBalancerConfiguration(name: loadBalancerName, nodes: nodes)],
+            listeners: listeners.map {
+                var listener = $0
+                listener.loadBalancerName = loadBalancerName
+                return listener
+            }, targetGroups: targetGroups, admin: admin)
+    }
+
+    /// The index of the load balancer named `name`.
+    public func loadBalancerIndex(_ name: String) -> Int? { loadBalancers.firstIndex { $0.name == name } }
+
+    /// The nodes a listener listens on: its load balancer's.
+    public func nodes(of listener: ListenerConfiguration) -> [LoadBalancerNode] {
+        loadBalancerIndex(listener.loadBalancerName).map { loadBalancers[$0].nodes } ?? []
+    }
+
+    /// Every address a listener socket is bound to, by listener: its load balancer's node addresses.
+    var listenerEndpoints: [(configIndex: Int, endpoint: IPEndpoint)] {
+        listeners.enumerated().flatMap { index, listener in
+            nodes(of: listener).flatMap(\.addresses).map { (index, IPEndpoint(ip: $0, port: listener.port)) }
+        }
+    }
+
+    /// Two listeners of different load balancers on one address and port (their nodes share an
+    /// address): the listener that comes second, and what to change.
+    var endpointConflict: (path: String, message: String)? {
+        var seen: [IPEndpoint: Int] = [:]
+        for (index, endpoint) in listenerEndpoints where endpoint.port != 0 {
+            if let first = seen[endpoint], first != index {
+                return (
+                    "Listeners[\(index)].Port",
+                    "\(endpoint) is also where \(listeners[first].loadBalancerName)'s listener listens; "
+                        + "give the load balancers different node addresses (SubnetMappings) or another port"
+                )
+            }
+            seen[endpoint] = index
+        }
+        return nil
+    }
+}
+
+/// A Network Load Balancer: its nodes (one per subnet), attributes and tags.
+public struct LoadBalancerConfiguration: Sendable {
+    public var name: String
+    /// One per SubnetMapping: each of the load balancer's listeners listens on every node's addresses.
+    public var nodes: [LoadBalancerNode]
+    public var attributes = LoadBalancerAttributes()
+    public var tags: [(key: String, value: String)] = []
     /// `internet-facing` (AWS's default) or `internal`.
     public var scheme = "internet-facing"
     /// `ipv4` or `dualstack`.
     public var ipAddressType = "ipv4"
 
-    public init(
-        loadBalancerName: String, nodes: [LoadBalancerNode], listeners: [ListenerConfiguration],
-        targetGroups: [TargetGroupConfiguration], admin: AdminConfiguration? = nil
-    ) {
-        self.loadBalancerName = loadBalancerName
+    public init(name: String, nodes: [LoadBalancerNode]) {
+        self.name = name
         self.nodes = nodes
-        self.listeners = listeners
-        self.targetGroups = targetGroups
-        self.admin = admin
     }
 }
 
@@ -64,6 +121,8 @@ public struct LoadBalancerNode: Sendable, Hashable {
 }
 
 public struct ListenerConfiguration: Sendable {
+    /// The load balancer the listener belongs to.
+    public var loadBalancerName: String
     public var port: UInt16
     public var targetGroupName: String
     /// `tcp.idle_timeout.seconds`.
@@ -73,8 +132,10 @@ public struct ListenerConfiguration: Sendable {
     public var tags: [(key: String, value: String)] = []
 
     public init(
-        port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350, connectTimeoutSeconds: Double = 10
+        loadBalancerName: String, port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350,
+        connectTimeoutSeconds: Double = 10
     ) {
+        self.loadBalancerName = loadBalancerName
         self.port = port
         self.targetGroupName = targetGroupName
         self.idleTimeoutSeconds = idleTimeoutSeconds

@@ -54,4 +54,11 @@ struct ResourceNames: Sendable {
         let parts = arn.dropFirst(prefix.count + kind.count + 1).split(separator: "/")
         return parts.first.map(String.init)
     }
+
+    /// The name in a load balancer's ARN of any region and account (`…:loadbalancer/net/{name}/{id}`),
+    /// or nil when `arn` is not one.
+    static func loadBalancerName(in arn: String) -> String? {
+        guard arn.hasPrefix("arn:"), let range = arn.range(of: ":loadbalancer/net/") else { return nil }
+        return arn[range.upperBound...].split(separator: "/").first.map(String.init)
+    }
 }

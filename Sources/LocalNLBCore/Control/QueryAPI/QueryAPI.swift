@@ -119,9 +119,12 @@ extension ControlPlane {
     func perform(action: String, _ form: QueryForm) throws(QueryError) -> String {
         switch action {
         case "DescribeLoadBalancers": return try describeLoadBalancers(form)
+        case "CreateLoadBalancer": return try createLoadBalancer(form)
+        case "DeleteLoadBalancer": return try deleteLoadBalancer(form)
         case "DescribeLoadBalancerAttributes":
-            _ = try loadBalancer(form["LoadBalancerArn"])
-            return attributeList(LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancerAttributes))
+            let index = try loadBalancer(form["LoadBalancerArn"])
+            return attributeList(
+                LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
         case "DescribeListeners": return try describeListeners(form)
         case "DescribeListenerAttributes":
             let listener = try self.listener(form["ListenerArn"])
@@ -165,11 +168,14 @@ extension ControlPlane {
 
     // MARK: Finding resources by ARN
 
-    func loadBalancer(_ arn: String?) throws(QueryError) {
+    /// The index in `configuration.loadBalancers` of the load balancer with this ARN.
+    func loadBalancer(_ arn: String?) throws(QueryError) -> Int {
         guard let arn else { throw .validation("LoadBalancerArn is required") }
-        guard arn == names.loadBalancer(configuration.loadBalancerName) else {
-            throw QueryError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found")
-        }
+        guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid load balancer ARN") }
+        guard let name = names.name(in: arn, kind: "loadbalancer/net"), arn == names.loadBalancer(name),
+            let index = configuration.loadBalancerIndex(name)
+        else { throw QueryError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found") }
+        return index
     }
 
     func targetGroup(_ arn: String?) throws(QueryError) -> Int {
@@ -184,19 +190,28 @@ extension ControlPlane {
     /// The index in `configuration.listeners` of the listener with this ARN.
     func listener(_ arn: String?) throws(QueryError) -> Int {
         guard let arn else { throw .validation("ListenerArn is required") }
-        let lb = configuration.loadBalancerName
         guard
             let index = configuration.listeners.firstIndex(where: {
-                names.listener(loadBalancer: lb, port: $0.port) == arn
+                names.listener(loadBalancer: $0.loadBalancerName, port: $0.port) == arn
             })
         else { throw QueryError(code: "ListenerNotFound", message: "Listener '\(arn)' not found") }
         return index
     }
 
-    /// Whether a listener forwards to the group (else its targets are `unused`, `Target.NotInUse`).
-    func isInUse(_ group: Int) -> Bool {
-        configuration.listeners.contains { $0.targetGroupName == groups[group].configuration.name }
+    /// The load balancers whose listeners forward to the group (a network load balancer's group has
+    /// at most one).
+    func loadBalancers(of group: Int) -> [String] {
+        let name = groups[group].configuration.name
+        var result: [String] = []
+        for listener in configuration.listeners
+        where listener.targetGroupName == name && !result.contains(listener.loadBalancerName) {
+            result.append(listener.loadBalancerName)
+        }
+        return result
     }
+
+    /// Whether a listener forwards to the group (else its targets are `unused`, `Target.NotInUse`).
+    func isInUse(_ group: Int) -> Bool { !loadBalancers(of: group).isEmpty }
 
     /// `Marker` and `PageSize` (1–400) over `items`: the page, and the marker of the next one.
     func page<T>(_ items: [T], _ form: QueryForm) throws(QueryError) -> ([T], String?) {

@@ -4,43 +4,14 @@ import ProxyProtocol
 extension ControlPlane {
     // MARK: Load balancers and listeners
 
-    func describeLoadBalancers(_ form: QueryForm) throws(QueryError) -> String {
-        let name = configuration.loadBalancerName
-        let arn = names.loadBalancer(name)
-        for wanted in form.list("LoadBalancerArns") where wanted != arn {
-            throw QueryError(code: "LoadBalancerNotFound", message: "Load balancers '[\(wanted)]' not found")
-        }
-        for wanted in form.list("Names") where wanted != name {
-            throw QueryError(code: "LoadBalancerNotFound", message: "Load balancers '[\(wanted)]' not found")
-        }
-        // Without subnets in the model (a later issue), every node is in the region's first zone.
-        let zones = configuration.nodes.map { node in
-            let addresses = node.addresses.map {
-                $0.isIPv6 ? XML.text("IPv6Address", $0.description) : XML.text("IpAddress", $0.description)
-            }
-            return XML.text("ZoneName", names.region + "a") + XML.text("SubnetId", node.subnetID)
-                + XML.list("LoadBalancerAddresses", addresses)
-        }
-        var fields = [XML.text("LoadBalancerArn", arn), XML.text("DNSName", names.dnsName(name))]
-        if let zone = names.canonicalHostedZoneID { fields.append(XML.text("CanonicalHostedZoneId", zone)) }
-        fields += [
-            XML.text("CreatedTime", createdTime), XML.text("LoadBalancerName", name),
-            XML.text("Scheme", configuration.scheme), XML.text("VpcId", names.vpcID),
-            XML.element("State", [XML.text("Code", draining ? "active_impaired" : "active")]),
-            XML.text("Type", "network"), XML.list("AvailabilityZones", zones),
-            XML.text("IpAddressType", configuration.ipAddressType),
-        ]
-        let (members, next) = try page([fields.joined()], form)
-        return XML.list("LoadBalancers", members) + (next.map { XML.text("NextMarker", $0) } ?? "")
-    }
-
     func describeListeners(_ form: QueryForm) throws(QueryError) -> String {
         var chosen = Array(configuration.listeners.indices)
         let arns = form.list("ListenerArns")
         if !arns.isEmpty {
             chosen = try arns.map { arn throws(QueryError) in try listener(arn) }
         } else if form["LoadBalancerArn"] != nil {
-            try loadBalancer(form["LoadBalancerArn"])
+            let name = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
+            chosen = chosen.filter { configuration.listeners[$0].loadBalancerName == name }
         } else {
             throw .validation("You must specify either listener ARNs or a load balancer ARN")
         }
@@ -49,9 +20,9 @@ extension ControlPlane {
     }
 
     func describeListenerMembers(_ chosen: [Int]) -> [String] {
-        let lb = configuration.loadBalancerName
-        return chosen.map { index in
+        chosen.map { index in
             let listener = configuration.listeners[index]
+            let lb = listener.loadBalancerName
             let group = names.targetGroup(listener.targetGroupName)
             let forward = XML.element(
                 "ForwardConfig",
@@ -83,18 +54,18 @@ extension ControlPlane {
                 return index
             }
         } else if form["LoadBalancerArn"] != nil {
-            try loadBalancer(form["LoadBalancerArn"])
-            chosen = chosen.filter(isInUse)
+            let name = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
+            chosen = chosen.filter { loadBalancers(of: $0).contains(name) }
         }
         let (page, next) = try page(chosen.map(targetGroupMember), form)
         return XML.list("TargetGroups", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
     }
 
     func targetGroupMember(_ index: Int) -> String {
-        targetGroupMember(groups[index].configuration, inUse: isInUse(index))
+        targetGroupMember(groups[index].configuration, loadBalancers: loadBalancers(of: index))
     }
 
-    func targetGroupMember(_ group: TargetGroupConfiguration, inUse: Bool) -> String {
+    func targetGroupMember(_ group: TargetGroupConfiguration, loadBalancers: [String]) -> String {
         let check = group.healthCheck
         var fields = [
             XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
@@ -112,9 +83,8 @@ extension ControlPlane {
             fields.append(XML.text("HealthCheckPath", check.path))
             fields.append(XML.element("Matcher", [XML.text("HttpCode", codes.joined(separator: ","))]))
         }
-        let balancers = inUse ? [XML.escape(names.loadBalancer(configuration.loadBalancerName))] : []
         fields += [
-            XML.list("LoadBalancerArns", balancers), XML.text("TargetType", group.targetType.rawValue),
+            XML.list("LoadBalancerArns", loadBalancers.map { XML.escape(names.loadBalancer($0)) }), XML.text("TargetType", group.targetType.rawValue),
             XML.text("IpAddressType", group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4"),
         ]
         return fields.joined()

@@ -62,7 +62,8 @@ extension ControlPlane {
         let created = try validated(reader, reader.targetGroup(document(form, keys: keys), "CreateTargetGroup"))
         if let existing = groups.firstIndex(where: { $0.configuration.name == created.name && !$0.removed }) {
             // AWS: the same name with the same settings returns the group; other settings are refused.
-            guard targetGroupMember(existing) == targetGroupMember(created, inUse: isInUse(existing)) else {
+            guard targetGroupMember(existing) == targetGroupMember(created, loadBalancers: loadBalancers(of: existing))
+            else {
                 throw QueryError(
                     code: "DuplicateTargetGroupName",
                     message: "A target group with the same name '\(created.name)' exists")
@@ -89,7 +90,9 @@ extension ControlPlane {
     // MARK: Listeners
 
     /// The listener a form describes (CreateListener, or ModifyListener over `base`).
-    func listener(from form: QueryForm, base: ListenerConfiguration?) throws(QueryError) -> ListenerConfiguration {
+    func listener(from form: QueryForm, base: ListenerConfiguration?, loadBalancer: String) throws(QueryError)
+        -> ListenerConfiguration
+    {
         var object: [String: JSONValue] = [:]
         if let port = form["Port"] ?? base.map({ String($0.port) }) { object["Port"] = .string(port) }
         if let value = form["Protocol"] { object["Protocol"] = .string(value) }
@@ -107,7 +110,7 @@ extension ControlPlane {
             ])
         }
         var reader = ConfigReader()
-        var listener = try validated(reader, reader.listener(.object(object), "Listener"))
+        var listener = try validated(reader, reader.listener(.object(object), "Listener", loadBalancers: [loadBalancer]))
         if let base {
             listener.idleTimeoutSeconds = base.idleTimeoutSeconds
             listener.connectTimeoutSeconds = base.connectTimeoutSeconds
@@ -120,10 +123,25 @@ extension ControlPlane {
         describeListenerMembers([index])[0]
     }
 
+    /// A network load balancer's target group serves one load balancer: forwarding to it from another
+    /// is TargetGroupAssociationLimit, as on AWS.
+    func checkAssociation(_ listener: ListenerConfiguration) throws(QueryError) {
+        guard let group = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName && !$0.removed })
+        else { return }
+        let others = loadBalancers(of: group).filter { $0 != listener.loadBalancerName }
+        if let other = others.first {
+            throw QueryError(
+                code: "TargetGroupAssociationLimit",
+                message: "Target group '\(names.targetGroup(listener.targetGroupName))' is already associated with "
+                    + "load balancer '\(names.loadBalancer(other))'; a network load balancer's target group can "
+                    + "serve only one load balancer")
+        }
+    }
+
     func createListener(_ form: QueryForm) throws(QueryError) -> String {
-        try loadBalancer(form["LoadBalancerArn"])
-        let created = try listener(from: form, base: nil)
-        if let existing = configuration.listeners.firstIndex(where: { $0.port == created.port }) {
+        let lb = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
+        let created = try listener(from: form, base: nil, loadBalancer: lb)
+        if let existing = configuration.listeners.firstIndex(where: { $0.loadBalancerName == lb && $0.port == created.port }) {
             // AWS's CreateListener is idempotent: the same settings return the same listener.
             guard configuration.listeners[existing].targetGroupName == created.targetGroupName else {
                 throw QueryError(
@@ -131,34 +149,47 @@ extension ControlPlane {
             }
             return XML.list("Listeners", [listenerMember(existing)])
         }
+        try checkAssociation(created)
         try edit(by: "CreateListener") { model in model.listeners.append(created) }
         return XML.list("Listeners", [listenerMember(configuration.listeners.count - 1)])
     }
 
     func modifyListener(_ form: QueryForm) throws(QueryError) -> String {
         let index = try listener(form["ListenerArn"])
-        let modified = try listener(from: form, base: configuration.listeners[index])
-        let port = configuration.listeners[index].port
-        if modified.port != port, configuration.listeners.contains(where: { $0.port == modified.port }) {
+        let old = configuration.listeners[index]
+        let modified = try listener(from: form, base: old, loadBalancer: old.loadBalancerName)
+        let sameBalancer = configuration.listeners.filter { $0.loadBalancerName == old.loadBalancerName }
+        if modified.port != old.port, sameBalancer.contains(where: { $0.port == modified.port }) {
             throw QueryError(code: "DuplicateListener", message: "A listener already exists on port \(modified.port)")
         }
+        try checkAssociation(modified)
         try edit(by: "ModifyListener") { model in
-            if let position = model.listeners.firstIndex(where: { $0.port == port }) {
+            if let position = model.listeners.firstIndex(where: {
+                $0.loadBalancerName == old.loadBalancerName && $0.port == old.port
+            }) {
                 model.listeners[position] = modified
             }
         }
-        let position = configuration.listeners.firstIndex { $0.port == modified.port }!
+        let position = configuration.listeners.firstIndex {
+            $0.loadBalancerName == old.loadBalancerName && $0.port == modified.port
+        }!
         return XML.list("Listeners", [listenerMember(position)])
     }
 
     /// Closes the port on every node; the flows it carried are reset, as when AWS deletes a listener.
     func deleteListener(_ form: QueryForm) throws(QueryError) -> String {
-        let index = try listener(form["ListenerArn"])
-        let port = configuration.listeners[index].port
-        let before = Set(listeners.indices.filter { listeners[$0].isOpen && listeners[$0].endpoint.port == port })
-        try edit(by: "DeleteListener") { model in model.listeners.removeAll { $0.port == port } }
+        let gone = configuration.listeners[try listener(form["ListenerArn"])]
+        try removeListeners(by: "DeleteListener") {
+            $0.loadBalancerName == gone.loadBalancerName && $0.port == gone.port
+        }
+        return ""
+    }
+
+    /// Removes the listeners that match; their flows are reset, as AWS resets a deleted listener's.
+    func removeListeners(by action: String, where matches: (ListenerConfiguration) -> Bool) throws(QueryError) {
+        let before = Set(listeners.indices.filter { listeners[$0].isOpen })
+        try edit(by: action) { model in model.listeners.removeAll(where: matches) }
         let closed = before.filter { !listeners[$0].isOpen }
         for loop in loops { _ = loop.perform { $0.resetFlows(ofListeners: closed) } }
-        return ""
     }
 }

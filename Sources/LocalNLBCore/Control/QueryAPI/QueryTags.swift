@@ -2,15 +2,14 @@
 /// lists: ModifyTargetGroup (health checks), ModifyLoadBalancerAttributes, ModifyListenerAttributes.
 extension ControlPlane {
     enum Taggable {
-        case loadBalancer
+        case loadBalancer(Int)
         case targetGroup(Int)
         case listener(Int)
     }
 
     func taggable(_ arn: String) throws(QueryError) -> Taggable {
         if arn.contains(":loadbalancer/") {
-            try loadBalancer(arn)
-            return .loadBalancer
+            return .loadBalancer(try loadBalancer(arn))
         }
         if arn.contains(":targetgroup/") { return .targetGroup(try targetGroup(arn)) }
         if arn.contains(":listener/") { return .listener(try listener(arn)) }
@@ -19,7 +18,7 @@ extension ControlPlane {
 
     func tags(of resource: Taggable) -> [(key: String, value: String)] {
         switch resource {
-        case .loadBalancer: return configuration.loadBalancerTags
+        case .loadBalancer(let index): return configuration.loadBalancers[index].tags
         case .targetGroup(let index): return groups[index].configuration.tags
         case .listener(let index): return configuration.listeners[index].tags
         }
@@ -28,7 +27,7 @@ extension ControlPlane {
     /// Tags change no flow: they are set in place, with no snapshot to publish.
     func setTags(_ tags: [(key: String, value: String)], of resource: Taggable) {
         switch resource {
-        case .loadBalancer: configuration.loadBalancerTags = tags
+        case .loadBalancer(let index): configuration.loadBalancers[index].tags = tags
         case .targetGroup(let index): groups[index].lifecycle.configuration.tags = tags
         case .listener(let index): configuration.listeners[index].tags = tags
         }
@@ -114,14 +113,14 @@ extension ControlPlane {
     }
 
     func modifyLoadBalancerAttributes(_ form: QueryForm) throws(QueryError) -> String {
-        try loadBalancer(form["LoadBalancerArn"])
+        let index = try loadBalancer(form["LoadBalancerArn"])
         var reader = ConfigReader()
-        var attributes = configuration.loadBalancerAttributes
+        var attributes = configuration.loadBalancers[index].attributes
         reader.attributes(
             try attributeChanges(form), "Attributes", index: LoadBalancerAttributes.attributeIndex, into: &attributes,
             kind: "Network Load Balancer")
-        configuration.loadBalancerAttributes = try validated(reader, attributes)
-        return attributeList(LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancerAttributes))
+        configuration.loadBalancers[index].attributes = try validated(reader, attributes)
+        return attributeList(LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
     }
 
     /// The listener's idle timeout applies to its new flows from now on (an edit, like a reload).
@@ -134,7 +133,9 @@ extension ControlPlane {
             kind: "TCP listener")
         let listener = try validated(reader, modified)
         try edit(by: "ModifyListenerAttributes") { model in
-            if let position = model.listeners.firstIndex(where: { $0.port == listener.port }) {
+            if let position = model.listeners.firstIndex(where: {
+                $0.loadBalancerName == listener.loadBalancerName && $0.port == listener.port
+            }) {
                 model.listeners[position] = listener
             }
         }
