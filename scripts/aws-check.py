@@ -7,7 +7,9 @@ admin address.
 One load balancer from a file, with a listener and an `ip` target group. boto3 describes it, registers
 a second target and waits with its own `target_in_service` waiter, turns PROXY v2 on live and sees the
 next flow carry the header, deregisters and waits with `target_deregistered`, and gets AWS's error
-codes as ClientError. Timers run under --time-scale 0.01. Everything stays on 127.0.0.1.
+codes as ClientError. Then, on an empty host, boto3 creates load balancers (each on loopback addresses
+of its own), listeners on the same port of two of them, deletes one, and a restart replays what
+--persist wrote. Timers run under --time-scale 0.01. Everything stays on 127.0.0.0/8.
 """
 import argparse
 import json
@@ -41,9 +43,9 @@ def error_code(call):
     return None
 
 
-def get_through(port):
+def get_through(port, host="127.0.0.1"):
     """One HTTP GET through the listener: the built-in target's JSON report."""
-    with socket.create_connection(("127.0.0.1", port), 5) as s:
+    with socket.create_connection((host, port), 5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := s.recv(65536):
@@ -314,10 +316,64 @@ def main():
         client.register_targets(TargetGroupArn=kept_arn, Targets=[{"Id": "127.0.0.1", "Port": targets[1]}])
         client.modify_target_group_attributes(TargetGroupArn=kept_arn, Attributes=[
             {"Key": "deregistration_delay.timeout_seconds", "Value": "42"}])
+        # Load balancers made by the API on an empty host: each gets loopback addresses of its own.
+        made = client.create_load_balancer(Name="kept-nlb", Type="network", Subnets=["subnet-1", "subnet-2"],
+                                           Tags=[{"Key": "owner", "Value": "aws-check"}])["LoadBalancers"][0]
+        kept_lb = made["LoadBalancerArn"]
+        client.get_waiter("load_balancer_available").wait(LoadBalancerArns=[kept_lb], WaiterConfig=fast)
+        second = client.create_load_balancer(Name="second", Type="network", Scheme="internal",
+                                             Subnets=["subnet-1"])["LoadBalancers"][0]
+        addresses = [[a["IpAddress"] for a in z["LoadBalancerAddresses"]] for z in made["AvailabilityZones"]]
+        second_ip = second["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["IpAddress"]
+        check("create_load_balancer: a node per subnet on 127.0.0.1, 127.0.0.2; the next one on 127.0.0.3; "
+              "load_balancer_available waits",
+              addresses == [["127.0.0.1"], ["127.0.0.2"]] and second_ip == "127.0.0.3"
+              and second["Scheme"] == "internal" and made["State"]["Code"] == "active", f"{addresses} {second_ip}")
+        first_page = client.describe_load_balancers(PageSize=1)
+        second_page = client.describe_load_balancers(PageSize=1, Marker=first_page.get("NextMarker", ""))
+        check("describe_load_balancers pages with PageSize and Marker across several",
+              [lb["LoadBalancerName"] for lb in first_page["LoadBalancers"] + second_page["LoadBalancers"]]
+              == ["kept-nlb", "second"] and "NextMarker" not in second_page, f"{first_page} / {second_page}")
+        check("create_load_balancer: the same name and subnets returns it; other subnets are "
+              "DuplicateLoadBalancerName; no Type (AWS's default is application) is ValidationError",
+              client.create_load_balancer(Name="second", Type="network", Subnets=["subnet-1"])["LoadBalancers"][0][
+                  "LoadBalancerArn"] == second["LoadBalancerArn"]
+              and error_code(lambda: client.create_load_balancer(Name="second", Type="network", Subnets=["subnet-9"]))
+              == "DuplicateLoadBalancerName"
+              and error_code(lambda: client.create_load_balancer(Name="alb", Subnets=["subnet-1"])) == "ValidationError")
         kept_port = free_port()
-        kept_lb = client.describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
+        other_arn = client.create_target_group(Name="other", Protocol="TCP", Port=targets[0], TargetType="ip")[
+            "TargetGroups"][0]["TargetGroupArn"]
+        client.register_targets(TargetGroupArn=other_arn, Targets=[{"Id": "127.0.0.1", "Port": targets[0]}])
+        client.create_listener(LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=kept_port,
+                               DefaultActions=[{"Type": "forward", "TargetGroupArn": other_arn}])
         kept_listener = client.create_listener(LoadBalancerArn=kept_lb, Protocol="TCP", Port=kept_port, DefaultActions=[
             {"Type": "forward", "TargetGroupArn": kept_arn}])["Listeners"][0]["ListenerArn"]
+        check("the same port on two load balancers: each listener on its own addresses, its own group",
+              get_through(kept_port).get("target") == "b" and get_through(kept_port, second_ip).get("target") == "a")
+        check("a target group serves one network load balancer: TargetGroupAssociationLimit",
+              error_code(lambda: client.create_listener(
+                  LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),
+                  DefaultActions=[{"Type": "forward", "TargetGroupArn": kept_arn}])) == "TargetGroupAssociationLimit")
+        client.modify_load_balancer_attributes(LoadBalancerArn=second["LoadBalancerArn"], Attributes=[
+            {"Key": "deletion_protection.enabled", "Value": "true"}])
+        protected = error_code(lambda: client.delete_load_balancer(LoadBalancerArn=second["LoadBalancerArn"]))
+        client.modify_load_balancer_attributes(LoadBalancerArn=second["LoadBalancerArn"], Attributes=[
+            {"Key": "deletion_protection.enabled", "Value": "false"}])
+        client.delete_load_balancer(LoadBalancerArn=second["LoadBalancerArn"])
+        client.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[second["LoadBalancerArn"]],
+                                                         WaiterConfig=fast)
+        closed = False
+        try:
+            socket.create_connection((second_ip, kept_port), 2).close()
+        except ConnectionRefusedError:
+            closed = True
+        check("delete_load_balancer: OperationNotPermitted under deletion protection; then its listener's port "
+              "closes, the other's stays, load_balancers_deleted waits, a second delete succeeds",
+              protected == "OperationNotPermitted" and closed and get_through(kept_port).get("target") == "b"
+              and client.delete_load_balancer(LoadBalancerArn=second["LoadBalancerArn"]) is not None
+              and [g["LoadBalancerArns"] for g in client.describe_target_groups(Names=["other"])["TargetGroups"]]
+              == [[]], f"protected {protected}, closed {closed}")
         exported = subprocess.run([binary, "ctl", "export-config", "--endpoint-url", f"http://127.0.0.1:{persist_admin}"],
                                   capture_output=True, text=True)
         on_disk = open(persist_config).read()
@@ -337,8 +393,10 @@ def main():
             TargetGroupArn=kept_arn)["TargetHealthDescriptions"]]
         replayed_tags = client.describe_tags(ResourceArns=[kept_arn])["TagDescriptions"][0]["Tags"]
         replayed_listener = client.describe_listeners(LoadBalancerArn=kept_lb)["Listeners"][0]["ListenerArn"]
-        check("a restart from the persisted file replays the group, listener, ARNs, attribute, target and tag",
-              replayed == kept_arn and replayed_listener == kept_listener
+        replayed_lbs = [lb["LoadBalancerArn"] for lb in client.describe_load_balancers()["LoadBalancers"]]
+        check("a restart from the persisted file replays the load balancer, group, listener, ARNs, attribute, "
+              "target and tag",
+              replayed == kept_arn and replayed_listener == kept_listener and replayed_lbs == [kept_lb]
               and replayed_attributes.get("deregistration_delay.timeout_seconds") == "42"
               and replayed_targets == [targets[1]] and replayed_tags == [{"Key": "owner", "Value": "aws-check"}]
               and get_through(kept_port).get("target") == "b",
