@@ -252,7 +252,7 @@ print("empty" if groups == {"TargetGroups": []} else f"not empty: {groups}")
 created = call(Action="CreateTargetGroup", Name="web", Protocol="TCP", Port="9201", TargetType="ip")
 arn = created.split("<TargetGroupArn>")[1].split("<")[0]
 call(Action="RegisterTargets", TargetGroupArn=arn, **{"Targets.member.1.Id": "127.0.0.1"})
-lbs = call(Action="DescribeLoadBalancers")
+lbs = call(Action="CreateLoadBalancer", Name="first", Type="network", **{"Subnets.member.1": "subnet-a"})
 call(Action="CreateListener", LoadBalancerArn=lbs.split("<LoadBalancerArn>")[1].split("<")[0], Protocol="TCP",
      Port="9200", **{"DefaultActions.member.1.Type": "forward", "DefaultActions.member.1.TargetGroupArn": arn})
 with socket.create_connection(("127.0.0.1", 9200), 5) as s:
@@ -267,7 +267,7 @@ SH
   timeout 60 unshare -n bash "$tmp/empty.sh" "$bin" > "$tmp/out" 2>&1
   set -e
   check "serve with no --config is an empty host with the control API on 127.0.0.1:8404" grep -qx empty "$tmp/out"
-  check "an empty host gets a target group and a listener through the ELBv2 API, and forwards" \
+  check "an empty host gets a load balancer, target group and listener through the ELBv2 API, and forwards" \
     grep -qx forwarded "$tmp/out"
   grep -qx forwarded "$tmp/out" || cat "$tmp/out" >&2
 else
