@@ -2,7 +2,9 @@ import Foundation
 import Glibc
 import ProxyProtocol
 
-/// `localnlb ctl`: the control API behind the AWS CLI's verbs and argument shapes.
+/// `localnlb ctl`: the AWS CLI's `elbv2` commands with its argument shapes, global options and output
+/// formats, sent to the ELBv2 Query API as the AWS CLI sends them; plus localnlb's own commands
+/// (describe-flows, export-config, get-metrics) on its JSON API, and `wait`.
 public enum ControlCommand {
     public struct Outcome: Equatable {
         public var output: String
@@ -15,23 +17,89 @@ public enum ControlCommand {
         var exitCode: Int32 = 252  // the AWS CLI's code for a command-line error
     }
 
+    /// Options every command takes, anywhere on the line (the AWS CLI's global options); those localnlb
+    /// has no use for (`--profile`) are accepted and ignored.
+    static let globalValues = [
+        "--endpoint-url", "--output", "--token", "--region", "--profile", "--cli-read-timeout", "--cli-connect-timeout",
+        "--color",
+    ]
+    static let globalFlags = ["--no-cli-pager", "--no-paginate", "--no-sign-request", "--no-verify-ssl", "--debug"]
+
+    /// localnlb's own commands, on its JSON API.
+    static let ownCommands = [
+        "describe-flows": "/flows", "export-config": "/config", "get-metrics": "/metrics",
+    ]
+
+    static var commandList: String {
+        (ELBv2Commands.commands.keys.sorted() + ownCommands.keys.sorted() + ["wait"]).joined(separator: ", ")
+    }
+
     /// Runs one command; output and exit code as the AWS CLI would give them (254 for a service error,
-    /// 255 when the daemon cannot be reached, 252 for a usage error).
+    /// 255 when the daemon cannot be reached or a waiter fails, 252 for a usage error).
     public static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment)
         -> Outcome
     {
         do {
-            let (verb, options) = try parse(arguments)
-            let endpoint = try endpoint(options["--endpoint-url"]?.first ?? "http://127.0.0.1:8404")
-            let token = options["--token"]?.first ?? environment["LOCALNLB_TOKEN"]
-            let (method, path, body) = try request(verb, options)
-            let (status, response) = try send(method: method, path: path, body: body, to: endpoint, token: token)
-            if (200..<300).contains(status) {
-                return Outcome(
-                    output: verb == "get-metrics" ? response : JSONText.pretty(response), error: warningLines(response),
-                    exitCode: 0)
+            let line = try parse(arguments)
+            var words = line.words
+            if words.first == "elbv2" { words.removeFirst() }  // `ctl elbv2 describe-…`, as after `aws`
+            guard let command = words.first else { throw Failure(message: "ctl needs a command: \(commandList)") }
+            let endpoint = try endpoint(line.globals["--endpoint-url"] ?? "http://127.0.0.1:8404")
+            let outputName = line.globals["--output"] ?? environment["AWS_DEFAULT_OUTPUT"] ?? "json"
+            guard let output = CLIOutput(rawValue: outputName) else {
+                throw Failure(message: "ctl: --output \(outputName): one of json, text, table")
             }
-            return Outcome(output: "", error: errorLine(response, verb: verb, status: status), exitCode: 254)
+            var environment = environment
+            if let region = line.globals["--region"] { environment["AWS_REGION"] = region }
+            if line.flags.contains("--no-sign-request") { environment["AWS_ACCESS_KEY_ID"] = nil }
+            let token = line.globals["--token"] ?? environment["LOCALNLB_TOKEN"]
+            if let path = ownCommands[command] {
+                guard words.count == 1, line.options.isEmpty else {
+                    throw Failure(message: "ctl \(command): takes no options but the global ones")
+                }
+                return try own(command, path: path, endpoint: endpoint, token: token, output: output)
+            }
+            var options = line.options
+            if let name = options.removeValue(forKey: "--target-group-name") {
+                // localnlb's shortcut: the group by name, looked up as an AWS CLI user would.
+                options["--target-group-arn"] = [try targetGroupARN(name, endpoint: endpoint, environment: environment)]
+            }
+            let call = { (form: [(String, String)]) throws -> QueryClient.Answer in
+                try QueryClient.call(form, endpoint: endpoint, environment: environment)
+            }
+            if command == "wait" {
+                guard words.count == 2, let waiter = Waiters.waiters[words[1]] else {
+                    throw Failure(
+                        message: "ctl wait needs one of: \(Waiters.waiters.keys.sorted().joined(separator: ", "))")
+                }
+                let delay = max(15 * timeScale(endpoint: endpoint, token: token), 0.05)
+                if let failure = try Waiters.wait(waiter, options, delaySeconds: delay, call: call) {
+                    return Outcome(output: "", error: "\n\(failure)\n", exitCode: 255)
+                }
+                return Outcome(output: "", error: "", exitCode: 0)
+            }
+            guard ELBv2Commands.commands[command] != nil else {
+                throw Failure(message: "ctl: unknown command \(command) (one of \(commandList))")
+            }
+            guard words.count == 1 else { throw Failure(message: "ctl \(command): unexpected argument \(words[1])") }
+            let form = try ELBv2Commands.form(command, options)
+            var answer = try call(form)
+            // The AWS CLI joins the pages of a paginated command unless --no-paginate or --marker is given.
+            if let key = ELBv2Commands.pagedResults[command], options["--marker"] == nil,
+                !line.flags.contains("--no-paginate")
+            {
+                answer = try allPages(answer, key: key, form: form, call: call)
+            }
+            switch answer {
+            case .result(let value):
+                return Outcome(
+                    output: output.render(value, title: ELBv2Commands.action(command)), error: "", exitCode: 0)
+            case .error(let code, let message):
+                return Outcome(
+                    output: "",
+                    error: "\nAn error occurred (\(code)) when calling the \(ELBv2Commands.action(command)) operation: "
+                        + "\(message)\n", exitCode: 254)
+            }
         } catch let failure as Failure {
             return Outcome(output: "", error: failure.message + "\n", exitCode: failure.exitCode)
         } catch {
@@ -39,103 +107,104 @@ public enum ControlCommand {
         }
     }
 
-    static let verbs: [String: [String]] = [
-        "describe-target-groups": [],
-        "describe-target-health": ["--target-group-name"],
-        "register-targets": ["--target-group-name", "--targets"],
-        "deregister-targets": ["--target-group-name", "--targets"],
-        "describe-target-group-attributes": ["--target-group-name"],
-        "modify-target-group-attributes": ["--target-group-name", "--attributes"],
-        "describe-flows": [],
-        "export-config": [],
-        "get-metrics": [],
-    ]
+    /// Follows `NextMarker` and joins the pages' `key` lists into one answer, without a marker.
+    static func allPages(
+        _ first: QueryClient.Answer, key: String, form: [(String, String)],
+        call: ([(String, String)]) throws -> QueryClient.Answer
+    ) throws -> QueryClient.Answer {
+        guard case .result(.object(var fields)) = first else { return first }
+        var items: [JSONText] = []
+        if case .array(let page)? = fields.first(where: { $0.0 == key })?.1 { items = page }
+        var marker = Waiters.strings(fields.first { $0.0 == "NextMarker" }?.1 ?? .null, []).first
+        while let next = marker {
+            let answer = try call(form.filter { $0.0 != "Marker" } + [("Marker", next)])
+            guard case .result(.object(let page)) = answer else { return answer }
+            if case .array(let more)? = page.first(where: { $0.0 == key })?.1 { items += more }
+            marker = Waiters.strings(page.first { $0.0 == "NextMarker" }?.1 ?? .null, []).first
+        }
+        fields.removeAll { $0.0 == "NextMarker" }
+        if let position = fields.firstIndex(where: { $0.0 == key }) { fields[position].1 = .array(items) }
+        return .result(.object(fields))
+    }
 
-    /// The verb, and each `--option` with the values after it (`--targets A B` has two).
-    static func parse(_ arguments: [String]) throws -> (String, [String: [String]]) {
-        guard let verb = arguments.first else {
-            throw Failure(message: "ctl needs a command: \(verbs.keys.sorted().joined(separator: ", "))")
-        }
-        guard let required = verbs[verb] else {
-            throw Failure(
-                message: "ctl: unknown command \(verb) (one of \(verbs.keys.sorted().joined(separator: ", ")))")
-        }
+    struct CommandLine {
+        var words: [String] = []
+        var globals: [String: String] = [:]
+        var flags: Set<String> = []
         var options: [String: [String]] = [:]
+    }
+
+    /// Words, global options (anywhere), and each command option with the words after it
+    /// (`--targets A B` has two).
+    static func parse(_ arguments: [String]) throws -> CommandLine {
+        var line = CommandLine()
         var current: String?
-        for argument in arguments.dropFirst() {
-            if argument.hasPrefix("--") {
-                let known = ["--endpoint-url", "--token", "--target-group-name", "--target-group-arn"] + required
-                guard known.contains(argument) else {
-                    throw Failure(message: "ctl \(verb): unknown option \(argument)")
-                }
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            if globalValues.contains(argument) {
+                guard index < arguments.count else { throw Failure(message: "ctl: \(argument) needs a value") }
+                line.globals[argument] = arguments[index]
+                index += 1
+                current = nil
+            } else if globalFlags.contains(argument) {
+                line.flags.insert(argument)
+                current = nil
+            } else if argument.hasPrefix("--") {
+                guard line.options[argument] == nil else { throw Failure(message: "ctl: \(argument) is given twice") }
                 current = argument
-                options[argument, default: []] = []
+                line.options[argument] = []
             } else if let option = current {
-                options[option]!.append(argument)
+                line.options[option]!.append(argument)
             } else {
-                throw Failure(message: "ctl \(verb): unexpected argument \(argument)")
+                line.words.append(argument)
             }
         }
-        if let arn = options["--target-group-arn"]?.first, options["--target-group-name"] == nil {
-            // arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
-            let parts = arn.split(separator: "/")
-            options["--target-group-name"] = [parts.count >= 2 ? String(parts[1]) : arn]
-        }
-        for option in required where options[option]?.isEmpty ?? true {
-            throw Failure(message: "ctl \(verb): \(option) is required")
-        }
-        return (verb, options)
+        return line
     }
 
-    static func request(_ verb: String, _ options: [String: [String]]) throws -> (String, String, String?) {
-        let name = options["--target-group-name"]?.first ?? ""
-        let group = "/target-groups/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? name)
-        switch verb {
-        case "describe-target-groups": return ("GET", "/target-groups", nil)
-        case "describe-target-health": return ("GET", group + "/health", nil)
-        case "register-targets", "deregister-targets":
-            let targets = try shorthand(options["--targets"]!, keys: ["Id", "Port", "AvailabilityZone"])
-            return (
-                "POST", group + (verb == "register-targets" ? "/register" : "/deregister"),
-                JSONText.object([("Targets", targets)]).rendered
-            )
-        case "describe-target-group-attributes": return ("GET", group + "/attributes", nil)
-        case "modify-target-group-attributes":
-            let attributes = try shorthand(options["--attributes"]!, keys: ["Key", "Value"])
-            return ("PUT", group + "/attributes", JSONText.object([("Attributes", attributes)]).rendered)
-        case "describe-flows": return ("GET", "/flows", nil)
-        case "export-config": return ("GET", "/config", nil)
-        default: return ("GET", "/metrics", nil)
+    /// A target group's ARN from its name (`--target-group-name`).
+    static func targetGroupARN(_ words: [String], endpoint: IPEndpoint, environment: [String: String]) throws
+        -> String
+    {
+        guard words.count == 1 else { throw Failure(message: "ctl: --target-group-name takes one name") }
+        let form = try ELBv2Commands.form("describe-target-groups", ["--names": words])
+        switch try QueryClient.call(form, endpoint: endpoint, environment: environment) {
+        case .result(let value):
+            guard let arn = Waiters.strings(value, ["TargetGroups", "TargetGroupArn"]).first else {
+                throw Failure(message: "ctl: no target group named \(words[0])", exitCode: 254)
+            }
+            return arn
+        case .error(let code, let message):
+            throw Failure(
+                message: "\nAn error occurred (\(code)) when calling the DescribeTargetGroups operation: \(message)",
+                exitCode: 254)
         }
     }
 
-    /// The AWS CLI's shorthand `Id=127.0.0.1,Port=9003` (one item per word), or a JSON list as is.
-    static func shorthand(_ words: [String], keys: [String]) throws -> JSONText {
-        if words.count == 1, let first = words.first, first.hasPrefix("[") {
-            guard let data = first.data(using: .utf8), (try? JSONSerialization.jsonObject(with: data)) != nil else {
-                throw Failure(message: "ctl: \(first) is not valid JSON")
-            }
-            return .raw(first)
+    /// The daemon's `--time-scale` (1 when it does not say).
+    static func timeScale(endpoint: IPEndpoint, token: String?) -> Double {
+        guard let (status, body) = try? send(method: "GET", path: "/status", body: nil, to: endpoint, token: token),
+            status == 200, let (value, _) = try? JSONParser.parse(Array(body.utf8)), case .object(let fields) = value,
+            case .number(let scale)? = fields["TimeScale"], scale > 0
+        else { return 1 }
+        return scale
+    }
+
+    /// describe-flows, export-config, get-metrics: localnlb's JSON API.
+    static func own(_ command: String, path: String, endpoint: IPEndpoint, token: String?, output: CLIOutput) throws
+        -> Outcome
+    {
+        let (status, response) = try send(method: "GET", path: path, body: nil, to: endpoint, token: token)
+        guard (200..<300).contains(status) else {
+            return Outcome(output: "", error: errorLine(response, verb: command, status: status), exitCode: 254)
         }
-        return .array(
-            try words.map { word in
-                var fields: [(String, JSONText)] = []
-                for pair in word.split(separator: ",") {
-                    let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard kv.count == 2, keys.contains(kv[0]) else {
-                        throw Failure(
-                            message:
-                                "ctl: '\(pair)' in '\(word)' is not one of \(keys.map { "\($0)=…" }.joined(separator: ","))"
-                        )
-                    }
-                    if kv[0] == "Port", let port = Int(kv[1]) {
-                        fields.append((kv[0], .integer(Int64(port))))
-                    } else {
-                        fields.append((kv[0], .string(kv[1])))
-                    }
-                }
-                return .object(fields)
-            })
+        guard command == "describe-flows", output != .json, let (value, _) = try? JSONParser.parse(Array(response.utf8))
+        else {
+            return Outcome(output: command == "describe-flows" ? JSONText.pretty(response) : response, error: "", exitCode: 0)
+        }
+        return Outcome(output: output.render(value.text, title: "DescribeFlows"), error: "", exitCode: 0)
     }
 
     static func endpoint(_ url: String) throws -> IPEndpoint {
@@ -152,15 +221,22 @@ public enum ControlCommand {
         return endpoint
     }
 
-    /// One request on a new connection; returns the status and the body.
+    /// One request to the JSON API on a new connection; returns the status and the body.
     static func send(method: String, path: String, body: String?, to endpoint: IPEndpoint, token: String?) throws
         -> (Int, String)
     {
+        var headers = [("Host", endpoint.description)]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        return try send(method: method, path: path, body: body, headers: headers, to: endpoint)
+    }
+
+    static func send(method: String, path: String, body: String?, headers: [(String, String)], to endpoint: IPEndpoint)
+        throws -> (Int, String)
+    {
         let payload = Array((body ?? "").utf8)
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n"
-        head += "Content-Length: \(payload.count)\r\n"
-        if payload.count > 0 { head += "Content-Type: application/json\r\n" }
-        if let token { head += "Authorization: Bearer \(token)\r\n" }
+        var head = "\(method) \(path) HTTP/1.1\r\nConnection: close\r\nContent-Length: \(payload.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
         do {
             let (_, status, response) = try BlockingConnection.exchange(
                 Array((head + "\r\n").utf8) + payload, with: endpoint, timeoutSeconds: 10)
@@ -168,7 +244,7 @@ public enum ControlCommand {
         } catch .connect(let error) {
             throw Failure(
                 message:
-                    "Could not connect to the endpoint URL: \"http://\(endpoint)\" (\(error.errno)); is localnlb serve running?",
+                    "Could not connect to the endpoint URL: \"http://\(endpoint)/\" (\(error.errno)); is localnlb serve running?",
                 exitCode: 255)
         } catch .noResponse {
             throw Failure(message: "no HTTP response from http://\(endpoint)", exitCode: 255)
@@ -177,24 +253,10 @@ public enum ControlCommand {
 
     /// `An error occurred (Code) when calling the Operation operation: Message`, as the AWS CLI prints it.
     static func errorLine(_ body: String, verb: String, status: Int) -> String {
-        let operation = verb.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
         let error = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         let details = error?["Error"] as? [String: Any]
         let code = details?["Code"] as? String ?? "HTTP\(status)"
         let message = details?["Message"] as? String ?? body
-        return "\nAn error occurred (\(code)) when calling the \(operation) operation: \(message)\n"
+        return "\nAn error occurred (\(code)) when calling the \(ELBv2Commands.action(verb)) operation: \(message)\n"
     }
-
-    /// Re-indents JSON text with four spaces, keeping key order (the AWS CLI's `--output json` look).
-    /// `"Warnings": [...]` of a response, one `warning: …` line each, for stderr.
-    static func warningLines(_ response: String) -> String {
-        guard let (value, _) = try? JSONParser.parse(Array(response.utf8)), case .object(let object) = value,
-            case .array(let warnings)? = object["Warnings"]
-        else { return "" }
-        return warnings.compactMap { warning -> String? in
-            guard case .string(let text) = warning else { return nil }
-            return "warning: \(text)\n"
-        }.joined()
-    }
-
 }

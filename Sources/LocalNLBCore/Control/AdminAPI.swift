@@ -152,6 +152,16 @@ extension ControlPlane {
         switch (request.method, parts.count) {
         case ("GET", 1) where parts[0] == "target-groups":
             return .json(200, .object([("TargetGroups", .array(groups.indices.map(describeTargetGroup)))]))
+        case ("GET", 1) where parts[0] == "status":
+            // What a client times itself by: `ctl wait` polls every 15 s × TimeScale.
+            return .json(
+                200,
+                .object([
+                    ("Version", .string(LocalNLBVersion.current)), ("TimeScale", .number(options.timeScale)),
+                    ("LoadBalancers", .integer(Int64(configuration.loadBalancers.count))),
+                    ("Listeners", .integer(Int64(configuration.listeners.count))),
+                    ("TargetGroups", .integer(Int64(groups.filter { !$0.removed }.count))),
+                ]))
         case ("GET", 1) where parts[0] == "config":
             return AdminResponse(status: 200, body: JSONText.pretty(liveModel.document.rendered) + "\n")
         case ("GET", 1) where parts[0] == "flows":
