@@ -46,7 +46,9 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         #expect(group.targets.map(\.port) == [9001, 80])  // a target's Port defaults to the group's
         #expect(loaded.configuration.listeners[0].idleTimeoutSeconds == 350)
         #expect(
-            loaded.configuration.loadBalancers[0].nodes == [LoadBalancerNode(subnetID: "subnet-a", ipv4: .v4(IPv4Address(127, 0, 0, 1)))]
+            loaded.configuration.loadBalancers[0].nodes == [
+                LoadBalancerNode(subnetID: "subnet-a", ipv4: .v4(IPv4Address(127, 0, 0, 1)))
+            ]
         )
     }
 

@@ -229,7 +229,8 @@ import Testing
         defer { closeDescriptor(taken) }
         var config = configuration(targets: [])
         config.listeners = [free, Socket.localEndpoint(taken)!.port].map {
-            ListenerConfiguration(loadBalancerName: "test-nlb", port: $0, targetGroupName: "tg", idleTimeoutSeconds: 350)
+            ListenerConfiguration(
+                loadBalancerName: "test-nlb", port: $0, targetGroupName: "tg", idleTimeoutSeconds: 350)
         }
         #expect(throws: ListenerError.self) { try LoadBalancer(configuration: config, options: options) }
         closeDescriptor(try Socket.listen(on: IPEndpoint(ip: loopback, port: free)))

@@ -275,6 +275,9 @@ func configuration(
     attributes(&group)
     return Configuration(
         loadBalancerName: "test-nlb", nodes: nodes,
-        listeners: [ListenerConfiguration(loadBalancerName: "test-nlb", port: 0, targetGroupName: "tg", idleTimeoutSeconds: idleTimeout)],
+        listeners: [
+            ListenerConfiguration(
+                loadBalancerName: "test-nlb", port: 0, targetGroupName: "tg", idleTimeoutSeconds: idleTimeout)
+        ],
         targetGroups: [group])
 }

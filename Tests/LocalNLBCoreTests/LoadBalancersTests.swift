@@ -36,8 +36,10 @@ import Testing
                     + "balancers different node addresses (SubnetMappings) or another port"
             ])
         let unnamed = Self.two.replacingOccurrences(of: #""LoadBalancerArn": "front", "#, with: "")
-        #expect(problems(unnamed) == ["Listeners[0].LoadBalancerArn: missing: which of front, back this listener is on"])
-        let sharedGroup = Self.two.replacingOccurrences(of: #""TargetGroupName": "api""#, with: #""TargetGroupName": "web""#)
+        #expect(
+            problems(unnamed) == ["Listeners[0].LoadBalancerArn: missing: which of front, back this listener is on"])
+        let sharedGroup = Self.two.replacingOccurrences(
+            of: #""TargetGroupName": "api""#, with: #""TargetGroupName": "web""#)
         #expect(
             problems(sharedGroup).first
                 == "Listeners[1].DefaultActions[0]: target group \"web\" is already front's; a Network Load "
@@ -46,7 +48,9 @@ import Testing
         #expect(problems(twice).first == "LoadBalancers[1].Name: \"front\" is used by another load balancer")
         let both = Self.two.replacingOccurrences(
             of: #"{ "LoadBalancers": ["#, with: #"{ "LoadBalancer": { "Name": "x" }, "LoadBalancers": ["#)
-        #expect(problems(both).contains("LoadBalancer: given beside LoadBalancers: put every load balancer in LoadBalancers"))
+        #expect(
+            problems(both).contains(
+                "LoadBalancer: given beside LoadBalancers: put every load balancer in LoadBalancers"))
         let badName = Self.two.replacingOccurrences(of: #""Name": "back""#, with: #""Name": "-back""#)
         #expect(problems(badName).first?.hasPrefix("LoadBalancers[1].Name: \"-back\": a load balancer's name") == true)
     }

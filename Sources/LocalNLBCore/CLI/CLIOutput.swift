@@ -50,7 +50,9 @@ enum CLIOutput: String {
                 } else if !scalars.isEmpty {
                     out += scalars.map(scalar).joined(separator: "\t") + "\n"
                 }
-                for item in items where !isScalar(item) { text(item, identifier: identifier, scalarKeys: nil, into: &out) }
+                for item in items where !isScalar(item) {
+                    text(item, identifier: identifier, scalarKeys: nil, into: &out)
+                }
             }
         default:
             out += scalar(value) + "\n"
@@ -87,20 +89,24 @@ struct Table {
     var rendered: String {
         var rows: [(depth: Int, kind: Row)] = [(0, .title(title))]
         collect(value, depth: 0, into: &rows)
-        let keyWidth = rows.map { row -> Int in
-            if case .pair(let key, _) = row.kind { return key.count } else { return 0 }
-        }.max() ?? 0
-        let width = rows.map { row -> Int in
-            switch row.kind {
-            case .pair(_, let value): return 2 * row.depth + 2 + keyWidth + 3 + value.count + 2
-            case .title(let text): return 2 * row.depth + 2 + text.count + 4
-            }
-        }.max() ?? 0
+        let keyWidth =
+            rows.map { row -> Int in
+                if case .pair(let key, _) = row.kind { return key.count } else { return 0 }
+            }.max() ?? 0
+        let width =
+            rows.map { row -> Int in
+                switch row.kind {
+                case .pair(_, let value): return 2 * row.depth + 2 + keyWidth + 3 + value.count + 2
+                case .title(let text): return 2 * row.depth + 2 + text.count + 4
+                }
+            }.max() ?? 0
         func line(_ depth: Int, _ middle: String) -> String {
             let bars = String(repeating: "|", count: depth)
             return bars + middle + bars + "\n"
         }
-        func border(_ depth: Int) -> String { line(depth, "+" + String(repeating: "-", count: width - 2 * depth - 2) + "+") }
+        func border(_ depth: Int) -> String {
+            line(depth, "+" + String(repeating: "-", count: width - 2 * depth - 2) + "+")
+        }
         var out = ""
         var open: [Int] = []  // the depths of the boxes open, innermost last
         for (depth, kind) in rows {
@@ -121,7 +127,8 @@ struct Table {
                 open.append(depth)
             case .pair(let key, let value):
                 let keyCell = " " + key + String(repeating: " ", count: keyWidth - key.count) + " "
-                let valueCell = " " + value + String(repeating: " ", count: inner - keyCell.count - 1 - value.count - 2) + " "
+                let valueCell =
+                    " " + value + String(repeating: " ", count: inner - keyCell.count - 1 - value.count - 2) + " "
                 out += line(depth, "|" + keyCell + "|" + valueCell + "|")
             }
         }

@@ -202,7 +202,8 @@ public enum ControlCommand {
         }
         guard command == "describe-flows", output != .json, let (value, _) = try? JSONParser.parse(Array(response.utf8))
         else {
-            return Outcome(output: command == "describe-flows" ? JSONText.pretty(response) : response, error: "", exitCode: 0)
+            return Outcome(
+                output: command == "describe-flows" ? JSONText.pretty(response) : response, error: "", exitCode: 0)
         }
         return Outcome(output: output.render(value.text, title: "DescribeFlows"), error: "", exitCode: 0)
     }

@@ -116,11 +116,15 @@ enum ELBv2Commands {
                 form.append((parameter, given.hasPrefix("--no-") ? "false" : "true"))
             case .list:
                 let items = try listWords(words, given)
-                guard !items.isEmpty else { throw ControlCommand.Failure(message: "ctl \(command): \(given) needs a value") }
+                guard !items.isEmpty else {
+                    throw ControlCommand.Failure(message: "ctl \(command): \(given) needs a value")
+                }
                 for (index, item) in items.enumerated() { form.append(("\(parameter).member.\(index + 1)", item)) }
             case .structures(let fields):
                 let items = try structures(words, fields: fields, option: given)
-                guard !items.isEmpty else { throw ControlCommand.Failure(message: "ctl \(command): \(given) needs a value") }
+                guard !items.isEmpty else {
+                    throw ControlCommand.Failure(message: "ctl \(command): \(given) needs a value")
+                }
                 for (index, item) in items.enumerated() {
                     for (field, value) in item { form.append(("\(parameter).member.\(index + 1).\(field)", value)) }
                 }
@@ -169,7 +173,9 @@ enum ELBv2Commands {
                 let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 guard kv.count == 2, fields.contains(kv[0]) else {
                     throw ControlCommand.Failure(
-                        message: "ctl: '\(pair)' in '\(word)' is not one of \(fields.map { "\($0)=…" }.joined(separator: ","))")
+                        message:
+                            "ctl: '\(pair)' in '\(word)' is not one of \(fields.map { "\($0)=…" }.joined(separator: ","))"
+                    )
                 }
                 return (kv[0], kv[1])
             }

@@ -74,7 +74,8 @@ enum QueryClient {
 
     static func json(_ element: XMLReader.Element) -> JSONText {
         if !element.children.isEmpty && element.children.allSatisfy({ $0.name == "member" }) {
-            return .array(element.children.map { member in member.children.isEmpty ? .string(member.text) : json(member) })
+            return .array(
+                element.children.map { member in member.children.isEmpty ? .string(member.text) : json(member) })
         }
         if element.children.isEmpty {
             if listNames.contains(element.name) { return .array([]) }

@@ -53,7 +53,8 @@ enum Waiters {
 
     /// Waits; nil when the waiter succeeded, else the AWS CLI's message.
     static func wait(
-        _ waiter: Waiter, _ options: [String: [String]], delaySeconds: Double, call: ([(String, String)]) throws ->
+        _ waiter: Waiter, _ options: [String: [String]], delaySeconds: Double,
+        call: ([(String, String)]) throws ->
             QueryClient.Answer
     ) throws -> String? {
         let form = try ELBv2Commands.form(waiter.command, options)

@@ -270,7 +270,8 @@ struct ConfigReader {
                 if listeners.contains(where: {
                     $0.loadBalancerName == listener.loadBalancerName && $0.port == listener.port
                 }) {
-                    error(path + ".Port", "\(listener.port) is used by another listener of \(listener.loadBalancerName)")
+                    error(
+                        path + ".Port", "\(listener.port) is used by another listener of \(listener.loadBalancerName)")
                 }
                 if !declared.contains(listener.targetGroupName) {
                     error(

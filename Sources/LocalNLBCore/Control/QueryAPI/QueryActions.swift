@@ -84,7 +84,8 @@ extension ControlPlane {
             fields.append(XML.element("Matcher", [XML.text("HttpCode", codes.joined(separator: ","))]))
         }
         fields += [
-            XML.list("LoadBalancerArns", loadBalancers.map { XML.escape(names.loadBalancer($0)) }), XML.text("TargetType", group.targetType.rawValue),
+            XML.list("LoadBalancerArns", loadBalancers.map { XML.escape(names.loadBalancer($0)) }),
+            XML.text("TargetType", group.targetType.rawValue),
             XML.text("IpAddressType", group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4"),
         ]
         return fields.joined()

@@ -110,7 +110,8 @@ extension ControlPlane {
             ])
         }
         var reader = ConfigReader()
-        var listener = try validated(reader, reader.listener(.object(object), "Listener", loadBalancers: [loadBalancer]))
+        var listener = try validated(
+            reader, reader.listener(.object(object), "Listener", loadBalancers: [loadBalancer]))
         if let base {
             listener.idleTimeoutSeconds = base.idleTimeoutSeconds
             listener.connectTimeoutSeconds = base.connectTimeoutSeconds
@@ -141,7 +142,9 @@ extension ControlPlane {
     func createListener(_ form: QueryForm) throws(QueryError) -> String {
         let lb = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
         let created = try listener(from: form, base: nil, loadBalancer: lb)
-        if let existing = configuration.listeners.firstIndex(where: { $0.loadBalancerName == lb && $0.port == created.port }) {
+        if let existing = configuration.listeners.firstIndex(where: {
+            $0.loadBalancerName == lb && $0.port == created.port
+        }) {
             // AWS's CreateListener is idempotent: the same settings return the same listener.
             guard configuration.listeners[existing].targetGroupName == created.targetGroupName else {
                 throw QueryError(

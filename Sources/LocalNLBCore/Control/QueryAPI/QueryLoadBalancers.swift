@@ -137,7 +137,9 @@ extension ControlPlane {
         try edit(by: "CreateLoadBalancer") { model in model.loadBalancers.append(created) }
         loadBalancerCreatedTimes[name] = rfc3339Now()
         let index = configuration.loadBalancerIndex(name)!
-        options.log("load balancer \(name) created on \(created.nodes.flatMap(\.addresses).map(\.description).joined(separator: ", "))")
+        options.log(
+            "load balancer \(name) created on \(created.nodes.flatMap(\.addresses).map(\.description).joined(separator: ", "))"
+        )
         return XML.list("LoadBalancers", [loadBalancerMember(index)])
     }
 

@@ -120,7 +120,8 @@ extension ControlPlane {
             try attributeChanges(form), "Attributes", index: LoadBalancerAttributes.attributeIndex, into: &attributes,
             kind: "Network Load Balancer")
         configuration.loadBalancers[index].attributes = try validated(reader, attributes)
-        return attributeList(LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
+        return attributeList(
+            LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
     }
 
     /// The listener's idle timeout applies to its new flows from now on (an edit, like a reload).
