@@ -244,6 +244,24 @@ def main():
         check("the AWS CLI: describe-target-groups --names web",
               cli.returncode == 0 and json.loads(cli.stdout)["TargetGroups"][0]["TargetGroupArn"] == tg_arn,
               cli.stderr)
+        # localnlb ctl against the AWS CLI, the same commands and options: the same bytes on stdout.
+        ctl_env = dict(env, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="")
+        differing = []
+        for command in [["describe-load-balancers"], ["describe-target-groups"],
+                        ["describe-listeners", "--load-balancer-arn", lb_arn],
+                        ["describe-target-health", "--target-group-arn", tg_arn],
+                        ["describe-tags", "--resource-arns", tg_arn, lb_arn],
+                        ["describe-target-group-attributes", "--target-group-arn", tg_arn]]:
+            for output in ["json", "text"]:
+                line = command + ["--output", output, "--endpoint-url", f"http://127.0.0.1:{admin}"]
+                theirs = subprocess.run([aws, "elbv2"] + line, capture_output=True, text=True, env=env)
+                ours = subprocess.run([binary, "ctl"] + line[::-1][:2][::-1] + line[:-2], capture_output=True,
+                                      text=True, env=ctl_env)
+                if theirs.returncode != 0 or ours.returncode != 0 or theirs.stdout != ours.stdout:
+                    differing.append((" ".join(command[:1] + [output]), theirs.stdout[:300], ours.stdout[:300],
+                                      theirs.stderr[-200:], ours.stderr[-200:]))
+        check("localnlb ctl prints what the AWS CLI prints (json and text; 6 commands, --endpoint-url first)",
+              not differing, str(differing[:1]))
         bogus_tg = tg_arn[:-16] + "0" * 16
         cli = subprocess.run([aws, "elbv2", "describe-target-health", "--target-group-arn", bogus_tg,
                               "--endpoint-url", f"http://127.0.0.1:{admin}"], capture_output=True, text=True, env=env)

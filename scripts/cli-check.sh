@@ -235,26 +235,22 @@ set -eu
 bin=$1
 ip link set lo up
 "$bin" target --listen 127.0.0.1:9201 --name t > /dev/null 2>&1 & target=$!
-"$bin" serve --flow-log off 2> /dev/null & lb=$!
-trap 'kill "$lb" "$target" 2>/dev/null; wait "$lb" 2>/dev/null || true' EXIT
+tmp_out=$(mktemp)
+"$bin" serve --flow-log off --time-scale 0.01 2> /dev/null & daemon=$!
+trap 'kill "$daemon" "$target" 2>/dev/null; wait "$daemon" 2>/dev/null || true; rm -f "$tmp_out"' EXIT
+for _ in $(seq 100); do "$bin" ctl describe-target-groups > "$tmp_out" 2>/dev/null && break; sleep 0.1; done
+tr -d ' \n' < "$tmp_out" | grep -qx '{"TargetGroups":\[\]}' && echo empty
+# Everything as an AWS CLI user types it, with no --endpoint-url: the default 127.0.0.1:8404.
+lb=$("$bin" ctl create-load-balancer --name first --type network --subnets subnet-a --output text \
+  | awk '$1 == "LOADBALANCERS" { print $6 }')
+tg=$("$bin" ctl --output text create-target-group --name web --protocol TCP --port 9201 --target-type ip \
+  --health-check-interval-seconds 5 --healthy-threshold-count 2 | awk '{ print $(NF-4) }')
+"$bin" ctl register-targets --target-group-arn "$tg" --targets Id=127.0.0.1
+"$bin" ctl create-listener --load-balancer-arn "$lb" --protocol TCP --port 9200 \
+  --default-actions Type=forward,TargetGroupArn="$tg" > /dev/null
+"$bin" ctl wait target-in-service --target-group-arn "$tg" && echo in-service
 python3 - <<'PY'
-import json, socket, time, urllib.parse, urllib.request
-def call(**params):
-    body = urllib.parse.urlencode(dict(params, Version="2015-12-01")).encode()
-    return urllib.request.urlopen("http://127.0.0.1:8404/", data=body, timeout=5).read().decode()
-for _ in range(100):
-    try:
-        groups = json.loads(urllib.request.urlopen("http://127.0.0.1:8404/target-groups", timeout=1).read())
-        break
-    except OSError:
-        time.sleep(0.1)
-print("empty" if groups == {"TargetGroups": []} else f"not empty: {groups}")
-created = call(Action="CreateTargetGroup", Name="web", Protocol="TCP", Port="9201", TargetType="ip")
-arn = created.split("<TargetGroupArn>")[1].split("<")[0]
-call(Action="RegisterTargets", TargetGroupArn=arn, **{"Targets.member.1.Id": "127.0.0.1"})
-lbs = call(Action="CreateLoadBalancer", Name="first", Type="network", **{"Subnets.member.1": "subnet-a"})
-call(Action="CreateListener", LoadBalancerArn=lbs.split("<LoadBalancerArn>")[1].split("<")[0], Protocol="TCP",
-     Port="9200", **{"DefaultActions.member.1.Type": "forward", "DefaultActions.member.1.TargetGroupArn": arn})
+import socket
 with socket.create_connection(("127.0.0.1", 9200), 5) as s:
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     reply = b""
@@ -262,13 +258,17 @@ with socket.create_connection(("127.0.0.1", 9200), 5) as s:
         reply += chunk
 print("forwarded" if b'"target":"t"' in reply else f"not forwarded: {reply[:200]}")
 PY
+"$bin" ctl deregister-targets --target-group-arn "$tg" --targets Id=127.0.0.1
+"$bin" ctl wait target-deregistered --target-group-arn "$tg" --targets Id=127.0.0.1 && echo deregistered
 SH
   set +e
   timeout 60 unshare -n bash "$tmp/empty.sh" "$bin" > "$tmp/out" 2>&1
   set -e
   check "serve with no --config is an empty host with the control API on 127.0.0.1:8404" grep -qx empty "$tmp/out"
-  check "an empty host gets a load balancer, target group and listener through the ELBv2 API, and forwards" \
+  check "ctl, as the AWS CLI is typed: create-load-balancer, create-target-group, register-targets, create-listener" \
     grep -qx forwarded "$tmp/out"
+  check "ctl wait target-in-service, then target-deregistered (timed by the daemon's --time-scale)" \
+    sh -c "grep -qx in-service '$tmp/out' && grep -qx deregistered '$tmp/out'"
   grep -qx forwarded "$tmp/out" || cat "$tmp/out" >&2
 else
   check "serve with no --config (needs root for a network namespace)" false

@@ -61,7 +61,11 @@ public enum ControlCommand {
             }
             var options = line.options
             if let name = options.removeValue(forKey: "--target-group-name") {
-                // localnlb's shortcut: the group by name, looked up as an AWS CLI user would.
+                // localnlb's shortcut: the group by name, looked up as an AWS CLI user would (once the
+                // rest of the line is known to be right).
+                options["--target-group-arn"] = ["arn:aws:elasticloadbalancing:::targetgroup/\(name)"]
+                let checked = command == "wait" ? Waiters.waiters[words.dropFirst().first ?? ""]?.command : command
+                if let checked, ELBv2Commands.commands[checked] != nil { _ = try ELBv2Commands.form(checked, options) }
                 options["--target-group-arn"] = [try targetGroupARN(name, endpoint: endpoint, environment: environment)]
             }
             let call = { (form: [(String, String)]) throws -> QueryClient.Answer in
