@@ -8,7 +8,7 @@ let usage = """
     USAGE
       localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
                      [--strict]
-      localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] ...
+      localnlb ctl COMMAND [options] [--endpoint-url URL] [--output json|text|table]
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
                       [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
@@ -38,21 +38,27 @@ let commandHelp: [String: String] = [
       --strict            values AWS would reject are errors, not warnings
     """,
     "ctl": """
-    localnlb ctl COMMAND [--endpoint-url URL] [--token TOKEN] [options]
+    localnlb ctl [elbv2] COMMAND [options] [--endpoint-url URL] [--output json|text|table]
 
-    Drives a running localnlb through its control API, with the AWS CLI's verbs and argument shapes.
-    Output is JSON shaped like the AWS CLI's.
-      describe-target-groups
-      describe-target-health           --target-group-name NAME
-      register-targets                 --target-group-name NAME --targets Id=127.0.0.1,Port=9003 [...]
-      deregister-targets               --target-group-name NAME --targets Id=127.0.0.1,Port=9003 [...]
-      describe-target-group-attributes --target-group-name NAME
-      modify-target-group-attributes   --target-group-name NAME --attributes Key=K,Value=V [...]
-      describe-flows                   (localnlb's own: the live flow table)
-      get-metrics                      (localnlb's own: the Prometheus text)
-      --endpoint-url URL     the daemon's control API (default http://127.0.0.1:8404)
-      --token TOKEN          the bearer token (Admin.Token); default: $LOCALNLB_TOKEN
-      --target-group-arn ARN accepted in place of --target-group-name (its name part is used)
+    The AWS CLI's elbv2 commands with its option shapes, sent to localnlb's ELBv2 API as the AWS CLI
+    sends them (signed with SigV4 when AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set); output
+    as the AWS CLI prints it. Global options go anywhere on the line.
+      create-load-balancer --name N --type network --subnets subnet-a [subnet-b …] | --subnet-mappings …
+      describe-load-balancers [--names N …] [--load-balancer-arns ARN …]   delete-load-balancer …
+      create-target-group --name N --protocol TCP --port P --target-type ip|instance [--health-check-…]
+      create-listener --load-balancer-arn ARN --protocol TCP --port P --default-actions Type=forward,TargetGroupArn=ARN
+      register-targets | deregister-targets --target-group-arn ARN --targets Id=127.0.0.1,Port=9003 [...]
+      describe-target-health --target-group-arn ARN [--targets …]
+      modify-target-group-attributes --target-group-arn ARN --attributes Key=K,Value=V [...]
+      … and describe-/modify-/delete- of each, add-tags, remove-tags, describe-tags
+      wait load-balancer-available | load-balancer-exists | load-balancers-deleted | target-in-service |
+           target-deregistered   (AWS's waiters: every 15 s × the daemon's --time-scale, 40 times at most)
+      describe-flows | get-metrics | export-config   (localnlb's own: flow table, Prometheus text, config file)
+      --endpoint-url URL       the daemon's control API (default http://127.0.0.1:8404)
+      --output FORMAT          json (default), text or table
+      --target-group-name NAME localnlb's shortcut for --target-group-arn
+      --token TOKEN            the JSON API's bearer token (Admin.Token); default: $LOCALNLB_TOKEN
+    Exit codes as the AWS CLI's: 254 an error from the API, 255 no daemon or a waiter gave up, 252 usage.
     """,
     "check-config": """
     localnlb check-config FILE [--strict]
