@@ -41,6 +41,22 @@ import Testing
                 secret: Self.secret) == expected)
     }
 
+    /// AWS's 15 minutes of clock skew, either way (the test suite's date is 2015-08-30 12:36:00 UTC).
+    @Test func aSignatureIsFreshForFifteenMinutes() {
+        let signed = 1_440_938_160
+        #expect(epochSeconds(amzDate: "20150830T123600Z") == signed)
+        #expect(SigV4.freshnessProblem(amzDate: "20150830T123600Z", now: signed + 900) == nil)
+        #expect(SigV4.freshnessProblem(amzDate: "20150830T123600Z", now: signed - 900) == nil)
+        #expect(
+            SigV4.freshnessProblem(amzDate: "20150830T123600Z", now: signed + 901)?.hasPrefix("Signature expired")
+                == true)
+        #expect(
+            SigV4.freshnessProblem(amzDate: "20150830T123600Z", now: signed - 901)?.hasPrefix(
+                "Signature not yet current")
+                == true)
+        #expect(SigV4.freshnessProblem(amzDate: "2015-08-30", now: signed) != nil)
+    }
+
     @Test func authorizationHeadersParse() throws {
         let header =
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "

@@ -16,3 +16,31 @@ public func rfc3339Now() -> String {
         + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "."
         + padded(Int32(now.tv_nsec / 1_000_000), 3) + "Z"
 }
+
+/// Seconds since the epoch, now.
+func epochSecondsNow() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return now.tv_sec
+}
+
+/// Seconds since the epoch of a SigV4 `X-Amz-Date` (`20150830T123600Z`), or nil when it is not one.
+func epochSeconds(amzDate: String) -> Int? {
+    let characters = Array(amzDate.utf8)
+    guard characters.count == 16, characters[8] == UInt8(ascii: "T"), characters[15] == UInt8(ascii: "Z") else {
+        return nil
+    }
+    func number(_ range: Range<Int>) -> Int32? { Int32(String(decoding: characters[range], as: UTF8.self)) }
+    guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8), let hour = number(9..<11),
+        let minute = number(11..<13), let second = number(13..<15), (1...12).contains(month), (1...31).contains(day),
+        hour < 24, minute < 60, second < 61
+    else { return nil }
+    var parts = tm()
+    parts.tm_year = year - 1900
+    parts.tm_mon = month - 1
+    parts.tm_mday = day
+    parts.tm_hour = hour
+    parts.tm_min = minute
+    parts.tm_sec = second
+    return timegm(&parts)
+}

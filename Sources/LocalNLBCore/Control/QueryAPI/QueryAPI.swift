@@ -94,6 +94,9 @@ extension ControlPlane {
                     message: "the Authorization header is not AWS4-HMAC-SHA256 with Credential, SignedHeaders "
                         + "(host among them) and Signature, with an X-Amz-Date of the credential's day"))
         }
+        if let problem = SigV4.freshnessProblem(amzDate: amzDate, now: epochSecondsNow()) {
+            return queryError(QueryError(code: "SignatureDoesNotMatch", message: problem, status: 403))
+        }
         guard authorization.accessKeyID == accessKeyID else {
             return queryError(
                 QueryError(

@@ -144,6 +144,21 @@ enum SigV4 {
         return hex(hmac(key: key, Array(toSign.utf8)))
     }
 
+    /// AWS accepts a signature made at most 15 minutes from its own clock either way; the error message
+    /// when `amzDate` is further from `now`, else nil.
+    static func freshnessProblem(amzDate: String, now: Int) -> String? {
+        guard let signed = epochSeconds(amzDate: amzDate) else {
+            return "X-Amz-Date \(amzDate) is not a date in the form 20150830T123600Z"
+        }
+        if signed < now - 900 {
+            return "Signature expired: \(amzDate) is now earlier than 15 minutes before the server's clock"
+        }
+        if signed > now + 900 {
+            return "Signature not yet current: \(amzDate) is later than 15 minutes after the server's clock"
+        }
+        return nil
+    }
+
     /// Constant-time comparison of two signatures.
     static func matches(_ a: String, _ b: String) -> Bool {
         let (x, y) = (Array(a.utf8), Array(b.utf8))
