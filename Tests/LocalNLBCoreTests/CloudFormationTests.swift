@@ -52,6 +52,21 @@ import Testing
         #expect(c.targetGroups[0].tags.map(\.value) == ["Lb"])
     }
 
+    /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
+    @Test func selectAndSplitResolve() throws {
+        let json = """
+            { "Resources": {
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                        "Properties": { "Name": { "Fn::Select": [1, { "Fn::Split": ["/", "svc/web-tg/x"] }] },
+                                        "Port": 80, "TargetType": "ip",
+                                        "Tags": [ { "Key": "az", "Value": { "Fn::Select": ["0", { "Fn::GetAZs": "" }] } } ] } } } }
+            """
+        let group = try #require(try load(json).configuration.targetGroups.first)
+        #expect(group.name == "web-tg" && group.tags.map(\.value) == ["us-east-1a"])
+        let outside = json.replacingOccurrences(of: #"[1, { "Fn::Split""#, with: #"[5, { "Fn::Split""#)
+        #expect(problems(outside) == ["Resources.Tg.Properties.Name.Fn::Select: index 5 is outside the 3 values"])
+    }
+
     @Test func problemsNameTheResource() {
         let json = """
             { "Resources": {
@@ -61,10 +76,11 @@ import Testing
             """
         #expect(problems(json) == ["Resources.Tg.Properties.Port: 70000 is not a port (1-65535)"])
         let unresolvable =
-            #"{"Resources": {"L": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {"Port": {"Fn::Select": [0, [80]]}}}}}"#
+            #"{"Resources": {"L": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {"Port": {"Fn::If": ["Big", 80, 81]}}}}}"#
         #expect(
             problems(unresolvable) == [
-                "Resources.L.Properties.Port.Fn::Select: Fn::Select cannot be resolved here (Ref, Fn::GetAtt, Fn::Join and Fn::Sub can)"
+                "Resources.L.Properties.Port.Fn::If: Fn::If cannot be resolved here (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, "
+                    + "Fn::Select, Fn::Split and Fn::GetAZs can)"
             ])
         #expect(
             problems(

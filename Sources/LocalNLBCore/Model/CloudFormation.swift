@@ -78,6 +78,7 @@ struct CloudFormationTemplate {
             notes.append("template: \(total) resource(s) of other types skipped: \(types)")
         }
         let ids = resources.keys.sorted()
+        let reported = problems.count
         for id in ids {
             if let given = resources[id]!.properties["Name"],
                 case .string(let name)? = resolve(given, "Resources.\(id).Properties.Name")
@@ -85,6 +86,7 @@ struct CloudFormationTemplate {
                 resolvedNames[id] = name
             }
         }
+        problems.removeSubrange(reported...)  // a Name that cannot be resolved is said once, with its properties
         var document: [String: JSONValue] = [:]
         // A subnet without an address here gets one on loopback: 127.0.0.1, 127.0.0.2, … across every
         // load balancer of the template, so each listens on addresses of its own.
@@ -263,8 +265,26 @@ struct CloudFormationTemplate {
                 case .object(let map) = variables
             else { return fail("takes a string, or [string, {variables}]") }
             return substitute(text, map, path)
+        case ("Fn::Select", .array(let parts)) where parts.count == 2:
+            guard let index = resolve(parts[0], path + "[0]")?.attributeString.flatMap({ Int($0) }),
+                let list = resolve(parts[1], path + "[1]"), case .array(let items) = list
+            else { return fail("takes [index, [values]]") }
+            guard items.indices.contains(index) else {
+                return fail("index \(index) is outside the \(items.count) values")
+            }
+            return items[index]
+        case ("Fn::Split", .array(let parts)) where parts.count == 2:
+            guard case .string(let separator) = parts[0], !separator.isEmpty,
+                let text = resolve(parts[1], path + "[1]")?.attributeString
+            else { return fail("takes [separator, string]") }
+            return .array(text.components(separatedBy: separator).map { .string($0) })
+        case ("Fn::GetAZs", _):
+            // The region's zones as localnlb names them (every node is in the first for now).
+            return .array(["a", "b", "c"].map { .string(names.region + $0) })
         default:
-            return fail("\(function) cannot be resolved here (Ref, Fn::GetAtt, Fn::Join and Fn::Sub can)")
+            return fail(
+                "\(function) cannot be resolved here (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split and "
+                    + "Fn::GetAZs can)")
         }
     }
 
