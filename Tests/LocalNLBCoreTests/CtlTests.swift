@@ -39,6 +39,9 @@ import Testing
         #expect(line.globals == ["--output": "text", "--endpoint-url": "u"])
         #expect(line.options == ["--target-group-arn": ["t"], "--targets": ["Id=a", "Id=b"]])
         #expect(line.flags == ["--no-cli-pager"])
+        #expect(
+            ControlCommand.run(["describe-load-balancers", "--version"]).output
+                == "localnlb \(LocalNLBVersion.current)\n")
     }
 
     /// The AWS CLI's text: scalars sorted by key on one line, led by the list's name; lists after.

@@ -23,7 +23,9 @@ public enum ControlCommand {
         "--endpoint-url", "--output", "--token", "--region", "--profile", "--cli-read-timeout", "--cli-connect-timeout",
         "--color",
     ]
-    static let globalFlags = ["--no-cli-pager", "--no-paginate", "--no-sign-request", "--no-verify-ssl", "--debug"]
+    static let globalFlags = [
+        "--no-cli-pager", "--no-paginate", "--no-sign-request", "--no-verify-ssl", "--debug", "--version",
+    ]
 
     /// localnlb's own commands, on its JSON API.
     static let ownCommands = [
@@ -41,6 +43,9 @@ public enum ControlCommand {
     {
         do {
             let line = try parse(arguments)
+            if line.flags.contains("--version") {
+                return Outcome(output: "localnlb \(LocalNLBVersion.current)\n", error: "", exitCode: 0)
+            }
             var words = line.words
             if words.first == "elbv2" { words.removeFirst() }  // `ctl elbv2 describe-…`, as after `aws`
             guard let command = words.first else { throw Failure(message: "ctl needs a command: \(commandList)") }
