@@ -17,6 +17,9 @@ extension TargetHealthReason {
         case .healthCheckDisabled: return "Health checks are disabled for the target group"
         }
     }
+
+    /// `Target.NotInUse`'s description for a target in a zone the load balancer has no node in.
+    static let zoneNotEnabled = "Target is in an Availability Zone that is not enabled for the load balancer"
 }
 
 extension ControlPlane {
@@ -249,13 +252,24 @@ extension ControlPlane {
         let group = groups[index]
         let descriptions = group.targets.filter { $0.state != .unused }.map { target -> JSONText in
             var health: [(String, JSONText)] = [("State", .string(target.state.rawValue))]
-            if let reason = target.reason {
+            if isOutsideZones(index, target) {
+                health = [
+                    ("State", .string("unused")), ("Reason", .string(TargetHealthReason.notInUse.rawValue)),
+                    ("Description", .string(TargetHealthReason.zoneNotEnabled)),
+                ]
+            } else if let reason = target.reason {
                 health.append(("Reason", .string(reason.rawValue)))
                 health.append(("Description", .string(reason.description)))
             }
             let port = group.configuration.healthCheck.port ?? target.endpoint.port
+            var fields: [(String, JSONText)] = [
+                ("Id", .string(target.id)), ("Port", .integer(Int64(target.endpoint.port))),
+            ]
+            if !configuration.subnets.isEmpty || target.availabilityZone != nil {
+                fields.append(("AvailabilityZone", .string(target.zone)))
+            }
             return .object([
-                ("Target", .object([("Id", .string(target.id)), ("Port", .integer(Int64(target.endpoint.port)))])),
+                ("Target", .object(fields)),
                 ("HealthCheckPort", .string(String(port))),
                 ("TargetHealth", .object(health)),
                 ("ActiveFlowCount", .integer(Int64(target.activeFlows))),
@@ -281,6 +295,7 @@ extension ControlPlane {
         let configuration = groups[index].configuration
         let targets = items.enumerated().compactMap { reader.target($1, "Targets[\($0)]", group: configuration) }
         guard reader.errors.isEmpty else { return validationError(reader) }
+        if register, let problem = zoneProblem(targets) { return .error(400, "ValidationError", problem) }
         let missing = change(targets, of: index, register: register)
         guard missing.isEmpty else {
             let list = missing.map { "\($0.endpoint)" }.joined(separator: ", ")
@@ -299,7 +314,8 @@ extension ControlPlane {
         }
         for target in targets {
             if register {
-                groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+                groups[index].lifecycle.register(
+                    id: target.id, endpoint: target.endpoint, zone: target.availabilityZone, now: now)
             } else {
                 _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
             }

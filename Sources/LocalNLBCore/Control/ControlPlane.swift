@@ -96,6 +96,7 @@ final class ControlPlane {
             try poller.add(poller.tick, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
             try poller.add(bell.wake.fd, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
             try openListeners()
+            assignZones()
             if let admin = configuration.admin {
                 do {
                     adminFD = try Socket.listen(on: admin.address, backlog: 64)
@@ -160,7 +161,7 @@ final class ControlPlane {
             listeners.append(
                 Listener(
                     loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
-                    nodes: configuration.nodes(of: listener),
+                    nodes: configuration.nodes(of: listener), zone: configuration.zone(of: endpoint.ip, listener),
                     idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
                     connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
         }
@@ -349,6 +350,7 @@ final class ControlPlane {
     /// reloads), every loop has it before this returns; otherwise (timers, health checks) it follows
     /// through the mailboxes. Before the loops start, they take the snapshot as they start.
     func publish(wait: Bool, then: (@Sendable (EventLoop) -> Void)? = nil) {
+        assignZones()
         publishedFingerprint = routingFingerprint()
         guard started else { return }
         logTargetChanges()
@@ -368,7 +370,8 @@ final class ControlPlane {
     func routingFingerprint() -> Int {
         var hasher = Hasher()
         for group in groups {
-            hasher.combine(group.lifecycle.failingOpen)
+            hasher.combine(group.lifecycle.failingOpenZones)
+            hasher.combine(group.lifecycle.crossZone)
             hasher.combine(group.targets.count)
             for target in group.targets {
                 hasher.combine(target.registration)

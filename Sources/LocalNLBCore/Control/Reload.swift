@@ -60,7 +60,8 @@ extension ControlPlane {
             groups[index].removed = false
             let kept = groups[index].targets.filter { $0.isRegistered }.map(\.endpoint)
             for target in group.targets where !kept.contains(target.endpoint) {
-                groups[index].lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+                groups[index].lifecycle.register(
+                    id: target.id, endpoint: target.endpoint, zone: target.availabilityZone, now: now)
             }
             for endpoint in kept where !group.targets.contains(where: { $0.endpoint == endpoint }) {
                 _ = groups[index].lifecycle.deregister(endpoint: endpoint, now: now)
@@ -100,6 +101,7 @@ extension ControlPlane {
                 listeners[index].configIndex = match.configIndex
                 listeners[index].groupIndex = s.group
                 listeners[index].nodes = s.nodes
+                listeners[index].zone = new.zone(of: match.endpoint.ip, new.listeners[match.configIndex])
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
             } else {
@@ -113,6 +115,7 @@ extension ControlPlane {
             listeners.append(
                 Listener(
                     loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
+                    zone: new.zone(of: endpoint.ip, new.listeners[configIndex]),
                     idleNanoseconds: s.idle, connectNanoseconds: s.connect))
             logListener(listeners[listeners.count - 1], opened: true)
         }

@@ -37,8 +37,13 @@ public struct Target: Sendable {
         get { flowCount.current }
         nonmutating set { flowCount.value.store(newValue, ordering: .relaxed) }
     }
-    /// Whether new flows may go to this target now. Its group sets it from the state and fail-open.
+    /// Whether new flows may go to this target now. Its group sets it from the state, fail-open and
+    /// the zones its load balancer is in.
     public var takesNewFlows: Bool
+    /// `AvailabilityZone` as registered (nil: from the subnets), and the zone it resolves to (`all`:
+    /// every zone's nodes reach it); the control plane sets `zone`.
+    public var availabilityZone: String?
+    public var zone = ""
     /// Unique per registration, so a late probe result or timer never lands on a re-used slot.
     public var registration: UInt64 = 0
     public var consecutiveSuccesses = 0
@@ -131,17 +136,26 @@ public struct TargetSelector: Sendable {
     public init() {}
 
     /// The index of the target `algorithm` chooses, or nil when no target takes new flows.
-    public func pick(from targets: [Target], for key: FlowKey, using algorithm: LoadBalancingAlgorithm) -> Int? {
+    /// `zone`: with cross-zone load balancing off, the node's zone; only its targets (and those in
+    /// `all`) are candidates. nil: every zone's.
+    public func pick(
+        from targets: [Target], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil
+    ) -> Int? {
         let count = targets.count
         guard count > 0 else { return nil }
         let cursor = position.current
+        @inline(__always) func candidate(_ index: Int) -> Bool {
+            guard targets[index].takesNewFlows else { return false }
+            guard let zone else { return true }
+            return targets[index].zone == zone || targets[index].zone == "all"
+        }
         switch algorithm {
         case .leastConnections:
             // Least active flows; ties go to the first at or after the cursor, so equal targets rotate.
             var best: Int?
             for step in 0..<count {
                 let index = (cursor + step) % count
-                guard targets[index].takesNewFlows else { continue }
+                guard candidate(index) else { continue }
                 if best == nil || targets[index].activeFlows < targets[best!].activeFlows { best = index }
             }
             if let best { position.value.store((best + 1) % count, ordering: .relaxed) }
@@ -149,14 +163,14 @@ public struct TargetSelector: Sendable {
         case .roundRobin:
             for step in 0..<count {
                 let index = (cursor + step) % count
-                if targets[index].takesNewFlows {
+                if candidate(index) {
                     position.value.store((index + 1) % count, ordering: .relaxed)
                     return index
                 }
             }
             return nil
         case .flowHash:
-            let eligible = targets.indices.filter { targets[$0].takesNewFlows }
+            let eligible = targets.indices.filter(candidate)
             guard !eligible.isEmpty else { return nil }
             return eligible[Int(key.hash % UInt64(eligible.count))]
         }
@@ -194,18 +208,23 @@ struct TargetGroup: Sendable {
         self.lifecycle = TargetLifecycle(configuration: configuration, timeScale: timeScale)
         self.selector = TargetSelector()
         for target in configuration.targets {
-            _ = lifecycle.register(id: target.id, endpoint: target.endpoint, now: now)
+            _ = lifecycle.register(id: target.id, endpoint: target.endpoint, zone: target.availabilityZone, now: now)
         }
     }
 
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
-    mutating func pick(for key: FlowKey) -> Int? {
+    /// `nodeZone`: the zone of the node the client reached; with cross-zone load balancing off, only
+    /// that zone's targets are picked.
+    mutating func pick(for key: FlowKey, nodeZone: String = "") -> Int? {
+        let zone = lifecycle.crossZone ? nil : nodeZone
         if configuration.stickinessEnabled, let index = stickyTargets.target(for: key.client.ip), index < targets.count,
-            targets[index].takesNewFlows
+            targets[index].takesNewFlows, zone == nil || targets[index].zone == zone || targets[index].zone == "all"
         {
             return index
         }
-        guard let index = selector.pick(from: targets, for: key, using: configuration.algorithm) else { return nil }
+        guard let index = selector.pick(from: targets, for: key, using: configuration.algorithm, zone: zone) else {
+            return nil
+        }
         if configuration.stickinessEnabled { stickyTargets.remember(index, for: key.client.ip) }
         return index
     }

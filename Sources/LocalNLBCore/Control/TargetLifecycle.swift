@@ -24,8 +24,17 @@ struct TargetLifecycle: Sendable {
     var configuration: TargetGroupConfiguration
     /// Multiplies every AWS timer (`--time-scale`).
     let timeScale: Double
-    /// Fewer healthy targets than the group's minimum: every registered target takes flows.
-    private(set) var failingOpen = true
+    /// The zones (of a zone bucket, see `bucket`) with fewer healthy targets than the group's minimum:
+    /// there, every registered target takes flows.
+    private(set) var failingOpenZones: Set<String> = [""]
+    /// Some zone is failing open.
+    var failingOpen: Bool { !failingOpenZones.isEmpty }
+    /// Cross-zone load balancing as in force for this group (its attribute, or its load balancer's):
+    /// off, fail-open is judged per zone and a node picks among its own zone's targets.
+    var crossZone = true
+    /// The zones of the load balancer's nodes; a target elsewhere is not in use and takes no flows.
+    /// nil: no load balancer forwards to the group.
+    var enabledZones: Set<String>?
     private var nextRegistration: UInt64 = 1
 
     init(configuration: TargetGroupConfiguration, timeScale: Double) {
@@ -46,7 +55,7 @@ struct TargetLifecycle: Sendable {
     /// Registers a target (RegisterTargets). A draining target comes back in the state it had; a new one
     /// starts `initial` and is checked at once. Returns its index.
     @discardableResult
-    mutating func register(id: String, endpoint: IPEndpoint, now: UInt64) -> Int {
+    mutating func register(id: String, endpoint: IPEndpoint, zone: String? = nil, now: UInt64) -> Int {
         if let index = targets.firstIndex(where: { $0.endpoint == endpoint && $0.state != .unused }) {
             if targets[index].state == .draining {
                 (targets[index].state, targets[index].reason) = targets[index].stateBeforeDeregistration
@@ -55,6 +64,7 @@ struct TargetLifecycle: Sendable {
             return index
         }
         var target = Target(id: id, endpoint: endpoint, state: .initial)
+        target.availabilityZone = zone
         target.registration = nextRegistration
         nextRegistration += 1
         if checksEnabled {
@@ -158,7 +168,7 @@ struct TargetLifecycle: Sendable {
     private mutating func turnUnhealthy(_ index: Int, now: UInt64) -> [LifecycleEffect] {
         if configuration.unhealthyConnectionTermination {
             setState(index, .unhealthy, .failedHealthChecks)
-            return failingOpen ? [] : [.resetFlows(target: index, reason: .targetUnhealthy)]
+            return isFailingOpen(index) ? [] : [.resetFlows(target: index, reason: .targetUnhealthy)]
         }
         let interval = nanoseconds(configuration.unhealthyDrainingIntervalSeconds)
         if interval == 0 {
@@ -199,20 +209,53 @@ struct TargetLifecycle: Sendable {
         refreshRouting()
     }
 
-    /// Recomputes fail-open and which targets take new flows.
+    /// The bucket fail-open is judged in: the target's zone with cross-zone off (a target in `all`
+    /// counts in the group as a whole), the group with it on.
+    func bucket(_ target: Target) -> String { crossZone || target.zone == "all" ? "" : target.zone }
+
+    /// Whether the target is in a zone its load balancer has a node in (`all` is in every one).
+    func inEnabledZone(_ target: Target) -> Bool {
+        guard let enabledZones else { return true }
+        return target.zone == "all" || enabledZones.contains(target.zone)
+    }
+
+    /// Whether the target's zone (or group) is failing open.
+    func isFailingOpen(_ index: Int) -> Bool { failingOpenZones.contains(bucket(targets[index])) }
+
+    /// Recomputes fail-open, per zone when cross-zone load balancing is off (AWS-NLB.md §4), and which
+    /// targets take new flows.
     mutating func refreshRouting() {
-        let registered = targets.lazy.filter(\.isRegistered).count
-        let healthy = targets.lazy.filter { $0.state == .healthy }.count
-        var open = healthy < configuration.minimumHealthyTargetsCount
-        if let percentage = configuration.minimumHealthyTargetsPercentage, healthy * 100 < percentage * registered {
-            open = true
+        var registered: [String: Int] = [:]
+        var healthy: [String: Int] = [:]
+        for target in targets where inEnabledZone(target) {
+            // A target in `all` counts in every zone; with cross-zone on there is one bucket.
+            let buckets =
+                crossZone ? [""] : target.zone == "all" ? [""] + (enabledZones.map(Array.init) ?? []) : [target.zone]
+            for bucket in buckets {
+                if target.isRegistered { registered[bucket, default: 0] += 1 }
+                if target.state == .healthy { healthy[bucket, default: 0] += 1 }
+            }
         }
-        failingOpen = checksEnabled && open
+        var failing = Set<String>()
+        if checksEnabled {
+            // An empty group fails open (nothing is healthy); with cross-zone off, each zone that has targets.
+            for bucket in Set(registered.keys).union(crossZone ? [""] : []) {
+                let (count, up) = (registered[bucket] ?? 0, healthy[bucket] ?? 0)
+                var open = up < configuration.minimumHealthyTargetsCount
+                if let percentage = configuration.minimumHealthyTargetsPercentage, up * 100 < percentage * count {
+                    open = true
+                }
+                if open { failing.insert(bucket) }
+            }
+        }
+        failingOpenZones = failing
         for index in targets.indices {
             let target = targets[index]
-            if !checksEnabled {
+            if !inEnabledZone(target) {
+                targets[index].takesNewFlows = false
+            } else if !checksEnabled {
                 targets[index].takesNewFlows = target.isRegistered
-            } else if failingOpen {
+            } else if failing.contains(bucket(target)) {
                 // AWS-NLB.md §4: failing open, every registered target takes flows, unhealthy included
                 // (but not one that is draining, for deregistration or after failing its checks).
                 targets[index].takesNewFlows = target.isRegistered && target.state != .unhealthyDraining

@@ -28,7 +28,10 @@ extension EventLoop {
         flow.state = .connecting
         liveFlows += 1
 
-        guard let targetIndex = groups[listener.groupIndex].pick(for: FlowKey(client: client, node: node)) else {
+        guard
+            let targetIndex = groups[listener.groupIndex].pick(
+                for: FlowKey(client: client, node: node), nodeZone: listener.zone)
+        else {
             finish(
                 flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
             return
@@ -38,7 +41,7 @@ extension EventLoop {
         let target = groups[listener.groupIndex].targets[targetIndex].endpoint
         let preserveClientIP = groups[listener.groupIndex].configuration.preserveClientIP
         let unhealthyRouted =
-            groups[listener.groupIndex].lifecycle.failingOpen
+            groups[listener.groupIndex].lifecycle.isFailingOpen(targetIndex)
             && groups[listener.groupIndex].targets[targetIndex].state != .healthy
         flow.proxyMode = groups[listener.groupIndex].configuration.proxyProtocol
         flow.targetIndex = targetIndex

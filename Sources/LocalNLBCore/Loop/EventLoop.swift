@@ -12,6 +12,8 @@ struct Listener: Sendable {
     var groupIndex: Int
     /// The nodes of the listener's load balancer: where its flows to targets leave from.
     var nodes: [LoadBalancerNode]
+    /// The zone of the node this socket listens on.
+    var zone: String
     var idleNanoseconds: UInt64
     var connectNanoseconds: UInt64
 

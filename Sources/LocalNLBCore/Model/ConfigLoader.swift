@@ -218,8 +218,9 @@ struct ConfigReader {
     // MARK: The document
 
     mutating func configuration(_ root: JSONValue) -> Configuration? {
-        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin"]
+        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets"]
         guard let top = readObject(root, "", keys: keys) else { return nil }
+        let subnets = top["Subnets"].map { self.subnets($0) } ?? []
         var balancers: [LoadBalancerConfiguration] = []
         if let value = top["LoadBalancer"] {
             if top["LoadBalancers"] != nil {
@@ -290,8 +291,10 @@ struct ConfigReader {
         }
         let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
         guard errors.isEmpty else { return nil }
-        let configuration = Configuration(
+        var configuration = Configuration(
             loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
+        configuration.subnets = subnets
+        checkZones(configuration)
         if let problem = configuration.endpointConflict {
             error(problem.path, problem.message)
         }
@@ -370,6 +373,85 @@ struct ConfigReader {
             balancer.nodes.append(node)
         }
         return balancer
+    }
+
+    /// `Subnets`: `[{SubnetId, AvailabilityZone, CidrBlock, Ipv6CidrBlock}]`, as `AWS::EC2::Subnet`.
+    mutating func subnets(_ value: JSONValue) -> [SubnetConfiguration] {
+        guard let items = array(value, "Subnets") else { return [] }
+        var result: [SubnetConfiguration] = []
+        for (index, item) in items.enumerated() {
+            let path = "Subnets[\(index)]"
+            let keys = ["SubnetId", "AvailabilityZone", "CidrBlock", "Ipv6CidrBlock", "VpcId", "Tags"]
+            guard let object = readObject(item, path, keys: keys) else { continue }
+            guard let id = object["SubnetId"].flatMap({ string($0, path + ".SubnetId") }) else {
+                if object["SubnetId"] == nil { error(path + ".SubnetId", "missing") }
+                continue
+            }
+            guard let zone = object["AvailabilityZone"].flatMap({ string($0, path + ".AvailabilityZone") }) else {
+                if object["AvailabilityZone"] == nil { error(path + ".AvailabilityZone", "missing (us-east-1a, …)") }
+                continue
+            }
+            if zone == "all" || zone.isEmpty {
+                error(path + ".AvailabilityZone", "\"\(zone)\" is not a zone's name (us-east-1a, …)")
+            }
+            var subnet = SubnetConfiguration(subnetID: id, availabilityZone: zone, cidr: nil)
+            for (key, v6) in [("CidrBlock", false), ("Ipv6CidrBlock", true)] {
+                guard let value = object[key], let text = string(value, "\(path).\(key)") else { continue }
+                guard let cidr = CIDR(text), cidr.address.isIPv6 == v6, text.contains("/") else {
+                    error(
+                        "\(path).\(key)",
+                        "\"\(text)\" is not an \(v6 ? "IPv6" : "IPv4") CIDR (like \(v6 ? "fd00:1::/64" : "127.0.1.0/24"))"
+                    )
+                    continue
+                }
+                if v6 { subnet.ipv6Cidr = cidr } else { subnet.cidr = cidr }
+            }
+            if result.contains(where: { $0.subnetID == id }) { error(path + ".SubnetId", "\"\(id)\" is given twice") }
+            for other in result {
+                for (mine, theirs) in [(subnet.cidr, other.cidr), (subnet.ipv6Cidr, other.ipv6Cidr)] {
+                    if let mine, let theirs, mine.contains(theirs.address) || theirs.contains(mine.address) {
+                        error(path, "\(mine) overlaps \(other.subnetID)'s \(theirs)")
+                    }
+                }
+            }
+            result.append(subnet)
+        }
+        return result
+    }
+
+    /// With `Subnets`: every node's subnet is one of them and holds its addresses, and every target is
+    /// in a zone (its `AvailabilityZone`, or a subnet holding its address).
+    mutating func checkZones(_ configuration: Configuration) {
+        guard !configuration.subnets.isEmpty else { return }
+        let ids = configuration.subnets.map(\.subnetID)
+        for (lbIndex, balancer) in configuration.loadBalancers.enumerated() {
+            for (index, node) in balancer.nodes.enumerated() {
+                let path = "LoadBalancers[\(lbIndex)].SubnetMappings[\(index)]"
+                guard let subnet = configuration.subnets.first(where: { $0.subnetID == node.subnetID }) else {
+                    error(path + ".SubnetId", "\"\(node.subnetID)\" is not in Subnets (\(ids.joined(separator: ", ")))")
+                    continue
+                }
+                for address in node.addresses where !subnet.contains(address) {
+                    error(path, "\(address) is not in \(subnet.subnetID)'s CIDR block")
+                }
+            }
+        }
+        for (groupIndex, group) in configuration.targetGroups.enumerated() {
+            let zones = Set(configuration.subnets.map(\.availabilityZone))
+            for (index, target) in group.targets.enumerated() {
+                if let zone = target.availabilityZone, zone != "all", !zones.contains(zone) {
+                    error(
+                        "TargetGroups[\(groupIndex)].Targets[\(index)].AvailabilityZone",
+                        "\"\(zone)\" is the zone of no subnet (\(zones.sorted().joined(separator: ", ")), or all)")
+                }
+            }
+            for (index, target) in group.targets.enumerated() where configuration.zone(of: target) == nil {
+                error(
+                    "TargetGroups[\(groupIndex)].Targets[\(index)]",
+                    "\(target.address) is in none of the Subnets' CIDR blocks: give it AvailabilityZone all "
+                        + "(as AWS requires for an address outside the VPC), or a zone")
+            }
+        }
     }
 
     /// AWS's rule for a load balancer's name, or nil when `name` keeps it.

@@ -48,6 +48,24 @@ extension Configuration {
             ),
             ("TargetGroups", .array(targetGroups.map(\.document))),
         ]
+        if !subnets.isEmpty {
+            top.append(
+                (
+                    "Subnets",
+                    .array(
+                        subnets.map { subnet in
+                            var fields: [(String, JSONText)] = [
+                                ("SubnetId", .string(subnet.subnetID)),
+                                ("AvailabilityZone", .string(subnet.availabilityZone)),
+                            ]
+                            if let cidr = subnet.cidr { fields.append(("CidrBlock", .string(cidr.description))) }
+                            if let cidr = subnet.ipv6Cidr {
+                                fields.append(("Ipv6CidrBlock", .string(cidr.description)))
+                            }
+                            return .object(fields)
+                        })
+                ))
+        }
         if let admin {
             var fields: [(String, JSONText)] = [
                 ("Address", .string(admin.address.description)), ("Region", .string(admin.region)),
@@ -99,6 +117,7 @@ extension TargetGroupConfiguration {
                             item.append(("PrivateIpAddress", .string(target.address.description)))
                         }
                         item.append(("Port", .integer(Int64(target.port))))
+                        if let zone = target.availabilityZone { item.append(("AvailabilityZone", .string(zone))) }
                         return .object(item)
                     })
             ))

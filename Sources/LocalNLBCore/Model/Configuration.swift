@@ -9,6 +9,8 @@ public struct Configuration: Sendable {
     public var targetGroups: [TargetGroupConfiguration]
     /// The control API (`Admin`), or nil for none.
     public var admin: AdminConfiguration?
+    /// `Subnets`: the zones nodes and targets are in. Empty: one zone for everything.
+    public var subnets: [SubnetConfiguration] = []
 
     public init(
         loadBalancers: [LoadBalancerConfiguration], listeners: [ListenerConfiguration],
@@ -48,6 +50,30 @@ public struct Configuration: Sendable {
             nodes(of: listener).flatMap(\.addresses).map { (index, IPEndpoint(ip: $0, port: listener.port)) }
         }
     }
+
+    /// The zone there is when no `Subnets` are given: the region's first.
+    public var defaultZone: String { (admin?.region ?? "us-east-1") + "a" }
+
+    /// The zone of a node: its subnet's.
+    public func zone(of node: LoadBalancerNode) -> String {
+        subnets.first { $0.subnetID == node.subnetID }?.availabilityZone ?? defaultZone
+    }
+
+    /// The zone of a target: its `AvailabilityZone` (`all` included), else that of the subnet whose CIDR
+    /// holds its address, else (no `Subnets`) the one zone; nil when `Subnets` are given and none holds it.
+    public func zone(of target: TargetConfiguration) -> String? {
+        if let zone = target.availabilityZone { return zone }
+        if subnets.isEmpty { return defaultZone }
+        return subnets.first { $0.contains(target.address) }?.availabilityZone
+    }
+
+    /// The zone of the listener's node with `address`.
+    func zone(of address: IPAddress, _ listener: ListenerConfiguration) -> String {
+        nodes(of: listener).first { $0.addresses.contains(address) }.map(zone(of:)) ?? defaultZone
+    }
+
+    /// The zones a load balancer has a node in.
+    public func zones(of balancer: LoadBalancerConfiguration) -> Set<String> { Set(balancer.nodes.map(zone(of:))) }
 
     /// Two listeners of different load balancers on one address and port (their nodes share an
     /// address): the listener that comes second, and what to change.
@@ -102,6 +128,26 @@ public struct AdminConfiguration: Sendable, Equatable {
     public init(address: IPEndpoint = AdminConfiguration.defaultAddress, token: String? = nil) {
         self.address = address
         self.token = token
+    }
+}
+
+/// A subnet (`AWS::EC2::Subnet`'s properties): the zone of the nodes in it and of the targets its
+/// CIDRs hold.
+public struct SubnetConfiguration: Sendable, Equatable {
+    public var subnetID: String
+    public var availabilityZone: String
+    public var cidr: CIDR?
+    public var ipv6Cidr: CIDR?
+
+    public init(subnetID: String, availabilityZone: String, cidr: CIDR?, ipv6Cidr: CIDR? = nil) {
+        self.subnetID = subnetID
+        self.availabilityZone = availabilityZone
+        self.cidr = cidr
+        self.ipv6Cidr = ipv6Cidr
+    }
+
+    public func contains(_ address: IPAddress) -> Bool {
+        (address.isIPv6 ? ipv6Cidr : cidr)?.contains(address) ?? false
     }
 }
 
@@ -198,11 +244,14 @@ public struct TargetConfiguration: Sendable, Hashable {
     public var id: String
     public var address: IPAddress
     public var port: UInt16
+    /// As given (`all` for an address outside every subnet); nil: from the subnets' CIDRs.
+    public var availabilityZone: String?
 
-    public init(id: String, address: IPAddress, port: UInt16) {
+    public init(id: String, address: IPAddress, port: UInt16, availabilityZone: String? = nil) {
         self.id = id
         self.address = address
         self.port = port
+        self.availabilityZone = availabilityZone
     }
 
     public var endpoint: IPEndpoint { IPEndpoint(ip: address, port: port) }

@@ -63,7 +63,7 @@ extension ConfigReader {
         guard let object = readObject(value, path, keys: ["Id", "Port", "AvailabilityZone", "PrivateIpAddress"]) else {
             return nil
         }
-        if let value = object["AvailabilityZone"] { _ = string(value, path + ".AvailabilityZone") }
+        let zone = object["AvailabilityZone"].flatMap { string($0, path + ".AvailabilityZone") }
         let port = object["Port"].map { readPort($0, path + ".Port") } ?? group.port
         guard let idValue = object["Id"] else {
             error(path + ".Id", "missing")
@@ -86,7 +86,7 @@ extension ConfigReader {
             address = self.readAddress(idValue, path + ".Id")
         }
         guard let address, let port else { return nil }
-        return TargetConfiguration(id: id, address: address, port: port)
+        return TargetConfiguration(id: id, address: address, port: port, availabilityZone: zone)
     }
 
     /// The health-check properties of `object` over `base` (the defaults for a new group; the group's

@@ -114,20 +114,33 @@ extension ControlPlane {
         let group = groups[index]
         let port = group.configuration.healthCheck.port
         let inUse = isInUse(index)
-        func description(id: String, targetPort: UInt16, state: String, reason: TargetHealthReason?) -> String {
+        func description(
+            id: String, targetPort: UInt16, state: String, reason: TargetHealthReason?, detail: String? = nil,
+            zone: String? = nil
+        ) -> String {
             var health = [XML.text("State", state)]
             if let reason {
-                health += [XML.text("Reason", reason.rawValue), XML.text("Description", reason.description)]
+                health += [XML.text("Reason", reason.rawValue), XML.text("Description", detail ?? reason.description)]
             }
-            return XML.element("Target", [XML.text("Id", id), XML.text("Port", String(targetPort))])
+            var fields = [XML.text("Id", id), XML.text("Port", String(targetPort))]
+            if let zone { fields.append(XML.text("AvailabilityZone", zone)) }
+            return XML.element("Target", fields)
                 + XML.text("HealthCheckPort", String(port ?? targetPort)) + XML.element("TargetHealth", health)
         }
         func describe(_ target: Target) -> String {
-            inUse
-                ? description(
-                    id: target.id, targetPort: target.endpoint.port, state: target.state.rawValue, reason: target.reason
-                )
-                : description(id: target.id, targetPort: target.endpoint.port, state: "unused", reason: .notInUse)
+            let zone = target.availabilityZone
+            guard inUse else {
+                return description(
+                    id: target.id, targetPort: target.endpoint.port, state: "unused", reason: .notInUse, zone: zone)
+            }
+            if isOutsideZones(index, target) {
+                return description(
+                    id: target.id, targetPort: target.endpoint.port, state: "unused", reason: .notInUse,
+                    detail: TargetHealthReason.zoneNotEnabled, zone: zone)
+            }
+            return description(
+                id: target.id, targetPort: target.endpoint.port, state: target.state.rawValue, reason: target.reason,
+                zone: zone)
         }
         let registered = group.targets.filter { $0.state != .unused }
         let wanted = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
@@ -163,6 +176,7 @@ extension ControlPlane {
                 .object(item.mapValues { .string($0) }), "Targets.member.\(position + 1)", group: configuration)
         }
         guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
+        if register, let problem = zoneProblem(targets) { throw .validation(problem) }
         let missing = change(targets, of: index, register: register)
         guard missing.isEmpty else {
             throw QueryError(

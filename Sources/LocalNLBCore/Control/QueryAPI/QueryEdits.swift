@@ -8,7 +8,8 @@ extension ControlPlane {
         model.targetGroups = groups.filter { !$0.removed }.map { group in
             var settings = group.configuration
             settings.targets = group.targets.filter(\.isRegistered).map {
-                TargetConfiguration(id: $0.id, address: $0.endpoint.ip, port: $0.endpoint.port)
+                TargetConfiguration(
+                    id: $0.id, address: $0.endpoint.ip, port: $0.endpoint.port, availabilityZone: $0.availabilityZone)
             }
             return settings
         }

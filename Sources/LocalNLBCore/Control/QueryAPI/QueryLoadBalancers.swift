@@ -35,14 +35,14 @@ extension ControlPlane {
 
     func loadBalancerMember(_ index: Int) -> String {
         let balancer = configuration.loadBalancers[index]
-        // Without zones in the model (a later issue), every node is in the region's first zone.
+        // A node is in its subnet's zone (`Subnets`); without Subnets, in the region's first.
         let zones = balancer.nodes.map { node in
             let addresses = node.addresses.map {
                 $0.isIPv6
                     ? XML.text("IPv6Address", $0.description)
                     : XML.text("IpAddress", $0.description) + XML.text("PrivateIPv4Address", $0.description)
             }
-            return XML.text("ZoneName", names.region + "a") + XML.text("SubnetId", node.subnetID)
+            return XML.text("ZoneName", configuration.zone(of: node)) + XML.text("SubnetId", node.subnetID)
                 + XML.list("LoadBalancerAddresses", addresses)
         }
         var fields = [
@@ -110,6 +110,30 @@ extension ControlPlane {
         var next: UInt8 = 1
         for mapping in mappings {
             var node = mapping.mapValues { JSONValue.string($0) }
+            if !configuration.subnets.isEmpty {
+                // With Subnets, a node is in one of them, on an address of its CIDR block.
+                let id = mapping["SubnetId"] ?? ""
+                guard let subnet = configuration.subnets.first(where: { $0.subnetID == id }) else {
+                    throw QueryError(
+                        code: "SubnetNotFound",
+                        message: "The specified subnet does not exist: '\(id)' is not in Subnets ("
+                            + configuration.subnets.map(\.subnetID).joined(separator: ", ") + ")")
+                }
+                if let text = mapping["PrivateIPv4Address"], let address = IPAddress(text), !subnet.contains(address) {
+                    throw .validation("\(text) is not in \(id)'s CIDR block")
+                }
+                if mapping["PrivateIPv4Address"] == nil && mapping["IPv6Address"] == nil {
+                    guard let address = freeAddress(in: subnet, taken: taken) else {
+                        throw QueryError(
+                            code: "InvalidSubnet",
+                            message: "\(id) has no IPv4 CIDR block with an address left for a node")
+                    }
+                    node["PrivateIPv4Address"] = .string(address.description)
+                    taken.insert(address)
+                }
+                nodes.append(.object(node))
+                continue
+            }
             if mapping["PrivateIPv4Address"] == nil && mapping["IPv6Address"] == nil {
                 while next < 255 && taken.contains(.v4(IPv4Address(127, 0, 0, next))) { next += 1 }
                 guard next < 255 else {
