@@ -106,4 +106,26 @@ import Testing
             for socket in held { socket.close() }
         }
     }
+
+    /// Health checks take turns from each node's address: the target sees every node probing it.
+    @Test func everyNodeProbesTheTarget() throws {
+        let server = try TestServer(on: .v4(IPv4Address(127, 0, 1, 10)))
+        var config = configuration(
+            targets: [server.endpoint],
+            nodes: [
+                LoadBalancerNode(subnetID: "subnet-a", ipv4: Self.zoneA),
+                LoadBalancerNode(subnetID: "subnet-b", ipv4: Self.zoneB),
+            ])
+        config.subnets = Self.subnets
+        config.targetGroups[0].healthCheck.enabled = true
+        let lb = try RunningBalancer(config, timeScale: 0.01)  // a check every 0.3 s
+        defer { lb.stop() }
+        var sources = Set<IPAddress>()
+        for _ in 0..<4 {
+            let probe = try server.accept(within: 3)
+            if let peer = probe.peer { sources.insert(peer.ip) }
+            probe.close()
+        }
+        #expect(sources == [Self.zoneA, Self.zoneB])
+    }
 }

@@ -44,13 +44,15 @@ extension ControlPlane {
         }
     }
 
-    /// The address checks of a group go to on the node side: the first listener's port on the node
-    /// address of the target's family.
-    func checkHost(group: Int, family: IPAddress) -> IPEndpoint {
+    /// The node a check of a group comes from, and the listener port an HTTP check names in `Host`:
+    /// the checks of a target take turns from each node's address of its family (`round`), so the
+    /// target sees every node probing it, as behind an NLB (AWS-NLB.md §3).
+    func checkHost(group: Int, family: IPAddress, round: Int = 0) -> IPEndpoint {
         let name = groups[group].configuration.name
         let listener = listeners.first { $0.isOpen && configuration.listeners[$0.configIndex].targetGroupName == name }
         let nodes = listener?.nodes ?? configuration.loadBalancers.flatMap(\.nodes)
-        let ip = nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? family
+        let addresses = nodes.flatMap(\.addresses).filter { $0.isIPv6 == family.isIPv6 }
+        let ip = addresses.isEmpty ? family : addresses[round % addresses.count]
         return IPEndpoint(ip: ip, port: listener?.endpoint.port ?? groups[group].configuration.port)
     }
 
@@ -72,7 +74,8 @@ extension ControlPlane {
         probe.written = 0
         probe.response.removeAll(keepingCapacity: true)
         probe.matcher = settings.matcher
-        let host = checkHost(group: groupIndex, family: target.endpoint.ip)
+        let host = checkHost(group: groupIndex, family: target.endpoint.ip, round: target.probeRound)
+        groups[groupIndex].lifecycle.targets[targetIndex].probeRound &+= 1
         probe.output = header
         if probe.http { probe.output += Self.healthCheckRequest(path: settings.path, host: host) }
 

@@ -55,6 +55,8 @@ public struct Target: Sendable {
     /// When the next health check starts, and whether one is running.
     public var nextCheck: UInt64 = 0
     public var checking = false
+    /// How many checks have started: the next comes from node `probeRound` (mod the nodes).
+    public var probeRound = 0
 
     public init(id: String, endpoint: IPEndpoint, state: TargetHealthState = .healthy) {
         self.id = id
