@@ -20,6 +20,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
 command -v valgrind >/dev/null || need+=(valgrind)
+command -v dig >/dev/null || need+=(dnsutils)
 # boto3 goes into a virtual environment of our own; Debian's python3 needs python3-venv for that.
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -87,6 +88,13 @@ else
   skip "the ELBv2 API with boto3 and the AWS CLI (scripts/aws-check.py): python3 is missing"
 fi
 
+if has dig && has curl && has python3; then
+  echo "== Availability Zones on loopback: cross-zone routing through each node, dig against the DNS responder"
+  scripts/zones-check.sh .build/debug/localnlb | tee -a "$log"
+else
+  skip "zones and DNS (scripts/zones-check.sh): dig (dnsutils), curl or python3 is missing"
+fi
+
 if $root && has ip && has curl; then
   echo "== the lab: the Fargate client-IP problem with real addresses, in network namespaces"
   scripts/lab.sh run | tee -a "$log"
@@ -104,7 +112,7 @@ else
   skip "allocation check (scripts/alloc-check.py): valgrind or python3 is missing"
 fi
 
-echo "== a short fuzzing run of the PROXY protocol parser (scripts/fuzz.sh 600 for the long one)"
+echo "== a short fuzzing run of the PROXY protocol parser and the DNS codec (scripts/fuzz.sh 600 for the long one)"
 scripts/fuzz.sh 15
 
 script_checks=$(awk '/^[a-z]+: [0-9]+ passed, 0 failed$/ { n += $2 } END { print n + 0 }' "$log")

@@ -27,6 +27,9 @@ final class ControlPlane {
         case probe = 4
         case adminListener = 5
         case adminConnection = 6
+        case dnsDatagram = 7
+        case dnsListener = 8
+        case dnsConnection = 9
     }
 
     var configuration: Configuration
@@ -64,6 +67,15 @@ final class ControlPlane {
     var loadBalancerCreatedTimes: [String: String] = [:]
     /// What `--persist` last wrote, so an unchanged model is not written again.
     var persisted: String?
+    /// The DNS responder's sockets (UDP, TCP listener), where they are bound, and its TCP connections.
+    var dnsUDP: Int32 = -1
+    var dnsTCP: Int32 = -1
+    var dnsEndpoint: IPEndpoint?
+    var dnsConnections: [Int32: DNSConnection] = [:]
+    /// Queries answered: `partial_availability_zone_affinity` keeps 85 in 100 in the asker's zone.
+    var dnsQueries = 0
+    /// What each load balancer's name last resolved to, and its healthy zones, as the event log said.
+    var loggedDNS: [String: (zones: Set<String>, addresses: [IPAddress])] = [:]
 
     /// Opens every listener on every node address, the control API and the loops' descriptors. Fails
     /// with one clear line (port in use, address not on this machine) and leaves nothing open.
@@ -108,6 +120,7 @@ final class ControlPlane {
                 adminEndpoint = admin.address.port == 0 ? Socket.localEndpoint(adminFD) : admin.address
                 try poller.add(adminFD, events: CLNB_EPOLLIN, token: token(.adminListener, 0, 0))
             }
+            try openDNS()
             if options.handlesSignals {
                 signalFD = try SignalDescriptor.make()
                 try poller.add(signalFD, events: CLNB_EPOLLIN, token: token(.signal, 0, 0))
@@ -206,6 +219,7 @@ final class ControlPlane {
             closeDescriptor(adminFD)
             adminFD = -1
         }
+        closeDNS()
         for probe in probes where probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1
@@ -325,6 +339,12 @@ final class ControlPlane {
         case .adminConnection:
             // A change made through the API reaches every loop before it is answered (`handle`).
             adminEvent(index: index, generation: generation)
+        case .dnsDatagram:
+            answerDatagrams()
+        case .dnsListener:
+            acceptDNS()
+        case .dnsConnection:
+            dnsConnectionEvent(fd: Int32(index))
         case nil:
             preconditionFailure("epoll token of unknown kind")
         }
@@ -341,6 +361,8 @@ final class ControlPlane {
         }
         expireProbes()
         expireAdminConnections()
+        expireDNSConnections()
+        logZoneHealth()
         poller.armTick(tickNanoseconds)
     }
 

@@ -49,6 +49,8 @@ public final class LoadBalancer: Sendable {
     public let listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)]
     /// Where the control API listens (the kernel's port when the configuration said port 0).
     public let adminEndpoint: IPEndpoint?
+    /// Where the DNS responder answers, UDP and TCP (nil: none).
+    public let dnsEndpoint: IPEndpoint?
     private let bell: ControlBell
     /// The control plane until `run()` takes it; it lives on the thread that runs it.
     private let control: Mutex<ControlPlane?>
@@ -62,6 +64,7 @@ public final class LoadBalancer: Sendable {
         let plane = try ControlPlane(configuration: configuration, options: options, bell: bell)
         listenerEndpoints = plane.listenerEndpoints
         adminEndpoint = plane.adminEndpoint
+        dnsEndpoint = plane.dnsEndpoint
         self.bell = bell
         control = Mutex(plane)
     }

@@ -68,4 +68,20 @@ extension ConfigReader {
         }
         return admin
     }
+
+    /// `Dns`: the responder for the load balancers' DNS names. On by default at 127.0.0.1:8053 (a
+    /// default that is taken is only a warning); `Enabled: false` turns it off.
+    mutating func dns(_ value: JSONValue) -> DNSConfiguration? {
+        guard let object = readObject(value, "Dns", keys: ["Enabled", "Address"]) else { return nil }
+        if let value = object["Enabled"], boolean(value, "Dns.Enabled") == false { return nil }
+        var dns = DNSConfiguration()
+        if let value = object["Address"], let text = string(value, "Dns.Address") {
+            if let endpoint = IPEndpoint(text) {
+                dns = DNSConfiguration(address: endpoint, explicit: true)
+            } else {
+                error("Dns.Address", "\"\(text)\" is not ADDRESS:PORT (IPv6 as [::1]:8053)")
+            }
+        }
+        return dns
+    }
 }

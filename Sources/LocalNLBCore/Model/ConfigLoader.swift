@@ -218,7 +218,7 @@ struct ConfigReader {
     // MARK: The document
 
     mutating func configuration(_ root: JSONValue) -> Configuration? {
-        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets"]
+        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets", "Dns"]
         guard let top = readObject(root, "", keys: keys) else { return nil }
         let subnets = top["Subnets"].map { self.subnets($0) } ?? []
         var balancers: [LoadBalancerConfiguration] = []
@@ -294,6 +294,7 @@ struct ConfigReader {
         var configuration = Configuration(
             loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
         configuration.subnets = subnets
+        configuration.dns = top["Dns"].map { self.dns($0) } ?? DNSConfiguration()
         checkZones(configuration)
         if let problem = configuration.endpointConflict {
             error(problem.path, problem.message)

@@ -66,6 +66,11 @@ extension Configuration {
                         })
                 ))
         }
+        if let dns {
+            if dns.explicit { top.append(("Dns", .object([("Address", .string(dns.address.description))]))) }
+        } else {
+            top.append(("Dns", .object([("Enabled", .bool(false))])))
+        }
         if let admin {
             var fields: [(String, JSONText)] = [
                 ("Address", .string(admin.address.description)), ("Region", .string(admin.region)),

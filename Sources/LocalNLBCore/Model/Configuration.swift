@@ -11,6 +11,8 @@ public struct Configuration: Sendable {
     public var admin: AdminConfiguration?
     /// `Subnets`: the zones nodes and targets are in. Empty: one zone for everything.
     public var subnets: [SubnetConfiguration] = []
+    /// The DNS responder (`Dns`), or nil for none.
+    public var dns: DNSConfiguration?
 
     public init(
         loadBalancers: [LoadBalancerConfiguration], listeners: [ListenerConfiguration],
@@ -148,6 +150,20 @@ public struct SubnetConfiguration: Sendable, Equatable {
 
     public func contains(_ address: IPAddress) -> Bool {
         (address.isIPv6 ? ipv6Cidr : cidr)?.contains(address) ?? false
+    }
+}
+
+/// Where the responder for the load balancers' DNS names listens, UDP and TCP (`Dns.Address`).
+public struct DNSConfiguration: Sendable, Equatable {
+    public var address: IPEndpoint
+    /// Given in the file: an address that cannot be opened is an error (the default's, a warning).
+    public var explicit: Bool
+
+    public static let defaultAddress = IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: 8053)
+
+    public init(address: IPEndpoint = DNSConfiguration.defaultAddress, explicit: Bool = false) {
+        self.address = address
+        self.explicit = explicit
     }
 }
 

@@ -120,6 +120,8 @@ extension ControlPlane {
             try attributeChanges(form), "Attributes", index: LoadBalancerAttributes.attributeIndex, into: &attributes,
             kind: "Network Load Balancer")
         configuration.loadBalancers[index].attributes = try validated(reader, attributes)
+        // Cross-zone load balancing moves where new flows go: the loops take it now.
+        publish(wait: true)
         return attributeList(
             LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
     }
