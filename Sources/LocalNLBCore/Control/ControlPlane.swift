@@ -362,7 +362,6 @@ final class ControlPlane {
         expireProbes()
         expireAdminConnections()
         expireDNSConnections()
-        logZoneHealth()
         poller.armTick(tickNanoseconds)
     }
 
@@ -373,6 +372,8 @@ final class ControlPlane {
     /// through the mailboxes. Before the loops start, they take the snapshot as they start.
     func publish(wait: Bool, then: (@Sendable (EventLoop) -> Void)? = nil) {
         assignZones()
+        // Zone health moves only with the routing: said here, not on every tick.
+        logZoneHealth()
         publishedFingerprint = routingFingerprint()
         guard started else { return }
         logTargetChanges()
