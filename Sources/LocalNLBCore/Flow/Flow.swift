@@ -113,6 +113,10 @@ final class Flow {
     var started: UInt64 = 0
     var lastActivity: UInt64 = 0
     var deadline: UInt64 = 0
+    /// Segments both sockets had received once the flow had been quiet a while, and the
+    /// `lastActivity` that quiet began at: more segments by the idle timeout are keepalives.
+    var quietSegments: UInt32 = 0
+    var quietSince: UInt64 = .max
 
     init(index: Int) { self.index = index }
 

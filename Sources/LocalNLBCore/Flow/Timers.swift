@@ -25,6 +25,22 @@ extension EventLoop {
         if expiredFlows > Self.maximumExpiredFlows { resetExpired(flow) }
     }
 
+    /// AWS-NLB.md §5: a TCP keepalive from either side keeps the flow, though it moves no bytes: a
+    /// segment received since the flow went quiet (counted an eighth of the timeout in) is one. The
+    /// kernel is asked twice per quiet spell, never per packet; keepalives at most 7/8 of the idle
+    /// timeout apart are always seen.
+    func expireUnlessKeptAlive(_ flow: Flow) {
+        if flow.quietSince == flow.lastActivity, segmentsReceived(flow) != flow.quietSegments {
+            flow.lastActivity = now
+        } else {
+            expire(flow)
+        }
+    }
+
+    func segmentsReceived(_ flow: Flow) -> UInt32 {
+        (Socket.segmentsReceived(flow.clientFD) ?? 0) &+ (Socket.segmentsReceived(flow.targetFD) ?? 0)
+    }
+
     func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
         guard events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
         groups[flow.groupIndex].metrics.tcpELBResetCount += 1
@@ -67,7 +83,15 @@ extension EventLoop {
                     finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
                 }
             case .established:
-                if now &- flow.lastActivity >= listeners[flow.listenerIndex].shared.idleNanoseconds { expire(flow) }
+                let idle = listeners[flow.listenerIndex].shared.idleNanoseconds
+                let quiet = now &- flow.lastActivity
+                if quiet >= idle {
+                    expireUnlessKeptAlive(flow)
+                } else if quiet >= idle / 8 && flow.quietSince != flow.lastActivity {
+                    // An eighth of the idle timeout without bytes: count the segments from here.
+                    flow.quietSegments = segmentsReceived(flow)
+                    flow.quietSince = flow.lastActivity
+                }
             case .expired:
                 if now >= flow.deadline { resetExpired(flow) }
             }

@@ -148,6 +148,19 @@ public enum Socket {
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// The segments this TCP socket has received (TCP_INFO's `tcpi_segs_in`, which glibc's
+    /// `tcp_info` lacks: read at its offset in the kernel's), keepalive probes included.
+    static func segmentsReceived(_ fd: Int32) -> UInt32? {
+        guard fd >= 0 else { return nil }
+        return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { info -> UInt32? in
+            var length = socklen_t(info.count)
+            guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_INFO, info.baseAddress, &length) == 0, length >= 144 else {
+                return nil
+            }
+            return UnsafeRawBufferPointer(info).loadUnaligned(fromByteOffset: 140, as: UInt32.self)
+        }
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
