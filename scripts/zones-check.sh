@@ -62,6 +62,12 @@ check "cross-zone on: zone a's node reaches both zones' targets" test "$(through
 ctl modify-target-group-attributes --target-group-name web \
   --attributes Key=load_balancing.cross_zone.enabled,Value=false > /dev/null
 check "the target group's cross-zone off wins over the load balancer's on" test "$(through 127.0.1.1)" = " 4 a "
+ctl get-metrics > "$tmp/metrics"
+check "metrics: flows per node, with its zone (12 through zone a's node, 4 through zone b's)" sh -c "
+  grep -qx 'localnlb_node_new_flow_count_total{load_balancer=\"zones\",availability_zone=\"us-east-1a\",node=\"127.0.1.1:$port\"} 12' '$tmp/metrics' &&
+  grep -qx 'localnlb_node_new_flow_count_total{load_balancer=\"zones\",availability_zone=\"us-east-1b\",node=\"127.0.2.1:$port\"} 4' '$tmp/metrics'"
+check "metrics: healthy hosts per zone" sh -c "
+  grep -qx 'localnlb_zone_healthy_host_count{load_balancer=\"zones\",target_group=\"web\",availability_zone=\"us-east-1b\"} 1' '$tmp/metrics'"
 lb_arn=$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')
 ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
   --attributes Key=dns_record.client_routing_policy,Value=availability_zone_affinity > /dev/null

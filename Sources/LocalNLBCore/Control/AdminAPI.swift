@@ -480,6 +480,43 @@ extension ControlPlane {
         for (name, type, help, value) in perGroup {
             family(name, type, help, live.map { (labels($0), value($0)) })
         }
+        // CloudWatch's AvailabilityZone dimension: host counts per group and zone, flows per node.
+        var zoneSamples: [(healthy: (String, String), unhealthy: (String, String))] = []
+        for group in live {
+            let zones = Set(group.targets.filter(\.isRegistered).map(\.zone)).sorted()
+            for zone in zones {
+                let inZone = group.targets.filter { $0.zone == zone }
+                let zoneLabels = labels(group) + ",availability_zone=\"\(zone)\""
+                zoneSamples.append(
+                    (
+                        (zoneLabels, String(inZone.filter { $0.state == .healthy }.count)),
+                        (
+                            zoneLabels,
+                            String(inZone.filter { $0.state == .unhealthy || $0.state == .unhealthyDraining }.count)
+                        )
+                    ))
+            }
+        }
+        family(
+            "zone_healthy_host_count", "gauge",
+            "Targets in state healthy, per zone (HealthyHostCount by AvailabilityZone).",
+            zoneSamples.map(\.healthy))
+        family(
+            "zone_unhealthy_host_count", "gauge",
+            "Targets unhealthy, per zone (UnHealthyHostCount by AvailabilityZone).",
+            zoneSamples.map(\.unhealthy))
+        let flows = newFlowsOfAllLoops()
+        family(
+            "node_new_flow_count_total", "counter",
+            "Flows accepted, per node address and port (NewFlowCount by AvailabilityZone).",
+            listeners.indices.filter { listeners[$0].isOpen }.map { index in
+                let listener = listeners[index]
+                let lb = configuration.listeners[listener.configIndex].loadBalancerName
+                return (
+                    "load_balancer=\"\(lb)\",availability_zone=\"\(listener.zone)\",node=\"\(listener.endpoint)\"",
+                    String(index < flows.count ? flows[index] : 0)
+                )
+            })
         return out
     }
 }

@@ -423,6 +423,16 @@ final class ControlPlane {
         return total
     }
 
+    /// Flows accepted on each listener socket (by `listeners` index), summed over the loops.
+    func newFlowsOfAllLoops() -> [Int] {
+        var total = listeners.map { _ in 0 }
+        for loop in loops {
+            let theirs = loop.perform { $0.listeners.map(\.newFlows) } ?? []
+            for index in theirs.indices where index < total.count { total[index] += theirs[index] }
+        }
+        return total
+    }
+
     // MARK: Shutdown
 
     /// Every loop stops accepting and drains; once none waits on the listener sockets any more, they

@@ -12,6 +12,7 @@ extension EventLoop {
         let id = nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
         nextFlowID += 1
         groups[listener.groupIndex].metrics.newFlowCount += 1
+        listeners[listenerIndex].newFlows += 1
         let node =
             listener.endpoint.ip.isUnspecifiedAddress
             ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)

@@ -47,6 +47,8 @@ final class EventLoop {
         /// This loop's socket (-1 once closed or retired).
         var fd: Int32
         var pausedUntil: UInt64 = 0
+        /// Flows this loop accepted here: NewFlowCount per node.
+        var newFlows = 0
     }
 
     let handle: LoopHandle
@@ -189,6 +191,7 @@ final class EventLoop {
             let old = position < listeners.count ? listeners[position] : nil
             let fd = draining || !shared[position].isOpen ? -1 : shared[position].loopFDs[index]
             var state = ListenerState(shared: shared[position], fd: fd)
+            state.newFlows = old?.newFlows ?? 0
             if let old, old.fd >= 0 {
                 if old.fd == fd {
                     state.pausedUntil = old.pausedUntil
