@@ -236,6 +236,27 @@ def main():
                   ListenerArn=first_listener, Attributes=[{"Key": "tcp.idle_timeout.seconds", "Value": "5"}]))
               == "ValidationError", str(idle))
 
+        # ARC's zonal shift API, from boto3's own arc-zonal-shift client.
+        arc = boto3.client("arc-zonal-shift", endpoint_url=f"http://127.0.0.1:{admin}", region_name="eu-west-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        not_enabled = error_code(lambda: arc.start_zonal_shift(
+            resourceIdentifier=lb_arn, awayFrom="eu-west-1a", expiresIn="1h", comment="check"))
+        elb.modify_load_balancer_attributes(LoadBalancerArn=lb_arn, Attributes=[
+            {"Key": "zonal_shift.config.enabled", "Value": "true"}])
+        started = arc.start_zonal_shift(resourceIdentifier=lb_arn, awayFrom="eu-west-1a", expiresIn="1h",
+                                        comment="check")
+        conflict = error_code(lambda: arc.start_zonal_shift(
+            resourceIdentifier=lb_arn, awayFrom="eu-west-1a", expiresIn="30m", comment="again"))
+        listed = [(z["zonalShiftId"], z["status"]) for z in arc.list_zonal_shifts()["items"]]
+        cancelled = arc.cancel_zonal_shift(zonalShiftId=started["zonalShiftId"])
+        check("arc-zonal-shift: ValidationException until zonal_shift.config.enabled; start, ConflictException for a "
+              "second, list, cancel",
+              not_enabled == "ValidationException" and started["status"] == "ACTIVE" and started["awayFrom"] == "eu-west-1a"
+              and conflict == "ConflictException" and listed == [(started["zonalShiftId"], "ACTIVE")]
+              and cancelled["status"] == "CANCELED"
+              and error_code(lambda: arc.cancel_zonal_shift(zonalShiftId=started["zonalShiftId"])) == "ConflictException",
+              f"{not_enabled} {started} {conflict} {listed} {cancelled}")
+
         # The AWS CLI (from the same virtual environment) reads the same answers.
         aws = os.path.join(os.path.dirname(sys.executable), "aws")
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1")
@@ -260,8 +281,15 @@ def main():
                 if theirs.returncode != 0 or ours.returncode != 0 or theirs.stdout != ours.stdout:
                     differing.append((" ".join(command[:1] + [output]), theirs.stdout[:300], ours.stdout[:300],
                                       theirs.stderr[-200:], ours.stderr[-200:]))
-        check("localnlb ctl prints what the AWS CLI prints (json and text; 6 commands, --endpoint-url first)",
-              not differing, str(differing[:1]))
+        for output in ["json", "text"]:
+            line = ["list-zonal-shifts", "--output", output, "--endpoint-url", f"http://127.0.0.1:{admin}"]
+            theirs = subprocess.run([aws, "arc-zonal-shift"] + line, capture_output=True, text=True, env=env)
+            ours = subprocess.run([binary, "ctl"] + line, capture_output=True, text=True, env=ctl_env)
+            if theirs.returncode != 0 or ours.returncode != 0 or theirs.stdout != ours.stdout:
+                differing.append((f"list-zonal-shifts {output}", theirs.stdout[:400], ours.stdout[:400],
+                                  theirs.stderr[-200:], ours.stderr[-200:]))
+        check("localnlb ctl prints what the AWS CLI prints (json and text; 6 elbv2 commands and "
+              "arc-zonal-shift list-zonal-shifts, --endpoint-url first)", not differing, str(differing[:1]))
         bogus_tg = tg_arn[:-16] + "0" * 16
         cli = subprocess.run([aws, "elbv2", "describe-target-health", "--target-group-arn", bogus_tg,
                               "--endpoint-url", f"http://127.0.0.1:{admin}"], capture_output=True, text=True, env=env)

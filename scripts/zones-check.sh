@@ -77,6 +77,20 @@ check "availability_zone_affinity: an asker in zone a gets zone a's node" \
   test "$(resolve '-b 127.0.1.50')" = "127.0.1.1 "
 check "availability_zone_affinity: an asker in no zone gets every healthy zone" \
   test "$(resolve '')" = "127.0.1.1 127.0.2.1 "
+# A zonal shift (ARC's calls): zone a's node leaves DNS until the shift ends.
+ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
+  --attributes Key=zonal_shift.config.enabled,Value=true > /dev/null
+shift_id=$(ctl start-zonal-shift --resource-identifier "$lb_arn" --away-from us-east-1a --expires-in 1h \
+  --comment check --output text | awk '{ print $NF }')
+check "start-zonal-shift away from us-east-1a: the name resolves to zone b's node only" \
+  test "$(resolve '')" = "127.0.2.1 "
+check "a second shift of the same load balancer is a ConflictException" sh -c "
+  '$bin' ctl --endpoint-url http://127.0.0.1:$admin start-zonal-shift --resource-identifier '$lb_arn' \
+    --away-from us-east-1b --expires-in 1h 2>&1 | grep -q 'An error occurred (ConflictException)'"
+ctl cancel-zonal-shift --zonal-shift-id "$shift_id" > /dev/null
+check "cancel-zonal-shift: both nodes again; list-zonal-shifts says CANCELED" sh -c "
+  test \"\$(dig @127.0.0.1 -p $dns $dnsname A +short | sort | tr '\n' ' ')\" = '127.0.1.1 127.0.2.1 ' &&
+  '$bin' ctl --endpoint-url http://127.0.0.1:$admin list-zonal-shifts --output text | grep -q CANCELED"
 kill "$target_a"
 check "DNS: zone a loses its target: the name resolves to zone b's node" wait_for "127.0.2.1 "
 check "availability_zone_affinity, the asker's zone unhealthy: the healthy zone's node" \

@@ -33,7 +33,8 @@ public enum ControlCommand {
     ]
 
     static var commandList: String {
-        (ELBv2Commands.commands.keys.sorted() + ownCommands.keys.sorted() + ["wait"]).joined(separator: ", ")
+        (ELBv2Commands.commands.keys.sorted() + ZonalShiftCommands.commands.keys.sorted() + ownCommands.keys.sorted()
+            + ["wait"]).joined(separator: ", ")
     }
 
     /// Runs one command; output and exit code as the AWS CLI would give them (254 for a service error,
@@ -63,6 +64,12 @@ public enum ControlCommand {
                     throw Failure(message: "ctl \(command): takes no options but the global ones")
                 }
                 return try own(command, path: path, endpoint: endpoint, token: token, output: output)
+            }
+            if ZonalShiftCommands.commands[command] != nil {
+                guard words.count == 1 else {
+                    throw Failure(message: "ctl \(command): unexpected argument \(words[1])")
+                }
+                return try ZonalShiftCommands.run(command, line.options, endpoint: endpoint, output: output)
             }
             var options = line.options
             if let name = options.removeValue(forKey: "--target-group-name") {

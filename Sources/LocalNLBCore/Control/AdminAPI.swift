@@ -138,7 +138,7 @@ extension ControlPlane {
     }
 
     func route(_ request: AdminRequest) -> AdminResponse {
-        if Self.isQueryRequest(request) {
+        if Self.isQueryRequest(request) || Self.isZonalShiftRequest(request) {
             // The ELBv2 Query API: with keys configured every signature is checked; without, any is
             // accepted on a loopback address (as the emulators do) and none elsewhere.
             if let admin = configuration.admin, let key = admin.accessKeyID, let secret = admin.secretAccessKey {
@@ -146,7 +146,7 @@ extension ControlPlane {
             } else if !(configuration.admin?.address.ip.isLoopback ?? true) {
                 return queryAPIRefusal()
             }
-            return queryAPI(request)
+            return Self.isQueryRequest(request) ? queryAPI(request) : zonalShiftAPI(request)
         }
         if let token = configuration.admin?.token, request.headers["authorization"] != "Bearer \(token)" {
             return .error(401, "AuthFailure", "send Authorization: Bearer <Admin.Token>")

@@ -84,6 +84,8 @@ struct AdminResponse {
     var status: Int
     var body: String
     var contentType = "application/json"
+    /// More header lines (`x-amzn-ErrorType` of a REST-JSON error).
+    var headers: [(String, String)] = []
 
     static func json(_ status: Int, _ value: JSONText) -> AdminResponse {
         AdminResponse(status: status, body: value.rendered + "\n")
@@ -97,14 +99,15 @@ struct AdminResponse {
     var bytes: [UInt8] {
         let reason =
             [
-                200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+                200: "OK", 201: "Created", 400: "Bad Request", 409: "Conflict", 401: "Unauthorized", 404: "Not Found",
+                405: "Method Not Allowed",
                 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
                 431: "Request Header Fields Too Large", 503: "Service Unavailable",
             ][status] ?? "Error"
         let payload = Array(body.utf8)
         let head =
             "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(payload.count)\r\n"
-            + "Connection: close\r\n\r\n"
+            + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "Connection: close\r\n\r\n"
         return Array(head.utf8) + payload
     }
 }

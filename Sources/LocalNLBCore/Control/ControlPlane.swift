@@ -74,6 +74,8 @@ final class ControlPlane {
     var dnsConnections: [Int32: DNSConnection] = [:]
     /// Queries answered: `partial_availability_zone_affinity` keeps 85 in 100 in the asker's zone.
     var dnsQueries = 0
+    /// Zonal shifts (ARC), active and ended.
+    var zonalShifts: [ZonalShift] = []
     /// What each load balancer's name last resolved to, and its healthy zones, as the event log said.
     var loggedDNS: [String: (zones: Set<String>, addresses: [IPAddress])] = [:]
 
@@ -362,6 +364,7 @@ final class ControlPlane {
         expireProbes()
         expireAdminConnections()
         expireDNSConnections()
+        expireZonalShifts()
         poller.armTick(tickNanoseconds)
     }
 

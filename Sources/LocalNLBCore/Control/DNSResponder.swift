@@ -11,7 +11,7 @@ final class DNSConnection {
     init(deadline: UInt64) { self.deadline = deadline }
 }
 
-/// The load balancers' DNS names, answered from their nodes in healthy zones (AWS-NLB.md: an
+/// The load balancers' DNS names, answered from their nodes in healthy zones not shifted away from (an
 /// Availability Zone with no healthy target leaves DNS; with none healthy, DNS fails open to every
 /// node). UDP and TCP on `Dns.Address`, on the control plane's thread, never blocking it.
 extension ControlPlane {
@@ -156,8 +156,11 @@ extension ControlPlane {
     func dnsAddresses(_ index: Int, asker: IPAddress) -> [IPAddress] {
         let balancer = configuration.loadBalancers[index]
         let healthy = healthyZones(index)
-        var chosen = balancer.nodes.filter { healthy.contains(configuration.zone(of: $0)) }
-        if chosen.isEmpty { chosen = balancer.nodes }
+        let shifted = shiftedZones(balancer.name)
+        // A zone shifted away from (ARC) leaves DNS whatever its health.
+        let eligible = balancer.nodes.filter { !shifted.contains(configuration.zone(of: $0)) }
+        var chosen = eligible.filter { healthy.contains(configuration.zone(of: $0)) }
+        if chosen.isEmpty { chosen = eligible.isEmpty ? balancer.nodes : eligible }
         let policy = balancer.attributes.clientRoutingPolicy
         if policy != "any_availability_zone",
             let zone = configuration.subnets.first(where: { $0.contains(asker) })?.availabilityZone
@@ -206,9 +209,9 @@ extension ControlPlane {
         for index in configuration.loadBalancers.indices {
             let name = configuration.loadBalancers[index].name
             let zones = healthyZones(index)
-            guard loggedDNS[name]?.zones != zones else { continue }
-            let all = configuration.zones(of: configuration.loadBalancers[index])
             let addresses = dnsAddresses(index, asker: .v4(IPv4Address(0, 0, 0, 0)))
+            guard loggedDNS[name]?.zones != zones || loggedDNS[name]?.addresses != addresses else { continue }
+            let all = configuration.zones(of: configuration.loadBalancers[index])
             let before = loggedDNS[name]
             loggedDNS[name] = (zones, addresses)
             guard let before else { continue }  // the first look is no change

@@ -35,6 +35,8 @@ struct TargetLifecycle: Sendable {
     /// The zones of the load balancer's nodes; a target elsewhere is not in use and takes no flows.
     /// nil: no load balancer forwards to the group.
     var enabledZones: Set<String>?
+    /// Zones a zonal shift moved traffic away from: with cross-zone on, their targets get no new flows.
+    var shiftedZones: Set<String> = []
     private var nextRegistration: UInt64 = 1
 
     init(configuration: TargetGroupConfiguration, timeScale: Double) {
@@ -219,6 +221,9 @@ struct TargetLifecycle: Sendable {
         return target.zone == "all" || enabledZones.contains(target.zone)
     }
 
+    /// In a zone shifted away from while every node picks from every zone.
+    func isShiftedAway(_ target: Target) -> Bool { crossZone && shiftedZones.contains(target.zone) }
+
     /// Whether the target's zone (or group) is failing open.
     func isFailingOpen(_ index: Int) -> Bool { failingOpenZones.contains(bucket(targets[index])) }
 
@@ -227,7 +232,7 @@ struct TargetLifecycle: Sendable {
     mutating func refreshRouting() {
         var registered: [String: Int] = [:]
         var healthy: [String: Int] = [:]
-        for target in targets where inEnabledZone(target) {
+        for target in targets where inEnabledZone(target) && !isShiftedAway(target) {
             // A target in `all` counts in every zone; with cross-zone on there is one bucket.
             let buckets =
                 crossZone ? [""] : target.zone == "all" ? [""] + (enabledZones.map(Array.init) ?? []) : [target.zone]
@@ -251,7 +256,7 @@ struct TargetLifecycle: Sendable {
         failingOpenZones = failing
         for index in targets.indices {
             let target = targets[index]
-            if !inEnabledZone(target) {
+            if !inEnabledZone(target) || isShiftedAway(target) {
                 targets[index].takesNewFlows = false
             } else if !checksEnabled {
                 targets[index].takesNewFlows = target.isRegistered

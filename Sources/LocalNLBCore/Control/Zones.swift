@@ -19,6 +19,7 @@ extension ControlPlane {
             // Without Subnets there is one zone: everything is in it, whatever cross-zone says.
             if configuration.subnets.isEmpty { lifecycle.crossZone = true }
             lifecycle.enabledZones = balancer.map(configuration.zones(of:))
+            lifecycle.shiftedZones = balancer.map { shiftedZones($0.name) } ?? []
             for target in lifecycle.targets.indices {
                 let given = lifecycle.targets[target]
                 let described = TargetConfiguration(
