@@ -9,6 +9,22 @@ enum DescriptorLedger {
     #if DEBUG
         /// Each open descriptor and the thread that opened it.
         private static let open = Mutex<[Int32: UInt]>([:])
+
+        /// A number for the calling thread that no other thread ever gets. (`pthread_self()` is not
+        /// one: an ended thread's value is given to the next, which would inherit what the ended one
+        /// left open on purpose, a test's server socket say, as its own leak.)
+        private static var thread: UInt {
+            if let value = pthread_getspecific(threadKey) { return UInt(bitPattern: value) }
+            let number = nextThread.add(1, ordering: .relaxed).newValue
+            pthread_setspecific(threadKey, UnsafeRawPointer(bitPattern: number))
+            return number
+        }
+        private static let nextThread = Atomic<UInt>(0)
+        private static let threadKey: pthread_key_t = {
+            var key = pthread_key_t()
+            pthread_key_create(&key, nil)
+            return key
+        }()
     #endif
 
     /// `fd` was just opened (socket, accept, pipe, epoll, timerfd, eventfd, signalfd).
@@ -16,7 +32,7 @@ enum DescriptorLedger {
     static func opened(_ fd: Int32) {
         #if DEBUG
             guard fd >= 0 else { return }
-            let thread = UInt(pthread_self())
+            let thread = Self.thread
             open.withLock { $0[fd] = thread }
         #endif
     }
@@ -43,7 +59,7 @@ enum DescriptorLedger {
     /// and did not close is a leak, and traps with the descriptors' numbers.
     static func assertNoneOpenedByThisThread(_ owner: String) {
         #if DEBUG
-            let thread = UInt(pthread_self())
+            let thread = Self.thread
             let leaked = open.withLock { $0.filter { $0.value == thread }.keys.sorted() }
             precondition(leaked.isEmpty, "\(owner) ends with descriptors it opened still open: \(leaked)")
         #endif
