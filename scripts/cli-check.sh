@@ -276,5 +276,12 @@ fi
 
 check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
 
+"$bin" demo zones > "$tmp/zones" 2>&1 || true
+check "demo zones: cross-zone off keeps each node's flows in its zone" \
+  grep -Eq '^cross-zone off .* a a a a +b b b b +127.0.1.1 127.0.2.1$' "$tmp/zones"
+check "demo zones: a zone without a healthy target leaves DNS; its node fails open to resets" \
+  grep -Eq '^off; target a stops.* RST RST RST RST +b b b b +127.0.2.1$' "$tmp/zones"
+check "demo zones: no zone healthy, DNS fails open" grep -Eq '^target b stops too.* 127.0.1.1 127.0.2.1$' "$tmp/zones"
+
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

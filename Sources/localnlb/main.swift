@@ -12,7 +12,7 @@ let usage = """
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
                       [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
-      localnlb demo
+      localnlb demo [zones]
       localnlb version        (also --version)
 
     Run 'localnlb COMMAND --help' for one command.
@@ -84,10 +84,12 @@ let commandHelp: [String: String] = [
                                was accepted is closed (default 10); so is one whose CRC32C does not match
     """,
     "demo": """
-    localnlb demo
+    localnlb demo [zones]
 
     Starts two targets and three listeners (instance; ip; ip with proxy_protocol_v2.enabled) on
     loopback, sends one request through each from 127.0.0.2 and shows what each target saw.
+    zones: two Availability Zones on loopback; cross-zone load balancing off and on, a zone losing its
+    target, and what the load balancer's DNS name resolves to at each step.
     """,
 ]
 
@@ -314,8 +316,12 @@ do {
                 rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner", "--trust", "--header-timeout"],
                 switches: []))
     case "demo":
-        _ = try Flags(rest, valued: [], switches: [])
-        try demo()
+        let flags = try Flags(rest, valued: [], switches: [], positional: 1)
+        switch flags.positional.first {
+        case nil: try demo()
+        case "zones"?: print(try ZonesDemo.run(), terminator: "")
+        case let other?: fail("demo: unknown demo \(other) (localnlb demo, or localnlb demo zones)", code: 64)
+        }
     default:
         fail("unknown command \(command)\n\n" + usage, code: 64)
     }

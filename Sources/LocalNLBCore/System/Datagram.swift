@@ -51,3 +51,22 @@ extension Socket {
         }
     }
 }
+
+extension Socket {
+    /// One datagram sent to `endpoint` and the first answer, waiting at most `timeoutSeconds` (a
+    /// client's exchange: the zones demo asks the DNS responder this way).
+    static func exchangeDatagram(_ bytes: [UInt8], with endpoint: IPEndpoint, timeoutSeconds: Int) -> [UInt8]? {
+        guard
+            let fd = try? datagram(
+                on: IPEndpoint(
+                    ip: endpoint.ip.isIPv6 ? .v6(IPv6Address("::1")!) : .v4(IPv4Address(127, 0, 0, 1)), port: 0))
+        else { return nil }
+        defer { closeDescriptor(fd) }
+        sendDatagram(fd, bytes, to: endpoint)
+        var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard Glibc.poll(&poll, 1, Int32(timeoutSeconds * 1000)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        guard let (count, _) = receiveDatagram(fd, into: &buffer) else { return nil }
+        return Array(buffer[0..<count])
+    }
+}
