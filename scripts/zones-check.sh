@@ -20,7 +20,8 @@ cat > "$tmp/zones.json" <<JSON
 { "Admin": { "Address": "127.0.0.1:$admin" }, "Dns": { "Address": "127.0.0.1:$dns" },
   "Subnets": [
     { "SubnetId": "subnet-a", "AvailabilityZone": "us-east-1a", "CidrBlock": "127.0.1.0/24" },
-    { "SubnetId": "subnet-b", "AvailabilityZone": "us-east-1b", "CidrBlock": "127.0.2.0/24" } ],
+    { "SubnetId": "subnet-b", "AvailabilityZone": "us-east-1b", "CidrBlock": "127.0.2.0/24" },
+    { "SubnetId": "subnet-c", "AvailabilityZone": "us-east-1c", "CidrBlock": "127.0.3.0/24" } ],
   "LoadBalancer": { "Name": "zones", "SubnetMappings": [
     { "SubnetId": "subnet-a", "PrivateIPv4Address": "127.0.1.1" },
     { "SubnetId": "subnet-b", "PrivateIPv4Address": "127.0.2.1" } ] },
@@ -77,6 +78,18 @@ check "availability_zone_affinity: an asker in zone a gets zone a's node" \
   test "$(resolve '-b 127.0.1.50')" = "127.0.1.1 "
 check "availability_zone_affinity: an asker in no zone gets every healthy zone" \
   test "$(resolve '')" = "127.0.1.1 127.0.2.1 "
+ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
+  --attributes Key=dns_record.client_routing_policy,Value=partial_availability_zone_affinity > /dev/null
+zonal=0
+for _ in $(seq 20); do [ "$(resolve '-b 127.0.2.50')" = "127.0.2.1 " ] && zonal=$((zonal + 1)); done
+check "partial_availability_zone_affinity: 85 answers in 100 keep the asker's zone (17 of 20 here)" test "$zonal" -eq 17
+ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
+  --attributes Key=dns_record.client_routing_policy,Value=availability_zone_affinity > /dev/null
+ctl register-targets --target-group-name web --targets Id=127.0.3.10 > /dev/null
+check "a target in a zone without a node (us-east-1c) is unused / Target.NotInUse" sh -c "
+  '$bin' ctl --endpoint-url http://127.0.0.1:$admin describe-target-health --target-group-name web \
+    --targets Id=127.0.3.10 --output text | grep -q 'Target.NotInUse'"
+ctl deregister-targets --target-group-name web --targets Id=127.0.3.10 > /dev/null
 # A zonal shift (ARC's calls): zone a's node leaves DNS until the shift ends.
 ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
   --attributes Key=zonal_shift.config.enabled,Value=true > /dev/null
