@@ -25,7 +25,8 @@ let commandHelp: [String: String] = [
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
-    Without --config: an empty load balancer with its control API (and the ELBv2 API) on 127.0.0.1:8404.
+    Without --config: an empty host (no load balancer yet), its control API (and the ELBv2 API) on
+    127.0.0.1:8404 and its DNS responder on 127.0.0.1:8053.
       --config FILE       the JSON configuration (see README: configuration reference)
       --persist           write the running model back to FILE after every change made through an API
       --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr;
