@@ -197,6 +197,9 @@ func serve(_ flags: Flags) throws {
     if let admin = balancer.adminEndpoint {
         options.log("control API on http://\(admin)")
     }
+    if let dns = balancer.dnsEndpoint {
+        options.log("DNS responder on \(dns) (UDP and TCP)")
+    }
     try balancer.run()
 }
 
