@@ -44,6 +44,8 @@ public struct Target: Sendable {
     /// every zone's nodes reach it); the control plane sets `zone`.
     public var availabilityZone: String?
     public var zone = ""
+    /// Its zone (or group, with cross-zone on) is failing open: read per flow, set by the lifecycle.
+    public var inFailingOpenZone = false
     /// Unique per registration, so a late probe result or timer never lands on a re-used slot.
     public var registration: UInt64 = 0
     public var consecutiveSuccesses = 0

@@ -225,7 +225,7 @@ struct TargetLifecycle: Sendable {
     func isShiftedAway(_ target: Target) -> Bool { crossZone && shiftedZones.contains(target.zone) }
 
     /// Whether the target's zone (or group) is failing open.
-    func isFailingOpen(_ index: Int) -> Bool { failingOpenZones.contains(bucket(targets[index])) }
+    func isFailingOpen(_ index: Int) -> Bool { targets[index].inFailingOpenZone }
 
     /// Recomputes fail-open, per zone when cross-zone load balancing is off (AWS-NLB.md §4), and which
     /// targets take new flows.
@@ -256,6 +256,7 @@ struct TargetLifecycle: Sendable {
         failingOpenZones = failing
         for index in targets.indices {
             let target = targets[index]
+            targets[index].inFailingOpenZone = failing.contains(bucket(target))
             if !inEnabledZone(target) || isShiftedAway(target) {
                 targets[index].takesNewFlows = false
             } else if !checksEnabled {

@@ -7,20 +7,22 @@ import ProxyProtocol
 extension EventLoop {
 
     func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
-        let listener = listeners[listenerIndex].shared
+        // The listener's fields as locals: a copy of the whole listener would retain its arrays per flow.
+        let groupIndex = listeners[listenerIndex].shared.groupIndex
+        let listenerEndpoint = listeners[listenerIndex].shared.endpoint
         // Unique across loops: loop i of n numbers its flows i+1, i+1+n, i+1+2n…
         let id = nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
         nextFlowID += 1
-        groups[listener.groupIndex].metrics.newFlowCount += 1
+        groups[groupIndex].metrics.newFlowCount += 1
         listeners[listenerIndex].newFlows += 1
         let node =
-            listener.endpoint.ip.isUnspecifiedAddress
-            ? (Socket.localEndpoint(clientFD) ?? listener.endpoint)
-            : listener.endpoint
+            listenerEndpoint.ip.isUnspecifiedAddress
+            ? (Socket.localEndpoint(clientFD) ?? listenerEndpoint)
+            : listenerEndpoint
         let flow = allocateFlow()
         flow.id = id
         flow.listenerIndex = listenerIndex
-        flow.groupIndex = listener.groupIndex
+        flow.groupIndex = groupIndex
         flow.client = client
         flow.node = node
         flow.clientFD = clientFD
@@ -30,8 +32,8 @@ extension EventLoop {
         liveFlows += 1
 
         guard
-            let targetIndex = groups[listener.groupIndex].pick(
-                for: FlowKey(client: client, node: node), nodeZone: listener.zone)
+            let targetIndex = groups[groupIndex].pick(
+                for: FlowKey(client: client, node: node), nodeZone: listeners[listenerIndex].shared.zone)
         else {
             finish(
                 flow, .noTarget, resetClient: true, resetTarget: false, detail: "no registered target takes new flows")
@@ -39,22 +41,22 @@ extension EventLoop {
         }
         // Everything read from the group before it is changed: a copy alive across the change would
         // make every new flow copy the group's target list.
-        let target = groups[listener.groupIndex].targets[targetIndex].endpoint
-        let preserveClientIP = groups[listener.groupIndex].configuration.preserveClientIP
+        let target = groups[groupIndex].targets[targetIndex].endpoint
+        let preserveClientIP = groups[groupIndex].configuration.preserveClientIP
         let unhealthyRouted =
-            groups[listener.groupIndex].lifecycle.isFailingOpen(targetIndex)
-            && groups[listener.groupIndex].targets[targetIndex].state != .healthy
-        flow.proxyMode = groups[listener.groupIndex].configuration.proxyProtocol
+            groups[groupIndex].lifecycle.isFailingOpen(targetIndex)
+            && groups[groupIndex].targets[targetIndex].state != .healthy
+        flow.proxyMode = groups[groupIndex].configuration.proxyProtocol
         flow.targetIndex = targetIndex
-        let targetFlows = groups[listener.groupIndex].targets[targetIndex].flowCount
+        let targetFlows = groups[groupIndex].targets[targetIndex].flowCount
         targetFlows.add(1)
         flow.targetFlows = targetFlows
-        if unhealthyRouted { groups[listener.groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
+        if unhealthyRouted { groups[groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
 
         do {
             flow.targetFD = try Socket.stream(for: target.ip)
         } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
-            groups[listener.groupIndex].metrics.tcpELBResetCount += 1
+            groups[groupIndex].metrics.tcpELBResetCount += 1
             let detail = "no descriptor for the target connection (\(error.errno)): raise ulimit -n"
             finish(flow, .outOfDescriptors, resetClient: true, resetTarget: false, detail: detail)
             return
@@ -72,10 +74,10 @@ extension EventLoop {
         } catch {
             switch error.errno {
             case .connectionRefused:
-                groups[listener.groupIndex].metrics.tcpTargetResetCount += 1
+                groups[groupIndex].metrics.tcpTargetResetCount += 1
                 finish(flow, .connectRefused, resetClient: true, resetTarget: false, detail: "\(error.errno)")
             case .addressNotAvailable:
-                groups[listener.groupIndex].metrics.portAllocationErrorCount += 1
+                groups[groupIndex].metrics.portAllocationErrorCount += 1
                 let message =
                     "no local port is free for another flow to target \(target) (\(error.errno)): widen "
                     + "net.ipv4.ip_local_port_range, register more targets, or send fewer concurrent flows"
@@ -95,7 +97,7 @@ extension EventLoop {
             finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
             return
         }
-        flow.deadline = now + listener.connectNanoseconds
+        flow.deadline = now + listeners[listenerIndex].shared.connectNanoseconds
         if connected { targetConnected(flow) }
     }
 
