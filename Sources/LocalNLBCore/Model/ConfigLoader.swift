@@ -274,6 +274,15 @@ struct ConfigReader {
                     error(
                         path + ".Port", "\(listener.port) is used by another listener of \(listener.loadBalancerName)")
                 }
+                if let group = groups.first(where: { $0.name == listener.targetGroupName }),
+                    !listener.protocolName.groupProtocols.contains(group.protocolName)
+                {
+                    error(
+                        path + ".DefaultActions[0]",
+                        "a \(listener.protocolName.rawValue) listener forwards to a "
+                            + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
+                            + " target group; \(group.name) is \(group.protocolName.rawValue)")
+                }
                 if !declared.contains(listener.targetGroupName) {
                     error(
                         path + ".DefaultActions[0]",
@@ -480,9 +489,12 @@ struct ConfigReader {
         guard let object = readObject(value, path, keys: keys) else { return nil }
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
         if object["Port"] == nil { error(path + ".Port", "missing") }
-        if let value = object["Protocol"], let text = string(value, path + ".Protocol"), text != "TCP" {
-            if ["TLS", "UDP", "TCP_UDP"].contains(text) {
-                error(path + ".Protocol", "\"\(text)\" is not supported by localnlb yet; use TCP")
+        var transport = TransportProtocol.tcp
+        if let value = object["Protocol"], let text = string(value, path + ".Protocol") {
+            if let given = TransportProtocol(rawValue: text) {
+                transport = given
+            } else if text == "TLS" {
+                error(path + ".Protocol", "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
             } else {
                 error(
                     path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
@@ -516,6 +528,7 @@ struct ConfigReader {
 
         guard let port, let groupName, let balancer else { return nil }
         var listener = ListenerConfiguration(loadBalancerName: balancer, port: port, targetGroupName: groupName)
+        listener.protocolName = transport
         listener.tags = tags
         if let value = object["ListenerAttributes"] {
             attributes(

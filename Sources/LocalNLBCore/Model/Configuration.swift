@@ -182,10 +182,30 @@ public struct LoadBalancerNode: Sendable, Hashable {
     public var addresses: [IPAddress] { [ipv4, ipv6].compactMap { $0 } }
 }
 
+/// A listener's or target group's protocol: `TCP`, `UDP`, or `TCP_UDP` (both on one port).
+public enum TransportProtocol: String, Sendable {
+    case tcp = "TCP"
+    case udp = "UDP"
+    case tcpUDP = "TCP_UDP"
+
+    public var carriesTCP: Bool { self != .udp }
+    public var carriesUDP: Bool { self != .tcp }
+
+    /// AWS's pairing: the target group protocols a listener of this protocol may forward to.
+    public var groupProtocols: [TransportProtocol] {
+        switch self {
+        case .tcp: return [.tcp, .tcpUDP]
+        case .udp: return [.udp, .tcpUDP]
+        case .tcpUDP: return [.tcpUDP]
+        }
+    }
+}
+
 public struct ListenerConfiguration: Sendable {
     /// The load balancer the listener belongs to.
     public var loadBalancerName: String
     public var port: UInt16
+    public var protocolName: TransportProtocol = .tcp
     public var targetGroupName: String
     /// `tcp.idle_timeout.seconds`.
     public var idleTimeoutSeconds: Int
@@ -276,6 +296,8 @@ public struct TargetConfiguration: Sendable, Hashable {
 public struct TargetGroupConfiguration: Sendable {
     public var name: String
     public var port: UInt16
+    /// `UDP` and `TCP_UDP` groups always preserve the client's address and never send PROXY headers.
+    public var protocolName: TransportProtocol = .tcp
     public var targetType: TargetType
     public var targets: [TargetConfiguration]
     public var healthCheck = HealthCheckSettings()

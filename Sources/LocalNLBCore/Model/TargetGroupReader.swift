@@ -16,8 +16,15 @@ extension ConfigReader {
         if let name, name.isEmpty || name.count > 32 {
             error(path + ".Name", "\"\(name)\" must be 1-32 characters, as in AWS")
         }
-        if let value = object["Protocol"], let text = string(value, path + ".Protocol"), text != "TCP" {
-            error(path + ".Protocol", "\"\(text)\" is not supported by localnlb yet; use TCP")
+        var transport = TransportProtocol.tcp
+        if let value = object["Protocol"], let text = string(value, path + ".Protocol") {
+            if let given = TransportProtocol(rawValue: text) {
+                transport = given
+            } else if text == "TLS" {
+                error(path + ".Protocol", "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
+            } else {
+                error(path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+            }
         }
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
         if object["Port"] == nil { error(path + ".Port", "missing") }
@@ -38,10 +45,26 @@ extension ConfigReader {
         let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
 
         var group = TargetGroupConfiguration(name: name ?? "", port: port ?? 1, targetType: targetType, targets: [])
+        group.protocolName = transport
         group.healthCheck = healthCheck(object, path)
         group.tags = tags
+        // UDP: the client's address is always kept (AWS-NLB.md §10), whatever the target type.
+        if transport.carriesUDP { group.preserveClientIP = true }
         if let value = object["TargetGroupAttributes"] {
             attributes(value, path + ".TargetGroupAttributes", into: &group)
+        }
+        if transport.carriesUDP {
+            let attributesPath = path + ".TargetGroupAttributes"
+            if !group.preserveClientIP {
+                error(
+                    attributesPath + "[\"preserve_client_ip.enabled\"]",
+                    "false: a \(transport.rawValue) target group always preserves the client's address (AWS allows no other)")
+            }
+            if group.proxyProtocolV2Enabled || group.proxyProtocolV1Enabled {
+                error(
+                    attributesPath,
+                    "a \(transport.rawValue) target group sends no PROXY protocol header (AWS does not support it on UDP)")
+            }
         }
         if let value = object["Targets"], let items = array(value, path + ".Targets") {
             var registered = Set<IPEndpoint>()
@@ -104,6 +127,10 @@ extension ConfigReader {
         if let value = object["HealthCheckProtocol"] {
             if value.attributeString == "HTTPS" {
                 error(path + ".HealthCheckProtocol", "\"HTTPS\" is not supported by localnlb yet; use TCP or HTTP")
+            } else if value.attributeString == "UDP" {
+                error(
+                    path + ".HealthCheckProtocol",
+                    "\"UDP\": health checks use TCP, HTTP or HTTPS, never UDP (a UDP group is checked over TCP)")
             } else if let proto = choice(
                 value, path + ".HealthCheckProtocol", HealthCheckProtocol.self, names: ["TCP", "HTTP", "HTTPS"])
             {
