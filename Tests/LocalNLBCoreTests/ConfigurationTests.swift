@@ -204,11 +204,11 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
     }
 
     @Test func unsupportedProtocolsAreNamed() {
-        let json = document().replacingOccurrences(of: #""Protocol": "TCP","#, with: #""Protocol": "UDP","#)
+        let json = document().replacingOccurrences(of: #""Protocol": "TCP","#, with: #""Protocol": "TLS","#)
         #expect(
             problems(json) == [
-                #"TargetGroups[0].Protocol: "UDP" is not supported by localnlb yet; use TCP"#,
-                #"Listeners[0].Protocol: "UDP" is not supported by localnlb yet; use TCP"#,
+                #"TargetGroups[0].Protocol: "TLS" is not supported by localnlb yet; use TCP, UDP or TCP_UDP"#,
+                #"Listeners[0].Protocol: "TLS" is not supported by localnlb yet; use TCP, UDP or TCP_UDP"#,
             ])
     }
 

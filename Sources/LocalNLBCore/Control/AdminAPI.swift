@@ -205,7 +205,7 @@ extension ControlPlane {
         let listenerPorts = listeners.filter { $0.groupIndex == index && $0.isOpen }.map { Int64($0.endpoint.port) }
         return .object([
             ("TargetGroupName", .string(c.name)),
-            ("Protocol", .string("TCP")),
+            ("Protocol", .string(c.protocolName.rawValue)),
             ("Port", .integer(Int64(c.port))),
             ("TargetType", .string(c.targetType.rawValue)),
             ("HealthCheckEnabled", .bool(check.enabled)),
@@ -478,6 +478,28 @@ extension ControlPlane {
             ),
         ]
         for (name, type, help, value) in perGroup {
+            family(name, type, help, live.map { (labels($0), value($0)) })
+        }
+        // UDP, as CloudWatch names it: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
+        let perGroupUDP: [(String, String, String, (TargetGroup) -> String)] = [
+            (
+                "new_flow_count_udp_total", "counter", "UDP flows started (NewFlowCount_UDP).",
+                { String($0.metrics.newFlowCountUDP) }
+            ),
+            (
+                "active_flow_count_udp", "gauge", "UDP flows live (ActiveFlowCount_UDP).",
+                { String($0.metrics.activeFlowCountUDP) }
+            ),
+            (
+                "processed_bytes_udp_total", "counter", "UDP payload bytes either way (ProcessedBytes_UDP).",
+                { String($0.metrics.processedBytesUDP) }
+            ),
+            (
+                "processed_packets_total", "counter", "Datagrams either way (ProcessedPackets).",
+                { String($0.metrics.processedPackets) }
+            ),
+        ]
+        for (name, type, help, value) in perGroupUDP {
             family(name, type, help, live.map { (labels($0), value($0)) })
         }
         // CloudWatch's AvailabilityZone dimension: host counts per group and zone, flows per node.

@@ -145,7 +145,12 @@ final class ControlPlane {
     /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
     /// (a port 0 in the configuration shows here as the port the kernel chose).
     var listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)] {
-        listeners.filter(\.isOpen).map { ($0.configIndex, $0.endpoint) }
+        listeners.filter { $0.isOpen && !$0.isUDP }.map { ($0.configIndex, $0.endpoint) }
+    }
+
+    /// The address each UDP listener socket is bound to (of `UDP` and `TCP_UDP` listeners).
+    var udpListenerEndpoints: [(listener: Int, endpoint: IPEndpoint)] {
+        listeners.filter { $0.isOpen && $0.isUDP }.map { ($0.configIndex, $0.endpoint) }
     }
 
     var snapshot: RoutingSnapshot {
@@ -159,7 +164,7 @@ final class ControlPlane {
         if let conflict = configuration.endpointConflict {
             throw ListenerError(description: "\(conflict.path): \(conflict.message)")
         }
-        for (configIndex, endpoint) in configuration.listenerEndpoints {
+        for (configIndex, endpoint, udp) in configuration.listenerEndpoints {
             let listener = configuration.listeners[configIndex]
             guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
             else {
@@ -168,18 +173,28 @@ final class ControlPlane {
             }
             let fds: [Int32]
             do {
-                fds = try Socket.listenGroup(on: endpoint, count: loops.count)
+                fds =
+                    udp
+                    ? try Socket.datagramGroup(on: endpoint, count: loops.count)
+                    : try Socket.listenGroup(on: endpoint, count: loops.count)
             } catch {
-                throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
+                throw ListenerError(description: "listener \(udp ? "UDP " : "")\(endpoint): \(Self.explain(error))")
             }
             let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
-            listeners.append(
-                Listener(
-                    loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
-                    nodes: configuration.nodes(of: listener), zone: configuration.zone(of: endpoint.ip, listener),
-                    idleNanoseconds: UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
-                    connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9)))
+            var opened = Listener(
+                loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
+                nodes: configuration.nodes(of: listener), zone: configuration.zone(of: endpoint.ip, listener),
+                idleNanoseconds: Self.idleNanoseconds(listener, udp: udp, timeScale: options.timeScale),
+                connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9))
+            opened.isUDP = udp
+            listeners.append(opened)
         }
+    }
+
+    /// AWS-NLB.md §10: a UDP flow is forgotten after a fixed 120 s without a datagram; a TCP flow
+    /// after the listener's `tcp.idle_timeout.seconds`. Both scaled by `--time-scale`.
+    static func idleNanoseconds(_ listener: ListenerConfiguration, udp: Bool, timeScale: Double) -> UInt64 {
+        UInt64(Double(udp ? 120 : listener.idleTimeoutSeconds) * timeScale * 1e9)
     }
 
     /// A tenth of the shortest timer (idle timeout, connect timeout, health-check interval and timeout,
@@ -469,5 +484,9 @@ extension GroupMetrics {
         tcpELBResetCount += other.tcpELBResetCount
         unhealthyRoutingFlowCount += other.unhealthyRoutingFlowCount
         portAllocationErrorCount += other.portAllocationErrorCount
+        newFlowCountUDP += other.newFlowCountUDP
+        activeFlowCountUDP += other.activeFlowCountUDP
+        processedBytesUDP &+= other.processedBytesUDP
+        processedPackets &+= other.processedPackets
     }
 }

@@ -47,6 +47,8 @@ public final class LoadBalancer: Sendable {
     /// The address each listener socket is bound to, in the order of `configuration.listeners` × nodes
     /// (a port 0 in the configuration shows here as the port the kernel chose).
     public let listenerEndpoints: [(listener: Int, endpoint: IPEndpoint)]
+    /// The same for the UDP sockets of `UDP` and `TCP_UDP` listeners.
+    public let udpListenerEndpoints: [(listener: Int, endpoint: IPEndpoint)]
     /// Where the control API listens (the kernel's port when the configuration said port 0).
     public let adminEndpoint: IPEndpoint?
     /// Where the DNS responder answers, UDP and TCP (nil: none).
@@ -63,6 +65,7 @@ public final class LoadBalancer: Sendable {
         let bell = try ControlBell()
         let plane = try ControlPlane(configuration: configuration, options: options, bell: bell)
         listenerEndpoints = plane.listenerEndpoints
+        udpListenerEndpoints = plane.udpListenerEndpoints
         adminEndpoint = plane.adminEndpoint
         dnsEndpoint = plane.dnsEndpoint
         self.bell = bell

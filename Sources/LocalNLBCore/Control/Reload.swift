@@ -38,14 +38,18 @@ extension ControlPlane {
             throw ListenerError(description: "\(conflict.path): \(conflict.message)")
         }
         let wanted = new.listenerEndpoints
-        var opened: [(Int, IPEndpoint, [Int32])] = []
-        for (configIndex, endpoint) in wanted
-        where !listeners.contains(where: { $0.isOpen && $0.endpoint == endpoint }) {
+        var opened: [(Int, IPEndpoint, Bool, [Int32])] = []
+        for (configIndex, endpoint, udp) in wanted
+        where !listeners.contains(where: { $0.isOpen && $0.endpoint == endpoint && $0.isUDP == udp }) {
             do {
-                opened.append((configIndex, endpoint, try Socket.listenGroup(on: endpoint, count: loops.count)))
+                let fds =
+                    udp
+                    ? try Socket.datagramGroup(on: endpoint, count: loops.count)
+                    : try Socket.listenGroup(on: endpoint, count: loops.count)
+                opened.append((configIndex, endpoint, udp, fds))
             } catch {
-                for (_, _, fds) in opened { fds.forEach(closeDescriptor) }
-                throw ListenerError(description: "listener \(endpoint): \(Self.explain(error))")
+                for (_, _, _, fds) in opened { fds.forEach(closeDescriptor) }
+                throw ListenerError(description: "listener \(udp ? "UDP " : "")\(endpoint): \(Self.explain(error))")
             }
         }
 
@@ -79,18 +83,22 @@ extension ControlPlane {
         }
 
         // Listeners: keep (with new settings), close the gone (their flows go on), add the new.
-        func settings(_ configIndex: Int) -> (group: Int, nodes: [LoadBalancerNode], idle: UInt64, connect: UInt64) {
+        func settings(_ configIndex: Int, udp: Bool) -> (
+            group: Int, nodes: [LoadBalancerNode], idle: UInt64, connect: UInt64
+        ) {
             let listener = new.listeners[configIndex]
             return (
                 groupIndex[listener.targetGroupName]!, new.nodes(of: listener),
-                UInt64(Double(listener.idleTimeoutSeconds) * options.timeScale * 1e9),
+                Self.idleNanoseconds(listener, udp: udp, timeScale: options.timeScale),
                 UInt64(listener.connectTimeoutSeconds * 1e9)
             )
         }
         var retired: [Int32] = []
         for index in listeners.indices where listeners[index].isOpen {
-            if let match = wanted.first(where: { $0.endpoint == listeners[index].endpoint }) {
-                let s = settings(match.configIndex)
+            if let match = wanted.first(where: {
+                $0.endpoint == listeners[index].endpoint && $0.udp == listeners[index].isUDP
+            }) {
+                let s = settings(match.configIndex, udp: match.udp)
                 let before = ListenerConfiguration.attributeIndex.describe(
                     configuration.listeners[listeners[index].configIndex])
                 let after = ListenerConfiguration.attributeIndex.describe(new.listeners[match.configIndex])
@@ -110,13 +118,14 @@ extension ControlPlane {
                 listeners[index].loopFDs = []
             }
         }
-        for (configIndex, endpoint, fds) in opened {
-            let s = settings(configIndex)
-            listeners.append(
-                Listener(
-                    loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
-                    zone: new.zone(of: endpoint.ip, new.listeners[configIndex]),
-                    idleNanoseconds: s.idle, connectNanoseconds: s.connect))
+        for (configIndex, endpoint, udp, fds) in opened {
+            let s = settings(configIndex, udp: udp)
+            var listener = Listener(
+                loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
+                zone: new.zone(of: endpoint.ip, new.listeners[configIndex]),
+                idleNanoseconds: s.idle, connectNanoseconds: s.connect)
+            listener.isUDP = udp
+            listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }
         if new.admin != configuration.admin {

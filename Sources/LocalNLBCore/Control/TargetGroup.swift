@@ -219,14 +219,16 @@ struct TargetGroup: Sendable {
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
     /// `nodeZone`: the zone of the node the client reached; with cross-zone load balancing off, only
     /// that zone's targets are picked.
-    mutating func pick(for key: FlowKey, nodeZone: String = "") -> Int? {
+    mutating func pick(for key: FlowKey, nodeZone: String = "", algorithm: LoadBalancingAlgorithm? = nil) -> Int? {
         let zone = lifecycle.crossZone ? nil : nodeZone
         if configuration.stickinessEnabled, let index = stickyTargets.target(for: key.client.ip), index < targets.count,
             targets[index].takesNewFlows, zone == nil || targets[index].zone == zone || targets[index].zone == "all"
         {
             return index
         }
-        guard let index = selector.pick(from: targets, for: key, using: configuration.algorithm, zone: zone) else {
+        guard
+            let index = selector.pick(from: targets, for: key, using: algorithm ?? configuration.algorithm, zone: zone)
+        else {
             return nil
         }
         if configuration.stickinessEnabled { stickyTargets.remember(index, for: key.client.ip) }

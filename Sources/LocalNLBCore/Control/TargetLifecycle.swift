@@ -14,6 +14,11 @@ struct GroupMetrics: Sendable {
     var tcpELBResetCount = 0
     var unhealthyRoutingFlowCount = 0
     var portAllocationErrorCount = 0
+    // UDP: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
+    var newFlowCountUDP = 0
+    var activeFlowCountUDP = 0
+    var processedBytesUDP: UInt64 = 0
+    var processedPackets: UInt64 = 0
 }
 
 /// The targets of one group and how their states move: registration, health-check results,

@@ -44,6 +44,8 @@ public struct FlowRecord: Sendable {
     public var durationSeconds: Double
     public var closeReason: CloseReason
     public var detail: String?
+    /// `TCP`, or `UDP` for a UDP flow (whose "bytes" are its datagrams' payloads).
+    public var transport: TransportProtocol = .tcp
 }
 
 /// One direction of a flow: source socket → pipe → destination socket.

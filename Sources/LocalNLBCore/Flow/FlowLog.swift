@@ -52,7 +52,8 @@ public final class FlowLog: Sendable {
     }
 
     static func text(_ r: FlowRecord) -> String {
-        var line = "flow \(r.id) listener \(r.listener) client \(r.client) node \(r.node)"
+        var line =
+            "flow \(r.id)\(r.transport == .udp ? " UDP" : "") listener \(r.listener) client \(r.client) node \(r.node)"
         line += " target \(r.target?.description ?? "-") source \(r.source?.description ?? "-")"
         line += " proxy \(r.proxyHeader.map(hexString) ?? "-")"
         line += " bytes \(r.bytesFromClient)/\(r.bytesFromTarget) duration \(formatSeconds(r.durationSeconds))s"
@@ -66,6 +67,7 @@ public final class FlowLog: Sendable {
         JSONText.object([
             ("time", .string(time)),
             ("id", .integer(Int64(r.id))),
+            ("protocol", .string(r.transport == .udp ? "UDP" : "TCP")),
             ("listener", .string(r.listener.description)),
             ("client", .string(r.client.description)),
             ("node", .string(r.node.description)),

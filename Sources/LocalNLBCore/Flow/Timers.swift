@@ -96,6 +96,7 @@ extension EventLoop {
                 if now >= flow.deadline { resetExpired(flow) }
             }
         }
+        expireUDPFlows()
         if draining && now >= drainDeadline {
             resetRemainingFlows()
             finished = true

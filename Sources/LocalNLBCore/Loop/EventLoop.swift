@@ -14,6 +14,8 @@ struct Listener: Sendable {
     var nodes: [LoadBalancerNode]
     /// The zone of the node this socket listens on.
     var zone: String
+    /// A UDP socket (of a `UDP` or `TCP_UDP` listener), taking datagrams rather than connections.
+    var isUDP = false
     var idleNanoseconds: UInt64
     var connectNanoseconds: UInt64
 
@@ -40,6 +42,8 @@ final class EventLoop {
         case flowTarget = 3
         case tick = 4
         case mailbox = 5
+        case udpListener = 6
+        case udpTarget = 7
     }
 
     struct ListenerState {
@@ -61,6 +65,13 @@ final class EventLoop {
     var groups: [TargetGroup]
     var listeners: [ListenerState] = []
     var flows = Slab<Flow>()
+    /// UDP flows, and each by its client and listener socket.
+    var udpFlows = Slab<UDPFlow>()
+    var udpFlowTable: [UDPFlowKey: Int] = [:]
+    var liveUDPFlows = 0
+    var lastUDPBoundWarning: UInt64 = 0
+    /// A datagram in transit: the largest UDP payload fits.
+    let datagramBuffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
     var pipes: PipePool
     var nextFlowID: UInt64 = 0
     var liveFlows = 0
@@ -144,6 +155,8 @@ final class EventLoop {
 
     func closeResources() {
         for flow in flows where flow.state != .free { resetBoth(flow) }
+        endUDPFlows(.shutdown)
+        datagramBuffer.deallocate()
         pipes.closeAll()
         copyBuffer.deallocate()
         poller.close()
@@ -159,6 +172,12 @@ final class EventLoop {
             guard flow.state != .free, flow.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
             let fromClient = EventToken.kind(token) == Kind.flowClient.rawValue
             flowEvent(flow, fromClient: fromClient, events: events)
+        case .udpListener:
+            receiveDatagrams(listenerIndex: index)
+        case .udpTarget:
+            let flow = udpFlows[index]
+            guard flow.targetFD >= 0, flow.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
+            targetDatagrams(flow)
         case .tick:
             poller.readTick()
             tick()
@@ -200,7 +219,11 @@ final class EventLoop {
                 }
             }
             if fd >= 0 && fd != old?.fd {
-                try? poller.add(fd, events: Self.listenerEvents, token: token(.listener, position, 0))
+                if shared[position].isUDP {
+                    try? poller.add(fd, events: CLNB_EPOLLIN, token: token(.udpListener, position, 0))
+                } else {
+                    try? poller.add(fd, events: Self.listenerEvents, token: token(.listener, position, 0))
+                }
             }
             if position < listeners.count {
                 listeners[position] = state
@@ -240,6 +263,8 @@ final class EventLoop {
     func beginShutdown(reason: String) {
         guard !draining else { return }
         draining = true
+        // A UDP flow has nothing to drain: no datagram is in flight inside the balancer.
+        endUDPFlows(.shutdown)
         for position in listeners.indices where listeners[position].fd >= 0 {
             if listeners[position].pausedUntil == 0 { poller.remove(listeners[position].fd) }
             listeners[position].fd = -1

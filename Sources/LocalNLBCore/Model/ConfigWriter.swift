@@ -31,7 +31,8 @@ extension Configuration {
                     listeners.map { listener in
                         .object([
                             ("LoadBalancerArn", .string(listener.loadBalancerName)),
-                            ("Port", .integer(Int64(listener.port))), ("Protocol", .string("TCP")),
+                            ("Port", .integer(Int64(listener.port))),
+                            ("Protocol", .string(listener.protocolName.rawValue)),
                             (
                                 "DefaultActions",
                                 .array([
@@ -92,7 +93,7 @@ extension TargetGroupConfiguration {
     var document: JSONText {
         let check = healthCheck
         var fields: [(String, JSONText)] = [
-            ("Name", .string(name)), ("Protocol", .string("TCP")), ("Port", .integer(Int64(port))),
+            ("Name", .string(name)), ("Protocol", .string(protocolName.rawValue)), ("Port", .integer(Int64(port))),
             ("TargetType", .string(targetType.rawValue)), ("HealthCheckEnabled", .bool(check.enabled)),
             ("HealthCheckProtocol", .string(check.protocolName.rawValue)),
             ("HealthCheckPort", .string(check.port.map(String.init) ?? "traffic-port")),

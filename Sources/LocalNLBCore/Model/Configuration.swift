@@ -46,10 +46,15 @@ public struct Configuration: Sendable {
         loadBalancerIndex(listener.loadBalancerName).map { loadBalancers[$0].nodes } ?? []
     }
 
-    /// Every address a listener socket is bound to, by listener: its load balancer's node addresses.
-    var listenerEndpoints: [(configIndex: Int, endpoint: IPEndpoint)] {
+    /// Every address a listener socket is bound to, by listener: its load balancer's node addresses,
+    /// a TCP socket and a UDP one as its protocol asks (`TCP_UDP`: both).
+    var listenerEndpoints: [(configIndex: Int, endpoint: IPEndpoint, udp: Bool)] {
         listeners.enumerated().flatMap { index, listener in
-            nodes(of: listener).flatMap(\.addresses).map { (index, IPEndpoint(ip: $0, port: listener.port)) }
+            nodes(of: listener).flatMap(\.addresses).flatMap { address in
+                let endpoint = IPEndpoint(ip: address, port: listener.port)
+                return (listener.protocolName.carriesTCP ? [(index, endpoint, false)] : [])
+                    + (listener.protocolName.carriesUDP ? [(index, endpoint, true)] : [])
+            }
         }
     }
 
@@ -80,16 +85,17 @@ public struct Configuration: Sendable {
     /// Two listeners of different load balancers on one address and port (their nodes share an
     /// address): the listener that comes second, and what to change.
     var endpointConflict: (path: String, message: String)? {
-        var seen: [IPEndpoint: Int] = [:]
-        for (index, endpoint) in listenerEndpoints where endpoint.port != 0 {
-            if let first = seen[endpoint], first != index {
+        var seen: [String: Int] = [:]
+        for (index, endpoint, udp) in listenerEndpoints where endpoint.port != 0 {
+            let key = "\(udp ? "udp" : "tcp") \(endpoint)"
+            if let first = seen[key], first != index {
                 return (
                     "Listeners[\(index)].Port",
                     "\(endpoint) is also where \(listeners[first].loadBalancerName)'s listener listens; "
                         + "give the load balancers different node addresses (SubnetMappings) or another port"
                 )
             }
-            seen[endpoint] = index
+            seen[key] = index
         }
         return nil
     }

@@ -23,7 +23,8 @@ extension ConfigReader {
             } else if text == "TLS" {
                 error(path + ".Protocol", "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
             } else {
-                error(path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+                error(
+                    path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
             }
         }
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
@@ -58,12 +59,14 @@ extension ConfigReader {
             if !group.preserveClientIP {
                 error(
                     attributesPath + "[\"preserve_client_ip.enabled\"]",
-                    "false: a \(transport.rawValue) target group always preserves the client's address (AWS allows no other)")
+                    "false: a \(transport.rawValue) target group always preserves the client's address (AWS allows no other)"
+                )
             }
             if group.proxyProtocolV2Enabled || group.proxyProtocolV1Enabled {
                 error(
                     attributesPath,
-                    "a \(transport.rawValue) target group sends no PROXY protocol header (AWS does not support it on UDP)")
+                    "a \(transport.rawValue) target group sends no PROXY protocol header (AWS does not support it on UDP)"
+                )
             }
         }
         if let value = object["Targets"], let items = array(value, path + ".Targets") {

@@ -1,18 +1,26 @@
 import Glibc
 import ProxyProtocol
 
-/// UDP sockets: the DNS responder's.
+/// UDP sockets: the DNS responder's, and UDP listeners and flows.
 extension Socket {
-    /// A non-blocking, close-on-exec UDP socket bound to `endpoint` (IPv6 sockets IPv6-only).
-    static func datagram(on endpoint: IPEndpoint) throws(SystemError) -> Int32 {
-        let family = endpoint.ip.isIPv6 ? AF_INET6 : AF_INET
+    /// A non-blocking, close-on-exec UDP socket of the address's family, not bound yet.
+    static func datagram(for ip: IPAddress) throws(SystemError) -> Int32 {
         let fd = try syscallNonBlocking("socket") {
             Glibc.socket(
-                family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                ip.isIPv6 ? AF_INET6 : AF_INET,
+                Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
         DescriptorLedger.opened(fd)
+        return fd
+    }
+
+    /// A non-blocking, close-on-exec UDP socket bound to `endpoint` (IPv6 sockets IPv6-only;
+    /// SO_REUSEPORT if asked).
+    static func datagram(on endpoint: IPEndpoint, reusePort: Bool = false) throws(SystemError) -> Int32 {
+        let fd = try datagram(for: endpoint.ip)
         do {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             if endpoint.ip.isIPv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
             try bind(fd, endpoint)
         } catch {
@@ -22,17 +30,34 @@ extension Socket {
         return fd
     }
 
-    /// One datagram into `buffer`: its length and sender, or nil when none waits (or on an error,
-    /// which for UDP concerns that datagram only).
-    static func receiveDatagram(_ fd: Int32, into buffer: inout [UInt8]) -> (count: Int, from: IPEndpoint)? {
+    /// `count` UDP sockets on one endpoint, one per event loop (SO_REUSEPORT: the kernel sends each
+    /// flow's datagrams, by their addresses, to one of them). As with `listenGroup`, a port another
+    /// program holds is "in use".
+    static func datagramGroup(on endpoint: IPEndpoint, count: Int) throws(SystemError) -> [Int32] {
+        let probe = try datagram(on: endpoint)
+        let resolved = endpoint.port == 0 ? (localEndpoint(probe) ?? endpoint) : endpoint
+        closeDescriptor(probe)
+        var fds: [Int32] = []
+        do {
+            for _ in 0..<count { fds.append(try datagram(on: resolved, reusePort: true)) }
+        } catch {
+            for fd in fds { closeDescriptor(fd) }
+            throw error
+        }
+        return fds
+    }
+
+    /// One datagram into `buffer`: its length and sender, or nil when none waits (an error concerns
+    /// that datagram only). No allocation.
+    static func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawPointer, capacity: Int)
+        -> (count: Int, from: IPEndpoint)?
+    {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         while true {
-            let count = buffer.withUnsafeMutableBytes { bytes in
-                withUnsafeMutablePointer(to: &storage) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(fd, bytes.baseAddress, bytes.count, 0, $0, &length)
-                    }
+            let count = withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(fd, buffer, capacity, 0, $0, &length)
                 }
             }
             if count >= 0 {
@@ -44,23 +69,27 @@ extension Socket {
         }
     }
 
-    /// Sends one datagram; a failure (a full buffer, an unreachable peer) drops it, as UDP may.
-    static func sendDatagram(_ fd: Int32, _ bytes: [UInt8], to endpoint: IPEndpoint) {
-        try? withSockAddr(endpoint) { address, length throws(SystemError) in
-            _ = bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT), address, length) }
-        }
+    static func receiveDatagram(_ fd: Int32, into buffer: inout [UInt8]) -> (count: Int, from: IPEndpoint)? {
+        buffer.withUnsafeMutableBytes { receiveDatagram(fd, into: $0.baseAddress!, capacity: $0.count) }
     }
-}
 
-extension Socket {
+    /// Sends one datagram to `endpoint`; false when it could not go (a full buffer drops it, as UDP may).
+    @discardableResult
+    static func sendDatagram(_ fd: Int32, _ buffer: UnsafeRawPointer, count: Int, to endpoint: IPEndpoint) -> Bool {
+        (try? withSockAddr(endpoint) { address, length throws(SystemError) in
+            sendto(fd, buffer, count, Int32(MSG_DONTWAIT), address, length) == count
+        }) ?? false
+    }
+
+    static func sendDatagram(_ fd: Int32, _ bytes: [UInt8], to endpoint: IPEndpoint) {
+        bytes.withUnsafeBytes { _ = sendDatagram(fd, $0.baseAddress!, count: $0.count, to: endpoint) }
+    }
+
     /// One datagram sent to `endpoint` and the first answer, waiting at most `timeoutSeconds` (a
     /// client's exchange: the zones demo asks the DNS responder this way).
     static func exchangeDatagram(_ bytes: [UInt8], with endpoint: IPEndpoint, timeoutSeconds: Int) -> [UInt8]? {
-        guard
-            let fd = try? datagram(
-                on: IPEndpoint(
-                    ip: endpoint.ip.isIPv6 ? .v6(IPv6Address("::1")!) : .v4(IPv4Address(127, 0, 0, 1)), port: 0))
-        else { return nil }
+        let local: IPAddress = endpoint.ip.isIPv6 ? .v6(IPv6Address("::1")!) : .v4(IPv4Address(127, 0, 0, 1))
+        guard let fd = try? datagram(on: IPEndpoint(ip: local, port: 0)) else { return nil }
         defer { closeDescriptor(fd) }
         sendDatagram(fd, bytes, to: endpoint)
         var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

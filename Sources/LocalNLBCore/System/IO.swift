@@ -39,6 +39,38 @@ enum IO {
         transfer { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// What a datagram on a connected UDP socket did: an ICMP port unreachable from the peer shows as
+    /// ECONNREFUSED on the socket's next call.
+    enum DatagramSend { case sent, dropped, refused }
+    enum DatagramReceive { case datagram(Int), none, refused }
+
+    /// send(2) of one datagram on a connected UDP socket.
+    @inline(__always)
+    static func sendDatagram(_ fd: Int32, _ buffer: UnsafeRawPointer, count: Int) -> DatagramSend {
+        while true {
+            if Glibc.send(fd, buffer, count, Int32(MSG_DONTWAIT)) >= 0 { return .sent }
+            switch Errno.current {
+            case .interrupted: continue
+            case .connectionRefused: return .refused
+            default: return .dropped  // a full buffer, or the peer gone: UDP may lose it
+            }
+        }
+    }
+
+    /// recv(2) of one datagram (of any length, 0 included) from a connected UDP socket.
+    @inline(__always)
+    static func receiveDatagram(_ fd: Int32, into buffer: UnsafeMutableRawPointer, capacity: Int) -> DatagramReceive {
+        while true {
+            let n = Glibc.recv(fd, buffer, capacity, Int32(MSG_DONTWAIT))
+            if n >= 0 { return .datagram(n) }
+            switch Errno.current {
+            case .interrupted: continue
+            case .connectionRefused: return .refused
+            default: return .none
+            }
+        }
+    }
+
     /// write(2), for pipes and eventfds.
     @inline(__always)
     static func write(_ fd: Int32, from buffer: UnsafeRawPointer, count: Int) -> Transfer {

@@ -32,7 +32,7 @@ extension ControlPlane {
                 ])
             return XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
                 + XML.text("LoadBalancerArn", names.loadBalancer(lb)) + XML.text("Port", String(listener.port))
-                + XML.text("Protocol", "TCP")
+                + XML.text("Protocol", listener.protocolName.rawValue)
                 + XML.list(
                     "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
         }
@@ -69,7 +69,8 @@ extension ControlPlane {
         let check = group.healthCheck
         var fields = [
             XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
-            XML.text("Protocol", "TCP"), XML.text("Port", String(group.port)), XML.text("VpcId", names.vpcID),
+            XML.text("Protocol", group.protocolName.rawValue), XML.text("Port", String(group.port)),
+            XML.text("VpcId", names.vpcID),
             XML.text("HealthCheckProtocol", check.protocolName.rawValue),
             XML.text("HealthCheckPort", check.port.map(String.init) ?? "traffic-port"),
             XML.text("HealthCheckEnabled", String(check.enabled)),
