@@ -21,6 +21,8 @@ command -v python3 >/dev/null || need+=(python3)
 command -v ip >/dev/null || need+=(iproute2)
 command -v valgrind >/dev/null || need+=(valgrind)
 command -v dig >/dev/null || need+=(dnsutils)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v iperf3 >/dev/null || need+=(iperf3)
 # boto3 goes into a virtual environment of our own; Debian's python3 needs python3-venv for that.
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -93,6 +95,13 @@ if has dig && has curl && has python3; then
   scripts/zones-check.sh .build/debug/localnlb | tee -a "$log"
 else
   skip "zones and DNS (scripts/zones-check.sh): dig (dnsutils), curl or python3 is missing"
+fi
+
+if has dnsmasq && has iperf3 && has dig && has python3; then
+  echo "== UDP and TCP_UDP listeners with real peers: dnsmasq and dig, iperf3 -u"
+  scripts/udp-check.sh .build/debug/localnlb | tee -a "$log"
+else
+  skip "UDP listeners (scripts/udp-check.sh): dnsmasq (dnsmasq-base), iperf3, dig or python3 is missing"
 fi
 
 if $root && has ip && has curl; then

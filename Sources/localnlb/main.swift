@@ -11,7 +11,7 @@ let usage = """
       localnlb ctl COMMAND [options] [--endpoint-url URL] [--output json|text|table]
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
-                      [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
+                      [--trust CIDR[,CIDR…]] [--header-timeout SECONDS] [--udp]
       localnlb demo [zones]
       localnlb version        (also --version)
 
@@ -69,10 +69,12 @@ let commandHelp: [String: String] = [
     """,
     "target": """
     localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
-                    [--trust CIDR[,CIDR…]] [--header-timeout SECONDS]
+                    [--trust CIDR[,CIDR…]] [--header-timeout SECONDS] [--udp]
 
     A target that reports what it saw: the TCP peer, its own address and any PROXY header, as JSON.
     An HTTP/1.x request gets the JSON as a 200 response; anything else gets it as one line, then an echo.
+      --udp                    also on UDP, same port: each datagram is answered with one JSON line
+                               (its source, which is the client when its address was kept)
       --listen HOST:PORT       where to listen ([::1]:9001 for IPv6)
       --name NAME              the name in the report (default: target)
       --proxy-protocol MODE    off: headers are data; optional (default): parsed if present;
@@ -262,13 +264,25 @@ func target(_ flags: Flags) throws {
         fail("\(error)", code: 1)
     }
     FileHandle.standardError.write(Data("localnlb target: listening on \(server.endpoint)\n".utf8))
+    var udp: UDPTargetServer?
+    if flags.switches.contains("--udp") {
+        do {
+            udp = try UDPTargetServer(
+                on: server.endpoint, name: flags.values["--name"] ?? "target", printsReports: true)
+        } catch {
+            fail("\(error)", code: 1)
+        }
+        FileHandle.standardError.write(Data("localnlb target: UDP on \(server.endpoint)\n".utf8))
+    }
     ProcessSignals.lineBufferStandardOutput()
     // Serve until SIGTERM or SIGINT: blocked before the server's threads start, so only this one
     // takes them.
     ProcessSignals.blockTermination()
     server.start()
+    udp?.start()
     _ = ProcessSignals.waitForTermination()
     server.stop()
+    udp?.stop()
     exit(0)
 }
 
@@ -318,7 +332,7 @@ do {
         try target(
             Flags(
                 rest, valued: ["--listen", "--name", "--proxy-protocol", "--banner", "--trust", "--header-timeout"],
-                switches: []))
+                switches: ["--udp"]))
     case "demo":
         let flags = try Flags(rest, valued: [], switches: [], positional: 1)
         switch flags.positional.first {
