@@ -74,7 +74,7 @@ def main():
         targets = []
         for name in ["a", "b"]:
             port = free_port()
-            procs.append(subprocess.Popen([binary, "target", "--listen", f"127.0.0.1:{port}", "--name", name],
+            procs.append(subprocess.Popen([binary, "target", "--listen", f"127.0.0.1:{port}", "--name", name, "--udp"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_port(port)
             targets.append(port)
@@ -209,6 +209,33 @@ def main():
               error_code(lambda: elb.describe_target_groups(Names=["api"])) == "TargetGroupNotFound")
         check("the first listener kept its group's live settings through those edits (PROXY v2 still on)",
               (get_through(listener).get("proxy") or {}).get("version") == 2)
+
+        # UDP: a UDP target group and listener made by boto3 carry datagrams at once.
+        udp_arn = elb.create_target_group(Name="udp", Protocol="UDP", Port=targets[1], TargetType="ip",
+                                          HealthCheckProtocol="TCP")["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=udp_arn, Targets=[{"Id": "127.0.0.1"}])
+        udp_port = free_port()
+        udp_listener = elb.create_listener(LoadBalancerArn=lb_arn, Protocol="UDP", Port=udp_port, DefaultActions=[
+            {"Type": "forward", "TargetGroupArn": udp_arn}])["Listeners"][0]
+        datagram = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        datagram.bind(("127.0.0.2", 0))
+        datagram.settimeout(5)
+        datagram.sendto(b"ping", ("127.0.0.1", udp_port))
+        answer, sender = datagram.recvfrom(65536)
+        datagram.close()
+        seen = json.loads(answer)
+        check("create_target_group / create_listener Protocol=UDP: a datagram reaches the target from the "
+              "client's address, the answer comes from the listener",
+              udp_listener["Protocol"] == "UDP" and seen.get("target") == "b" and seen["peer"].startswith("127.0.0.2:")
+              and sender == ("127.0.0.1", udp_port), f"{seen} from {sender}")
+        check("a TCP listener to a UDP group is IncompatibleProtocols; a UDP health check is ValidationError",
+              error_code(lambda: elb.create_listener(LoadBalancerArn=lb_arn, Protocol="TCP", Port=free_port(),
+                                                     DefaultActions=[{"Type": "forward", "TargetGroupArn": udp_arn}]))
+              == "IncompatibleProtocols"
+              and error_code(lambda: elb.create_target_group(Name="udp2", Protocol="UDP", Port=53, TargetType="ip",
+                                                             HealthCheckProtocol="UDP")) == "ValidationError")
+        elb.delete_listener(ListenerArn=udp_listener["ListenerArn"])
+        elb.delete_target_group(TargetGroupArn=udp_arn)
 
         # Tags, and the settings that are not target lists.
         elb.add_tags(ResourceArns=[tg_arn, lb_arn], Tags=[{"Key": "team", "Value": "edge"}, {"Key": "env", "Value": "test"}])

@@ -65,6 +65,8 @@ print("ok" if ok else f"{report} from {sender}")
 PY
 )
 check "localnlb target --udp: it saw the client's address; the answer came from the listener" test "$report" = ok
+check "describe-flows lists the live UDP flow" sh -c "
+  '$bin' ctl --endpoint-url http://127.0.0.1:$admin describe-flows | tr -d ' \n' | grep -q '\"protocol\":\"UDP\",\"targetGroup\":\"report\"'"
 "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" get-metrics > "$tmp/metrics"
 check "metrics: UDP flows and datagrams counted" sh -c "
   grep -q '^localnlb_new_flow_count_udp_total{load_balancer=\"udp\",target_group=\"dns\"} [1-9]' '$tmp/metrics' &&

@@ -15,10 +15,12 @@ struct FlowSummary: Sendable {
     var bytesFromTarget: UInt64
     var ageSeconds: Double
     var state: String
+    var transport: TransportProtocol = .tcp
 
     var json: JSONText {
         .object([
             ("id", .integer(Int64(id))),
+            ("protocol", .string(transport == .udp ? "UDP" : "TCP")),
             ("targetGroup", .string(targetGroup)),
             ("listener", .string(listener.description)),
             ("client", .string(client.description)),
@@ -39,10 +41,25 @@ extension EventLoop {
     /// Up to `limit` of this loop's flows with ids above `marker`, lowest ids first, and whether it
     /// has more: a page costs the loop a scan and `limit` copies, however many flows it carries.
     func describeOwnFlows(after marker: UInt64, limit: Int) -> (flows: [FlowSummary], more: Bool) {
-        var candidates: [(id: UInt64, index: Int)] = []
-        for flow in flows where flow.state != .free && flow.id > marker { candidates.append((flow.id, flow.index)) }
+        var candidates: [(id: UInt64, index: Int, udp: Bool)] = []
+        for flow in flows where flow.state != .free && flow.id > marker {
+            candidates.append((flow.id, flow.index, false))
+        }
+        for flow in udpFlows where flow.targetFD >= 0 && flow.id > marker {
+            candidates.append((flow.id, flow.index, true))
+        }
         candidates.sort { $0.id < $1.id }
         let page = candidates.prefix(limit).map { candidate -> FlowSummary in
+            if candidate.udp {
+                let flow = udpFlows[candidate.index]
+                let listener = listeners[flow.key.listener].shared.endpoint
+                return FlowSummary(
+                    id: flow.id, targetGroup: groups[flow.groupIndex].configuration.name, listener: listener,
+                    client: flow.key.client, node: listener, target: flow.target,
+                    source: Socket.localEndpoint(flow.targetFD), proxyMode: .off, bytesFromClient: flow.bytesFromClient,
+                    bytesFromTarget: flow.bytesFromTarget, ageSeconds: Double(now &- flow.started) / 1e9,
+                    state: "established", transport: .udp)
+            }
             let flow = flows[candidate.index]
             let group = groups[flow.groupIndex]
             let state: String =

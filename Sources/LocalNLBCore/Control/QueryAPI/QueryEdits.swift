@@ -130,6 +130,15 @@ extension ControlPlane {
     func checkAssociation(_ listener: ListenerConfiguration) throws(QueryError) {
         guard let group = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName && !$0.removed })
         else { return }
+        // AWS's pairing of listener and target group protocols.
+        let groupProtocol = groups[group].configuration.protocolName
+        guard listener.protocolName.groupProtocols.contains(groupProtocol) else {
+            throw QueryError(
+                code: "IncompatibleProtocols",
+                message: "A \(listener.protocolName.rawValue) listener forwards to a "
+                    + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
+                    + " target group; '\(listener.targetGroupName)' is \(groupProtocol.rawValue)")
+        }
         let others = loadBalancers(of: group).filter { $0 != listener.loadBalancerName }
         if let other = others.first {
             throw QueryError(
@@ -147,7 +156,9 @@ extension ControlPlane {
             $0.loadBalancerName == lb && $0.port == created.port
         }) {
             // AWS's CreateListener is idempotent: the same settings return the same listener.
-            guard configuration.listeners[existing].targetGroupName == created.targetGroupName else {
+            guard configuration.listeners[existing].targetGroupName == created.targetGroupName,
+                configuration.listeners[existing].protocolName == created.protocolName
+            else {
                 throw QueryError(
                     code: "DuplicateListener", message: "A listener already exists on port \(created.port)")
             }
