@@ -4,9 +4,10 @@
 localnlb runs under valgrind (memcheck counts every malloc), serving one listener in front of an echo
 target on 127.0.0.1. Three runs, each with the same warm-up: one with nothing more, one with REQUESTS
 more round trips on a kept-alive flow, one with FLOWS more flows of one round trip each, and one with
-FLOWS flows through a second listener whose group sends PROXY v2. What a run allocated beyond the
-warm-up run, divided by its requests or flows, is the cost per request or flow. Exit 1 when any of
-them allocates: the data path, a new flow and its PROXY v2 header (written from a template) must not.
+FLOWS flows through a second listener whose group sends PROXY v2, and one with DATAGRAMS more round
+trips on a UDP flow through a UDP listener. What a run allocated beyond the warm-up run, divided by
+its requests, flows or datagrams, is the cost of each. Exit 1 when any of them allocates: the data
+path, a new flow and its PROXY v2 header (written from a template), a datagram must not.
 """
 
 import argparse
@@ -25,6 +26,7 @@ from support import free_port, wait_port
 
 REQUESTS = 5000
 FLOWS = 500
+DATAGRAMS = 5000
 # Timer ticks allocate now and then during a run; less than this per request or flow is none.
 NONE = 0.05
 
@@ -49,6 +51,24 @@ def echo_server():
     return server.getsockname()[1]
 
 
+def udp_echo_server():
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            data, peer = server.recvfrom(65536)
+            server.sendto(data, peer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1]
+
+
+def datagram_round_trip(sock, port, payload):
+    sock.sendto(payload, ("127.0.0.1", port))
+    sock.recvfrom(65536)
+
+
 def round_trip(sock, payload):
     sock.sendall(payload)
     got = b""
@@ -59,7 +79,7 @@ def round_trip(sock, payload):
         got += chunk
 
 
-def run(binary, config, port, requests, flows, flow_port=None):
+def run(binary, config, port, requests, flows, flow_port=None, udp_port=None, datagrams=0):
     log = tempfile.NamedTemporaryFile(prefix="localnlb-valgrind.", suffix=".log", delete=False).name
     proc = subprocess.Popen(
         # One event loop: every loop runs the same code per event, and with one the warm-up surely
@@ -78,6 +98,13 @@ def run(binary, config, port, requests, flows, flow_port=None):
                 round_trip(sock, b"warm-up")
         for sock in warm:
             sock.close()
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.settimeout(10)
+        for _ in range(50):
+            datagram_round_trip(udp, udp_port, b"warm-up")
+        for _ in range(datagrams):
+            datagram_round_trip(udp, udp_port, b"one datagram")
+        udp.close()
         kept = socket.create_connection(("127.0.0.1", port), 10)
         round_trip(kept, b"hello")
         for _ in range(requests):
@@ -103,7 +130,8 @@ def main():
     parser.add_argument("--localnlb", required=True)
     args = parser.parse_args()
     target = echo_server()
-    port, proxy_port = free_port(), free_port()
+    udp_target = udp_echo_server()
+    port, proxy_port, udp_port = free_port(), free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="localnlb-alloc.")
     config = os.path.join(tmp, "localnlb.json")
     with open(config, "w") as f:
@@ -112,6 +140,8 @@ def main():
             "Listeners": [
                 {"Port": port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo"}]},
                 {"Port": proxy_port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-pp"}]},
+                {"Port": udp_port, "Protocol": "UDP",
+                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-udp"}]},
             ],
             "TargetGroups": [
                 {"Name": "echo", "Port": target, "TargetType": "ip", "HealthCheckEnabled": False,
@@ -119,21 +149,28 @@ def main():
                 {"Name": "echo-pp", "Port": target, "TargetType": "ip", "HealthCheckEnabled": False,
                  "TargetGroupAttributes": [{"Key": "proxy_protocol_v2.enabled", "Value": "true"}],
                  "Targets": [{"Id": "127.0.0.1"}]},
+                {"Name": "echo-udp", "Protocol": "UDP", "Port": udp_target, "TargetType": "ip",
+                 "HealthCheckEnabled": False, "Targets": [{"Id": "127.0.0.1"}]},
             ],
+            "Dns": {"Enabled": False},
         }, f)
-    base = run(args.localnlb, config, port, 0, 0)
-    with_requests = run(args.localnlb, config, port, REQUESTS, 0)
-    with_flows = run(args.localnlb, config, port, 0, FLOWS)
-    with_proxy_flows = run(args.localnlb, config, port, 0, FLOWS, flow_port=proxy_port)
+    common = dict(udp_port=udp_port)
+    base = run(args.localnlb, config, port, 0, 0, **common)
+    with_requests = run(args.localnlb, config, port, REQUESTS, 0, **common)
+    with_flows = run(args.localnlb, config, port, 0, FLOWS, **common)
+    with_proxy_flows = run(args.localnlb, config, port, 0, FLOWS, flow_port=proxy_port, **common)
+    with_datagrams = run(args.localnlb, config, port, 0, 0, datagrams=DATAGRAMS, **common)
     per_request = (with_requests - base) / REQUESTS
     per_flow = (with_flows - base) / FLOWS
     per_proxy_flow = (with_proxy_flows - base) / FLOWS
+    per_datagram = (with_datagrams - base) / DATAGRAMS
     print(f"allocations: warm-up run {base}; +{REQUESTS} requests {with_requests}; +{FLOWS} flows {with_flows}; "
-          f"+{FLOWS} PROXY v2 flows {with_proxy_flows}")
+          f"+{FLOWS} PROXY v2 flows {with_proxy_flows}; +{DATAGRAMS} UDP round trips {with_datagrams}")
     print(f"allocations per request (kept-alive flow): {per_request:.3f}")
     print(f"allocations per new flow (accept, connect, one round trip, close): {per_flow:.3f}")
     print(f"allocations per new PROXY v2 flow: {per_proxy_flow:.3f}")
-    checks = [per_request < NONE, per_flow < NONE, per_proxy_flow < NONE]
+    print(f"allocations per UDP round trip (a datagram each way): {per_datagram:.3f}")
+    checks = [per_request < NONE, per_flow < NONE, per_proxy_flow < NONE, per_datagram < NONE]
     print(f"allocations: {checks.count(True)} passed, {checks.count(False)} failed")
     sys.exit(0 if all(checks) else 1)
 
