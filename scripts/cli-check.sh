@@ -274,6 +274,7 @@ else
   check "serve with no --config (needs root for a network namespace)" false
 fi
 
+check "demo shows UDP keeping the client's address" sh -c "'$bin' demo | grep -q '^ip (UDP) .*127.0.0.2:.*yes, it is the datagram.s source'"
 check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
 
 "$bin" demo zones > "$tmp/zones" 2>&1 || true

@@ -89,8 +89,9 @@ let commandHelp: [String: String] = [
     "demo": """
     localnlb demo [zones]
 
-    Starts two targets and three listeners (instance; ip; ip with proxy_protocol_v2.enabled) on
-    loopback, sends one request through each from 127.0.0.2 and shows what each target saw.
+    Starts targets and four listeners (instance; ip; ip with proxy_protocol_v2.enabled; UDP) on
+    loopback, sends one request (a datagram for UDP) through each from 127.0.0.2 and shows what each
+    target saw.
     zones: two Availability Zones on loopback; cross-zone load balancing off and on, a zone losing its
     target, and what the load balancer's DNS name resolves to at each step.
     """,

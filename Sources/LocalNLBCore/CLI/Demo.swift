@@ -11,11 +11,14 @@ public enum Demo {
         public var peer: String
         public var proxySource: String?
         public var client: IPEndpoint
+        public var udp = false
 
         /// Whether the application behind the target can learn the client's address, and how.
         public var verdict: String {
             if let proxySource, proxySource == client.description { return "yes, from the PROXY v2 header" }
-            if peer.hasPrefix(client.ip.description + ":") { return "yes, it is the TCP peer" }
+            if peer.hasPrefix(client.ip.description + ":") {
+                return udp ? "yes, it is the datagram's source" : "yes, it is the TCP peer"
+            }
             return "no: it sees the load balancer's address"
         }
     }
@@ -45,9 +48,23 @@ public enum Demo {
             groups.append(group)
             listeners.append(ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: name))
         }
+        // UDP (AWS-NLB.md §10): the client's address is always kept.
+        let udpTarget = try UDPTargetServer(on: IPEndpoint(ip: loopback, port: 0), name: "target-udp")
+        udpTarget.start()
+        defer { udpTarget.stop() }
+        var udpGroup = TargetGroupConfiguration(
+            name: "demo-udp", port: 80, targetType: .ip,
+            targets: [
+                TargetConfiguration(id: loopback.description, address: loopback, port: udpTarget.endpoint.port)
+            ])
+        udpGroup.protocolName = .udp
+        udpGroup.preserveClientIP = true
+        udpGroup.healthCheck.enabled = false
+        var udpListener = ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: "demo-udp")
+        udpListener.protocolName = .udp
         let configuration = Configuration(
             loadBalancerName: "demo-nlb", nodes: [LoadBalancerNode(subnetID: "subnet-demo", ipv4: loopback)],
-            listeners: listeners, targetGroups: groups)
+            listeners: listeners + [udpListener], targetGroups: groups + [udpGroup])
         var options = LoadBalancerOptions()
         options.flowLog = .disabled
         // The demo's output is its table: the event log of its short-lived balancer would bury it.
@@ -65,7 +82,7 @@ public enum Demo {
         }
 
         var rows: [Row] = []
-        for (listenerIndex, endpoint) in balancer.listenerEndpoints {
+        for (listenerIndex, endpoint) in balancer.listenerEndpoints where listenerIndex < groups.count {
             let group = groups[listenerIndex]
             let (client, body) = try httpGet(endpoint, from: clientAddress)
             let report = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
@@ -76,7 +93,34 @@ public enum Demo {
                     proxyProtocolV2: group.proxyProtocol != .off, peer: report["peer"] as? String ?? "?",
                     proxySource: proxy?["source"] as? String, client: client))
         }
+        if let endpoint = balancer.udpListenerEndpoints.first?.endpoint {
+            let (client, body) = try datagram(to: endpoint, from: clientAddress)
+            let report = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+            var row = Row(
+                targetType: .ip, preserveClientIP: true, proxyProtocolV2: false, peer: report["peer"] as? String ?? "?",
+                proxySource: nil, client: client)
+            row.udp = true
+            rows.append(row)
+        }
         return rows
+    }
+
+    /// One datagram from `source` to `endpoint` and its answer; returns the client's own endpoint too.
+    static func datagram(to endpoint: IPEndpoint, from source: IPAddress) throws -> (IPEndpoint, String) {
+        let fd = try Socket.datagram(on: IPEndpoint(ip: source, port: 0))
+        defer { closeDescriptor(fd) }
+        let local = Socket.localEndpoint(fd) ?? IPEndpoint(ip: source, port: 0)
+        for _ in 0..<3 {
+            Socket.sendDatagram(fd, Array("demo".utf8), to: endpoint)
+            var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if Glibc.poll(&poll, 1, 1000) == 1 {
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                if let (count, _) = Socket.receiveDatagram(fd, into: &buffer) {
+                    return (local, String(decoding: buffer[0..<count], as: UTF8.self))
+                }
+            }
+        }
+        throw ListenerError(description: "demo: no UDP answer through \(endpoint)")
     }
 
     /// The demo's table and what it means.
@@ -87,8 +131,8 @@ public enum Demo {
         ]
         let cells = rows.map {
             [
-                $0.targetType.rawValue, String($0.preserveClientIP), String($0.proxyProtocolV2), $0.peer,
-                $0.proxySource ?? "-", $0.verdict,
+                $0.targetType.rawValue + ($0.udp ? " (UDP)" : ""), String($0.preserveClientIP),
+                String($0.proxyProtocolV2), $0.peer, $0.proxySource ?? "-", $0.verdict,
             ]
         }
         let widths = header.indices.map { column in
@@ -108,6 +152,7 @@ public enum Demo {
             ip + proxy_protocol_v2.enabled: still the NLB as peer, but the client's address and port arrive
               in a PROXY v2 header first; a target that parses it (nginx: listen … proxy_protocol;
               real_ip_header proxy_protocol) knows the client again.
+            ip (UDP): NLB always keeps the client's address for UDP; each datagram comes from the client.
 
             """
         return out
