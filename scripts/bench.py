@@ -47,12 +47,14 @@ class Bench:
         self.rounds = args.rounds
         self.tmp = tempfile.mkdtemp(prefix="localnlb-bench.")
         self.procs = []
+        self.udp = {}
         self.p = {name: free_port() for name in [
             "iperf", "http", "http_pp",
             "lnb_iperf", "lnb_http", "lnb_pp",
             "hap_iperf", "hap_http", "hap_pp",
             "ngx_iperf", "ngx_http", "ngx_pp",
             "base_iperf", "base_http", "base_pp",
+            "lnb_udp", "ngx_udp", "base_udp",
         ]}
 
     # -- processes -------------------------------------------------------------------------------
@@ -117,9 +119,21 @@ http {{
                            "HealthCheckPort": str(self.p["http"]),
                            "TargetGroupAttributes": attributes, "Targets": [{"Id": "127.0.0.1"}]})
             listeners.append({"Port": self.p[port], "DefaultActions": [{"Type": "forward", "TargetGroupName": name}]})
-        config = self.write(f"localnlb-{prefix}.json", json.dumps({
-            "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
-        proc = self.start([binary or self.args.localnlb, "serve", "--config", config, "--flow-log", "off"])
+        # UDP: a TCP_UDP listener in front of iperf3 (its control over TCP, its datagrams over UDP),
+        # when this build has UDP listeners (an older baseline may not).
+        with_udp = groups + [{"Name": "iperf-udp", "Protocol": "TCP_UDP", "Port": self.p["iperf"], "TargetType": "ip",
+                              "HealthCheckPort": str(self.p["http"]), "Targets": [{"Id": "127.0.0.1"}]}]
+        udp_listeners = listeners + [{"Port": self.p[f"{prefix}_udp"], "Protocol": "TCP_UDP",
+                                      "DefaultActions": [{"Type": "forward", "TargetGroupName": "iperf-udp"}]}]
+        document = {"Admin": {"Enabled": False}, "Dns": {"Enabled": False}, "Listeners": udp_listeners,
+                    "TargetGroups": with_udp}
+        config = self.write(f"localnlb-{prefix}.json", json.dumps(document))
+        executable = binary or self.args.localnlb
+        self.udp[prefix] = subprocess.run([executable, "check-config", config], capture_output=True).returncode == 0
+        if not self.udp[prefix]:
+            config = self.write(f"localnlb-{prefix}.json", json.dumps({
+                "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
+        proc = self.start([executable, "serve", "--config", config, "--flow-log", "off"])
         for port in [f"{prefix}_iperf", f"{prefix}_http", f"{prefix}_pp"]:
             wait_port(self.p[port])
         return [proc.pid]
@@ -168,6 +182,7 @@ stream {{
     server {{ listen 127.0.0.1:{self.p['ngx_iperf']}; proxy_pass iperf; }}
     server {{ listen 127.0.0.1:{self.p['ngx_http']} backlog=4096; proxy_pass http; }}
     server {{ listen 127.0.0.1:{self.p['ngx_pp']} backlog=4096; proxy_pass pp; proxy_protocol on; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_udp']}; listen 127.0.0.1:{self.p['ngx_udp']} udp; proxy_pass iperf; }}
 }}
 """)
         subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/stream-error.log"], check=True)
@@ -183,6 +198,14 @@ stream {{
             argv.append("-R")
         out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
         return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+    def iperf_udp(self, port):
+        """Datagrams per second delivered (1200 bytes each, sent as fast as the client can)."""
+        argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-u", "-b", "0", "-l", "1200",
+                "-t", str(self.seconds), "-J"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
+        total = json.loads(out)["end"]["sum"]
+        return (total["packets"] - total["lost_packets"]) / total["seconds"]
 
     @staticmethod
     def cpu_seconds(pids):
@@ -258,12 +281,18 @@ stream {{
     def measure(self, name, ports, pids, results):
         def add(key, value):
             results.setdefault(key, {}).setdefault(name, []).append(value)
-        iperf_port, http_port, pp_port = ports
+        iperf_port, http_port, pp_port, udp_port = ports
         for streams in [1, 4]:
             for reverse in [False, True]:
                 direction = "target→client" if reverse else "client→target"
                 add(f"throughput {streams} stream{'s' if streams > 1 else ''} {direction} (Gbit/s)",
                     self.iperf(iperf_port, streams, reverse))
+        if udp_port:
+            before = self.cpu_seconds(pids)
+            rate = self.iperf_udp(udp_port)
+            add("UDP datagrams/s delivered (1200 bytes, iperf3 -u -b 0)", rate)
+            if pids and rate:
+                add("UDP: proxy CPU per datagram (µs)", 1e6 * (self.cpu_seconds(pids) - before) / (rate * self.seconds))
         rps, p50, p99, cpu = self.wrk(http_port, close=False, pids=pids)
         add("keep-alive requests/s", rps)
         add("keep-alive p50 latency (ms)", p50)
@@ -299,16 +328,22 @@ stream {{
         try:
             self.start_backends()
             contenders = {
-                "localnlb": ((self.p["lnb_iperf"], self.p["lnb_http"], self.p["lnb_pp"]), self.start_localnlb()),
-                "haproxy": ((self.p["hap_iperf"], self.p["hap_http"], self.p["hap_pp"]), self.start_haproxy()),
-                "nginx": ((self.p["ngx_iperf"], self.p["ngx_http"], self.p["ngx_pp"]), self.start_nginx_stream()),
-                "no proxy": ((self.p["iperf"], self.p["http"], None), []),
+                "localnlb": (None, self.start_localnlb()),
+                "haproxy": ((self.p["hap_iperf"], self.p["hap_http"], self.p["hap_pp"], None), self.start_haproxy()),
+                "nginx": (
+                    (self.p["ngx_iperf"], self.p["ngx_http"], self.p["ngx_pp"], self.p["ngx_udp"]),
+                    self.start_nginx_stream()),
+                "no proxy": ((self.p["iperf"], self.p["http"], None, self.p["iperf"]), []),
             }
+            contenders["localnlb"] = (
+                (self.p["lnb_iperf"], self.p["lnb_http"], self.p["lnb_pp"], self.p["lnb_udp"] if self.udp["lnb"] else None),
+                contenders["localnlb"][1])
             if self.args.baseline:
                 # An earlier build beside this one, alternating with the rest: an A/B in the same run.
+                pids = self.start_localnlb(self.args.baseline, "base")
                 contenders["baseline"] = (
-                    (self.p["base_iperf"], self.p["base_http"], self.p["base_pp"]),
-                    self.start_localnlb(self.args.baseline, "base"))
+                    (self.p["base_iperf"], self.p["base_http"], self.p["base_pp"],
+                     self.p["base_udp"] if self.udp["base"] else None), pids)
             time.sleep(0.5)
             for _, pids in contenders.values():
                 self.baseline[tuple(pids)] = self.footprint(pids)

@@ -29,9 +29,10 @@ final class RunningBalancer: @unchecked Sendable {
 
     init(
         _ configuration: Configuration, drainSeconds: Double = 0.3, flowLog: FlowLog = .disabled, timeScale: Double = 1,
-        eventLoops: Int = 2
+        eventLoops: Int = 2, udpFlowLimit: Int = 8192
     ) throws {
         var options = LoadBalancerOptions()
+        options.udpFlowLimit = udpFlowLimit
         // Two loops, as the daemon runs on this machine: every end-to-end test crosses loops.
         options.eventLoops = eventLoops
         options.timeScale = timeScale

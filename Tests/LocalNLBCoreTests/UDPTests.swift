@@ -119,6 +119,33 @@ final class UDPTestServer: @unchecked Sendable {
         #expect(ended[0].closeReason == .connectRefused)
     }
 
+    /// A flood of distinct flows past the bound: the flows within it keep working, the rest are
+    /// dropped and the log says so; the daemon carries on.
+    @Test func aFloodPastTheBoundLosesNothingOfTheLiveFlows() throws {
+        let a = try UDPTestServer(name: "a")
+        defer { a.stop() }
+        let lb = try RunningBalancer(udpConfiguration(targets: [a.endpoint]), eventLoops: 1, udpFlowLimit: 20)
+        defer { lb.stop() }
+        let listener = lb.balancer.udpListenerEndpoints[0].endpoint
+        let clients = try (0..<30).map { _ in try Socket.datagram(on: IPEndpoint(ip: otherLoopback, port: 0)) }
+        defer { clients.forEach(closeDescriptor) }
+        var answered = 0
+        for client in clients {
+            Socket.sendDatagram(client, Array("hello".utf8), to: listener)
+            var poll = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+            if Glibc.poll(&poll, 1, 300) == 1 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                if Socket.receiveDatagram(client, into: &buffer) != nil { answered += 1 }
+            }
+        }
+        #expect(answered == 20)
+        for client in clients.prefix(20) {  // every live flow still carries datagrams
+            let (again, _) = try exchange(client, "again", with: listener)
+            #expect(again.hasSuffix(" again"))
+        }
+        #expect(lb.logLines.contains { $0.contains("UDP: 20 flows on event loop 0, the most one loop keeps") })
+    }
+
     @Test func theFileRulesForUDP() {
         let json = """
             { "LoadBalancer": { "Name": "u", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ] },

@@ -8,6 +8,8 @@ public struct LoadBalancerOptions: Sendable {
     public var flowLog: FlowLog = .standardError
     /// On SIGTERM/SIGINT or `stop()`: how long flows may finish before they are reset.
     public var drainSeconds: Double = 10
+    /// How many UDP flows one event loop keeps at most (each holds a socket towards its target).
+    public var udpFlowLimit = 8192
     /// Handle SIGTERM and SIGINT (the daemon). Off when embedded (tests, demo).
     public var handlesSignals = false
     /// Where the event log goes: one line per event (listeners, targets and their states, attributes,

@@ -33,10 +33,6 @@ final class UDPFlow {
 /// it, the client's address always kept; a flow is forgotten after 120 s without a datagram. Datagrams
 /// pass through one buffer of the loop: nothing is allocated per datagram.
 extension EventLoop {
-    /// How many UDP flows one loop keeps at most (each holds a socket): past it, datagrams that would
-    /// start a flow are dropped, and the log says so.
-    static let maximumUDPFlows = 8192
-
     func receiveDatagrams(listenerIndex: Int) {
         let fd = listeners[listenerIndex].fd
         guard fd >= 0 else { return }
@@ -69,10 +65,12 @@ extension EventLoop {
         guard !draining else { return nil }
         let groupIndex = listeners[key.listener].shared.groupIndex
         let node = listeners[key.listener].shared.endpoint
-        guard liveUDPFlows < Self.maximumUDPFlows else {
+        // Past `udpFlowLimit` (each flow holds a socket), datagrams that would start a flow are dropped,
+        // and the log says so.
+        guard liveUDPFlows < options.udpFlowLimit else {
             warnAtMostEvery10s(
                 &lastUDPBoundWarning,
-                "UDP: \(Self.maximumUDPFlows) flows on event loop \(index), the most one loop keeps; datagrams "
+                "UDP: \(options.udpFlowLimit) flows on event loop \(index), the most one loop keeps; datagrams "
                     + "that would start another are dropped until some idle out")
             return nil
         }
