@@ -55,6 +55,7 @@ class Bench:
             "ngx_iperf", "ngx_http", "ngx_pp",
             "base_iperf", "base_http", "base_pp",
             "lnb_udp", "ngx_udp", "base_udp",
+            "dns", "lnb_dns", "ngx_dns", "base_dns",
         ]}
 
     # -- processes -------------------------------------------------------------------------------
@@ -90,6 +91,10 @@ class Bench:
 
     def start_backends(self):
         self.start(["iperf3", "-s", "-p", str(self.p["iperf"])])
+        # A DNS server for UDP request/response: every query for example.test answered from memory.
+        self.start(["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", f"--port={self.p['dns']}",
+                    "--listen-address=127.0.0.1", "--bind-interfaces", "--address=/example.test/192.0.2.7"])
+        self.write("queries.txt", "example.test A\n")
         os.makedirs(os.path.join(self.tmp, "temp"), exist_ok=True)
         conf = self.write("backend.conf", f"""
 daemon on; worker_processes 1; worker_rlimit_nofile 20000;
@@ -123,8 +128,12 @@ http {{
         # when this build has UDP listeners (an older baseline may not).
         with_udp = groups + [{"Name": "iperf-udp", "Protocol": "TCP_UDP", "Port": self.p["iperf"], "TargetType": "ip",
                               "HealthCheckPort": str(self.p["http"]), "Targets": [{"Id": "127.0.0.1"}]}]
+        with_udp.append({"Name": "dns", "Protocol": "UDP", "Port": self.p["dns"], "TargetType": "ip",
+                         "HealthCheckPort": str(self.p["http"]), "Targets": [{"Id": "127.0.0.1"}]})
         udp_listeners = listeners + [{"Port": self.p[f"{prefix}_udp"], "Protocol": "TCP_UDP",
-                                      "DefaultActions": [{"Type": "forward", "TargetGroupName": "iperf-udp"}]}]
+                                      "DefaultActions": [{"Type": "forward", "TargetGroupName": "iperf-udp"}]},
+                                     {"Port": self.p[f"{prefix}_dns"], "Protocol": "UDP",
+                                      "DefaultActions": [{"Type": "forward", "TargetGroupName": "dns"}]}]
         document = {"Admin": {"Enabled": False}, "Dns": {"Enabled": False}, "Listeners": udp_listeners,
                     "TargetGroups": with_udp}
         config = self.write(f"localnlb-{prefix}.json", json.dumps(document))
@@ -183,6 +192,8 @@ stream {{
     server {{ listen 127.0.0.1:{self.p['ngx_http']} backlog=4096; proxy_pass http; }}
     server {{ listen 127.0.0.1:{self.p['ngx_pp']} backlog=4096; proxy_pass pp; proxy_protocol on; }}
     server {{ listen 127.0.0.1:{self.p['ngx_udp']}; listen 127.0.0.1:{self.p['ngx_udp']} udp; proxy_pass iperf; }}
+    upstream dns {{ server 127.0.0.1:{self.p['dns']}; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_dns']} udp; proxy_pass dns; proxy_responses 1; proxy_timeout 10s; }}
 }}
 """)
         subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/stream-error.log"], check=True)
@@ -206,6 +217,16 @@ stream {{
         out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
         total = json.loads(out)["end"]["sum"]
         return (total["packets"] - total["lost_packets"]) / total["seconds"]
+
+    def dnsperf(self, port):
+        """DNS queries per second answered, and their average latency (ms): dnsperf, 4 clients, up to 100
+        queries in flight."""
+        argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", os.path.join(self.tmp, "queries.txt"),
+                "-l", str(self.seconds), "-c", "4", "-q", "100"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=self.seconds + 30).stdout
+        qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+        latency = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000
+        return qps, latency
 
     @staticmethod
     def cpu_seconds(pids):
@@ -281,7 +302,7 @@ stream {{
     def measure(self, name, ports, pids, results):
         def add(key, value):
             results.setdefault(key, {}).setdefault(name, []).append(value)
-        iperf_port, http_port, pp_port, udp_port = ports
+        iperf_port, http_port, pp_port, udp_port, dns_port = ports
         for streams in [1, 4]:
             for reverse in [False, True]:
                 direction = "target→client" if reverse else "client→target"
@@ -293,6 +314,14 @@ stream {{
             add("UDP datagrams/s delivered (1200 bytes, iperf3 -u -b 0)", rate)
             if pids and rate:
                 add("UDP: proxy CPU per datagram (µs)", 1e6 * (self.cpu_seconds(pids) - before) / (rate * self.seconds))
+        if dns_port:
+            before = self.cpu_seconds(pids)
+            qps, latency = self.dnsperf(dns_port)
+            add("UDP request/response: DNS queries/s (dnsperf → dnsmasq)", qps)
+            add("UDP request/response: average latency (ms)", latency)
+            if pids and qps:
+                add("UDP request/response: proxy CPU per query (µs)",
+                    1e6 * (self.cpu_seconds(pids) - before) / (qps * self.seconds))
         rps, p50, p99, cpu = self.wrk(http_port, close=False, pids=pids)
         add("keep-alive requests/s", rps)
         add("keep-alive p50 latency (ms)", p50)
@@ -329,21 +358,25 @@ stream {{
             self.start_backends()
             contenders = {
                 "localnlb": (None, self.start_localnlb()),
-                "haproxy": ((self.p["hap_iperf"], self.p["hap_http"], self.p["hap_pp"], None), self.start_haproxy()),
+                "haproxy": (
+                    (self.p["hap_iperf"], self.p["hap_http"], self.p["hap_pp"], None, None), self.start_haproxy()),
                 "nginx": (
-                    (self.p["ngx_iperf"], self.p["ngx_http"], self.p["ngx_pp"], self.p["ngx_udp"]),
+                    (self.p["ngx_iperf"], self.p["ngx_http"], self.p["ngx_pp"], self.p["ngx_udp"], self.p["ngx_dns"]),
                     self.start_nginx_stream()),
-                "no proxy": ((self.p["iperf"], self.p["http"], None, self.p["iperf"]), []),
+                "no proxy": ((self.p["iperf"], self.p["http"], None, self.p["iperf"], self.p["dns"]), []),
             }
+            udp = self.udp["lnb"]
             contenders["localnlb"] = (
-                (self.p["lnb_iperf"], self.p["lnb_http"], self.p["lnb_pp"], self.p["lnb_udp"] if self.udp["lnb"] else None),
+                (self.p["lnb_iperf"], self.p["lnb_http"], self.p["lnb_pp"], self.p["lnb_udp"] if udp else None,
+                 self.p["lnb_dns"] if udp else None),
                 contenders["localnlb"][1])
             if self.args.baseline:
                 # An earlier build beside this one, alternating with the rest: an A/B in the same run.
                 pids = self.start_localnlb(self.args.baseline, "base")
+                udp = self.udp["base"]
                 contenders["baseline"] = (
                     (self.p["base_iperf"], self.p["base_http"], self.p["base_pp"],
-                     self.p["base_udp"] if self.udp["base"] else None), pids)
+                     self.p["base_udp"] if udp else None, self.p["base_dns"] if udp else None), pids)
             time.sleep(0.5)
             for _, pids in contenders.values():
                 self.baseline[tuple(pids)] = self.footprint(pids)
