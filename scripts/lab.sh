@@ -99,7 +99,8 @@ up() {
   in_ns lnb-lb ip route add local 0.0.0.0/0 dev lo table 100
 
   # Targets: t1 and t2 are applications that log their TCP peer; t3 is seed 001's nginx pair.
-  ip netns exec lnb-t1 "$bin" target --listen 198.51.100.11:80 --name t1-instance --proxy-protocol off > "$lab/t1.log" 2>&1 &
+  ip netns exec lnb-t1 "$bin" target --listen 198.51.100.11:80 --name t1-instance --proxy-protocol off --udp \
+    > "$lab/t1.log" 2>&1 &
   remember $!
   ip netns exec lnb-t2 "$bin" target --listen 198.51.100.12:80 --name t2-ip --proxy-protocol off > "$lab/t2.log" 2>&1 &
   remember $!
@@ -152,7 +153,8 @@ NGINX
     { "Port": 8001, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-instance" } ] },
     { "Port": 8002, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-ip" } ] },
     { "Port": 8003, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-ip-proxy-v2" } ] },
-    { "Port": 8004, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-hairpin" } ] }
+    { "Port": 8004, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-hairpin" } ] },
+    { "Port": 8005, "Protocol": "UDP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-udp" } ] }
   ],
   "TargetGroups": [
     { "Name": "lab-instance", "Port": 80, "TargetType": "instance",
@@ -162,6 +164,8 @@ NGINX
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ],
       "Targets": [ { "Id": "198.51.100.13" } ] },
     { "Name": "lab-hairpin", "Port": 80, "TargetType": "instance",
+      "Targets": [ { "Id": "198.51.100.11" } ] },
+    { "Name": "lab-udp", "Port": 80, "Protocol": "UDP", "TargetType": "ip",
       "Targets": [ { "Id": "198.51.100.11" } ] }
   ]
 }
@@ -220,7 +224,7 @@ s.bind(("203.0.113.99", 0))' 2>/dev/null; then
 
 run() {
   [ -f "$lab/pids" ] || up
-  local instance ip app hairpin started elapsed code
+  local instance ip app hairpin started elapsed code udp
   # The same request from the client to each listener.
   instance=$(in_ns lnb-client curl -sS --max-time 5 --local-port "$client_port" http://198.51.100.1:8001/)
   ip=$(in_ns lnb-client curl -sS --max-time 5 --local-port "$((client_port + 1))" http://198.51.100.1:8002/)
@@ -232,6 +236,17 @@ run() {
   code=$?
   set -e
   elapsed=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
+  # UDP: the client's address and port kept through IP_TRANSPARENT; the answer from the listener.
+  udp=$(in_ns lnb-client python3 - "$((client_port + 3))" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("203.0.113.10", int(sys.argv[1])))
+s.settimeout(5)
+s.sendto(b"hello", ("198.51.100.1", 8005))
+data, sender = s.recvfrom(65536)
+print(json.loads(data)["peer"], f"{sender[0]}:{sender[1]}")
+PY
+  ) || udp="no answer"
   hairpin="curl exit $code after ${elapsed}s: $(tr -d '\n' < "$lab/hairpin.err")"
   sleep 0.3
 
@@ -252,6 +267,7 @@ the NLB node 198.51.100.1:
   ip + proxy_protocol_v2.enabled          t3 $sidecar_line
                                           t3 $app_line
   hairpin (t1 → NLB → t1, IP preserved)   $hairpin
+  UDP (client IP always kept)             t1 peer and the answer's source: $udp
 
 TABLE
   local failures=0
@@ -262,6 +278,8 @@ TABLE
   expect "ip: the load balancer's address" "${t2_peer%:*}" "198.51.100.1"
   expect "ip + PROXY v2: the app's \$remote_addr" "$app_line" "app: remote_addr=203.0.113.10 x_forwarded_for=203.0.113.10"
   expect "hairpin: the request times out (curl exit 28)" "$code" "28"
+  expect "UDP: the client's address and port at the target; the answer from the listener" "$udp" \
+    "203.0.113.10:$((client_port + 3)) 198.51.100.1:8005"
   if grep -q "broken header" "$lab/t3-error.log" 2>/dev/null; then
     echo "  FAILED  nginx logged 'broken header'"; failures=$((failures + 1))
   else
@@ -269,7 +287,7 @@ TABLE
   fi
   echo
   check || failures=$((failures + 1))
-  echo "lab: $((5 + 6 - failures)) passed, $failures failed"
+  echo "lab: $((6 + 6 - failures)) passed, $failures failed"
   [ "$failures" -eq 0 ]
 }
 
