@@ -90,6 +90,21 @@ final class UDPTestServer: @unchecked Sendable {
         #expect(answer.hasSuffix(" " + big))
     }
 
+    @Test func ipv6DatagramsPassToo() throws {
+        let a = try UDPTestServer(name: "a", on: loopback6)
+        defer { a.stop() }
+        var config = udpConfiguration(targets: [a.endpoint])
+        config.loadBalancers[0].nodes = [LoadBalancerNode(subnetID: "subnet-test", ipv4: nil, ipv6: loopback6)]
+        let lb = try RunningBalancer(config)
+        defer { lb.stop() }
+        let listener = lb.balancer.udpListenerEndpoints[0].endpoint
+        #expect(listener.ip == loopback6)
+        let client = try Socket.datagram(on: IPEndpoint(ip: loopback6, port: 0))
+        defer { closeDescriptor(client) }
+        let (answer, from) = try exchange(client, "six", with: listener)
+        #expect(from == listener && answer.hasPrefix("a [::1]:") && answer.hasSuffix(" six"))
+    }
+
     @Test func aFlowIdlesOutAfter120ScaledSeconds() throws {
         let a = try UDPTestServer(name: "a")
         defer { a.stop() }
