@@ -114,3 +114,29 @@ const int CLNB_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
 const int CLNB_IP_TRANSPARENT = IP_TRANSPARENT;
 const int CLNB_IPV6_TRANSPARENT = IPV6_TRANSPARENT;
 const int CLNB_IP_BIND_ADDRESS_NO_PORT = IP_BIND_ADDRESS_NO_PORT;
+
+int clnb_recv_batch(int fd, void *buffers, size_t slot, unsigned count, struct sockaddr_storage *sources,
+                    unsigned *lengths, unsigned char *truncated) {
+    struct mmsghdr messages[64];
+    struct iovec vectors[64];
+    if (count > 64) count = 64;
+    memset(messages, 0, sizeof(struct mmsghdr) * count);
+    for (unsigned i = 0; i < count; i++) {
+        vectors[i].iov_base = (char *)buffers + (size_t)i * slot;
+        vectors[i].iov_len = slot;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &sources[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+    int received;
+    do {
+        received = recvmmsg(fd, messages, count, MSG_DONTWAIT, NULL);
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+    for (int i = 0; i < received; i++) {
+        lengths[i] = messages[i].msg_len;
+        truncated[i] = (messages[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    }
+    return received;
+}

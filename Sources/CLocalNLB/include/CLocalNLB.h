@@ -32,6 +32,11 @@ int clnb_pipe_set_size(int fd, int size);
 /// The pipe's capacity in bytes, or -1.
 int clnb_pipe_get_size(int fd);
 int clnb_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+/// recvmmsg(2) of up to `count` datagrams, datagram i into `buffers + i * slot` (at most `slot` bytes),
+/// its length into `lengths[i]` (flagged truncated with `truncated[i]`) and its source into
+/// `sources[i]`. Returns how many arrived (0 when none waits), or -1 with errno.
+int clnb_recv_batch(int fd, void *buffers, size_t slot, unsigned count, struct sockaddr_storage *sources,
+                    unsigned *lengths, unsigned char *truncated);
 int clnb_socket(int domain);
 /// Standard output flushed at each newline (a piped report is read line by line).
 void clnb_stdout_line_buffered(void);

@@ -33,29 +33,40 @@ final class UDPFlow {
 /// it, the client's address always kept; a flow is forgotten after 120 s without a datagram. Datagrams
 /// pass through one buffer of the loop: nothing is allocated per datagram.
 extension EventLoop {
+    /// The datagrams waiting on a UDP listener socket, taken many per call (recvmmsg), each passed to
+    /// its flow's target.
     func receiveDatagrams(listenerIndex: Int) {
         let fd = listeners[listenerIndex].fd
         guard fd >= 0 else { return }
-        for _ in 0..<64 {
-            guard let (count, client) = Socket.receiveDatagram(fd, into: datagramBuffer, capacity: 65536) else {
-                return
+        let batch = datagramBatch ?? DatagramBatch()
+        datagramBatch = batch
+        for _ in 0..<8 {
+            let received = batch.receive(fd)
+            for index in 0..<received {
+                guard let client = batch.source(index) else { continue }
+                let (payload, count) = batch.payload(index)
+                forward(payload, count: count, from: client, listenerIndex: listenerIndex)
             }
-            let key = UDPFlowKey(client: client, listener: listenerIndex)
-            let flow: UDPFlow
-            if let index = udpFlowTable[key] {
-                flow = udpFlows[index]
-            } else {
-                guard let started = startUDPFlow(key) else { continue }
-                flow = started
-            }
-            flow.lastActivity = now
-            flow.bytesFromClient &+= UInt64(count)
-            groups[flow.groupIndex].metrics.processedBytesUDP &+= UInt64(count)
-            groups[flow.groupIndex].metrics.processedPackets &+= 1
-            switch IO.sendDatagram(flow.targetFD, datagramBuffer, count: count) {
-            case .sent, .dropped: break
-            case .refused: endUDPFlow(flow, .connectRefused, detail: "the target answered ICMP port unreachable")
-            }
+            if received < DatagramBatch.slots { return }
+        }
+    }
+
+    func forward(_ payload: UnsafeMutableRawPointer, count: Int, from client: IPEndpoint, listenerIndex: Int) {
+        let key = UDPFlowKey(client: client, listener: listenerIndex)
+        let flow: UDPFlow
+        if let index = udpFlowTable[key] {
+            flow = udpFlows[index]
+        } else {
+            guard let started = startUDPFlow(key) else { return }
+            flow = started
+        }
+        flow.lastActivity = now
+        flow.bytesFromClient &+= UInt64(count)
+        groups[flow.groupIndex].metrics.processedBytesUDP &+= UInt64(count)
+        groups[flow.groupIndex].metrics.processedPackets &+= 1
+        switch IO.sendDatagram(flow.targetFD, payload, count: count) {
+        case .sent, .dropped: break
+        case .refused: endUDPFlow(flow, .connectRefused, detail: "the target answered ICMP port unreachable")
         }
     }
 

@@ -70,8 +70,10 @@ final class EventLoop {
     var udpFlowTable: [UDPFlowKey: Int] = [:]
     var liveUDPFlows = 0
     var lastUDPBoundWarning: UInt64 = 0
-    /// A datagram in transit: the largest UDP payload fits.
+    /// A datagram in transit from a target: the largest UDP payload fits.
     let datagramBuffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
+    /// Datagrams from clients, many per call: made when the first UDP listener is read.
+    var datagramBatch: DatagramBatch?
     var pipes: PipePool
     var nextFlowID: UInt64 = 0
     var liveFlows = 0

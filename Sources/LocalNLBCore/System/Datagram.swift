@@ -1,3 +1,4 @@
+import CLocalNLB
 import Glibc
 import ProxyProtocol
 
@@ -98,4 +99,36 @@ extension Socket {
         guard let (count, _) = receiveDatagram(fd, into: &buffer) else { return nil }
         return Array(buffer[0..<count])
     }
+}
+
+/// Datagrams received many at a time (recvmmsg): one call for up to `slots` of them, each in a slot
+/// big enough for any UDP payload. Allocated once, by the loop that first needs it.
+final class DatagramBatch {
+    static let slots = 16
+    static let slot = 65536
+    let buffers = UnsafeMutableRawPointer.allocate(byteCount: DatagramBatch.slots * DatagramBatch.slot, alignment: 16)
+    private let sources = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: DatagramBatch.slots)
+    private let lengths = UnsafeMutablePointer<UInt32>.allocate(capacity: DatagramBatch.slots)
+    private let truncated = UnsafeMutablePointer<UInt8>.allocate(capacity: DatagramBatch.slots)
+
+    deinit {
+        buffers.deallocate()
+        sources.deallocate()
+        lengths.deallocate()
+        truncated.deallocate()
+    }
+
+    /// Receives what waits, up to `slots` datagrams: how many (0 when none, or on an error, which
+    /// concerns those datagrams only).
+    func receive(_ fd: Int32) -> Int {
+        let count = clnb_recv_batch(
+            fd, buffers, DatagramBatch.slot, UInt32(DatagramBatch.slots), sources, lengths, truncated)
+        return max(0, Int(count))
+    }
+
+    func payload(_ index: Int) -> (UnsafeMutableRawPointer, Int) {
+        (buffers + index * DatagramBatch.slot, Int(lengths[index]))
+    }
+
+    func source(_ index: Int) -> IPEndpoint? { Socket.endpoint(from: sources[index]) }
 }
