@@ -3,12 +3,7 @@
 set -euo pipefail
 bin=${1:-.build/debug/localnlb}
 cd "$(dirname "$0")/.."
-passed=0
-failed=0
-check() { # name, then a command that must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else echo "FAIL: $name" >&2; failed=$((failed + 1)); fi
-}
+. scripts/checks.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -84,7 +79,6 @@ check "--event-loops 0 is a usage error" test "$code" -eq 64
 # hang. Every loop runs on a thread of its own beside the control plane: a user with a process limit
 # of 1 gets EAGAIN from pthread_create (root ignores the limit, so
 # this runs as nobody, from a directory nobody can read).
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
   nproc_dir=$(mktemp -d /tmp/localnlb-nproc.XXXXXX)
   chmod 755 "$nproc_dir"

@@ -5,16 +5,10 @@
 set -euo pipefail
 bin=${1:-.build/debug/localnlb}
 cd "$(dirname "$0")/.."
-passed=0
-failed=0
-check() { # name, then a command that must succeed
-  local name=$1; shift
-  if "$@"; then passed=$((passed + 1)); else echo "FAIL: $name" >&2; failed=$((failed + 1)); fi
-}
+. scripts/checks.sh
 tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 admin=$(free_port); dns=$(free_port); port=$(free_port); tport=$(free_port)
 cat > "$tmp/zones.json" <<JSON
 { "Admin": { "Address": "127.0.0.1:$admin" }, "Dns": { "Address": "127.0.0.1:$dns" },

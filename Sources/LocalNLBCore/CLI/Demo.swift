@@ -65,11 +65,19 @@ public enum Demo {
         let configuration = Configuration(
             loadBalancerName: "demo-nlb", nodes: [LoadBalancerNode(subnetID: "subnet-demo", ipv4: loopback)],
             listeners: listeners + [udpListener], targetGroups: groups + [udpGroup])
+        return try running(configuration) { balancer in try rows(of: balancer, groups, clientAddress) }
+    }
+
+    /// A demo's load balancer, quiet (its output is the demo's table; the event log would bury it),
+    /// running on a thread of its own while `body` runs, then stopped.
+    static func running<T>(
+        _ configuration: Configuration, timeScale: Double = 1, _ body: (LoadBalancer) throws -> T
+    ) throws -> T {
         var options = LoadBalancerOptions()
         options.flowLog = .disabled
-        // The demo's output is its table: the event log of its short-lived balancer would bury it.
         options.log = { _ in }
         options.drainSeconds = 1
+        options.timeScale = timeScale
         let balancer = try LoadBalancer(configuration: configuration, options: options)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
@@ -80,7 +88,13 @@ public enum Demo {
             balancer.stop()
             done.wait()
         }
+        return try body(balancer)
+    }
 
+    /// What each listener's target saw of one request from `clientAddress`.
+    static func rows(of balancer: LoadBalancer, _ groups: [TargetGroupConfiguration], _ clientAddress: IPAddress)
+        throws -> [Row]
+    {
         var rows: [Row] = []
         for (listenerIndex, endpoint) in balancer.listenerEndpoints where listenerIndex < groups.count {
             let group = groups[listenerIndex]

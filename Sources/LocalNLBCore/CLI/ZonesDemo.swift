@@ -36,21 +36,12 @@ public enum ZonesDemo {
         ]
         configuration.dns = DNSConfiguration(
             address: IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: 0), explicit: true)
-        var options = LoadBalancerOptions()
-        options.flowLog = .disabled
-        options.log = { _ in }
-        options.drainSeconds = 1
-        options.timeScale = 0.02  // a check every 0.1 s: zones turn unhealthy within a second
-        let balancer = try LoadBalancer(configuration: configuration, options: options)
-        let done = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            try? balancer.run()
-            done.signal()
-        }
-        defer {
-            balancer.stop()
-            done.wait()
-        }
+        // A check every 0.1 s: zones turn unhealthy within a second.
+        return try Demo.running(configuration, timeScale: 0.02) { balancer in try steps(balancer, targets) }
+    }
+
+    /// The demo's steps on a running balancer; `targets`: a and b.
+    static func steps(_ balancer: LoadBalancer, _ targets: [TargetServer]) throws -> String {
         guard let admin = balancer.adminEndpoint, let dns = balancer.dnsEndpoint else {
             throw ListenerError(description: "demo zones: the control API or the DNS responder did not start")
         }

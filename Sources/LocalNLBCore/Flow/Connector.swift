@@ -110,38 +110,7 @@ extension EventLoop {
             guard client.ip.isIPv6 == target.ip.isIPv6 else {
                 return "\(Self.preserveClientIPKey): client \(client) and target \(target) are of different IP families"
             }
-            // AWS-NLB.md §8: a loopback client address binds without privileges (the kernel picks the
-            // port); any other needs IP_TRANSPARENT, and then keeps the client's port as an NLB does.
-            if client.ip.isLoopback {
-                Socket.setBindAddressNoPort(fd)
-                do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
-                    return "cannot bind client address \(client.ip): \(error.errno)"
-                }
-                return nil
-            }
-            do {
-                try Socket.setTransparent(fd, ipv6: client.ip.isIPv6)
-            } catch {
-                let message =
-                    "\(Self.preserveClientIPKey) needs IP_TRANSPARENT to connect from client \(client) "
-                    + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
-                    + "targets' replies back to this host (README: client IP preservation); or set "
-                    + "\(Self.preserveClientIPKey) to false"
-                warnAtMostEvery10s(&lastTransparentWarning, message)
-                return message
-            }
-            do {
-                try Socket.bind(fd, client)
-            } catch  where error.errno == .addressInUse {
-                // The client runs on this machine and holds that port itself: let the kernel choose one.
-                Socket.setBindAddressNoPort(fd)
-                do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
-                    return "cannot bind client address \(client.ip): \(error.errno)"
-                }
-            } catch {
-                return "cannot bind client address \(client): \(error.errno)"
-            }
-            return nil
+            return bindClientAddress(fd, client, otherwise: "; or set \(Self.preserveClientIPKey) to false")
         }
         let source = nodeAddress(for: flow, family: target.ip)
         let routed: IPAddress?
@@ -156,6 +125,42 @@ extension EventLoop {
         Socket.setBindAddressNoPort(fd)
         do { try Socket.bind(fd, IPEndpoint(ip: source, port: 0)) } catch {
             return "cannot bind node address \(source): \(error.errno)"
+        }
+        return nil
+    }
+
+    /// Binds a target socket (TCP or UDP) to the client's address. AWS-NLB.md §8: a loopback client
+    /// address binds without privileges (the kernel picks the port); any other needs IP_TRANSPARENT, and
+    /// then keeps the client's port as an NLB does. Nil when bound, else what went wrong and the fix
+    /// (`otherwise`: the way out that needs no privilege, where there is one).
+    func bindClientAddress(_ fd: Int32, _ client: IPEndpoint, otherwise: String) -> String? {
+        if client.ip.isLoopback {
+            Socket.setBindAddressNoPort(fd)
+            do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
+                return "cannot bind client address \(client.ip): \(error.errno)"
+            }
+            return nil
+        }
+        do {
+            try Socket.setTransparent(fd, ipv6: client.ip.isIPv6)
+        } catch {
+            let message =
+                "\(Self.preserveClientIPKey) needs IP_TRANSPARENT to send from client \(client) "
+                + "(\(error.errno)): run as root or grant CAP_NET_ADMIN (setcap cap_net_admin+ep), and route the "
+                + "targets' replies back to this host (README: client IP preservation)" + otherwise
+            warnAtMostEvery10s(&lastTransparentWarning, message)
+            return message
+        }
+        do {
+            try Socket.bind(fd, client)
+        } catch  where error.errno == .addressInUse {
+            // The client runs on this machine and holds that port itself: let the kernel choose one.
+            Socket.setBindAddressNoPort(fd)
+            do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
+                return "cannot bind client address \(client.ip): \(error.errno)"
+            }
+        } catch {
+            return "cannot bind client address \(client): \(error.errno)"
         }
         return nil
     }

@@ -95,8 +95,8 @@ extension EventLoop {
         guard key.client.ip.isIPv6 == target.ip.isIPv6, let fd = try? Socket.datagram(for: target.ip) else {
             return nil
         }
-        if let problem = bindClientAddress(fd, key.client) {
-            warnAtMostEvery10s(&lastTransparentWarning, "UDP: \(problem)")
+        // AWS-NLB.md §10: the client's address is always kept for UDP (no setting turns it off).
+        if bindClientAddress(fd, key.client, otherwise: "") != nil {
             closeDescriptor(fd)
             return nil
         }
@@ -130,25 +130,6 @@ extension EventLoop {
         liveUDPFlows += 1
         groups[groupIndex].metrics.activeFlowCountUDP += 1
         return flow
-    }
-
-    /// AWS-NLB.md §10: the client's address is always kept. A loopback client's binds without privilege
-    /// (the kernel picks the port); any other needs IP_TRANSPARENT and keeps the client's port too.
-    func bindClientAddress(_ fd: Int32, _ client: IPEndpoint) -> String? {
-        if client.ip.isLoopback {
-            do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
-                return "cannot bind client address \(client.ip): \(error.errno)"
-            }
-            return nil
-        }
-        do {
-            try Socket.setTransparent(fd, ipv6: client.ip.isIPv6)
-            try Socket.bind(fd, client)
-        } catch {
-            return "sending from client \(client) needs IP_TRANSPARENT (\(error.errno)): run as root or grant "
-                + "CAP_NET_ADMIN, and route the targets' replies back to this host (README: client IP preservation)"
-        }
-        return nil
     }
 
     /// What the target sends back goes to the client, from the listener's address and port.

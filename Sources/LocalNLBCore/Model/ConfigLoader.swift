@@ -162,6 +162,18 @@ struct ConfigReader {
         return result
     }
 
+    /// A listener's or target group's `Protocol`: TCP, UDP or TCP_UDP (TLS: not supported yet).
+    mutating func transportProtocol(_ value: JSONValue, _ path: String) -> TransportProtocol? {
+        guard let text = string(value, path) else { return nil }
+        if let given = TransportProtocol(rawValue: text) { return given }
+        if text == "TLS" {
+            error(path, "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
+        } else {
+            error(path, "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+        }
+        return nil
+    }
+
     mutating func readAddress(_ value: JSONValue, _ path: String) -> IPAddress? {
         guard let text = string(value, path) else { return nil }
         guard let address = IPAddress(text), !text.hasPrefix("[") else {
@@ -325,17 +337,7 @@ struct ConfigReader {
         guard let object = readObject(value, path, keys: keys) else { return nil }
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
         if object["Port"] == nil { error(path + ".Port", "missing") }
-        var transport = TransportProtocol.tcp
-        if let value = object["Protocol"], let text = string(value, path + ".Protocol") {
-            if let given = TransportProtocol(rawValue: text) {
-                transport = given
-            } else if text == "TLS" {
-                error(path + ".Protocol", "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
-            } else {
-                error(
-                    path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
-            }
-        }
+        let transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
         for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
             error("\(path).\(key)", "applies to TLS listeners, which localnlb does not support yet")
         }

@@ -16,17 +16,7 @@ extension ConfigReader {
         if let name, name.isEmpty || name.count > 32 {
             error(path + ".Name", "\"\(name)\" must be 1-32 characters, as in AWS")
         }
-        var transport = TransportProtocol.tcp
-        if let value = object["Protocol"], let text = string(value, path + ".Protocol") {
-            if let given = TransportProtocol(rawValue: text) {
-                transport = given
-            } else if text == "TLS" {
-                error(path + ".Protocol", "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
-            } else {
-                error(
-                    path + ".Protocol", "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
-            }
-        }
+        let transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
         if object["Port"] == nil { error(path + ".Port", "missing") }
         var targetType = TargetType.instance

@@ -18,17 +18,7 @@ extension Socket {
     /// A non-blocking, close-on-exec UDP socket bound to `endpoint` (IPv6 sockets IPv6-only;
     /// SO_REUSEPORT if asked).
     static func datagram(on endpoint: IPEndpoint, reusePort: Bool = false) throws(SystemError) -> Int32 {
-        let fd = try datagram(for: endpoint.ip)
-        do {
-            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
-            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
-            if endpoint.ip.isIPv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
-            try bind(fd, endpoint)
-        } catch {
-            closeDescriptor(fd)
-            throw error
-        }
-        return fd
+        try bindForListening(try datagram(for: endpoint.ip), endpoint, reusePort: reusePort)
     }
 
     /// `count` UDP sockets on one endpoint, one per event loop (SO_REUSEPORT: the kernel sends each

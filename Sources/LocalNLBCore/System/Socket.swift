@@ -46,7 +46,12 @@ public enum Socket {
     /// A stream socket bound to `endpoint` for listening (SO_REUSEADDR, and SO_REUSEPORT if asked;
     /// IPv6 sockets IPv6-only).
     static func bound(to endpoint: IPEndpoint, reusePort: Bool) throws(SystemError) -> Int32 {
-        let fd = try stream(for: endpoint.ip)
+        try bindForListening(try stream(for: endpoint.ip), endpoint, reusePort: reusePort)
+    }
+
+    /// Binds `fd` (a stream or datagram socket) to `endpoint` with SO_REUSEADDR, SO_REUSEPORT if asked,
+    /// IPV6_V6ONLY for IPv6; on failure closes it.
+    static func bindForListening(_ fd: Int32, _ endpoint: IPEndpoint, reusePort: Bool) throws(SystemError) -> Int32 {
         do {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
