@@ -67,6 +67,14 @@ import Testing
         #expect(table.hasPrefix("+") && table.contains("|| Key | k") && table.hasSuffix("+\n"))
     }
 
+    /// Numbers as Python's json writes them: the shortest text that reads back the same, no padding zeros.
+    @Test func numbersPrintAsTheAWSCLIPrintsThem() {
+        #expect(JSONText.number(1_795_566_190.60832).rendered == "1795566190.60832")
+        #expect(JSONText.number(0.5).rendered == "0.5")
+        #expect(JSONText.number(.nan).rendered == "null")
+        #expect(CLIOutput.json.render(.object([("t", .number(1.25))]), title: "T") == "{\n    \"t\": 1.25\n}\n")
+    }
+
     @Test func theXMLAnswerReadsAsTheAWSCLIsJSON() throws {
         let xml = """
             <?xml version="1.0" encoding="UTF-8"?>

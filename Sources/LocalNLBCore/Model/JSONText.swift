@@ -37,7 +37,9 @@ public indirect enum JSONText: Sendable {
             }
             out += "\""
         case .integer(let n): out += String(n)
-        case .number(let n): out += String(format: "%.6f", n)
+        // The shortest text that reads back as the same number, as Python's json writes it (the AWS CLI
+        // prints 1795566190.60832, never 1795566190.608320).
+        case .number(let n): out += n.isFinite ? String(n) : "null"
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
         case .raw(let text): out += text
