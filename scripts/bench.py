@@ -298,12 +298,55 @@ stream {{
         time.sleep(1)
         return (after[0] - before[0]) / IDLE_FLOWS, (after[1] - before[1]) / IDLE_FLOWS
 
+    def count_calls(self, name, ports, pids, results):
+        """System calls and context switches of the proxy (all threads) per keep-alive request and per
+        new flow, counted by `perf stat` in a pass of its own after the timed rounds: the counting costs
+        time per call, so it never runs beside a rate."""
+        http_port, pp_port = ports[1], ports[2]
+        if not pids or not shutil.which("perf"):
+            return
+        loads = []
+        if "tcp" in self.args.only:
+            loads += [("keep-alive: proxy system calls per request", "keep-alive: proxy context switches per request",
+                       http_port, False),
+                      ("new flows: proxy system calls per flow", "new flows: proxy context switches per flow",
+                       http_port, True)]
+        if "tcp-pp" in self.args.only and pp_port:
+            loads.append(("PROXY v2 new flows: proxy system calls per flow", None, pp_port, True))
+        for calls_key, switches_key, port, close in loads:
+            output = os.path.join(self.tmp, "perf.txt")
+            perf = subprocess.Popen(
+                ["perf", "stat", "-x,", "-o", output, "-e", "raw_syscalls:sys_enter,context-switches",
+                 "-p", ",".join(str(pid) for pid in pids)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+            requests = self.wrk(port, close, ())[0] * self.seconds
+            perf.send_signal(signal.SIGINT)
+            perf.wait(10)
+            counts = {}
+            for line in open(output):
+                fields = line.split(",")
+                if len(fields) > 2 and fields[0].strip().isdigit():
+                    counts[fields[2]] = int(fields[0])
+            # The wrk run's requests; the few calls of the 0.3 s before it are the loops' idle ticks.
+            if requests and "raw_syscalls:sys_enter" in counts:
+                results.setdefault(calls_key, {})[name] = [counts["raw_syscalls:sys_enter"] / requests]
+            if requests and switches_key and "context-switches" in counts:
+                results.setdefault(switches_key, {})[name] = [counts["context-switches"] / requests]
+
     # -- the run ---------------------------------------------------------------------------------
     def measure(self, name, ports, pids, results):
         def add(key, value):
             results.setdefault(key, {}).setdefault(name, []).append(value)
         iperf_port, http_port, pp_port, udp_port, dns_port = ports
-        for streams in [1, 4]:
+        only = self.args.only
+        if "throughput" not in only:
+            iperf_port = None
+        if "udp" not in only:
+            udp_port = dns_port = None
+        if "tcp-pp" not in only:
+            pp_port = None
+        for streams in [1, 4] if iperf_port else []:
             for reverse in [False, True]:
                 direction = "target→client" if reverse else "client→target"
                 add(f"throughput {streams} stream{'s' if streams > 1 else ''} {direction} (Gbit/s)",
@@ -322,22 +365,26 @@ stream {{
             if pids and qps:
                 add("UDP request/response: proxy CPU per query (µs)",
                     1e6 * (self.cpu_seconds(pids) - before) / (qps * self.seconds))
-        rps, p50, p99, cpu = self.wrk(http_port, close=False, pids=pids)
-        add("keep-alive requests/s", rps)
-        add("keep-alive p50 latency (ms)", p50)
-        add("keep-alive p99 latency (ms)", p99)
-        if cpu is not None:
-            add("keep-alive: proxy CPU per request (µs)", cpu)
-        rps, _, _, cpu = self.wrk(http_port, close=True, pids=pids)
-        add("new flows/s (Connection: close)", rps)
-        if cpu is not None:
-            add("new flows: proxy CPU per flow (µs)", cpu)
+        if "tcp" not in only:
+            http_port = None
+        if http_port:
+            rps, p50, p99, cpu = self.wrk(http_port, close=False, pids=pids)
+            add("keep-alive requests/s", rps)
+            add("keep-alive p50 latency (ms)", p50)
+            add("keep-alive p99 latency (ms)", p99)
+            if cpu is not None:
+                add("keep-alive: proxy CPU per request (µs)", cpu)
+            rps, _, _, cpu = self.wrk(http_port, close=True, pids=pids)
+            add("new flows/s (Connection: close)", rps)
+            if cpu is not None:
+                add("new flows: proxy CPU per flow (µs)", cpu)
         if pp_port:
             rps, p50, p99, _ = self.wrk(pp_port, close=False, pids=pids)
             add("PROXY v2: keep-alive requests/s", rps)
             add("PROXY v2: keep-alive p99 latency (ms)", p99)
             add("PROXY v2: new flows/s", self.wrk(pp_port, close=True, pids=pids)[0])
-        if pids:
+        if pids and "idle" in only and ports[1] and ports[2]:
+            http_port, pp_port = ports[1], ports[2]
             try:
                 memory, fds = self.idle(http_port, pids)
                 add(f"idle flow: proxy memory (bytes per flow, {IDLE_FLOWS} flows)", memory)
@@ -384,13 +431,16 @@ stream {{
                 for name, (ports, pids) in contenders.items():
                     print(f"   round {round_ + 1}/{self.rounds}: {name}", file=sys.stderr, flush=True)
                     self.measure(name, ports, pids, results)
+            for name, (ports, pids) in contenders.items():
+                print(f"   counting system calls: {name}", file=sys.stderr, flush=True)
+                self.count_calls(name, ports, pids, results)
         finally:
             self.stop_all()
         self.report(results)
 
     def report(self, results):
         names = ["localnlb", "haproxy", "nginx", "no proxy"] + (["baseline"] if self.args.baseline else [])
-        lower_is_better = lambda key: "latency" in key or "idle" in key or "CPU" in key
+        lower_is_better = lambda key: any(word in key for word in ["latency", "idle", "CPU", "calls", "switches"])
         print()
         print(f"LocalNLB benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Linux {platform.release()}, "
               f"{'quick' if self.args.quick else 'full'} run ({self.seconds} s per measurement, "
@@ -440,7 +490,16 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", help="an earlier localnlb binary, measured beside --localnlb in the same run")
-    Bench(parser.parse_args()).run()
+    workloads = ["throughput", "udp", "tcp", "tcp-pp", "idle"]
+    parser.add_argument("--only", default=",".join(workloads),
+                        help="the workloads to run, comma-separated, of: " + ", ".join(workloads)
+                        + " (tcp: keep-alive and new flows; tcp-pp: the same with PROXY v2)")
+    args = parser.parse_args()
+    args.only = set(args.only.split(","))
+    unknown = args.only - set(workloads)
+    if unknown:
+        parser.error(f"--only: no workload {', '.join(sorted(unknown))}; the workloads are {', '.join(workloads)}")
+    Bench(args).run()
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ extern const uint32_t CLNB_EPOLLOUT;
 extern const uint32_t CLNB_EPOLLERR;
 extern const uint32_t CLNB_EPOLLHUP;
 extern const uint32_t CLNB_EPOLLRDHUP;
+extern const uint32_t CLNB_EPOLLPRI;
 extern const uint32_t CLNB_EPOLLET;
 extern const int CLNB_EPOLL_CTL_ADD;
 extern const int CLNB_EPOLL_CTL_MOD;

@@ -90,7 +90,8 @@ extension EventLoop {
         }
         do {
             let flowIndex = flow.index
-            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+            // EPOLLPRI: an urgent byte stops a recv short, so its event must say so (ReadExtent).
+            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLPRI | CLNB_EPOLLET
             try poller.add(flow.clientFD, events: interest, token: token(.flowClient, flowIndex, flow.generation))
             try poller.add(flow.targetFD, events: interest, token: token(.flowTarget, flowIndex, flow.generation))
         } catch {
@@ -185,8 +186,8 @@ extension EventLoop {
     func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
         flow.state = .established
         flow.lastActivity = now
-        // The client socket inherited TCP_NODELAY from its listener.
-        Socket.setNoDelay(flow.targetFD)
+        // The client socket inherited TCP_NODELAY from its listener; the target's waits for a second write.
+        flow.clientToTarget.noDelay = .beforeSecondWrite
         if flow.proxyMode != .off {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
@@ -209,10 +210,9 @@ extension EventLoop {
         // its FIN came too. The target's bytes come with the event that finished the connect: without
         // EPOLLIN there, the target has sent nothing yet, and what it sends later brings its own edge.
         let targetSent = targetEvents.map { $0 & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
-        let targetClosing = targetEvents.map { $0 & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 } ?? true
         pump(
-            flow, targetToClient: targetSent, readClientToEnd: targetEvents == nil || flow.clientClosing,
-            readTargetToEnd: targetClosing)
+            flow, targetToClient: targetSent, readClient: targetEvents == nil || flow.clientClosing ? .toEnd : .once,
+            readTarget: targetEvents.map(ReadExtent.init) ?? .toEnd)
     }
 
     /// Named in the messages of a failed client-IP bind (looked up once).

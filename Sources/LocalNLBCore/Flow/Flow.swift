@@ -69,12 +69,36 @@ struct Direction {
     /// Bytes read but not yet sent when no pipe could be had (out of descriptors): the pipeless path
     /// keeps them on the heap, so the flow goes on instead of being reset.
     var overflow: [UInt8] = []
+    /// TCP_NODELAY on the destination, asked for only where it can change something.
+    var noDelay = NoDelay.set
 
     var hasPipe: Bool { pipeRead >= 0 }
+
+    /// Called before each write to the destination.
+    mutating func willWrite(to destination: Int32) {
+        switch noDelay {
+        case .set: return
+        case .beforeSecondWrite: noDelay = .beforeNextWrite
+        case .beforeNextWrite:
+            Socket.setNoDelay(destination)
+            noDelay = .set
+        }
+    }
 
     /// Bytes wait for the destination to take them: in the pipe (unless the PROXY header is held for
     /// the first payload), or on the heap.
     var hasWaitingBytes: Bool { buffered > 0 && !holdUntilPayload || !overflow.isEmpty }
+}
+
+/// Whether a destination still needs TCP_NODELAY. Nagle's algorithm holds a short segment back only
+/// while an earlier short one is unacknowledged, so a connection's first write always leaves at once:
+/// the option is set before the second, and a flow that writes its target once (a request per
+/// connection) never pays the call.
+enum NoDelay {
+    /// Set (or inherited: a client socket has its listener's).
+    case set
+    case beforeSecondWrite
+    case beforeNextWrite
 }
 
 enum FlowState {

@@ -50,12 +50,11 @@ extension EventLoop {
             let writable = events & (CLNB_EPOLLOUT | CLNB_EPOLLHUP) != 0
             let waiting =
                 writable && (fromClient ? flow.targetToClient.hasWaitingBytes : flow.clientToTarget.hasWaitingBytes)
-            // A FIN behind the bytes brings no edge of its own: then the source is read up to it.
-            let closing = events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0
+            let extent = ReadExtent(events)
             if fromClient {
-                pump(flow, clientToTarget: readable, targetToClient: waiting, readClientToEnd: closing)
+                pump(flow, clientToTarget: readable, targetToClient: waiting, readClient: extent)
             } else {
-                pump(flow, clientToTarget: waiting, targetToClient: readable, readTargetToEnd: closing)
+                pump(flow, clientToTarget: waiting, targetToClient: readable, readTarget: extent)
             }
         }
     }
@@ -66,12 +65,35 @@ extension EventLoop {
         case destinationReset
     }
 
+    /// How far to read a source this time.
+    enum ReadExtent {
+        /// One read: bytes that come later bring an edge of their own.
+        case once
+        /// Until EAGAIN or EOF, even after a short read: a FIN may be pending (it brings no edge of its
+        /// own behind bytes), or no event says what is waiting.
+        case toEnd
+        /// The event showed the source's FIN and nothing else amiss (no reset, no urgent byte): a recv
+        /// shorter than the buffer has read every byte before the FIN, so the FIN counts as read without
+        /// the recv that would return 0.
+        case toQueuedFIN
+
+        /// What a flow socket's epoll event says. A short recv proves the queue empty except at an
+        /// urgent byte (EPOLLPRI), and after the FIN no byte can join it.
+        init(_ events: UInt32) {
+            if events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) == 0 {
+                self = .once
+            } else if events & (CLNB_EPOLLHUP | CLNB_EPOLLERR | CLNB_EPOLLPRI) == 0 {
+                self = .toQueuedFIN
+            } else {
+                self = .toEnd
+            }
+        }
+    }
+
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
-    /// `read…ToEnd`: read that source until EAGAIN or EOF, even after a short read (a FIN is pending,
-    /// or no event says what is waiting).
     func pump(
-        _ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true, readClientToEnd: Bool = true,
-        readTargetToEnd: Bool = true
+        _ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true, readClient: ReadExtent = .toEnd,
+        readTarget: ReadExtent = .toEnd
     ) {
         let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
         let groupIndex = flow.groupIndex
@@ -84,14 +106,14 @@ extension EventLoop {
         }
         if clientToTarget {
             let outcome = pumpDirection(
-                &flow.clientToTarget, from: flow.clientFD, to: flow.targetFD, readToEnd: readClientToEnd,
+                &flow.clientToTarget, from: flow.clientFD, to: flow.targetFD, extent: readClient,
                 closesNext: flow.targetToClient.finSent)
             if outcome != .ok { return endFlow(flow, after: outcome, fromClient: true) }
         }
         if flow.clientToTarget.sourceEOF && flow.firstFIN == nil { flow.firstFIN = .clientFIN }
         if targetToClient {
             let outcome = pumpDirection(
-                &flow.targetToClient, from: flow.targetFD, to: flow.clientFD, readToEnd: readTargetToEnd,
+                &flow.targetToClient, from: flow.targetFD, to: flow.clientFD, extent: readTarget,
                 closesNext: flow.clientToTarget.finSent)
             if outcome != .ok { return endFlow(flow, after: outcome, fromClient: false) }
         }
@@ -104,7 +126,7 @@ extension EventLoop {
     /// `closesNext`: the other direction is finished, so this one's FIN ends the flow and the close
     /// that follows sends it (no shutdown call).
     func pumpDirection(
-        _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, closesNext: Bool
+        _ d: inout Direction, from source: Int32, to destination: Int32, extent: ReadExtent, closesNext: Bool
     ) -> PumpOutcome {
         if !d.overflow.isEmpty {
             let outcome = flushOverflow(&d, to: destination)
@@ -118,7 +140,7 @@ extension EventLoop {
         }
         defer { pipes.release(&d) }
         if !d.splicing && d.buffered == 0 {
-            switch copyDirection(&d, from: source, to: destination, readToEnd: readToEnd) {
+            switch copyDirection(&d, from: source, to: destination, extent: extent) {
             case .ok: break
             case let outcome: return outcome
             }
@@ -131,7 +153,7 @@ extension EventLoop {
             // Out of descriptors: no pipe, so this flow goes on through the loop's buffer alone. A flow
             // that exists never dies for want of a descriptor.
             d.splicing = false
-            let outcome = copyDirection(&d, from: source, to: destination, readToEnd: true, pipeless: true)
+            let outcome = copyDirection(&d, from: source, to: destination, extent: .toEnd, pipeless: true)
             passOnFIN(&d, to: destination, closesNext: closesNext)
             return outcome
         }
@@ -156,6 +178,7 @@ extension EventLoop {
                 }
             }
             if d.buffered > 0 && !d.holdUntilPayload {
+                d.willWrite(to: destination)
                 switch IO.splice(from: d.pipeRead, to: destination, count: d.buffered) {
                 case .moved(let n):
                     d.buffered -= n
@@ -178,7 +201,7 @@ extension EventLoop {
     /// `pipeless`: no pipe could be had; the direction copies until the source is empty or the
     /// destination full (what it could not take waits in `overflow`), and stays on this path.
     func copyDirection(
-        _ d: inout Direction, from source: Int32, to destination: Int32, readToEnd: Bool, pipeless: Bool = false
+        _ d: inout Direction, from source: Int32, to destination: Int32, extent: ReadExtent, pipeless: Bool = false
     ) -> PumpOutcome {
         while true {
             let received: Int
@@ -194,10 +217,15 @@ extension EventLoop {
             case .ok: break
             case let outcome: return outcome
             }
+            if extent == .toQueuedFIN && received < Self.copyBufferSize {
+                // What send could not take waits in the pipe or on the heap, ahead of the FIN.
+                d.sourceEOF = true
+                return .ok
+            }
             if pipeless {
                 d.splicing = false
                 if !d.overflow.isEmpty { return .ok }
-            } else if d.splicing || !readToEnd {
+            } else if d.splicing || extent == .once {
                 return .ok
             }
         }
@@ -206,6 +234,7 @@ extension EventLoop {
     /// Sends what waits in `overflow` (the pipeless path's leftovers).
     func flushOverflow(_ d: inout Direction, to destination: Int32) -> PumpOutcome {
         while !d.overflow.isEmpty {
+            d.willWrite(to: destination)
             let sent = d.overflow.withUnsafeBytes { IO.send(destination, from: $0.baseAddress!, count: $0.count) }
             switch sent {
             case .moved(let n): d.overflow.removeFirst(n)
@@ -221,6 +250,7 @@ extension EventLoop {
         d.bytes += UInt64(received)
         var sent = 0
         sending: while sent < received {
+            d.willWrite(to: destination)
             switch IO.send(destination, from: copyBuffer + sent, count: received - sent) {
             case .moved(let n): sent += n
             case .wouldBlock: break sending
