@@ -59,6 +59,10 @@ check "port in use is one clear line" \
 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/first.log" 2>&1 &
 first=$!
 for _ in $(seq 100); do grep -q 'listening on' "$tmp/first.log" && break; sleep 0.1; done
+# --cpu-affinity auto (the default): each of the two loops' threads may run on one CPU only.
+pinned=$(grep -h '^Cpus_allowed_list:' /proc/"$first"/task/*/status | awk '$2 ~ /^[0-9]+$/' | wc -l)
+check "each event loop stays on one CPU (--cpu-affinity auto)" test "$pinned" -ge 2
+check "serve says which CPUs the loops run on" grep -q "event loops on CPUs " "$tmp/first.log"
 set +e
 timeout 10 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/out" 2>&1; code=$?
 set -e
@@ -74,6 +78,11 @@ set +e
 "$bin" serve --config config/ip.json --event-loops 0 > "$tmp/out" 2>&1; code=$?
 set -e
 check "--event-loops 0 is a usage error" test "$code" -eq 64
+set +e
+"$bin" serve --config config/ip.json --cpu-affinity sometimes > "$tmp/out" 2>&1; code=$?
+set -e
+check "--cpu-affinity sometimes is a usage error naming auto and off" \
+  sh -c "test $code -eq 64 && grep -q 'auto (one CPU per loop) or off' '$tmp/out'"
 
 # An event loop whose thread cannot start: serve stops with one line naming the fix, and does not
 # hang. Every loop runs on a thread of its own beside the control plane: a user with a process limit

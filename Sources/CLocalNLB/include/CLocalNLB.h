@@ -45,6 +45,12 @@ int clnb_wait_termination(void);
 /// Blocks SIGTERM and SIGINT for this thread and the threads it starts from now on.
 void clnb_block_termination(void);
 
+/// The CPUs this process may run on (its affinity mask), at most `capacity` of them, lowest first;
+/// their count, or -1 with errno set.
+int clnb_allowed_cpus(int *cpus, int capacity);
+/// Keeps the calling thread on one CPU; 0, or an errno value.
+int clnb_pin_thread(int cpu);
+
 extern const uint32_t CLNB_EPOLLIN;
 extern const uint32_t CLNB_EPOLLOUT;
 extern const uint32_t CLNB_EPOLLERR;

@@ -301,12 +301,22 @@ final class ControlPlane {
         logTargetChanges()
         let snapshot = snapshot
         publishedFingerprint = routingFingerprint()
+        let cpus = options.pinsLoops ? CPUAffinity.allowedCPUs() : []
+        if !cpus.isEmpty {
+            let placed = loops.map { "\(cpus[$0.index % cpus.count])" }.joined(separator: ", ")
+            options.log("event loops on CPUs \(placed) (--cpu-affinity off lets the scheduler place them)")
+        }
         for handle in loops {
             let descriptors = loopDescriptors[handle.index]!
             let (count, options) = (loops.count, options)
+            let cpu = cpus.isEmpty ? nil : cpus[handle.index % cpus.count]
             do {
                 threads.append(
                     try startThread {
+                        if let cpu, let error = CPUAffinity.pinThisThread(to: cpu) {
+                            options.log(
+                                "event loop \(handle.index): cannot stay on CPU \(cpu) (\(error)); it runs anywhere")
+                        }
                         EventLoop(
                             handle: handle, descriptors: descriptors, snapshot: snapshot, loopCount: count,
                             options: options

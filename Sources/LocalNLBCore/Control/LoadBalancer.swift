@@ -34,6 +34,10 @@ public struct LoadBalancerOptions: Sendable {
     /// How many epoll loops, each on its own thread, accept and move flows. The control plane (health
     /// checks, the control API, signals, reloads) runs apart from them. The daemon uses one per core.
     public var eventLoops = 1
+    /// Each event loop stays on one CPU: loop i on the i-th CPU this process may run on (wrapping
+    /// around when there are more loops than CPUs). Its flows' data stays in that core's caches and the
+    /// scheduler never moves a busy loop. The daemon's default (`--cpu-affinity auto`).
+    public var pinsLoops = false
 
     public init() {}
 }

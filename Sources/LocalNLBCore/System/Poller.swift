@@ -137,6 +137,22 @@ func startThread(_ body: @escaping @Sendable () -> Void) throws(SystemError) -> 
     return thread
 }
 
+/// CPU affinity for the event loops: one loop per CPU, as `LoadBalancerOptions.pinsLoops` asks.
+enum CPUAffinity {
+    /// The CPUs this process may run on (all online CPUs, or what `taskset` left it), lowest first.
+    static func allowedCPUs() -> [Int32] {
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let count = clnb_allowed_cpus(&cpus, Int32(cpus.count))
+        return count > 0 ? Array(cpus[0..<Int(count)]) : []
+    }
+
+    /// Keeps the calling thread on `cpu`; the error number when the kernel refuses.
+    static func pinThisThread(to cpu: Int32) -> Errno? {
+        let status = clnb_pin_thread(cpu)
+        return status == 0 ? nil : Errno(status)
+    }
+}
+
 /// The `target` command's process: line-buffered reports, and a main thread that waits for SIGTERM or
 /// SIGINT while the server's threads (started after `blockTermination`) never see them.
 public enum ProcessSignals {
