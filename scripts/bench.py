@@ -143,19 +143,19 @@ http {{
             config = self.write(f"localnlb-{prefix}.json", json.dumps({
                 "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
         argv = [executable, "serve", "--config", config, "--flow-log", "off"]
-        if binary is None and self.args.no_affinity:
-            argv += ["--cpu-affinity", "off"]
+        if binary is None and self.args.affinity:
+            argv += ["--cpu-affinity", "auto"]
         proc = self.start(argv)
         for port in [f"{prefix}_iperf", f"{prefix}_http", f"{prefix}_pp"]:
             wait_port(self.p[port])
         return [proc.pid]
 
     def haproxy_threads(self):
-        """As many threads as LocalNLB has loops (one per CPU), each on its own CPU as LocalNLB's loops
-        are, unless --no-affinity."""
+        """As many threads as LocalNLB has loops (one per CPU); with --affinity each on its own CPU, as
+        LocalNLB's loops then are."""
         cpus = sorted(os.sched_getaffinity(0))
         lines = f"    nbthread {len(cpus)}"
-        if not self.args.no_affinity:
+        if self.args.affinity:
             lines += f"\n    cpu-map auto:1/1-{len(cpus)} {' '.join(map(str, cpus))}"
         return lines
 
@@ -192,7 +192,7 @@ listen pp
 
     def start_nginx_stream(self):
         conf = self.write("stream.conf", f"""
-daemon on; worker_processes auto; worker_rlimit_nofile 20000;{"" if self.args.no_affinity else " worker_cpu_affinity auto;"}
+daemon on; worker_processes auto; worker_rlimit_nofile 20000;{" worker_cpu_affinity auto;" if self.args.affinity else ""}
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 pid {self.tmp}/stream.pid; error_log {self.tmp}/stream-error.log;
 events {{ worker_connections 19000; }}
@@ -458,8 +458,8 @@ stream {{
         print(f"LocalNLB benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, Linux {platform.release()}, "
               f"{'quick' if self.args.quick else 'full'} run ({self.seconds} s per measurement, "
               f"median of {self.rounds} rounds), "
-              + ("threads placed by the scheduler" if self.args.no_affinity
-                 else "each proxy's loops, workers or threads one per CPU"))
+              + ("each proxy's loops, workers or threads one per CPU" if self.args.affinity
+                 else "threads placed by the scheduler"))
         print()
         extra = " vs baseline |" if self.args.baseline else ""
         header = (f"| {'measurement':<62} | " + " | ".join(f"{n:>10}" for n in names)
@@ -505,9 +505,9 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", help="an earlier localnlb binary, measured beside --localnlb in the same run")
-    parser.add_argument("--no-affinity", action="store_true",
-                        help="let the scheduler move every contender's threads (LocalNLB --cpu-affinity off, no "
-                        "worker_cpu_affinity for nginx, no cpu-map for HAProxy)")
+    parser.add_argument("--affinity", action="store_true",
+                        help="keep every proxy's threads one per CPU (LocalNLB --cpu-affinity auto, nginx "
+                        "worker_cpu_affinity auto, HAProxy cpu-map); without it the scheduler places them")
     workloads = ["throughput", "udp", "tcp", "tcp-pp", "idle"]
     parser.add_argument("--only", default=",".join(workloads),
                         help="the workloads to run, comma-separated, of: " + ", ".join(workloads)

@@ -4,6 +4,8 @@
 #   scripts/bench.sh            full run (5 s per measurement, 3 rounds)
 #   scripts/bench.sh --quick    short run (1 s per measurement, 3 rounds)
 #   scripts/bench.sh --baseline OLD/localnlb   an earlier build as a fifth contender (an A/B in one run)
+#   scripts/bench.sh --only tcp,tcp-pp         some workloads (throughput, udp, tcp, tcp-pp, idle)
+#   scripts/bench.sh --affinity                every proxy's threads kept one per CPU
 # Installs what it needs (iperf3, wrk, nginx with its stream module, haproxy, dnsmasq, dnsperf, perf) when missing, builds
 # localnlb in release mode, and prints one table. A benchmark, never a pass/fail test.
 set -euo pipefail

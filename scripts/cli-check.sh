@@ -59,10 +59,6 @@ check "port in use is one clear line" \
 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/first.log" 2>&1 &
 first=$!
 for _ in $(seq 100); do grep -q 'listening on' "$tmp/first.log" && break; sleep 0.1; done
-# --cpu-affinity auto (the default): each of the two loops' threads may run on one CPU only.
-pinned=$(grep -h '^Cpus_allowed_list:' /proc/"$first"/task/*/status | awk '$2 ~ /^[0-9]+$/' | wc -l)
-check "each event loop stays on one CPU (--cpu-affinity auto)" test "$pinned" -ge 2
-check "serve says which CPUs the loops run on" grep -q "event loops on CPUs " "$tmp/first.log"
 set +e
 timeout 10 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/out" 2>&1; code=$?
 set -e
@@ -81,8 +77,29 @@ check "--event-loops 0 is a usage error" test "$code" -eq 64
 set +e
 "$bin" serve --config config/ip.json --cpu-affinity sometimes > "$tmp/out" 2>&1; code=$?
 set -e
-check "--cpu-affinity sometimes is a usage error naming auto and off" \
-  sh -c "test $code -eq 64 && grep -q 'auto (one CPU per loop) or off' '$tmp/out'"
+check "--cpu-affinity sometimes is a usage error naming off and auto" \
+  sh -c "test $code -eq 64 && grep -q 'off (the scheduler places the loops) or auto (one CPU per loop)' '$tmp/out'"
+
+# --cpu-affinity auto: each of the two loops' threads may run on one CPU only; off (the default): any.
+cat > "$tmp/affinity.json" <<JSON
+{"Listeners": [{"Port": $(free_port), "DefaultActions": [{"Type": "forward", "TargetGroupName": "t"}]}],
+ "TargetGroups": [{"Name": "t", "Port": 1, "TargetType": "ip", "Targets": []}], "Admin": {"Enabled": false},
+ "Dns": {"Enabled": false}}
+JSON
+for mode in auto off; do
+  "$bin" serve --config "$tmp/affinity.json" --event-loops 2 --cpu-affinity "$mode" > "$tmp/affinity-$mode.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do grep -q 'listening on' "$tmp/affinity-$mode.log" && break; sleep 0.1; done
+  sleep 0.2
+  grep -h '^Cpus_allowed_list:' /proc/"$pid"/task/*/status | awk '$2 ~ /^[0-9]+$/' | wc -l > "$tmp/pinned-$mode"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+done
+if [ "$(nproc)" -gt 1 ]; then
+  check "--cpu-affinity auto: each event loop stays on one CPU" test "$(cat "$tmp/pinned-auto")" -ge 2
+  check "--cpu-affinity off (the default): no thread is held to one CPU" test "$(cat "$tmp/pinned-off")" -eq 0
+fi
+check "serve --cpu-affinity auto says which CPUs the loops run on" grep -q "event loops on CPUs " "$tmp/affinity-auto.log"
 
 # An event loop whose thread cannot start: serve stops with one line naming the fix, and does not
 # hang. Every loop runs on a thread of its own beside the control plane: a user with a process limit

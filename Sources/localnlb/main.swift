@@ -7,7 +7,7 @@ let usage = """
 
     USAGE
       localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
-                     [--cpu-affinity auto|off] [--strict]
+                     [--cpu-affinity off|auto] [--strict]
       localnlb ctl COMMAND [options] [--endpoint-url URL] [--output json|text|table]
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
@@ -21,7 +21,7 @@ let usage = """
 let commandHelp: [String: String] = [
     "serve": """
     localnlb serve [--config FILE [--persist]] [--flow-log FILE] [--drain-seconds N] [--time-scale F]
-                   [--event-loops N] [--cpu-affinity auto|off] [--strict]
+                   [--event-loops N] [--cpu-affinity off|auto] [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
@@ -36,9 +36,9 @@ let commandHelp: [String: String] = [
                           0.01 turns 300 s of deregistration delay into 3 s
       --event-loops N     epoll loops, one thread each (default: one per core, here \(onlineCores()));
                           health checks, the control API and reloads run on a thread of their own
-      --cpu-affinity auto|off
-                          auto (default): each loop stays on one CPU, loop i on the i-th CPU this
-                          process may use (taskset limits them); off: the scheduler moves them
+      --cpu-affinity off|auto
+                          off (default): the scheduler places the loops; auto: each loop stays on one
+                          CPU, loop i on the i-th CPU this process may use (taskset limits them)
       --strict            values AWS would reject are errors, not warnings
     """,
     "ctl": """
@@ -166,10 +166,12 @@ func serve(_ flags: Flags) throws {
         }
         options.eventLoops = loops
     }
-    switch flags.values["--cpu-affinity"] ?? "auto" {
+    switch flags.values["--cpu-affinity"] ?? "off" {
     case "auto": options.pinsLoops = true
     case "off": options.pinsLoops = false
-    case let text: throw UsageError(description: "--cpu-affinity \(text): auto (one CPU per loop) or off")
+    case let text:
+        throw UsageError(
+            description: "--cpu-affinity \(text): off (the scheduler places the loops) or auto (one CPU per loop)")
     }
     options.strict = flags.switches.contains("--strict")
     if let text = flags.values["--drain-seconds"] {

@@ -304,7 +304,7 @@ final class ControlPlane {
         let cpus = options.pinsLoops ? CPUAffinity.allowedCPUs() : []
         if !cpus.isEmpty {
             let placed = loops.map { "\(cpus[$0.index % cpus.count])" }.joined(separator: ", ")
-            options.log("event loops on CPUs \(placed) (--cpu-affinity off lets the scheduler place them)")
+            options.log("event loops on CPUs \(placed) (--cpu-affinity auto)")
         }
         for handle in loops {
             let descriptors = loopDescriptors[handle.index]!

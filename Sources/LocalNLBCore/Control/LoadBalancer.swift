@@ -36,7 +36,8 @@ public struct LoadBalancerOptions: Sendable {
     public var eventLoops = 1
     /// Each event loop stays on one CPU: loop i on the i-th CPU this process may run on (wrapping
     /// around when there are more loops than CPUs). Its flows' data stays in that core's caches and the
-    /// scheduler never moves a busy loop. The daemon's default (`--cpu-affinity auto`).
+    /// scheduler never moves a busy loop (`--cpu-affinity auto`). Off by default: it pays for
+    /// request/response traffic and costs bulk transfers (README, Performance).
     public var pinsLoops = false
 
     public init() {}
