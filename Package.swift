@@ -9,7 +9,7 @@ let package = Package(
     ],
     targets: [
         // The Linux calls this toolchain's Glibc module does not export (epoll, timerfd, eventfd,
-        // signalfd, splice, pipe2, accept4), as thin wrappers.
+        // signalfd, splice, pipe2, accept4, recvmmsg, CPU affinity), as thin wrappers.
         .target(
             name: "CLocalNLB",
             cSettings: [.define("_GNU_SOURCE")]
