@@ -10,9 +10,7 @@ extension EventLoop {
         // The listener's fields as locals: a copy of the whole listener would retain its arrays per flow.
         let groupIndex = listeners[listenerIndex].shared.groupIndex
         let listenerEndpoint = listeners[listenerIndex].shared.endpoint
-        // Unique across loops: loop i of n numbers its flows i+1, i+1+n, i+1+2n…
-        let id = nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
-        nextFlowID += 1
+        let id = takeFlowID()
         groups[groupIndex].metrics.newFlowCount += 1
         listeners[listenerIndex].newFlows += 1
         let node =
@@ -175,6 +173,13 @@ extension EventLoop {
             if let address = node.addresses.first(where: { $0.isIPv6 == family.isIPv6 }) { return address }
         }
         return nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? flow.node.ip
+    }
+
+    /// The next flow id, TCP or UDP, unique across loops: loop i of n numbers its flows i+1, i+1+n,
+    /// i+1+2n…
+    func takeFlowID() -> UInt64 {
+        defer { nextFlowID += 1 }
+        return nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
     }
 
     func allocateFlow() -> Flow {

@@ -107,8 +107,7 @@ extension EventLoop {
             return nil
         }
         let flow = udpFlows.take(UDPFlow.init(index:))
-        flow.id = nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
-        nextFlowID += 1
+        flow.id = takeFlowID()
         flow.key = key
         flow.targetFD = fd
         flow.groupIndex = groupIndex

@@ -25,17 +25,9 @@ extension Socket {
     /// flow's datagrams, by their addresses, to one of them). As with `listenGroup`, a port another
     /// program holds is "in use".
     static func datagramGroup(on endpoint: IPEndpoint, count: Int) throws(SystemError) -> [Int32] {
-        let probe = try datagram(on: endpoint)
-        let resolved = endpoint.port == 0 ? (localEndpoint(probe) ?? endpoint) : endpoint
-        closeDescriptor(probe)
-        var fds: [Int32] = []
-        do {
-            for _ in 0..<count { fds.append(try datagram(on: resolved, reusePort: true)) }
-        } catch {
-            for fd in fds { closeDescriptor(fd) }
-            throw error
+        try reusePortGroup(on: endpoint, count: count, probe: { (e) throws(SystemError) in try datagram(on: e) }) {
+            (e) throws(SystemError) in try datagram(on: e, reusePort: true)
         }
-        return fds
     }
 
     /// One datagram into `buffer`: its length and sender, or nil when none waits (an error concerns

@@ -85,12 +85,25 @@ public enum Socket {
     /// SO_REUSEPORT, so a port another program (or another localnlb) holds is still "in use".
     public static func listenGroup(on endpoint: IPEndpoint, count: Int) throws(SystemError) -> [Int32] {
         guard count > 1 else { return [try listen(on: endpoint)] }
-        let probe = try bound(to: endpoint, reusePort: false)
-        let resolved = endpoint.port == 0 ? (localEndpoint(probe) ?? endpoint) : endpoint
-        closeDescriptor(probe)
+        return try reusePortGroup(
+            on: endpoint, count: count, probe: { (e) throws(SystemError) in try bound(to: e, reusePort: false) }
+        ) { (e) throws(SystemError) in try listen(on: e, reusePort: true) }
+    }
+
+    /// `count` sockets on one endpoint with SO_REUSEPORT (TCP listeners and UDP sockets alike). `probe`
+    /// binds it once without SO_REUSEPORT first, so a port another program holds is "in use", and
+    /// gives the kernel's port when `endpoint` asks for port 0; `open` makes each socket. On a failure,
+    /// what was opened is closed.
+    static func reusePortGroup(
+        on endpoint: IPEndpoint, count: Int, probe: (IPEndpoint) throws(SystemError) -> Int32,
+        open: (IPEndpoint) throws(SystemError) -> Int32
+    ) throws(SystemError) -> [Int32] {
+        let probed = try probe(endpoint)
+        let resolved = endpoint.port == 0 ? (localEndpoint(probed) ?? endpoint) : endpoint
+        closeDescriptor(probed)
         var fds: [Int32] = []
         do {
-            for _ in 0..<count { fds.append(try listen(on: resolved, reusePort: true)) }
+            for _ in 0..<count { fds.append(try open(resolved)) }
         } catch {
             for fd in fds { closeDescriptor(fd) }
             throw error
