@@ -173,7 +173,8 @@ class Soak:
 
     def api(self, method, path, body=None):
         request = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}{path}", method=method,
-                                         data=json.dumps(body).encode() if body is not None else None)
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.read().decode()
 

@@ -11,7 +11,9 @@ struct API {
     var token: String?
 
     func call(_ method: String, _ path: String, _ body: String? = nil) throws -> (Int, [String: Any]) {
-        let (status, text) = try ControlCommand.send(method: method, path: path, body: body, to: endpoint, token: token)
+        let (status, text) = try ControlCommand.send(
+            method: method, path: path, body: body, to: endpoint,
+            credentials: ClientCredentials(environment: [:], token: token))
         let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? ["text": text]
         return (status, json)
     }

@@ -5,22 +5,34 @@ import Testing
 /// The pieces of the ELBv2 Query API: the form decoder, the XML writer, the names AWS gives resources.
 @Suite struct QueryAPIPieces {
     @Test func formsDecodePercentEscapesAndPlus() throws {
-        let form = try #require(QueryForm("Action=DescribeTargetGroups&Names.member.1=web%2Dfargate&Path=%2Fa+b%C3%A9"))
+        let form = try QueryForm(
+            form: Array("Action=DescribeTargetGroups&Names.member.1=web%2Dfargate&Path=%2Fa+b%C3%A9".utf8))
         #expect(form["Action"] == "DescribeTargetGroups")
         #expect(form.list("Names") == ["web-fargate"])
         #expect(form["Path"] == "/a bé")
-        #expect(QueryForm("Names.member.1=%zz") == nil)
-        #expect(QueryForm("Names.member.1=%4") == nil)
-        #expect(QueryForm("a=%FF%FE") == nil)  // not UTF-8
+        func problem(_ body: [UInt8]) -> String? {
+            do {
+                _ = try QueryForm(form: body)
+                return nil
+            } catch { return "\(error.code): \(error.message)" }
+        }
+        #expect(
+            problem(Array("Names.member.1=%zz".utf8))?.hasPrefix("MalformedQueryString: parameter Names.member.1")
+                == true)
+        #expect(problem(Array("Names.member.1=%4".utf8)) != nil)
+        #expect(problem(Array("a=%FF%FE".utf8)) != nil)  // escaped, not UTF-8
+        #expect(
+            problem(Array("Name=web".utf8) + [0xFF, 0xFE])
+                == "MalformedQueryString: parameter Name: a broken %-escape, or text that is not UTF-8")  // raw bytes, not UTF-8
     }
 
     /// `member.N` lists stop at the first gap; nested structures read their fields.
     @Test func memberListsAndStructures() throws {
-        let form = try #require(
-            QueryForm(
-                "Targets.member.1.Id=127.0.0.1&Targets.member.1.Port=9001&Targets.member.2.Id=i-0abc"
+        let form = try QueryForm(
+            form: Array(
+                ("Targets.member.1.Id=127.0.0.1&Targets.member.1.Port=9001&Targets.member.2.Id=i-0abc"
                     + "&Targets.member.4.Id=skipped&Attributes.member.1.Key=stickiness.enabled"
-                    + "&Attributes.member.1.Value=true&Names.member.2=gap"))
+                    + "&Attributes.member.1.Value=true&Names.member.2=gap").utf8))
         #expect(
             form.structures("Targets", fields: ["Id", "Port"]) == [
                 ["Id": "127.0.0.1", "Port": "9001"], ["Id": "i-0abc"],

@@ -41,6 +41,38 @@ import Testing
                 secret: Self.secret) == expected)
     }
 
+    /// The suite's cases with a payload: post-x-www-form-urlencoded (the body is hashed into the
+    /// signature) and post-vanilla-query (parameters in the query string, an empty body).
+    @Test func theTestSuiteCasesWithABodyOrAQuery() {
+        var headers = Self.headers
+        headers["content-type"] = "application/x-www-form-urlencoded"
+        let form = SigV4.Request(
+            method: "POST", path: "/", query: [:], headers: headers, body: Array("Param1=value1".utf8))
+        #expect(
+            SigV4.signature(
+                form, signedHeaders: ["content-type", "host", "x-amz-date"], amzDate: "20150830T123600Z",
+                scope: Self.scope, secret: Self.secret)
+                == "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a")
+        let query = SigV4.Request(
+            method: "POST", path: "/", query: ["Param1": "value1"], headers: Self.headers, body: [])
+        #expect(
+            SigV4.signature(
+                query, signedHeaders: ["host", "x-amz-date"], amzDate: "20150830T123600Z", scope: Self.scope,
+                secret: Self.secret) == "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11")
+        // A claimed payload hash must be the body's: the form's own hash passes, another body's does not.
+        var claimed = form
+        claimed.headers["x-amz-content-sha256"] = "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"
+        #expect(SigV4.payloadProblem(claimed) == nil)
+        claimed.body = Array("Param1=value2".utf8)
+        #expect(SigV4.payloadProblem(claimed) != nil)
+        // ...and the signature is over the body itself, whatever a header claims.
+        #expect(
+            SigV4.signature(
+                claimed, signedHeaders: ["content-type", "host", "x-amz-date"], amzDate: "20150830T123600Z",
+                scope: Self.scope, secret: Self.secret)
+                != "ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a")
+    }
+
     /// AWS's 15 minutes of clock skew, either way (the test suite's date is 2015-08-30 12:36:00 UTC).
     @Test func aSignatureIsFreshForFifteenMinutes() {
         let signed = 1_440_938_160

@@ -58,18 +58,20 @@ public enum ControlCommand {
             var environment = environment
             if let region = line.globals["--region"] { environment["AWS_REGION"] = region }
             if line.flags.contains("--no-sign-request") { environment["AWS_ACCESS_KEY_ID"] = nil }
-            let token = line.globals["--token"] ?? environment["LOCALNLB_TOKEN"]
+            let credentials = ClientCredentials(
+                environment: environment, token: line.globals["--token"] ?? environment["LOCALNLB_TOKEN"])
             if let path = ownCommands[command] {
                 guard words.count == 1, line.options.isEmpty else {
                     throw Failure(message: "ctl \(command): takes no options but the global ones")
                 }
-                return try own(command, path: path, endpoint: endpoint, token: token, output: output)
+                return try own(command, path: path, endpoint: endpoint, credentials: credentials, output: output)
             }
             if ZonalShiftCommands.commands[command] != nil {
                 guard words.count == 1 else {
                     throw Failure(message: "ctl \(command): unexpected argument \(words[1])")
                 }
-                return try ZonalShiftCommands.run(command, line.options, endpoint: endpoint, output: output)
+                return try ZonalShiftCommands.run(
+                    command, line.options, endpoint: endpoint, credentials: credentials, output: output)
             }
             var options = line.options
             if let name = options.removeValue(forKey: "--target-group-name") {
@@ -88,7 +90,7 @@ public enum ControlCommand {
                     throw Failure(
                         message: "ctl wait needs one of: \(Waiters.waiters.keys.sorted().joined(separator: ", "))")
                 }
-                let delay = max(15 * timeScale(endpoint: endpoint, token: token), 0.05)
+                let delay = max(15 * timeScale(endpoint: endpoint, credentials: credentials), 0.05)
                 if let failure = try Waiters.wait(waiter, options, delaySeconds: delay, call: call) {
                     return Outcome(output: "", error: "\n\(failure)\n", exitCode: 255)
                 }
@@ -200,8 +202,10 @@ public enum ControlCommand {
     }
 
     /// The daemon's `--time-scale` (1 when it does not say).
-    static func timeScale(endpoint: IPEndpoint, token: String?) -> Double {
-        guard let (status, body) = try? send(method: "GET", path: "/status", body: nil, to: endpoint, token: token),
+    static func timeScale(endpoint: IPEndpoint, credentials: ClientCredentials) -> Double {
+        guard
+            let (status, body) = try? send(
+                method: "GET", path: "/status", body: nil, to: endpoint, credentials: credentials),
             status == 200, let (value, _) = try? JSONParser.parse(Array(body.utf8)), case .object(let fields) = value,
             case .number(let scale)? = fields["TimeScale"], scale > 0
         else { return 1 }
@@ -209,12 +213,19 @@ public enum ControlCommand {
     }
 
     /// describe-flows, export-config, get-metrics: localnlb's JSON API.
-    static func own(_ command: String, path: String, endpoint: IPEndpoint, token: String?, output: CLIOutput) throws
-        -> Outcome
-    {
-        let (status, response) = try send(method: "GET", path: path, body: nil, to: endpoint, token: token)
+    static func own(
+        _ command: String, path: String, endpoint: IPEndpoint, credentials: ClientCredentials, output: CLIOutput
+    ) throws -> Outcome {
+        let (status, response) = try send(
+            method: "GET", path: path, body: nil, to: endpoint, credentials: credentials)
         guard (200..<300).contains(status) else {
             return Outcome(output: "", error: errorLine(response, verb: command, status: status), exitCode: 254)
+        }
+        if command == "export-config" && response.contains("\"\(AdminConfiguration.redacted)\"") {
+            return Outcome(
+                output: response,
+                error: "localnlb: Admin.Token and Admin.SecretAccessKey are written as \(AdminConfiguration.redacted): "
+                    + "put the real ones back before serving this file\n", exitCode: 0)
         }
         guard command == "describe-flows", output != .json, let (value, _) = try? JSONParser.parse(Array(response.utf8))
         else {
@@ -239,12 +250,12 @@ public enum ControlCommand {
     }
 
     /// One request to the JSON API on a new connection; returns the status and the body.
-    static func send(method: String, path: String, body: String?, to endpoint: IPEndpoint, token: String?) throws
-        -> (Int, String)
-    {
+    static func send(
+        method: String, path: String, body: String?, to endpoint: IPEndpoint, credentials: ClientCredentials
+    ) throws -> (Int, String) {
         var headers = [("Host", endpoint.description)]
         if body != nil { headers.append(("Content-Type", "application/json")) }
-        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        credentials.authorize(method: method, path: path, body: Array((body ?? "").utf8), headers: &headers)
         return try send(method: method, path: path, body: body, headers: headers, to: endpoint)
     }
 

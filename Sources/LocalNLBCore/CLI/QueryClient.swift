@@ -18,23 +18,10 @@ enum QueryClient {
         var headers: [(String, String)] = [
             ("Host", endpoint.description), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
         ]
-        if let key = environment["AWS_ACCESS_KEY_ID"], let secret = environment["AWS_SECRET_ACCESS_KEY"] {
-            let region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
-            let amzDate = amzNow()
-            headers.append(("X-Amz-Date", amzDate))
-            let lower = Dictionary(headers.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { a, _ in a })
-            let signedHeaders = ["content-type", "host", "x-amz-date"]
-            let scope = "\(amzDate.prefix(8))/\(region)/elasticloadbalancing/aws4_request"
-            let signature = SigV4.signature(
-                SigV4.Request(method: "POST", path: "/", query: [:], headers: lower, body: Array(body.utf8)),
-                signedHeaders: signedHeaders, amzDate: amzDate, scope: scope, secret: secret)
-            headers.append(
-                (
-                    "Authorization",
-                    "AWS4-HMAC-SHA256 Credential=\(key)/\(scope), SignedHeaders=\(signedHeaders.joined(separator: ";")), "
-                        + "Signature=\(signature)"
-                ))
-        }
+        // The Query API is signed with keys, as the AWS CLI signs it (the token is for the JSON API).
+        var credentials = ClientCredentials(environment: environment, token: nil)
+        credentials.service = "elasticloadbalancing"
+        credentials.authorize(method: "POST", path: "/", body: Array(body.utf8), headers: &headers)
         let (status, text) = try ControlCommand.send(
             method: "POST", path: "/", body: body, headers: headers, to: endpoint)
         guard let root = XMLReader.parse(text) else {
@@ -139,5 +126,56 @@ enum XMLReader {
         String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "&lt;", with: "<")
             .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&quot;", with: "\"")
             .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&amp;", with: "&")
+    }
+}
+
+/// How `ctl` proves who it is to a daemon with `Admin.Token` or keys set: the token as a bearer
+/// (`--token`, `LOCALNLB_TOKEN`), else a SigV4 signature with the environment's AWS keys, as the AWS
+/// CLI signs. With neither, requests go unsigned (a loopback daemon without credentials takes them).
+struct ClientCredentials {
+    var token: String?
+    var accessKeyID: String?
+    var secretAccessKey: String?
+    var region: String
+    var service = "localnlb"
+
+    init(environment: [String: String], token: String?) {
+        self.token = token
+        accessKeyID = environment["AWS_ACCESS_KEY_ID"]
+        secretAccessKey = environment["AWS_SECRET_ACCESS_KEY"]
+        region = environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
+    }
+
+    /// Adds `Authorization` (and `X-Amz-Date` when signing) to `headers`, which hold `Host` and, with a
+    /// body, `Content-Type`. `path` may carry a query string; it is signed as the daemon reads it.
+    func authorize(method: String, path: String, body: [UInt8], headers: inout [(String, String)]) {
+        if let token {
+            headers.append(("Authorization", "Bearer \(token)"))
+            return
+        }
+        guard let key = accessKeyID, let secret = secretAccessKey else { return }
+        let amzDate = QueryClient.amzNow()
+        headers.append(("X-Amz-Date", amzDate))
+        let lower = Dictionary(headers.map { ($0.0.lowercased(), $0.1) }, uniquingKeysWith: { a, _ in a })
+        let signedHeaders = lower.keys.sorted()
+        let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"
+        let parts = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var query: [String: String] = [:]
+        if parts.count == 2 {
+            for pair in parts[1].split(separator: "&") {
+                let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let decode = { (text: Substring) in String(text).removingPercentEncoding ?? String(text) }
+                query[decode(field[0])] = field.count == 2 ? decode(field[1]) : ""
+            }
+        }
+        let signature = SigV4.signature(
+            SigV4.Request(method: method, path: String(parts[0]), query: query, headers: lower, body: body),
+            signedHeaders: signedHeaders, amzDate: amzDate, scope: scope, secret: secret)
+        headers.append(
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=\(key)/\(scope), SignedHeaders=\(signedHeaders.joined(separator: ";")), "
+                    + "Signature=\(signature)"
+            ))
     }
 }

@@ -19,7 +19,8 @@ enum ZonalShiftCommands {
     }
 
     static func run(
-        _ command: String, _ options: [String: [String]], endpoint: IPEndpoint, output: CLIOutput
+        _ command: String, _ options: [String: [String]], endpoint: IPEndpoint, credentials: ClientCredentials,
+        output: CLIOutput
     ) throws -> ControlCommand.Outcome {
         let known = commands[command]!
         let names = known.map { $0.hasSuffix("*") ? String($0.dropLast()) : $0 }
@@ -66,10 +67,11 @@ enum ZonalShiftCommands {
                     ).rendered
             }
         }
-        var headers = [("Host", endpoint.description)]
-        if body != nil { headers.append(("Content-Type", "application/json")) }
+        // Signed as the AWS CLI signs ARC's calls (or with the token).
+        var signing = credentials
+        signing.service = "arc-zonal-shift"
         let (status, response) = try ControlCommand.send(
-            method: method, path: path, body: body, headers: headers, to: endpoint)
+            method: method, path: path, body: body, to: endpoint, credentials: signing)
         let operation = ELBv2Commands.action(command)
         guard let (parsed, _) = try? JSONParser.parse(Array(response.utf8)), case .object(let fields) = parsed else {
             throw ControlCommand.Failure(

@@ -75,13 +75,31 @@ extension ControlPlane {
                 if ended { return closeAdmin(connection) }
                 return
             case .invalid(let status, let message):
-                respond(connection, .error(status, "ValidationError", message))
+                respond(connection, httpError(status, message, input: connection.input))
             case .request(let request):
                 respond(connection, handle(request))
             }
         }
         if ended && connection.written >= connection.output.count { return closeAdmin(connection) }
         flushAdmin(connection)
+    }
+
+    /// An error at the HTTP level (a broken head, a lying `Content-Length`, a slow or huge request), in
+    /// the shape of the API its request line names: AWS's XML for `POST /`, so the AWS CLI and boto3 read
+    /// the code and the message.
+    func httpError(_ status: Int, _ message: String, input: [UInt8]) -> AdminResponse {
+        let line = input.prefix(512).split(separator: 13, maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
+        var frontEnd = FrontEnd.json
+        if words.count >= 2 {
+            let path = String(words[1].split(separator: "?", maxSplits: 1).first ?? "")
+            frontEnd = Self.frontEnd(
+                of: AdminRequest(method: String(words[0]), path: path, headers: [:], body: []))
+        }
+        let code =
+            [408: "RequestTimeout", 413: "RequestEntityTooLarge", 431: "RequestHeaderFieldsTooLarge"][status]
+            ?? (frontEnd == .zonalShift ? "ValidationException" : "ValidationError")
+        return refusal(frontEnd, status, code, message)
     }
 
     func respond(_ connection: AdminConnection, _ response: AdminResponse) {
@@ -119,7 +137,7 @@ extension ControlPlane {
             if connection.responding {
                 closeAdmin(connection)
             } else {
-                respond(connection, .error(408, "RequestTimeout", "no complete request within 10 s"))
+                respond(connection, httpError(408, "no complete request within 10 s", input: connection.input))
                 flushAdmin(connection)
             }
         }
@@ -138,18 +156,11 @@ extension ControlPlane {
     }
 
     func route(_ request: AdminRequest) -> AdminResponse {
-        if Self.isQueryRequest(request) || Self.isZonalShiftRequest(request) {
-            // The ELBv2 Query API: with keys configured every signature is checked; without, any is
-            // accepted on a loopback address (as the emulators do) and none elsewhere.
-            if let admin = configuration.admin, let key = admin.accessKeyID, let secret = admin.secretAccessKey {
-                if let refusal = verifySignature(request, accessKeyID: key, secret: secret) { return refusal }
-            } else if !(configuration.admin?.address.ip.isLoopback ?? true) {
-                return queryAPIRefusal()
-            }
-            return Self.isQueryRequest(request) ? queryAPI(request) : zonalShiftAPI(request)
-        }
-        if let token = configuration.admin?.token, request.headers["authorization"] != "Bearer \(token)" {
-            return .error(401, "AuthFailure", "send Authorization: Bearer <Admin.Token>")
+        if let refusal = accessRefusal(request) { return refusal }
+        switch Self.frontEnd(of: request) {
+        case .query: return queryAPI(request)
+        case .zonalShift: return zonalShiftAPI(request)
+        case .json: break
         }
         let parts = request.path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }
         switch (request.method, parts.count) {
@@ -166,7 +177,13 @@ extension ControlPlane {
                     ("TargetGroups", .integer(Int64(groups.filter { !$0.removed }.count))),
                 ]))
         case ("GET", 1) where parts[0] == "config":
-            return AdminResponse(status: 200, body: JSONText.pretty(liveModel.document.rendered) + "\n")
+            // Secrets never leave: `Admin.Token` and `Admin.SecretAccessKey` read REDACTED, and a header says so.
+            var response = AdminResponse(
+                status: 200, body: JSONText.pretty(liveModel.document(redactingSecrets: true).rendered) + "\n")
+            if configuration.admin?.demandsCredentials == true {
+                response.headers = [("X-LocalNLB-Redacted", "Admin.Token, Admin.SecretAccessKey")]
+            }
+            return response
         case ("GET", 1) where parts[0] == "flows":
             return describeFlows(request.query)
         case ("GET", 1) where parts[0] == "metrics":

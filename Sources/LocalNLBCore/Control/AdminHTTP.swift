@@ -23,7 +23,9 @@ struct AdminRequest: Equatable {
         guard let end = find([13, 10, 13, 10], in: bytes) else {
             return bytes.count > 65536 ? .invalid(status: 431, message: "request headers are too large") : .incomplete
         }
-        let head = String(decoding: bytes[0..<end], as: UTF8.self)
+        guard let head = String(validating: bytes[0..<end], as: UTF8.self) else {
+            return .invalid(status: 400, message: "the request line or a header is not UTF-8")
+        }
         var lines = head.components(separatedBy: "\r\n")
         let requestLine = lines.removeFirst().split(separator: " ")
         guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else {
@@ -55,12 +57,16 @@ struct AdminRequest: Equatable {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var query: [String: String] = [:]
         if parts.count == 2 {
-            for pair in parts[1].split(separator: "&") {
+            for pair in parts[1].split(separator: "&") where !pair.isEmpty {
                 let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let decode = { (text: Substring) in
-                    text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(text)
+                guard let key = QueryForm.decode(field[0].utf8),
+                    let value = field.count == 2 ? QueryForm.decode(field[1].utf8) : ""
+                else {
+                    return .invalid(
+                        status: 400,
+                        message: "query parameter \(field[0].prefix(64)): a broken %-escape, or text that is not UTF-8")
                 }
-                query[decode(field[0])] = field.count == 2 ? decode(field[1]) : ""
+                query[key] = value
             }
         }
         return .request(

@@ -61,8 +61,9 @@ extension ControlPlane {
 
     /// `1h`, `30m`: ARC's `expiresIn`, from 1 minute to 3 days; seconds.
     static func expiresIn(_ text: String) -> Int? {
+        // The bound is checked before the multiplication: `3000000000000000h` is a refusal, not an overflow.
         guard let unit = text.last, unit == "m" || unit == "h", let number = Int(text.dropLast()), number > 0,
-            text.first != "0"
+            text.first != "0", number <= 3 * 24 * 60
         else { return nil }
         let seconds = number * (unit == "h" ? 3600 : 60)
         return seconds <= 3 * 86400 ? seconds : nil

@@ -8,7 +8,10 @@ extension ConfigReader {
         guard
             let object = readObject(
                 value, "Admin",
-                keys: ["Enabled", "Address", "Token", "Region", "AccountId", "AccessKeyId", "SecretAccessKey"])
+                keys: [
+                    "Enabled", "Address", "Token", "Region", "AccountId", "AccessKeyId", "SecretAccessKey", "HostNames",
+                    "PublicMetrics",
+                ])
         else { return nil }
         if let value = object["Enabled"], boolean(value, "Admin.Enabled") == false { return nil }
         var admin = AdminConfiguration()
@@ -44,7 +47,9 @@ extension ConfigReader {
             }
         }
         if let value = object["SecretAccessKey"], let secret = string(value, "Admin.SecretAccessKey") {
-            if secret.count >= 16 {
+            if secret == AdminConfiguration.redacted {
+                error("Admin.SecretAccessKey", Self.redactedProblem)
+            } else if secret.count >= 16 {
                 admin.secretAccessKey = secret
             } else {
                 error("Admin.SecretAccessKey", "is shorter than 16 characters")
@@ -54,11 +59,33 @@ extension ConfigReader {
             error("Admin", "AccessKeyId and SecretAccessKey go together: give both, or neither")
         }
         if let value = object["Token"], let token = string(value, "Admin.Token") {
-            if token.count < 16 {
+            if token == AdminConfiguration.redacted {
+                error("Admin.Token", Self.redactedProblem)
+            } else if token.count < 16 {
                 error("Admin.Token", "is shorter than 16 characters; use a long random string")
             } else {
                 admin.token = token
             }
+        }
+        if let value = object["HostNames"], let items = array(value, "Admin.HostNames") {
+            for (index, item) in items.enumerated() {
+                guard let name = string(item, "Admin.HostNames[\(index)]") else { continue }
+                let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+                let isName =
+                    !name.isEmpty && name.count <= 253 && IPAddress(name) == nil
+                    && labels.allSatisfy { label in
+                        (1...63).contains(label.count)
+                            && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+                    }
+                if isName {
+                    admin.hostNames.append(name.lowercased())
+                } else {
+                    error("Admin.HostNames[\(index)]", "\"\(name)\" is not a DNS name such as lb.test")
+                }
+            }
+        }
+        if let value = object["PublicMetrics"], let open = boolean(value, "Admin.PublicMetrics") {
+            admin.publicMetrics = open
         }
         if !admin.address.ip.isLoopback && admin.token == nil {
             error(
@@ -68,6 +95,10 @@ extension ConfigReader {
         }
         return admin
     }
+
+    static let redactedProblem =
+        "is \"\(AdminConfiguration.redacted)\", the placeholder GET /config and ctl export-config write in place "
+        + "of a secret: put the real one here"
 
     /// `Dns`: the responder for the load balancers' DNS names. On by default at 127.0.0.1:8053 (a
     /// default that is taken is only a warning); `Enabled: false` turns it off.

@@ -2,7 +2,12 @@
 /// --persist` keeps on disk. `check-config` accepts it, and `serve` replays it to the same topology,
 /// ARNs (they derive from the names), attributes and targets.
 extension Configuration {
-    var document: JSONText {
+    /// The file as `--persist` keeps it: every secret in it.
+    var document: JSONText { document(redactingSecrets: false) }
+
+    /// With `redactingSecrets` (`GET /config`, `ctl export-config`), `Admin.Token` and
+    /// `Admin.SecretAccessKey` read `AdminConfiguration.redacted`, which the reader refuses, naming the fix.
+    func document(redactingSecrets: Bool) -> JSONText {
         func list(_ pairs: [(key: String, value: String)]) -> JSONText {
             .array(pairs.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })
         }
@@ -77,10 +82,13 @@ extension Configuration {
                 ("Address", .string(admin.address.description)), ("Region", .string(admin.region)),
                 ("AccountId", .string(admin.accountID)),
             ]
-            if let token = admin.token { fields.append(("Token", .string(token))) }
+            let shown = { (secret: String) in redactingSecrets ? AdminConfiguration.redacted : secret }
+            if let token = admin.token { fields.append(("Token", .string(shown(token)))) }
             if let key = admin.accessKeyID, let secret = admin.secretAccessKey {
-                fields += [("AccessKeyId", .string(key)), ("SecretAccessKey", .string(secret))]
+                fields += [("AccessKeyId", .string(key)), ("SecretAccessKey", .string(shown(secret)))]
             }
+            if !admin.hostNames.isEmpty { fields.append(("HostNames", .array(admin.hostNames.map { .string($0) }))) }
+            if admin.publicMetrics { fields.append(("PublicMetrics", .bool(true))) }
             top.append(("Admin", .object(fields)))
         } else {
             top.append(("Admin", .object([("Enabled", .bool(false))])))

@@ -130,6 +130,18 @@ public struct AdminConfiguration: Sendable, Equatable {
     /// (`Admin.AccessKeyId`, `Admin.SecretAccessKey`); without, it is served on loopback only.
     public var accessKeyID: String?
     public var secretAccessKey: String?
+    /// Names besides `localhost` and IP literals that a request's `Host` may give (`Admin.HostNames`):
+    /// any other name is refused, which is what stops a page behind a rebound DNS name.
+    public var hostNames: [String] = []
+    /// `GET /metrics` without credentials even when keys or a token are set (`Admin.PublicMetrics`),
+    /// for a Prometheus that cannot sign.
+    public var publicMetrics = false
+
+    /// What `GET /config` writes in place of a secret.
+    public static let redacted = "REDACTED"
+
+    /// Whether requests must prove who they are: a token or keys are set.
+    public var demandsCredentials: Bool { token != nil || secretAccessKey != nil }
 
     public static let defaultAddress = IPEndpoint(ip: .v4(IPv4Address(127, 0, 0, 1)), port: 8404)
 

@@ -55,7 +55,7 @@ struct JSONParser {
         switch bytes[position] {
         case UInt8(ascii: "{"): return try object(path: path)
         case UInt8(ascii: "["): return try array(path: path)
-        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "\""): return .string(try string(path: path))
         case UInt8(ascii: "t"): return try literal("true", .bool(true))
         case UInt8(ascii: "f"): return try literal("false", .bool(false))
         case UInt8(ascii: "n"): return try literal("null", .null)
@@ -94,7 +94,7 @@ struct JSONParser {
                 let trailing = position < bytes.count && bytes[position] == UInt8(ascii: "}")
                 throw error(trailing ? "a comma before '}' (trailing commas are not JSON)" : "expected a \"key\"")
             }
-            let key = try string()
+            let key = try string(path: path.isEmpty ? "a key" : "a key of \(path)")
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else {
                 throw error("expected ':' after the key \"\(key)\"")
@@ -146,15 +146,23 @@ struct JSONParser {
         }
     }
 
-    private mutating func string() throws(SyntaxError) -> String {
+    /// A string at `path` (named when its bytes are not UTF-8: refused, never replaced with U+FFFD).
+    private mutating func string(path: String) throws(SyntaxError) -> String {
         position += 1
         var scalars = String.UnicodeScalarView()
         var runStart = position
+        // A run between escapes is whole UTF-8: `"` and `\` never occur inside a multi-byte sequence.
+        func run(_ parser: JSONParser, _ range: Range<Int>) throws(SyntaxError) -> String.UnicodeScalarView {
+            guard let text = String(validating: parser.bytes[range], as: UTF8.self) else {
+                throw parser.error("\(path.isEmpty ? "a string" : path): not valid UTF-8 (save the file as UTF-8)")
+            }
+            return text.unicodeScalars
+        }
         while true {
             guard position < bytes.count else { throw error("the document ends inside a string (missing '\"')") }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                scalars.append(contentsOf: String(decoding: bytes[runStart..<position], as: UTF8.self).unicodeScalars)
+                scalars.append(contentsOf: try run(self, runStart..<position))
                 position += 1
                 return String(scalars)
             }
@@ -163,7 +171,7 @@ struct JSONParser {
                 position += 1
                 continue
             }
-            scalars.append(contentsOf: String(decoding: bytes[runStart..<position], as: UTF8.self).unicodeScalars)
+            scalars.append(contentsOf: try run(self, runStart..<position))
             position += 1
             guard position < bytes.count else { throw error("the document ends inside a string") }
             let escape = bytes[position]

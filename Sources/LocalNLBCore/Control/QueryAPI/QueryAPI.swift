@@ -28,16 +28,8 @@ extension ControlPlane {
 
     func queryAPI(_ request: AdminRequest) -> AdminResponse {
         let requestID = Self.requestID()
-        let form: QueryForm?
-        if request.method == "GET" {
-            form = QueryForm(values: request.query)
-        } else {
-            form = QueryForm(Substring(String(decoding: request.body, as: UTF8.self)))
-        }
         do throws(QueryError) {
-            guard let form else {
-                throw QueryError(code: "MalformedQueryString", message: "the form body has a broken %-escape")
-            }
+            let form = request.method == "GET" ? QueryForm(values: request.query) : try QueryForm(form: request.body)
             guard let action = form["Action"] else {
                 throw QueryError(code: "MissingAction", message: "no Action parameter (Action=DescribeTargetGroups…)")
             }
@@ -73,50 +65,6 @@ extension ControlPlane {
                 "Error", [XML.text("Type", "Sender"), XML.text("Code", error.code), XML.text("Message", error.message)])
             + XML.text("RequestId", requestID) + "</ErrorResponse>\n"
         return AdminResponse(status: error.status, body: body, contentType: "text/xml")
-    }
-
-    /// Checks a request's SigV4 signature against the configured keys; nil when it holds, else the
-    /// error AWS answers with.
-    func verifySignature(_ request: AdminRequest, accessKeyID: String, secret: String) -> AdminResponse? {
-        guard let header = request.headers["authorization"] else {
-            return queryError(
-                QueryError(
-                    code: "MissingAuthenticationToken", message: "Request is missing Authentication Token",
-                    status: 403))
-        }
-        guard let authorization = SigV4.Authorization(header), let amzDate = request.headers["x-amz-date"],
-            authorization.scope.hasPrefix(String(amzDate.prefix(8)) + "/"),
-            authorization.signedHeaders.contains("host")
-        else {
-            return queryError(
-                QueryError(
-                    code: "IncompleteSignature",
-                    message: "the Authorization header is not AWS4-HMAC-SHA256 with Credential, SignedHeaders "
-                        + "(host among them) and Signature, with an X-Amz-Date of the credential's day"))
-        }
-        if let problem = SigV4.freshnessProblem(amzDate: amzDate, now: epochSecondsNow()) {
-            return queryError(QueryError(code: "SignatureDoesNotMatch", message: problem, status: 403))
-        }
-        guard authorization.accessKeyID == accessKeyID else {
-            return queryError(
-                QueryError(
-                    code: "InvalidClientTokenId", message: "The security token included in the request is invalid.",
-                    status: 403))
-        }
-        let signed = SigV4.Request(
-            method: request.method, path: request.path, query: request.query, headers: request.headers,
-            body: request.body)
-        let expected = SigV4.signature(
-            signed, signedHeaders: authorization.signedHeaders, amzDate: amzDate, scope: authorization.scope,
-            secret: secret)
-        guard SigV4.matches(expected, authorization.signature) else {
-            return queryError(
-                QueryError(
-                    code: "SignatureDoesNotMatch",
-                    message: "The request signature we calculated does not match the signature you provided. "
-                        + "Check your AWS Secret Access Key and signing method.", status: 403))
-        }
-        return nil
     }
 
     func perform(action: String, _ form: QueryForm) throws(QueryError) -> String {

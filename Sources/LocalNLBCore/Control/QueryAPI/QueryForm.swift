@@ -3,13 +3,17 @@
 struct QueryForm: Equatable {
     private(set) var values: [String: String] = [:]
 
-    /// Parses `application/x-www-form-urlencoded` text: `&`-separated pairs, `+` for a space,
-    /// percent-escapes. Nil when an escape is broken (`%zz`, a bare `%`).
-    init?(_ text: Substring) {
-        for pair in text.split(separator: "&") where !pair.isEmpty {
-            let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+    /// Parses an `application/x-www-form-urlencoded` body: `&`-separated pairs, `+` for a space,
+    /// percent-escapes. A broken escape (`%zz`, a bare `%`) or text that is not UTF-8 is refused, naming
+    /// the parameter.
+    init(form body: [UInt8]) throws(QueryError) {
+        for pair in body.split(separator: UInt8(ascii: "&")) where !pair.isEmpty {
+            let field = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(decoding: field[0].prefix(64), as: UTF8.self)
             guard let key = Self.decode(field[0]), let value = field.count == 2 ? Self.decode(field[1]) : "" else {
-                return nil
+                throw QueryError(
+                    code: "MalformedQueryString",
+                    message: "parameter \(name): a broken %-escape, or text that is not UTF-8")
             }
             values[key] = value
         }
@@ -17,9 +21,9 @@ struct QueryForm: Equatable {
 
     init(values: [String: String]) { self.values = values }
 
-    static func decode(_ text: Substring) -> String? {
+    static func decode<Bytes: Sequence<UInt8>>(_ text: Bytes) -> String? {
         var bytes: [UInt8] = []
-        var utf8 = text.utf8.makeIterator()
+        var utf8 = text.makeIterator()
         while let byte = utf8.next() {
             switch byte {
             case UInt8(ascii: "+"): bytes.append(0x20)

@@ -134,7 +134,9 @@ enum SigV4 {
         }.joined()
         let path = request.path.split(separator: "/", omittingEmptySubsequences: false).map { encode(String($0)) }
             .joined(separator: "/")
-        let payload = request.headers["x-amz-content-sha256"] ?? hex(sha256(request.body))
+        // The body itself, always: a hash the client only claims (`X-Amz-Content-Sha256`) would let a
+        // captured signature carry another body. `payloadProblem` refuses a claim that differs.
+        let payload = hex(sha256(request.body))
         let canonical = [
             request.method, path.isEmpty ? "/" : path, query, headers, signedHeaders.joined(separator: ";"), payload,
         ].joined(separator: "\n")
@@ -142,6 +144,16 @@ enum SigV4 {
         var key = Array(("AWS4" + secret).utf8)
         for part in scope.split(separator: "/") { key = hmac(key: key, Array(part.utf8)) }
         return hex(hmac(key: key, Array(toSign.utf8)))
+    }
+
+    /// The error message when `X-Amz-Content-Sha256` is sent and is not the body's SHA-256, else nil.
+    /// (`UNSIGNED-PAYLOAD` is S3's alone; ELBv2 signs every body.)
+    static func payloadProblem(_ request: Request) -> String? {
+        guard let claimed = request.headers["x-amz-content-sha256"] else { return nil }
+        let actual = hex(sha256(request.body))
+        guard claimed.lowercased() != actual else { return nil }
+        return "The provided 'x-amz-content-sha256' header does not match what was computed: "
+            + "the body's SHA-256 is \(actual)"
     }
 
     /// AWS accepts a signature made at most 15 minutes from its own clock either way; the error message
