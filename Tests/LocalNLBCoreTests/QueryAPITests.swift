@@ -21,9 +21,10 @@ import Testing
                 == true)
         #expect(problem(Array("Names.member.1=%4".utf8)) != nil)
         #expect(problem(Array("a=%FF%FE".utf8)) != nil)  // escaped, not UTF-8
+        // Raw bytes that are not UTF-8.
         #expect(
             problem(Array("Name=web".utf8) + [0xFF, 0xFE])
-                == "MalformedQueryString: parameter Name: a broken %-escape, or text that is not UTF-8")  // raw bytes, not UTF-8
+                == "MalformedQueryString: parameter Name: a broken %-escape, or text that is not UTF-8")
     }
 
     /// `member.N` lists stop at the first gap; nested structures read their fields.

@@ -324,20 +324,13 @@ extension ControlPlane {
     /// Registers or deregisters `targets` in group `index`, all or none: a deregistration naming a
     /// target that is not registered changes nothing and returns the ones missing.
     func change(_ targets: [TargetConfiguration], of index: Int, register: Bool) -> [TargetConfiguration] {
-        if !register {
-            let registered = Set(groups[index].targets.filter(\.isRegistered).map(\.endpoint))
-            let missing = targets.filter { !registered.contains($0.endpoint) }
-            guard missing.isEmpty else { return missing }
+        if register {
+            _ = groups[index].lifecycle.register(
+                targets.map { ($0.id, $0.endpoint, $0.availabilityZone) }, now: now)
+            return []
         }
-        for target in targets {
-            if register {
-                groups[index].lifecycle.register(
-                    id: target.id, endpoint: target.endpoint, zone: target.availabilityZone, now: now)
-            } else {
-                _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
-            }
-        }
-        return []
+        let missing = Set(groups[index].lifecycle.deregister(targets.map(\.endpoint), now: now))
+        return targets.filter { missing.contains($0.endpoint) }
     }
 
     /// PUT attributes: ModifyTargetGroupAttributes. Checked like the configuration file; applies to new

@@ -63,19 +63,18 @@ extension ControlPlane {
             }
             groups[index].removed = false
             let kept = groups[index].targets.filter { $0.isRegistered }.map(\.endpoint)
-            for target in group.targets where !kept.contains(target.endpoint) {
-                groups[index].lifecycle.register(
-                    id: target.id, endpoint: target.endpoint, zone: target.availabilityZone, now: now)
-            }
-            for endpoint in kept where !group.targets.contains(where: { $0.endpoint == endpoint }) {
-                _ = groups[index].lifecycle.deregister(endpoint: endpoint, now: now)
-            }
+            let (keptSet, wanted) = (Set(kept), Set(group.targets.map(\.endpoint)))
+            _ = groups[index].lifecycle.register(
+                group.targets.filter { !keptSet.contains($0.endpoint) }.map {
+                    ($0.id, $0.endpoint, $0.availabilityZone)
+                },
+                now: now)
+            _ = groups[index].lifecycle.deregister(kept.filter { !wanted.contains($0) }, now: now)
             applyGroupConfiguration(index, group, by: source)
         }
         for index in groups.indices where groupIndex[groups[index].configuration.name] == nil {
-            for target in groups[index].targets where target.isRegistered {
-                _ = groups[index].lifecycle.deregister(endpoint: target.endpoint, now: now)
-            }
+            _ = groups[index].lifecycle.deregister(
+                groups[index].targets.filter(\.isRegistered).map(\.endpoint), now: now)
             if !groups[index].removed {
                 options.log("target group \(groups[index].configuration.name) removed (\(source))")
             }

@@ -211,9 +211,7 @@ struct TargetGroup: Sendable {
         self.headerTemplates = Self.headerTemplates(configuration.proxyProtocol)
         self.lifecycle = TargetLifecycle(configuration: configuration, timeScale: timeScale)
         self.selector = TargetSelector()
-        for target in configuration.targets {
-            _ = lifecycle.register(id: target.id, endpoint: target.endpoint, zone: target.availabilityZone, now: now)
-        }
+        _ = lifecycle.register(configuration.targets.map { ($0.id, $0.endpoint, $0.availabilityZone) }, now: now)
     }
 
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.

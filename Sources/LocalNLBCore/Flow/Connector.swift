@@ -19,6 +19,7 @@ extension EventLoop {
             : listenerEndpoint
         let flow = allocateFlow()
         flow.id = id
+        flowOrder.append(id: id, slot: flow.index, udp: false)
         flow.listenerIndex = listenerIndex
         flow.groupIndex = groupIndex
         flow.client = client

@@ -353,6 +353,7 @@ extension EventLoop {
         flow.generation &+= 1
         flow.reset()
         flows.release(flow.index)
+        flowOrder.flowEnded { isLive($0) }
         liveFlows -= 1
         if draining && liveFlows == 0 { finished = true }
     }

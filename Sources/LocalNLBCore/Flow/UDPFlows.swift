@@ -108,6 +108,7 @@ extension EventLoop {
         }
         let flow = udpFlows.take(UDPFlow.init(index:))
         flow.id = takeFlowID()
+        flowOrder.append(id: flow.id, slot: flow.index, udp: true)
         flow.key = key
         flow.targetFD = fd
         flow.groupIndex = groupIndex
@@ -191,5 +192,6 @@ extension EventLoop {
         flow.targetFD = -1
         flow.generation &+= 1
         udpFlows.release(flow.index)
+        flowOrder.flowEnded { isLive($0) }
     }
 }

@@ -67,6 +67,8 @@ final class EventLoop {
     var flows = Slab<Flow>()
     /// UDP flows, and each by its client and listener socket.
     var udpFlows = Slab<UDPFlow>()
+    /// Every open flow by id, for `GET /flows` pages.
+    var flowOrder = FlowOrder()
     var udpFlowTable: [UDPFlowKey: Int] = [:]
     var liveUDPFlows = 0
     var lastUDPBoundWarning: UInt64 = 0

@@ -39,16 +39,21 @@ struct FlowSummary: Sendable {
 /// What the control API asks of a loop through its mailbox.
 extension EventLoop {
     /// Up to `limit` of this loop's flows with ids above `marker`, lowest ids first, and whether it
-    /// has more: a page costs the loop a scan and `limit` copies, however many flows it carries.
+    /// has more: a page costs the loop a binary search and the page, however many flows it carries.
     func describeOwnFlows(after marker: UInt64, limit: Int) -> (flows: [FlowSummary], more: Bool) {
         var candidates: [(id: UInt64, index: Int, udp: Bool)] = []
-        for flow in flows where flow.state != .free && flow.id > marker {
-            candidates.append((flow.id, flow.index, false))
+        var more = false
+        var position = flowOrder.firstPosition(after: marker)
+        while position < flowOrder.entries.count {
+            let entry = flowOrder.entries[position]
+            position += 1
+            guard isLive(entry) else { continue }
+            if candidates.count == limit {
+                more = true
+                break
+            }
+            candidates.append((entry.id, entry.slot, entry.udp))
         }
-        for flow in udpFlows where flow.targetFD >= 0 && flow.id > marker {
-            candidates.append((flow.id, flow.index, true))
-        }
-        candidates.sort { $0.id < $1.id }
         let page = candidates.prefix(limit).map { candidate -> FlowSummary in
             if candidate.udp {
                 let flow = udpFlows[candidate.index]
@@ -77,6 +82,16 @@ extension EventLoop {
                 bytesFromTarget: flow.targetToClient.bytes, ageSeconds: Double(now &- flow.started) / 1e9,
                 state: state)
         }
-        return (page, candidates.count > limit)
+        return (page, more)
+    }
+
+    /// Whether the flow an id-order entry names is still the one in its slot, and open.
+    func isLive(_ entry: FlowOrder.Entry) -> Bool {
+        if entry.udp {
+            let flow = udpFlows[entry.slot]
+            return flow.targetFD >= 0 && flow.id == entry.id
+        }
+        let flow = flows[entry.slot]
+        return flow.state != .free && flow.id == entry.id
     }
 }
