@@ -28,7 +28,7 @@ extension ControlPlane {
     func acceptAdmin() {
         guard adminFD >= 0 else { return }
         for _ in 0..<16 {
-            guard case .done(let (fd, _))? = try? Socket.accept(adminFD) else { return }
+            guard let fd = acceptControlConnection(adminFD, kind: .adminListener, what: "control API") else { return }
             let connection = adminConnections.take(AdminConnection.init(index:))
             connection.fd = fd
             connection.input.removeAll(keepingCapacity: true)

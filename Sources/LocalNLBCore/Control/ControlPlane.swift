@@ -48,6 +48,14 @@ final class ControlPlane {
     var adminFD: Int32 = -1
     private(set) var adminEndpoint: IPEndpoint?
     var adminConnections = Slab<AdminConnection>()
+    /// Control-plane listeners out of the poller for a moment: accept had no descriptor to give.
+    var pausedAccepts: [PausedAccept] = []
+    /// When the event log last said descriptors ran out (it says so at most every 10 s).
+    var lastDescriptorWarning: UInt64 = 0
+    /// When the event log last said a health check was skipped (at most every 10 s as well).
+    var lastSkippedCheckWarning: UInt64 = 0
+    /// Health checks not made for want of a descriptor, memory or port, by target group name.
+    var healthChecksSkipped: [String: Int] = [:]
     var probes = Slab<HealthProbe>()
     var now: UInt64
     var tickNanoseconds: UInt64
@@ -233,6 +241,7 @@ final class ControlPlane {
         closeListeners()
         for connection in adminConnections where connection.fd >= 0 { closeAdmin(connection) }
         if adminFD >= 0 {
+            forgetPausedAccept(adminFD)
             closeDescriptor(adminFD)
             adminFD = -1
         }
@@ -390,6 +399,7 @@ final class ControlPlane {
         expireAdminConnections()
         expireDNSConnections()
         expireZonalShifts()
+        resumePausedAccepts()
         poller.armTick(tickNanoseconds)
     }
 

@@ -41,7 +41,10 @@ extension ControlPlane {
     func closeDNS() {
         for fd in dnsConnections.keys { closeDescriptor(fd) }
         dnsConnections = [:]
-        for fd in [dnsUDP, dnsTCP] where fd >= 0 { closeDescriptor(fd) }
+        for fd in [dnsUDP, dnsTCP] where fd >= 0 {
+            forgetPausedAccept(fd)
+            closeDescriptor(fd)
+        }
         (dnsUDP, dnsTCP) = (-1, -1)
     }
 
@@ -59,7 +62,9 @@ extension ControlPlane {
 
     func acceptDNS() {
         for _ in 0..<16 {
-            guard case .done(let (fd, _))? = try? Socket.accept(dnsTCP) else { return }
+            guard let fd = acceptControlConnection(dnsTCP, kind: .dnsListener, what: "DNS responder (TCP)") else {
+                return
+            }
             if dnsConnections.count >= Self.dnsConnectionLimit,
                 let oldest = dnsConnections.min(by: { $0.value.deadline < $1.value.deadline })?.key
             {

@@ -91,8 +91,36 @@ extension ControlPlane {
                 probe.connected = true
                 advanceProbe(probe)
             }
+        } catch  where Self.isLocalShortage(error.errno) {
+            skipProbe(probe, error.errno)
         } catch {
             finishProbe(probe, passed: false)
+        }
+    }
+
+    /// What this process or machine ran out of, not what the target did: no descriptor, no memory, no
+    /// local port. AWS does not fail a target because the load balancer is short of resources.
+    static func isLocalShortage(_ errno: Errno) -> Bool {
+        [.tooManyOpenFiles, .fileTableFull, Errno(ENOBUFS), Errno(ENOMEM), .addressNotAvailable].contains(errno)
+    }
+
+    /// A check that could not be made: no result either way, counted, logged at most every 10 s, and
+    /// tried again soon (within a second, or the interval if that is shorter).
+    func skipProbe(_ probe: HealthProbe, _ errno: Errno) {
+        if probe.fd >= 0 {
+            closeDescriptor(probe.fd)
+            probe.fd = -1
+        }
+        probe.generation &+= 1
+        probes.release(probe.index)
+        let name = groups[probe.group].configuration.name
+        healthChecksSkipped[name, default: 0] += 1
+        groups[probe.group].lifecycle.checkSkipped(probe.target, registration: probe.registration, now: now)
+        if lastSkippedCheckWarning == 0 || now - lastSkippedCheckWarning > 10_000_000_000 {
+            lastSkippedCheckWarning = now
+            options.log(
+                "target group \(name): a health check was not made (\(errno)); it is tried again, and the target "
+                    + "keeps its state (raise ulimit -n)")
         }
     }
 

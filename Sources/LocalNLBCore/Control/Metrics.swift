@@ -65,6 +65,12 @@ extension ControlPlane {
                 "Flows reset because no local port was free towards their target (PortAllocationErrorCount).",
                 { String($0.metrics.portAllocationErrorCount) }
             ),
+            (
+                "health_check_skipped_total", "counter",
+                "Health checks not made because localnlb itself had no descriptor, memory or local port for them: "
+                    + "retried, never counted against the target (localnlb's own).",
+                { [healthChecksSkipped] in String(healthChecksSkipped[$0.configuration.name] ?? 0) }
+            ),
         ]
         for (name, type, help, value) in perGroup {
             family(name, type, help, live.map { (labels($0), value($0)) })

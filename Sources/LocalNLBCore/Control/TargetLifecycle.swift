@@ -162,6 +162,14 @@ struct TargetLifecycle: Sendable {
         targets[index].nextCheck = next
     }
 
+    /// A check that could not be made (the load balancer was short of descriptors): no result, and the
+    /// next try soon.
+    mutating func checkSkipped(_ index: Int, registration: UInt64, now: UInt64) {
+        guard index < targets.count, targets[index].registration == registration else { return }
+        targets[index].checking = false
+        targets[index].nextCheck = now + min(checkInterval, 1_000_000_000)
+    }
+
     /// A check's result. Returns what must happen to flows.
     mutating func recordCheck(_ index: Int, registration: UInt64, passed: Bool, now: UInt64) -> [LifecycleEffect] {
         guard index < targets.count, targets[index].registration == registration else { return [] }

@@ -229,17 +229,26 @@ public enum Socket {
     /// Wakes whoever blocks on `fd` (an accept, a read) with an end, in both directions.
     static func shutdownBoth(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
+    enum BlockingAccept {
+        case accepted(Int32)
+        /// No descriptor, or no memory, to take it with: the listener is fine, try again later.
+        case shortOf(Errno)
+        /// The listener was shut down, or failed.
+        case ended
+    }
+
     /// accept(2) on a blocking listener, for the built-in target: a connection that was aborted
-    /// before it was taken is skipped; nil once the listener is shut down or fails.
-    static func acceptBlocking(_ fd: Int32) -> Int32? {
+    /// before it was taken is skipped.
+    static func acceptBlocking(_ fd: Int32) -> BlockingAccept {
         while true {
             let accepted = Glibc.accept(fd, nil, nil)
             if accepted >= 0 {
                 DescriptorLedger.opened(accepted)
-                return accepted
+                return .accepted(accepted)
             }
             if errno == EINTR || errno == ECONNABORTED { continue }
-            return nil
+            if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(errno) { return .shortOf(Errno(errno)) }
+            return .ended
         }
     }
 

@@ -88,8 +88,25 @@ public final class TargetServer: Sendable {
     }
 
     private func acceptLoop() {
+        var lastWarning: UInt64 = 0
         while true {
-            guard let fd = Socket.acceptBlocking(listenFD) else { return }
+            let fd: Int32
+            switch Socket.acceptBlocking(listenFD) {
+            case .accepted(let accepted): fd = accepted
+            case .ended: return
+            case .shortOf(let errno):
+                // Out of descriptors: the listener is fine and the clients wait in its backlog; try again
+                // when connections have ended and freed theirs.
+                if state.withLock({ $0.stopped }) { return }
+                let now = monotonicNanoseconds()
+                if lastWarning == 0 || now - lastWarning > 10_000_000_000 {
+                    lastWarning = now
+                    FileHandle.standardError.write(
+                        Data("localnlb target \(endpoint): accept: \(errno); trying again (raise ulimit -n)\n".utf8))
+                }
+                usleep(50_000)
+                continue
+            }
             let stopped = state.withLock { state -> Bool in
                 if !state.stopped { state.connections.insert(fd) }
                 return state.stopped
