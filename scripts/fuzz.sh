@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the ProxyProtocol parser, then the DNS responder's codec, with libFuzzer for SECONDS each
-# (default 60):
+# Fuzzes the ProxyProtocol parser, the DNS responder's codec, then the control address's front ends
+# (JSON, Query and zonal shift APIs, end to end) with libFuzzer for SECONDS each (default 60):
 #   scripts/fuzz.sh 600
 # Builds Tests/Fuzz/FuzzProxyProtocol.swift with the library's sources (-sanitize=fuzzer,address),
 # starts from the seed corpus in Tests/Fuzz/corpus (new inputs go to a scratch copy, not the repo),
@@ -53,3 +53,39 @@ if [ "$code" -ne 0 ]; then
   exit 1
 fi
 echo "fuzz: DNS codec clean after $seconds s, corpus grew to $(ls "$work/dns-corpus" | wc -l) inputs"
+
+# The control address's front ends, end to end: the whole LocalNLBCore module built with the harness,
+# the C shim and the ProxyProtocol module beside it. It runs in a network namespace of its own (root:
+# `unshare -n`; otherwise a user namespace, `unshare -rn`): an input's CreateListener binds real ports.
+mkdir -p "$work/api-corpus" "$work/api-build"
+cp Tests/Fuzz/api-corpus/* "$work/api-corpus/"
+clang -c -O1 -g -fsanitize=fuzzer-no-link,address -D_GNU_SOURCE -I Sources/CLocalNLB/include \
+  Sources/CLocalNLB/shim.c -o "$work/api-build/shim.o"
+cat > "$work/api-build/module.modulemap" <<MAP
+module CLocalNLB {
+    header "$PWD/Sources/CLocalNLB/include/CLocalNLB.h"
+    export *
+}
+MAP
+swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -module-name ProxyProtocol \
+  -emit-module -emit-module-path "$work/api-build/ProxyProtocol.swiftmodule" \
+  Sources/ProxyProtocol/*.swift -c -o "$work/api-build/ProxyProtocol.o"
+swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -module-name LocalNLBCore \
+  -I "$work/api-build" -Xcc -fmodule-map-file="$work/api-build/module.modulemap" \
+  $(find Sources/LocalNLBCore -name '*.swift') Tests/Fuzz/FuzzAPI.swift \
+  "$work/api-build/ProxyProtocol.o" "$work/api-build/shim.o" -o "$work/fuzz-api" 2> >(grep -v "Cannot export local symbol" >&2)
+if [ "$(id -u)" -eq 0 ]; then isolate=(unshare -n); else isolate=(unshare -rn); fi
+set +e
+SWIFT_BACKTRACE=enable=no "${isolate[@]}" sh -c 'ip link set lo up 2>/dev/null || true; exec "$@"' sh \
+  "$work/fuzz-api" "$work/api-corpus" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=4096 \
+  -artifact_prefix="$work/artifacts/api-" -print_final_stats=1 2> "$work/fuzz-api.log"
+code=$?
+set -e
+grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)" "$work/fuzz-api.log" || true
+if [ "$code" -ne 0 ]; then
+  tail -40 "$work/fuzz-api.log" >&2
+  echo "fuzz: control API crash; inputs in $work/artifacts" >&2
+  keep=yes
+  exit 1
+fi
+echo "fuzz: control API clean after $seconds s, corpus grew to $(ls "$work/api-corpus" | wc -l) inputs"

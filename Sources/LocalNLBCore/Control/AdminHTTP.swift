@@ -8,6 +8,8 @@ struct AdminRequest: Equatable {
     var query: [String: String] = [:]
     var headers: [String: String]
     var body: [UInt8]
+    /// How many bytes of the input the request took, head and body.
+    var wireLength = 0
 
     /// The most a request may be, headers and body: the API takes small JSON documents only.
     static let maximumSize = 1 << 20
@@ -72,7 +74,7 @@ struct AdminRequest: Equatable {
         return .request(
             AdminRequest(
                 method: String(requestLine[0]), path: String(parts[0]), query: query, headers: headers,
-                body: Array(bytes[(end + 4)..<(end + 4 + length)])))
+                body: Array(bytes[(end + 4)..<(end + 4 + length)]), wireLength: end + 4 + length))
     }
 
     private static func find(_ marker: [UInt8], in bytes: [UInt8]) -> Int? {
