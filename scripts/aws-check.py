@@ -12,6 +12,7 @@ of its own), listeners on the same port of two of them, deletes one, and a resta
 --persist wrote. Timers run under --time-scale 0.01. Everything stays on 127.0.0.0/8.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import boto3
@@ -371,6 +373,89 @@ def main():
         status, body = raw_post(signed_admin, b"Action=DescribeTargetGroups&Version=2015-12-01")
         check("SigV4: an unsigned request is 403 MissingAuthenticationToken",
               status == 403 and "MissingAuthenticationToken" in body, body)
+
+        # A signature binds its body: botocore's own signature of a DescribeTargetGroups, captured and
+        # replayed over a DeregisterTargets, with and without the X-Amz-Content-Sha256 it computed.
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        web_arn = good.describe_target_groups(Names=["web"])["TargetGroups"][0]["TargetGroupArn"]
+        describe = b"Action=DescribeTargetGroups&Version=2015-12-01"
+        deregister = urllib.parse.urlencode({"Action": "DeregisterTargets", "Version": "2015-12-01",
+                                             "TargetGroupArn": web_arn, "Targets.member.1.Id": "127.0.0.1"}).encode()
+        replays = []
+        for with_hash in (False, True):
+            captured = AWSRequest(method="POST", url=f"http://127.0.0.1:{signed_admin}/", data=describe,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+            if with_hash:
+                captured.headers["X-Amz-Content-Sha256"] = hashlib.sha256(describe).hexdigest()
+            SigV4Auth(Credentials("AKIDLOCALNLBTEST01", "local/secret+key/for-the-check"),
+                      "elasticloadbalancing", "us-east-1").add_auth(captured)
+            headers = dict(captured.headers.items())
+            genuine = urllib.request.Request(f"http://127.0.0.1:{signed_admin}/", data=describe, headers=headers)
+            with urllib.request.urlopen(genuine, timeout=5) as response:
+                replays.append(response.status)
+            forged = urllib.request.Request(f"http://127.0.0.1:{signed_admin}/", data=deregister, headers=headers)
+            try:
+                with urllib.request.urlopen(forged, timeout=5) as response:
+                    replays.append((response.status, ""))
+            except urllib.error.HTTPError as error:
+                replays.append((error.code, error.read().decode()))
+        health = good.describe_target_health(TargetGroupArn=web_arn)["TargetHealthDescriptions"]
+        check("SigV4: botocore's signature replayed over another body is SignatureDoesNotMatch; the target stays",
+              replays[0] == 200 and replays[2] == 200
+              and all(r[0] == 403 and "SignatureDoesNotMatch" in r[1] for r in (replays[1], replays[3]))
+              and all(h["TargetHealth"]["State"] != "draining" for h in health), str(replays)[:400])
+
+        # With keys, the rest of the control address is closed too; curl with the rules, ctl signing.
+        def curl(*args):
+            done = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *args,
+                                   f"http://127.0.0.1:{signed_admin}/target-groups/web/register"],
+                                  capture_output=True, text=True, timeout=10)
+            return done.stdout
+        register = ["-X", "POST", "--data", '{"Targets":[{"Id":"127.0.0.1","Port":9}]}']
+        closed = {path: urllib.request.Request(f"http://127.0.0.1:{signed_admin}{path}")
+                  for path in ("/config", "/flows", "/metrics", "/target-groups")}
+        refused = []
+        for path, request in closed.items():
+            try:
+                urllib.request.urlopen(request, timeout=5)
+                refused.append(path)
+            except urllib.error.HTTPError as error:
+                if error.code not in (401, 403):
+                    refused.append(f"{path}: {error.code}")
+        signed_env = dict(env, AWS_ACCESS_KEY_ID="AKIDLOCALNLBTEST01",
+                          AWS_SECRET_ACCESS_KEY="local/secret+key/for-the-check")
+        exported = subprocess.run([binary, "ctl", "export-config", "--endpoint-url", f"http://127.0.0.1:{signed_admin}"],
+                                  capture_output=True, text=True, env=signed_env, timeout=10)
+        arc_signed = subprocess.run([aws, "arc-zonal-shift", "list-zonal-shifts", "--endpoint-url",
+                                     f"http://127.0.0.1:{signed_admin}"], capture_output=True, text=True,
+                                    env=signed_env, timeout=60)
+        arc_unsigned = subprocess.run([aws, "arc-zonal-shift", "list-zonal-shifts", "--no-sign-request",
+                                       "--endpoint-url", f"http://127.0.0.1:{signed_admin}"], capture_output=True,
+                                      text=True, env=signed_env, timeout=60)
+        check("with keys, /config, /flows, /metrics and the JSON API refuse the unsigned (curl too); ctl signs and "
+              "export-config redacts the secret; the AWS CLI's arc-zonal-shift signed is served, unsigned refused",
+              not refused and curl(*register, "-H", "Content-Type: application/json") == "401"
+              and exported.returncode == 0 and "REDACTED" in exported.stdout
+              and "local/secret+key" not in exported.stdout and "REDACTED" in exported.stderr
+              and arc_signed.returncode == 0 and arc_unsigned.returncode != 0,
+              f"{refused} {exported.stderr[:200]} {arc_signed.stderr[:200]} {arc_unsigned.stderr[:200]}")
+        open_register = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data",
+             '{"Targets":[{"Id":"127.0.0.1","Port":9}]}',
+             f"http://127.0.0.1:{admin}/target-groups/web-missing/register"], capture_output=True, text=True)
+        origin = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Origin: http://attacker.example",
+             "--data", "Action=DescribeTargetGroups&Version=2015-12-01", f"http://127.0.0.1:{admin}/"],
+            capture_output=True, text=True)
+        rebound = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", f"rebound.example:{admin}:127.0.0.1",
+             f"http://rebound.example:{admin}/status"], capture_output=True, text=True)
+        check("a browser's shapes are refused on the open loopback API: a JSON write without Content-Type (415), "
+              "another Origin (403), a rebound Host (403); the AWS CLI and boto3 above were not",
+              open_register.stdout == "415" and origin.stdout == "403" and rebound.stdout == "403",
+              f"{open_register.stdout} {origin.stdout} {rebound.stdout}")
 
         # serve --persist: every API change is written back to the file; a restart replays it, ARNs and all.
         persist_admin = free_port()
