@@ -174,6 +174,14 @@ sleep 0.3
 check "reload: an invalid file is rejected with its errors" grep -q 'Listeners\[0\].Port: 70000 is not a port' "$tmp/reload.log"
 check "reload: the old configuration keeps running" \
   wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
+write_config "$port_a"
+sed -i 's/"Name": "web"/"Name": "w\xffb"/' "$tmp/reload.json"
+kill -HUP "$daemon"
+sleep 0.3
+check "reload: a name that is not UTF-8 is refused with its path" \
+  grep -q 'TargetGroups\[0\].Name: not valid UTF-8' "$tmp/reload.log"
+check "reload: ...and nothing of that file applies" \
+  wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
 write_config "$port_b"
 kill -HUP "$daemon"
 check "reload: the removed target drains" \

@@ -1,3 +1,4 @@
+import CLocalNLB
 import Foundation
 import Glibc
 import ProxyProtocol
