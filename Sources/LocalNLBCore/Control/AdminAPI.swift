@@ -396,30 +396,48 @@ extension ControlPlane {
             }
             marker = value
         }
+        // A merge by id over the loops, each read in chunks: a loop copies out at most a chunk per job
+        // (it serves its flows between jobs), and no more than the page needs, plus a chunk.
+        struct Cursor {
+            var after: UInt64
+            var buffered: [FlowSummary] = []
+            var position = 0
+            var more = true
+            var head: FlowSummary? { position < buffered.count ? buffered[position] : nil }
+        }
+        var cursors = loops.map { _ in Cursor(after: marker) }
         var page: [FlowSummary] = []
-        var more = false
-        for loop in loops {
-            guard
-                let (flows, loopHasMore) = loop.perform({ [marker, limit] in
-                    $0.describeOwnFlows(after: marker, limit: limit)
-                })
-            else {
-                continue
+        page.reserveCapacity(limit)
+        while page.count < limit {
+            for index in cursors.indices where cursors[index].head == nil && cursors[index].more {
+                let (after, chunk) = (cursors[index].after, Self.flowChunk)
+                guard let (flows, more) = loops[index].perform({ $0.describeOwnFlows(after: after, limit: chunk) })
+                else {
+                    cursors[index].more = false
+                    continue
+                }
+                cursors[index].buffered = flows
+                cursors[index].position = 0
+                cursors[index].more = more && !flows.isEmpty
+                if let last = flows.last { cursors[index].after = last.id }
             }
-            page += flows
-            more = more || loopHasMore
+            var next: (index: Int, flow: FlowSummary)?
+            for index in cursors.indices {
+                if let head = cursors[index].head, head.id < next?.flow.id ?? .max { next = (index, head) }
+            }
+            guard let next else { break }
+            page.append(next.flow)
+            cursors[next.index].position += 1
         }
-        page.sort { $0.id < $1.id }
-        if page.count > limit {
-            page.removeLast(page.count - limit)
-            more = true
-        }
+        let more = cursors.contains { $0.head != nil || $0.more }
         var fields: [(String, JSONText)] = [("Flows", .array(page.map(\.json)))]
         if more, let last = page.last { fields.append(("NextMarker", .string(String(last.id)))) }
         return .json(200, .object(fields))
     }
 
     static let flowPageSize = 1000
+    /// The most flows a loop copies out in one job for `/flows`.
+    static let flowChunk = 128
 }
 
 extension ControlPlane {

@@ -15,50 +15,61 @@ public indirect enum JSONText: Sendable {
     public static func optional(_ text: String?) -> JSONText { text.map { .string($0) } ?? .null }
 
     public var rendered: String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         render(into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private func render(into out: inout String) {
+    /// Written as UTF-8 bytes, a string's bytes copied as they are but for the escapes JSON needs: a
+    /// page of 1,000 flows is rendered in a few milliseconds, not character by character.
+    private func render(into out: inout [UInt8]) {
         switch self {
         case .string(let s):
-            out += "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
+            out.append(UInt8(ascii: "\""))
+            // Most strings need no escape: copied whole.
+            if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                out += s.utf8
+                out.append(UInt8(ascii: "\""))
+                return
+            }
+            for byte in s.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+                case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+                case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+                case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+                case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+                case ..<0x20:
+                    let digits = Array("0123456789abcdef".utf8)
+                    out += Array("\\u00".utf8) + [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]]
+                default: out.append(byte)
                 }
             }
-            out += "\""
-        case .integer(let n): out += String(n)
+            out.append(UInt8(ascii: "\""))
+        case .integer(let n): out += String(n).utf8
         // The shortest text that reads back as the same number, as Python's json writes it (the AWS CLI
         // prints 1795566190.60832, never 1795566190.608320).
-        case .number(let n): out += n.isFinite ? String(n) : "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .null: out += "null"
-        case .raw(let text): out += text
+        case .number(let n): out += (n.isFinite ? String(n) : "null").utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
+        case .null: out += "null".utf8
+        case .raw(let text): out += text.utf8
         case .array(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 item.render(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let fields):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, (key, value)) in fields.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONText.string(key).render(into: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 value.render(into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 }
