@@ -271,6 +271,28 @@ import Testing
         #expect(problems(withToken).isEmpty)
     }
 
+    @Test func hostNamesAndPublicMetricsAreChecked() throws {
+        let bad = document().replacingOccurrences(
+            of: #""LoadBalancer""#,
+            with:
+                #""Admin": { "HostNames": ["lb.test", "not a name", "127.0.0.1"], "PublicMetrics": "yes" }, "LoadBalancer""#
+        )
+        #expect(
+            problems(bad) == [
+                #"Admin.HostNames[1]: "not a name" is not a DNS name such as lb.test"#,
+                #"Admin.HostNames[2]: "127.0.0.1" is not a DNS name such as lb.test"#,
+                #"Admin.PublicMetrics: "yes" is not true or false"#,
+            ])
+        let good = document().replacingOccurrences(
+            of: #""LoadBalancer""#,
+            with: #""Admin": { "HostNames": ["LB.test"], "PublicMetrics": true }, "LoadBalancer""#)
+        let admin = try #require(try load(good).configuration.admin)
+        #expect(admin.hostNames == ["lb.test"] && admin.publicMetrics)
+        let redacted = document().replacingOccurrences(
+            of: #""LoadBalancer""#, with: #""Admin": { "Token": "REDACTED" }, "LoadBalancer""#)
+        #expect(problems(redacted).first?.hasPrefix(#"Admin.Token: is "REDACTED", the placeholder"#) == true)
+    }
+
     @Test func theDefaultIsLoopback8404() throws {
         #expect(try load(document()).configuration.admin == AdminConfiguration(address: IPEndpoint("127.0.0.1:8404")!))
         let off = document().replacingOccurrences(
