@@ -13,8 +13,15 @@ extension ConfigReader {
         let errorsBefore = errors.count
         let name = object["Name"].flatMap { string($0, path + ".Name") }
         if object["Name"] == nil { error(path + ".Name", "missing") }
-        if let name, name.isEmpty || name.count > 32 {
-            error(path + ".Name", "\"\(name)\" must be 1-32 characters, as in AWS")
+        // AWS: at most 32 alphanumeric characters or hyphens, not beginning or ending with a hyphen.
+        if let name,
+            name.isEmpty || name.count > 32 || name.hasPrefix("-") || name.hasSuffix("-")
+                || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
+        {
+            error(
+                path + ".Name",
+                "\"\(name)\" must be 1-32 letters, digits and hyphens, not beginning or ending with a hyphen, as in AWS"
+            )
         }
         let transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }

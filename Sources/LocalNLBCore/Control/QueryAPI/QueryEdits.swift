@@ -60,7 +60,9 @@ extension ControlPlane {
         ]
         guard form["Name"] != nil else { throw .validation("Name is required") }
         var reader = ConfigReader()
-        let created = try validated(reader, reader.targetGroup(document(form, keys: keys), "CreateTargetGroup"))
+        // Read before `validated` copies the reader, so it sees every problem the reading recorded.
+        let read = reader.targetGroup(document(form, keys: keys), "CreateTargetGroup")
+        let created = try validated(reader, read)
         if let existing = groups.firstIndex(where: { $0.configuration.name == created.name && !$0.removed }) {
             // AWS: the same name with the same settings returns the group; other settings are refused.
             guard targetGroupMember(existing) == targetGroupMember(created, loadBalancers: loadBalancers(of: existing))
@@ -111,8 +113,9 @@ extension ControlPlane {
             ])
         }
         var reader = ConfigReader()
-        var listener = try validated(
-            reader, reader.listener(.object(object), "Listener", loadBalancers: [loadBalancer]))
+        let action = base == nil ? "CreateListener" : "ModifyListener"
+        let read = reader.listener(.object(object), action, loadBalancers: [loadBalancer])
+        var listener = try validated(reader, read)
         if let base {
             listener.idleTimeoutSeconds = base.idleTimeoutSeconds
             listener.connectTimeoutSeconds = base.connectTimeoutSeconds

@@ -157,7 +157,9 @@ extension ControlPlane {
         let tags = form.structures("Tags", fields: ["Key", "Value"])
         if !tags.isEmpty { object["Tags"] = .array(tags.map { .object($0.mapValues { .string($0) }) }) }
         var reader = ConfigReader()
-        let created = try validated(reader, reader.loadBalancer(.object(object), "CreateLoadBalancer"))
+        // Read before `validated` copies the reader, so it sees every problem the reading recorded.
+        let read = reader.loadBalancer(.object(object), "CreateLoadBalancer")
+        let created = try validated(reader, read)
         try edit(by: "CreateLoadBalancer") { model in model.loadBalancers.append(created) }
         loadBalancerCreatedTimes[name] = rfc3339Now()
         let index = configuration.loadBalancerIndex(name)!
