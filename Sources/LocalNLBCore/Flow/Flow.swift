@@ -143,6 +143,16 @@ final class Flow {
     /// `lastActivity` that quiet began at: more segments by the idle timeout are keepalives.
     var quietSegments: UInt32 = 0
     var quietSince: UInt64 = .max
+    /// The bytes (both ways) already added to the group's `processedBytes`: the counter takes each
+    /// byte once, while the flow lives and when it ends, and never goes back.
+    var countedBytes: UInt64 = 0
+
+    /// Both directions' bytes not yet in the group's counter; they count as of now.
+    func takeUncountedBytes() -> UInt64 {
+        let total = clientToTarget.bytes &+ targetToClient.bytes
+        defer { countedBytes = total }
+        return total &- countedBytes
+    }
 
     init(index: Int) { self.index = index }
 
@@ -158,5 +168,6 @@ final class Flow {
         proxyMode = .off
         firstFIN = nil
         clientClosing = false
+        countedBytes = 0
     }
 }

@@ -95,13 +95,15 @@ extension EventLoop {
         _ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true, readClient: ReadExtent = .toEnd,
         readTarget: ReadExtent = .toEnd
     ) {
-        let before = flow.clientToTarget.bytes &+ flow.targetToClient.bytes
-        let groupIndex = flow.groupIndex
+        let generation = flow.generation
         defer {
-            let moved = flow.clientToTarget.bytes &+ flow.targetToClient.bytes &- before
-            if moved > 0 {
-                groups[groupIndex].metrics.processedBytes &+= moved
-                if flow.state == .established { flow.lastActivity = now }
+            // A flow that ended in this call has been counted by `release` (and reset since).
+            if flow.generation == generation {
+                let moved = flow.takeUncountedBytes()
+                if moved > 0 {
+                    groups[flow.groupIndex].metrics.processedBytes &+= moved
+                    if flow.state == .established { flow.lastActivity = now }
+                }
             }
         }
         if clientToTarget {
@@ -349,6 +351,7 @@ extension EventLoop {
     }
 
     func release(_ flow: Flow) {
+        groups[flow.groupIndex].metrics.processedBytes &+= flow.takeUncountedBytes()
         if flow.state == .expired { expiredFlows -= 1 }
         flow.generation &+= 1
         flow.reset()

@@ -1,0 +1,58 @@
+import Foundation
+import ProxyProtocol
+import Testing
+
+@testable import LocalNLBCore
+
+/// Prometheus counters only grow: `processed_bytes_total` keeps every byte of a flow after the flow
+/// ends, however it ends (it fell back to 0 when a flow closed, which breaks `rate()`).
+@Suite(.serialized) struct MonotonicCounters {
+    func processedBytes(_ api: API) throws -> UInt64 {
+        let (_, json) = try api.call("GET", "/metrics")
+        let text = json["text"] as? String ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix("localnlb_processed_bytes_total{") }
+        return UInt64(line?.split(separator: " ").last ?? "") ?? 0
+    }
+
+    @Test func processedBytesNeverGoBackWhicheverSideEndsTheFlow() throws {
+        let server = try TestServer()
+        var config = configuration(targets: [server.endpoint])
+        config.admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
+        let lb = try RunningBalancer(config)
+        defer { lb.stop() }
+        let api = API(endpoint: lb.adminEndpoint!)
+        var expected: UInt64 = 0
+        var seen: [UInt64] = []
+        for ending in ["client FIN", "target FIN", "client RST", "target RST"] {
+            let (client, upstream) = try openFlow(through: lb, to: server)  // 1 byte client → target
+            let payload = [UInt8](repeating: 7, count: 10_000)
+            try upstream.send(payload)
+            _ = try client.receive(exactly: payload.count)
+            expected += 1 + UInt64(payload.count)
+            // Counted while the flow is open...
+            let deadline = Date().addingTimeInterval(5)
+            while try processedBytes(api) < expected && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            seen.append(try processedBytes(api))
+            switch ending {
+            case "client FIN": try closeFlow(client: client, upstream: upstream)
+            case "target FIN":
+                upstream.shutdownWrite()
+                _ = try client.receiveUntilEOF()
+                client.close()
+                upstream.close()
+            case "client RST":
+                client.resetAndClose()
+                upstream.close()
+            default:
+                upstream.resetAndClose()
+                client.close()
+            }
+            if ending == "client FIN" { expected += 3 }  // closeFlow's "bye"
+            _ = try lb.endedFlows(count: seen.count / 2 + 1)
+            // ...and still after it ended.
+            seen.append(try processedBytes(api))
+            #expect(seen.last == expected, "after \(ending): \(seen)")
+        }
+        #expect(seen == seen.sorted(), "the counter went back: \(seen)")
+    }
+}
