@@ -149,8 +149,10 @@ extension ControlPlane {
     /// the answer goes out, so the caller's next flow sees it whichever loop takes it.
     func handle(_ request: AdminRequest) -> AdminResponse {
         let response = route(request)
-        // (The Query API publishes after the actions that change something, not after every POST.)
-        if request.method != "GET" && response.status < 300 && !Self.isQueryRequest(request) { publish(wait: true) }
+        // (The Query and zonal shift APIs publish after the calls that change something themselves.)
+        if request.method != "GET" && response.status < 300 && Self.frontEnd(of: request) == .json {
+            publish(wait: true)
+        }
         if request.method != "GET" && response.status < 300 { persistIfAsked() }
         return response
     }
