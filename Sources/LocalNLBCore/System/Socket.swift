@@ -12,7 +12,8 @@ public enum Socket {
     }
 
     public static func bind(_ fd: Int32, _ endpoint: IPEndpoint) throws(SystemError) {
-        try withSockAddr(endpoint) { address, length throws(SystemError) in
+        // bind returns 0 or fails: the value says nothing more.
+        _ = try withSockAddr(endpoint) { address, length throws(SystemError) in
             try syscallNonBlocking("bind") { Glibc.bind(fd, address, length) }
         }
     }
