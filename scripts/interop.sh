@@ -248,7 +248,7 @@ PY
 result forged-direct forged_direct
 
 # A hostile client (b): a forged header through a group with PROXY v2 on reaches the target as data,
-# after the load balancer's own header, which is the one honoured (AWS-NLB.md §6).
+# after the load balancer's own header, which is the one honoured (docs/proxy-protocol.md §6).
 echo_port=$(free_port)
 "$bin" target --listen "127.0.0.1:$echo_port" --name echo --proxy-protocol required > /dev/null 2>&1 &
 pids+=($!)

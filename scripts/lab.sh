@@ -93,7 +93,7 @@ up() {
     in_ns "lnb-t$i" ip route add default via 198.51.100.1
   done
 
-  # AWS-NLB.md §8: replies from targets to a client address are delivered to localnlb's transparent
+  # docs/flows.md §8: replies from targets to a client address are delivered to localnlb's transparent
   # sockets (no iptables).
   in_ns lnb-lb ip rule add iif br-lnb lookup 100
   in_ns lnb-lb ip route add local 0.0.0.0/0 dev lo table 100

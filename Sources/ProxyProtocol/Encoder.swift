@@ -74,7 +74,7 @@ extension ProxyHeader {
         Array(path.prefix(108)) + [UInt8](repeating: 0, count: max(0, 108 - path.count))
     }
 
-    /// The v2 header shaped as an AWS Network Load Balancer sends it (AWS-NLB.md §6): PROXY, TCP over
+    /// The v2 header shaped as an AWS Network Load Balancer sends it (docs/proxy-protocol.md §6): PROXY, TCP over
     /// IPv4 or IPv6, then a CRC32C TLV, then the `0xEA` VPC endpoint TLV when the flow came through
     /// PrivateLink, then a NOOP TLV padding the length to 84 (IPv4; a 100-byte header).
     ///
@@ -90,7 +90,7 @@ extension ProxyHeader {
         return ProxyHeader(version: .v2, addresses: .inet(source: source, destination: destination), tlvs: tlvs)
     }
 
-    /// The LOCAL header an NLB sends on health-check connections (AWS-NLB.md §3): family byte TCP4
+    /// The LOCAL header an NLB sends on health-check connections (docs/health.md §3): family byte TCP4
     /// but no address block, a CRC32C TLV and NOOP padding to length 84 (100 bytes in all).
     public static func awsHealthCheck() -> ProxyHeader {
         var header = ProxyHeader(

@@ -172,7 +172,7 @@ public struct ProxyHeaderParser: Sendable {
         header.familyByte = family
         guard command == .proxy else {
             // Spec §2.2: a LOCAL receiver uses the real endpoints and discards the block whatever it
-            // holds, so nothing in it is an error. AWS's probe header (AWS-NLB.md §3) says TCP4 but has
+            // holds, so nothing in it is an error. AWS's probe header (docs/health.md §3) says TCP4 but has
             // TLVs, no address block; they are reported only when the block is TLVs beyond doubt:
             // the family has no address block, or a CRC32C covers the header. An address block is
             // never read as TLVs.

@@ -330,7 +330,7 @@ extension ProxyHeader {
         #expect(try lb.endedFlows(count: 1)[0].closeReason == .noTarget)
     }
 
-    /// A RST from one side becomes a RST to the other (AWS-NLB.md §5).
+    /// A RST from one side becomes a RST to the other (docs/flows.md §5).
     @Test(arguments: [true, false]) func aResetIsPassedOn(byClient: Bool) throws {
         let server = try TestServer()
         let lb = try RunningBalancer(configuration(targets: [server.endpoint]))

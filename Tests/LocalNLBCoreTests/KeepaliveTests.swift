@@ -6,7 +6,7 @@ import Testing
 
 @testable import LocalNLBCore
 
-/// AWS-NLB.md §5: a TCP keepalive resets the idle timer, though it moves no bytes.
+/// docs/flows.md §5: a TCP keepalive resets the idle timer, though it moves no bytes.
 @Suite struct Keepalives {
     @Test func aKeepaliveKeepsTheFlowAQuietFlowExpires() throws {
         let server = try TestServer()

@@ -113,7 +113,7 @@ final class HTTPStatusServer: @unchecked Sendable {
         _ = try upstream.receive(exactly: 1)
         first.stopListening()
         try api.waitFor(5, "the dead target unhealthy") { $0[first.endpoint.description] == "unhealthy" }
-        // AWS-NLB.md §4: connection termination is on by default, so the flow is reset both ways.
+        // docs/health.md §4: connection termination is on by default, so the flow is reset both ways.
         #expect(client.receive() == .reset)
         #expect(upstream.receive() == .reset)
         #expect(try lb.endedFlows(count: 1)[0].closeReason == .targetUnhealthy)
@@ -168,7 +168,7 @@ final class HTTPStatusServer: @unchecked Sendable {
 
     @Test func everyTargetUnhealthyMeansFailOpen() throws {
         // The target serves traffic but its health-check port is closed: it turns unhealthy, and as
-        // the only target the group fails open and still routes to it (AWS-NLB.md §4).
+        // the only target the group fails open and still routes to it (docs/health.md §4).
         let server = try TestServer()
         let closed = try closedPort()
         let (lb, api) = try balancer(targets: [server.endpoint]) { $0.healthCheck.port = closed }

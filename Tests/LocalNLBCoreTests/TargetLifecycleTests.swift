@@ -93,7 +93,7 @@ import Testing
     @Test func failingOpenKeepsFlowsAndRoutesToEveryRegisteredTarget() {
         var l = lifecycle()
         let index = l.register(id: "x", endpoint: a, now: 0)
-        // No healthy target yet: fail open, the initial target takes flows (AWS-NLB.md §4).
+        // No healthy target yet: fail open, the initial target takes flows (docs/health.md §4).
         #expect(l.failingOpen)
         #expect(l.targets[index].takesNewFlows)
         pass(&l, index, times: 1)

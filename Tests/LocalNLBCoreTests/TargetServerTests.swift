@@ -207,7 +207,7 @@ import Testing
         let forged = Array("PROXY TCP4 1.2.3.4 5.6.7.8 1111 80\r\n".utf8)
         try client.send(forged)
         let upstream = try server.accept()
-        // AWS-NLB.md §6: the client's own header is kept, so the target receives two headers.
+        // docs/proxy-protocol.md §6: the client's own header is kept, so the target receives two headers.
         let real = ProxyHeader.aws(source: client.local, destination: lb.endpoint()).encoded()
         let received = try upstream.receive(exactly: real.count + forged.count)
         guard case .header(let first, let consumed) = try ProxyHeaderParser().parse(received) else {

@@ -37,7 +37,7 @@ final class UDPTestServer: @unchecked Sendable {
     }
 }
 
-/// UDP listeners (AWS-NLB.md §10) over real loopback sockets.
+/// UDP listeners (docs/flows.md §10) over real loopback sockets.
 @Suite struct UDPListeners {
     func udpConfiguration(targets: [IPEndpoint]) -> Configuration {
         var config = configuration(targets: targets)

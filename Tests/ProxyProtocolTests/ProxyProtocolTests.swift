@@ -16,7 +16,7 @@ func hex(_ text: String) -> [UInt8] {
 
 let signature = "0d0a0d0a000d0a515549540a"
 
-/// The PrivateLink capture of AWS-NLB.md §6.
+/// The PrivateLink capture of docs/proxy-protocol.md §6.
 let privateLinkCapture = hex(
     signature + "21 11 0054"  // v2 PROXY, TCP4, length 84
         + "ac1f0771 ac1f0a1f c8f2 0050"  // 172.31.7.113:51442 -> 172.31.10.31:80

@@ -48,7 +48,7 @@ public enum Demo {
             groups.append(group)
             listeners.append(ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: name))
         }
-        // UDP (AWS-NLB.md §10): the client's address is always kept.
+        // UDP (docs/flows.md §10): the client's address is always kept.
         let udpTarget = try UDPTargetServer(on: IPEndpoint(ip: loopback, port: 0), name: "target-udp")
         udpTarget.start()
         defer { udpTarget.stop() }

@@ -199,7 +199,7 @@ final class ControlPlane {
         }
     }
 
-    /// AWS-NLB.md §10: a UDP flow is forgotten after a fixed 120 s without a datagram; a TCP flow
+    /// docs/flows.md §10: a UDP flow is forgotten after a fixed 120 s without a datagram; a TCP flow
     /// after the listener's `tcp.idle_timeout.seconds`. Both scaled by `--time-scale`.
     static func idleNanoseconds(_ listener: ListenerConfiguration, udp: Bool, timeScale: Double) -> UInt64 {
         UInt64(Double(udp ? 120 : listener.idleTimeoutSeconds) * timeScale * 1e9)

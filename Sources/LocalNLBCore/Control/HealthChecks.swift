@@ -24,7 +24,7 @@ final class HealthProbe {
 
 extension ControlPlane {
     /// The request an HTTP check sends, as an ALB sends it (seed 000): `Host` is the node's address and
-    /// the listener's port (AWS-NLB.md §3).
+    /// the listener's port (docs/health.md §3).
     static func healthCheckRequest(path: String, host: IPEndpoint) -> [UInt8] {
         Array(
             ("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
@@ -32,7 +32,7 @@ extension ControlPlane {
     }
 
     /// What a check connection starts with when the group sends PROXY headers: the LOCAL command,
-    /// with no client (AWS-NLB.md §3).
+    /// with no client (docs/health.md §3).
     static func healthCheckHeader(_ mode: ProxyProtocolMode) -> [UInt8] {
         switch mode {
         case .off: return []
@@ -46,7 +46,7 @@ extension ControlPlane {
 
     /// The node a check of a group comes from, and the listener port an HTTP check names in `Host`:
     /// the checks of a target take turns from each node's address of its family (`round`), so the
-    /// target sees every node probing it, as behind an NLB (AWS-NLB.md §3).
+    /// target sees every node probing it, as behind an NLB (docs/health.md §3).
     func checkHost(group: Int, family: IPAddress, round: Int = 0) -> IPEndpoint {
         let name = groups[group].configuration.name
         let listener = listeners.first { $0.isOpen && configuration.listeners[$0.configIndex].targetGroupName == name }
@@ -79,7 +79,7 @@ extension ControlPlane {
         probe.output = header
         if probe.http { probe.output += Self.healthCheckRequest(path: settings.path, host: host) }
 
-        // Each check is its own connection from the node's address (AWS-NLB.md §3).
+        // Each check is its own connection from the node's address (docs/health.md §3).
         let destination = IPEndpoint(ip: target.endpoint.ip, port: settings.port ?? target.endpoint.port)
         do {
             probe.fd = try Socket.stream(for: destination.ip)

@@ -2,7 +2,7 @@ import ProxyProtocol
 
 /// `GET /metrics`: Prometheus text in CloudWatch's AWS/NetworkELB names.
 extension ControlPlane {
-    /// Prometheus text: CloudWatch's AWS/NetworkELB names in snake case under `localnlb_` (AWS-NLB.md §7).
+    /// Prometheus text: CloudWatch's AWS/NetworkELB names in snake case under `localnlb_` (docs/metrics.md §7).
     func prometheusMetrics() -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {

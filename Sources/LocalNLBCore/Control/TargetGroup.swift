@@ -1,7 +1,7 @@
 import ProxyProtocol
 import Synchronization
 
-/// A target's health state, with AWS's names (AWS-NLB.md §4).
+/// A target's health state, with AWS's names (docs/health.md §4).
 public enum TargetHealthState: String, Sendable {
     case initial
     case healthy
@@ -12,7 +12,7 @@ public enum TargetHealthState: String, Sendable {
     case unused
 }
 
-/// The reason code that goes with a state (AWS-NLB.md §4).
+/// The reason code that goes with a state (docs/health.md §4).
 public enum TargetHealthReason: String, Sendable {
     case registrationInProgress = "Elb.RegistrationInProgress"
     case initialHealthChecking = "Elb.InitialHealthChecking"
@@ -110,7 +110,7 @@ public struct FlowKey: Sendable {
     }
 
     /// FNV-1a over protocol (TCP), source and destination address and port: deterministic across runs,
-    /// so a test can predict it; a real NLB hashes the same 5-tuple (AWS-NLB.md §2).
+    /// so a test can predict it; a real NLB hashes the same 5-tuple (docs/target-groups.md §2).
     public var hash: UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         func mix(_ byte: UInt8) {

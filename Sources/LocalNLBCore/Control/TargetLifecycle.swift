@@ -5,7 +5,7 @@ enum LifecycleEffect: Equatable, Sendable {
     case resetFlows(target: Int, reason: CloseReason)
 }
 
-/// CloudWatch's AWS/NetworkELB counters for one target group (AWS-NLB.md §7).
+/// CloudWatch's AWS/NetworkELB counters for one target group (docs/metrics.md §7).
 struct GroupMetrics: Sendable {
     var newFlowCount = 0
     var processedBytes: UInt64 = 0
@@ -22,7 +22,7 @@ struct GroupMetrics: Sendable {
 }
 
 /// The targets of one group and how their states move: registration, health-check results,
-/// deregistration draining, unhealthy draining, fail-open (AWS-NLB.md §3, §4). Plain Swift on a clock
+/// deregistration draining, unhealthy draining, fail-open (docs/health.md §3, §4). Plain Swift on a clock
 /// it is given, so every transition can be tested without a socket or a wait.
 struct TargetLifecycle: Sendable {
     var targets: [Target] = []
@@ -182,7 +182,7 @@ struct TargetLifecycle: Sendable {
             targets[index].consecutiveFailures = 0
             switch state {
             case .initial:
-                // A new target is in service once it passes a check (AWS-NLB.md §3).
+                // A new target is in service once it passes a check (docs/health.md §3).
                 setState(index, .healthy, nil)
             case .unhealthy, .unhealthyDraining:
                 if targets[index].consecutiveSuccesses >= settings.healthyThreshold { setState(index, .healthy, nil) }
@@ -209,7 +209,7 @@ struct TargetLifecycle: Sendable {
         }
     }
 
-    /// AWS-NLB.md §4: with `target_health_state.unhealthy.connection_termination.enabled` the target's
+    /// docs/health.md §4: with `target_health_state.unhealthy.connection_termination.enabled` the target's
     /// flows are reset, unless the group is failing open; without it the target drains first.
     private mutating func turnUnhealthy(_ index: Int, now: UInt64) -> [LifecycleEffect] {
         if configuration.unhealthyConnectionTermination {
@@ -271,7 +271,7 @@ struct TargetLifecycle: Sendable {
     /// Whether the target's zone (or group) is failing open.
     func isFailingOpen(_ index: Int) -> Bool { targets[index].inFailingOpenZone }
 
-    /// Recomputes fail-open, per zone when cross-zone load balancing is off (AWS-NLB.md §4), and which
+    /// Recomputes fail-open, per zone when cross-zone load balancing is off (docs/health.md §4), and which
     /// targets take new flows.
     mutating func refreshRouting() {
         var registered: [String: Int] = [:]
@@ -306,7 +306,7 @@ struct TargetLifecycle: Sendable {
             } else if !checksEnabled {
                 targets[index].takesNewFlows = target.isRegistered
             } else if failing.contains(bucket(target)) {
-                // AWS-NLB.md §4: failing open, every registered target takes flows, unhealthy included
+                // docs/health.md §4: failing open, every registered target takes flows, unhealthy included
                 // (but not one that is draining, for deregistration or after failing its checks).
                 targets[index].takesNewFlows = target.isRegistered && target.state != .unhealthyDraining
             } else {

@@ -129,7 +129,7 @@ extension EventLoop {
         return nil
     }
 
-    /// Binds a target socket (TCP or UDP) to the client's address. AWS-NLB.md §8: a loopback client
+    /// Binds a target socket (TCP or UDP) to the client's address. docs/flows.md §8: a loopback client
     /// address binds without privileges (the kernel picks the port); any other needs IP_TRANSPARENT, and
     /// then keeps the client's port as an NLB does. Nil when bound, else what went wrong and the fix
     /// (`otherwise`: the way out that needs no privilege, where there is one).

@@ -105,7 +105,7 @@ enum FlowState {
     case free
     case connecting
     case established
-    /// Forgotten after the idle timeout: whichever side speaks next gets a RST (AWS-NLB.md §5).
+    /// Forgotten after the idle timeout: whichever side speaks next gets a RST (docs/flows.md §5).
     case expired
 }
 

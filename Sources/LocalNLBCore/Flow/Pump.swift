@@ -28,7 +28,7 @@ extension EventLoop {
             // A failed connect always comes with EPOLLERR: writable alone means connected, no
             // getsockopt(SO_ERROR) needed.
             if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, let error = Socket.pendingError(flow.targetFD) {
-                // AWS-NLB.md §5: a target that refuses means a RST for the client.
+                // docs/flows.md §5: a target that refuses means a RST for the client.
                 let reason: CloseReason = error == .connectionRefused ? .connectRefused : .connectFailed
                 groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
                 finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error)")

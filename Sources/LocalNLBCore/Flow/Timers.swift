@@ -2,11 +2,11 @@ import CLocalNLB
 import Glibc
 import ProxyProtocol
 
-/// A loop's clock: connect timeouts, idle expiry (AWS-NLB.md §5), draining at shutdown.
+/// A loop's clock: connect timeouts, idle expiry (docs/flows.md §5), draining at shutdown.
 extension EventLoop {
     // MARK: Idle expiry
 
-    /// AWS-NLB.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
+    /// docs/flows.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
     /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
     func expire(_ flow: Flow) {
         let configured = configuration.listeners[listeners[flow.listenerIndex].shared.configIndex].idleTimeoutSeconds
@@ -25,7 +25,7 @@ extension EventLoop {
         if expiredFlows > Self.maximumExpiredFlows { resetExpired(flow) }
     }
 
-    /// AWS-NLB.md §5: a TCP keepalive from either side keeps the flow, though it moves no bytes: a
+    /// docs/flows.md §5: a TCP keepalive from either side keeps the flow, though it moves no bytes: a
     /// segment received since the flow went quiet (counted an eighth of the timeout in) is one. The
     /// kernel is asked twice per quiet spell, never per packet; keepalives at most 7/8 of the idle
     /// timeout apart are always seen.
@@ -79,7 +79,7 @@ extension EventLoop {
                 continue
             case .connecting:
                 if now >= flow.deadline {
-                    // AWS-NLB.md §5: no answer in time means a RST for the client.
+                    // docs/flows.md §5: no answer in time means a RST for the client.
                     finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
                 }
             case .established:

@@ -29,7 +29,7 @@ final class UDPFlow {
     init(index: Int) { self.index = index }
 }
 
-/// UDP and TCP_UDP listeners (AWS-NLB.md §10): a flow is the 5-tuple, its target picked by a hash of
+/// UDP and TCP_UDP listeners (docs/flows.md §10): a flow is the 5-tuple, its target picked by a hash of
 /// it, the client's address always kept; a flow is forgotten after 120 s without a datagram. Datagrams
 /// pass through one buffer of the loop: nothing is allocated per datagram.
 extension EventLoop {
@@ -95,7 +95,7 @@ extension EventLoop {
         guard key.client.ip.isIPv6 == target.ip.isIPv6, let fd = try? Socket.datagram(for: target.ip) else {
             return nil
         }
-        // AWS-NLB.md §10: the client's address is always kept for UDP (no setting turns it off).
+        // docs/flows.md §10: the client's address is always kept for UDP (no setting turns it off).
         if bindClientAddress(fd, key.client, otherwise: "") != nil {
             closeDescriptor(fd)
             return nil

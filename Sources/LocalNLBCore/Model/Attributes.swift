@@ -1,7 +1,7 @@
 /// One attribute of a load balancer, listener or target group: the key as AWS spells it (spelled here
 /// and nowhere else), its type and range, AWS's default per target type, and the model field it sets.
 /// Decoding the file, validating, `describe-*-attributes` and `modify-*-attributes` all read the tables
-/// below (AWS-NLB.md §1).
+/// below (docs/target-groups.md §1).
 struct Attribute<Model>: Sendable {
     let key: String
     /// AWS's default for a target group of this type (nil for the other resources); nil: unset.
@@ -91,7 +91,7 @@ let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
     .boolean(
         "deregistration_delay.connection_termination.enabled", \.deregistrationConnectionTermination,
         default: false),
-    // AWS-NLB.md §1: true for instance targets, false for ip targets.
+    // docs/target-groups.md §1: true for instance targets, false for ip targets.
     .boolean("preserve_client_ip.enabled", \.preserveClientIP, default: true, ip: false),
     .boolean("proxy_protocol_v2.enabled", \.proxyProtocolV2Enabled, default: false),
     .choice(

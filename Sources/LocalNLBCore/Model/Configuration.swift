@@ -251,13 +251,13 @@ public enum TargetType: String, Sendable {
 public enum LoadBalancingAlgorithm: String, Sendable {
     case leastConnections = "least_connections"
     case roundRobin = "round_robin"
-    /// The real NLB's choice: a hash of the flow's 5-tuple (AWS-NLB.md §2).
+    /// The real NLB's choice: a hash of the flow's 5-tuple (docs/target-groups.md §2).
     case flowHash = "flow_hash"
 }
 
 /// `proxy_protocol_v2.client_to_server.header_placement`.
 public enum HeaderPlacement: String, Sendable {
-    /// AWS's default: the header leaves with the client's first bytes (AWS-NLB.md §6).
+    /// AWS's default: the header leaves with the client's first bytes (docs/proxy-protocol.md §6).
     case onFirstAckWithPayload = "on_first_ack_with_payload"
     /// The header leaves as soon as the target connection is up.
     case onFirstAck = "on_first_ack"

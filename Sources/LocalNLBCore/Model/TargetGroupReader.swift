@@ -46,7 +46,7 @@ extension ConfigReader {
         group.protocolName = transport
         group.healthCheck = healthCheck(object, path)
         group.tags = tags
-        // UDP: the client's address is always kept (AWS-NLB.md §10), whatever the target type.
+        // UDP: the client's address is always kept (docs/flows.md §10), whatever the target type.
         if transport.carriesUDP { group.preserveClientIP = true }
         if let value = object["TargetGroupAttributes"] {
             attributes(value, path + ".TargetGroupAttributes", into: &group)
@@ -135,7 +135,7 @@ extension ConfigReader {
                 value, path + ".HealthCheckProtocol", HealthCheckProtocol.self, names: ["TCP", "HTTP", "HTTPS"])
             {
                 settings.protocolName = proto
-                // AWS-NLB.md §3: the default timeout is 6 s for HTTP checks, 10 s for TCP and HTTPS.
+                // docs/health.md §3: the default timeout is 6 s for HTTP checks, 10 s for TCP and HTTPS.
                 if proto == .http { settings.timeoutSeconds = 6 }
             }
         }
