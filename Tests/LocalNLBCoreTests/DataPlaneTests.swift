@@ -362,6 +362,24 @@ extension ProxyHeader {
         #expect(upstream.receive() == .reset)
     }
 
+    /// A client that only waits learns nothing of the idle timeout: no RST, no FIN, long after it
+    /// (it got a RST at twice the timeout when forgotten flows were closed on a timer); it finds out
+    /// when it sends.
+    @Test func aWaitingClientIsToldNothingAfterTheIdleTimeout() throws {
+        let server = try TestServer()
+        let lb = try RunningBalancer(configuration(targets: [server.endpoint], idleTimeout: 1))
+        defer { lb.stop() }
+        let (client, upstream) = try openFlow(through: lb, to: server)
+        #expect(try lb.endedFlows(count: 1, within: 5)[0].closeReason == .idleTimeout)
+        // Three timeouts on from the expiry: still nothing either way.
+        client.setTimeout(3)
+        #expect(client.receive() == .timeout)
+        upstream.setTimeout(0.1)
+        #expect(upstream.receive() == .timeout)
+        try client.send("still there?")
+        #expect(client.receive() == .reset)
+    }
+
     @Test func balancerSurvivesATargetThatRefusesWhileOthersFlow() throws {
         let server = try TestServer()
         let port = try closedPort()

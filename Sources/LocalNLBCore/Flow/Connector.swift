@@ -53,7 +53,13 @@ extension EventLoop {
         if unhealthyRouted { groups[groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
 
         do {
-            flow.targetFD = try Socket.stream(for: target.ip)
+            do {
+                flow.targetFD = try Socket.stream(for: target.ip)
+            } catch  where (error.errno == .tooManyOpenFiles || error.errno == .fileTableFull) && expiredFlows > 0 {
+                // Forgotten flows give their descriptors back before a live one is refused.
+                resetExpiredFlows()
+                flow.targetFD = try Socket.stream(for: target.ip)
+            }
         } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
             groups[groupIndex].metrics.tcpELBResetCount += 1
             let detail = "no descriptor for the target connection (\(error.errno)): raise ulimit -n"

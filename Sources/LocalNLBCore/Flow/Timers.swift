@@ -19,10 +19,25 @@ extension EventLoop {
         releaseTarget(flow)
         flow.state = .expired
         expiredFlows += 1
-        // Forgotten flows cannot pile up: each is held at most one more idle timeout, and past
-        // `maximumExpiredFlows` the newest are reset at once.
-        flow.deadline = now + listeners[flow.listenerIndex].shared.idleNanoseconds
+        // A forgotten flow keeps both sockets, quiet, until a side sends or closes: a client that only
+        // waits sees nothing, as behind an NLB (closing them later would show it a RST at twice the
+        // timeout). They cannot pile up: past `maximumExpiredFlows` the newest are reset at once, and
+        // a loop short of descriptors resets them first (`resetExpiredFlows`).
         if expiredFlows > Self.maximumExpiredFlows { resetExpired(flow) }
+    }
+
+    /// Out of descriptors: every forgotten flow is reset, its sockets freed for live ones. Returns
+    /// how many there were.
+    @discardableResult
+    func resetExpiredFlows() -> Int {
+        guard expiredFlows > 0 else { return 0 }
+        var count = 0
+        for flow in flows where flow.state == .expired {
+            groups[flow.groupIndex].metrics.tcpELBResetCount += 1
+            resetExpired(flow)
+            count += 1
+        }
+        return count
     }
 
     /// docs/flows.md §5: a TCP keepalive from either side keeps the flow, though it moves no bytes: a
@@ -93,7 +108,8 @@ extension EventLoop {
                     flow.quietSince = flow.lastActivity
                 }
             case .expired:
-                if now >= flow.deadline { resetExpired(flow) }
+                // Held until a side speaks (`expiredFlowEvent`): no timer.
+                continue
             }
         }
         expireUDPFlows()

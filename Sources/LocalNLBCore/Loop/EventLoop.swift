@@ -247,7 +247,9 @@ final class EventLoop {
                 guard case .done(let (fd, client)) = try Socket.accept(listener.fd) else { return }
                 startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
             } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
-                // Out of descriptors: stop accepting here for a moment rather than spin on a ready listener.
+                // Out of descriptors: forgotten (idled-out) flows give theirs back first; if there were
+                // none, stop accepting here for a moment rather than spin on a ready listener.
+                if resetExpiredFlows() > 0 { continue }
                 options.log(
                     "listener \(listener.shared.endpoint): \(error.errno) — pausing accepts for 100 ms (raise ulimit -n)"
                 )
