@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import ProxyProtocol
 
 /// `localnlb demo`: the Fargate client-IP problem (seed 001) and its two fixes, in one process.
@@ -126,8 +125,7 @@ public enum Demo {
         let local = Socket.localEndpoint(fd) ?? IPEndpoint(ip: source, port: 0)
         for _ in 0..<3 {
             Socket.sendDatagram(fd, Array("demo".utf8), to: endpoint)
-            var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if Glibc.poll(&poll, 1, 1000) == 1 {
+            if Socket.waitReadable(fd, milliseconds: 1000) {
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 if let (count, _) = Socket.receiveDatagram(fd, into: &buffer) {
                     return (local, String(decoding: buffer[0..<count], as: UTF8.self))

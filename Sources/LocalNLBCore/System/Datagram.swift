@@ -114,3 +114,12 @@ final class DatagramBatch {
 
     func source(_ index: Int) -> IPEndpoint? { Socket.endpoint(from: sources[index]) }
 }
+
+extension Socket {
+    /// Waits at most `milliseconds` for `fd` to be readable (the demo and the built-in UDP target,
+    /// which block; the balancer's loops use epoll). EINTR counts as not yet.
+    static func waitReadable(_ fd: Int32, milliseconds: Int32) -> Bool {
+        var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return Glibc.poll(&poll, 1, milliseconds) == 1
+    }
+}

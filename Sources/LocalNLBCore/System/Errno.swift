@@ -71,6 +71,16 @@ public func syscallNonBlocking<T: FixedWidthInteger>(_ name: StaticString, _ bod
     }
 }
 
+/// A call whose failure only costs a tuning (TCP_NODELAY, a read timeout, IP_BIND_ADDRESS_NO_PORT,
+/// SO_LINGER before a reset): nothing to tell a user, so the result is dropped here and only here.
+/// A bad descriptor or address is a programming error, and traps with the call's name.
+@inline(__always)
+public func bestEffort(_ name: StaticString, _ body: () -> Int32) {
+    guard body() != 0 else { return }
+    let code = errno
+    if code == EBADF || code == EFAULT { preconditionFailure("\(name): \(Errno(code))") }
+}
+
 /// Closes a descriptor. EINTR is not retried: on Linux the descriptor is already released when close
 /// returns EINTR, and a retry could close a descriptor another thread just opened.
 public func closeDescriptor(_ fd: Int32) {

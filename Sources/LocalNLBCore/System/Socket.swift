@@ -155,8 +155,12 @@ public enum Socket {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         guard let seconds = timeoutSeconds else { return }
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        bestEffort("setsockopt(SO_RCVTIMEO)") {
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+        bestEffort("setsockopt(SO_SNDTIMEO)") {
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
     }
 
     /// Bounds each blocking read of `fd` by `nanoseconds` (0: no bound).
@@ -164,7 +168,9 @@ public enum Socket {
         var timeout = timeval(
             tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000 / 1000))
         if nanoseconds > 0 && timeout.tv_sec == 0 && timeout.tv_usec == 0 { timeout.tv_usec = 1 }
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        bestEffort("setsockopt(SO_RCVTIMEO)") {
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
     }
 
     /// The segments this TCP socket has received (TCP_INFO's `tcpi_segs_in`, which glibc's
@@ -182,7 +188,9 @@ public enum Socket {
 
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        bestEffort("setsockopt(TCP_NODELAY)") {
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
     }
 
     /// IP_TRANSPARENT: lets the socket bind an address that is not local (needs CAP_NET_ADMIN).
@@ -197,7 +205,9 @@ public enum Socket {
     /// IP_BIND_ADDRESS_NO_PORT: bind an address now, pick the port at connect, so the 4-tuple decides.
     public static func setBindAddressNoPort(_ fd: Int32) {
         var one: Int32 = 1
-        _ = setsockopt(fd, Int32(IPPROTO_IP), CLNB_IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        bestEffort("setsockopt(IP_BIND_ADDRESS_NO_PORT)") {
+            setsockopt(fd, Int32(IPPROTO_IP), CLNB_IP_BIND_ADDRESS_NO_PORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
     }
 
     public enum SendProgress {
@@ -260,7 +270,9 @@ public enum Socket {
     /// Closes with SO_LINGER 0, so the kernel sends RST instead of FIN.
     public static func closeWithReset(_ fd: Int32) {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        bestEffort("setsockopt(SO_LINGER)") {
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
         closeDescriptor(fd)
     }
 

@@ -104,7 +104,7 @@ public final class TargetServer: Sendable {
                     FileHandle.standardError.write(
                         Data("localnlb target \(endpoint): accept: \(errno); trying again (raise ulimit -n)\n".utf8))
                 }
-                usleep(50_000)
+                Thread.sleep(forTimeInterval: 0.05)
                 continue
             }
             let stopped = state.withLock { state -> Bool in

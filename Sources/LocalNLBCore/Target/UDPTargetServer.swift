@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import ProxyProtocol
 import Synchronization
 
@@ -38,8 +37,7 @@ public final class UDPTargetServer: Sendable {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 65536)
             while !stopping.load(ordering: .acquiring) {
-                var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard Glibc.poll(&poll, 1, 100) == 1 else { continue }
+                guard Socket.waitReadable(fd, milliseconds: 100) else { continue }
                 while let (count, peer) = Socket.receiveDatagram(fd, into: &buffer) {
                     let line = Self.report(name: name, peer: peer, local: endpoint, count: count)
                     Socket.sendDatagram(fd, Array(line.utf8), to: peer)
