@@ -54,5 +54,24 @@ import Testing
             #expect(seen.last == expected, "after \(ending): \(seen)")
         }
         #expect(seen == seen.sorted(), "the counter went back: \(seen)")
+        // A change that publishes a new snapshot to the loops leaves every counter where it was.
+        let before = try totals(api)
+        let (status, _) = try api.call(
+            "PUT", "/target-groups/tg/attributes",
+            #"{"Attributes":[{"Key":"deregistration_delay.timeout_seconds","Value":"10"}]}"#)
+        #expect(status == 200)
+        #expect(try totals(api) == before)
+        #expect(before["localnlb_new_flow_count_total"] == 4 && before["localnlb_tcp_client_reset_count_total"] == 1)
+    }
+
+    /// Every `_total` sample of the group, by name.
+    func totals(_ api: API) throws -> [String: UInt64] {
+        let (_, json) = try api.call("GET", "/metrics")
+        var result: [String: UInt64] = [:]
+        for line in (json["text"] as? String ?? "").split(separator: "\n") where line.contains("_total{") {
+            let name = String(line.prefix { $0 != "{" })
+            result[name, default: 0] += UInt64(line.split(separator: " ").last ?? "") ?? 0
+        }
+        return result
     }
 }

@@ -455,7 +455,7 @@ final class ControlPlane {
     func metricsOfAllLoops() -> [GroupMetrics] {
         var total = groups.map { _ in GroupMetrics() }
         for loop in loops {
-            let theirs = loop.perform { $0.groups.map(\.metrics) } ?? []
+            let theirs = loop.perform { $0.groupMetrics } ?? []
             for index in theirs.indices where index < total.count { total[index].add(theirs[index]) }
         }
         return total

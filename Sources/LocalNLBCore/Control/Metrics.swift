@@ -9,15 +9,16 @@ extension ControlPlane {
             out += "# HELP localnlb_\(name) \(help)\n# TYPE localnlb_\(name) \(type)\n"
             for (labels, value) in samples { out += "localnlb_\(name){\(labels)} \(value)\n" }
         }
-        func labels(_ group: TargetGroup, _ target: Target? = nil) -> String {
+        func labels(_ group: CountedGroup, _ target: Target? = nil) -> String {
             let lb = configuration.listeners.first { $0.targetGroupName == group.configuration.name }?.loadBalancerName
             var text = "load_balancer=\"\(lb ?? "")\",target_group=\"\(group.configuration.name)\""
             if let target { text += ",target=\"\(target.endpoint)\"" }
             return text
         }
-        var all = groups
-        for (index, metrics) in metricsOfAllLoops().enumerated() { all[index].metrics = metrics }
-        let live = all.filter { !$0.removed }
+        let counters = metricsOfAllLoops()
+        let live = groups.indices.filter { !groups[$0].removed }.map { index in
+            CountedGroup(group: groups[index], metrics: index < counters.count ? counters[index] : GroupMetrics())
+        }
         family(
             "active_flow_count", "gauge", "Flows connecting or established (ActiveFlowCount).",
             live.map { (labels($0), String($0.targets.reduce(0) { $0 + $1.activeFlows })) })
@@ -28,7 +29,7 @@ extension ControlPlane {
                 g.targets.filter { $0.state != .unused }.map { (labels(g, $0), String($0.activeFlows)) }
             })
         // The per-group counters and gauges: name, type, help, value.
-        let perGroup: [(String, String, String, (TargetGroup) -> String)] = [
+        let perGroup: [(String, String, String, (CountedGroup) -> String)] = [
             ("new_flow_count_total", "counter", "Flows accepted (NewFlowCount).", { String($0.metrics.newFlowCount) }),
             (
                 "processed_bytes_total", "counter", "Bytes moved either way (ProcessedBytes).",
@@ -76,7 +77,7 @@ extension ControlPlane {
             family(name, type, help, live.map { (labels($0), value($0)) })
         }
         // UDP, as CloudWatch names it: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
-        let perGroupUDP: [(String, String, String, (TargetGroup) -> String)] = [
+        let perGroupUDP: [(String, String, String, (CountedGroup) -> String)] = [
             (
                 "new_flow_count_udp_total", "counter", "UDP flows started (NewFlowCount_UDP).",
                 { String($0.metrics.newFlowCountUDP) }
@@ -136,4 +137,12 @@ extension ControlPlane {
             })
         return out
     }
+}
+
+/// A target group with its counters summed over the loops, as `/metrics` writes it.
+private struct CountedGroup {
+    let group: TargetGroup
+    let metrics: GroupMetrics
+    var targets: [Target] { group.targets }
+    var configuration: TargetGroupConfiguration { group.configuration }
 }

@@ -196,7 +196,6 @@ struct TargetGroup: Sendable {
     private(set) var headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?)
     var lifecycle: TargetLifecycle
     var selector: TargetSelector
-    var metrics = GroupMetrics()
     /// Removed from the configuration by a reload: no listener forwards to it any more.
     var removed = false
     /// `stickiness.type` `source_ip`: the target each client IP last went to.

@@ -11,7 +11,7 @@ extension EventLoop {
         let groupIndex = listeners[listenerIndex].shared.groupIndex
         let listenerEndpoint = listeners[listenerIndex].shared.endpoint
         let id = takeFlowID()
-        groups[groupIndex].metrics.newFlowCount += 1
+        groupMetrics[groupIndex].newFlowCount += 1
         listeners[listenerIndex].newFlows += 1
         let node =
             listenerEndpoint.ip.isUnspecifiedAddress
@@ -50,7 +50,7 @@ extension EventLoop {
         let targetFlows = groups[groupIndex].targets[targetIndex].flowCount
         targetFlows.add(1)
         flow.targetFlows = targetFlows
-        if unhealthyRouted { groups[groupIndex].metrics.unhealthyRoutingFlowCount += 1 }
+        if unhealthyRouted { groupMetrics[groupIndex].unhealthyRoutingFlowCount += 1 }
 
         do {
             do {
@@ -61,7 +61,7 @@ extension EventLoop {
                 flow.targetFD = try Socket.stream(for: target.ip)
             }
         } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
-            groups[groupIndex].metrics.tcpELBResetCount += 1
+            groupMetrics[groupIndex].tcpELBResetCount += 1
             let detail = "no descriptor for the target connection (\(error.errno)): raise ulimit -n"
             finish(flow, .outOfDescriptors, resetClient: true, resetTarget: false, detail: detail)
             return
@@ -79,10 +79,10 @@ extension EventLoop {
         } catch {
             switch error.errno {
             case .connectionRefused:
-                groups[groupIndex].metrics.tcpTargetResetCount += 1
+                groupMetrics[groupIndex].tcpTargetResetCount += 1
                 finish(flow, .connectRefused, resetClient: true, resetTarget: false, detail: "\(error.errno)")
             case .addressNotAvailable:
-                groups[groupIndex].metrics.portAllocationErrorCount += 1
+                groupMetrics[groupIndex].portAllocationErrorCount += 1
                 let message =
                     "no local port is free for another flow to target \(target) (\(error.errno)): widen "
                     + "net.ipv4.ip_local_port_range, register more targets, or send fewer concurrent flows"

@@ -17,7 +17,7 @@ extension EventLoop {
                 if events & CLNB_EPOLLERR != 0
                     || (events & CLNB_EPOLLHUP != 0 && Socket.pendingError(flow.clientFD) != nil)
                 {
-                    groups[flow.groupIndex].metrics.tcpClientResetCount += 1
+                    groupMetrics[flow.groupIndex].tcpClientResetCount += 1
                     finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
                 } else if events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP) != 0 {
                     flow.clientClosing = true
@@ -30,7 +30,7 @@ extension EventLoop {
             if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, let error = Socket.pendingError(flow.targetFD) {
                 // docs/flows.md §5: a target that refuses means a RST for the client.
                 let reason: CloseReason = error == .connectionRefused ? .connectRefused : .connectFailed
-                groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
+                groupMetrics[flow.groupIndex].tcpTargetResetCount += 1
                 finish(flow, reason, resetClient: true, resetTarget: false, detail: "\(error)")
                 return
             }
@@ -101,7 +101,7 @@ extension EventLoop {
             if flow.generation == generation {
                 let moved = flow.takeUncountedBytes()
                 if moved > 0 {
-                    groups[flow.groupIndex].metrics.processedBytes &+= moved
+                    groupMetrics[flow.groupIndex].processedBytes &+= moved
                     if flow.state == .established { flow.lastActivity = now }
                 }
             }
@@ -299,10 +299,10 @@ extension EventLoop {
     /// One side reset (or failed): AWS passes the RST to the other side.
     func sideReset(_ flow: Flow, client: Bool) {
         if client {
-            groups[flow.groupIndex].metrics.tcpClientResetCount += 1
+            groupMetrics[flow.groupIndex].tcpClientResetCount += 1
             finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
         } else {
-            groups[flow.groupIndex].metrics.tcpTargetResetCount += 1
+            groupMetrics[flow.groupIndex].tcpTargetResetCount += 1
             finish(flow, .targetRST, resetClient: true, resetTarget: false, detail: nil)
         }
     }
@@ -351,7 +351,7 @@ extension EventLoop {
     }
 
     func release(_ flow: Flow) {
-        groups[flow.groupIndex].metrics.processedBytes &+= flow.takeUncountedBytes()
+        groupMetrics[flow.groupIndex].processedBytes &+= flow.takeUncountedBytes()
         if flow.state == .expired { expiredFlows -= 1 }
         flow.generation &+= 1
         flow.reset()

@@ -33,7 +33,7 @@ extension EventLoop {
         guard expiredFlows > 0 else { return 0 }
         var count = 0
         for flow in flows where flow.state == .expired {
-            groups[flow.groupIndex].metrics.tcpELBResetCount += 1
+            groupMetrics[flow.groupIndex].tcpELBResetCount += 1
             resetExpired(flow)
             count += 1
         }
@@ -58,7 +58,7 @@ extension EventLoop {
 
     func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
         guard events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
-        groups[flow.groupIndex].metrics.tcpELBResetCount += 1
+        groupMetrics[flow.groupIndex].tcpELBResetCount += 1
         if fromClient, flow.clientFD >= 0 {
             Socket.closeWithReset(flow.clientFD)
             flow.clientFD = -1
@@ -143,7 +143,7 @@ extension EventLoop {
                 where (flow.state == .connecting || flow.state == .established) && flow.groupIndex == group
                     && flow.targetIndex == target
                 {
-                    groups[group].metrics.tcpELBResetCount += 1
+                    groupMetrics[group].tcpELBResetCount += 1
                     finish(flow, reason, resetClient: true, resetTarget: true, detail: nil)
                 }
             }
@@ -154,7 +154,7 @@ extension EventLoop {
     func resetFlows(ofListeners closed: Set<Int>) {
         for flow in flows
         where (flow.state == .connecting || flow.state == .established) && closed.contains(flow.listenerIndex) {
-            groups[flow.groupIndex].metrics.tcpELBResetCount += 1
+            groupMetrics[flow.groupIndex].tcpELBResetCount += 1
             finish(flow, .listenerDeleted, resetClient: true, resetTarget: true, detail: nil)
         }
     }

@@ -62,8 +62,8 @@ extension EventLoop {
         }
         flow.lastActivity = now
         flow.bytesFromClient &+= UInt64(count)
-        groups[flow.groupIndex].metrics.processedBytesUDP &+= UInt64(count)
-        groups[flow.groupIndex].metrics.processedPackets &+= 1
+        groupMetrics[flow.groupIndex].processedBytesUDP &+= UInt64(count)
+        groupMetrics[flow.groupIndex].processedPackets &+= 1
         switch IO.sendDatagram(flow.targetFD, payload, count: count) {
         case .sent, .dropped: break
         case .refused: endUDPFlow(flow, .connectRefused, detail: "the target answered ICMP port unreachable")
@@ -85,7 +85,7 @@ extension EventLoop {
                     + "that would start another are dropped until some idle out")
             return nil
         }
-        groups[groupIndex].metrics.newFlowCountUDP += 1
+        groupMetrics[groupIndex].newFlowCountUDP += 1
         guard
             let targetIndex = groups[groupIndex].pick(
                 for: FlowKey(client: key.client, node: node), nodeZone: listeners[key.listener].shared.zone,
@@ -128,7 +128,7 @@ extension EventLoop {
         }
         udpFlowTable[key] = flow.index
         liveUDPFlows += 1
-        groups[groupIndex].metrics.activeFlowCountUDP += 1
+        groupMetrics[groupIndex].activeFlowCountUDP += 1
         return flow
     }
 
@@ -140,8 +140,8 @@ extension EventLoop {
             case .datagram(let count):
                 flow.lastActivity = now
                 flow.bytesFromTarget &+= UInt64(count)
-                groups[flow.groupIndex].metrics.processedBytesUDP &+= UInt64(count)
-                groups[flow.groupIndex].metrics.processedPackets &+= 1
+                groupMetrics[flow.groupIndex].processedBytesUDP &+= UInt64(count)
+                groupMetrics[flow.groupIndex].processedPackets &+= 1
                 if listenerFD >= 0 {
                     Socket.sendDatagram(listenerFD, datagramBuffer, count: count, to: flow.key.client)
                 }
@@ -180,7 +180,7 @@ extension EventLoop {
         }
         udpFlowTable[flow.key] = nil
         liveUDPFlows -= 1
-        groups[flow.groupIndex].metrics.activeFlowCountUDP -= 1
+        groupMetrics[flow.groupIndex].activeFlowCountUDP -= 1
         poller.remove(flow.targetFD)
         releaseUDPFlow(flow)
     }

@@ -63,6 +63,9 @@ final class EventLoop {
     let poller: Poller
     var configuration: Configuration
     var groups: [TargetGroup]
+    /// This loop's CloudWatch counters, by group index: only ever added to, never replaced by a
+    /// snapshot; `GET /metrics` sums them over the loops.
+    var groupMetrics: [GroupMetrics] = []
     var listeners: [ListenerState] = []
     var flows = Slab<Flow>()
     /// UDP flows, and each by its client and listener socket.
@@ -112,11 +115,8 @@ final class EventLoop {
         self.options = options
         poller = Poller(descriptors)
         configuration = snapshot.configuration
-        groups = snapshot.groups.map {
-            var group = $0
-            group.metrics = GroupMetrics()
-            return group
-        }
+        groups = snapshot.groups
+        groupMetrics = snapshot.groups.map { _ in GroupMetrics() }
         tickNanoseconds = snapshot.tickNanoseconds
         copyBuffer = .allocate(byteCount: Self.copyBufferSize, alignment: 16)
         pipes = PipePool()
@@ -197,11 +197,9 @@ final class EventLoop {
 
     /// Takes the control plane's snapshot, keeping this loop's own counters.
     func adopt(_ snapshot: RoutingSnapshot) {
-        var adopted = snapshot.groups
-        for index in adopted.indices {
-            adopted[index].metrics = index < groups.count ? groups[index].metrics : GroupMetrics()
-        }
-        groups = adopted
+        groups = snapshot.groups
+        // The loop's own counters stay where they are: a snapshot carries none.
+        while groupMetrics.count < groups.count { groupMetrics.append(GroupMetrics()) }
         configuration = snapshot.configuration
         if !draining { tickNanoseconds = snapshot.tickNanoseconds }
         adoptListeners(snapshot.listeners)
