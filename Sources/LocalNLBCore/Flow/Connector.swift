@@ -104,6 +104,7 @@ extension EventLoop {
             return
         }
         flow.deadline = now + listeners[listenerIndex].shared.connectNanoseconds
+        scheduleTimer(flow, at: flow.deadline)
         if connected { targetConnected(flow) }
     }
 
@@ -198,6 +199,7 @@ extension EventLoop {
     func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
         flow.state = .established
         flow.lastActivity = now
+        scheduleIdleCheck(flow)
         // The client socket inherited TCP_NODELAY from its listener; the target's waits for a second write.
         flow.clientToTarget.noDelay = .beforeSecondWrite
         if flow.proxyMode != .off {

@@ -355,6 +355,7 @@ extension EventLoop {
         if flow.state == .expired { expiredFlows -= 1 }
         flow.generation &+= 1
         flow.reset()
+        timers.cancel(flow.index)
         flows.release(flow.index)
         flowOrder.flowEnded { isLive($0) }
         liveFlows -= 1

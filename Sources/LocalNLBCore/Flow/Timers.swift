@@ -18,6 +18,7 @@ extension EventLoop {
         writeRecord(flow, .idleTimeout, detail: detail)
         releaseTarget(flow)
         flow.state = .expired
+        timers.cancel(flow.index)
         expiredFlows += 1
         // A forgotten flow keeps both sockets, quiet, until a side sends or closes: a client that only
         // waits sees nothing, as behind an NLB (closing them later would show it a RST at twice the
@@ -88,36 +89,75 @@ extension EventLoop {
                 try? poller.add(listener.fd, events: Self.listenerEvents, token: token(.listener, position, 0))
             }
         }
-        for flow in flows {
-            switch flow.state {
-            case .free:
-                continue
-            case .connecting:
-                if now >= flow.deadline {
-                    // docs/flows.md §5: no answer in time means a RST for the client.
-                    finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
-                }
-            case .established:
-                let idle = listeners[flow.listenerIndex].shared.idleNanoseconds
-                let quiet = now &- flow.lastActivity
-                if quiet >= idle {
-                    expireUnlessKeptAlive(flow)
-                } else if quiet >= idle / 8 && flow.quietSince != flow.lastActivity {
-                    // An eighth of the idle timeout without bytes: count the segments from here.
-                    flow.quietSegments = segmentsReceived(flow)
-                    flow.quietSince = flow.lastActivity
-                }
-            case .expired:
-                // Held until a side speaks (`expiredFlowEvent`): no timer.
-                continue
-            }
-        }
+        // Only the flows whose time has come: the others cost nothing here.
+        while let slot = timers.popDue(now: now) { flowTimerFired(flows[slot]) }
         expireUDPFlows()
         if draining && now >= drainDeadline {
             resetRemainingFlows()
             finished = true
         }
-        if !finished { poller.armTick(tickNanoseconds) }
+        if !finished { armTick() }
+    }
+
+    /// A flow's deadline came: a connect that took too long, an idle checkpoint, or the idle timeout.
+    func flowTimerFired(_ flow: Flow) {
+        switch flow.state {
+        case .connecting:
+            if now >= flow.deadline {
+                // docs/flows.md §5: no answer in time means a RST for the client.
+                finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
+            } else {
+                scheduleTimer(flow, at: flow.deadline)
+            }
+        case .established:
+            let idle = listeners[flow.listenerIndex].shared.idleNanoseconds
+            let quiet = now &- flow.lastActivity
+            if quiet >= idle {
+                expireUnlessKeptAlive(flow)
+            } else if quiet >= idle / 8 && flow.quietSince != flow.lastActivity {
+                // An eighth of the idle timeout without bytes: count the segments from here.
+                flow.quietSegments = segmentsReceived(flow)
+                flow.quietSince = flow.lastActivity
+            }
+            if flow.state == .established { scheduleIdleCheck(flow) }
+        case .free, .expired:
+            // Held until a side speaks (`expiredFlowEvent`), or gone: no timer.
+            break
+        }
+    }
+
+    /// An established flow's next look: an eighth of the idle timeout into a quiet spell (to count
+    /// segments from), then the timeout itself. Bytes moving meanwhile only move `lastActivity`; the
+    /// timer finds that when it fires and looks again later.
+    func scheduleIdleCheck(_ flow: Flow) {
+        let idle = listeners[flow.listenerIndex].shared.idleNanoseconds
+        let step = flow.quietSince == flow.lastActivity ? idle : max(idle / 8, 1)
+        scheduleTimer(flow, at: flow.lastActivity &+ step)
+    }
+
+    func scheduleTimer(_ flow: Flow, at deadline: UInt64) {
+        timers.schedule(flow.index, at: deadline)
+        if Self.coalesced(deadline) < tickArmedAt { armTick() }
+    }
+
+    /// Flow deadlines ring on 5 ms boundaries: the flows due within one are handled in one wake (a
+    /// loop with thousands of flows due over a second wakes 200 times, not thousands), and none is more
+    /// than 5 ms late.
+    static let timerGranularity: UInt64 = 5_000_000
+
+    static func coalesced(_ deadline: UInt64) -> UInt64 {
+        let rounded = deadline / timerGranularity &* timerGranularity
+        return rounded == deadline ? deadline : rounded &+ timerGranularity
+    }
+
+    /// Sets the loop's timer for the earliest of its next periodic tick and the first flow deadline.
+    func armTick() {
+        var next = now &+ tickNanoseconds
+        if let earliest = timers.earliest, Self.coalesced(earliest) < next { next = Self.coalesced(earliest) }
+        // A deadline already past rings at once (0 would disarm the timer).
+        let delay = next > now ? next - now : 1000
+        poller.armTick(delay)
+        tickArmedAt = now &+ delay
     }
 
     /// The drain time is over (or the loop failed): every flow left is reset.

@@ -72,6 +72,10 @@ final class EventLoop {
     var udpFlows = Slab<UDPFlow>()
     /// Every open flow by id, for `GET /flows` pages.
     var flowOrder = FlowOrder()
+    /// The TCP flows' connect and idle deadlines (`Flow/Timers.swift`).
+    var timers = FlowTimers()
+    /// When the loop's timer is set to ring next.
+    var tickArmedAt: UInt64 = .max
     var udpFlowTable: [UDPFlowKey: Int] = [:]
     var liveUDPFlows = 0
     var lastUDPBoundWarning: UInt64 = 0
@@ -135,7 +139,8 @@ final class EventLoop {
     /// control plane never sends a job to a loop whose descriptors are gone.
     func run() {
         for job in handle.takeJobs(starting: true) { job(self) }
-        poller.armTick(tickNanoseconds)
+        now = monotonicNanoseconds()
+        armTick()
         while !finished {
             let count: Int
             do {
