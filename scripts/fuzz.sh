@@ -26,33 +26,28 @@ cp Tests/Fuzz/dns-corpus/* "$work/dns-corpus/"
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DNSFuzz \
   Sources/LocalNLBCore/Model/DNSMessage.swift Tests/Fuzz/FuzzDNS.swift -o "$work/fuzz-dns"
 echo "fuzz: running for $seconds s (scratch: $work)"
-set +e
-# Swift's own crash backtracer would fight libFuzzer's signal handlers: libFuzzer reports crashes.
-SWIFT_BACKTRACE=enable=no "$work/fuzz-proxy-protocol" "$work/corpus" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-  -artifact_prefix="$work/artifacts/" -print_final_stats=1 2> "$work/fuzz.log"
-code=$?
-set -e
-grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)" "$work/fuzz.log" || true
-if [ "$code" -ne 0 ]; then
-  tail -40 "$work/fuzz.log" >&2
-  echo "fuzz: crash; inputs in $work/artifacts" >&2
-  keep=yes
-  exit 1
-fi
-echo "fuzz: clean after $seconds s, corpus grew to $(ls "$work/corpus" | wc -l) inputs"
-# The DNS responder's codec, for as long.
-set +e
-SWIFT_BACKTRACE=enable=no "$work/fuzz-dns" "$work/dns-corpus" -max_total_time="$seconds" -max_len=1024 -timeout=10 \
-  -artifact_prefix="$work/artifacts/dns-" -print_final_stats=1 2> "$work/fuzz-dns.log"
-code=$?
-set -e
-if [ "$code" -ne 0 ]; then
-  tail -40 "$work/fuzz-dns.log" >&2
-  echo "fuzz: DNS codec crash; inputs in $work/artifacts" >&2
-  keep=yes
-  exit 1
-fi
-echo "fuzz: DNS codec clean after $seconds s, corpus grew to $(ls "$work/dns-corpus" | wc -l) inputs"
+# run_fuzzer LABEL LOG CORPUS MAX_LEN ARTIFACT_PREFIX COMMAND...: runs COMMAND (a fuzzer, possibly
+# behind a wrapper) on CORPUS for $seconds; on a crash, shows its log and keeps the scratch folder.
+run_fuzzer() {
+  local label=$1 log=$2 corpus=$3 max_len=$4 prefix=$5
+  shift 5
+  set +e
+  # Swift's own crash backtracer would fight libFuzzer's signal handlers: libFuzzer reports crashes.
+  SWIFT_BACKTRACE=enable=no "$@" "$corpus" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
+    -rss_limit_mb=4096 -artifact_prefix="$work/artifacts/$prefix" -print_final_stats=1 2> "$log"
+  local code=$?
+  set -e
+  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)" "$log" || true
+  if [ "$code" -ne 0 ]; then
+    tail -40 "$log" >&2
+    echo "fuzz: $label crash; inputs in $work/artifacts" >&2
+    keep=yes
+    exit 1
+  fi
+  echo "fuzz: $label clean after $seconds s, corpus grew to $(ls "$corpus" | wc -l) inputs"
+}
+run_fuzzer "PROXY parser" "$work/fuzz.log" "$work/corpus" 4096 "" "$work/fuzz-proxy-protocol"
+run_fuzzer "DNS codec" "$work/fuzz-dns.log" "$work/dns-corpus" 1024 dns- "$work/fuzz-dns"
 
 # The control address's front ends, end to end: the whole LocalNLBCore module built with the harness,
 # the C shim and the ProxyProtocol module beside it. It runs in a network namespace of its own (root:
@@ -75,17 +70,5 @@ swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -modu
   $(find Sources/LocalNLBCore -name '*.swift') Tests/Fuzz/FuzzAPI.swift \
   "$work/api-build/ProxyProtocol.o" "$work/api-build/shim.o" -o "$work/fuzz-api" 2> >(grep -v "Cannot export local symbol" >&2)
 if [ "$(id -u)" -eq 0 ]; then isolate=(unshare -n); else isolate=(unshare -rn); fi
-set +e
-SWIFT_BACKTRACE=enable=no "${isolate[@]}" sh -c 'ip link set lo up 2>/dev/null || true; exec "$@"' sh \
-  "$work/fuzz-api" "$work/api-corpus" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=4096 \
-  -artifact_prefix="$work/artifacts/api-" -print_final_stats=1 2> "$work/fuzz-api.log"
-code=$?
-set -e
-grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)" "$work/fuzz-api.log" || true
-if [ "$code" -ne 0 ]; then
-  tail -40 "$work/fuzz-api.log" >&2
-  echo "fuzz: control API crash; inputs in $work/artifacts" >&2
-  keep=yes
-  exit 1
-fi
-echo "fuzz: control API clean after $seconds s, corpus grew to $(ls "$work/api-corpus" | wc -l) inputs"
+run_fuzzer "control API" "$work/fuzz-api.log" "$work/api-corpus" 8192 api- \
+  "${isolate[@]}" sh -c 'ip link set lo up 2>/dev/null || true; exec "$@"' sh "$work/fuzz-api"

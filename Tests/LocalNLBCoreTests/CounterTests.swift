@@ -16,9 +16,7 @@ import Testing
 
     @Test func processedBytesNeverGoBackWhicheverSideEndsTheFlow() throws {
         let server = try TestServer()
-        var config = configuration(targets: [server.endpoint])
-        config.admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
-        let lb = try RunningBalancer(config)
+        let lb = try RunningBalancer.withControlAPI(to: server)
         defer { lb.stop() }
         let api = API(endpoint: lb.adminEndpoint!)
         var expected: UInt64 = 0

@@ -282,3 +282,17 @@ func configuration(
         ],
         targetGroups: [group])
 }
+
+extension RunningBalancer {
+    /// A balancer forwarding to `server` (the one-listener `configuration`), with its control API on an
+    /// ephemeral loopback port and `edit` applied to that API's settings.
+    static func withControlAPI(to server: TestServer, _ edit: (inout AdminConfiguration) -> Void = { _ in }) throws
+        -> RunningBalancer
+    {
+        var config = configuration(targets: [server.endpoint])
+        var admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
+        edit(&admin)
+        config.admin = admin
+        return try RunningBalancer(config)
+    }
+}

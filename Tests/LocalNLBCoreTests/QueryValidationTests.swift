@@ -16,9 +16,7 @@ import Testing
 
     @Test func createRefusesWhatTheFileRefusesAndNamesIt() throws {
         let server = try TestServer()
-        var config = configuration(targets: [server.endpoint])
-        config.admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
-        let lb = try RunningBalancer(config)
+        let lb = try RunningBalancer.withControlAPI(to: server)
         defer { lb.stop() }
         let admin = lb.adminEndpoint!
         let group = [("Action", "CreateTargetGroup"), ("Protocol", "TCP"), ("TargetType", "ip")]

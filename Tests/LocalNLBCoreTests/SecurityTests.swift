@@ -12,12 +12,7 @@ import Testing
 
     /// A balancer with one target group `tg`, its control API on an ephemeral port, `admin` edited.
     func start(_ edit: (inout AdminConfiguration) -> Void = { _ in }) throws -> (RunningBalancer, IPEndpoint) {
-        let server = try TestServer()
-        var config = configuration(targets: [server.endpoint])
-        var admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
-        edit(&admin)
-        config.admin = admin
-        let lb = try RunningBalancer(config)
+        let lb = try RunningBalancer.withControlAPI(to: try TestServer(), edit)
         return (lb, lb.adminEndpoint!)
     }
 
@@ -282,9 +277,7 @@ import Testing
     /// 42 s in a debug build, past the client's 10 s).
     @Test func eightThousandTargetsRegisterInOneCall() throws {
         let server = try TestServer()
-        var config = configuration(targets: [server.endpoint])
-        config.admin = AdminConfiguration(address: IPEndpoint(ip: loopback, port: 0))
-        let lb = try RunningBalancer(config)
+        let lb = try RunningBalancer.withControlAPI(to: server)
         defer { lb.stop() }
         let api = API(endpoint: lb.adminEndpoint!)
         let targets = (0..<8000).map { #"{"Id":"127.3.\#($0 / 250).\#($0 % 250 + 1)","Port":9000}"# }

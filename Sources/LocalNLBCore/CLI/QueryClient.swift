@@ -160,14 +160,8 @@ struct ClientCredentials {
         let signedHeaders = lower.keys.sorted()
         let scope = "\(amzDate.prefix(8))/\(region)/\(service)/aws4_request"
         let parts = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        var query: [String: String] = [:]
-        if parts.count == 2 {
-            for pair in parts[1].split(separator: "&") {
-                let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let decode = { (text: Substring) in String(text).removingPercentEncoding ?? String(text) }
-                query[decode(field[0])] = field.count == 2 ? decode(field[1]) : ""
-            }
-        }
+        // Read as the daemon reads it (`AdminRequest.parse`), so both sign the same parameters.
+        let query = parts.count == 2 ? (try? QueryForm(form: Array(parts[1].utf8)).values) ?? [:] : [:]
         let signature = SigV4.signature(
             SigV4.Request(method: method, path: String(parts[0]), query: query, headers: lower, body: body),
             signedHeaders: signedHeaders, amzDate: amzDate, scope: scope, secret: secret)

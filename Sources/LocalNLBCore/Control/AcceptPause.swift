@@ -22,8 +22,7 @@ extension ControlPlane {
         } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
             poller.remove(fd)
             pausedAccepts.append(PausedAccept(fd: fd, kind: kind, until: now + Self.acceptPauseNanoseconds))
-            if lastDescriptorWarning == 0 || now - lastDescriptorWarning > 10_000_000_000 {
-                lastDescriptorWarning = now
+            if onceEvery10s(&lastDescriptorWarning, now: now) {
                 options.log(
                     "\(what): \(error.errno) — not accepting for 100 ms at a time until one frees (raise ulimit -n)")
             }

@@ -59,16 +59,11 @@ struct AdminRequest: Equatable {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         var query: [String: String] = [:]
         if parts.count == 2 {
-            for pair in parts[1].split(separator: "&") where !pair.isEmpty {
-                let field = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard let key = QueryForm.decode(field[0].utf8),
-                    let value = field.count == 2 ? QueryForm.decode(field[1].utf8) : ""
-                else {
-                    return .invalid(
-                        status: 400,
-                        message: "query parameter \(field[0].prefix(64)): a broken %-escape, or text that is not UTF-8")
-                }
-                query[key] = value
+            // A query string decodes as a form body does (`+`, %-escapes, UTF-8 or refused).
+            do throws(QueryError) {
+                query = try QueryForm(form: Array(parts[1].utf8)).values
+            } catch {
+                return .invalid(status: 400, message: "query \(error.message)")
             }
         }
         return .request(

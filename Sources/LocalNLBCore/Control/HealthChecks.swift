@@ -116,8 +116,7 @@ extension ControlPlane {
         let name = groups[probe.group].configuration.name
         healthChecksSkipped[name, default: 0] += 1
         groups[probe.group].lifecycle.checkSkipped(probe.target, registration: probe.registration, now: now)
-        if lastSkippedCheckWarning == 0 || now - lastSkippedCheckWarning > 10_000_000_000 {
-            lastSkippedCheckWarning = now
+        if onceEvery10s(&lastSkippedCheckWarning, now: now) {
             options.log(
                 "target group \(name): a health check was not made (\(errno)); it is tried again, and the target "
                     + "keeps its state (raise ulimit -n)")

@@ -288,9 +288,7 @@ final class EventLoop {
 
     /// Logs a warning that every flow would repeat, once per 10 s at most.
     func warnAtMostEvery10s(_ last: inout UInt64, _ message: String) {
-        guard last == 0 || now - last > 10_000_000_000 else { return }
-        last = now
-        options.log(message)
+        if onceEvery10s(&last, now: now) { options.log(message) }
     }
 }
 

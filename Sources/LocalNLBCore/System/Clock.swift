@@ -44,3 +44,11 @@ func epochSeconds(amzDate: String) -> Int? {
     parts.tm_sec = second
     return timegm(&parts)
 }
+
+/// Whether a warning last given at `last` (0: never) may be given again at `now`: once per 10 s at
+/// most, so a condition that every flow or check meets says so without flooding the log. Sets `last`.
+func onceEvery10s(_ last: inout UInt64, now: UInt64) -> Bool {
+    guard last == 0 || now &- last > 10_000_000_000 else { return false }
+    last = now
+    return true
+}

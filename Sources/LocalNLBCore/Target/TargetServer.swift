@@ -98,9 +98,7 @@ public final class TargetServer: Sendable {
                 // Out of descriptors: the listener is fine and the clients wait in its backlog; try again
                 // when connections have ended and freed theirs.
                 if state.withLock({ $0.stopped }) { return }
-                let now = monotonicNanoseconds()
-                if lastWarning == 0 || now - lastWarning > 10_000_000_000 {
-                    lastWarning = now
+                if onceEvery10s(&lastWarning, now: monotonicNanoseconds()) {
                     FileHandle.standardError.write(
                         Data("localnlb target \(endpoint): accept: \(errno); trying again (raise ulimit -n)\n".utf8))
                 }
