@@ -1,6 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The layers, each a module that sees only those below it (README, Architecture):
+//   ProxyProtocol     addresses and the PROXY protocol codec
+//   LocalNLBModel     configuration, attributes, target lifecycle, changes: pure values, no I/O
+//   LocalNLBDataPlane system calls, event loops, flows, UDP, the routing table the loops read
+//   LocalNLBControl   the control plane: health checks, DNS, both APIs, metrics, reload, event log
+//   LocalNLBTools     the built-in target, the demos, `ctl`
+//   localnlb          the executable
 let package = Package(
     name: "LocalNLB",
     products: [
@@ -16,16 +23,27 @@ let package = Package(
         ),
         // A pure codec: no sockets, no Glibc, no Foundation.
         .target(name: "ProxyProtocol"),
+        .target(name: "LocalNLBModel", dependencies: ["ProxyProtocol"]),
+        .target(name: "LocalNLBDataPlane", dependencies: ["LocalNLBModel", "ProxyProtocol", "CLocalNLB"]),
         .target(
-            name: "LocalNLBCore",
-            dependencies: ["CLocalNLB", "ProxyProtocol"]
+            name: "LocalNLBControl",
+            dependencies: ["LocalNLBDataPlane", "LocalNLBModel", "ProxyProtocol", "CLocalNLB"]
+        ),
+        .target(
+            name: "LocalNLBTools",
+            dependencies: ["LocalNLBControl", "LocalNLBDataPlane", "LocalNLBModel", "ProxyProtocol", "CLocalNLB"]
         ),
         .executableTarget(
             name: "localnlb",
-            dependencies: ["LocalNLBCore"]
+            dependencies: ["LocalNLBTools", "LocalNLBControl", "LocalNLBModel", "ProxyProtocol"]
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
-        .testTarget(name: "LocalNLBCoreTests", dependencies: ["LocalNLBCore", "ProxyProtocol", "CLocalNLB"]),
+        .testTarget(
+            name: "LocalNLBTests",
+            dependencies: [
+                "LocalNLBTools", "LocalNLBControl", "LocalNLBDataPlane", "LocalNLBModel", "ProxyProtocol", "CLocalNLB",
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

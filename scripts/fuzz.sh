@@ -20,11 +20,12 @@ fi
 mkdir -p "$work/corpus" "$work/artifacts"
 cp Tests/Fuzz/corpus/* "$work/corpus/"
 swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name ProxyProtocolFuzz \
-  Sources/ProxyProtocol/*.swift Tests/Fuzz/FuzzProxyProtocol.swift -o "$work/fuzz-proxy-protocol"
+  Sources/ProxyProtocol/*.swift Tests/Fuzz/FuzzProxyProtocol.swift -o "$work/fuzz-proxy-protocol" \
+  2> >(grep -v "Cannot export local symbol" >&2)
 mkdir -p "$work/dns-corpus"
 cp Tests/Fuzz/dns-corpus/* "$work/dns-corpus/"
-swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name DNSFuzz \
-  Sources/LocalNLBCore/Model/DNSMessage.swift Tests/Fuzz/FuzzDNS.swift -o "$work/fuzz-dns"
+swiftc -O -sanitize=fuzzer,address -parse-as-library -package-name LocalNLB -module-name DNSFuzz \
+  Sources/LocalNLBModel/DNSMessage.swift Tests/Fuzz/FuzzDNS.swift -o "$work/fuzz-dns" 2> >(grep -v "Cannot export local symbol" >&2)
 echo "fuzz: running for $seconds s (scratch: $work)"
 # run_fuzzer LABEL LOG CORPUS MAX_LEN ARTIFACT_PREFIX COMMAND...: runs COMMAND (a fuzzer, possibly
 # behind a wrapper) on CORPUS for $seconds; on a crash, shows its log and keeps the scratch folder.
@@ -49,9 +50,10 @@ run_fuzzer() {
 run_fuzzer "PROXY parser" "$work/fuzz.log" "$work/corpus" 4096 "" "$work/fuzz-proxy-protocol"
 run_fuzzer "DNS codec" "$work/fuzz-dns.log" "$work/dns-corpus" 1024 dns- "$work/fuzz-dns"
 
-# The control address's front ends, end to end: the whole LocalNLBCore module built with the harness,
-# the C shim and the ProxyProtocol module beside it. It runs in a network namespace of its own (root:
-# `unshare -n`; otherwise a user namespace, `unshare -rn`): an input's CreateListener binds real ports.
+# The control address's front ends, end to end: the modules below the control plane built as modules,
+# then the LocalNLBControl module with the harness in it, the C shim and ProxyProtocol beside them. It
+# runs in a network namespace of its own (root: `unshare -n`; otherwise a user namespace,
+# `unshare -rn`): an input's CreateListener binds real ports.
 mkdir -p "$work/api-corpus" "$work/api-build"
 cp Tests/Fuzz/api-corpus/* "$work/api-corpus/"
 clang -c -O1 -g -fsanitize=fuzzer-no-link,address -D_GNU_SOURCE -I Sources/CLocalNLB/include \
@@ -62,13 +64,21 @@ module CLocalNLB {
     export *
 }
 MAP
-swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -module-name ProxyProtocol \
-  -emit-module -emit-module-path "$work/api-build/ProxyProtocol.swiftmodule" \
-  Sources/ProxyProtocol/*.swift -c -o "$work/api-build/ProxyProtocol.o"
-swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -module-name LocalNLBCore \
-  -I "$work/api-build" -Xcc -fmodule-map-file="$work/api-build/module.modulemap" \
-  $(find Sources/LocalNLBCore -name '*.swift') Tests/Fuzz/FuzzAPI.swift \
-  "$work/api-build/ProxyProtocol.o" "$work/api-build/shim.o" -o "$work/fuzz-api" 2> >(grep -v "Cannot export local symbol" >&2)
+# build_module NAME: Sources/NAME as a module (.swiftmodule and .o) in the build folder.
+build_module() {
+  swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -package-name LocalNLB \
+    -module-name "$1" -I "$work/api-build" -Xcc -fmodule-map-file="$work/api-build/module.modulemap" \
+    -emit-module -emit-module-path "$work/api-build/$1.swiftmodule" \
+    $(find "Sources/$1" -name '*.swift') -c -o "$work/api-build/$1.o"
+}
+build_module ProxyProtocol
+build_module LocalNLBModel
+build_module LocalNLBDataPlane
+swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -package-name LocalNLB \
+  -module-name LocalNLBControl -I "$work/api-build" -Xcc -fmodule-map-file="$work/api-build/module.modulemap" \
+  $(find Sources/LocalNLBControl -name '*.swift') Tests/Fuzz/FuzzAPI.swift \
+  "$work/api-build/"{ProxyProtocol,LocalNLBModel,LocalNLBDataPlane}.o "$work/api-build/shim.o" \
+  -o "$work/fuzz-api" 2> >(grep -v "Cannot export local symbol" >&2)
 if [ "$(id -u)" -eq 0 ]; then isolate=(unshare -n); else isolate=(unshare -rn); fi
 run_fuzzer "control API" "$work/fuzz-api.log" "$work/api-corpus" 8192 api- \
   "${isolate[@]}" sh -c 'ip link set lo up 2>/dev/null || true; exec "$@"' sh "$work/fuzz-api"

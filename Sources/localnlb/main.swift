@@ -1,5 +1,8 @@
 import Foundation
-import LocalNLBCore
+import LocalNLBControl
+import LocalNLBDataPlane
+import LocalNLBModel
+import LocalNLBTools
 import ProxyProtocol
 
 let usage = """

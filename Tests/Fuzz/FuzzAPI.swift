@@ -1,6 +1,6 @@
 // libFuzzer entry point for the control address's front ends end to end: the JSON API, the ELBv2
-// Query API, ARC's zonal shift API. scripts/fuzz.sh compiles it into the LocalNLBCore module itself
-// (`swiftc -sanitize=fuzzer,address -module-name LocalNLBCore` with every source of the module), and
+// Query API, ARC's zonal shift API. scripts/fuzz.sh compiles it into the LocalNLBControl module itself
+// (`swiftc -sanitize=fuzzer,address -module-name LocalNLBControl` with every source of the module), and
 // runs it in a network namespace of its own: a CreateListener in an input opens a real socket.
 //
 // An input is one or more HTTP requests back to back, as a client would send them on one address.
@@ -11,6 +11,8 @@
 // - every answer is a whole HTTP response whose Content-Length is its body's length.
 
 import Glibc
+import LocalNLBDataPlane
+import LocalNLBModel
 import ProxyProtocol
 
 @_cdecl("LLVMFuzzerTestOneInput")

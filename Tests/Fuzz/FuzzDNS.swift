@@ -1,6 +1,6 @@
 // libFuzzer entry point for the DNS responder's codec, built by scripts/fuzz.sh with
 // `swiftc -sanitize=fuzzer,address -parse-as-library` together with
-// Sources/LocalNLBCore/Model/DNSMessage.swift. Any input may be given. The properties checked:
+// Sources/LocalNLBModel/DNSMessage.swift. Any input may be given. The properties checked:
 // - the parser never crashes, whatever the bytes;
 // - every answer it leads to is well formed: the id echoed, QR set, the question echoed, and a
 //   query's answer parses as a response of the same length it says it has.

@@ -1,0 +1,13 @@
+import Foundation
+import LocalNLBDataPlane
+import LocalNLBModel
+
+extension ConfigLoader {
+    /// Reads and checks the configuration file at `path` (the model itself reads no file).
+    public static func load(path: String, strict: Bool = false) throws -> LoadedConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(problems: ["\(path): cannot read the file (does it exist?)"])
+        }
+        return try load(data: data, strict: strict, name: path)
+    }
+}

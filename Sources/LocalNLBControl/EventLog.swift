@@ -1,0 +1,60 @@
+import LocalNLBDataPlane
+import LocalNLBModel
+
+/// The operator's event log (`LoadBalancerOptions.log`, one timestamped line each): listeners opened
+/// and closed, targets registered and every change of their state with its reason code, attribute
+/// changes with the old and new value, and what a reload changed.
+package struct LoggedTarget: Equatable {
+    package var registration: UInt64
+    package var state: TargetHealthState
+    package var reason: TargetHealthReason?
+}
+
+extension ControlPlane {
+    /// Logs each target whose registration, state or reason moved since the last call.
+    package func logTargetChanges() {
+        while loggedTargets.count < groups.count { loggedTargets.append([]) }
+        for groupIndex in groups.indices {
+            let name = groups[groupIndex].configuration.name
+            for (targetIndex, target) in groups[groupIndex].targets.enumerated() {
+                let now = LoggedTarget(registration: target.registration, state: target.state, reason: target.reason)
+                let before =
+                    targetIndex < loggedTargets[groupIndex].count ? loggedTargets[groupIndex][targetIndex] : nil
+                guard before != now else { continue }
+                let reason = target.reason.map { " (\($0.rawValue))" } ?? ""
+                if let before, before.registration == now.registration {
+                    // The same state with a new reason shows the reason on both sides.
+                    let from =
+                        before.state == now.state
+                        ? before.state.rawValue + (before.reason.map { " (\($0.rawValue))" } ?? "")
+                        : before.state.rawValue
+                    options.log(
+                        "target group \(name): target \(target.endpoint) \(from) → \(target.state.rawValue)\(reason)")
+                } else if target.state != .unused {
+                    options.log(
+                        "target group \(name): target \(target.endpoint) registered, \(target.state.rawValue)\(reason)")
+                }
+                if targetIndex < loggedTargets[groupIndex].count {
+                    loggedTargets[groupIndex][targetIndex] = now
+                } else {
+                    loggedTargets[groupIndex].append(now)
+                }
+            }
+        }
+    }
+
+    package func logListener(_ listener: Listener, opened: Bool) {
+        let group = groups[listener.groupIndex].configuration.name
+        options.log("listener \(listener.endpoint) \(opened ? "opened, forwarding to \(group)" : "closed")")
+    }
+
+    /// Logs each attribute whose value in force differs between `old` and `new`.
+    package func logAttributeChanges(
+        _ old: TargetGroupConfiguration, _ new: TargetGroupConfiguration, by source: String
+    ) {
+        let before = Dictionary(old.effectiveAttributes.map { ($0.key, $0.value) }) { first, _ in first }
+        for (key, value) in new.effectiveAttributes where before[key] != value {
+            options.log("target group \(new.name): \(key) \(before[key] ?? "-") → \(value) (\(source))")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import LocalNLBDataPlane
+import LocalNLBModel
+import ProxyProtocol
+
+/// `GET /metrics`: Prometheus text in CloudWatch's AWS/NetworkELB names.
+extension ControlPlane {
+    /// Prometheus text: CloudWatch's AWS/NetworkELB names in snake case under `localnlb_` (docs/metrics.md §7).
+    package func prometheusMetrics() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
+            out += "# HELP localnlb_\(name) \(help)\n# TYPE localnlb_\(name) \(type)\n"
+            for (labels, value) in samples { out += "localnlb_\(name){\(labels)} \(value)\n" }
+        }
+        func labels(_ group: CountedGroup, _ target: Target? = nil) -> String {
+            let lb = configuration.listeners.first { $0.targetGroupName == group.configuration.name }?.loadBalancerName
+            var text = "load_balancer=\"\(lb ?? "")\",target_group=\"\(group.configuration.name)\""
+            if let target { text += ",target=\"\(target.endpoint)\"" }
+            return text
+        }
+        let counters = metricsOfAllLoops()
+        let live = groups.indices.filter { !groups[$0].removed }.map { index in
+            CountedGroup(group: groups[index], metrics: index < counters.count ? counters[index] : GroupMetrics())
+        }
+        family(
+            "active_flow_count", "gauge", "Flows connecting or established (ActiveFlowCount).",
+            live.map { (labels($0), String($0.targets.reduce(0) { $0 + $1.activeFlows })) })
+        // Per target under a name of its own: sum(localnlb_active_flow_count) must not count each flow twice.
+        family(
+            "target_active_flow_count", "gauge", "Flows connecting or established, per target.",
+            live.flatMap { g in
+                g.targets.filter { $0.state != .unused }.map { (labels(g, $0), String($0.activeFlows)) }
+            })
+        // The per-group counters and gauges: name, type, help, value.
+        let perGroup: [(String, String, String, (CountedGroup) -> String)] = [
+            ("new_flow_count_total", "counter", "Flows accepted (NewFlowCount).", { String($0.metrics.newFlowCount) }),
+            (
+                "processed_bytes_total", "counter", "Bytes moved either way (ProcessedBytes).",
+                { String($0.metrics.processedBytes) }
+            ),
+            (
+                "healthy_host_count", "gauge", "Targets in state healthy (HealthyHostCount).",
+                { g in String(g.targets.filter { $0.state == .healthy }.count) }
+            ),
+            (
+                "unhealthy_host_count", "gauge",
+                "Targets in state unhealthy or unhealthy.draining (UnHealthyHostCount).",
+                { g in String(g.targets.filter { $0.state == .unhealthy || $0.state == .unhealthyDraining }.count) }
+            ),
+            (
+                "tcp_client_reset_count_total", "counter", "RSTs sent by clients (TCP_Client_Reset_Count).",
+                { String($0.metrics.tcpClientResetCount) }
+            ),
+            (
+                "tcp_target_reset_count_total", "counter", "RSTs sent by targets (TCP_Target_Reset_Count).",
+                { String($0.metrics.tcpTargetResetCount) }
+            ),
+            (
+                "tcp_elb_reset_count_total", "counter", "RSTs sent by the load balancer (TCP_ELB_Reset_Count).",
+                { String($0.metrics.tcpELBResetCount) }
+            ),
+            (
+                "unhealthy_routing_flow_count_total", "counter",
+                "Flows routed to a target that is not healthy while failing open (UnhealthyRoutingFlowCount).",
+                { String($0.metrics.unhealthyRoutingFlowCount) }
+            ),
+            (
+                "port_allocation_error_count_total", "counter",
+                "Flows reset because no local port was free towards their target (PortAllocationErrorCount).",
+                { String($0.metrics.portAllocationErrorCount) }
+            ),
+            (
+                "health_check_skipped_total", "counter",
+                "Health checks not made because localnlb itself had no descriptor, memory or local port for them: "
+                    + "retried, never counted against the target (localnlb's own).",
+                { [healthChecksSkipped] in String(healthChecksSkipped[$0.configuration.name] ?? 0) }
+            ),
+        ]
+        for (name, type, help, value) in perGroup {
+            family(name, type, help, live.map { (labels($0), value($0)) })
+        }
+        // UDP, as CloudWatch names it: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
+        let perGroupUDP: [(String, String, String, (CountedGroup) -> String)] = [
+            (
+                "new_flow_count_udp_total", "counter", "UDP flows started (NewFlowCount_UDP).",
+                { String($0.metrics.newFlowCountUDP) }
+            ),
+            (
+                "active_flow_count_udp", "gauge", "UDP flows live (ActiveFlowCount_UDP).",
+                { String($0.metrics.activeFlowCountUDP) }
+            ),
+            (
+                "processed_bytes_udp_total", "counter", "UDP payload bytes either way (ProcessedBytes_UDP).",
+                { String($0.metrics.processedBytesUDP) }
+            ),
+            (
+                "processed_packets_total", "counter", "Datagrams either way (ProcessedPackets).",
+                { String($0.metrics.processedPackets) }
+            ),
+        ]
+        for (name, type, help, value) in perGroupUDP {
+            family(name, type, help, live.map { (labels($0), value($0)) })
+        }
+        // CloudWatch's AvailabilityZone dimension: host counts per group and zone, flows per node.
+        var zoneSamples: [(healthy: (String, String), unhealthy: (String, String))] = []
+        for group in live {
+            let zones = Set(group.targets.filter(\.isRegistered).map(\.zone)).sorted()
+            for zone in zones {
+                let inZone = group.targets.filter { $0.zone == zone }
+                let zoneLabels = labels(group) + ",availability_zone=\"\(zone)\""
+                zoneSamples.append(
+                    (
+                        (zoneLabels, String(inZone.filter { $0.state == .healthy }.count)),
+                        (
+                            zoneLabels,
+                            String(inZone.filter { $0.state == .unhealthy || $0.state == .unhealthyDraining }.count)
+                        )
+                    ))
+            }
+        }
+        family(
+            "zone_healthy_host_count", "gauge",
+            "Targets in state healthy, per zone (HealthyHostCount by AvailabilityZone).",
+            zoneSamples.map(\.healthy))
+        family(
+            "zone_unhealthy_host_count", "gauge",
+            "Targets unhealthy, per zone (UnHealthyHostCount by AvailabilityZone).",
+            zoneSamples.map(\.unhealthy))
+        let flows = newFlowsOfAllLoops()
+        family(
+            "node_new_flow_count_total", "counter",
+            "Flows accepted, per node address and port (NewFlowCount by AvailabilityZone).",
+            listeners.indices.filter { listeners[$0].isOpen }.map { index in
+                let listener = listeners[index]
+                let lb = configuration.listeners[listener.configIndex].loadBalancerName
+                return (
+                    "load_balancer=\"\(lb)\",availability_zone=\"\(listener.zone)\",node=\"\(listener.endpoint)\"",
+                    String(index < flows.count ? flows[index] : 0)
+                )
+            })
+        return out
+    }
+}
+
+/// A target group with its counters summed over the loops, as `/metrics` writes it.
+private struct CountedGroup {
+    package let group: TargetGroup
+    package let metrics: GroupMetrics
+    package var targets: [Target] { group.targets }
+    package var configuration: TargetGroupConfiguration { group.configuration }
+}

@@ -1,0 +1,194 @@
+import Glibc
+import LocalNLBDataPlane
+import LocalNLBModel
+
+/// An ELBv2 error, as AWS answers it: `<ErrorResponse><Error><Type>Sender</Type><Code>…`.
+package struct QueryError: Error {
+    package var code: String
+    package var message: String
+    package var status = 400
+
+    package static func validation(_ message: String) -> QueryError {
+        QueryError(code: "ValidationError", message: message)
+    }
+}
+
+/// The ELBv2 Query API (`POST /` with a form body, or `GET /?Action=…`, `Version=2015-12-01`) on the
+/// control API's address, answered in AWS's XML: what the AWS CLI and boto3 send with `--endpoint-url`.
+/// Every action reads and edits the same model as the JSON API and the file.
+extension ControlPlane {
+    package static let queryNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+
+    package var names: ResourceNames {
+        ResourceNames(
+            region: configuration.admin?.region ?? "us-east-1",
+            accountID: configuration.admin?.accountID ?? "000000000000")
+    }
+
+    /// A Query API request: `/` with an `Action` (the JSON API has no resource at `/`).
+    package static func isQueryRequest(_ request: AdminRequest) -> Bool {
+        request.path == "/" && (request.method == "POST" || request.method == "GET")
+    }
+
+    package func queryAPI(_ request: AdminRequest) -> AdminResponse {
+        let requestID = Self.requestID()
+        do throws(QueryError) {
+            let form = request.method == "GET" ? QueryForm(values: request.query) : try QueryForm(form: request.body)
+            guard let action = form["Action"] else {
+                throw QueryError(code: "MissingAction", message: "no Action parameter (Action=DescribeTargetGroups…)")
+            }
+            if let version = form["Version"], version != "2015-12-01" {
+                throw QueryError(
+                    code: "InvalidAction", message: "version \(version) of Elastic Load Balancing v2 is not 2015-12-01")
+            }
+            let result = try perform(action: action, form)
+            let body =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<\(action)Response xmlns=\"\(Self.queryNamespace)\">"
+                + XML.element("\(action)Result", [result])
+                + XML.element("ResponseMetadata", [XML.text("RequestId", requestID)]) + "</\(action)Response>\n"
+            return AdminResponse(status: 200, body: body, contentType: "text/xml")
+        } catch {
+            return queryError(error, requestID: requestID)
+        }
+    }
+
+    /// On an address other than loopback without keys to check signatures against: refused, with
+    /// the way out.
+    package func queryAPIRefusal() -> AdminResponse {
+        queryError(
+            QueryError(
+                code: "InvalidClientTokenId",
+                message: "this Admin.Address is not loopback: set Admin.AccessKeyId and Admin.SecretAccessKey, "
+                    + "and sign with them", status: 403))
+    }
+
+    package func queryError(_ error: QueryError, requestID: String = ControlPlane.requestID()) -> AdminResponse {
+        let body =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
+            + XML.element(
+                "Error", [XML.text("Type", "Sender"), XML.text("Code", error.code), XML.text("Message", error.message)])
+            + XML.text("RequestId", requestID) + "</ErrorResponse>\n"
+        return AdminResponse(status: error.status, body: body, contentType: "text/xml")
+    }
+
+    package func perform(action: String, _ form: QueryForm) throws(QueryError) -> String {
+        switch action {
+        case "DescribeLoadBalancers": return try describeLoadBalancers(form)
+        case "CreateLoadBalancer": return try createLoadBalancer(form)
+        case "DeleteLoadBalancer": return try deleteLoadBalancer(form)
+        case "DescribeLoadBalancerAttributes":
+            let index = try loadBalancer(form["LoadBalancerArn"])
+            return attributeList(
+                LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
+        case "DescribeListeners": return try describeListeners(form)
+        case "DescribeListenerAttributes":
+            let listener = try self.listener(form["ListenerArn"])
+            return attributeList(ListenerConfiguration.attributeIndex.describe(configuration.listeners[listener]))
+        case "DescribeTargetGroups": return try describeTargetGroups(form)
+        case "DescribeTargetGroupAttributes":
+            let group = try targetGroup(form["TargetGroupArn"])
+            return attributeList(groups[group].configuration.effectiveAttributes)
+        case "ModifyTargetGroupAttributes": return try modifyTargetGroupAttributes(form)
+        case "DescribeTargetHealth": return try describeTargetHealth(form)
+        case "ModifyLoadBalancerAttributes": return try modifyLoadBalancerAttributes(form)
+        case "ModifyListenerAttributes": return try modifyListenerAttributes(form)
+        case "ModifyTargetGroup": return try modifyTargetGroup(form)
+        case "AddTags": return try addTags(form)
+        case "RemoveTags": return try removeTags(form)
+        case "DescribeTags": return try describeTags(form)
+        case "CreateTargetGroup": return try createTargetGroup(form)
+        case "DeleteTargetGroup": return try deleteTargetGroup(form)
+        case "CreateListener": return try createListener(form)
+        case "ModifyListener": return try modifyListener(form)
+        case "DeleteListener": return try deleteListener(form)
+        case "RegisterTargets": return try changeTargets(form, register: true)
+        case "DeregisterTargets": return try changeTargets(form, register: false)
+        default:
+            throw QueryError(
+                code: "InvalidAction",
+                message: "\(action) is not an action of Elastic Load Balancing v2 that localnlb serves")
+        }
+    }
+
+    /// A request id in AWS's shape (a UUID).
+    package static func requestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = (0..<4).map { _ in
+            let digits = String(generator.next() as UInt32, radix: 16)
+            return String(repeating: "0", count: 8 - digits.count) + digits
+        }.joined()
+        let characters = Array(hex)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+    }
+
+    // MARK: Finding resources by ARN
+
+    /// The index in `configuration.loadBalancers` of the load balancer with this ARN.
+    package func loadBalancer(_ arn: String?) throws(QueryError) -> Int {
+        guard let arn else { throw .validation("LoadBalancerArn is required") }
+        guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid load balancer ARN") }
+        guard let name = names.name(in: arn, kind: "loadbalancer/net"), arn == names.loadBalancer(name),
+            let index = configuration.loadBalancerIndex(name)
+        else { throw QueryError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found") }
+        return index
+    }
+
+    package func targetGroup(_ arn: String?) throws(QueryError) -> Int {
+        guard let arn else { throw .validation("TargetGroupArn is required") }
+        guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid target group ARN") }
+        guard let name = names.name(in: arn, kind: "targetgroup"), arn == names.targetGroup(name),
+            let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
+        else { throw QueryError(code: "TargetGroupNotFound", message: "Target groups '\(arn)' not found") }
+        return index
+    }
+
+    /// The index in `configuration.listeners` of the listener with this ARN.
+    package func listener(_ arn: String?) throws(QueryError) -> Int {
+        guard let arn else { throw .validation("ListenerArn is required") }
+        guard
+            let index = configuration.listeners.firstIndex(where: {
+                names.listener(loadBalancer: $0.loadBalancerName, port: $0.port) == arn
+            })
+        else { throw QueryError(code: "ListenerNotFound", message: "Listener '\(arn)' not found") }
+        return index
+    }
+
+    /// The load balancers whose listeners forward to the group (a network load balancer's group has
+    /// at most one).
+    package func loadBalancers(of group: Int) -> [String] {
+        let name = groups[group].configuration.name
+        var result: [String] = []
+        for listener in configuration.listeners
+        where listener.targetGroupName == name && !result.contains(listener.loadBalancerName) {
+            result.append(listener.loadBalancerName)
+        }
+        return result
+    }
+
+    /// Whether a listener forwards to the group (else its targets are `unused`, `Target.NotInUse`).
+    package func isInUse(_ group: Int) -> Bool { !loadBalancers(of: group).isEmpty }
+
+    /// `Marker` and `PageSize` (1–400) over `items`: the page, and the marker of the next one.
+    package func page<T>(_ items: [T], _ form: QueryForm) throws(QueryError) -> ([T], String?) {
+        var size = 400
+        if let text = form["PageSize"] {
+            guard let value = Int(text), (1...400).contains(value) else {
+                throw .validation("PageSize \(text): must be between 1 and 400")
+            }
+            size = value
+        }
+        var start = 0
+        if let marker = form["Marker"] {
+            guard let value = Int(marker), (0...items.count).contains(value) else {
+                throw .validation("Marker \(marker): not a NextMarker this API returned")
+            }
+            start = value
+        }
+        let end = min(items.count, start + size)
+        return (Array(items[start..<end]), end < items.count ? String(end) : nil)
+    }
+
+    package func attributeList(_ attributes: [(key: String, value: String)]) -> String {
+        XML.list("Attributes", attributes.map { XML.text("Key", $0.key) + XML.text("Value", $0.value) })
+    }
+}

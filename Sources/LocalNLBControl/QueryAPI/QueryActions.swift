@@ -1,0 +1,193 @@
+import LocalNLBDataPlane
+import LocalNLBModel
+import ProxyProtocol
+
+/// The actions of the Query API, each with the fields AWS documents for a network load balancer.
+extension ControlPlane {
+    // MARK: Load balancers and listeners
+
+    package func describeListeners(_ form: QueryForm) throws(QueryError) -> String {
+        var chosen = Array(configuration.listeners.indices)
+        let arns = form.list("ListenerArns")
+        if !arns.isEmpty {
+            chosen = try arns.map { arn throws(QueryError) in try listener(arn) }
+        } else if form["LoadBalancerArn"] != nil {
+            let name = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
+            chosen = chosen.filter { configuration.listeners[$0].loadBalancerName == name }
+        } else {
+            throw .validation("You must specify either listener ARNs or a load balancer ARN")
+        }
+        let (page, next) = try page(describeListenerMembers(chosen), form)
+        return XML.list("Listeners", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    package func describeListenerMembers(_ chosen: [Int]) -> [String] {
+        chosen.map { index in
+            let listener = configuration.listeners[index]
+            let lb = listener.loadBalancerName
+            let group = names.targetGroup(listener.targetGroupName)
+            let forward = XML.element(
+                "ForwardConfig",
+                [
+                    XML.list("TargetGroups", [XML.text("TargetGroupArn", group) + XML.text("Weight", "1")]),
+                    XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
+                ])
+            return XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
+                + XML.text("LoadBalancerArn", names.loadBalancer(lb)) + XML.text("Port", String(listener.port))
+                + XML.text("Protocol", listener.protocolName.rawValue)
+                + XML.list(
+                    "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
+        }
+    }
+
+    // MARK: Target groups
+
+    package func describeTargetGroups(_ form: QueryForm) throws(QueryError) -> String {
+        var chosen = groups.indices.filter { !groups[$0].removed }
+        let arns = form.list("TargetGroupArns")
+        let wantedNames = form.list("Names")
+        if !arns.isEmpty {
+            chosen = try arns.map { arn throws(QueryError) in try targetGroup(arn) }
+        } else if !wantedNames.isEmpty {
+            chosen = try wantedNames.map { name throws(QueryError) in
+                guard let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed }) else {
+                    throw QueryError(code: "TargetGroupNotFound", message: "One or more target groups not found")
+                }
+                return index
+            }
+        } else if form["LoadBalancerArn"] != nil {
+            let name = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
+            chosen = chosen.filter { loadBalancers(of: $0).contains(name) }
+        }
+        let (page, next) = try page(chosen.map(targetGroupMember), form)
+        return XML.list("TargetGroups", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    package func targetGroupMember(_ index: Int) -> String {
+        targetGroupMember(groups[index].configuration, loadBalancers: loadBalancers(of: index))
+    }
+
+    package func targetGroupMember(_ group: TargetGroupConfiguration, loadBalancers: [String]) -> String {
+        let check = group.healthCheck
+        var fields = [
+            XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
+            XML.text("Protocol", group.protocolName.rawValue), XML.text("Port", String(group.port)),
+            XML.text("VpcId", names.vpcID),
+            XML.text("HealthCheckProtocol", check.protocolName.rawValue),
+            XML.text("HealthCheckPort", check.port.map(String.init) ?? "traffic-port"),
+            XML.text("HealthCheckEnabled", String(check.enabled)),
+            XML.text("HealthCheckIntervalSeconds", String(check.intervalSeconds)),
+            XML.text("HealthCheckTimeoutSeconds", String(check.timeoutSeconds)),
+            XML.text("HealthyThresholdCount", String(check.healthyThreshold)),
+            XML.text("UnhealthyThresholdCount", String(check.unhealthyThreshold)),
+        ]
+        if check.protocolName == .http {
+            let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            fields.append(XML.text("HealthCheckPath", check.path))
+            fields.append(XML.element("Matcher", [XML.text("HttpCode", codes.joined(separator: ","))]))
+        }
+        fields += [
+            XML.list("LoadBalancerArns", loadBalancers.map { XML.escape(names.loadBalancer($0)) }),
+            XML.text("TargetType", group.targetType.rawValue),
+            XML.text("IpAddressType", group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4"),
+        ]
+        return fields.joined()
+    }
+
+    /// Changed keys only; AWS's ranges are enforced here (the file only warns about them).
+    package func modifyTargetGroupAttributes(_ form: QueryForm) throws(QueryError) -> String {
+        let index = try targetGroup(form["TargetGroupArn"])
+        let given = form.structures("Attributes", fields: ["Key", "Value"])
+        guard !given.isEmpty else { throw .validation("Attributes is required") }
+        var reader = ConfigReader()
+        let list = JSONValue.array(given.map { .object($0.mapValues { .string($0) }) })
+        var updated = groups[index].configuration
+        reader.attributes(list, "Attributes", into: &updated)
+        let problems = reader.errors + reader.warnings
+        guard problems.isEmpty else { throw .validation(problems.joined(separator: "; ")) }
+        applyGroupConfiguration(index, updated, by: "ModifyTargetGroupAttributes")
+        publish(wait: true)
+        return attributeList(groups[index].configuration.effectiveAttributes)
+    }
+
+    // MARK: Targets
+
+    package func describeTargetHealth(_ form: QueryForm) throws(QueryError) -> String {
+        let index = try targetGroup(form["TargetGroupArn"])
+        let group = groups[index]
+        let port = group.configuration.healthCheck.port
+        let inUse = isInUse(index)
+        func description(
+            id: String, targetPort: UInt16, state: String, reason: TargetHealthReason?, detail: String? = nil,
+            zone: String? = nil
+        ) -> String {
+            var health = [XML.text("State", state)]
+            if let reason {
+                health += [XML.text("Reason", reason.rawValue), XML.text("Description", detail ?? reason.description)]
+            }
+            var fields = [XML.text("Id", id), XML.text("Port", String(targetPort))]
+            if let zone { fields.append(XML.text("AvailabilityZone", zone)) }
+            return XML.element("Target", fields)
+                + XML.text("HealthCheckPort", String(port ?? targetPort)) + XML.element("TargetHealth", health)
+        }
+        func describe(_ target: Target) -> String {
+            let zone = target.availabilityZone
+            guard inUse else {
+                return description(
+                    id: target.id, targetPort: target.endpoint.port, state: "unused", reason: .notInUse, zone: zone)
+            }
+            if isOutsideZones(index, target) {
+                return description(
+                    id: target.id, targetPort: target.endpoint.port, state: "unused", reason: .notInUse,
+                    detail: TargetHealthReason.zoneNotEnabled, zone: zone)
+            }
+            return description(
+                id: target.id, targetPort: target.endpoint.port, state: target.state.rawValue, reason: target.reason,
+                zone: zone)
+        }
+        let registered = group.targets.filter { $0.state != .unused }
+        let wanted = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
+        guard !wanted.isEmpty else {
+            return XML.list("TargetHealthDescriptions", registered.map(describe))
+        }
+        let members = try wanted.map { item throws(QueryError) -> String in
+            guard let id = item["Id"] else { throw .validation("Targets.member.N.Id is required") }
+            let targetPort =
+                try item["Port"].map { text throws(QueryError) -> UInt16 in
+                    guard let value = UInt16(text), value > 0 else { throw .validation("Port \(text): not 1-65535") }
+                    return value
+                } ?? group.configuration.port
+            if let target = registered.first(where: { $0.id == id && $0.endpoint.port == targetPort }) {
+                return describe(target)
+            }
+            // AWS: a target that is not registered is `unused`, Target.NotRegistered (boto3's
+            // target_deregistered waiter waits for exactly this).
+            return description(id: id, targetPort: targetPort, state: "unused", reason: .notRegistered)
+        }
+        return XML.list("TargetHealthDescriptions", members)
+    }
+
+    /// RegisterTargets / DeregisterTargets: every target checked before any changes.
+    package func changeTargets(_ form: QueryForm, register: Bool) throws(QueryError) -> String {
+        let index = try targetGroup(form["TargetGroupArn"])
+        let given = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
+        guard !given.isEmpty else { throw .validation("Targets is required") }
+        var reader = ConfigReader()
+        let configuration = groups[index].configuration
+        let targets = given.enumerated().compactMap { position, item in
+            reader.target(
+                .object(item.mapValues { .string($0) }), "Targets.member.\(position + 1)", group: configuration)
+        }
+        guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
+        if register, let problem = zoneProblem(targets) { throw .validation(problem) }
+        let missing = change(targets, of: index, register: register)
+        guard missing.isEmpty else {
+            throw QueryError(
+                code: "InvalidTarget",
+                message: "The following targets are not registered in target group '\(configuration.name)': "
+                    + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
+        }
+        publish(wait: true)
+        return ""
+    }
+}

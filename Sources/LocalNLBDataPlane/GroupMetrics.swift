@@ -1,0 +1,51 @@
+import LocalNLBModel
+
+/// CloudWatch's AWS/NetworkELB counters for one target group (docs/metrics.md §7).
+package struct GroupMetrics: Sendable {
+    package var newFlowCount = 0
+    package var processedBytes: UInt64 = 0
+    package var tcpClientResetCount = 0
+    package var tcpTargetResetCount = 0
+    package var tcpELBResetCount = 0
+    package var unhealthyRoutingFlowCount = 0
+    package var portAllocationErrorCount = 0
+    // UDP: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
+    package var newFlowCountUDP = 0
+    package var activeFlowCountUDP = 0
+    package var processedBytesUDP: UInt64 = 0
+    package var processedPackets: UInt64 = 0
+    package init(
+        newFlowCount: Int = 0, processedBytes: UInt64 = 0, tcpClientResetCount: Int = 0, tcpTargetResetCount: Int = 0,
+        tcpELBResetCount: Int = 0, unhealthyRoutingFlowCount: Int = 0, portAllocationErrorCount: Int = 0,
+        newFlowCountUDP: Int = 0, activeFlowCountUDP: Int = 0, processedBytesUDP: UInt64 = 0,
+        processedPackets: UInt64 = 0
+    ) {
+        self.newFlowCount = newFlowCount
+        self.processedBytes = processedBytes
+        self.tcpClientResetCount = tcpClientResetCount
+        self.tcpTargetResetCount = tcpTargetResetCount
+        self.tcpELBResetCount = tcpELBResetCount
+        self.unhealthyRoutingFlowCount = unhealthyRoutingFlowCount
+        self.portAllocationErrorCount = portAllocationErrorCount
+        self.newFlowCountUDP = newFlowCountUDP
+        self.activeFlowCountUDP = activeFlowCountUDP
+        self.processedBytesUDP = processedBytesUDP
+        self.processedPackets = processedPackets
+    }
+}
+
+extension GroupMetrics {
+    package mutating func add(_ other: GroupMetrics) {
+        newFlowCount += other.newFlowCount
+        processedBytes &+= other.processedBytes
+        tcpClientResetCount += other.tcpClientResetCount
+        tcpTargetResetCount += other.tcpTargetResetCount
+        tcpELBResetCount += other.tcpELBResetCount
+        unhealthyRoutingFlowCount += other.unhealthyRoutingFlowCount
+        portAllocationErrorCount += other.portAllocationErrorCount
+        newFlowCountUDP += other.newFlowCountUDP
+        activeFlowCountUDP += other.activeFlowCountUDP
+        processedBytesUDP &+= other.processedBytesUDP
+        processedPackets &+= other.processedPackets
+    }
+}

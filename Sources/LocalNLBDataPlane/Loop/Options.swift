@@ -1,0 +1,51 @@
+import Foundation
+import LocalNLBModel
+import Synchronization
+
+/// How a `LoadBalancer` runs, beyond its configuration.
+public struct LoadBalancerOptions: Sendable {
+    public var flowLog: FlowLog = .standardError
+    /// On SIGTERM/SIGINT or `stop()`: how long flows may finish before they are reset.
+    public var drainSeconds: Double = 10
+    /// How many UDP flows one event loop keeps at most (each holds a socket towards its target).
+    public var udpFlowLimit = 8192
+    /// Handle SIGTERM and SIGINT (the daemon). Off when embedded (tests, demo).
+    public var handlesSignals = false
+    /// Where the event log goes: one line per event (listeners, targets and their states, attributes,
+    /// reloads), each starting with its RFC 3339 time.
+    public var log: @Sendable (String) -> Void = { message in
+        // One write per line, each with its time: lines of several threads never interleave.
+        FileHandle.standardError.write(Data((rfc3339Now() + " localnlb: " + message + "\n").utf8))
+    }
+    /// Called for every ended flow, on the thread of the loop that carried it: with several loops,
+    /// from several threads at once.
+    public var onFlowEnd: (@Sendable (FlowRecord) -> Void)?
+    /// Multiplies every AWS timer: health-check interval and timeout, deregistration delay, unhealthy
+    /// draining interval, idle timeout. `0.01` turns 300 s of draining into 3 s.
+    public var timeScale: Double = 1
+    /// The configuration file, re-read on SIGHUP (the daemon only).
+    public var configPath: String?
+    /// Whether a re-read configuration is checked with `--strict`.
+    public var strict = false
+    /// `serve --persist`: after every change made through an API, the running model is written back to
+    /// `configPath` (atomically), so a restart replays it.
+    public var persists = false
+    /// How many epoll loops, each on its own thread, accept and move flows. The control plane (health
+    /// checks, the control API, signals, reloads) runs apart from them. The daemon uses one per core.
+    public var eventLoops = 1
+    /// Each event loop stays on one CPU: loop i on the i-th CPU this process may run on (wrapping
+    /// around when there are more loops than CPUs). Its flows' data stays in that core's caches and the
+    /// scheduler never moves a busy loop (`--cpu-affinity auto`). Off by default: it pays for
+    /// request/response traffic and costs bulk transfers (README, Performance).
+    public var pinsLoops = false
+
+    public init() {}
+}
+
+/// What `LoadBalancer.init` can fail with: the listener and the fix, in one line.
+public struct ListenerError: Error, CustomStringConvertible {
+    public var description: String
+    package init(description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,194 @@
+import LocalNLBModel
+import ProxyProtocol
+import Synchronization
+
+/// `stickiness.type` `source_ip`: the target each client IP last went to, shared by the event loops
+/// (locked only when stickiness is on).
+package final class StickyTable: Sendable {
+    package static let capacity = 65536
+    private let targets = Mutex<[IPAddress: Int]>([:])
+
+    package func target(for ip: IPAddress) -> Int? { targets.withLock { $0[ip] } }
+
+    package func remember(_ index: Int, for ip: IPAddress) {
+        targets.withLock {
+            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[ip] = index
+        }
+    }
+
+    package func removeAll() { targets.withLock { $0.removeAll() } }
+    package init() {}
+}
+
+/// What a target is chosen by: the flow's addresses.
+public struct FlowKey: Sendable {
+    public var client: IPEndpoint
+    public var node: IPEndpoint
+
+    public init(client: IPEndpoint, node: IPEndpoint) {
+        self.client = client
+        self.node = node
+    }
+
+    /// FNV-1a over protocol (TCP), source and destination address and port: deterministic across runs,
+    /// so a test can predict it; a real NLB hashes the same 5-tuple (docs/target-groups.md §2).
+    public var hash: UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ byte: UInt8) {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        mix(6)
+        for byte in client.ip.bytes { mix(byte) }
+        mix(UInt8(client.port >> 8))
+        mix(UInt8(client.port & 0xFF))
+        for byte in node.ip.bytes { mix(byte) }
+        mix(UInt8(node.port >> 8))
+        mix(UInt8(node.port & 0xFF))
+        return hash
+    }
+}
+
+/// Picks a target for each new flow by the group's algorithm. Plain Swift, no sockets: deterministic
+/// given the same events.
+public struct TargetSelector: Sendable {
+    /// Where round robin, and the tie-break of least connections, continues: one cursor for every
+    /// loop, shared by the copies of this selector they hold. Two loops picking at the same instant may
+    /// start from the same place; the next pick moves on.
+    private let position = SharedCounter()
+    public var cursor: Int { position.current }
+
+    public init() {}
+
+    /// The index of the target `algorithm` chooses, or nil when no target takes new flows.
+    /// `zone`: with cross-zone load balancing off, the node's zone; only its targets (and those in
+    /// `all`) are candidates. nil: every zone's.
+    public func pick(
+        from targets: [Target], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil
+    ) -> Int? {
+        let count = targets.count
+        guard count > 0 else { return nil }
+        let cursor = position.current
+        @inline(__always) func candidate(_ index: Int) -> Bool {
+            guard targets[index].takesNewFlows else { return false }
+            guard let zone else { return true }
+            return targets[index].zone == zone || targets[index].zone == "all"
+        }
+        switch algorithm {
+        case .leastConnections:
+            // Least active flows; ties go to the first at or after the cursor, so equal targets rotate.
+            var best: Int?
+            for step in 0..<count {
+                let index = (cursor + step) % count
+                guard candidate(index) else { continue }
+                if best == nil || targets[index].activeFlows < targets[best!].activeFlows { best = index }
+            }
+            if let best { position.value.store((best + 1) % count, ordering: .relaxed) }
+            return best
+        case .roundRobin:
+            for step in 0..<count {
+                let index = (cursor + step) % count
+                if candidate(index) {
+                    position.value.store((index + 1) % count, ordering: .relaxed)
+                    return index
+                }
+            }
+            return nil
+        case .flowHash:
+            let eligible = targets.indices.filter(candidate)
+            guard !eligible.isEmpty else { return nil }
+            return eligible[Int(key.hash % UInt64(eligible.count))]
+        }
+    }
+}
+
+/// A target group as the loops route by it: immutable once published (the selector's cursor and the
+/// sticky table, shared by every loop, aside). Built by the control plane for each publish.
+package struct RoutingGroup: Sendable {
+    package let configuration: TargetGroupConfiguration
+    package let targets: [Target]
+    /// Cross-zone load balancing as in force: off, a node picks among its own zone's targets.
+    package let crossZone: Bool
+    /// The group's PROXY v2 header for IPv4 and for IPv6 flows, encoded once (nil: not v2).
+    package let headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?)
+    package let selector: TargetSelector
+    /// `stickiness.type` `source_ip`: the target each client IP last went to.
+    package let stickyTargets: StickyTable
+
+    /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
+    /// `nodeZone`: the zone of the node the client reached; with cross-zone load balancing off, only
+    /// that zone's targets are picked.
+    package func pick(for key: FlowKey, nodeZone: String = "", algorithm: LoadBalancingAlgorithm? = nil) -> Int? {
+        let zone = crossZone ? nil : nodeZone
+        if configuration.stickinessEnabled, let index = stickyTargets.target(for: key.client.ip), index < targets.count,
+            targets[index].takesNewFlows, zone == nil || targets[index].zone == zone || targets[index].zone == "all"
+        {
+            return index
+        }
+        guard
+            let index = selector.pick(from: targets, for: key, using: algorithm ?? configuration.algorithm, zone: zone)
+        else {
+            return nil
+        }
+        if configuration.stickinessEnabled { stickyTargets.remember(index, for: key.client.ip) }
+        return index
+    }
+
+    package static func headerTemplates(_ mode: ProxyProtocolMode) -> (v4: ProxyV2Template?, v6: ProxyV2Template?) {
+        guard case .v2 = mode else { return (nil, nil) }
+        let v4 = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
+        let v6 = IPEndpoint(ip: .v6(IPv6Address(bytes: [UInt8](repeating: 0, count: 16))!), port: 0)
+        return (
+            proxyHeaderValue(mode, client: v4, node: v4).flatMap(ProxyV2Template.init),
+            proxyHeaderValue(mode, client: v6, node: v6).flatMap(ProxyV2Template.init)
+        )
+    }
+
+    /// Writes the PROXY header of a flow from `client` to `node`, sent in `mode`, to `buffer` (which
+    /// holds a pipe's worth); returns its length, 0 for none. A v2 header of the group's current mode
+    /// comes from its template, without allocating.
+    package func writeProxyHeader(
+        _ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint, to buffer: UnsafeMutableRawPointer
+    ) -> Int {
+        if mode == configuration.proxyProtocol, client.ip.isIPv6 == node.ip.isIPv6,
+            let template = client.ip.isIPv6 ? headerTemplates.v6 : headerTemplates.v4
+        {
+            return template.write(source: client, destination: node, to: buffer)
+        }
+        guard let bytes = Self.proxyHeader(mode, client: client, node: node) else { return 0 }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return bytes.count
+    }
+
+    /// The PROXY header sent in `mode` for a flow from `client` to `node`, or nil.
+    package static func proxyHeader(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint) -> [UInt8]? {
+        proxyHeaderValue(mode, client: client, node: node)?.encoded()
+    }
+
+    package static func proxyHeaderValue(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint)
+        -> ProxyHeader?
+    {
+        switch mode {
+        case .off:
+            return nil
+        case .v1:
+            return ProxyHeader(version: .v1, addresses: .inet(source: client, destination: node))
+        case .v2(let awsTLVs, let vpcEndpointID):
+            if awsTLVs { return ProxyHeader.aws(source: client, destination: node, vpcEndpointID: vpcEndpointID) }
+            return ProxyHeader(version: .v2, addresses: .inet(source: client, destination: node))
+        }
+    }
+    package init(
+        configuration: TargetGroupConfiguration, targets: [Target], crossZone: Bool,
+        headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?), selector: TargetSelector,
+        stickyTargets: StickyTable
+    ) {
+        self.configuration = configuration
+        self.targets = targets
+        self.crossZone = crossZone
+        self.headerTemplates = headerTemplates
+        self.selector = selector
+        self.stickyTargets = stickyTargets
+    }
+}

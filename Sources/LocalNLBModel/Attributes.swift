@@ -1,0 +1,236 @@
+/// One attribute of a load balancer, listener or target group: the key as AWS spells it (spelled here
+/// and nowhere else), its type and range, AWS's default per target type, and the model field it sets.
+/// Decoding the file, validating, `describe-*-attributes` and `modify-*-attributes` all read the tables
+/// below (docs/target-groups.md §1).
+package struct Attribute<Model>: Sendable {
+    package let key: String
+    /// AWS's default for a target group of this type (nil for the other resources); nil: unset.
+    package let defaultValue: @Sendable (TargetType?) -> String?
+    /// Checks a value as given (a string, or a JSON bool or number), recording errors and warnings with
+    /// `path`; returns it in canonical form, or nil when it is not valid.
+    package let check: @Sendable (inout ConfigReader, JSONValue, String) -> String?
+    /// Sets the model field from a checked value.
+    package let set: @Sendable (inout Model, String) -> Void
+    /// The value in force, as describe lists it; nil when it does not apply.
+    package let get: @Sendable (Model) -> String?
+    /// The model field it sets (a key path's description), so a message about a rule between
+    /// attributes can name the key.
+    package var field: String? = nil
+
+    package static func boolean(
+        _ key: String, _ field: WritableKeyPath<Model, Bool> & Sendable, default value: Bool,
+        ip: Bool? = nil
+    ) -> Attribute {
+        Attribute(
+            key: key, defaultValue: { type in String(type == .ip ? (ip ?? value) : value) },
+            check: { reader, given, path in reader.boolean(given, path).map { String($0) } },
+            set: { $0[keyPath: field] = $1 == "true" }, get: { String($0[keyPath: field]) }, field: "\(field)")
+    }
+
+    package static func integer(
+        _ key: String, _ field: WritableKeyPath<Model, Int> & Sendable, default value: Int, valid: ClosedRange<Int>,
+        aws: ClosedRange<Int>? = nil
+    ) -> Attribute {
+        Attribute(
+            key: key, defaultValue: { _ in String(value) },
+            check: { reader, given, path in reader.integer(given, path, valid: valid, aws: aws).map { String($0) } },
+            set: { $0[keyPath: field] = Int($1)! }, get: { String($0[keyPath: field]) }, field: "\(field)")
+    }
+
+    /// A whole number or `off` (nil in the model).
+    package static func integerOrOff(
+        _ key: String, _ field: WritableKeyPath<Model, Int?> & Sendable, valid: ClosedRange<Int>
+    ) -> Attribute {
+        Attribute(
+            key: key, defaultValue: { _ in "off" },
+            check: { reader, given, path in
+                given.attributeString == "off" ? "off" : reader.integer(given, path, valid: valid).map { String($0) }
+            },
+            set: { $0[keyPath: field] = Int($1) }, get: { $0[keyPath: field].map { String($0) } ?? "off" },
+            field: "\(field)")
+    }
+
+    package static func choice<Value: RawRepresentable & Sendable>(
+        _ key: String, _ field: WritableKeyPath<Model, Value> & Sendable, default value: Value, names: [String]
+    ) -> Attribute where Value.RawValue == String {
+        Attribute(
+            key: key, defaultValue: { _ in value.rawValue },
+            check: { reader, given, path in
+                reader.choice(given, path, Value.self, names: names).map(\.rawValue)
+            },
+            set: { $0[keyPath: field] = Value(rawValue: $1)! }, get: { $0[keyPath: field].rawValue }, field: "\(field)")
+    }
+
+    /// A string that `valid` accepts (nil) or explains (the message).
+    package static func text(
+        _ key: String, _ field: WritableKeyPath<Model, String> & Sendable, default value: String,
+        valid: @escaping @Sendable (String) -> String? = { _ in nil }
+    ) -> Attribute {
+        Attribute(
+            key: key, defaultValue: { _ in value },
+            check: { reader, given, path in
+                guard let text = given.attributeString else {
+                    reader.error(path, "\(given.shown) is not a string")
+                    return nil
+                }
+                if let problem = valid(text) {
+                    reader.error(path, "\(given.shown) \(problem)")
+                    return nil
+                }
+                return text
+            },
+            set: { $0[keyPath: field] = $1 }, get: { $0[keyPath: field] }, field: "\(field)")
+    }
+}
+
+/// `TargetGroupAttributes`: AWS's, then localnlb's own under `localnlb.`.
+package let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
+    .integer(
+        "deregistration_delay.timeout_seconds", \.deregistrationDelaySeconds, default: 300, valid: 0...86400,
+        aws: 0...3600),
+    .boolean(
+        "deregistration_delay.connection_termination.enabled", \.deregistrationConnectionTermination,
+        default: false),
+    // docs/target-groups.md §1: true for instance targets, false for ip targets.
+    .boolean("preserve_client_ip.enabled", \.preserveClientIP, default: true, ip: false),
+    .boolean("proxy_protocol_v2.enabled", \.proxyProtocolV2Enabled, default: false),
+    .choice(
+        "proxy_protocol_v2.client_to_server.header_placement", \.headerPlacement, default: .onFirstAckWithPayload,
+        names: ["on_first_ack_with_payload", "on_first_ack"]),
+    .boolean("stickiness.enabled", \.stickinessEnabled, default: false),
+    .text("stickiness.type", \.stickinessType, default: "source_ip") { text in
+        if ["lb_cookie", "app_cookie"].contains(text) {
+            return "is for Application Load Balancers; a Network Load Balancer has source_ip"
+        }
+        return text == "source_ip" ? nil : "is not source_ip"
+    },
+    .text("load_balancing.cross_zone.enabled", \.crossZone, default: "use_load_balancer_configuration") {
+        ["true", "false", "use_load_balancer_configuration"].contains($0)
+            ? nil : "is not true, false or use_load_balancer_configuration"
+    },
+    .boolean(
+        "target_health_state.unhealthy.connection_termination.enabled", \.unhealthyConnectionTermination,
+        default: true),
+    .integer(
+        "target_health_state.unhealthy.draining_interval_seconds", \.unhealthyDrainingIntervalSeconds, default: 0,
+        valid: 0...360000),
+    .integer(
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count", \.minimumHealthyTargetsCount,
+        default: 1, valid: 1...100000),
+    .integerOrOff(
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+        \.minimumHealthyTargetsPercentage, valid: 1...100),
+    .integer(
+        "target_group_health.dns_failover.minimum_healthy_targets.count",
+        \.dnsFailoverMinimumHealthyTargetsCount, default: 1, valid: 1...100000),
+    .integerOrOff(
+        "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+        \.dnsFailoverMinimumHealthyTargetsPercentage, valid: 1...100),
+    .choice(
+        "localnlb.load_balancing.algorithm.type", \.algorithm, default: .leastConnections,
+        names: ["least_connections", "round_robin", "flow_hash"]),
+    .boolean("localnlb.proxy_protocol_v1.enabled", \.proxyProtocolV1Enabled, default: false),
+    Attribute(
+        key: "localnlb.proxy_protocol_v2.tlvs", defaultValue: { _ in "aws" },
+        check: { reader, given, path in
+            guard let text = given.attributeString, ["aws", "none"].contains(text) else {
+                reader.error(path, "\(given.shown) is not aws or none")
+                return nil
+            }
+            return text
+        },
+        set: { $0.proxyProtocolV2AWSTLVs = $1 == "aws" },
+        get: { $0.proxyProtocolV2Enabled ? ($0.proxyProtocolV2AWSTLVs ? "aws" : "none") : nil },
+        field: "\(\TargetGroupConfiguration.proxyProtocolV2AWSTLVs)"),
+    Attribute(
+        key: "localnlb.proxy_protocol_v2.vpc_endpoint_id", defaultValue: { _ in nil },
+        check: { reader, given, path in
+            guard let text = given.attributeString, text.hasPrefix("vpce-"), text.utf8.count <= 250 else {
+                reader.error(path, "\(given.shown) is not a VPC endpoint id (vpce-…)")
+                return nil
+            }
+            return text
+        },
+        set: { $0.vpcEndpointID = $1 },
+        get: { $0.proxyProtocolV2Enabled && $0.proxyProtocolV2AWSTLVs ? $0.vpcEndpointID : nil },
+        field: "\(\TargetGroupConfiguration.vpcEndpointID)"),
+]
+
+/// `ListenerAttributes` of a TCP listener.
+package let listenerAttributes: [Attribute<ListenerConfiguration>] = [
+    .integer("tcp.idle_timeout.seconds", \.idleTimeoutSeconds, default: 350, valid: 1...86400, aws: 60...6000),
+    Attribute(
+        key: "localnlb.connect_timeout.seconds", defaultValue: { _ in "10" },
+        check: { reader, given, path in
+            guard let text = given.attributeString, let seconds = Double(text), seconds > 0, seconds <= 3600 else {
+                reader.error(path, "\(given.shown) is not a number of seconds above 0 and at most 3600")
+                return nil
+            }
+            return text
+        },
+        set: { $0.connectTimeoutSeconds = Double($1)! }, get: { String($0.connectTimeoutSeconds) }),
+]
+
+/// `LoadBalancerAttributes` of a Network Load Balancer.
+package let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
+    .boolean("deletion_protection.enabled", \.deletionProtection, default: false),
+    .boolean("load_balancing.cross_zone.enabled", \.crossZone, default: false),
+    .boolean("access_logs.s3.enabled", \.accessLogsEnabled, default: false),
+    .text("access_logs.s3.bucket", \.accessLogsBucket, default: ""),
+    .text("access_logs.s3.prefix", \.accessLogsPrefix, default: ""),
+    .boolean("ipv6.deny_all_igw_traffic", \.ipv6DenyAllIGWTraffic, default: false),
+    .boolean("zonal_shift.config.enabled", \.zonalShift, default: false),
+    .text("dns_record.client_routing_policy", \.clientRoutingPolicy, default: "any_availability_zone") {
+        ["any_availability_zone", "availability_zone_affinity", "partial_availability_zone_affinity"]
+            .contains($0)
+            ? nil
+            : "is not any_availability_zone, availability_zone_affinity or partial_availability_zone_affinity"
+    },
+]
+
+/// Looks a key up in a table (built once per table, so a file with many attributes stays linear).
+package struct AttributeIndex<Model>: Sendable {
+    package let table: [Attribute<Model>]
+    private let positions: [String: Int]
+
+    package init(_ table: [Attribute<Model>]) {
+        self.table = table
+        positions = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($1.key, $0) })
+    }
+
+    package subscript(key: String) -> Attribute<Model>? { positions[key].map { table[$0] } }
+
+    package var keys: [String] { table.map(\.key) }
+
+    /// The key of the attribute that sets `field`.
+    package func key(of field: PartialKeyPath<Model>) -> String {
+        guard let row = table.first(where: { $0.field == "\(field)" }) else {
+            preconditionFailure("no attribute sets \(field)")
+        }
+        return row.key
+    }
+
+    /// Every attribute at AWS's default for `type`.
+    package func applyDefaults(to model: inout Model, type: TargetType?) {
+        for attribute in table {
+            if let value = attribute.defaultValue(type) { attribute.set(&model, value) }
+        }
+    }
+
+    /// Every attribute with its value in force, as `describe-*-attributes` lists them.
+    package func describe(_ model: Model) -> [(key: String, value: String)] {
+        table.compactMap { attribute in attribute.get(model).map { (attribute.key, $0) } }
+    }
+}
+
+extension TargetGroupConfiguration {
+    package static let attributeIndex = AttributeIndex(targetGroupAttributes)
+}
+
+extension ListenerConfiguration {
+    package static let attributeIndex = AttributeIndex(listenerAttributes)
+}
+
+extension LoadBalancerAttributes {
+    package static let attributeIndex = AttributeIndex(loadBalancerAttributes)
+}

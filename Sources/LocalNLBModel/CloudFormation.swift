@@ -1,0 +1,327 @@
+/// A CloudFormation template in JSON (what `cdk synth --json` and `aws cloudformation get-template`
+/// give), read as a configuration: its `AWS::ElasticLoadBalancingV2::LoadBalancer`, `TargetGroup` and
+/// `Listener` resources become the file's `LoadBalancer`, `TargetGroups` and `Listeners`, with `Ref`,
+/// `Fn::GetAtt`, `Fn::Join` and `Fn::Sub` resolved by logical id and `Parameters` by their `Default`.
+/// The result goes through the same validator as a configuration file; its problems name the resource.
+package struct CloudFormationTemplate {
+    package static let loadBalancerType = "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    package static let targetGroupType = "AWS::ElasticLoadBalancingV2::TargetGroup"
+    package static let listenerType = "AWS::ElasticLoadBalancingV2::Listener"
+
+    package static func isTemplate(_ root: JSONValue) -> Bool {
+        guard case .object(let top) = root else { return false }
+        return top["Resources"] != nil || top["AWSTemplateFormatVersion"] != nil
+    }
+
+    /// Whether `text` looks like a template in YAML (which this reader does not take).
+    package static func looksLikeYAML(_ text: String) -> Bool {
+        let start = text.drop { $0.isWhitespace }
+        return !start.hasPrefix("{") && !start.hasPrefix("[")
+            && (text.contains("AWSTemplateFormatVersion") || text.contains("Resources:"))
+    }
+
+    package struct Resource {
+        package var id: String
+        package var type: String
+        package var properties: [String: JSONValue]
+    }
+
+    package var resources: [String: Resource] = [:]
+    /// The logical ids of the template's other resources: a `Ref` to one gives its logical id.
+    package var otherResources = Set<String>()
+    package var parameters: [String: JSONValue] = [:]
+    package let names = ResourceNames(region: "us-east-1", accountID: "000000000000")
+    /// Each translated entry's path in the configuration → the resource it came from, to name it in problems.
+    package var origins: [(path: String, resource: String)] = []
+    package var problems: [String] = []
+    package var notes: [String] = []
+
+    /// The configuration document of `root`, or nil with `problems` when it cannot be read.
+    package static func translate(_ root: JSONValue) -> (document: JSONValue?, template: CloudFormationTemplate) {
+        var template = CloudFormationTemplate()
+        let document = template.translate(root)
+        return (document, template)
+    }
+
+    private mutating func translate(_ root: JSONValue) -> JSONValue? {
+        guard case .object(let top) = root, case .object(let declared)? = top["Resources"] else {
+            problems.append("Resources: missing, or not an object of resources")
+            return nil
+        }
+        if case .object(let declaredParameters)? = top["Parameters"] {
+            for (name, value) in declaredParameters {
+                guard case .object(let parameter) = value, let value = parameter["Default"] else {
+                    problems.append("Parameters.\(name): no Default (localnlb resolves parameters to their Default)")
+                    continue
+                }
+                parameters[name] = value
+            }
+        }
+        var skipped: [String: Int] = [:]
+        for (id, value) in declared {
+            guard case .object(let resource) = value, case .string(let type)? = resource["Type"] else {
+                problems.append("Resources.\(id): not a resource with a Type")
+                continue
+            }
+            var properties: [String: JSONValue] = [:]
+            if case .object(let given)? = resource["Properties"] { properties = given }
+            if [Self.loadBalancerType, Self.targetGroupType, Self.listenerType].contains(type) {
+                resources[id] = Resource(id: id, type: type, properties: properties)
+            } else {
+                skipped[type, default: 0] += 1
+                otherResources.insert(id)
+            }
+        }
+        if !skipped.isEmpty {
+            let total = skipped.values.reduce(0, +)
+            let types = skipped.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+            notes.append("template: \(total) resource(s) of other types skipped: \(types)")
+        }
+        let ids = resources.keys.sorted()
+        let reported = problems.count
+        for id in ids {
+            if let given = resources[id]!.properties["Name"],
+                case .string(let name)? = resolve(given, "Resources.\(id).Properties.Name")
+            {
+                resolvedNames[id] = name
+            }
+        }
+        problems.removeSubrange(reported...)  // a Name that cannot be resolved is said once, with its properties
+        var document: [String: JSONValue] = [:]
+        // A subnet without an address here gets one on loopback: 127.0.0.1, 127.0.0.2, … across every
+        // load balancer of the template, so each listens on addresses of its own.
+        var nextAddress = 1
+        var balancers: [JSONValue] = []
+        for id in ids where resources[id]!.type == Self.loadBalancerType {
+            var properties = resolvedProperties(id)
+            properties["Name"] = .string(name(of: id))
+            if properties["SubnetMappings"] == nil {
+                var subnets: [JSONValue] = []
+                if case .array(let list)? = properties["Subnets"] { subnets = list }
+                if subnets.isEmpty { subnets = [.string("subnet-local")] }
+                properties["SubnetMappings"] = .array(
+                    subnets.map { subnet in
+                        defer { nextAddress += 1 }
+                        return .object(["SubnetId": subnet, "PrivateIPv4Address": .string("127.0.0.\(nextAddress)")])
+                    })
+                properties["Subnets"] = nil
+            }
+            origins.append(("LoadBalancers[\(balancers.count)]", id))
+            balancers.append(.object(properties))
+        }
+        if !balancers.isEmpty { document["LoadBalancers"] = .array(balancers) }
+        var groups: [JSONValue] = []
+        for id in ids where resources[id]!.type == Self.targetGroupType {
+            var properties = resolvedProperties(id)
+            properties["Name"] = .string(name(of: id))
+            origins.append(("TargetGroups[\(groups.count)]", id))
+            groups.append(.object(properties))
+        }
+        var listeners: [JSONValue] = []
+        for id in ids where resources[id]!.type == Self.listenerType {
+            origins.append(("Listeners[\(listeners.count)]", id))
+            listeners.append(.object(resolvedProperties(id)))
+        }
+        document["TargetGroups"] = .array(groups)
+        document["Listeners"] = .array(listeners)
+        return problems.isEmpty ? .object(document) : nil
+    }
+
+    /// Each resource's `Name`, resolved once its intrinsics are (`Fn::Join` of parameters, say).
+    package var resolvedNames: [String: String] = [:]
+
+    /// The name AWS would use: the `Name` property, else the logical id (at most 32 characters).
+    package func name(of id: String) -> String {
+        if let name = resolvedNames[id] { return name }
+        if case .string(let name)? = resources[id]?.properties["Name"] { return name }
+        return String(id.prefix(32))
+    }
+
+    private mutating func resolvedProperties(_ id: String) -> [String: JSONValue] {
+        var resolved: [String: JSONValue] = [:]
+        for (key, value) in resources[id]!.properties {
+            if let value = resolve(value, "Resources.\(id).Properties.\(key)") { resolved[key] = value }
+        }
+        return resolved
+    }
+
+    /// What `Ref` of `name` gives: a parameter's Default, a pseudo parameter, an ARN of ours, or (for a
+    /// resource localnlb skips) its logical id standing in for its physical id.
+    private func reference(_ name: String) -> JSONValue? {
+        if let value = parameters[name] { return value }
+        switch name {
+        case "AWS::Region": return .string(names.region)
+        case "AWS::AccountId": return .string(names.accountID)
+        case "AWS::Partition": return .string("aws")
+        case "AWS::URLSuffix": return .string("amazonaws.com")
+        case "AWS::StackName": return .string("localnlb")
+        default: break
+        }
+        if let resource = resources[name] {
+            switch resource.type {
+            case Self.loadBalancerType: return .string(names.loadBalancer(self.name(of: name)))
+            case Self.targetGroupType: return .string(names.targetGroup(self.name(of: name)))
+            default: return .string(listenerARN(name) ?? name)
+            }
+        }
+        return otherResources.contains(name) ? .string(name) : nil
+    }
+
+    /// The listener's ARN, from its load balancer (its `LoadBalancerArn` `Ref`) and port.
+    private func listenerARN(_ id: String) -> String? {
+        guard let properties = resources[id]?.properties, case .number(let port)? = properties["Port"] else {
+            return nil
+        }
+        var balancer: String?
+        if case .object(let reference)? = properties["LoadBalancerArn"], case .string(let target)? = reference["Ref"] {
+            balancer = target
+        } else if case .string(let arn)? = properties["LoadBalancerArn"] {
+            return ResourceNames.loadBalancerName(in: arn).map { names.listener(loadBalancer: $0, port: UInt16(port)) }
+        }
+        let lbs = resources.values.filter { $0.type == Self.loadBalancerType }.map(\.id)
+        if balancer == nil, lbs.count == 1 { balancer = lbs[0] }
+        return balancer.map { names.listener(loadBalancer: name(of: $0), port: UInt16(port)) }
+    }
+
+    private func attribute(_ id: String, _ attribute: String) -> JSONValue? {
+        guard let resource = resources[id] else { return nil }
+        let name = self.name(of: id)
+        switch (resource.type, attribute) {
+        case (Self.loadBalancerType, "DNSName"): return .string(names.dnsName(name))
+        case (Self.loadBalancerType, "LoadBalancerName"): return .string(name)
+        case (Self.loadBalancerType, "LoadBalancerArn"): return .string(names.loadBalancer(name))
+        case (Self.loadBalancerType, "LoadBalancerFullName"):
+            return .string(
+                String(names.loadBalancer(name).split(separator: ":").last!.dropFirst("loadbalancer/".count)))
+        case (Self.loadBalancerType, "CanonicalHostedZoneID"): return names.canonicalHostedZoneID.map { .string($0) }
+        case (Self.targetGroupType, "TargetGroupArn"): return .string(names.targetGroup(name))
+        case (Self.targetGroupType, "TargetGroupName"): return .string(name)
+        case (Self.targetGroupType, "TargetGroupFullName"):
+            return .string(String(names.targetGroup(name).split(separator: ":").last!))
+        case (Self.listenerType, "ListenerArn"): return listenerARN(id).map { .string($0) }
+        default: return nil
+        }
+    }
+
+    /// `value` with its intrinsic functions resolved; nil (with a problem naming `path`) when one cannot be.
+    private mutating func resolve(_ value: JSONValue, _ path: String) -> JSONValue? {
+        switch value {
+        case .array(let items):
+            var resolved: [JSONValue] = []
+            for (index, item) in items.enumerated() {
+                guard let item = resolve(item, "\(path)[\(index)]") else { return nil }
+                if item != .null { resolved.append(item) }  // AWS::NoValue drops the item
+            }
+            return .array(resolved)
+        case .object(let object)
+        where object.count == 1 && (object.keys.first!.hasPrefix("Fn::") || object["Ref"] != nil):
+            let (function, argument) = object.first!
+            return intrinsic(function, argument, "\(path).\(function)")
+        case .object(let object):
+            var resolved: [String: JSONValue] = [:]
+            for (key, item) in object {
+                guard let item = resolve(item, "\(path).\(key)") else { return nil }
+                if item != .null { resolved[key] = item }
+            }
+            return .object(resolved)
+        default:
+            return value
+        }
+    }
+
+    private mutating func intrinsic(_ function: String, _ argument: JSONValue, _ path: String) -> JSONValue? {
+        func fail(_ message: String) -> JSONValue? {
+            problems.append("\(path): \(message)")
+            return nil
+        }
+        switch (function, argument) {
+        case ("Ref", .string("AWS::NoValue")):
+            return .null
+        case ("Ref", .string(let name)):
+            return reference(name) ?? fail("Ref \(name): no parameter, pseudo parameter or resource of that logical id")
+        case ("Fn::GetAtt", .array(let parts)) where parts.count == 2:
+            guard case .string(let id) = parts[0], case .string(let name) = parts[1] else {
+                return fail("takes [logical id, attribute]")
+            }
+            return attribute(id, name) ?? fail("\(id).\(name): not an attribute localnlb can give")
+        case ("Fn::GetAtt", .string(let dotted)):
+            let parts = dotted.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { return fail("\(dotted) is not logical-id.attribute") }
+            return attribute(parts[0], parts[1]) ?? fail("\(dotted): not an attribute localnlb can give")
+        case ("Fn::Join", .array(let parts)) where parts.count == 2:
+            guard case .string(let separator) = parts[0], let list = resolve(parts[1], path + "[1]"),
+                case .array(let items) = list
+            else { return fail("takes [separator, [values]]") }
+            var texts: [String] = []
+            for item in items {
+                guard let text = item.attributeString else { return fail("joins strings and numbers only") }
+                texts.append(text)
+            }
+            return .string(texts.joined(separator: separator))
+        case ("Fn::Sub", .string(let text)):
+            return substitute(text, [:], path)
+        case ("Fn::Sub", .array(let parts)) where parts.count == 2:
+            guard case .string(let text) = parts[0], let variables = resolve(parts[1], path + "[1]"),
+                case .object(let map) = variables
+            else { return fail("takes a string, or [string, {variables}]") }
+            return substitute(text, map, path)
+        case ("Fn::Select", .array(let parts)) where parts.count == 2:
+            guard let index = resolve(parts[0], path + "[0]")?.attributeString.flatMap({ Int($0) }),
+                let list = resolve(parts[1], path + "[1]"), case .array(let items) = list
+            else { return fail("takes [index, [values]]") }
+            guard items.indices.contains(index) else {
+                return fail("index \(index) is outside the \(items.count) values")
+            }
+            return items[index]
+        case ("Fn::Split", .array(let parts)) where parts.count == 2:
+            guard case .string(let separator) = parts[0], !separator.isEmpty,
+                let text = resolve(parts[1], path + "[1]")?.attributeString
+            else { return fail("takes [separator, string]") }
+            return .array(text.components(separatedBy: separator).map { .string($0) })
+        case ("Fn::GetAZs", _):
+            // The region's zones as localnlb names them (every node is in the first for now).
+            return .array(["a", "b", "c"].map { .string(names.region + $0) })
+        default:
+            return fail(
+                "\(function) cannot be resolved here (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split and "
+                    + "Fn::GetAZs can)")
+        }
+    }
+
+    private mutating func substitute(_ text: String, _ variables: [String: JSONValue], _ path: String) -> JSONValue? {
+        var out = ""
+        var rest = Substring(text)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                problems.append("\(path): an unclosed ${ in \"\(text)\"")
+                return nil
+            }
+            let name = String(rest[open.upperBound..<close])
+            rest = rest[rest.index(after: close)...]
+            if name.hasPrefix("!") {
+                out += "${" + name.dropFirst() + "}"
+                continue
+            }
+            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+            let value = variables[name] ?? (parts.count == 2 ? attribute(parts[0], parts[1]) : reference(name))
+            guard let text = value?.attributeString else {
+                problems.append("\(path): ${\(name)} names no parameter, resource or attribute localnlb can give")
+                return nil
+            }
+            out += text
+        }
+        return .string(out + rest)
+    }
+
+    /// A problem of the translated configuration, with its path given back in the template's terms.
+    package func inTemplateTerms(_ problem: String) -> String {
+        for (path, resource) in origins {
+            for separator in [".", ":", "["] where problem.hasPrefix(path + separator) {
+                let rest = problem.dropFirst(path.count)
+                return "Resources.\(resource).Properties" + rest
+            }
+        }
+        return problem
+    }
+}

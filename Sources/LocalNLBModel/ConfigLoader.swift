@@ -1,0 +1,423 @@
+import Foundation
+import ProxyProtocol
+
+/// Every problem found in a configuration, each naming its JSON path.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var problems: [String]
+    public var description: String { problems.joined(separator: "\n") }
+
+    package init(problems: [String]) { self.problems = problems }
+}
+
+/// The result of checking a configuration: the configuration, and warnings for values AWS itself would
+/// refuse (with `strict`, those are errors and there is no configuration).
+public struct LoadedConfiguration: Sendable {
+    public var configuration: Configuration
+    public var warnings: [String]
+    /// What reading it skipped on purpose (a template's other resources): said, never an error.
+    public var notes: [String] = []
+}
+
+public enum ConfigLoader {
+    /// Checks the whole document; nothing half-applies: it returns a configuration or throws every
+    /// problem. `name` (the file) starts a syntax error's line.
+    public static func load(data: Data, strict: Bool = false, name: String = "configuration") throws
+        -> LoadedConfiguration
+    {
+        var root: JSONValue
+        let duplicates: [String]
+        do {
+            (root, duplicates) = try JSONParser.parse([UInt8](data))
+        } catch {
+            if CloudFormationTemplate.looksLikeYAML(String(decoding: data, as: UTF8.self)) {
+                throw ConfigurationError(problems: [
+                    "\(name): a CloudFormation template in YAML; localnlb reads templates in JSON: "
+                        + "convert it (cdk synth --json, or cfn-flip) and pass the .json"
+                ])
+            }
+            throw ConfigurationError(problems: ["\(name): not valid JSON: \(error)"])
+        }
+        var template: CloudFormationTemplate?
+        if CloudFormationTemplate.isTemplate(root) {
+            let translated = CloudFormationTemplate.translate(root)
+            guard let document = translated.document, duplicates.isEmpty else {
+                throw ConfigurationError(problems: duplicates + translated.template.problems)
+            }
+            root = document
+            template = translated.template
+        }
+        var reader = ConfigReader()
+        reader.errors = duplicates
+        let configuration = reader.configuration(root)
+        var problems = reader.errors
+        if strict { problems += reader.warnings.map { $0 + " (an error under --strict)" } }
+        let rename = { (problem: String) in template?.inTemplateTerms(problem) ?? problem }
+        guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems.map(rename)) }
+        return LoadedConfiguration(
+            configuration: configuration, warnings: reader.warnings.map(rename), notes: template?.notes ?? [])
+    }
+}
+
+/// Walks the JSON, collecting errors and warnings with their paths.
+package struct ConfigReader {
+    package var errors: [String] = []
+    package var warnings: [String] = []
+
+    package mutating func error(_ path: String, _ message: String) {
+        errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
+    }
+    package mutating func warn(_ path: String, _ message: String) {
+        warnings.append("\(path.isEmpty ? "(root)" : path): \(message)")
+    }
+
+    // MARK: Primitive readers
+
+    package mutating func readObject(_ value: JSONValue, _ path: String, keys: [String]) -> [String: JSONValue]? {
+        guard case .object(let object) = value else {
+            error(path, "\(value.shown) is not an object")
+            return nil
+        }
+        for key in object.keys.sorted() where !keys.contains(key) {
+            error(
+                "\(path.isEmpty ? "" : path + ".")\(key)", "unknown key (known here: \(keys.joined(separator: ", ")))")
+        }
+        return object
+    }
+
+    package mutating func array(_ value: JSONValue, _ path: String) -> [JSONValue]? {
+        guard case .array(let items) = value else {
+            error(path, "\(value.shown) is not a list")
+            return nil
+        }
+        return items
+    }
+
+    package mutating func string(_ value: JSONValue, _ path: String) -> String? {
+        guard case .string(let text) = value else {
+            error(path, "\(value.shown) is not a string")
+            return nil
+        }
+        return text
+    }
+
+    /// An integer given as a JSON number or a string of digits (AWS attribute values are strings).
+    package mutating func integer(
+        _ value: JSONValue, _ path: String, valid: ClosedRange<Int>, aws: ClosedRange<Int>? = nil
+    )
+        -> Int?
+    {
+        var number: Int?
+        switch value {
+        case .number(let n) where n == n.rounded() && abs(n) < 1e12: number = Int(n)
+        case .string(let s): number = Int(s.trimmingCharacters(in: .whitespaces))
+        default: break
+        }
+        guard let number else {
+            error(path, "\(value.shown) is not a whole number")
+            return nil
+        }
+        guard valid.contains(number) else {
+            error(path, "\(value.shown) is out of range (\(valid.lowerBound)-\(valid.upperBound))")
+            return nil
+        }
+        if let aws, !aws.contains(number) {
+            warn(path, "\(value.shown) is outside AWS's range \(aws.lowerBound)-\(aws.upperBound); AWS would reject it")
+        }
+        return number
+    }
+
+    package mutating func readPort(_ value: JSONValue, _ path: String) -> UInt16? {
+        switch value {
+        case .number(let n) where n == n.rounded() && abs(n) < 1e12 && !(1...65535).contains(Int(n)):
+            error(path, "\(value.shown) is not a port (1-65535)")
+            return nil
+        case .string(let s) where Int(s).map({ !(1...65535).contains($0) }) ?? false:
+            error(path, "\(value.shown) is not a port (1-65535)")
+            return nil
+        default:
+            return integer(value, path, valid: 1...65535).map { UInt16($0) }
+        }
+    }
+
+    package mutating func boolean(_ value: JSONValue, _ path: String) -> Bool? {
+        switch value {
+        case .bool(let b): return b
+        case .string("true"): return true
+        case .string("false"): return false
+        default:
+            error(path, "\(value.shown) is not true or false")
+            return nil
+        }
+    }
+
+    package mutating func choice<T: RawRepresentable>(_ value: JSONValue, _ path: String, _: T.Type, names: [String])
+        -> T?
+    where T.RawValue == String {
+        guard let text = value.attributeString, let result = T(rawValue: text) else {
+            error(path, "\(value.shown) is not one of \(names.joined(separator: ", "))")
+            return nil
+        }
+        return result
+    }
+
+    /// A listener's or target group's `Protocol`: TCP, UDP or TCP_UDP (TLS: not supported yet).
+    package mutating func transportProtocol(_ value: JSONValue, _ path: String) -> TransportProtocol? {
+        guard let text = string(value, path) else { return nil }
+        if let given = TransportProtocol(rawValue: text) { return given }
+        if text == "TLS" {
+            error(path, "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
+        } else {
+            error(path, "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+        }
+        return nil
+    }
+
+    package mutating func readAddress(_ value: JSONValue, _ path: String) -> IPAddress? {
+        guard let text = string(value, path) else { return nil }
+        guard let address = IPAddress(text), !text.hasPrefix("[") else {
+            error(path, "\"\(text)\" is not an IPv4 or IPv6 address (host names are not resolved)")
+            return nil
+        }
+        return address
+    }
+
+    /// `Tags`: at most 50, keys of 1–128 characters, values of at most 256 (AWS's limits).
+    package mutating func tags(_ value: JSONValue, _ path: String) -> [(key: String, value: String)] {
+        let list = attributeList(value, path)
+        if list.count > 50 { error(path, "\(list.count) tags; a resource has at most 50") }
+        return list.compactMap { key, given in
+            let at = "\(path)[\"\(key)\"]"
+            guard let text = given.attributeString else {
+                error(at, "\(given.shown) is not a string")
+                return nil
+            }
+            guard (1...128).contains(key.count), text.count <= 256 else {
+                error(at, "a tag key has 1-128 characters and a value at most 256")
+                return nil
+            }
+            return (key, text)
+        }
+    }
+
+    /// `[{"Key": …, "Value": …}]` as an ordered list of key and value, checked for duplicates.
+    package mutating func attributeList(_ value: JSONValue, _ path: String) -> [(key: String, value: JSONValue)] {
+        guard let items = array(value, path) else { return [] }
+        var result: [(key: String, value: JSONValue)] = []
+        var seen = Set<String>()
+        for (index, item) in items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let object = readObject(item, itemPath, keys: ["Key", "Value"]) else { continue }
+            guard let keyValue = object["Key"] else {
+                error(itemPath, "missing Key")
+                continue
+            }
+            guard let key = string(keyValue, itemPath + ".Key") else { continue }
+            guard let attribute = object["Value"] else {
+                error("\(path)[\"\(key)\"]", "missing Value")
+                continue
+            }
+            guard seen.insert(key).inserted else {
+                error("\(path)[\"\(key)\"]", "given twice")
+                continue
+            }
+            result.append((key, attribute))
+        }
+        return result
+    }
+
+    // MARK: The document
+
+    package mutating func configuration(_ root: JSONValue) -> Configuration? {
+        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets", "Dns"]
+        guard let top = readObject(root, "", keys: keys) else { return nil }
+        let subnets = top["Subnets"].map { self.subnets($0) } ?? []
+        var balancers: [LoadBalancerConfiguration] = []
+        if let value = top["LoadBalancer"] {
+            if top["LoadBalancers"] != nil {
+                error("LoadBalancer", "given beside LoadBalancers: put every load balancer in LoadBalancers")
+            }
+            balancers = loadBalancer(value, "LoadBalancer").map { [$0] } ?? []
+        } else if let value = top["LoadBalancers"], let items = array(value, "LoadBalancers") {
+            for (index, item) in items.enumerated() {
+                let path = "LoadBalancers[\(index)]"
+                guard let balancer = loadBalancer(item, path) else { continue }
+                if balancers.contains(where: { $0.name == balancer.name }) {
+                    error(path + ".Name", "\"\(balancer.name)\" is used by another load balancer")
+                }
+                balancers.append(balancer)
+            }
+        }
+        let noneGiven = top["LoadBalancer"] == nil && top["LoadBalancers"] == nil
+
+        var groups: [TargetGroupConfiguration] = []
+        // Every name given, of valid groups and of groups with problems alike: a listener that forwards
+        // to a group with a problem is not reported again as forwarding to a missing one.
+        var declared = Set<String>()
+        if let value = top["TargetGroups"], let items = array(value, "TargetGroups") {
+            for (index, item) in items.enumerated() {
+                if case .object(let object) = item, case .string(let name) = object["Name"],
+                    !declared.insert(name).inserted
+                {
+                    error("TargetGroups[\(index)].Name", "\"\(name)\" is used by another target group")
+                }
+                if let group = targetGroup(item, "TargetGroups[\(index)]") { groups.append(group) }
+            }
+        }
+
+        // A load balancer without listeners is valid, as on AWS: the ELBv2 API adds them later.
+        var listeners: [ListenerConfiguration] = []
+        if let listenersValue = top["Listeners"], let items = array(listenersValue, "Listeners") {
+            if noneGiven && !items.isEmpty {
+                // Listeners without a load balancer: one named localnlb, on 127.0.0.1.
+                balancers = [
+                    LoadBalancerConfiguration(
+                        name: "localnlb",
+                        nodes: [LoadBalancerNode(subnetID: "subnet-local", ipv4: .v4(IPv4Address(127, 0, 0, 1)))])
+                ]
+            }
+            for (index, item) in items.enumerated() {
+                let path = "Listeners[\(index)]"
+                guard let listener = listener(item, path, loadBalancers: balancers.map(\.name)) else { continue }
+                if listeners.contains(where: {
+                    $0.loadBalancerName == listener.loadBalancerName && $0.port == listener.port
+                }) {
+                    error(
+                        path + ".Port", "\(listener.port) is used by another listener of \(listener.loadBalancerName)")
+                }
+                if let group = groups.first(where: { $0.name == listener.targetGroupName }),
+                    !listener.protocolName.groupProtocols.contains(group.protocolName)
+                {
+                    error(
+                        path + ".DefaultActions[0]",
+                        "a \(listener.protocolName.rawValue) listener forwards to a "
+                            + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
+                            + " target group; \(group.name) is \(group.protocolName.rawValue)")
+                }
+                if !declared.contains(listener.targetGroupName) {
+                    error(
+                        path + ".DefaultActions[0]",
+                        "target group \"\(listener.targetGroupName)\" is not in TargetGroups")
+                } else if let other = listeners.first(where: {
+                    $0.targetGroupName == listener.targetGroupName && $0.loadBalancerName != listener.loadBalancerName
+                }) {
+                    error(
+                        path + ".DefaultActions[0]",
+                        "target group \"\(listener.targetGroupName)\" is already \(other.loadBalancerName)'s; "
+                            + "a Network Load Balancer's target group serves one load balancer")
+                }
+                listeners.append(listener)
+            }
+        }
+        let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
+        guard errors.isEmpty else { return nil }
+        var configuration = Configuration(
+            loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
+        configuration.subnets = subnets
+        configuration.dns = top["Dns"].map { self.dns($0) } ?? DNSConfiguration()
+        checkZones(configuration)
+        if let problem = configuration.endpointConflict {
+            error(problem.path, problem.message)
+        }
+        checkAddressFamilies(nodes: balancers.flatMap(\.nodes), groups: groups)
+        return errors.isEmpty ? configuration : nil
+    }
+
+    package enum Scheme: String { case internetFacing = "internet-facing", `internal` }
+    package enum IPAddressType: String { case ipv4, dualstack }
+
+    /// A listener; its load balancer by `LoadBalancerArn` (an ARN or a name), which may be left out
+    /// when there is one.
+    package mutating func listener(_ value: JSONValue, _ path: String, loadBalancers: [String])
+        -> ListenerConfiguration?
+    {
+        let keys = [
+            "Port", "Protocol", "DefaultActions", "ListenerAttributes", "LoadBalancerArn", "Tags", "AlpnPolicy",
+            "Certificates", "SslPolicy",
+        ]
+        guard let object = readObject(value, path, keys: keys) else { return nil }
+        let port = object["Port"].flatMap { readPort($0, path + ".Port") }
+        if object["Port"] == nil { error(path + ".Port", "missing") }
+        let transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
+        for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
+            error("\(path).\(key)", "applies to TLS listeners, which localnlb does not support yet")
+        }
+        var balancer = loadBalancers.count == 1 ? loadBalancers[0] : nil
+        if let value = object["LoadBalancerArn"], let given = string(value, path + ".LoadBalancerArn") {
+            let name = ResourceNames.loadBalancerName(in: given) ?? given
+            if loadBalancers.contains(name) {
+                balancer = name
+            } else {
+                balancer = nil
+                error(
+                    path + ".LoadBalancerArn",
+                    "\"\(given)\" is not a load balancer here (\(loadBalancers.isEmpty ? "none is given" : loadBalancers.joined(separator: ", ")))"
+                )
+            }
+        } else if balancer == nil {
+            error(
+                path + ".LoadBalancerArn",
+                loadBalancers.isEmpty
+                    ? "missing, and no LoadBalancer is given"
+                    : "missing: which of \(loadBalancers.joined(separator: ", ")) this listener is on")
+        }
+        let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
+        let groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
+        if object["DefaultActions"] == nil { error(path + ".DefaultActions", "missing: one forward action is needed") }
+
+        guard let port, let groupName, let balancer else { return nil }
+        var listener = ListenerConfiguration(loadBalancerName: balancer, port: port, targetGroupName: groupName)
+        listener.protocolName = transport
+        listener.tags = tags
+        if let value = object["ListenerAttributes"] {
+            attributes(
+                value, path + ".ListenerAttributes", index: ListenerConfiguration.attributeIndex, into: &listener,
+                kind: "TCP listener")
+        }
+        return listener
+    }
+
+    /// The one forward action; its target group by `TargetGroupName` or `TargetGroupArn` (an ARN or a name).
+    package mutating func defaultAction(_ value: JSONValue, _ path: String) -> String? {
+        guard let items = array(value, path) else { return nil }
+        guard items.count == 1 else {
+            error(path, "needs exactly one action (a forward to a target group), found \(items.count)")
+            return nil
+        }
+        let actionPath = path + "[0]"
+        guard
+            let action = readObject(items[0], actionPath, keys: ["Type", "TargetGroupName", "TargetGroupArn", "Order"])
+        else { return nil }
+        if let value = action["Type"], let type = string(value, actionPath + ".Type"), type != "forward" {
+            error(actionPath + ".Type", "\"\(type)\" is not forward (the only action of a Network Load Balancer)")
+        }
+        if let value = action["Order"] { _ = integer(value, actionPath + ".Order", valid: 1...50000) }
+        if let value = action["TargetGroupName"] { return string(value, actionPath + ".TargetGroupName") }
+        if let value = action["TargetGroupArn"], let arn = string(value, actionPath + ".TargetGroupArn") {
+            // arn:aws:elasticloadbalancing:region:account:targetgroup/NAME/ID
+            let parts = arn.split(separator: "/")
+            return arn.hasPrefix("arn:") && parts.count >= 2 ? String(parts[1]) : arn
+        }
+        error(actionPath, "missing TargetGroupName (or TargetGroupArn)")
+        return nil
+    }
+
+    /// A target reached from the node's address needs a node address of its family.
+    package mutating func checkAddressFamilies(nodes: [LoadBalancerNode], groups: [TargetGroupConfiguration]) {
+        guard !nodes.isEmpty else { return }
+        for (groupIndex, group) in groups.enumerated() {
+            for (index, target) in group.targets.enumerated() {
+                let isV6 = target.address.isIPv6
+                if !nodes.contains(where: { $0.addresses.contains { $0.isIPv6 == isV6 } }) {
+                    error(
+                        "TargetGroups[\(groupIndex)].Targets[\(index)]",
+                        "\(target.endpoint) is \(isV6 ? "IPv6" : "IPv4") but no SubnetMapping has an "
+                            + "\(isV6 ? "IPv6Address" : "PrivateIPv4Address") to reach it from")
+                }
+            }
+        }
+    }
+    package init(errors: [String] = [], warnings: [String] = []) {
+        self.errors = errors
+        self.warnings = warnings
+    }
+}

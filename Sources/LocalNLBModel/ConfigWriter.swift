@@ -1,0 +1,141 @@
+/// The model written back as a configuration file: what `ctl export-config` prints and `serve
+/// --persist` keeps on disk. `check-config` accepts it, and `serve` replays it to the same topology,
+/// ARNs (they derive from the names), attributes and targets.
+extension Configuration {
+    /// The file as `--persist` keeps it: every secret in it.
+    package var document: JSONText { document(redactingSecrets: false) }
+
+    /// With `redactingSecrets` (`GET /config`, `ctl export-config`), `Admin.Token` and
+    /// `Admin.SecretAccessKey` read `AdminConfiguration.redacted`, which the reader refuses, naming the fix.
+    package func document(redactingSecrets: Bool) -> JSONText {
+        func list(_ pairs: [(key: String, value: String)]) -> JSONText {
+            .array(pairs.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })
+        }
+        let balancers = loadBalancers.map { balancer -> JSONText in
+            let mappings = balancer.nodes.map { node -> JSONText in
+                var fields: [(String, JSONText)] = [("SubnetId", .string(node.subnetID))]
+                if let ip = node.ipv4 { fields.append(("PrivateIPv4Address", .string(ip.description))) }
+                if let ip = node.ipv6 { fields.append(("IPv6Address", .string(ip.description))) }
+                return .object(fields)
+            }
+            return .object([
+                ("Name", .string(balancer.name)), ("Type", .string("network")), ("Scheme", .string(balancer.scheme)),
+                ("IpAddressType", .string(balancer.ipAddressType)), ("SubnetMappings", .array(mappings)),
+                (
+                    "LoadBalancerAttributes",
+                    list(LoadBalancerAttributes.attributeIndex.describe(balancer.attributes))
+                ),
+                ("Tags", list(balancer.tags)),
+            ])
+        }
+        var top: [(String, JSONText)] = [
+            ("LoadBalancers", .array(balancers)),
+            (
+                "Listeners",
+                .array(
+                    listeners.map { listener in
+                        .object([
+                            ("LoadBalancerArn", .string(listener.loadBalancerName)),
+                            ("Port", .integer(Int64(listener.port))),
+                            ("Protocol", .string(listener.protocolName.rawValue)),
+                            (
+                                "DefaultActions",
+                                .array([
+                                    .object([
+                                        ("Type", .string("forward")),
+                                        ("TargetGroupName", .string(listener.targetGroupName)),
+                                    ])
+                                ])
+                            ),
+                            ("ListenerAttributes", list(ListenerConfiguration.attributeIndex.describe(listener))),
+                            ("Tags", list(listener.tags)),
+                        ])
+                    })
+            ),
+            ("TargetGroups", .array(targetGroups.map(\.document))),
+        ]
+        if !subnets.isEmpty {
+            top.append(
+                (
+                    "Subnets",
+                    .array(
+                        subnets.map { subnet in
+                            var fields: [(String, JSONText)] = [
+                                ("SubnetId", .string(subnet.subnetID)),
+                                ("AvailabilityZone", .string(subnet.availabilityZone)),
+                            ]
+                            if let cidr = subnet.cidr { fields.append(("CidrBlock", .string(cidr.description))) }
+                            if let cidr = subnet.ipv6Cidr {
+                                fields.append(("Ipv6CidrBlock", .string(cidr.description)))
+                            }
+                            return .object(fields)
+                        })
+                ))
+        }
+        if let dns {
+            if dns.explicit { top.append(("Dns", .object([("Address", .string(dns.address.description))]))) }
+        } else {
+            top.append(("Dns", .object([("Enabled", .bool(false))])))
+        }
+        if let admin {
+            var fields: [(String, JSONText)] = [
+                ("Address", .string(admin.address.description)), ("Region", .string(admin.region)),
+                ("AccountId", .string(admin.accountID)),
+            ]
+            let shown = { (secret: String) in redactingSecrets ? AdminConfiguration.redacted : secret }
+            if let token = admin.token { fields.append(("Token", .string(shown(token)))) }
+            if let key = admin.accessKeyID, let secret = admin.secretAccessKey {
+                fields += [("AccessKeyId", .string(key)), ("SecretAccessKey", .string(shown(secret)))]
+            }
+            if !admin.hostNames.isEmpty { fields.append(("HostNames", .array(admin.hostNames.map { .string($0) }))) }
+            if admin.publicMetrics { fields.append(("PublicMetrics", .bool(true))) }
+            top.append(("Admin", .object(fields)))
+        } else {
+            top.append(("Admin", .object([("Enabled", .bool(false))])))
+        }
+        return .object(top)
+    }
+}
+
+extension TargetGroupConfiguration {
+    package var document: JSONText {
+        let check = healthCheck
+        var fields: [(String, JSONText)] = [
+            ("Name", .string(name)), ("Protocol", .string(protocolName.rawValue)), ("Port", .integer(Int64(port))),
+            ("TargetType", .string(targetType.rawValue)), ("HealthCheckEnabled", .bool(check.enabled)),
+            ("HealthCheckProtocol", .string(check.protocolName.rawValue)),
+            ("HealthCheckPort", .string(check.port.map(String.init) ?? "traffic-port")),
+            ("HealthCheckIntervalSeconds", .integer(Int64(check.intervalSeconds))),
+            ("HealthCheckTimeoutSeconds", .integer(Int64(check.timeoutSeconds))),
+            ("HealthyThresholdCount", .integer(Int64(check.healthyThreshold))),
+            ("UnhealthyThresholdCount", .integer(Int64(check.unhealthyThreshold))),
+        ]
+        if check.protocolName == .http {
+            let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            fields.append(("HealthCheckPath", .string(check.path)))
+            fields.append(("Matcher", .object([("HttpCode", .string(codes.joined(separator: ",")))])))
+        }
+        fields.append(
+            (
+                "TargetGroupAttributes",
+                .array(
+                    effectiveAttributes.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })
+            ))
+        fields.append(
+            (
+                "Targets",
+                .array(
+                    targets.map { target in
+                        var item: [(String, JSONText)] = [("Id", .string(target.id))]
+                        if target.id.hasPrefix("i-") {
+                            item.append(("PrivateIpAddress", .string(target.address.description)))
+                        }
+                        item.append(("Port", .integer(Int64(target.port))))
+                        if let zone = target.availabilityZone { item.append(("AvailabilityZone", .string(zone))) }
+                        return .object(item)
+                    })
+            ))
+        fields.append(("Tags", .array(tags.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })))
+        return .object(fields)
+    }
+}

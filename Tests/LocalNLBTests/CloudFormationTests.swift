@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+@testable import LocalNLBControl
+@testable import LocalNLBDataPlane
+@testable import LocalNLBModel
+@testable import LocalNLBTools
+
+/// CloudFormation templates in JSON as configurations: the ELBv2 resources are read, intrinsics
+/// resolved by logical id, the rest skipped with one line, and problems named by resource.
+@Suite struct CloudFormationTemplates {
+    /// The example in config/, in the shape `cdk synth --json` writes.
+    @Test func theCDKShapedExampleLoads() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config/cdk-nlb-proxy-v2.template.json")
+        let loaded = try ConfigLoader.load(path: url.path)
+        let c = loaded.configuration
+        let lb = try #require(c.loadBalancers.first)
+        #expect(c.loadBalancers.count == 1 && lb.name == "web-nlb" && lb.scheme == "internal")
+        #expect(lb.nodes.map(\.subnetID) == ["VpcPrivateSubnet1Subnet536B997A"])
+        #expect(lb.nodes.first?.ipv4?.description == "127.0.0.1")
+        #expect(c.listeners.map(\.port) == [8083] && c.listeners[0].targetGroupName == "web-fargate")
+        let group = try #require(c.targetGroups.first)
+        #expect(group.name == "web-fargate" && group.port == 9001)  // Fn::Join and the Parameter's Default
+        #expect(group.proxyProtocolV2Enabled && group.deregistrationDelaySeconds == 30)
+        #expect(group.healthCheck.intervalSeconds == 10 && group.targets.count == 2)
+        #expect(group.tags.map(\.value) == ["localnlb-web"])  // Fn::Sub with a pseudo parameter
+        #expect(lb.tags.map(\.key) == ["app"])
+        #expect(
+            loaded.notes == [
+                "template: 4 resource(s) of other types skipped: AWS::CDK::Metadata (1), AWS::EC2::SecurityGroup (1), "
+                    + "AWS::EC2::Subnet (1), AWS::EC2::VPC (1)"
+            ])
+    }
+
+    /// Logical ids stand in for names where the template gives none; a Ref to a target group is its ARN,
+    /// and the listener finds the group by it.
+    @Test func refsAndGetAttResolveByLogicalID() throws {
+        let json = """
+            { "Parameters": { "Port": { "Type": "Number", "Default": 8080 } },
+              "Resources": {
+                "Lb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+                        "Properties": { "Subnets": ["subnet-a", "subnet-b"] } },
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                        "Properties": { "Port": 80, "TargetType": "ip",
+                                        "Tags": [ { "Key": "lb", "Value": { "Fn::GetAtt": ["Lb", "LoadBalancerName"] } } ] } },
+                "L": { "Type": "AWS::ElasticLoadBalancingV2::Listener",
+                       "Properties": { "LoadBalancerArn": { "Ref": "Lb" }, "Port": { "Ref": "Port" },
+                                       "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Tg" } } ] } } } }
+            """
+        let c = try load(json).configuration
+        #expect(c.loadBalancers.map(\.name) == ["Lb"] && c.targetGroups.map(\.name) == ["Tg"])
+        #expect(c.loadBalancers[0].nodes.compactMap { $0.ipv4?.description } == ["127.0.0.1", "127.0.0.2"])
+        #expect(c.listeners.map(\.port) == [8080] && c.listeners[0].targetGroupName == "Tg")
+        #expect(c.targetGroups[0].tags.map(\.value) == ["Lb"])
+    }
+
+    /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
+    @Test func selectAndSplitResolve() throws {
+        let json = """
+            { "Resources": {
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                        "Properties": { "Name": { "Fn::Select": [1, { "Fn::Split": ["/", "svc/web-tg/x"] }] },
+                                        "Port": 80, "TargetType": "ip",
+                                        "Tags": [ { "Key": "az", "Value": { "Fn::Select": ["0", { "Fn::GetAZs": "" }] } } ] } } } }
+            """
+        let group = try #require(try load(json).configuration.targetGroups.first)
+        #expect(group.name == "web-tg" && group.tags.map(\.value) == ["us-east-1a"])
+        let outside = json.replacingOccurrences(of: #"[1, { "Fn::Split""#, with: #"[5, { "Fn::Split""#)
+        #expect(problems(outside) == ["Resources.Tg.Properties.Name.Fn::Select: index 5 is outside the 3 values"])
+    }
+
+    @Test func problemsNameTheResource() {
+        let json = """
+            { "Resources": {
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 70000, "TargetType": "ip" } },
+                "L": { "Type": "AWS::ElasticLoadBalancingV2::Listener",
+                       "Properties": { "Port": 80, "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Tg" } } ] } } } }
+            """
+        #expect(problems(json) == ["Resources.Tg.Properties.Port: 70000 is not a port (1-65535)"])
+        let unresolvable =
+            #"{"Resources": {"L": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {"Port": {"Fn::If": ["Big", 80, 81]}}}}}"#
+        #expect(
+            problems(unresolvable) == [
+                "Resources.L.Properties.Port.Fn::If: Fn::If cannot be resolved here (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, "
+                    + "Fn::Select, Fn::Split and Fn::GetAZs can)"
+            ])
+        #expect(
+            problems(
+                #"{"Resources": {"L": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {"Port": {"Ref": "Nope"}}}}}"#
+            )
+                == [
+                    "Resources.L.Properties.Port.Ref: Ref Nope: no parameter, pseudo parameter or resource of that logical id"
+                ])
+    }
+
+    @Test func yamlIsNamedWithTheWayToJSON() {
+        #expect(
+            problems("AWSTemplateFormatVersion: \"2010-09-09\"\nResources:\n  Vpc:\n    Type: AWS::EC2::VPC\n") == [
+                "configuration: a CloudFormation template in YAML; localnlb reads templates in JSON: convert it "
+                    + "(cdk synth --json, or cfn-flip) and pass the .json"
+            ])
+    }
+}
