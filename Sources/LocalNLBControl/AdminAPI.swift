@@ -150,13 +150,8 @@ extension ControlPlane {
     /// Answers a request. A change (register, deregister, attributes) has reached every loop before
     /// the answer goes out, so the caller's next flow sees it whichever loop takes it.
     package func handle(_ request: AdminRequest) -> AdminResponse {
-        let response = route(request)
-        // (The Query and zonal shift APIs publish after the calls that change something themselves.)
-        if request.method != "GET" && response.status < 300 && Self.frontEnd(of: request) == .json {
-            publish(wait: true)
-        }
-        if request.method != "GET" && response.status < 300 { persistIfAsked() }
-        return response
+        // Every change goes through `commit`, which publishes and persists it once.
+        route(request)
     }
 
     package func route(_ request: AdminRequest) -> AdminResponse {
@@ -303,7 +298,8 @@ extension ControlPlane {
         .object([("Attributes", attributeList(groups[index].configuration.effectiveAttributes))])
     }
 
-    /// POST register / deregister with `{"Targets":[{"Id":…,"Port":…}]}`: all checked before any applies.
+    /// POST register / deregister with `{"Targets":[{"Id":…,"Port":…}]}`: RegisterTargets and
+    /// DeregisterTargets, all checked before any applies.
     package func changeTargets(_ index: Int, _ body: [UInt8], register: Bool) -> AdminResponse {
         var reader = ConfigReader()
         guard let document = decodeBody(body, reader: &reader),
@@ -313,32 +309,20 @@ extension ControlPlane {
             if reader.errors.isEmpty { reader.error("Targets", "missing: give at least one {\"Id\": …, \"Port\": …}") }
             return validationError(reader)
         }
-        let configuration = groups[index].configuration
-        let targets = items.enumerated().compactMap { reader.target($1, "Targets[\($0)]", group: configuration) }
-        guard reader.errors.isEmpty else { return validationError(reader) }
-        if register, let problem = zoneProblem(targets) { return .error(400, "ValidationError", problem) }
-        let missing = change(targets, of: index, register: register)
-        guard missing.isEmpty else {
-            let list = missing.map { "\($0.endpoint)" }.joined(separator: ", ")
-            return .error(400, "InvalidTarget", "\(list) not registered in \(configuration.name); nothing changed")
+        let name = groups[index].configuration.name
+        let targets = items.enumerated().map { Given("Targets[\($0)]", $1) }
+        return answer { () throws(APIError) -> JSONText in
+            try commit(
+                register
+                    ? .registerTargets(group: name, targets: targets)
+                    : .deregisterTargets(group: name, targets: targets))
+            return .object([])
         }
-        return .json(200, .object([]))
     }
 
-    /// Registers or deregisters `targets` in group `index`, all or none: a deregistration naming a
-    /// target that is not registered changes nothing and returns the ones missing.
-    package func change(_ targets: [TargetConfiguration], of index: Int, register: Bool) -> [TargetConfiguration] {
-        if register {
-            _ = groups[index].lifecycle.register(
-                targets.map { ($0.id, $0.endpoint, $0.availabilityZone) }, now: now)
-            return []
-        }
-        let missing = Set(groups[index].lifecycle.deregister(targets.map(\.endpoint), now: now))
-        return targets.filter { missing.contains($0.endpoint) }
-    }
-
-    /// PUT attributes: ModifyTargetGroupAttributes. Checked like the configuration file; applies to new
-    /// flows (and timers started) from now on, or not at all.
+    /// PUT attributes: ModifyTargetGroupAttributes. The keys given change, the others keep their values;
+    /// checked under AWS's ranges, as the Query API checks them; applies to new flows (and timers
+    /// started) from now on, or not at all.
     package func modifyAttributes(_ index: Int, _ body: [UInt8]) -> AdminResponse {
         var reader = ConfigReader()
         guard let document = decodeBody(body, reader: &reader),
@@ -347,23 +331,20 @@ extension ControlPlane {
             if reader.errors.isEmpty { reader.error("Attributes", "missing: give [{\"Key\": …, \"Value\": …}]") }
             return validationError(reader)
         }
-        // ModifyTargetGroupAttributes: the keys given change, the others keep their values.
-        var updated = groups[index].configuration
-        reader.attributes(list, "Attributes", into: &updated)
-        guard reader.errors.isEmpty else { return validationError(reader) }
-        applyGroupConfiguration(index, updated, by: "ModifyTargetGroupAttributes")
-        // Values AWS itself would refuse are applied (short timers for tests) and said so.
-        var response: [(String, JSONText)] = [
-            ("Attributes", attributeList(groups[index].configuration.effectiveAttributes))
-        ]
-        if !reader.warnings.isEmpty { response.append(("Warnings", .array(reader.warnings.map { .string($0) }))) }
-        return .json(200, .object(response))
+        let name = groups[index].configuration.name
+        return answer { () throws(APIError) -> JSONText in
+            try commit(.modifyTargetGroupAttributes(name: name, attributes: Given("Attributes", list)))
+            return attributesResponse(index)
+        }
     }
 
-    /// `source` (the API call, or a reload) is named in the event log's line for each changed attribute.
-    package func applyGroupConfiguration(_ index: Int, _ configuration: TargetGroupConfiguration, by source: String) {
-        logAttributeChanges(groups[index].configuration, configuration, by: source)
-        groups[index].configuration = configuration
+    /// A change's JSON answer: 200 with what `body` returns, or AWS's error code and message.
+    package func answer(_ body: () throws(APIError) -> JSONText) -> AdminResponse {
+        do {
+            return .json(200, try body())
+        } catch {
+            return .error(error.status, error.code, error.message)
+        }
     }
 
     package func decodeBody(_ body: [UInt8], reader: inout ConfigReader) -> JSONValue? {

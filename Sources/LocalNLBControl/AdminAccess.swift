@@ -33,7 +33,7 @@ extension ControlPlane {
     /// An error in the shape of `frontEnd`: AWS's XML, ARC's REST-JSON, or the JSON API's.
     package func refusal(_ frontEnd: FrontEnd, _ status: Int, _ code: String, _ message: String) -> AdminResponse {
         switch frontEnd {
-        case .query: return queryError(QueryError(code: code, message: message, status: status))
+        case .query: return queryError(APIError(code: code, message: message, status: status))
         case .zonalShift: return arcError(status, code, message)
         case .json: return .error(status, code, message)
         }

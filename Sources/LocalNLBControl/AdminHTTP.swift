@@ -62,7 +62,7 @@ package struct AdminRequest: Equatable {
         var query: [String: String] = [:]
         if parts.count == 2 {
             // A query string decodes as a form body does (`+`, %-escapes, UTF-8 or refused).
-            do throws(QueryError) {
+            do throws(APIError) {
                 query = try QueryForm(form: Array(parts[1].utf8)).values
             } catch {
                 return .invalid(status: 400, message: "query \(error.message)")

@@ -193,7 +193,7 @@ package final class ControlPlane {
             }
             let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
             var opened = Listener(
-                loopFDs: fds, endpoint: bound, configIndex: configIndex, groupIndex: groupIndex,
+                loopFDs: fds, endpoint: bound, requested: endpoint, configIndex: configIndex, groupIndex: groupIndex,
                 nodes: configuration.nodes(of: listener), zone: configuration.zone(of: endpoint.ip, listener),
                 idleNanoseconds: Self.idleNanoseconds(listener, udp: udp, timeScale: options.timeScale),
                 connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9))

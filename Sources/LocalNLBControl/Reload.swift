@@ -13,16 +13,72 @@ extension ControlPlane {
         do {
             let loaded = try ConfigLoader.load(path: path, strict: options.strict)
             for warning in loaded.warnings { options.log("SIGHUP: warning: \(warning)") }
-            try apply(loaded.configuration)
+            try commit(.replace(loaded.configuration))
             options.log("SIGHUP: \(path) reloaded")
         } catch {
             options.log("SIGHUP: \(path) rejected, the running configuration stays:\n\(error)")
         }
     }
 
-    /// Moves the running balancer to `new`: all of it, or (if a listener cannot be opened) none of it.
-    /// `source` names what asked for it in the event log (SIGHUP, or an API action).
-    package func apply(_ new: Configuration, by source: String = "SIGHUP") throws {
+    /// The model as it runs: the file's, with each group's live settings and registered targets.
+    package var liveModel: Configuration {
+        var model = configuration
+        model.targetGroups = groups.filter { !$0.removed }.map { group in
+            var settings = group.configuration
+            settings.targets = group.targets.filter(\.isRegistered).map {
+                TargetConfiguration(
+                    id: $0.id, address: $0.endpoint.ip, port: $0.endpoint.port, availabilityZone: $0.availabilityZone)
+            }
+            return settings
+        }
+        return model
+    }
+
+    /// The one way a change reaches the running balancer, from every writer (the file on SIGHUP, the
+    /// JSON API, the Query API): the change function makes the new model, or AWS's error and nothing
+    /// changes; then its effects are carried out here, once each.
+    @discardableResult
+    package func commit(_ change: Change) throws(APIError) -> Applied {
+        let applied = try liveModel.applying(change)
+        try carryOut(applied)
+        return applied
+    }
+
+    /// Carries out a change's effects in their order: the sockets and target groups follow the model
+    /// (all of it, or, when a listener cannot be opened, none of it: InvalidConfigurationRequest with
+    /// the port and the fix), the events are logged, one snapshot is published and waited for, the
+    /// flows of deleted listeners are reset, and the model is persisted once.
+    package func carryOut(_ applied: Applied) throws(APIError) {
+        guard !applied.effects.isEmpty else { return }
+        let openBefore = Set(listeners.indices.filter { listeners[$0].isOpen })
+        let retired: [Int32]
+        do {
+            retired = try follow(applied.model)
+        } catch {
+            throw APIError(code: "InvalidConfigurationRequest", message: "\(error)")
+        }
+        for effect in applied.effects {
+            switch effect {
+            case .log(let line): options.log(line)
+            case .loadBalancerCreated(let name): loadBalancerCreatedTimes[name] = rfc3339Now()
+            case .loadBalancerDeleted(let name): loadBalancerCreatedTimes[name] = nil
+            case .publish, .resetFlowsOfClosedListeners, .persist: break
+            }
+        }
+        // Every loop takes the new listeners and stops waiting on the retired ones before they are closed.
+        if applied.effects.contains(.publish) { publish(wait: true) }
+        for fd in retired { closeDescriptor(fd) }
+        if applied.effects.contains(.resetFlowsOfClosedListeners) {
+            let closed = openBefore.filter { !listeners[$0].isOpen }
+            for loop in loops { _ = loop.perform { $0.resetFlows(ofListeners: closed) } }
+        }
+        if applied.effects.contains(.persist) { persistIfAsked() }
+    }
+
+    /// Moves the running balancer's sockets and target groups to the model `new`: all of it, or (if a
+    /// listener cannot be opened) none of it. Returns the retired listener sockets, to be closed once
+    /// the loops have a snapshot without them.
+    package func follow(_ new: Configuration) throws -> [Int32] {
         // Where each group of the new configuration will live: its current slot, or a new one.
         var groupIndex: [String: Int] = [:]
         var appended = 0
@@ -42,7 +98,7 @@ extension ControlPlane {
         let wanted = new.listenerEndpoints
         var opened: [(Int, IPEndpoint, Bool, [Int32])] = []
         for (configIndex, endpoint, udp) in wanted
-        where !listeners.contains(where: { $0.isOpen && $0.endpoint == endpoint && $0.isUDP == udp }) {
+        where !listeners.contains(where: { $0.isOpen && $0.requested == endpoint && $0.isUDP == udp }) {
             do {
                 let fds =
                     udp
@@ -60,7 +116,6 @@ extension ControlPlane {
             let index = groupIndex[group.name]!
             if index >= groups.count {
                 groups.append(TargetGroup(group, timeScale: options.timeScale, now: now))
-                options.log("target group \(group.name) added (\(source))")
                 continue
             }
             groups[index].removed = false
@@ -72,14 +127,11 @@ extension ControlPlane {
                 },
                 now: now)
             _ = groups[index].lifecycle.deregister(kept.filter { !wanted.contains($0) }, now: now)
-            applyGroupConfiguration(index, group, by: source)
+            groups[index].configuration = group
         }
         for index in groups.indices where groupIndex[groups[index].configuration.name] == nil {
             _ = groups[index].lifecycle.deregister(
                 groups[index].targets.filter(\.isRegistered).map(\.endpoint), now: now)
-            if !groups[index].removed {
-                options.log("target group \(groups[index].configuration.name) removed (\(source))")
-            }
             groups[index].removed = true
         }
 
@@ -97,16 +149,9 @@ extension ControlPlane {
         var retired: [Int32] = []
         for index in listeners.indices where listeners[index].isOpen {
             if let match = wanted.first(where: {
-                $0.endpoint == listeners[index].endpoint && $0.udp == listeners[index].isUDP
+                $0.endpoint == listeners[index].requested && $0.udp == listeners[index].isUDP
             }) {
                 let s = settings(match.configIndex, udp: match.udp)
-                let before = ListenerConfiguration.attributeIndex.describe(
-                    configuration.listeners[listeners[index].configIndex])
-                let after = ListenerConfiguration.attributeIndex.describe(new.listeners[match.configIndex])
-                for (old, new) in zip(before, after) where old.value != new.value {
-                    options.log(
-                        "listener \(listeners[index].endpoint): \(new.key) \(old.value) → \(new.value) (\(source))")
-                }
                 listeners[index].configIndex = match.configIndex
                 listeners[index].groupIndex = s.group
                 listeners[index].nodes = s.nodes
@@ -121,8 +166,9 @@ extension ControlPlane {
         }
         for (configIndex, endpoint, udp, fds) in opened {
             let s = settings(configIndex, udp: udp)
+            let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
             var listener = Listener(
-                loopFDs: fds, endpoint: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
+                loopFDs: fds, endpoint: bound, requested: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
                 zone: new.zone(of: endpoint.ip, new.listeners[configIndex]),
                 idleNanoseconds: s.idle, connectNanoseconds: s.connect)
             listener.isUDP = udp
@@ -136,8 +182,6 @@ extension ControlPlane {
         configuration = new
         configuration.admin = admin
         tickNanoseconds = Self.tickInterval(new, timeScale: options.timeScale)
-        // Every loop takes the new listeners and stops waiting on the retired ones before they are closed.
-        publish(wait: true)
-        for fd in retired { closeDescriptor(fd) }
+        return retired
     }
 }

@@ -39,38 +39,4 @@ extension ControlPlane {
     package func isOutsideZones(_ group: Int, _ target: Target) -> Bool {
         !groups[group].lifecycle.inEnabledZone(target)
     }
-
-    /// A target registered through an API needs a zone when `Subnets` are given: a subnet holding its
-    /// address, or an `AvailabilityZone` (`all` for an address outside them), as AWS requires.
-    package func zoneProblem(_ targets: [TargetConfiguration]) -> String? {
-        guard !configuration.subnets.isEmpty else { return nil }
-        let zones = Set(configuration.subnets.map(\.availabilityZone))
-        for target in targets {
-            if let zone = target.availabilityZone, zone != "all", !zones.contains(zone) {
-                return
-                    "\(target.id): AvailabilityZone \(zone) is the zone of no subnet (\(zones.sorted().joined(separator: ", ")), or all)"
-            }
-            if configuration.zone(of: target) == nil {
-                return "\(target.id) is in none of the subnets' CIDR blocks: give AvailabilityZone all, as for an "
-                    + "address outside the VPC"
-            }
-        }
-        return nil
-    }
-
-    /// The lowest address of `subnet`'s CIDR block (past its network address) that no node has, for a
-    /// load balancer made with `Subnets`.
-    package func freeAddress(in subnet: SubnetConfiguration, taken: Set<IPAddress>) -> IPAddress? {
-        guard let cidr = subnet.cidr, case .v4(let network) = cidr.address, cidr.prefixLength <= 30 else { return nil }
-        let base = network.value & (cidr.prefixLength == 0 ? 0 : ~UInt32(0) << (32 - cidr.prefixLength))
-        let size = UInt32(1) << (32 - cidr.prefixLength)
-        for offset in 1..<min(size - 1, 4096) {
-            let value = base + offset
-            let address = IPAddress.v4(
-                IPv4Address(
-                    UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)))
-            if !taken.contains(address) { return address }
-        }
-        return nil
-    }
 }

@@ -2,17 +2,6 @@ import Glibc
 import LocalNLBDataPlane
 import LocalNLBModel
 
-/// An ELBv2 error, as AWS answers it: `<ErrorResponse><Error><Type>Sender</Type><Code>…`.
-package struct QueryError: Error {
-    package var code: String
-    package var message: String
-    package var status = 400
-
-    package static func validation(_ message: String) -> QueryError {
-        QueryError(code: "ValidationError", message: message)
-    }
-}
-
 /// The ELBv2 Query API (`POST /` with a form body, or `GET /?Action=…`, `Version=2015-12-01`) on the
 /// control API's address, answered in AWS's XML: what the AWS CLI and boto3 send with `--endpoint-url`.
 /// Every action reads and edits the same model as the JSON API and the file.
@@ -32,13 +21,13 @@ extension ControlPlane {
 
     package func queryAPI(_ request: AdminRequest) -> AdminResponse {
         let requestID = Self.requestID()
-        do throws(QueryError) {
+        do throws(APIError) {
             let form = request.method == "GET" ? QueryForm(values: request.query) : try QueryForm(form: request.body)
             guard let action = form["Action"] else {
-                throw QueryError(code: "MissingAction", message: "no Action parameter (Action=DescribeTargetGroups…)")
+                throw APIError(code: "MissingAction", message: "no Action parameter (Action=DescribeTargetGroups…)")
             }
             if let version = form["Version"], version != "2015-12-01" {
-                throw QueryError(
+                throw APIError(
                     code: "InvalidAction", message: "version \(version) of Elastic Load Balancing v2 is not 2015-12-01")
             }
             let result = try perform(action: action, form)
@@ -56,13 +45,13 @@ extension ControlPlane {
     /// the way out.
     package func queryAPIRefusal() -> AdminResponse {
         queryError(
-            QueryError(
+            APIError(
                 code: "InvalidClientTokenId",
                 message: "this Admin.Address is not loopback: set Admin.AccessKeyId and Admin.SecretAccessKey, "
                     + "and sign with them", status: 403))
     }
 
-    package func queryError(_ error: QueryError, requestID: String = ControlPlane.requestID()) -> AdminResponse {
+    package func queryError(_ error: APIError, requestID: String = ControlPlane.requestID()) -> AdminResponse {
         let body =
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
             + XML.element(
@@ -71,7 +60,7 @@ extension ControlPlane {
         return AdminResponse(status: error.status, body: body, contentType: "text/xml")
     }
 
-    package func perform(action: String, _ form: QueryForm) throws(QueryError) -> String {
+    package func perform(action: String, _ form: QueryForm) throws(APIError) -> String {
         switch action {
         case "DescribeLoadBalancers": return try describeLoadBalancers(form)
         case "CreateLoadBalancer": return try createLoadBalancer(form)
@@ -104,7 +93,7 @@ extension ControlPlane {
         case "RegisterTargets": return try changeTargets(form, register: true)
         case "DeregisterTargets": return try changeTargets(form, register: false)
         default:
-            throw QueryError(
+            throw APIError(
                 code: "InvalidAction",
                 message: "\(action) is not an action of Elastic Load Balancing v2 that localnlb serves")
         }
@@ -124,32 +113,32 @@ extension ControlPlane {
     // MARK: Finding resources by ARN
 
     /// The index in `configuration.loadBalancers` of the load balancer with this ARN.
-    package func loadBalancer(_ arn: String?) throws(QueryError) -> Int {
+    package func loadBalancer(_ arn: String?) throws(APIError) -> Int {
         guard let arn else { throw .validation("LoadBalancerArn is required") }
         guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid load balancer ARN") }
         guard let name = names.name(in: arn, kind: "loadbalancer/net"), arn == names.loadBalancer(name),
             let index = configuration.loadBalancerIndex(name)
-        else { throw QueryError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found") }
+        else { throw APIError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found") }
         return index
     }
 
-    package func targetGroup(_ arn: String?) throws(QueryError) -> Int {
+    package func targetGroup(_ arn: String?) throws(APIError) -> Int {
         guard let arn else { throw .validation("TargetGroupArn is required") }
         guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid target group ARN") }
         guard let name = names.name(in: arn, kind: "targetgroup"), arn == names.targetGroup(name),
             let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
-        else { throw QueryError(code: "TargetGroupNotFound", message: "Target groups '\(arn)' not found") }
+        else { throw APIError(code: "TargetGroupNotFound", message: "Target groups '\(arn)' not found") }
         return index
     }
 
     /// The index in `configuration.listeners` of the listener with this ARN.
-    package func listener(_ arn: String?) throws(QueryError) -> Int {
+    package func listener(_ arn: String?) throws(APIError) -> Int {
         guard let arn else { throw .validation("ListenerArn is required") }
         guard
             let index = configuration.listeners.firstIndex(where: {
                 names.listener(loadBalancer: $0.loadBalancerName, port: $0.port) == arn
             })
-        else { throw QueryError(code: "ListenerNotFound", message: "Listener '\(arn)' not found") }
+        else { throw APIError(code: "ListenerNotFound", message: "Listener '\(arn)' not found") }
         return index
     }
 
@@ -169,7 +158,7 @@ extension ControlPlane {
     package func isInUse(_ group: Int) -> Bool { !loadBalancers(of: group).isEmpty }
 
     /// `Marker` and `PageSize` (1–400) over `items`: the page, and the marker of the next one.
-    package func page<T>(_ items: [T], _ form: QueryForm) throws(QueryError) -> ([T], String?) {
+    package func page<T>(_ items: [T], _ form: QueryForm) throws(APIError) -> ([T], String?) {
         var size = 400
         if let text = form["PageSize"] {
             guard let value = Int(text), (1...400).contains(value) else {

@@ -6,11 +6,11 @@ import ProxyProtocol
 extension ControlPlane {
     // MARK: Load balancers and listeners
 
-    package func describeListeners(_ form: QueryForm) throws(QueryError) -> String {
+    package func describeListeners(_ form: QueryForm) throws(APIError) -> String {
         var chosen = Array(configuration.listeners.indices)
         let arns = form.list("ListenerArns")
         if !arns.isEmpty {
-            chosen = try arns.map { arn throws(QueryError) in try listener(arn) }
+            chosen = try arns.map { arn throws(APIError) in try listener(arn) }
         } else if form["LoadBalancerArn"] != nil {
             let name = configuration.loadBalancers[try loadBalancer(form["LoadBalancerArn"])].name
             chosen = chosen.filter { configuration.listeners[$0].loadBalancerName == name }
@@ -42,16 +42,16 @@ extension ControlPlane {
 
     // MARK: Target groups
 
-    package func describeTargetGroups(_ form: QueryForm) throws(QueryError) -> String {
+    package func describeTargetGroups(_ form: QueryForm) throws(APIError) -> String {
         var chosen = groups.indices.filter { !groups[$0].removed }
         let arns = form.list("TargetGroupArns")
         let wantedNames = form.list("Names")
         if !arns.isEmpty {
-            chosen = try arns.map { arn throws(QueryError) in try targetGroup(arn) }
+            chosen = try arns.map { arn throws(APIError) in try targetGroup(arn) }
         } else if !wantedNames.isEmpty {
-            chosen = try wantedNames.map { name throws(QueryError) in
+            chosen = try wantedNames.map { name throws(APIError) in
                 guard let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed }) else {
-                    throw QueryError(code: "TargetGroupNotFound", message: "One or more target groups not found")
+                    throw APIError(code: "TargetGroupNotFound", message: "One or more target groups not found")
                 }
                 return index
             }
@@ -94,25 +94,18 @@ extension ControlPlane {
         return fields.joined()
     }
 
-    /// Changed keys only; AWS's ranges are enforced here (the file only warns about them).
-    package func modifyTargetGroupAttributes(_ form: QueryForm) throws(QueryError) -> String {
+    /// Changed keys only, under AWS's ranges (the file only warns about values outside them).
+    package func modifyTargetGroupAttributes(_ form: QueryForm) throws(APIError) -> String {
         let index = try targetGroup(form["TargetGroupArn"])
-        let given = form.structures("Attributes", fields: ["Key", "Value"])
-        guard !given.isEmpty else { throw .validation("Attributes is required") }
-        var reader = ConfigReader()
-        let list = JSONValue.array(given.map { .object($0.mapValues { .string($0) }) })
-        var updated = groups[index].configuration
-        reader.attributes(list, "Attributes", into: &updated)
-        let problems = reader.errors + reader.warnings
-        guard problems.isEmpty else { throw .validation(problems.joined(separator: "; ")) }
-        applyGroupConfiguration(index, updated, by: "ModifyTargetGroupAttributes")
-        publish(wait: true)
+        try commit(
+            .modifyTargetGroupAttributes(name: groups[index].configuration.name, attributes: try attributeChanges(form))
+        )
         return attributeList(groups[index].configuration.effectiveAttributes)
     }
 
     // MARK: Targets
 
-    package func describeTargetHealth(_ form: QueryForm) throws(QueryError) -> String {
+    package func describeTargetHealth(_ form: QueryForm) throws(APIError) -> String {
         let index = try targetGroup(form["TargetGroupArn"])
         let group = groups[index]
         let port = group.configuration.healthCheck.port
@@ -150,10 +143,10 @@ extension ControlPlane {
         guard !wanted.isEmpty else {
             return XML.list("TargetHealthDescriptions", registered.map(describe))
         }
-        let members = try wanted.map { item throws(QueryError) -> String in
+        let members = try wanted.map { item throws(APIError) -> String in
             guard let id = item["Id"] else { throw .validation("Targets.member.N.Id is required") }
             let targetPort =
-                try item["Port"].map { text throws(QueryError) -> UInt16 in
+                try item["Port"].map { text throws(APIError) -> UInt16 in
                     guard let value = UInt16(text), value > 0 else { throw .validation("Port \(text): not 1-65535") }
                     return value
                 } ?? group.configuration.port
@@ -168,26 +161,16 @@ extension ControlPlane {
     }
 
     /// RegisterTargets / DeregisterTargets: every target checked before any changes.
-    package func changeTargets(_ form: QueryForm, register: Bool) throws(QueryError) -> String {
-        let index = try targetGroup(form["TargetGroupArn"])
+    package func changeTargets(_ form: QueryForm, register: Bool) throws(APIError) -> String {
+        let name = groups[try targetGroup(form["TargetGroupArn"])].configuration.name
         let given = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
         guard !given.isEmpty else { throw .validation("Targets is required") }
-        var reader = ConfigReader()
-        let configuration = groups[index].configuration
-        let targets = given.enumerated().compactMap { position, item in
-            reader.target(
-                .object(item.mapValues { .string($0) }), "Targets.member.\(position + 1)", group: configuration)
+        let targets = given.enumerated().map { position, item in
+            Given("Targets.member.\(position + 1)", .object(item.mapValues { .string($0) }))
         }
-        guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
-        if register, let problem = zoneProblem(targets) { throw .validation(problem) }
-        let missing = change(targets, of: index, register: register)
-        guard missing.isEmpty else {
-            throw QueryError(
-                code: "InvalidTarget",
-                message: "The following targets are not registered in target group '\(configuration.name)': "
-                    + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
-        }
-        publish(wait: true)
+        try commit(
+            register
+                ? .registerTargets(group: name, targets: targets) : .deregisterTargets(group: name, targets: targets))
         return ""
     }
 }

@@ -9,12 +9,12 @@ package struct QueryForm: Equatable {
     /// Parses an `application/x-www-form-urlencoded` body: `&`-separated pairs, `+` for a space,
     /// percent-escapes. A broken escape (`%zz`, a bare `%`) or text that is not UTF-8 is refused, naming
     /// the parameter.
-    package init(form body: [UInt8]) throws(QueryError) {
+    package init(form body: [UInt8]) throws(APIError) {
         for pair in body.split(separator: UInt8(ascii: "&")) where !pair.isEmpty {
             let field = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
             let name = String(decoding: field[0].prefix(64), as: UTF8.self)
             guard let key = Self.decode(field[0]), let value = field.count == 2 ? Self.decode(field[1]) : "" else {
-                throw QueryError(
+                throw APIError(
                     code: "MalformedQueryString",
                     message: "parameter \(name): a broken %-escape, or text that is not UTF-8")
             }

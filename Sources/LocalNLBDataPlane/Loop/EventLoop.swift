@@ -8,7 +8,10 @@ import ProxyProtocol
 package struct Listener: Sendable {
     /// Every loop's socket for this endpoint, by loop; empty once the control plane retired it.
     package var loopFDs: [Int32]
+    /// Where the sockets are bound (the kernel's port when the model asked for port 0).
     package var endpoint: IPEndpoint
+    /// The endpoint as the model gives it (port 0: any), which the control plane matches the model by.
+    package var requested: IPEndpoint
     package var configIndex: Int
     package var groupIndex: Int
     /// The nodes of the listener's load balancer: where its flows to targets leave from.
@@ -22,11 +25,12 @@ package struct Listener: Sendable {
 
     package var isOpen: Bool { !loopFDs.isEmpty }
     package init(
-        loopFDs: [Int32], endpoint: IPEndpoint, configIndex: Int, groupIndex: Int, nodes: [LoadBalancerNode],
+        loopFDs: [Int32], endpoint: IPEndpoint, requested: IPEndpoint? = nil, configIndex: Int, groupIndex: Int, nodes: [LoadBalancerNode],
         zone: String, isUDP: Bool = false, idleNanoseconds: UInt64, connectNanoseconds: UInt64
     ) {
         self.loopFDs = loopFDs
         self.endpoint = endpoint
+        self.requested = requested ?? endpoint
         self.configIndex = configIndex
         self.groupIndex = groupIndex
         self.nodes = nodes

@@ -1,0 +1,314 @@
+import ProxyProtocol
+
+/// The one change function: every writer's change applied to the model (this configuration, with each
+/// target group's live settings and registered targets) and checked by AWS's rules, with the file's
+/// validator. It does no I/O: it returns the new model and the effects the control plane carries out
+/// (`Effect`), or AWS's error, and then nothing has changed.
+extension Configuration {
+    package func applying(_ change: Change) throws(APIError) -> Applied {
+        var model = self
+        var effects: [Effect] = []
+        switch change {
+        case .replace(let new):
+            model = new
+        case .createLoadBalancer(let request):
+            if let existing = try model.createLoadBalancer(request) {
+                // AWS's CreateLoadBalancer is idempotent: the same name and subnets return the load balancer.
+                _ = existing
+                return Applied(model: self, effects: [])
+            }
+            let created = model.loadBalancers[model.loadBalancers.count - 1]
+            effects += [
+                .loadBalancerCreated(created.name),
+                .log(
+                    "load balancer \(created.name) created on "
+                        + created.nodes.flatMap(\.addresses).map(\.description).joined(separator: ", ")),
+            ]
+        case .deleteLoadBalancer(let name):
+            guard let index = model.loadBalancerIndex(name) else { return Applied(model: self, effects: []) }
+            if model.loadBalancers[index].attributes.deletionProtection {
+                throw APIError(
+                    code: "OperationNotPermitted",
+                    message: "Load balancer '\(names.loadBalancer(name))' cannot be deleted because deletion "
+                        + "protection is enabled")
+            }
+            model.listeners.removeAll { $0.loadBalancerName == name }
+            model.loadBalancers.remove(at: index)
+            effects += [
+                .resetFlowsOfClosedListeners, .loadBalancerDeleted(name), .log("load balancer \(name) deleted"),
+            ]
+        case .modifyLoadBalancerAttributes(let name, let given):
+            guard let index = model.loadBalancerIndex(name) else { throw notFound(loadBalancer: name) }
+            var reader = ConfigReader()
+            var attributes = model.loadBalancers[index].attributes
+            reader.attributes(
+                given.value, given.path, index: LoadBalancerAttributes.attributeIndex, into: &attributes,
+                kind: "Network Load Balancer")
+            model.loadBalancers[index].attributes = try Self.validated(reader, attributes)
+        case .createTargetGroup(let given):
+            var reader = ConfigReader()
+            // Read before `validated` takes the reader, so it sees every problem the reading recorded.
+            let read = reader.targetGroup(given.value, given.path)
+            let created = try Self.validated(reader, read)
+            if let existing = model.targetGroups.first(where: { $0.name == created.name }) {
+                // AWS: the same name with the same settings returns the group; other settings are refused.
+                guard existing.sameCreateSettings(as: created) else {
+                    throw APIError(
+                        code: "DuplicateTargetGroupName",
+                        message: "A target group with the same name '\(created.name)' exists")
+                }
+                return Applied(model: self, effects: [])
+            }
+            if let problem = model.zoneProblem(created.targets) { throw .validation(problem) }
+            model.targetGroups.append(created)
+        case .deleteTargetGroup(let name):
+            guard model.targetGroups.contains(where: { $0.name == name }) else {
+                return Applied(model: self, effects: [])
+            }
+            if model.listeners.contains(where: { $0.targetGroupName == name }) {
+                throw APIError(
+                    code: "ResourceInUse",
+                    message: "Target group '\(names.targetGroup(name))' is currently in use by a listener")
+            }
+            model.targetGroups.removeAll { $0.name == name }
+        case .modifyTargetGroup(let name, let object):
+            let index = try model.targetGroupIndex(name)
+            var reader = ConfigReader()
+            var updated = model.targetGroups[index]
+            updated.healthCheck = reader.healthCheck(object, "ModifyTargetGroup", base: updated.healthCheck)
+            model.targetGroups[index] = try Self.validated(reader, updated)
+        case .modifyTargetGroupAttributes(let name, let given):
+            let index = try model.targetGroupIndex(name)
+            var reader = ConfigReader()
+            var updated = model.targetGroups[index]
+            reader.attributes(given.value, given.path, into: &updated)
+            model.targetGroups[index] = try Self.validated(reader, updated)
+        case .registerTargets(let name, let given), .deregisterTargets(let name, let given):
+            let index = try model.targetGroupIndex(name)
+            guard !given.isEmpty else { throw .validation("Targets: give at least one target (Id, and Port)") }
+            var reader = ConfigReader()
+            let group = model.targetGroups[index]
+            let targets = given.compactMap { reader.target($0.value, $0.path, group: group) }
+            guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
+            if case .registerTargets = change {
+                if let problem = model.zoneProblem(targets) { throw .validation(problem) }
+                // AWS: registering a registered target again changes nothing.
+                var known = Set(group.targets.map(\.endpoint))
+                for target in targets where known.insert(target.endpoint).inserted {
+                    model.targetGroups[index].targets.append(target)
+                }
+            } else {
+                let registered = Set(group.targets.map(\.endpoint))
+                let missing = targets.filter { !registered.contains($0.endpoint) }
+                guard missing.isEmpty else {
+                    throw APIError(
+                        code: "InvalidTarget",
+                        message: "The following targets are not registered in target group '\(group.name)': "
+                            + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
+                }
+                let gone = Set(targets.map(\.endpoint))
+                model.targetGroups[index].targets.removeAll { gone.contains($0.endpoint) }
+            }
+        case .createListener(let balancer, let given):
+            guard model.loadBalancerIndex(balancer) != nil else { throw notFound(loadBalancer: balancer) }
+            var reader = ConfigReader()
+            let read = reader.listener(given.value, given.path, loadBalancers: [balancer])
+            let created = try Self.validated(reader, read)
+            if let existing = model.listeners.first(where: {
+                $0.loadBalancerName == balancer && $0.port == created.port
+            }) {
+                // AWS's CreateListener is idempotent: the same settings return the same listener.
+                guard existing.targetGroupName == created.targetGroupName,
+                    existing.protocolName == created.protocolName
+                else {
+                    throw APIError(
+                        code: "DuplicateListener", message: "A listener already exists on port \(created.port)")
+                }
+                return Applied(model: self, effects: [])
+            }
+            try model.checkAssociation(created)
+            model.listeners.append(created)
+        case .modifyListener(let balancer, let port, let given):
+            let index = try model.listenerIndex(balancer, port)
+            let old = model.listeners[index]
+            var reader = ConfigReader()
+            let read = reader.listener(given.value, given.path, loadBalancers: [balancer])
+            var modified = try Self.validated(reader, read)
+            modified.idleTimeoutSeconds = old.idleTimeoutSeconds
+            modified.connectTimeoutSeconds = old.connectTimeoutSeconds
+            if modified.tags.isEmpty { modified.tags = old.tags }
+            if modified.port != old.port,
+                model.listeners.contains(where: { $0.loadBalancerName == balancer && $0.port == modified.port })
+            {
+                throw APIError(code: "DuplicateListener", message: "A listener already exists on port \(modified.port)")
+            }
+            try model.checkAssociation(modified)
+            model.listeners[index] = modified
+        case .modifyListenerAttributes(let balancer, let port, let given):
+            let index = try model.listenerIndex(balancer, port)
+            var reader = ConfigReader()
+            var modified = model.listeners[index]
+            reader.attributes(
+                given.value, given.path, index: ListenerConfiguration.attributeIndex, into: &modified,
+                kind: "\(modified.protocolName.rawValue) listener")
+            model.listeners[index] = try Self.validated(reader, modified)
+        case .deleteListener(let balancer, let port):
+            let index = try model.listenerIndex(balancer, port)
+            model.listeners.remove(at: index)
+            effects.append(.resetFlowsOfClosedListeners)
+        case .addTags(let resources, let given):
+            try model.addTags(given, to: resources)
+            return Applied(model: model, effects: [.persist])
+        case .removeTags(let resources, let keys):
+            for resource in resources {
+                let kept = try model.tags(of: resource).filter { !keys.contains($0.key) }
+                try model.setTags(kept, of: resource)
+            }
+            return Applied(model: model, effects: [.persist])
+        }
+        if let conflict = model.endpointConflict {
+            throw APIError(code: "InvalidConfigurationRequest", message: "\(conflict.path): \(conflict.message)")
+        }
+        effects += model.events(since: self, by: change.action).map(Effect.log)
+        effects.append(.publish)
+        if case .replace = change {} else { effects.append(.persist) }
+        return Applied(model: model, effects: effects)
+    }
+
+    /// Validator problems (AWS's ranges included: what the file only warns about, a request is
+    /// refused for) as one ValidationError naming each parameter.
+    static func validated<T>(_ reader: ConfigReader, _ value: T?) throws(APIError) -> T {
+        let problems = reader.errors + reader.warnings
+        guard problems.isEmpty, let value else {
+            throw .validation(problems.isEmpty ? "invalid request" : problems.joined(separator: "; "))
+        }
+        return value
+    }
+
+    package var names: ResourceNames {
+        ResourceNames(region: admin?.region ?? "us-east-1", accountID: admin?.accountID ?? "000000000000")
+    }
+
+    func notFound(loadBalancer name: String) -> APIError {
+        APIError(code: "LoadBalancerNotFound", message: "Load balancer '\(names.loadBalancer(name))' not found")
+    }
+
+    func targetGroupIndex(_ name: String) throws(APIError) -> Int {
+        guard let index = targetGroups.firstIndex(where: { $0.name == name }) else {
+            throw APIError(code: "TargetGroupNotFound", message: "Target groups '\(names.targetGroup(name))' not found")
+        }
+        return index
+    }
+
+    func listenerIndex(_ balancer: String, _ port: UInt16) throws(APIError) -> Int {
+        guard let index = listeners.firstIndex(where: { $0.loadBalancerName == balancer && $0.port == port }) else {
+            throw APIError(
+                code: "ListenerNotFound",
+                message: "Listener '\(names.listener(loadBalancer: balancer, port: port))' not found")
+        }
+        return index
+    }
+
+    /// The load balancers whose listeners forward to the group (a network load balancer's group has
+    /// at most one).
+    package func loadBalancers(forwardingTo group: String) -> [String] {
+        var result: [String] = []
+        for listener in listeners where listener.targetGroupName == group && !result.contains(listener.loadBalancerName)
+        {
+            result.append(listener.loadBalancerName)
+        }
+        return result
+    }
+
+    /// AWS's pairing of listener and target group protocols, and a network load balancer's target group
+    /// serving one load balancer only (TargetGroupAssociationLimit).
+    func checkAssociation(_ listener: ListenerConfiguration) throws(APIError) {
+        guard let group = targetGroups.first(where: { $0.name == listener.targetGroupName }) else {
+            throw APIError(
+                code: "TargetGroupNotFound",
+                message: "Target groups '\(names.targetGroup(listener.targetGroupName))' not found")
+        }
+        guard listener.protocolName.groupProtocols.contains(group.protocolName) else {
+            throw APIError(
+                code: "IncompatibleProtocols",
+                message: "A \(listener.protocolName.rawValue) listener forwards to a "
+                    + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
+                    + " target group; '\(listener.targetGroupName)' is \(group.protocolName.rawValue)")
+        }
+        let others = loadBalancers(forwardingTo: group.name).filter { $0 != listener.loadBalancerName }
+        if let other = others.first {
+            throw APIError(
+                code: "TargetGroupAssociationLimit",
+                message: "Target group '\(names.targetGroup(listener.targetGroupName))' is already associated with "
+                    + "load balancer '\(names.loadBalancer(other))'; a network load balancer's target group can "
+                    + "serve only one load balancer")
+        }
+    }
+
+    /// A target registered through an API needs a zone when `Subnets` are given: a subnet holding its
+    /// address, or an `AvailabilityZone` (`all` for an address outside them), as AWS requires.
+    package func zoneProblem(_ targets: [TargetConfiguration]) -> String? {
+        guard !subnets.isEmpty else { return nil }
+        let zones = Set(subnets.map(\.availabilityZone))
+        for target in targets {
+            if let zone = target.availabilityZone, zone != "all", !zones.contains(zone) {
+                return "\(target.id): AvailabilityZone \(zone) is the zone of no subnet "
+                    + "(\(zones.sorted().joined(separator: ", ")), or all)"
+            }
+            if zone(of: target) == nil {
+                return "\(target.id) is in none of the subnets' CIDR blocks: give AvailabilityZone all, as for an "
+                    + "address outside the VPC"
+            }
+        }
+        return nil
+    }
+
+    /// The event log's lines for what changed between `old` and this model: target groups added and
+    /// removed, and each attribute in force that moved, of target groups and listeners.
+    package func events(since old: Configuration, by source: String) -> [String] {
+        var lines: [String] = []
+        let before = Dictionary(old.targetGroups.map { ($0.name, $0) }) { first, _ in first }
+        let after = Set(targetGroups.map(\.name))
+        for group in targetGroups {
+            guard let previous = before[group.name] else {
+                lines.append("target group \(group.name) added (\(source))")
+                continue
+            }
+            let values = Dictionary(previous.effectiveAttributes.map { ($0.key, $0.value) }) { first, _ in first }
+            for (key, value) in group.effectiveAttributes where values[key] != value {
+                lines.append("target group \(group.name): \(key) \(values[key] ?? "-") → \(value) (\(source))")
+            }
+        }
+        for group in old.targetGroups where !after.contains(group.name) {
+            lines.append("target group \(group.name) removed (\(source))")
+        }
+        for listener in listeners {
+            guard
+                let previous = old.listeners.first(where: {
+                    $0.loadBalancerName == listener.loadBalancerName && $0.port == listener.port
+                })
+            else { continue }
+            let was = ListenerConfiguration.attributeIndex.describe(previous)
+            let now = ListenerConfiguration.attributeIndex.describe(listener)
+            for (old, new) in zip(was, now) where old.value != new.value {
+                lines.append(
+                    "listener \(listener.loadBalancerName):\(listener.port): \(new.key) \(old.value) → \(new.value) "
+                        + "(\(source))")
+            }
+        }
+        return lines
+    }
+}
+
+extension TargetGroupConfiguration {
+    /// The settings CreateTargetGroup gives: AWS returns the group again when a second call gives the
+    /// same ones, and refuses other ones under the same name.
+    func sameCreateSettings(as other: TargetGroupConfiguration) -> Bool {
+        let (a, b) = (healthCheck, other.healthCheck)
+        return protocolName == other.protocolName && port == other.port && targetType == other.targetType
+            && a.protocolName == b.protocolName && a.port == b.port && a.enabled == b.enabled
+            && a.intervalSeconds == b.intervalSeconds && a.timeoutSeconds == b.timeoutSeconds
+            && a.healthyThreshold == b.healthyThreshold && a.unhealthyThreshold == b.unhealthyThreshold
+            && (a.protocolName != .http || (a.path == b.path && a.matcher == b.matcher))
+    }
+}

@@ -1,0 +1,133 @@
+import ProxyProtocol
+
+/// AWS's refusal of a change or a request: its error code, a message naming the parameter and the
+/// value, and the HTTP status. The Query API answers it in XML, the JSON API in JSON.
+package struct APIError: Error, Equatable, Sendable {
+    package var code: String
+    package var message: String
+    package var status = 400
+
+    package init(code: String, message: String, status: Int = 400) {
+        self.code = code
+        self.message = message
+        self.status = status
+    }
+
+    package static func validation(_ message: String) -> APIError {
+        APIError(code: "ValidationError", message: message)
+    }
+}
+
+/// A value as a request gave it, and the parameter that names it in that request's own syntax
+/// (`Targets.member.2` in a Query form, `Targets[1]` in a JSON body): the validator reads the value
+/// and names the parameter in every problem it finds.
+package struct Given: Sendable {
+    package var path: String
+    package var value: JSONValue
+
+    package init(_ path: String, _ value: JSONValue) {
+        self.path = path
+        self.value = value
+    }
+}
+
+/// A resource that carries tags, by name.
+package enum TaggedResource: Equatable, Sendable {
+    case loadBalancer(String)
+    case targetGroup(String)
+    case listener(loadBalancer: String, port: UInt16)
+}
+
+/// What `CreateLoadBalancer` asks for, as given (docs/zones.md §1).
+package struct LoadBalancerRequest: Sendable {
+    package var name: String?
+    package var type: String?
+    /// One per SubnetMapping (SubnetId, PrivateIPv4Address, IPv6Address, AllocationId).
+    package var subnetMappings: [[String: String]] = []
+    package var subnets: [String] = []
+    package var scheme: String?
+    package var ipAddressType: String?
+    package var securityGroups: [String] = []
+    package var tags: [[String: String]] = []
+    /// Parameters AWS has that localnlb does not emulate, by name, when given.
+    package var unsupported: [String] = []
+
+    package init() {}
+}
+
+/// One change to the load balancer, whichever writer asks for it: the file at start or on SIGHUP, a
+/// JSON API call, a Query API action. Values come as the request gave them; `Configuration.applying`
+/// checks them with the file's validator under AWS's ranges, so every writer is refused alike.
+package enum Change: Sendable {
+    /// The whole model, as a file gives it (checked by `ConfigLoader`).
+    case replace(Configuration)
+    case createLoadBalancer(LoadBalancerRequest)
+    case deleteLoadBalancer(name: String)
+    case modifyLoadBalancerAttributes(name: String, attributes: Given)
+    /// A target group in the file's shape (`TargetGroups[n]`).
+    case createTargetGroup(Given)
+    case deleteTargetGroup(name: String)
+    /// Health-check settings in the file's shape (`HealthCheckIntervalSeconds`, …).
+    case modifyTargetGroup(name: String, healthCheck: [String: JSONValue])
+    case modifyTargetGroupAttributes(name: String, attributes: Given)
+    case registerTargets(group: String, targets: [Given])
+    case deregisterTargets(group: String, targets: [Given])
+    /// A listener in the file's shape (`Listeners[n]`), on `loadBalancer`.
+    case createListener(loadBalancer: String, Given)
+    case modifyListener(loadBalancer: String, port: UInt16, Given)
+    case modifyListenerAttributes(loadBalancer: String, port: UInt16, attributes: Given)
+    case deleteListener(loadBalancer: String, port: UInt16)
+    case addTags([TaggedResource], tags: [[String: String]])
+    case removeTags([TaggedResource], keys: Set<String>)
+
+    /// AWS's name of the action, as the event log names what made a change.
+    package var action: String {
+        switch self {
+        case .replace: "SIGHUP"
+        case .createLoadBalancer: "CreateLoadBalancer"
+        case .deleteLoadBalancer: "DeleteLoadBalancer"
+        case .modifyLoadBalancerAttributes: "ModifyLoadBalancerAttributes"
+        case .createTargetGroup: "CreateTargetGroup"
+        case .deleteTargetGroup: "DeleteTargetGroup"
+        case .modifyTargetGroup: "ModifyTargetGroup"
+        case .modifyTargetGroupAttributes: "ModifyTargetGroupAttributes"
+        case .registerTargets: "RegisterTargets"
+        case .deregisterTargets: "DeregisterTargets"
+        case .createListener: "CreateListener"
+        case .modifyListener: "ModifyListener"
+        case .modifyListenerAttributes: "ModifyListenerAttributes"
+        case .deleteListener: "DeleteListener"
+        case .addTags: "AddTags"
+        case .removeTags: "RemoveTags"
+        }
+    }
+}
+
+/// What carrying out a change does beyond the model itself. The control plane does them in one
+/// place (`ControlPlane.commit`), in this order: the sockets follow the model (listeners opened and
+/// closed to match it), the events are logged, one snapshot is published, flows are reset, and the
+/// model is persisted once.
+package enum Effect: Equatable, Sendable {
+    /// A line for the event log.
+    case log(String)
+    /// The loops take the new model (their listener sockets and routing) before the change is answered.
+    case publish
+    /// The flows of listeners this change closed are reset, as AWS resets a deleted listener's.
+    case resetFlowsOfClosedListeners
+    /// `serve --persist`: the model is written back to the file.
+    case persist
+    /// The load balancer was made now (`CreatedTime`), or is gone.
+    case loadBalancerCreated(String)
+    case loadBalancerDeleted(String)
+}
+
+/// A change applied: the model it leads to and what carrying it out does.
+package struct Applied: Sendable {
+    package var model: Configuration
+    package var effects: [Effect]
+
+    package init(model: Configuration, effects: [Effect]) {
+        self.model = model
+        self.effects = effects
+    }
+}
