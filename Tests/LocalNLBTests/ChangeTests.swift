@@ -1,0 +1,241 @@
+import Foundation
+import ProxyProtocol
+import Testing
+
+@testable import LocalNLBModel
+
+/// The change function on a model, without a socket: each change is refused the way AWS refuses it,
+/// naming the parameter and leaving the model as it was, or gives the new model and its effects.
+@Suite struct ChangeFunction {
+    let model = try! load(document()).configuration
+
+    func refusal(_ change: Change) -> APIError? {
+        do {
+            _ = try model.applying(change)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func object(_ fields: [String: String]) -> JSONValue { .object(fields.mapValues { .string($0) }) }
+
+    func attributes(_ key: String, _ value: String) -> Given {
+        Given("Attributes", .array([object(["Key": key, "Value": value])]))
+    }
+
+    @Test func registerTargetsChecksEachTargetAndAddsTheNewOnes() throws {
+        let bad = refusal(
+            .registerTargets(
+                group: "web", targets: [Given("Targets.member.1", object(["Id": "127.0.0.1", "Port": "0"]))]))
+        #expect(bad?.code == "ValidationError" && bad?.message.contains("Targets.member.1.Port") == true)
+        #expect(refusal(.registerTargets(group: "nope", targets: []))?.code == "TargetGroupNotFound")
+        let applied = try model.applying(
+            .registerTargets(
+                group: "web",
+                targets: [
+                    Given("Targets[0]", object(["Id": "127.0.0.1", "Port": "9001"])),
+                    Given("Targets[1]", object(["Id": "127.0.0.2"])),
+                ]))
+        // 127.0.0.1:9001 was registered already: registering it again changes nothing (AWS).
+        #expect(
+            applied.model.targetGroups[0].targets.map(\.endpoint.description) == [
+                "127.0.0.1:9001", "127.0.0.1:80", "127.0.0.2:80",
+            ])
+        #expect(applied.effects == [.publish, .persist])
+    }
+
+    @Test func deregisterTargetsRefusesATargetThatIsNotRegisteredAndChangesNothing() throws {
+        let missing = refusal(
+            .deregisterTargets(
+                group: "web",
+                targets: [
+                    Given("Targets[0]", object(["Id": "127.0.0.1", "Port": "9001"])),
+                    Given("Targets[1]", object(["Id": "127.0.0.9"])),
+                ]))
+        #expect(missing?.code == "InvalidTarget")
+        #expect(missing?.message == "The following targets are not registered in target group 'web': '127.0.0.9:80'")
+        let applied = try model.applying(
+            .deregisterTargets(group: "web", targets: [Given("Targets[0]", object(["Id": "127.0.0.1"]))]))
+        #expect(applied.model.targetGroups[0].targets.map(\.endpoint.description) == ["127.0.0.1:9001"])
+    }
+
+    @Test func modifyTargetGroupAttributesRefusesWhatAWSRefuses() throws {
+        // The file only warns about 5000 (outside AWS's 0-3600); a request is refused for it.
+        let outside = refusal(
+            .modifyTargetGroupAttributes(
+                name: "web", attributes: attributes("deregistration_delay.timeout_seconds", "5000")))
+        #expect(outside?.code == "ValidationError")
+        #expect(
+            outside?.message.contains(
+                #"Attributes["deregistration_delay.timeout_seconds"]: "5000" is outside AWS's range 0-3600"#) == true)
+        #expect(
+            refusal(.modifyTargetGroupAttributes(name: "web", attributes: attributes("no.such.key", "1")))?.message
+                .contains("no.such.key") == true)
+        let applied = try model.applying(
+            .modifyTargetGroupAttributes(
+                name: "web", attributes: attributes("deregistration_delay.timeout_seconds", "7")))
+        #expect(applied.model.targetGroups[0].deregistrationDelaySeconds == 7)
+        #expect(
+            applied.effects == [
+                .log("target group web: deregistration_delay.timeout_seconds 300 → 7 (ModifyTargetGroupAttributes)"),
+                .publish, .persist,
+            ])
+    }
+
+    @Test func modifyTargetGroupChecksHealthCheckRanges() throws {
+        let fast = refusal(.modifyTargetGroup(name: "web", healthCheck: ["HealthCheckIntervalSeconds": .string("1")]))
+        #expect(fast?.code == "ValidationError" && fast?.message.contains("HealthCheckIntervalSeconds") == true)
+        let applied = try model.applying(
+            .modifyTargetGroup(name: "web", healthCheck: ["HealthyThresholdCount": .string("2")]))
+        #expect(applied.model.targetGroups[0].healthCheck.healthyThreshold == 2)
+    }
+
+    @Test func createTargetGroupNamesTheParameterAndIsIdempotent() throws {
+        func create(_ fields: [String: String]) -> Change {
+            .createTargetGroup(Given("CreateTargetGroup", object(fields)))
+        }
+        let base = ["Protocol": "TCP", "Port": "80", "TargetType": "ip"]
+        #expect(
+            refusal(create(base.merging(["Name": "p", "Port": "70000"]) { $1 }))?.message.contains(
+                "CreateTargetGroup.Port") == true)
+        for name in ["bad-", "-bad", "a_b", String(repeating: "n", count: 33)] {
+            #expect(
+                refusal(create(base.merging(["Name": name]) { $1 }))?.message.contains("CreateTargetGroup.Name")
+                    == true, "\(name)")
+        }
+        let made = try model.applying(create(base.merging(["Name": "api"]) { $1 }))
+        #expect(made.model.targetGroups.map(\.name) == ["web", "api"])
+        #expect(made.effects.contains(.log("target group api added (CreateTargetGroup)")))
+        // The same settings again return the group; other settings under its name are refused.
+        #expect(try made.model.applying(create(base.merging(["Name": "api"]) { $1 })).effects.isEmpty)
+        #expect(
+            throws: APIError(
+                code: "DuplicateTargetGroupName", message: "A target group with the same name 'api' exists")
+        ) {
+            try made.model.applying(create(base.merging(["Name": "api", "Port": "81"]) { $1 }))
+        }
+    }
+
+    @Test func deleteTargetGroupRefusesAGroupInUse() throws {
+        #expect(refusal(.deleteTargetGroup(name: "web"))?.code == "ResourceInUse")
+        let unused = try model.applying(.deleteListener(loadBalancer: "demo-nlb", port: 8081)).model
+        #expect(try unused.applying(.deleteTargetGroup(name: "web")).model.targetGroups.isEmpty)
+    }
+
+    @Test func createListenerRefusesWhatLocalNLBDoesNotServeAndAPortTaken() throws {
+        func listener(_ port: String, _ proto: String, group: String = "web") -> Change {
+            .createListener(
+                loadBalancer: "demo-nlb",
+                Given(
+                    "CreateListener",
+                    .object([
+                        "Port": .string(port), "Protocol": .string(proto),
+                        "DefaultActions": .array([object(["Type": "forward", "TargetGroupName": group])]),
+                    ])))
+        }
+        let tls = refusal(listener("8443", "TLS"))
+        #expect(tls?.code == "ValidationError" && tls?.message.contains("CreateListener.Protocol") == true)
+        #expect(tls?.message.contains("not supported by localnlb yet") == true)
+        #expect(refusal(listener("8081", "UDP"))?.code == "DuplicateListener")
+        #expect(refusal(listener("8082", "UDP"))?.code == "IncompatibleProtocols")
+        #expect(refusal(listener("8082", "TCP", group: "nope"))?.message.contains("nope") == true)
+        #expect(try model.applying(listener("8081", "TCP")).effects.isEmpty)  // the same listener again
+        let made = try model.applying(listener("8082", "TCP"))
+        #expect(made.model.listeners.map(\.port) == [8081, 8082])
+    }
+
+    @Test func modifyListenerKeepsWhatItIsNotGiven() throws {
+        let tls = refusal(
+            .modifyListener(
+                loadBalancer: "demo-nlb", port: 8081,
+                Given(
+                    "ModifyListener",
+                    .object([
+                        "Port": .string("8081"), "Protocol": .string("TLS"),
+                        "DefaultActions": .array([object(["Type": "forward", "TargetGroupName": "web"])]),
+                    ]))))
+        #expect(tls?.message.contains("ModifyListener.Protocol") == true)
+        #expect(
+            refusal(.modifyListener(loadBalancer: "demo-nlb", port: 1, Given("ModifyListener", .object([:]))))?.code
+                == "ListenerNotFound")
+    }
+
+    @Test func listenerAttributesUnderAWSRanges() throws {
+        let short = refusal(
+            .modifyListenerAttributes(
+                loadBalancer: "demo-nlb", port: 8081, attributes: attributes("tcp.idle_timeout.seconds", "5")))
+        #expect(short?.message.contains("outside AWS's range 60-6000") == true)
+        let applied = try model.applying(
+            .modifyListenerAttributes(
+                loadBalancer: "demo-nlb", port: 8081, attributes: attributes("tcp.idle_timeout.seconds", "120")))
+        #expect(applied.model.listeners[0].idleTimeoutSeconds == 120)
+        #expect(
+            applied.effects == [
+                .log("listener demo-nlb:8081: tcp.idle_timeout.seconds 350 → 120 (ModifyListenerAttributes)"), .publish,
+                .persist,
+            ])
+    }
+
+    @Test func deleteListenerResetsItsFlows() throws {
+        let applied = try model.applying(.deleteListener(loadBalancer: "demo-nlb", port: 8081))
+        #expect(applied.model.listeners.isEmpty)
+        #expect(applied.effects == [.resetFlowsOfClosedListeners, .publish, .persist])
+        #expect(refusal(.deleteListener(loadBalancer: "demo-nlb", port: 8081 + 1))?.code == "ListenerNotFound")
+    }
+
+    @Test func loadBalancersAreMadeOnFreeAddressesAndProtectedFromDeletion() throws {
+        var request = LoadBalancerRequest()
+        request.name = "second"
+        #expect(refusal(.createLoadBalancer(request))?.message.contains("Type is required") == true)
+        request.type = "network"
+        #expect(refusal(.createLoadBalancer(request))?.message.contains("At least one subnet") == true)
+        request.subnets = ["subnet-a"]
+        request.name = "internal-x"
+        #expect(refusal(.createLoadBalancer(request))?.message.contains("internal-") == true)
+        request.name = "second"
+        let made = try model.applying(.createLoadBalancer(request))
+        // 127.0.0.1 is the first load balancer's node: the next free loopback address is the new one's.
+        #expect(made.model.loadBalancers[1].nodes.first?.ipv4 == .v4(IPv4Address(127, 0, 0, 2)))
+        #expect(made.effects.contains(.loadBalancerCreated("second")))
+        var protected = made.model
+        protected.loadBalancers[1].attributes.deletionProtection = true
+        #expect(throws: APIError.self) { try protected.applying(.deleteLoadBalancer(name: "second")) }
+        #expect(try made.model.applying(.deleteLoadBalancer(name: "second")).model.loadBalancers.count == 1)
+        // A load balancer that is not there: AWS's delete is idempotent.
+        #expect(try model.applying(.deleteLoadBalancer(name: "gone")).effects.isEmpty)
+    }
+
+    @Test func loadBalancerAttributesUnderAWSRules() throws {
+        let bad = refusal(
+            .modifyLoadBalancerAttributes(
+                name: "demo-nlb", attributes: attributes("load_balancing.cross_zone.enabled", "maybe")))
+        #expect(bad?.code == "ValidationError" && bad?.message.contains("load_balancing.cross_zone.enabled") == true)
+        let applied = try model.applying(
+            .modifyLoadBalancerAttributes(
+                name: "demo-nlb", attributes: attributes("deletion_protection.enabled", "true")))
+        #expect(applied.model.loadBalancers[0].attributes.deletionProtection)
+    }
+
+    @Test func tagsAreCheckedOnEveryResourceBeforeAnyChanges() throws {
+        let resources: [TaggedResource] = [.targetGroup("web"), .listener(loadBalancer: "demo-nlb", port: 8081)]
+        #expect(refusal(.addTags(resources, tags: [["Key": "a"], ["Key": "a"]]))?.code == "DuplicateTagKeys")
+        #expect(refusal(.addTags([.targetGroup("nope")], tags: [["Key": "a"]]))?.code == "TargetGroupNotFound")
+        let tagged = try model.applying(.addTags(resources, tags: [["Key": "team", "Value": "edge"]]))
+        #expect(tagged.model.targetGroups[0].tags.map(\.key) == ["team"])
+        // Tags change no flow: persisted, nothing published.
+        #expect(tagged.effects == [.persist])
+        let untagged = try tagged.model.applying(.removeTags(resources, keys: ["team"]))
+        #expect(untagged.model.listeners[0].tags.isEmpty)
+    }
+
+    @Test func aReplacedModelSaysWhatChangedAndIsNotPersisted() throws {
+        var new = model
+        new.targetGroups[0].deregistrationDelaySeconds = 9
+        let applied = try model.applying(.replace(new))
+        #expect(
+            applied.effects == [
+                .log("target group web: deregistration_delay.timeout_seconds 300 → 9 (SIGHUP)"), .publish,
+            ])
+    }
+}
