@@ -168,7 +168,8 @@ extension ControlPlane {
             let s = settings(configIndex, udp: udp)
             let bound = endpoint.port == 0 ? (Socket.localEndpoint(fds[0]) ?? endpoint) : endpoint
             var listener = Listener(
-                loopFDs: fds, endpoint: bound, requested: endpoint, configIndex: configIndex, groupIndex: s.group, nodes: s.nodes,
+                loopFDs: fds, endpoint: bound, requested: endpoint, configIndex: configIndex, groupIndex: s.group,
+                nodes: s.nodes,
                 zone: new.zone(of: endpoint.ip, new.listeners[configIndex]),
                 idleNanoseconds: s.idle, connectNanoseconds: s.connect)
             listener.isUDP = udp

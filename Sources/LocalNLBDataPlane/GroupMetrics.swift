@@ -14,6 +14,7 @@ package struct GroupMetrics: Sendable {
     package var activeFlowCountUDP = 0
     package var processedBytesUDP: UInt64 = 0
     package var processedPackets: UInt64 = 0
+
     package init(
         newFlowCount: Int = 0, processedBytes: UInt64 = 0, tcpClientResetCount: Int = 0, tcpTargetResetCount: Int = 0,
         tcpELBResetCount: Int = 0, unhealthyRoutingFlowCount: Int = 0, portAllocationErrorCount: Int = 0,

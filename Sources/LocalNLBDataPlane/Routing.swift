@@ -18,6 +18,7 @@ package final class StickyTable: Sendable {
     }
 
     package func removeAll() { targets.withLock { $0.removeAll() } }
+
     package init() {}
 }
 
@@ -179,6 +180,7 @@ package struct RoutingGroup: Sendable {
             return ProxyHeader(version: .v2, addresses: .inet(source: client, destination: node))
         }
     }
+
     package init(
         configuration: TargetGroupConfiguration, targets: [Target], crossZone: Bool,
         headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?), selector: TargetSelector,

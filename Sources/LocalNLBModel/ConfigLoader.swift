@@ -416,6 +416,7 @@ package struct ConfigReader {
             }
         }
     }
+
     package init(errors: [String] = [], warnings: [String] = []) {
         self.errors = errors
         self.warnings = warnings

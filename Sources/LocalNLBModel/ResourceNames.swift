@@ -61,6 +61,7 @@ package struct ResourceNames: Sendable {
         guard arn.hasPrefix("arn:"), let range = arn.range(of: ":loadbalancer/net/") else { return nil }
         return arn[range.upperBound...].split(separator: "/").first.map(String.init)
     }
+
     package init(region: String, accountID: String) {
         self.region = region
         self.accountID = accountID

@@ -24,8 +24,10 @@ package struct Listener: Sendable {
     package var connectNanoseconds: UInt64
 
     package var isOpen: Bool { !loopFDs.isEmpty }
+
     package init(
-        loopFDs: [Int32], endpoint: IPEndpoint, requested: IPEndpoint? = nil, configIndex: Int, groupIndex: Int, nodes: [LoadBalancerNode],
+        loopFDs: [Int32], endpoint: IPEndpoint, requested: IPEndpoint? = nil, configIndex: Int, groupIndex: Int,
+        nodes: [LoadBalancerNode],
         zone: String, isUDP: Bool = false, idleNanoseconds: UInt64, connectNanoseconds: UInt64
     ) {
         self.loopFDs = loopFDs
@@ -49,6 +51,7 @@ package struct RoutingSnapshot: Sendable {
     package var groups: [RoutingGroup]
     package var listeners: [Listener]
     package var tickNanoseconds: UInt64
+
     package init(configuration: Configuration, groups: [RoutingGroup], listeners: [Listener], tickNanoseconds: UInt64) {
         self.configuration = configuration
         self.groups = groups

@@ -45,6 +45,7 @@ public struct LoadBalancerOptions: Sendable {
 /// What `LoadBalancer.init` can fail with: the listener and the fix, in one line.
 public struct ListenerError: Error, CustomStringConvertible {
     public var description: String
+
     package init(description: String) {
         self.description = description
     }

@@ -20,5 +20,6 @@ package struct Slab<Element: AnyObject>: Sequence {
     package subscript(index: Int) -> Element { elements[index] }
 
     package func makeIterator() -> IndexingIterator<[Element]> { elements.makeIterator() }
+
     package init() {}
 }

@@ -84,6 +84,7 @@ package enum XMLReader {
         package let name: String
         package var children: [Element] = []
         package var text = ""
+
         package init(name: String) { self.name = name }
         package func child(_ name: String) -> Element? { children.first { $0.name == name } }
     }
