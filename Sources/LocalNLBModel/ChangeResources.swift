@@ -6,7 +6,7 @@ extension Configuration {
     /// the one of that name when the call gives the same subnets again (AWS's call is idempotent). A
     /// node's address is the SubnetMapping's `PrivateIPv4Address`, else (with `Subnets`) the lowest free
     /// one of its subnet's CIDR block, else the lowest 127.0.0.x no other node has: each load balancer
-    /// listens on addresses of its own, as on AWS (docs/zones.md §1).
+    /// listens on addresses of its own, as on AWS (docs/api.md §12).
     mutating func createLoadBalancer(_ request: LoadBalancerRequest) throws(APIError) -> Int? {
         guard let name = request.name else { throw .validation("Name is required") }
         switch request.type {

@@ -38,7 +38,7 @@ package enum TaggedResource: Equatable, Sendable {
     case listener(loadBalancer: String, port: UInt16)
 }
 
-/// What `CreateLoadBalancer` asks for, as given (docs/zones.md §1).
+/// What `CreateLoadBalancer` asks for, as given (docs/api.md §12).
 package struct LoadBalancerRequest: Sendable {
     package var name: String?
     package var type: String?

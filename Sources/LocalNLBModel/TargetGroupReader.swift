@@ -169,6 +169,14 @@ extension ConfigReader {
                 settings[keyPath: keyPath] = number
             }
         }
+        // docs/api.md §11: a timeout given longer than the interval is refused (AWS checks the two
+        // together; a timeout left at its default is not held against a short interval).
+        if object["HealthCheckTimeoutSeconds"] != nil, settings.timeoutSeconds > settings.intervalSeconds {
+            warn(
+                path + ".HealthCheckTimeoutSeconds",
+                "\(settings.timeoutSeconds) is longer than HealthCheckIntervalSeconds \(settings.intervalSeconds); "
+                    + "AWS requires the timeout to be no longer than the interval")
+        }
         if let value = object["Matcher"],
             let matcher = self.readObject(value, path + ".Matcher", keys: ["HttpCode", "GrpcCode"])
         {

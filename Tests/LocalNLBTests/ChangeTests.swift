@@ -84,6 +84,14 @@ import Testing
     }
 
     @Test func modifyTargetGroupChecksHealthCheckRanges() throws {
+        let longer = refusal(
+            .modifyTargetGroup(
+                name: "web",
+                healthCheck: ["HealthCheckIntervalSeconds": .string("10"), "HealthCheckTimeoutSeconds": .string("20")]))
+        #expect(longer?.message.contains("ModifyTargetGroup.HealthCheckTimeoutSeconds: 20 is longer than") == true)
+        // In the file the same pair is a warning naming it (an error under --strict).
+        let file = try load(document(group: #", "HealthCheckIntervalSeconds": 10, "HealthCheckTimeoutSeconds": 20"#))
+        #expect(file.warnings.contains { $0.contains("HealthCheckTimeoutSeconds: 20 is longer than") })
         let fast = refusal(.modifyTargetGroup(name: "web", healthCheck: ["HealthCheckIntervalSeconds": .string("1")]))
         #expect(fast?.code == "ValidationError" && fast?.message.contains("HealthCheckIntervalSeconds") == true)
         let applied = try model.applying(
