@@ -84,8 +84,6 @@ package final class ControlPlane {
     package var dnsConnections: [Int32: DNSConnection] = [:]
     /// Queries answered: `partial_availability_zone_affinity` keeps 85 in 100 in the asker's zone.
     package var dnsQueries = 0
-    /// Zonal shifts (ARC), active and ended.
-    package var zonalShifts: [ZonalShift] = []
     /// What each load balancer's name last resolved to, and its healthy zones, as the event log said.
     package var loggedDNS: [String: (zones: Set<String>, addresses: [IPAddress])] = [:]
 

@@ -11,6 +11,8 @@ extension Configuration {
         switch change {
         case .replace(let new):
             model = new
+            // Zonal shifts are the running balancer's, not the file's: a reload keeps them.
+            model.zonalShifts = zonalShifts
         case .createLoadBalancer(let request):
             if let existing = try model.createLoadBalancer(request) {
                 // AWS's CreateLoadBalancer is idempotent: the same name and subnets return the load balancer.
@@ -159,6 +161,29 @@ extension Configuration {
         case .addTags(let resources, let given):
             try model.addTags(given, to: resources)
             return Applied(model: model, effects: [.persist])
+        case .startZonalShift(let request):
+            let line = try model.startZonalShift(request)
+            return Applied(model: model, effects: [.log(line), .publish])
+        case .updateZonalShift(let id, let comment, let expiresIn, let wallClock, let now, let timeScale):
+            let index = try model.activeZonalShift(id)
+            if let comment { model.zonalShifts[index].comment = comment }
+            if let expiresIn {
+                guard let seconds = Self.expiresIn(expiresIn) else { throw Self.invalidExpiresIn(expiresIn) }
+                model.zonalShifts[index].expiryTime = wallClock + Double(seconds)
+                model.zonalShifts[index].deadline = now + UInt64(Double(seconds) * timeScale * 1e9)
+            }
+            return Applied(model: model, effects: [.publish])
+        case .cancelZonalShift(let id):
+            model.zonalShifts[try model.activeZonalShift(id)].status = "CANCELED"
+            return Applied(model: model, effects: [.log("zonal shift \(id): cancelled"), .publish])
+        case .expireZonalShifts(let now):
+            var lines: [String] = []
+            for index in model.zonalShifts.indices
+            where model.zonalShifts[index].status == "ACTIVE" && now >= model.zonalShifts[index].deadline {
+                model.zonalShifts[index].status = "EXPIRED"
+                lines.append("zonal shift \(model.zonalShifts[index].id): expired")
+            }
+            return Applied(model: model, effects: lines.isEmpty ? [] : lines.map(Effect.log) + [.publish])
         case .removeTags(let resources, let keys):
             for resource in resources {
                 let kept = try model.tags(of: resource).filter { !keys.contains($0.key) }

@@ -6,11 +6,19 @@ package struct APIError: Error, Equatable, Sendable {
     package var code: String
     package var message: String
     package var status = 400
+    /// ARC's `reason` (its errors carry one: `InvalidAz`, `ZonalShiftAlreadyExists`, …).
+    package var reason: String?
+    /// ARC's ConflictException names the shift already active.
+    package var zonalShiftId: String?
 
-    package init(code: String, message: String, status: Int = 400) {
+    package init(
+        code: String, message: String, status: Int = 400, reason: String? = nil, zonalShiftId: String? = nil
+    ) {
         self.code = code
         self.message = message
         self.status = status
+        self.reason = reason
+        self.zonalShiftId = zonalShiftId
     }
 
     package static func validation(_ message: String) -> APIError {
@@ -79,6 +87,13 @@ package enum Change: Sendable {
     case deleteListener(loadBalancer: String, port: UInt16)
     case addTags([TaggedResource], tags: [[String: String]])
     case removeTags([TaggedResource], keys: Set<String>)
+    /// ARC's zonal shifts: started, changed (a new `expiresIn` from now, a comment), cancelled, and
+    /// ended by their timer (`now` on the control plane's clock).
+    case startZonalShift(ZonalShiftRequest)
+    case updateZonalShift(
+        id: String, comment: String?, expiresIn: String?, wallClock: Double, now: UInt64, timeScale: Double)
+    case cancelZonalShift(id: String)
+    case expireZonalShifts(now: UInt64)
 
     /// AWS's name of the action, as the event log names what made a change.
     package var action: String {
@@ -99,6 +114,10 @@ package enum Change: Sendable {
         case .deleteListener: "DeleteListener"
         case .addTags: "AddTags"
         case .removeTags: "RemoveTags"
+        case .startZonalShift: "StartZonalShift"
+        case .updateZonalShift: "UpdateZonalShift"
+        case .cancelZonalShift: "CancelZonalShift"
+        case .expireZonalShifts: "zonal shift expiry"
         }
     }
 }

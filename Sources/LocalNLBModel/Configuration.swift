@@ -13,6 +13,8 @@ public struct Configuration: Sendable {
     public var subnets: [SubnetConfiguration] = []
     /// The DNS responder (`Dns`), or nil for none.
     public var dns: DNSConfiguration?
+    /// Zonal shifts (ARC), active and ended: state of the running balancer, never in the file.
+    package var zonalShifts: [ZonalShift] = []
 
     public init(
         loadBalancers: [LoadBalancerConfiguration], listeners: [ListenerConfiguration],

@@ -247,3 +247,62 @@ import Testing
             ])
     }
 }
+
+/// ARC's zonal shifts as changes: started, refused as ARC refuses them, changed, cancelled, expired.
+@Suite struct ZonalShiftChanges {
+    var model: Configuration {
+        var model = try! load(document()).configuration
+        model.loadBalancers[0].attributes.zonalShift = true
+        return model
+    }
+    var arn: String { model.names.loadBalancer("demo-nlb") }
+    var zone: String { model.zones(of: model.loadBalancers[0]).sorted()[0] }
+
+    func start(_ zone: String, _ expires: String = "1h", id: String = "s1", at now: UInt64 = 0) -> Change {
+        .startZonalShift(
+            ZonalShiftRequest(
+                resourceIdentifier: arn, awayFrom: zone, expiresIn: expires, comment: "", id: id, wallClock: 1000,
+                now: now, timeScale: 1))
+    }
+
+    @Test func aShiftIsRefusedAsARCRefusesIt() throws {
+        #expect(
+            throws: APIError(
+                code: "ValidationException",
+                message: "expiresIn 4d: a number of minutes or hours (30m, 2h), at most 3 days",
+                reason: "InvalidExpiresIn")
+        ) {
+            try model.applying(start(zone, "4d"))
+        }
+        #expect(throws: APIError.self) { try model.applying(start("nowhere-1z")) }
+        var off = model
+        off.loadBalancers[0].attributes.zonalShift = false
+        #expect(throws: APIError.self) { try off.applying(start(zone)) }
+        let started = try model.applying(start(zone)).model
+        do {
+            _ = try started.applying(start(zone, id: "s2"))
+            Issue.record("a second shift was started")
+        } catch {
+            #expect(error.code == "ConflictException" && error.status == 409 && error.zonalShiftId == "s1")
+        }
+    }
+
+    @Test func aShiftEndsByCancelOrByItsTimeAndAReloadKeepsIt() throws {
+        let started = try model.applying(start(zone, "30m"))
+        #expect(
+            started.effects == [.log("zonal shift s1: load balancer demo-nlb away from \(zone) for 30m"), .publish])
+        let shifts = started.model.zonalShifts
+        #expect(shifts.count == 1 && shifts[0].expiryTime == 1000 + 1800 && shifts[0].deadline == 1800 * 1_000_000_000)
+        // A reload of the file keeps the running shifts.
+        #expect(try started.model.applying(.replace(model)).model.zonalShifts.count == 1)
+        // Before its deadline nothing expires; at it, the shift does, once.
+        #expect(try started.model.applying(.expireZonalShifts(now: 1_799_000_000_000)).effects.isEmpty)
+        let expired = try started.model.applying(.expireZonalShifts(now: 1800 * 1_000_000_000))
+        #expect(expired.model.zonalShifts[0].status == "EXPIRED")
+        #expect(expired.effects == [.log("zonal shift s1: expired"), .publish])
+        #expect(throws: APIError.self) { try expired.model.applying(.cancelZonalShift(id: "s1")) }
+        let cancelled = try started.model.applying(.cancelZonalShift(id: "s1"))
+        #expect(cancelled.model.zonalShifts[0].status == "CANCELED")
+        #expect(throws: APIError.self) { try cancelled.model.applying(.cancelZonalShift(id: "nope")) }
+    }
+}

@@ -35,11 +35,11 @@ import Testing
     // MARK: Nothing crashes it
 
     @Test func anExpiresInPastAnyBoundIsRefusedNotAnOverflow() throws {
-        #expect(ControlPlane.expiresIn("3000000000000000h") == nil)
-        #expect(ControlPlane.expiresIn("9223372036854775807m") == nil)
-        #expect(ControlPlane.expiresIn("72h") == 72 * 3600)
-        #expect(ControlPlane.expiresIn("4320m") == 3 * 86400)
-        #expect(ControlPlane.expiresIn("4321m") == nil)
+        #expect(Configuration.expiresIn("3000000000000000h") == nil)
+        #expect(Configuration.expiresIn("9223372036854775807m") == nil)
+        #expect(Configuration.expiresIn("72h") == 72 * 3600)
+        #expect(Configuration.expiresIn("4320m") == 3 * 86400)
+        #expect(Configuration.expiresIn("4321m") == nil)
         let (lb, admin) = try start()
         defer { lb.stop() }
         let body = #"{"resourceIdentifier":"x","awayFrom":"a","expiresIn":"3000000000000000h"}"#
