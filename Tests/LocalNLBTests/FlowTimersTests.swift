@@ -16,14 +16,14 @@ import Testing
             let slot = Int(generator.next() % 300)
             switch generator.next() % 4 {
             case 0, 1:
-                let deadline = generator.next() % 10_000
+                let deadline = generator.next() % 10_000 * 1_000_000
                 timers.schedule(slot, at: deadline)
                 model[slot] = deadline
             case 2:
                 timers.cancel(slot)
                 model[slot] = nil
             default:
-                let now = generator.next() % 10_000
+                let now = generator.next() % 10_000 * 1_000_000 + generator.next() % 1_000_000
                 var popped: [(Int, UInt64)] = []
                 while let due = timers.popDue(now: now) { popped.append((due, model[due] ?? .max)) }
                 let expected = model.filter { $0.value <= now }
@@ -32,21 +32,41 @@ import Testing
                 #expect(popped.map(\.1) == popped.map(\.1).sorted())
                 for (slot, _) in popped { model[slot] = nil }
             }
-            #expect(timers.earliest == model.values.min())
+            #expect(timers.earliest(now: 0) == model.values.min())
         }
     }
 
     @Test func movingATimerLaterOrEarlierKeepsOneEntry() {
         var timers = FlowTimers()
-        timers.schedule(3, at: 50)
-        timers.schedule(4, at: 40)
-        timers.schedule(3, at: 10)
-        #expect(timers.heap.count == 2 && timers.earliest == 10)
-        timers.schedule(3, at: 90)
-        #expect(timers.popDue(now: 60) == 4)
-        #expect(timers.popDue(now: 60) == nil)
-        #expect(timers.popDue(now: 90) == 3)
+        let ms: UInt64 = 1_000_000
+        timers.schedule(3, at: 50 * ms)
+        timers.schedule(4, at: 40 * ms)
+        timers.schedule(3, at: 10 * ms)
+        #expect(timers.heap.count == 2 && timers.earliest(now: 0) == 10 * ms)
+        timers.schedule(3, at: 90 * ms)
+        #expect(timers.popDue(now: 60 * ms) == 4)
+        #expect(timers.popDue(now: 60 * ms) == nil)
+        #expect(timers.popDue(now: 90 * ms) == 3)
         #expect(timers.heap.isEmpty)
+    }
+
+    @Test func aDeadlineIsNeverEarlyAndTheOrderHoldsWhereMillisecondsWrap() {
+        var timers = FlowTimers()
+        let ms: UInt64 = 1_000_000
+        // Half a millisecond past a whole one rounds up: not due before the deadline itself.
+        timers.schedule(1, at: 7 * ms + ms / 2)
+        #expect(timers.popDue(now: 7 * ms + ms / 2 - 1) == nil)
+        #expect(timers.popDue(now: 8 * ms) == 1)
+        // Around 2^32 ms of the loop's clock (49.7 days) the 32-bit milliseconds wrap; order holds.
+        let wrap = UInt64(UInt32.max) * ms
+        timers.schedule(5, at: wrap + 3 * ms)  // after the wrap
+        timers.schedule(6, at: wrap - 2 * ms)  // before it
+        #expect(timers.earliest(now: wrap - 10 * ms) == wrap - 2 * ms)
+        #expect(timers.popDue(now: wrap - 3 * ms) == nil)
+        #expect(timers.popDue(now: wrap) == 6)
+        #expect(timers.popDue(now: wrap + 2 * ms) == nil)
+        #expect(timers.earliest(now: wrap + 2 * ms) == wrap + 3 * ms)
+        #expect(timers.popDue(now: wrap + 3 * ms) == 5)
     }
 }
 

@@ -104,8 +104,7 @@ extension EventLoop {
             finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
             return
         }
-        flow.deadline = now + listeners[listenerIndex].shared.connectNanoseconds
-        scheduleTimer(flow, at: flow.deadline)
+        scheduleTimer(flow, at: connectDeadline(flow))
         if connected { targetConnected(flow) }
     }
 

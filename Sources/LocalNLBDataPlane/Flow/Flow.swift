@@ -110,7 +110,6 @@ package final class Flow {
     package var clientClosing = false
     package var started: UInt64 = 0
     package var lastActivity: UInt64 = 0
-    package var deadline: UInt64 = 0
     /// Segments both sockets had received once the flow had been quiet a while, and the
     /// `lastActivity` that quiet began at: more segments by the idle timeout are keepalives.
     package var quietSegments: UInt32 = 0

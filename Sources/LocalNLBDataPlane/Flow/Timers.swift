@@ -104,11 +104,11 @@ extension EventLoop {
     package func flowTimerFired(_ flow: Flow) {
         switch flow.state {
         case .connecting:
-            if now >= flow.deadline {
+            if now >= connectDeadline(flow) {
                 // docs/flows.md §5: no answer in time means a RST for the client.
                 finish(flow, .connectTimeout, resetClient: true, resetTarget: true, detail: nil)
             } else {
-                scheduleTimer(flow, at: flow.deadline)
+                scheduleTimer(flow, at: connectDeadline(flow))
             }
         case .established:
             let idle = listeners[flow.listenerIndex].shared.idleNanoseconds
@@ -136,7 +136,18 @@ extension EventLoop {
         scheduleTimer(flow, at: flow.lastActivity &+ step)
     }
 
+    static let longestTimer: UInt64 = 20 * 86_400 * 1_000_000_000
+
+    /// When a connecting flow gives up: its listener's connect timeout after it began (the flow keeps
+    /// no deadline of its own; the heap holds it).
+    package func connectDeadline(_ flow: Flow) -> UInt64 {
+        flow.started &+ listeners[flow.listenerIndex].shared.connectNanoseconds
+    }
+
     package func scheduleTimer(_ flow: Flow, at deadline: UInt64) {
+        // The heap's 32-bit milliseconds hold deadlines within 24 days of now: a later one (a huge idle
+        // timeout from a lenient file, a large --time-scale) rings at 20 days and is looked at again.
+        let deadline = min(deadline, now &+ Self.longestTimer)
         timers.schedule(flow.index, at: deadline)
         if Self.coalesced(deadline) < tickArmedAt { armTick() }
     }
@@ -154,7 +165,7 @@ extension EventLoop {
     /// Sets the loop's timer for the earliest of its next periodic tick and the first flow deadline.
     package func armTick() {
         var next = now &+ tickNanoseconds
-        if let earliest = timers.earliest, Self.coalesced(earliest) < next { next = Self.coalesced(earliest) }
+        if let earliest = timers.earliest(now: now), Self.coalesced(earliest) < next { next = Self.coalesced(earliest) }
         // A deadline already past rings at once (0 would disarm the timer).
         let delay = next > now ? next - now : 1000
         poller.armTick(delay)

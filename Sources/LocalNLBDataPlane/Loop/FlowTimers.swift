@@ -5,11 +5,24 @@ import LocalNLBModel
 /// heap kept beside it so that an ended flow's entry leaves at once. The loop wakes for the earliest
 /// deadline, not to scan every flow: an idle timeout fires on time, and quiet flows cost nothing.
 /// Allocation-free once the arrays have reached the loop's peak of flows.
+///
+/// An entry is 8 bytes: its deadline in whole milliseconds of the loop's clock, rounded up (so no timer
+/// fires early), kept in 32 bits. Every deadline waiting is within the longest timeout (6,000 s of
+/// idle) of now, far inside the 24 days that 31 bits of milliseconds span, so two deadlines compare by
+/// the sign of their wrapping difference, like TCP's sequence numbers.
 package struct FlowTimers {
     package struct Entry {
-        package var deadline: UInt64
+        package var due: UInt32
         package var slot: Int32
     }
+
+    /// `nanoseconds` in milliseconds, rounded up, wrapped to 32 bits.
+    static func milliseconds(_ nanoseconds: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: nanoseconds / 1_000_000 &+ (nanoseconds % 1_000_000 == 0 ? 0 : 1))
+    }
+
+    /// Whether deadline `a` comes before `b`.
+    @inline(__always) static func before(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
 
     package private(set) var heap: [Entry] = []
     /// Each flow slot's index in `heap`, or -1.
@@ -20,18 +33,25 @@ package struct FlowTimers {
         position.reserveCapacity(1024)
     }
 
-    package var earliest: UInt64? { heap.first?.deadline }
+    /// The earliest deadline (in nanoseconds of the loop's clock, on a whole millisecond), given now.
+    package func earliest(now: UInt64) -> UInt64? {
+        guard let first = heap.first else { return nil }
+        let current = now / 1_000_000
+        let ahead = Int64(Int32(bitPattern: first.due &- UInt32(truncatingIfNeeded: current)))
+        return ahead <= 0 ? current &* 1_000_000 : (current &+ UInt64(ahead)) &* 1_000_000
+    }
 
     /// Sets (or moves) the flow in `slot`'s timer to `deadline`.
     package mutating func schedule(_ slot: Int, at deadline: UInt64) {
         while position.count <= slot { position.append(-1) }
         let at = Int(position[slot])
+        let due = Self.milliseconds(deadline)
         if at >= 0 {
-            let earlier = deadline < heap[at].deadline
-            heap[at].deadline = deadline
+            let earlier = Self.before(due, heap[at].due)
+            heap[at].due = due
             if earlier { siftUp(at) } else { siftDown(at) }
         } else {
-            heap.append(Entry(deadline: deadline, slot: Int32(slot)))
+            heap.append(Entry(due: due, slot: Int32(slot)))
             position[slot] = Int32(heap.count - 1)
             siftUp(heap.count - 1)
         }
@@ -52,7 +72,9 @@ package struct FlowTimers {
 
     /// The slot of a flow whose deadline has come, taken off the heap; nil when none is due.
     package mutating func popDue(now: UInt64) -> Int? {
-        guard let first = heap.first, first.deadline <= now else { return nil }
+        // Due once its millisecond has fully begun: `due` was rounded up, so never before the deadline.
+        guard let first = heap.first, !Self.before(UInt32(truncatingIfNeeded: now / 1_000_000), first.due)
+        else { return nil }
         let slot = Int(first.slot)
         cancel(slot)
         return slot
@@ -62,7 +84,7 @@ package struct FlowTimers {
         var child = start
         while child > 0 {
             let parent = (child - 1) / 2
-            guard heap[child].deadline < heap[parent].deadline else { return }
+            guard Self.before(heap[child].due, heap[parent].due) else { return }
             swapAt(child, parent)
             child = parent
         }
@@ -74,8 +96,8 @@ package struct FlowTimers {
             let left = 2 * parent + 1
             guard left < heap.count else { return }
             let right = left + 1
-            let smaller = right < heap.count && heap[right].deadline < heap[left].deadline ? right : left
-            guard heap[smaller].deadline < heap[parent].deadline else { return }
+            let smaller = right < heap.count && Self.before(heap[right].due, heap[left].due) ? right : left
+            guard Self.before(heap[smaller].due, heap[parent].due) else { return }
             swapAt(smaller, parent)
             parent = smaller
         }
