@@ -196,6 +196,7 @@ package final class ControlPlane {
                 idleNanoseconds: Self.idleNanoseconds(listener, udp: udp, timeScale: options.timeScale),
                 connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9))
             opened.isUDP = udp
+            opened.loadBalancerName = listener.loadBalancerName
             listeners.append(opened)
         }
     }

@@ -125,18 +125,27 @@ extension ControlPlane {
             "zone_unhealthy_host_count", "gauge",
             "Targets unhealthy, per zone (UnHealthyHostCount by AvailabilityZone).",
             zoneSamples.map(\.unhealthy))
+        // Every listener socket ever opened counts, closed ones too, summed by their labels: a deleted
+        // listener's series keeps its value, and one opened again on the same node goes on from it.
         let flows = newFlowsOfAllLoops()
+        var nodeSamples: [(labels: String, value: Int)] = []
+        var sampleIndex: [String: Int] = [:]
+        for index in listeners.indices {
+            let listener = listeners[index]
+            let labels =
+                "load_balancer=\"\(listener.loadBalancerName)\",availability_zone=\"\(listener.zone)\",node=\"\(listener.endpoint)\""
+            let value = index < flows.count ? flows[index] : 0
+            if let at = sampleIndex[labels] {
+                nodeSamples[at].value += value
+            } else {
+                sampleIndex[labels] = nodeSamples.count
+                nodeSamples.append((labels, value))
+            }
+        }
         family(
             "node_new_flow_count_total", "counter",
             "Flows accepted, per node address and port (NewFlowCount by AvailabilityZone).",
-            listeners.indices.filter { listeners[$0].isOpen }.map { index in
-                let listener = listeners[index]
-                let lb = configuration.listeners[listener.configIndex].loadBalancerName
-                return (
-                    "load_balancer=\"\(lb)\",availability_zone=\"\(listener.zone)\",node=\"\(listener.endpoint)\"",
-                    String(index < flows.count ? flows[index] : 0)
-                )
-            })
+            nodeSamples.map { ($0.labels, String($0.value)) })
         return out
     }
 }

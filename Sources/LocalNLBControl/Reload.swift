@@ -173,6 +173,7 @@ extension ControlPlane {
                 zone: new.zone(of: endpoint.ip, new.listeners[configIndex]),
                 idleNanoseconds: s.idle, connectNanoseconds: s.connect)
             listener.isUDP = udp
+            listener.loadBalancerName = new.listeners[configIndex].loadBalancerName
             listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }

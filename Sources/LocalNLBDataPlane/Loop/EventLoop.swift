@@ -18,6 +18,8 @@ package struct Listener: Sendable {
     package var nodes: [LoadBalancerNode]
     /// The zone of the node this socket listens on.
     package var zone: String
+    /// The load balancer it is a listener of (the metrics' label, kept after the listener closes).
+    package var loadBalancerName = ""
     /// A UDP socket (of a `UDP` or `TCP_UDP` listener), taking datagrams rather than connections.
     package var isUDP = false
     package var idleNanoseconds: UInt64
