@@ -40,7 +40,7 @@ package struct TargetGroup: Sendable {
     /// the facts a pick reads, and the selector and sticky table every publish shares.
     package var routing: RoutingGroup {
         RoutingGroup(
-            configuration: configuration, targets: targets, crossZone: lifecycle.crossZone,
+            configuration: configuration, targets: targets.map(RoutedTarget.init), crossZone: lifecycle.crossZone,
             headerTemplates: headerTemplates, selector: selector, stickyTargets: stickyTargets)
     }
 }

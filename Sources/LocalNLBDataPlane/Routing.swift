@@ -51,6 +51,38 @@ public struct FlowKey: Sendable {
     }
 }
 
+/// What a pick reads of a target: whether it takes new flows, its zone, its flows.
+public protocol RoutableTarget {
+    var takesNewFlows: Bool { get }
+    var zone: String { get }
+    var activeFlows: Int { get }
+}
+
+extension Target: RoutableTarget {}
+
+/// A target as the loops see it: what a pick and a new flow read, nothing of its health checks.
+package struct RoutedTarget: RoutableTarget, Sendable {
+    package let endpoint: IPEndpoint
+    /// The target's flow count, shared by every loop and the control plane.
+    package let flowCount: SharedCounter
+    package let takesNewFlows: Bool
+    package let zone: String
+    /// Its zone (or group) is failing open: a flow to it while it is not healthy counts as
+    /// UnHealthyRoutingFlowCount.
+    package let inFailingOpenZone: Bool
+    package let isHealthy: Bool
+    package var activeFlows: Int { flowCount.current }
+
+    package init(_ target: Target) {
+        endpoint = target.endpoint
+        flowCount = target.flowCount
+        takesNewFlows = target.takesNewFlows
+        zone = target.zone
+        inFailingOpenZone = target.inFailingOpenZone
+        isHealthy = target.state == .healthy
+    }
+}
+
 /// Picks a target for each new flow by the group's algorithm. Plain Swift, no sockets: deterministic
 /// given the same events.
 public struct TargetSelector: Sendable {
@@ -65,8 +97,8 @@ public struct TargetSelector: Sendable {
     /// The index of the target `algorithm` chooses, or nil when no target takes new flows.
     /// `zone`: with cross-zone load balancing off, the node's zone; only its targets (and those in
     /// `all`) are candidates. nil: every zone's.
-    public func pick(
-        from targets: [Target], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil
+    public func pick<T: RoutableTarget>(
+        from targets: [T], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil
     ) -> Int? {
         let count = targets.count
         guard count > 0 else { return nil }
@@ -108,7 +140,7 @@ public struct TargetSelector: Sendable {
 /// sticky table, shared by every loop, aside). Built by the control plane for each publish.
 package struct RoutingGroup: Sendable {
     package let configuration: TargetGroupConfiguration
-    package let targets: [Target]
+    package let targets: [RoutedTarget]
     /// Cross-zone load balancing as in force: off, a node picks among its own zone's targets.
     package let crossZone: Bool
     /// The group's PROXY v2 header for IPv4 and for IPv6 flows, encoded once (nil: not v2).
@@ -182,7 +214,7 @@ package struct RoutingGroup: Sendable {
     }
 
     package init(
-        configuration: TargetGroupConfiguration, targets: [Target], crossZone: Bool,
+        configuration: TargetGroupConfiguration, targets: [RoutedTarget], crossZone: Bool,
         headerTemplates: (v4: ProxyV2Template?, v6: ProxyV2Template?), selector: TargetSelector,
         stickyTargets: StickyTable
     ) {

@@ -361,7 +361,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         list[0].takesNewFlows = false
         list[2].takesNewFlows = false
         #expect(selector.pick(from: list, for: key, using: algorithm) == nil)
-        #expect(selector.pick(from: [], for: key, using: algorithm) == nil)
+        #expect(selector.pick(from: [Target](), for: key, using: algorithm) == nil)
     }
 
     @Test func roundRobinRotates() {

@@ -45,7 +45,7 @@ extension EventLoop {
         let preserveClientIP = groups[groupIndex].configuration.preserveClientIP
         let unhealthyRouted =
             groups[groupIndex].targets[targetIndex].inFailingOpenZone
-            && groups[groupIndex].targets[targetIndex].state != .healthy
+            && !groups[groupIndex].targets[targetIndex].isHealthy
         flow.proxyMode = groups[groupIndex].configuration.proxyProtocol
         flow.targetIndex = targetIndex
         let targetFlows = groups[groupIndex].targets[targetIndex].flowCount
