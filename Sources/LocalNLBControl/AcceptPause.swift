@@ -13,11 +13,11 @@ package struct PausedAccept {
 }
 
 extension ControlPlane {
-    package static let acceptPauseNanoseconds: UInt64 = 100_000_000
+    static let acceptPauseNanoseconds: UInt64 = 100_000_000
 
     /// One connection from a control-plane listener, or nil: none waiting, one that went away, or no
     /// descriptor left (then the listener pauses, and the event log says so at most every 10 s).
-    package func acceptControlConnection(_ fd: Int32, kind: Kind, what: String) -> Int32? {
+    func acceptControlConnection(_ fd: Int32, kind: Kind, what: String) -> Int32? {
         do {
             guard case .done(let (client, _)) = try Socket.accept(fd) else { return nil }
             return client
@@ -36,7 +36,7 @@ extension ControlPlane {
     }
 
     /// On each tick: paused listeners whose pause is over listen again.
-    package func resumePausedAccepts() {
+    func resumePausedAccepts() {
         guard !pausedAccepts.isEmpty else { return }
         pausedAccepts.removeAll { paused in
             guard now >= paused.until else { return false }
@@ -50,7 +50,7 @@ extension ControlPlane {
     }
 
     /// A listener about to close leaves the paused list first (its number may be handed out again).
-    package func forgetPausedAccept(_ fd: Int32) {
+    func forgetPausedAccept(_ fd: Int32) {
         pausedAccepts.removeAll { $0.fd == fd }
     }
 }

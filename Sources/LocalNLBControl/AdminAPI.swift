@@ -21,13 +21,13 @@ extension TargetHealthReason {
     }
 
     /// `Target.NotInUse`'s description for a target in a zone the load balancer has no node in.
-    package static let zoneNotEnabled = "Target is in an Availability Zone that is not enabled for the load balancer"
+    static let zoneNotEnabled = "Target is in an Availability Zone that is not enabled for the load balancer"
 }
 
 extension ControlPlane {
     // MARK: Connections
 
-    package func acceptAdmin() {
+    func acceptAdmin() {
         guard adminFD >= 0 else { return }
         for _ in 0..<16 {
             guard let fd = acceptControlConnection(adminFD, kind: .adminListener, what: "control API") else { return }
@@ -51,7 +51,7 @@ extension ControlPlane {
         }
     }
 
-    package func adminEvent(index: Int, generation: UInt32) {
+    func adminEvent(index: Int, generation: UInt32) {
         let connection = adminConnections[index]
         guard connection.fd >= 0, connection.generation & 0xFF_FFFF == generation else { return }
         var chunk = [UInt8](repeating: 0, count: 16384)
@@ -89,7 +89,7 @@ extension ControlPlane {
     /// An error at the HTTP level (a broken head, a lying `Content-Length`, a slow or huge request), in
     /// the shape of the API its request line names: AWS's XML for `POST /`, so the AWS CLI and boto3 read
     /// the code and the message.
-    package func httpError(_ status: Int, _ message: String, input: [UInt8]) -> AdminResponse {
+    func httpError(_ status: Int, _ message: String, input: [UInt8]) -> AdminResponse {
         let line = input.prefix(512).split(separator: 13, maxSplits: 1, omittingEmptySubsequences: false).first ?? []
         let words = String(decoding: line, as: UTF8.self).split(separator: " ")
         var frontEnd = FrontEnd.json
@@ -104,13 +104,13 @@ extension ControlPlane {
         return refusal(frontEnd, status, code, message)
     }
 
-    package func respond(_ connection: AdminConnection, _ response: AdminResponse) {
+    func respond(_ connection: AdminConnection, _ response: AdminResponse) {
         connection.responding = true
         connection.output = response.bytes
         connection.written = 0
     }
 
-    package func flushAdmin(_ connection: AdminConnection) {
+    func flushAdmin(_ connection: AdminConnection) {
         switch Socket.sendPending(connection.fd, connection.output, from: &connection.written) {
         case .complete: break
         case .wouldBlock: return
@@ -123,7 +123,7 @@ extension ControlPlane {
         }
     }
 
-    package func closeAdmin(_ connection: AdminConnection) {
+    func closeAdmin(_ connection: AdminConnection) {
         guard connection.fd >= 0 else { return }
         closeDescriptor(connection.fd)
         connection.fd = -1
@@ -134,7 +134,7 @@ extension ControlPlane {
     }
 
     /// Connections that did not send a whole request in time are dropped (a slow client cannot hold one).
-    package func expireAdminConnections() {
+    func expireAdminConnections() {
         for connection in adminConnections where connection.fd >= 0 && now >= connection.deadline {
             if connection.responding {
                 closeAdmin(connection)
@@ -213,7 +213,7 @@ extension ControlPlane {
 
     // MARK: Endpoints
 
-    package func describeTargetGroup(_ index: Int) -> JSONText {
+    func describeTargetGroup(_ index: Int) -> JSONText {
         let group = groups[index]
         let c = group.configuration
         let check = c.healthCheck
@@ -264,7 +264,7 @@ extension ControlPlane {
         .array(attributes.map { .object([("Key", .string($0.0)), ("Value", .string($0.1))]) })
     }
 
-    package func describeTargetHealth(_ index: Int) -> JSONText {
+    func describeTargetHealth(_ index: Int) -> JSONText {
         let group = groups[index]
         let descriptions = group.targets.filter { $0.state != .unused }.map { target -> JSONText in
             var health: [(String, JSONText)] = [("State", .string(target.state.rawValue))]
@@ -294,13 +294,13 @@ extension ControlPlane {
         return .object([("TargetHealthDescriptions", .array(descriptions))])
     }
 
-    package func attributesResponse(_ index: Int) -> JSONText {
+    func attributesResponse(_ index: Int) -> JSONText {
         .object([("Attributes", attributeList(groups[index].configuration.effectiveAttributes))])
     }
 
     /// POST register / deregister with `{"Targets":[{"Id":…,"Port":…}]}`: RegisterTargets and
     /// DeregisterTargets, all checked before any applies.
-    package func changeTargets(_ index: Int, _ body: [UInt8], register: Bool) -> AdminResponse {
+    func changeTargets(_ index: Int, _ body: [UInt8], register: Bool) -> AdminResponse {
         var reader = ConfigReader()
         guard let document = decodeBody(body, reader: &reader),
             let object = reader.readObject(document, "", keys: ["Targets"])
@@ -323,7 +323,7 @@ extension ControlPlane {
     /// PUT attributes: ModifyTargetGroupAttributes. The keys given change, the others keep their values;
     /// checked under AWS's ranges, as the Query API checks them; applies to new flows (and timers
     /// started) from now on, or not at all.
-    package func modifyAttributes(_ index: Int, _ body: [UInt8]) -> AdminResponse {
+    func modifyAttributes(_ index: Int, _ body: [UInt8]) -> AdminResponse {
         var reader = ConfigReader()
         guard let document = decodeBody(body, reader: &reader),
             let object = reader.readObject(document, "", keys: ["Attributes"]), let list = object["Attributes"]
@@ -347,7 +347,7 @@ extension ControlPlane {
         }
     }
 
-    package func decodeBody(_ body: [UInt8], reader: inout ConfigReader) -> JSONValue? {
+    func decodeBody(_ body: [UInt8], reader: inout ConfigReader) -> JSONValue? {
         do {
             let (value, duplicates) = try JSONParser.parse(body)
             for problem in duplicates { reader.errors.append("body." + problem) }
@@ -358,14 +358,14 @@ extension ControlPlane {
         }
     }
 
-    package func validationError(_ reader: ConfigReader) -> AdminResponse {
+    func validationError(_ reader: ConfigReader) -> AdminResponse {
         .error(400, "ValidationError", reader.errors.joined(separator: "; "))
     }
 
     /// `GET /flows[?MaxItems=N][&Marker=ID]`: a page of every loop's flows, by id, at most
     /// `MaxItems` (default and most: 1000); `NextMarker` is there when more follow. A page costs each
     /// loop a scan and at most `MaxItems` copies, whatever it carries: listing flows never stalls them.
-    package func describeFlows(_ query: [String: String]) -> AdminResponse {
+    func describeFlows(_ query: [String: String]) -> AdminResponse {
         var limit = Self.flowPageSize
         if let text = query["MaxItems"] {
             guard let value = Int(text), (1...Self.flowPageSize).contains(value) else {
@@ -420,15 +420,15 @@ extension ControlPlane {
         return .json(200, .object(fields))
     }
 
-    package static let flowPageSize = 1000
+    static let flowPageSize = 1000
     /// The most flows a loop copies out in one job for `/flows`.
-    package static let flowChunk = 128
+    static let flowChunk = 128
 }
 
 extension ControlPlane {
     /// `--persist`: the running model back into the configuration file, when it changed. A failure is
     /// logged and the daemon goes on (the change itself is made).
-    package func persistIfAsked() {
+    func persistIfAsked() {
         guard options.persists, let path = options.configPath else { return }
         let text = JSONText.pretty(liveModel.document.rendered) + "\n"
         guard text != persisted else { return }

@@ -24,7 +24,7 @@ extension ControlPlane {
         case zonalShift
     }
 
-    package static func frontEnd(of request: AdminRequest) -> FrontEnd {
+    static func frontEnd(of request: AdminRequest) -> FrontEnd {
         if isQueryRequest(request) { return .query }
         if isZonalShiftRequest(request) { return .zonalShift }
         return .json
@@ -40,7 +40,7 @@ extension ControlPlane {
     }
 
     /// nil when the request may go on to its API; else the answer that refuses it.
-    package func accessRefusal(_ request: AdminRequest) -> AdminResponse? {
+    func accessRefusal(_ request: AdminRequest) -> AdminResponse? {
         let frontEnd = Self.frontEnd(of: request)
         let admin = configuration.admin ?? AdminConfiguration()
         if let host = request.headers["host"], !Self.isControlHost(host, admin) {
@@ -91,7 +91,7 @@ extension ControlPlane {
     }
 
     /// `Host: 127.0.0.1:8404`, `[::1]:8404`, `localhost`, or a name of `Admin.HostNames`.
-    package static func isControlHost(_ host: String, _ admin: AdminConfiguration) -> Bool {
+    static func isControlHost(_ host: String, _ admin: AdminConfiguration) -> Bool {
         guard let name = hostName(host) else { return false }
         if name.first == "[" { return IPAddress(String(name.dropFirst().dropLast())) != nil }
         if IPAddress(name) != nil { return true }
@@ -101,7 +101,7 @@ extension ControlPlane {
     }
 
     /// The name of `host:port` (an IPv6 literal keeps its brackets), nil when the port is not a number.
-    package static func hostName(_ host: String) -> String? {
+    static func hostName(_ host: String) -> String? {
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { return nil }
             let rest = host[host.index(after: close)...]
@@ -115,7 +115,7 @@ extension ControlPlane {
 
     /// `Origin: http://127.0.0.1:8404`: the control address itself (its IP, `localhost` on loopback, or a
     /// name of `Admin.HostNames`), on its port.
-    package func isControlOrigin(_ origin: String, _ admin: AdminConfiguration) -> Bool {
+    func isControlOrigin(_ origin: String, _ admin: AdminConfiguration) -> Bool {
         guard origin.hasPrefix("http://") else { return false }
         let rest = String(origin.dropFirst("http://".count))
         guard let name = Self.hostName(rest) else { return false }
@@ -128,7 +128,7 @@ extension ControlPlane {
     }
 
     /// With credentials configured: a bearer token that matches, or a SigV4 signature that holds.
-    package func credentialsRefusal(_ request: AdminRequest, _ admin: AdminConfiguration, _ frontEnd: FrontEnd)
+    func credentialsRefusal(_ request: AdminRequest, _ admin: AdminConfiguration, _ frontEnd: FrontEnd)
         -> AdminResponse?
     {
         let header = request.headers["authorization"] ?? ""
@@ -156,7 +156,7 @@ extension ControlPlane {
     /// Checks a request's SigV4 signature: its form, its date (AWS's 15 minutes either way), its key
     /// (any, when `accessKeyID` is nil), that `X-Amz-Content-Sha256`, when sent, is the body's hash, and
     /// the signature itself over the body. nil when it holds, else AWS's error.
-    package func verifySignature(_ request: AdminRequest, accessKeyID: String?, secret: String, _ frontEnd: FrontEnd)
+    func verifySignature(_ request: AdminRequest, accessKeyID: String?, secret: String, _ frontEnd: FrontEnd)
         -> AdminResponse?
     {
         guard let authorization = SigV4.Authorization(request.headers["authorization"] ?? ""),

@@ -11,10 +11,10 @@ package struct AdminRequest: Equatable {
     package var headers: [String: String]
     package var body: [UInt8]
     /// How many bytes of the input the request took, head and body.
-    package var wireLength = 0
+    var wireLength = 0
 
     /// The most a request may be, headers and body: the API takes small JSON documents only.
-    package static let maximumSize = 1 << 20
+    static let maximumSize = 1 << 20
 
     package enum Parse: Equatable {
         case incomplete
@@ -88,7 +88,7 @@ package struct AdminRequest: Equatable {
 package struct AdminResponse {
     package var status: Int
     package var body: String
-    package var contentType = "application/json"
+    var contentType = "application/json"
     /// More header lines (`x-amzn-ErrorType` of a REST-JSON error).
     package var headers: [(String, String)] = []
 
@@ -125,7 +125,7 @@ package final class AdminConnection {
     package var input: [UInt8] = []
     package var output: [UInt8] = []
     package var written = 0
-    package var responding = false
+    var responding = false
     package var finSent = false
     package var deadline: UInt64 = 0
 

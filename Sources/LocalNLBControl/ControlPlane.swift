@@ -8,7 +8,7 @@ import Synchronization
 /// How the world outside the control plane's thread asks it to stop, and how a loop says it ended.
 package final class ControlBell: Sendable {
     package let wake: EventFD
-    package let stopRequested = Atomic<Bool>(false)
+    let stopRequested = Atomic<Bool>(false)
 
     package init() throws(SystemError) { wake = try EventFD() }
 }
@@ -41,51 +41,51 @@ package final class ControlPlane {
     package var listeners: [Listener] = []
     package let loops: [LoopHandle]
     /// Each loop's epoll and timer, made here (so failing is `init`'s error), handed to its thread.
-    package var loopDescriptors: [Poller.Descriptors?]
+    var loopDescriptors: [Poller.Descriptors?]
     package var threads: [pthread_t] = []
     package var started = false
-    package let bell: ControlBell
+    let bell: ControlBell
     package let poller: Poller
-    package var signalFD: Int32 = -1
-    package var adminFD: Int32 = -1
+    var signalFD: Int32 = -1
+    var adminFD: Int32 = -1
     package private(set) var adminEndpoint: IPEndpoint?
-    package var adminConnections = Slab<AdminConnection>()
+    var adminConnections = Slab<AdminConnection>()
     /// Control-plane listeners out of the poller for a moment: accept had no descriptor to give.
-    package var pausedAccepts: [PausedAccept] = []
+    var pausedAccepts: [PausedAccept] = []
     /// When the event log last said descriptors ran out (it says so at most every 10 s).
-    package var lastDescriptorWarning: UInt64 = 0
+    var lastDescriptorWarning: UInt64 = 0
     /// When the event log last said a health check was skipped (at most every 10 s as well).
-    package var lastSkippedCheckWarning: UInt64 = 0
+    var lastSkippedCheckWarning: UInt64 = 0
     /// Health checks not made for want of a descriptor, memory or port, by target group name.
-    package var healthChecksSkipped: [String: Int] = [:]
+    var healthChecksSkipped: [String: Int] = [:]
     package var probes = Slab<HealthProbe>()
     package var now: UInt64
     package var tickNanoseconds: UInt64
     package var draining = false
     package var finished = false
-    package var resourcesClosed = false
+    var resourcesClosed = false
     /// A timer or health check ran in this batch of events: if that changed which targets take flows,
     /// the loops get a new snapshot after it.
-    package var routingMayHaveChanged = false
+    var routingMayHaveChanged = false
     /// What the loops last got: `routingFingerprint()` of the groups.
-    package var publishedFingerprint = 0
+    var publishedFingerprint = 0
     /// Each target's registration, state and reason as the event log last told them, by group.
-    package var loggedTargets: [[LoggedTarget]] = []
+    var loggedTargets: [[LoggedTarget]] = []
     /// When this load balancer was made (`CreatedTime`).
-    package let createdTime = rfc3339Now()
+    let createdTime = rfc3339Now()
     /// When each load balancer the API created was created (those of the file: `createdTime`).
-    package var loadBalancerCreatedTimes: [String: String] = [:]
+    var loadBalancerCreatedTimes: [String: String] = [:]
     /// What `--persist` last wrote, so an unchanged model is not written again.
     package var persisted: String?
     /// The DNS responder's sockets (UDP, TCP listener), where they are bound, and its TCP connections.
-    package var dnsUDP: Int32 = -1
-    package var dnsTCP: Int32 = -1
+    var dnsUDP: Int32 = -1
+    var dnsTCP: Int32 = -1
     package var dnsEndpoint: IPEndpoint?
-    package var dnsConnections: [Int32: DNSConnection] = [:]
+    var dnsConnections: [Int32: DNSConnection] = [:]
     /// Queries answered: `partial_availability_zone_affinity` keeps 85 in 100 in the asker's zone.
-    package var dnsQueries = 0
+    var dnsQueries = 0
     /// What each load balancer's name last resolved to, and its healthy zones, as the event log said.
-    package var loggedDNS: [String: (zones: Set<String>, addresses: [IPAddress])] = [:]
+    var loggedDNS: [String: (zones: Set<String>, addresses: [IPAddress])] = [:]
 
     /// Opens every listener on every node address, the control API and the loops' descriptors. Fails
     /// with one clear line (port in use, address not on this machine) and leaves nothing open.
@@ -169,7 +169,7 @@ package final class ControlPlane {
 
     // MARK: Set-up
 
-    package func openListeners() throws {
+    func openListeners() throws {
         if let conflict = configuration.endpointConflict {
             throw ListenerError(description: "\(conflict.path): \(conflict.message)")
         }
@@ -209,7 +209,7 @@ package final class ControlPlane {
 
     /// A tenth of the shortest timer (idle timeout, connect timeout, health-check interval and timeout,
     /// draining periods), between 5 ms and 1 s.
-    package static func tickInterval(_ configuration: Configuration, timeScale: Double) -> UInt64 {
+    static func tickInterval(_ configuration: Configuration, timeScale: Double) -> UInt64 {
         var shortest = configuration.listeners.map {
             min(Double($0.idleTimeoutSeconds) * timeScale, $0.connectTimeoutSeconds)
         }
@@ -224,7 +224,7 @@ package final class ControlPlane {
         return UInt64(min(max((shortest.min() ?? 1) / 10, 0.005), 1) * 1e9)
     }
 
-    package static func explain(_ error: Error) -> String {
+    static func explain(_ error: Error) -> String {
         guard let error = error as? SystemError else { return "\(error)" }
         switch error.errno {
         case .addressInUse: return "address already in use (is another localnlb, or another server, on that port?)"
@@ -260,7 +260,7 @@ package final class ControlPlane {
         poller.close()
     }
 
-    package func closeListeners() {
+    func closeListeners() {
         for index in listeners.indices where listeners[index].isOpen {
             if started { logListener(listeners[index], opened: false) }
             listeners[index].loopFDs.forEach(closeDescriptor)
@@ -299,7 +299,7 @@ package final class ControlPlane {
 
     /// If a thread cannot be made, the loops started are stopped and joined, and the error says what
     /// to do: the kernel would keep handing that loop's sockets clients that nobody accepts.
-    package func startLoops() throws {
+    func startLoops() throws {
         started = true
         for listener in listeners where listener.isOpen { logListener(listener, opened: true) }
         // What the file sets apart from AWS's defaults, once, as changes from them.
@@ -430,7 +430,7 @@ package final class ControlPlane {
     /// What the loops route by: every target's state and whether it takes new flows, and each group's
     /// fail-open. Timers and health checks change it now and then; it is compared after them, without
     /// allocating, and a snapshot goes out only when it moved.
-    package func routingFingerprint() -> Int {
+    func routingFingerprint() -> Int {
         var hasher = Hasher()
         for group in groups {
             hasher.combine(group.lifecycle.failingOpenZones)
@@ -454,7 +454,7 @@ package final class ControlPlane {
     }
 
     /// Every group's counters summed over the loops.
-    package func metricsOfAllLoops() -> [GroupMetrics] {
+    func metricsOfAllLoops() -> [GroupMetrics] {
         var total = groups.map { _ in GroupMetrics() }
         for loop in loops {
             let theirs = loop.perform { $0.groupMetrics } ?? []
@@ -464,7 +464,7 @@ package final class ControlPlane {
     }
 
     /// Flows accepted on each listener socket (by `listeners` index), summed over the loops.
-    package func newFlowsOfAllLoops() -> [Int] {
+    func newFlowsOfAllLoops() -> [Int] {
         var total = listeners.map { _ in 0 }
         for loop in loops {
             let theirs = loop.perform { $0.listeners.map(\.newFlows) } ?? []

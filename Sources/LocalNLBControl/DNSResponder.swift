@@ -17,10 +17,10 @@ package final class DNSConnection {
 /// Availability Zone with no healthy target leaves DNS; with none healthy, DNS fails open to every
 /// node). UDP and TCP on `Dns.Address`, on the control plane's thread, never blocking it.
 extension ControlPlane {
-    package static let dnsTTL: UInt32 = 60
-    package static let dnsConnectionLimit = 64
+    static let dnsTTL: UInt32 = 60
+    static let dnsConnectionLimit = 64
 
-    package func openDNS() throws {
+    func openDNS() throws {
         guard let dns = configuration.dns else { return }
         do {
             dnsUDP = try Socket.datagram(on: dns.address)
@@ -40,7 +40,7 @@ extension ControlPlane {
         }
     }
 
-    package func closeDNS() {
+    func closeDNS() {
         for fd in dnsConnections.keys { closeDescriptor(fd) }
         dnsConnections = [:]
         for fd in [dnsUDP, dnsTCP] where fd >= 0 {
@@ -52,7 +52,7 @@ extension ControlPlane {
 
     // MARK: UDP and TCP
 
-    package func answerDatagrams() {
+    func answerDatagrams() {
         var buffer = [UInt8](repeating: 0, count: 4096)
         for _ in 0..<64 {
             guard let (count, from) = Socket.receiveDatagram(dnsUDP, into: &buffer) else { return }
@@ -62,7 +62,7 @@ extension ControlPlane {
         }
     }
 
-    package func acceptDNS() {
+    func acceptDNS() {
         for _ in 0..<16 {
             guard let fd = acceptControlConnection(dnsTCP, kind: .dnsListener, what: "DNS responder (TCP)") else {
                 return
@@ -84,7 +84,7 @@ extension ControlPlane {
         }
     }
 
-    package func dnsConnectionEvent(fd: Int32) {
+    func dnsConnectionEvent(fd: Int32) {
         guard let connection = dnsConnections[fd] else { return }
         var chunk = [UInt8](repeating: 0, count: 4096)
         var ended = false
@@ -119,20 +119,20 @@ extension ControlPlane {
         }
     }
 
-    package func closeDNSConnection(_ fd: Int32) {
+    func closeDNSConnection(_ fd: Int32) {
         guard dnsConnections.removeValue(forKey: fd) != nil else { return }
         poller.remove(fd)
         closeDescriptor(fd)
     }
 
-    package func expireDNSConnections() {
+    func expireDNSConnections() {
         for (fd, connection) in dnsConnections where now >= connection.deadline { closeDNSConnection(fd) }
     }
 
     // MARK: Answers
 
     /// The answer to one message from `asker`, or nil to drop it (too short, or a response).
-    package func dnsAnswer(_ message: [UInt8], from asker: IPAddress, udp: Bool) -> [UInt8]? {
+    func dnsAnswer(_ message: [UInt8], from asker: IPAddress, udp: Bool) -> [UInt8]? {
         switch DNSMessage.parse(message) {
         case .drop:
             return nil
@@ -160,7 +160,7 @@ extension ControlPlane {
 
     /// The addresses a load balancer's name resolves to for `asker`: its nodes in healthy zones (every
     /// node when none is), narrowed to the asker's zone by `dns_record.client_routing_policy`.
-    package func dnsAddresses(_ index: Int, asker: IPAddress) -> [IPAddress] {
+    func dnsAddresses(_ index: Int, asker: IPAddress) -> [IPAddress] {
         let balancer = configuration.loadBalancers[index]
         let healthy = healthyZones(index)
         let shifted = shiftedZones(balancer.name)
@@ -182,7 +182,7 @@ extension ControlPlane {
     /// The zones of a load balancer whose every attached target group is healthy there: at least
     /// `target_group_health.dns_failover.minimum_healthy_targets.count` (and `.percentage`) healthy
     /// targets in the zone with cross-zone off, in any zone with it on. Without groups, every zone.
-    package func healthyZones(_ index: Int) -> Set<String> {
+    func healthyZones(_ index: Int) -> Set<String> {
         let balancer = configuration.loadBalancers[index]
         let zones = configuration.zones(of: balancer)
         let attached = Set(
@@ -211,7 +211,7 @@ extension ControlPlane {
 
     /// The event log says when a load balancer's zone turns healthy or unhealthy, and what its name
     /// resolves to then (for an asker in no zone).
-    package func logZoneHealth() {
+    func logZoneHealth() {
         guard configuration.dns != nil || !configuration.subnets.isEmpty else { return }
         for index in configuration.loadBalancers.indices {
             let name = configuration.loadBalancers[index].name

@@ -12,7 +12,7 @@ package struct LoggedTarget: Equatable {
 
 extension ControlPlane {
     /// Logs each target whose registration, state or reason moved since the last call.
-    package func logTargetChanges() {
+    func logTargetChanges() {
         while loggedTargets.count < groups.count { loggedTargets.append([]) }
         for groupIndex in groups.indices {
             let name = groups[groupIndex].configuration.name
@@ -43,13 +43,13 @@ extension ControlPlane {
         }
     }
 
-    package func logListener(_ listener: Listener, opened: Bool) {
+    func logListener(_ listener: Listener, opened: Bool) {
         let group = groups[listener.groupIndex].configuration.name
         options.log("listener \(listener.endpoint) \(opened ? "opened, forwarding to \(group)" : "closed")")
     }
 
     /// Logs each attribute whose value in force differs between `old` and `new`.
-    package func logAttributeChanges(
+    func logAttributeChanges(
         _ old: TargetGroupConfiguration, _ new: TargetGroupConfiguration, by source: String
     ) {
         let before = Dictionary(old.effectiveAttributes.map { ($0.key, $0.value) }) { first, _ in first }

@@ -27,7 +27,7 @@ package final class HealthProbe {
 extension ControlPlane {
     /// The request an HTTP check sends, as an ALB sends it (seed 000): `Host` is the node's address and
     /// the listener's port (docs/health.md §3).
-    package static func healthCheckRequest(path: String, host: IPEndpoint) -> [UInt8] {
+    static func healthCheckRequest(path: String, host: IPEndpoint) -> [UInt8] {
         Array(
             ("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
                 + "User-Agent: ELB-HealthChecker/2.0\r\nAccept-Encoding: gzip, compressed\r\n\r\n").utf8)
@@ -35,7 +35,7 @@ extension ControlPlane {
 
     /// What a check connection starts with when the group sends PROXY headers: the LOCAL command,
     /// with no client (docs/health.md §3).
-    package static func healthCheckHeader(_ mode: ProxyProtocolMode) -> [UInt8] {
+    static func healthCheckHeader(_ mode: ProxyProtocolMode) -> [UInt8] {
         switch mode {
         case .off: return []
         case .v1: return Array("PROXY UNKNOWN\r\n".utf8)
@@ -49,7 +49,7 @@ extension ControlPlane {
     /// The node a check of a group comes from, and the listener port an HTTP check names in `Host`:
     /// the checks of a target take turns from each node's address of its family (`round`), so the
     /// target sees every node probing it, as behind an NLB (docs/health.md §3).
-    package func checkHost(group: Int, family: IPAddress, round: Int = 0) -> IPEndpoint {
+    func checkHost(group: Int, family: IPAddress, round: Int = 0) -> IPEndpoint {
         let name = groups[group].configuration.name
         let listener = listeners.first { $0.isOpen && configuration.listeners[$0.configIndex].targetGroupName == name }
         let nodes = listener?.nodes ?? configuration.loadBalancers.flatMap(\.nodes)
@@ -58,7 +58,7 @@ extension ControlPlane {
         return IPEndpoint(ip: ip, port: listener?.endpoint.port ?? groups[group].configuration.port)
     }
 
-    package func startProbe(group groupIndex: Int, target targetIndex: Int) {
+    func startProbe(group groupIndex: Int, target targetIndex: Int) {
         // Read before the lifecycle changes, so no copy of the group outlives the change.
         let target = groups[groupIndex].targets[targetIndex]
         let settings = groups[groupIndex].configuration.healthCheck
@@ -102,13 +102,13 @@ extension ControlPlane {
 
     /// What this process or machine ran out of, not what the target did: no descriptor, no memory, no
     /// local port. AWS does not fail a target because the load balancer is short of resources.
-    package static func isLocalShortage(_ errno: Errno) -> Bool {
+    static func isLocalShortage(_ errno: Errno) -> Bool {
         [.tooManyOpenFiles, .fileTableFull, Errno(ENOBUFS), Errno(ENOMEM), .addressNotAvailable].contains(errno)
     }
 
     /// A check that could not be made: no result either way, counted, logged at most every 10 s, and
     /// tried again soon (within a second, or the interval if that is shorter).
-    package func skipProbe(_ probe: HealthProbe, _ errno: Errno) {
+    func skipProbe(_ probe: HealthProbe, _ errno: Errno) {
         if probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1
@@ -125,7 +125,7 @@ extension ControlPlane {
         }
     }
 
-    package func probeEvent(index: Int, generation: UInt32, events: UInt32) {
+    func probeEvent(index: Int, generation: UInt32, events: UInt32) {
         let probe = probes[index]
         guard probe.fd >= 0, probe.generation & 0xFF_FFFF == generation else { return }
         if !probe.connected {
@@ -138,7 +138,7 @@ extension ControlPlane {
 
     /// Writes what is left to write; a TCP check passes once connected and written, an HTTP check
     /// once its status line matches.
-    package func advanceProbe(_ probe: HealthProbe) {
+    func advanceProbe(_ probe: HealthProbe) {
         switch Socket.sendPending(probe.fd, probe.output, from: &probe.written) {
         case .complete: break
         case .wouldBlock: return
@@ -163,7 +163,7 @@ extension ControlPlane {
     }
 
     /// The status code of an HTTP/1.x status line, once the line is complete.
-    package static func statusCode(_ response: [UInt8]) -> Int? {
+    static func statusCode(_ response: [UInt8]) -> Int? {
         guard let lf = response.firstIndex(of: 0x0A) else { return nil }
         let line = String(decoding: response[..<lf], as: UTF8.self)
         let parts = line.split(separator: " ", maxSplits: 2)
@@ -171,7 +171,7 @@ extension ControlPlane {
         return code
     }
 
-    package func finishProbe(_ probe: HealthProbe, passed: Bool) {
+    func finishProbe(_ probe: HealthProbe, passed: Bool) {
         if probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1
@@ -184,7 +184,7 @@ extension ControlPlane {
     }
 
     /// Checks that got no answer within HealthCheckTimeoutSeconds fail.
-    package func expireProbes() {
+    func expireProbes() {
         for probe in probes where probe.fd >= 0 && now >= probe.deadline {
             finishProbe(probe, passed: false)
         }

@@ -5,7 +5,7 @@ import ProxyProtocol
 /// `GET /metrics`: Prometheus text in CloudWatch's AWS/NetworkELB names.
 extension ControlPlane {
     /// Prometheus text: CloudWatch's AWS/NetworkELB names in snake case under `localnlb_` (docs/metrics.md §7).
-    package func prometheusMetrics() -> String {
+    func prometheusMetrics() -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
             out += "# HELP localnlb_\(name) \(help)\n# TYPE localnlb_\(name) \(type)\n"

@@ -7,7 +7,7 @@ extension ControlPlane {
     /// SIGHUP: re-reads the configuration file. Targets added or removed are registered or deregistered
     /// (with draining), attributes change for new flows, listeners come and go without touching other
     /// flows. A file with errors, or a listener that cannot be opened, changes nothing.
-    package func reloadConfiguration() {
+    func reloadConfiguration() {
         guard let path = options.configPath else { return }
         guard !draining else { return options.log("SIGHUP: ignored while shutting down") }
         do {
@@ -21,7 +21,7 @@ extension ControlPlane {
     }
 
     /// The model as it runs: the file's, with each group's live settings and registered targets.
-    package var liveModel: Configuration {
+    var liveModel: Configuration {
         var model = configuration
         model.targetGroups = groups.filter { !$0.removed }.map { group in
             var settings = group.configuration
@@ -48,7 +48,7 @@ extension ControlPlane {
     /// (all of it, or, when a listener cannot be opened, none of it: InvalidConfigurationRequest with
     /// the port and the fix), the events are logged, one snapshot is published and waited for, the
     /// flows of deleted listeners are reset, and the model is persisted once.
-    package func carryOut(_ applied: Applied) throws(APIError) {
+    func carryOut(_ applied: Applied) throws(APIError) {
         guard !applied.effects.isEmpty else { return }
         let openBefore = Set(listeners.indices.filter { listeners[$0].isOpen })
         let retired: [Int32]

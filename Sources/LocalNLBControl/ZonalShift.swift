@@ -7,11 +7,11 @@ import ProxyProtocol
 /// the control API's address: `POST /zonalshifts`, `GET /zonalshifts`, `PATCH` and `DELETE
 /// /zonalshifts/{id}`.
 extension ControlPlane {
-    package static func isZonalShiftRequest(_ request: AdminRequest) -> Bool {
+    static func isZonalShiftRequest(_ request: AdminRequest) -> Bool {
         request.path == "/zonalshifts" || request.path.hasPrefix("/zonalshifts/")
     }
 
-    package func zonalShiftAPI(_ request: AdminRequest) -> AdminResponse {
+    func zonalShiftAPI(_ request: AdminRequest) -> AdminResponse {
         expireZonalShifts()
         let id =
             request.path.count > "/zonalshifts/".count ? String(request.path.dropFirst("/zonalshifts/".count)) : nil
@@ -26,7 +26,7 @@ extension ControlPlane {
         }
     }
 
-    package func arcError(
+    func arcError(
         _ status: Int, _ type: String, _ message: String, reason: String? = nil, more: [(String, JSONText)] = []
     ) -> AdminResponse {
         var fields: [(String, JSONText)] = [("message", .string(message))]
@@ -38,7 +38,7 @@ extension ControlPlane {
     }
 
     /// An ARC answer: 2xx with what `body` returns, or ARC's error shape for the change's refusal.
-    package func arcAnswer(_ status: Int, _ body: () throws(APIError) -> JSONText) -> AdminResponse {
+    func arcAnswer(_ status: Int, _ body: () throws(APIError) -> JSONText) -> AdminResponse {
         do {
             return .json(status, try body())
         } catch {
@@ -69,7 +69,7 @@ extension ControlPlane {
         }
     }
 
-    package func listZonalShifts(_ query: [String: String]) -> AdminResponse {
+    func listZonalShifts(_ query: [String: String]) -> AdminResponse {
         let items = configuration.zonalShifts.filter { shift in
             (query["status"].map { $0 == shift.status } ?? true)
                 && (query["resourceIdentifier"].map { $0 == shift.resourceIdentifier } ?? true)
@@ -78,7 +78,7 @@ extension ControlPlane {
     }
 
     /// DELETE cancels; PATCH changes `expiresIn` (from now) and `comment`. Only an active shift.
-    package func changeZonalShift(_ id: String, cancel: Bool, body: [UInt8]) -> AdminResponse {
+    func changeZonalShift(_ id: String, cancel: Bool, body: [UInt8]) -> AdminResponse {
         var change = Change.cancelZonalShift(id: id)
         if !cancel {
             guard let (value, _) = try? JSONParser.parse(body), case .object(let object) = value else {

@@ -6,7 +6,7 @@ import ProxyProtocol
 /// the zones its load balancer has nodes in. Set again before every snapshot goes out, so a reload, an
 /// API change or a registration is routed by them at once.
 extension ControlPlane {
-    package func assignZones() {
+    func assignZones() {
         for index in groups.indices where !groups[index].removed {
             let name = groups[index].configuration.name
             let balancer = configuration.listeners.first { $0.targetGroupName == name }
@@ -36,7 +36,7 @@ extension ControlPlane {
 
     /// Whether a registered target is in a zone its group's load balancer has no node in: `unused`,
     /// `Target.NotInUse`, as AWS reports it.
-    package func isOutsideZones(_ group: Int, _ target: Target) -> Bool {
+    func isOutsideZones(_ group: Int, _ target: Target) -> Bool {
         !groups[group].lifecycle.inEnabledZone(target)
     }
 }

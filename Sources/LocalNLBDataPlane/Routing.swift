@@ -5,12 +5,12 @@ import Synchronization
 /// `stickiness.type` `source_ip`: the target each client IP last went to, shared by the event loops
 /// (locked only when stickiness is on).
 package final class StickyTable: Sendable {
-    package static let capacity = 65536
+    static let capacity = 65536
     private let targets = Mutex<[IPAddress: Int]>([:])
 
     package func target(for ip: IPAddress) -> Int? { targets.withLock { $0[ip] } }
 
-    package func remember(_ index: Int, for ip: IPAddress) {
+    func remember(_ index: Int, for ip: IPAddress) {
         targets.withLock {
             if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
             $0[ip] = index
@@ -181,7 +181,7 @@ package struct RoutingGroup: Sendable {
     /// Writes the PROXY header of a flow from `client` to `node`, sent in `mode`, to `buffer` (which
     /// holds a pipe's worth); returns its length, 0 for none. A v2 header of the group's current mode
     /// comes from its template, without allocating.
-    package func writeProxyHeader(
+    func writeProxyHeader(
         _ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint, to buffer: UnsafeMutableRawPointer
     ) -> Int {
         if mode == configuration.proxyProtocol, client.ip.isIPv6 == node.ip.isIPv6,
@@ -195,11 +195,11 @@ package struct RoutingGroup: Sendable {
     }
 
     /// The PROXY header sent in `mode` for a flow from `client` to `node`, or nil.
-    package static func proxyHeader(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint) -> [UInt8]? {
+    static func proxyHeader(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint) -> [UInt8]? {
         proxyHeaderValue(mode, client: client, node: node)?.encoded()
     }
 
-    package static func proxyHeaderValue(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint)
+    static func proxyHeaderValue(_ mode: ProxyProtocolMode, client: IPEndpoint, node: IPEndpoint)
         -> ProxyHeader?
     {
         switch mode {

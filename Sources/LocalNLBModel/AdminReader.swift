@@ -96,7 +96,7 @@ extension ConfigReader {
         return admin
     }
 
-    package static let redactedProblem =
+    static let redactedProblem =
         "is \"\(AdminConfiguration.redacted)\", the placeholder GET /config and ctl export-config write in place "
         + "of a secret: put the real one here"
 

@@ -5,7 +5,7 @@
 package struct Attribute<Model>: Sendable {
     package let key: String
     /// AWS's default for a target group of this type (nil for the other resources); nil: unset.
-    package let defaultValue: @Sendable (TargetType?) -> String?
+    let defaultValue: @Sendable (TargetType?) -> String?
     /// Checks a value as given (a string, or a JSON bool or number), recording errors and warnings with
     /// `path`; returns it in canonical form, or nil when it is not valid.
     package let check: @Sendable (inout ConfigReader, JSONValue, String) -> String?
@@ -17,7 +17,7 @@ package struct Attribute<Model>: Sendable {
     /// attributes can name the key.
     package var field: String? = nil
 
-    package static func boolean(
+    static func boolean(
         _ key: String, _ field: WritableKeyPath<Model, Bool> & Sendable, default value: Bool,
         ip: Bool? = nil
     ) -> Attribute {
@@ -38,7 +38,7 @@ package struct Attribute<Model>: Sendable {
     }
 
     /// A whole number or `off` (nil in the model).
-    package static func integerOrOff(
+    static func integerOrOff(
         _ key: String, _ field: WritableKeyPath<Model, Int?> & Sendable, valid: ClosedRange<Int>
     ) -> Attribute {
         Attribute(
@@ -84,7 +84,7 @@ package struct Attribute<Model>: Sendable {
 }
 
 /// `TargetGroupAttributes`: AWS's, then localnlb's own under `localnlb.`.
-package let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
+let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
     .integer(
         "deregistration_delay.timeout_seconds", \.deregistrationDelaySeconds, default: 300, valid: 0...86400,
         aws: 0...3600),
@@ -157,7 +157,7 @@ package let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
 ]
 
 /// `ListenerAttributes` of a TCP listener.
-package let listenerAttributes: [Attribute<ListenerConfiguration>] = [
+let listenerAttributes: [Attribute<ListenerConfiguration>] = [
     .integer("tcp.idle_timeout.seconds", \.idleTimeoutSeconds, default: 350, valid: 1...86400, aws: 60...6000),
     Attribute(
         key: "localnlb.connect_timeout.seconds", defaultValue: { _ in "10" },
@@ -172,7 +172,7 @@ package let listenerAttributes: [Attribute<ListenerConfiguration>] = [
 ]
 
 /// `LoadBalancerAttributes` of a Network Load Balancer.
-package let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
+let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
     .boolean("deletion_protection.enabled", \.deletionProtection, default: false),
     .boolean("load_balancing.cross_zone.enabled", \.crossZone, default: false),
     .boolean("access_logs.s3.enabled", \.accessLogsEnabled, default: false),
@@ -211,7 +211,7 @@ package struct AttributeIndex<Model>: Sendable {
     }
 
     /// Every attribute at AWS's default for `type`.
-    package func applyDefaults(to model: inout Model, type: TargetType?) {
+    func applyDefaults(to model: inout Model, type: TargetType?) {
         for attribute in table {
             if let value = attribute.defaultValue(type) { attribute.set(&model, value) }
         }

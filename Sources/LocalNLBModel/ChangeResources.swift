@@ -157,7 +157,7 @@ extension Configuration {
 extension SubnetConfiguration {
     /// The lowest address of the subnet's CIDR block (past its network address) that no node has, for
     /// a load balancer made with `Subnets`.
-    package func freeAddress(taken: Set<IPAddress>) -> IPAddress? {
+    func freeAddress(taken: Set<IPAddress>) -> IPAddress? {
         guard let cidr, case .v4(let network) = cidr.address, cidr.prefixLength <= 30 else { return nil }
         let base = network.value & (cidr.prefixLength == 0 ? 0 : ~UInt32(0) << (32 - cidr.prefixLength))
         let size = UInt32(1) << (32 - cidr.prefixLength)

@@ -14,9 +14,8 @@ extension Configuration {
             // Zonal shifts are the running balancer's, not the file's: a reload keeps them.
             model.zonalShifts = zonalShifts
         case .createLoadBalancer(let request):
-            if let existing = try model.createLoadBalancer(request) {
+            if try model.createLoadBalancer(request) != nil {
                 // AWS's CreateLoadBalancer is idempotent: the same name and subnets return the load balancer.
-                _ = existing
                 return Applied(model: self, effects: [])
             }
             let created = model.loadBalancers[model.loadBalancers.count - 1]
@@ -272,7 +271,7 @@ extension Configuration {
 
     /// A target registered through an API needs a zone when `Subnets` are given: a subnet holding its
     /// address, or an `AvailabilityZone` (`all` for an address outside them), as AWS requires.
-    package func zoneProblem(_ targets: [TargetConfiguration]) -> String? {
+    func zoneProblem(_ targets: [TargetConfiguration]) -> String? {
         guard !subnets.isEmpty else { return nil }
         let zones = Set(subnets.map(\.availabilityZone))
         for target in targets {

@@ -4,17 +4,17 @@
 /// `Fn::GetAtt`, `Fn::Join` and `Fn::Sub` resolved by logical id and `Parameters` by their `Default`.
 /// The result goes through the same validator as a configuration file; its problems name the resource.
 package struct CloudFormationTemplate {
-    package static let loadBalancerType = "AWS::ElasticLoadBalancingV2::LoadBalancer"
-    package static let targetGroupType = "AWS::ElasticLoadBalancingV2::TargetGroup"
-    package static let listenerType = "AWS::ElasticLoadBalancingV2::Listener"
+    static let loadBalancerType = "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    static let targetGroupType = "AWS::ElasticLoadBalancingV2::TargetGroup"
+    static let listenerType = "AWS::ElasticLoadBalancingV2::Listener"
 
-    package static func isTemplate(_ root: JSONValue) -> Bool {
+    static func isTemplate(_ root: JSONValue) -> Bool {
         guard case .object(let top) = root else { return false }
         return top["Resources"] != nil || top["AWSTemplateFormatVersion"] != nil
     }
 
     /// Whether `text` looks like a template in YAML (which this reader does not take).
-    package static func looksLikeYAML(_ text: String) -> Bool {
+    static func looksLikeYAML(_ text: String) -> Bool {
         let start = text.drop { $0.isWhitespace }
         return !start.hasPrefix("{") && !start.hasPrefix("[")
             && (text.contains("AWSTemplateFormatVersion") || text.contains("Resources:"))
@@ -23,21 +23,21 @@ package struct CloudFormationTemplate {
     package struct Resource {
         package var id: String
         package var type: String
-        package var properties: [String: JSONValue]
+        var properties: [String: JSONValue]
     }
 
     package var resources: [String: Resource] = [:]
     /// The logical ids of the template's other resources: a `Ref` to one gives its logical id.
-    package var otherResources = Set<String>()
+    var otherResources = Set<String>()
     package var parameters: [String: JSONValue] = [:]
     package let names = ResourceNames(region: "us-east-1", accountID: "000000000000")
     /// Each translated entry's path in the configuration → the resource it came from, to name it in problems.
-    package var origins: [(path: String, resource: String)] = []
+    var origins: [(path: String, resource: String)] = []
     package var problems: [String] = []
     package var notes: [String] = []
 
     /// The configuration document of `root`, or nil with `problems` when it cannot be read.
-    package static func translate(_ root: JSONValue) -> (document: JSONValue?, template: CloudFormationTemplate) {
+    static func translate(_ root: JSONValue) -> (document: JSONValue?, template: CloudFormationTemplate) {
         var template = CloudFormationTemplate()
         let document = template.translate(root)
         return (document, template)
@@ -128,7 +128,7 @@ package struct CloudFormationTemplate {
     }
 
     /// Each resource's `Name`, resolved once its intrinsics are (`Fn::Join` of parameters, say).
-    package var resolvedNames: [String: String] = [:]
+    var resolvedNames: [String: String] = [:]
 
     /// The name AWS would use: the `Name` property, else the logical id (at most 32 characters).
     package func name(of id: String) -> String {
@@ -315,7 +315,7 @@ package struct CloudFormationTemplate {
     }
 
     /// A problem of the translated configuration, with its path given back in the template's terms.
-    package func inTemplateTerms(_ problem: String) -> String {
+    func inTemplateTerms(_ problem: String) -> String {
         for (path, resource) in origins {
             for separator in [".", ":", "["] where problem.hasPrefix(path + separator) {
                 let rest = problem.dropFirst(path.count)

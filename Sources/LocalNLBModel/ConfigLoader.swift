@@ -66,7 +66,7 @@ package struct ConfigReader {
     package mutating func error(_ path: String, _ message: String) {
         errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
     }
-    package mutating func warn(_ path: String, _ message: String) {
+    mutating func warn(_ path: String, _ message: String) {
         warnings.append("\(path.isEmpty ? "(root)" : path): \(message)")
     }
 
@@ -126,7 +126,7 @@ package struct ConfigReader {
         return number
     }
 
-    package mutating func readPort(_ value: JSONValue, _ path: String) -> UInt16? {
+    mutating func readPort(_ value: JSONValue, _ path: String) -> UInt16? {
         switch value {
         case .number(let n) where n == n.rounded() && abs(n) < 1e12 && !(1...65535).contains(Int(n)):
             error(path, "\(value.shown) is not a port (1-65535)")
@@ -139,7 +139,7 @@ package struct ConfigReader {
         }
     }
 
-    package mutating func boolean(_ value: JSONValue, _ path: String) -> Bool? {
+    mutating func boolean(_ value: JSONValue, _ path: String) -> Bool? {
         switch value {
         case .bool(let b): return b
         case .string("true"): return true
@@ -161,7 +161,7 @@ package struct ConfigReader {
     }
 
     /// A listener's or target group's `Protocol`: TCP, UDP or TCP_UDP (TLS: not supported yet).
-    package mutating func transportProtocol(_ value: JSONValue, _ path: String) -> TransportProtocol? {
+    mutating func transportProtocol(_ value: JSONValue, _ path: String) -> TransportProtocol? {
         guard let text = string(value, path) else { return nil }
         if let given = TransportProtocol(rawValue: text) { return given }
         if text == "TLS" {
@@ -172,7 +172,7 @@ package struct ConfigReader {
         return nil
     }
 
-    package mutating func readAddress(_ value: JSONValue, _ path: String) -> IPAddress? {
+    mutating func readAddress(_ value: JSONValue, _ path: String) -> IPAddress? {
         guard let text = string(value, path) else { return nil }
         guard let address = IPAddress(text), !text.hasPrefix("[") else {
             error(path, "\"\(text)\" is not an IPv4 or IPv6 address (host names are not resolved)")
@@ -377,7 +377,7 @@ package struct ConfigReader {
     }
 
     /// The one forward action; its target group by `TargetGroupName` or `TargetGroupArn` (an ARN or a name).
-    package mutating func defaultAction(_ value: JSONValue, _ path: String) -> String? {
+    mutating func defaultAction(_ value: JSONValue, _ path: String) -> String? {
         guard let items = array(value, path) else { return nil }
         guard items.count == 1 else {
             error(path, "needs exactly one action (a forward to a target group), found \(items.count)")
@@ -402,7 +402,7 @@ package struct ConfigReader {
     }
 
     /// A target reached from the node's address needs a node address of its family.
-    package mutating func checkAddressFamilies(nodes: [LoadBalancerNode], groups: [TargetGroupConfiguration]) {
+    mutating func checkAddressFamilies(nodes: [LoadBalancerNode], groups: [TargetGroupConfiguration]) {
         guard !nodes.isEmpty else { return }
         for (groupIndex, group) in groups.enumerated() {
             for (index, target) in group.targets.enumerated() {

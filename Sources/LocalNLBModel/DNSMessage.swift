@@ -3,7 +3,7 @@
 package enum DNSMessage {
     package static let typeA: UInt16 = 1
     package static let typeAAAA: UInt16 = 28
-    package static let typeOPT: UInt16 = 41
+    static let typeOPT: UInt16 = 41
     package static let classIN: UInt16 = 1
 
     package enum ResponseCode: UInt8 {

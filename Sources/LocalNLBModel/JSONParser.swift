@@ -23,7 +23,7 @@ package struct JSONParser {
     private var position = 0
     private var depth = 0
     private var duplicates: [String] = []
-    package static let maximumDepth = 256
+    static let maximumDepth = 256
 
     private init(bytes: [UInt8]) { self.bytes = bytes }
 

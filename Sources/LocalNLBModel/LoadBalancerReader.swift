@@ -122,7 +122,7 @@ extension ConfigReader {
 
     /// With `Subnets`: every node's subnet is one of them and holds its addresses, and every target is
     /// in a zone (its `AvailabilityZone`, or a subnet holding its address).
-    package mutating func checkZones(_ configuration: Configuration) {
+    mutating func checkZones(_ configuration: Configuration) {
         guard !configuration.subnets.isEmpty else { return }
         let ids = configuration.subnets.map(\.subnetID)
         for (lbIndex, balancer) in configuration.loadBalancers.enumerated() {
@@ -156,7 +156,7 @@ extension ConfigReader {
     }
 
     /// AWS's rule for a load balancer's name, or nil when `name` keeps it.
-    package static func loadBalancerNameProblem(_ name: String) -> String? {
+    static func loadBalancerNameProblem(_ name: String) -> String? {
         let allowed = name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
         guard (1...32).contains(name.count), allowed, !name.hasPrefix("-"), !name.hasSuffix("-"),
             !name.hasPrefix("internal-")

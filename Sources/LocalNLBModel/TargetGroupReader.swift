@@ -194,7 +194,7 @@ extension ConfigReader {
         return settings
     }
 
-    package func parseMatcher(_ text: String) -> [ClosedRange<Int>]? {
+    func parseMatcher(_ text: String) -> [ClosedRange<Int>]? {
         var ranges: [ClosedRange<Int>] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }

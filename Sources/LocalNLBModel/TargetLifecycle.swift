@@ -38,7 +38,7 @@ package struct TargetLifecycle: Sendable {
     /// AWS seconds as loop nanoseconds, scaled.
     package func nanoseconds(_ seconds: Int) -> UInt64 { UInt64(Double(seconds) * timeScale * 1e9) }
 
-    package var checkInterval: UInt64 { nanoseconds(configuration.healthCheck.intervalSeconds) }
+    var checkInterval: UInt64 { nanoseconds(configuration.healthCheck.intervalSeconds) }
     package var checkTimeout: UInt64 { nanoseconds(configuration.healthCheck.timeoutSeconds) }
 
     // MARK: Registration
@@ -243,7 +243,7 @@ package struct TargetLifecycle: Sendable {
 
     /// The bucket fail-open is judged in: the target's zone with cross-zone off (a target in `all`
     /// counts in the group as a whole), the group with it on.
-    package func bucket(_ target: Target) -> String { crossZone || target.zone == "all" ? "" : target.zone }
+    func bucket(_ target: Target) -> String { crossZone || target.zone == "all" ? "" : target.zone }
 
     /// Whether the target is in a zone its load balancer has a node in (`all` is in every one).
     package func inEnabledZone(_ target: Target) -> Bool {
@@ -252,10 +252,10 @@ package struct TargetLifecycle: Sendable {
     }
 
     /// In a zone shifted away from while every node picks from every zone.
-    package func isShiftedAway(_ target: Target) -> Bool { crossZone && shiftedZones.contains(target.zone) }
+    func isShiftedAway(_ target: Target) -> Bool { crossZone && shiftedZones.contains(target.zone) }
 
     /// Whether the target's zone (or group) is failing open.
-    package func isFailingOpen(_ index: Int) -> Bool { targets[index].inFailingOpenZone }
+    func isFailingOpen(_ index: Int) -> Bool { targets[index].inFailingOpenZone }
 
     /// Recomputes fail-open, per zone when cross-zone load balancing is off (docs/health.md §4), and which
     /// targets take new flows.

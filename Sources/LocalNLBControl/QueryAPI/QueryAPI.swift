@@ -6,7 +6,7 @@ import LocalNLBModel
 /// control API's address, answered in AWS's XML: what the AWS CLI and boto3 send with `--endpoint-url`.
 /// Every action reads and edits the same model as the JSON API and the file.
 extension ControlPlane {
-    package static let queryNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
+    static let queryNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 
     package var names: ResourceNames {
         ResourceNames(
@@ -15,11 +15,11 @@ extension ControlPlane {
     }
 
     /// A Query API request: `/` with an `Action` (the JSON API has no resource at `/`).
-    package static func isQueryRequest(_ request: AdminRequest) -> Bool {
+    static func isQueryRequest(_ request: AdminRequest) -> Bool {
         request.path == "/" && (request.method == "POST" || request.method == "GET")
     }
 
-    package func queryAPI(_ request: AdminRequest) -> AdminResponse {
+    func queryAPI(_ request: AdminRequest) -> AdminResponse {
         let requestID = Self.requestID()
         do throws(APIError) {
             let form = request.method == "GET" ? QueryForm(values: request.query) : try QueryForm(form: request.body)
@@ -43,7 +43,7 @@ extension ControlPlane {
 
     /// On an address other than loopback without keys to check signatures against: refused, with
     /// the way out.
-    package func queryAPIRefusal() -> AdminResponse {
+    func queryAPIRefusal() -> AdminResponse {
         queryError(
             APIError(
                 code: "InvalidClientTokenId",
@@ -51,7 +51,7 @@ extension ControlPlane {
                     + "and sign with them", status: 403))
     }
 
-    package func queryError(_ error: APIError, requestID: String = ControlPlane.requestID()) -> AdminResponse {
+    func queryError(_ error: APIError, requestID: String = ControlPlane.requestID()) -> AdminResponse {
         let body =
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"\(Self.queryNamespace)\">"
             + XML.element(
@@ -100,7 +100,7 @@ extension ControlPlane {
     }
 
     /// A request id in AWS's shape (a UUID).
-    package static func requestID() -> String {
+    static func requestID() -> String {
         var generator = SystemRandomNumberGenerator()
         let hex = (0..<4).map { _ in
             let digits = String(generator.next() as UInt32, radix: 16)
@@ -145,17 +145,11 @@ extension ControlPlane {
     /// The load balancers whose listeners forward to the group (a network load balancer's group has
     /// at most one).
     package func loadBalancers(of group: Int) -> [String] {
-        let name = groups[group].configuration.name
-        var result: [String] = []
-        for listener in configuration.listeners
-        where listener.targetGroupName == name && !result.contains(listener.loadBalancerName) {
-            result.append(listener.loadBalancerName)
-        }
-        return result
+        configuration.loadBalancers(forwardingTo: groups[group].configuration.name)
     }
 
     /// Whether a listener forwards to the group (else its targets are `unused`, `Target.NotInUse`).
-    package func isInUse(_ group: Int) -> Bool { !loadBalancers(of: group).isEmpty }
+    func isInUse(_ group: Int) -> Bool { !loadBalancers(of: group).isEmpty }
 
     /// `Marker` and `PageSize` (1–400) over `items`: the page, and the marker of the next one.
     package func page<T>(_ items: [T], _ form: QueryForm) throws(APIError) -> ([T], String?) {

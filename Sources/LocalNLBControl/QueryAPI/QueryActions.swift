@@ -6,7 +6,7 @@ import ProxyProtocol
 extension ControlPlane {
     // MARK: Load balancers and listeners
 
-    package func describeListeners(_ form: QueryForm) throws(APIError) -> String {
+    func describeListeners(_ form: QueryForm) throws(APIError) -> String {
         var chosen = Array(configuration.listeners.indices)
         let arns = form.list("ListenerArns")
         if !arns.isEmpty {
@@ -21,7 +21,7 @@ extension ControlPlane {
         return XML.list("Listeners", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
     }
 
-    package func describeListenerMembers(_ chosen: [Int]) -> [String] {
+    func describeListenerMembers(_ chosen: [Int]) -> [String] {
         chosen.map { index in
             let listener = configuration.listeners[index]
             let lb = listener.loadBalancerName
@@ -42,7 +42,7 @@ extension ControlPlane {
 
     // MARK: Target groups
 
-    package func describeTargetGroups(_ form: QueryForm) throws(APIError) -> String {
+    func describeTargetGroups(_ form: QueryForm) throws(APIError) -> String {
         var chosen = groups.indices.filter { !groups[$0].removed }
         let arns = form.list("TargetGroupArns")
         let wantedNames = form.list("Names")
@@ -63,11 +63,11 @@ extension ControlPlane {
         return XML.list("TargetGroups", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
     }
 
-    package func targetGroupMember(_ index: Int) -> String {
+    func targetGroupMember(_ index: Int) -> String {
         targetGroupMember(groups[index].configuration, loadBalancers: loadBalancers(of: index))
     }
 
-    package func targetGroupMember(_ group: TargetGroupConfiguration, loadBalancers: [String]) -> String {
+    func targetGroupMember(_ group: TargetGroupConfiguration, loadBalancers: [String]) -> String {
         let check = group.healthCheck
         var fields = [
             XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
@@ -105,7 +105,7 @@ extension ControlPlane {
 
     // MARK: Targets
 
-    package func describeTargetHealth(_ form: QueryForm) throws(APIError) -> String {
+    func describeTargetHealth(_ form: QueryForm) throws(APIError) -> String {
         let index = try targetGroup(form["TargetGroupArn"])
         let group = groups[index]
         let port = group.configuration.healthCheck.port
@@ -161,7 +161,7 @@ extension ControlPlane {
     }
 
     /// RegisterTargets / DeregisterTargets: every target checked before any changes.
-    package func changeTargets(_ form: QueryForm, register: Bool) throws(APIError) -> String {
+    func changeTargets(_ form: QueryForm, register: Bool) throws(APIError) -> String {
         let name = groups[try targetGroup(form["TargetGroupArn"])].configuration.name
         let given = form.structures("Targets", fields: ["Id", "Port", "AvailabilityZone"])
         guard !given.isEmpty else { throw .validation("Targets is required") }

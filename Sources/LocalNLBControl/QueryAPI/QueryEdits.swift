@@ -42,7 +42,7 @@ extension ControlPlane {
 
     /// The listener a form describes, in the file's shape (CreateListener, or ModifyListener over
     /// `base`: what the form leaves out stays).
-    package func listenerDocument(_ form: QueryForm, base: ListenerConfiguration?) throws(APIError) -> JSONValue {
+    func listenerDocument(_ form: QueryForm, base: ListenerConfiguration?) throws(APIError) -> JSONValue {
         var object: [String: JSONValue] = [:]
         if let port = form["Port"] ?? base.map({ String($0.port) }) { object["Port"] = .string(port) }
         if let value = form["Protocol"] ?? base?.protocolName.rawValue { object["Protocol"] = .string(value) }
@@ -62,7 +62,7 @@ extension ControlPlane {
         return .object(object)
     }
 
-    package func listenerMember(_ index: Int) -> String {
+    func listenerMember(_ index: Int) -> String {
         describeListenerMembers([index])[0]
     }
 

@@ -24,7 +24,7 @@ package struct QueryForm: Equatable {
 
     package init(values: [String: String]) { self.values = values }
 
-    package static func decode<Bytes: Sequence<UInt8>>(_ text: Bytes) -> String? {
+    static func decode<Bytes: Sequence<UInt8>>(_ text: Bytes) -> String? {
         var bytes: [UInt8] = []
         var utf8 = text.makeIterator()
         while let byte = utf8.next() {

@@ -5,7 +5,7 @@ import ProxyProtocol
 /// CreateLoadBalancer, DescribeLoadBalancers and DeleteLoadBalancer: the load balancers of the model,
 /// each with its own nodes (addresses), listeners and attributes.
 extension ControlPlane {
-    package func describeLoadBalancers(_ form: QueryForm) throws(APIError) -> String {
+    func describeLoadBalancers(_ form: QueryForm) throws(APIError) -> String {
         var chosen = Array(configuration.loadBalancers.indices)
         let arns = form.list("LoadBalancerArns")
         let wanted = form.list("Names")
@@ -35,7 +35,7 @@ extension ControlPlane {
         return XML.list("LoadBalancers", members) + (next.map { XML.text("NextMarker", $0) } ?? "")
     }
 
-    package func loadBalancerMember(_ index: Int) -> String {
+    func loadBalancerMember(_ index: Int) -> String {
         let balancer = configuration.loadBalancers[index]
         // A node is in its subnet's zone (`Subnets`); without Subnets, in the region's first.
         let zones = balancer.nodes.map { node in

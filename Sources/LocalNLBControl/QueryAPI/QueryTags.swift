@@ -5,7 +5,7 @@ import LocalNLBModel
 /// lists: ModifyTargetGroup (health checks), ModifyLoadBalancerAttributes, ModifyListenerAttributes.
 extension ControlPlane {
     /// The resource an ARN names, checked to be there.
-    package func taggable(_ arn: String) throws(APIError) -> TaggedResource {
+    func taggable(_ arn: String) throws(APIError) -> TaggedResource {
         if arn.contains(":loadbalancer/") {
             return .loadBalancer(configuration.loadBalancers[try loadBalancer(arn)].name)
         }
@@ -42,7 +42,7 @@ extension ControlPlane {
         return ""
     }
 
-    package func describeTags(_ form: QueryForm) throws(APIError) -> String {
+    func describeTags(_ form: QueryForm) throws(APIError) -> String {
         let arns = form.list("ResourceArns")
         guard !arns.isEmpty else { throw .validation("ResourceArns is required") }
         let members = try arns.map { arn throws(APIError) -> String in
@@ -66,7 +66,7 @@ extension ControlPlane {
         return XML.list("TargetGroups", [targetGroupMember(index)])
     }
 
-    package func attributeChanges(_ form: QueryForm) throws(APIError) -> Given {
+    func attributeChanges(_ form: QueryForm) throws(APIError) -> Given {
         let given = form.structures("Attributes", fields: ["Key", "Value"])
         guard !given.isEmpty else { throw .validation("Attributes is required") }
         return Given("Attributes", .array(given.map { .object($0.mapValues { .string($0) }) }))

@@ -21,7 +21,7 @@ package enum SigV4 {
     @inline(__always)
     private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
 
-    package static func sha256(_ message: [UInt8]) -> [UInt8] {
+    static func sha256(_ message: [UInt8]) -> [UInt8] {
         var h: [UInt32] = [
             0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
         ]
@@ -60,7 +60,7 @@ package enum SigV4 {
         return h.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> UInt32(24 - $0 * 8)) } }
     }
 
-    package static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
+    static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
         var block = key.count > 64 ? sha256(key) : key
         block += [UInt8](repeating: 0, count: 64 - block.count)
         return sha256(block.map { $0 ^ 0x5C } + sha256(block.map { $0 ^ 0x36 } + message))
@@ -161,7 +161,7 @@ package enum SigV4 {
 
     /// The error message when `X-Amz-Content-Sha256` is sent and is not the body's SHA-256, else nil.
     /// (`UNSIGNED-PAYLOAD` is S3's alone; ELBv2 signs every body.)
-    package static func payloadProblem(_ request: Request) -> String? {
+    static func payloadProblem(_ request: Request) -> String? {
         guard let claimed = request.headers["x-amz-content-sha256"] else { return nil }
         let actual = hex(sha256(request.body))
         guard claimed.lowercased() != actual else { return nil }
@@ -171,7 +171,7 @@ package enum SigV4 {
 
     /// AWS accepts a signature made at most 15 minutes from its own clock either way; the error message
     /// when `amzDate` is further from `now`, else nil.
-    package static func freshnessProblem(amzDate: String, now: Int) -> String? {
+    static func freshnessProblem(amzDate: String, now: Int) -> String? {
         guard let signed = epochSeconds(amzDate: amzDate) else {
             return "X-Amz-Date \(amzDate) is not a date in the form 20150830T123600Z"
         }

@@ -7,7 +7,7 @@ import ProxyProtocol
 /// or the node's), connect, and put the PROXY header first in line.
 extension EventLoop {
 
-    package func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
+    func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
         // The listener's fields as locals: a copy of the whole listener would retain its arrays per flow.
         let groupIndex = listeners[listenerIndex].shared.groupIndex
         let listenerEndpoint = listeners[listenerIndex].shared.endpoint
@@ -110,7 +110,7 @@ extension EventLoop {
 
     /// Binds the target connection's source: the client's address when preserved, else the node's.
     /// Returns a one-line explanation when that is impossible.
-    package func bindSource(_ flow: Flow, target: IPEndpoint, preserveClientIP: Bool) -> String? {
+    func bindSource(_ flow: Flow, target: IPEndpoint, preserveClientIP: Bool) -> String? {
         let fd = flow.targetFD
         if preserveClientIP {
             let client = flow.client
@@ -140,7 +140,7 @@ extension EventLoop {
     /// address binds without privileges (the kernel picks the port); any other needs IP_TRANSPARENT, and
     /// then keeps the client's port as an NLB does. Nil when bound, else what went wrong and the fix
     /// (`otherwise`: the way out that needs no privilege, where there is one).
-    package func bindClientAddress(_ fd: Int32, _ client: IPEndpoint, otherwise: String) -> String? {
+    func bindClientAddress(_ fd: Int32, _ client: IPEndpoint, otherwise: String) -> String? {
         if client.ip.isLoopback {
             Socket.setBindAddressNoPort(fd)
             do { try Socket.bind(fd, IPEndpoint(ip: client.ip, port: 0)) } catch {
@@ -174,7 +174,7 @@ extension EventLoop {
 
     /// The node address a flow leaves from towards a target of `family`: the address the client
     /// reached if it is of that family, else another of the node's (the configuration ensures one).
-    package func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
+    func nodeAddress(for flow: Flow, family: IPAddress) -> IPAddress {
         if flow.node.ip.isIPv6 == family.isIPv6 { return flow.node.ip }
         let nodes = listeners[flow.listenerIndex].shared.nodes
         for node in nodes where node.addresses.contains(flow.node.ip) {
@@ -185,18 +185,18 @@ extension EventLoop {
 
     /// The next flow id, TCP or UDP, unique across loops: loop i of n numbers its flows i+1, i+1+n,
     /// i+1+2n…
-    package func takeFlowID() -> UInt64 {
+    func takeFlowID() -> UInt64 {
         defer { nextFlowID += 1 }
         return nextFlowID &* UInt64(loopCount) &+ UInt64(index) &+ 1
     }
 
-    package func allocateFlow() -> Flow {
+    func allocateFlow() -> Flow {
         flows.take(Flow.init(index:))
     }
 
     /// The target accepted: the PROXY header (if any) goes first, then bytes move both ways.
     /// `targetEvents`: the event that told the connect finished (nil: it finished at once).
-    package func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
+    func targetConnected(_ flow: Flow, targetEvents: UInt32? = nil) {
         flow.state = .established
         flow.lastActivity = now
         scheduleIdleCheck(flow)
@@ -230,6 +230,6 @@ extension EventLoop {
     }
 
     /// Named in the messages of a failed client-IP bind (looked up once).
-    package static let preserveClientIPKey = TargetGroupConfiguration.attributeIndex.key(
+    static let preserveClientIPKey = TargetGroupConfiguration.attributeIndex.key(
         of: \TargetGroupConfiguration.preserveClientIP)
 }

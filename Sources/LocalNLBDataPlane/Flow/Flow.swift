@@ -22,32 +22,32 @@ public struct FlowRecord: Sendable {
 
 /// One direction of a flow: source socket → pipe → destination socket.
 package struct Direction {
-    package var pipeRead: Int32 = -1
-    package var pipeWrite: Int32 = -1
+    var pipeRead: Int32 = -1
+    var pipeWrite: Int32 = -1
     /// Bytes in the pipe, not yet written to the destination.
     package var buffered = 0
     /// The source sent FIN (splice read 0).
-    package var sourceEOF = false
+    var sourceEOF = false
     /// FIN passed on to the destination, after everything before it.
     package var finSent = false
     /// The PROXY header is in the pipe, waiting for the client's first payload (`on_first_ack_with_payload`).
-    package var holdUntilPayload = false
+    var holdUntilPayload = false
     /// Payload bytes read from the source.
     package var bytes: UInt64 = 0
     /// Bulk: bytes go socket → pipe → socket with splice(2). Otherwise (small messages) one recv(2) and
     /// one send(2) through the loop's buffer: a short recv shows the socket is empty, so no read ends
     /// in EAGAIN.
-    package var splicing = false
+    var splicing = false
     /// Bytes read but not yet sent when no pipe could be had (out of descriptors): the pipeless path
     /// keeps them on the heap, so the flow goes on instead of being reset.
     package var overflow: [UInt8] = []
     /// TCP_NODELAY on the destination, asked for only where it can change something.
-    package var noDelay = NoDelay.set
+    var noDelay = NoDelay.set
 
-    package var hasPipe: Bool { pipeRead >= 0 }
+    var hasPipe: Bool { pipeRead >= 0 }
 
     /// Called before each write to the destination.
-    package mutating func willWrite(to destination: Int32) {
+    mutating func willWrite(to destination: Int32) {
         switch noDelay {
         case .set: return
         case .beforeSecondWrite: noDelay = .beforeNextWrite
@@ -59,7 +59,7 @@ package struct Direction {
 
     /// Bytes wait for the destination to take them: in the pipe (unless the PROXY header is held for
     /// the first payload), or on the heap.
-    package var hasWaitingBytes: Bool { buffered > 0 && !holdUntilPayload || !overflow.isEmpty }
+    var hasWaitingBytes: Bool { buffered > 0 && !holdUntilPayload || !overflow.isEmpty }
 }
 
 /// Whether a destination still needs TCP_NODELAY. Nagle's algorithm holds a short segment back only
@@ -92,34 +92,34 @@ package final class Flow {
     package var groupIndex = 0
     package var targetIndex = -1
     /// The chosen target's flow count, shared by every loop; taken away from when the flow ends.
-    package var targetFlows: SharedCounter?
+    var targetFlows: SharedCounter?
     package var client = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
     package var node = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
     package var source: IPEndpoint?
-    package var clientFD: Int32 = -1
-    package var targetFD: Int32 = -1
-    package var clientToTarget = Direction()
-    package var targetToClient = Direction()
+    var clientFD: Int32 = -1
+    var targetFD: Int32 = -1
+    var clientToTarget = Direction()
+    var targetToClient = Direction()
     /// The PROXY header this flow sends, as its group was set when the flow began.
     package var proxyMode = ProxyProtocolMode.off
     /// The header's bytes, made again for the flow log and the control API (the loop writes them
     /// straight into the pipe and keeps no copy).
     package var header: [UInt8]? { RoutingGroup.proxyHeader(proxyMode, client: client, node: node) }
-    package var firstFIN: CloseReason?
+    var firstFIN: CloseReason?
     /// The client's FIN (or RST) came while the target connection was still being made.
-    package var clientClosing = false
+    var clientClosing = false
     package var started: UInt64 = 0
-    package var lastActivity: UInt64 = 0
+    var lastActivity: UInt64 = 0
     /// Segments both sockets had received once the flow had been quiet a while, and the
     /// `lastActivity` that quiet began at: more segments by the idle timeout are keepalives.
-    package var quietSegments: UInt32 = 0
-    package var quietSince: UInt64 = .max
+    var quietSegments: UInt32 = 0
+    var quietSince: UInt64 = .max
     /// The bytes (both ways) already added to the group's `processedBytes`: the counter takes each
     /// byte once, while the flow lives and when it ends, and never goes back.
-    package var countedBytes: UInt64 = 0
+    var countedBytes: UInt64 = 0
 
     /// Both directions' bytes not yet in the group's counter; they count as of now.
-    package func takeUncountedBytes() -> UInt64 {
+    func takeUncountedBytes() -> UInt64 {
         let total = clientToTarget.bytes &+ targetToClient.bytes
         defer { countedBytes = total }
         return total &- countedBytes

@@ -11,7 +11,7 @@ public final class FlowLog: Sendable {
         case none
     }
 
-    package let sink: Sink
+    let sink: Sink
     /// Event loops on several threads end flows at once: one whole line at a time.
     private let writing = Mutex(())
 
@@ -20,7 +20,7 @@ public final class FlowLog: Sendable {
 
     package init(sink: Sink) { self.sink = sink }
 
-    package var isEnabled: Bool {
+    var isEnabled: Bool {
         if case .none = sink { return false }
         return true
     }
@@ -83,7 +83,7 @@ public final class FlowLog: Sendable {
         ]).rendered
     }
 
-    package static func formatSeconds(_ seconds: Double) -> String { String(format: "%.6f", seconds) }
+    static func formatSeconds(_ seconds: Double) -> String { String(format: "%.6f", seconds) }
 }
 
 public func hexString(_ bytes: [UInt8]) -> String {

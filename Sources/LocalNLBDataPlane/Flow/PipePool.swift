@@ -6,15 +6,15 @@ import LocalNLBModel
 package struct PipePool {
     private var spare: [(read: Int32, write: Int32)] = []
     /// Spare pipes kept for reuse; each is two descriptors.
-    package static let maximumPooled = 256
+    static let maximumPooled = 256
     /// What a splicing direction may hold in its pipe. As root, 1 MiB: a bulk transfer then takes a
     /// sixteenth of the splice calls and wake-ups a 64 KiB pipe needs (single-stream throughput +40 %
     /// here). Other users keep the kernel's 64 KiB: `fs.pipe-user-pages-soft` (64 MiB of pipes per
     /// user) would run out after 64 pipes of 1 MiB, and the kernel then hands out pipes of 8 KiB.
-    package let splicePipeSize = geteuid() == 0 ? 1 << 20 : 65536
+    let splicePipeSize = geteuid() == 0 ? 1 << 20 : 65536
 
     /// Gives `d` a pipe, from the pool or new; false when none can be had.
-    package mutating func acquire(_ d: inout Direction) -> Bool {
+    mutating func acquire(_ d: inout Direction) -> Bool {
         if d.hasPipe { return true }
         if let (r, w) = spare.popLast() {
             (d.pipeRead, d.pipeWrite) = (r, w)
@@ -41,7 +41,7 @@ package struct PipePool {
         d.pipeWrite = -1
     }
 
-    package mutating func closeAll() {
+    mutating func closeAll() {
         for (r, w) in spare {
             closeDescriptor(r)
             closeDescriptor(w)

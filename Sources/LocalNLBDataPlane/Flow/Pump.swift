@@ -6,7 +6,7 @@ import ProxyProtocol
 /// Moving bytes: the recv/send and splice state machine of each direction, FINs and RSTs passed on as
 /// AWS does, and the end of a flow.
 extension EventLoop {
-    package func flowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
+    func flowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
         switch flow.state {
         case .free:
             return
@@ -92,7 +92,7 @@ extension EventLoop {
     }
 
     /// Moves what can move in both directions without blocking, then ends the flow if both are done.
-    package func pump(
+    func pump(
         _ flow: Flow, clientToTarget: Bool = true, targetToClient: Bool = true, readClient: ReadExtent = .toEnd,
         readTarget: ReadExtent = .toEnd
     ) {
@@ -128,7 +128,7 @@ extension EventLoop {
 
     /// `closesNext`: the other direction is finished, so this one's FIN ends the flow and the close
     /// that follows sends it (no shutdown call).
-    package func pumpDirection(
+    func pumpDirection(
         _ d: inout Direction, from source: Int32, to destination: Int32, extent: ReadExtent, closesNext: Bool
     ) -> PumpOutcome {
         if !d.overflow.isEmpty {
@@ -203,7 +203,7 @@ extension EventLoop {
     /// direction's pipe, and the splice path delivers it.
     /// `pipeless`: no pipe could be had; the direction copies until the source is empty or the
     /// destination full (what it could not take waits in `overflow`), and stays on this path.
-    package func copyDirection(
+    func copyDirection(
         _ d: inout Direction, from source: Int32, to destination: Int32, extent: ReadExtent, pipeless: Bool = false
     ) -> PumpOutcome {
         while true {
@@ -235,7 +235,7 @@ extension EventLoop {
     }
 
     /// Sends what waits in `overflow` (the pipeless path's leftovers).
-    package func flushOverflow(_ d: inout Direction, to destination: Int32) -> PumpOutcome {
+    func flushOverflow(_ d: inout Direction, to destination: Int32) -> PumpOutcome {
         while !d.overflow.isEmpty {
             d.willWrite(to: destination)
             let sent = d.overflow.withUnsafeBytes { IO.send(destination, from: $0.baseAddress!, count: $0.count) }
@@ -249,7 +249,7 @@ extension EventLoop {
     }
 
     /// Sends `received` bytes of the copy buffer on; see `copyDirection`.
-    package func sendCopied(_ d: inout Direction, _ received: Int, to destination: Int32) -> PumpOutcome {
+    func sendCopied(_ d: inout Direction, _ received: Int, to destination: Int32) -> PumpOutcome {
         d.bytes += UInt64(received)
         var sent = 0
         sending: while sent < received {
@@ -281,7 +281,7 @@ extension EventLoop {
     /// AWS passes a FIN on once everything before it has been delivered. When it is the flow's last,
     /// the flow ends at once and closing the socket sends it (its receive queue is empty: its peer's
     /// FIN was read), so no shutdown call.
-    package func passOnFIN(_ d: inout Direction, to destination: Int32, closesNext: Bool) {
+    func passOnFIN(_ d: inout Direction, to destination: Int32, closesNext: Bool) {
         if d.sourceEOF && d.buffered == 0 && d.overflow.isEmpty && !d.finSent {
             if !closesNext { Socket.shutdownWrite(destination) }
             d.finSent = true
@@ -289,7 +289,7 @@ extension EventLoop {
     }
 
     /// Ends a flow after a direction failed: a reset of either side is passed on (`sideReset`).
-    package func endFlow(_ flow: Flow, after outcome: PumpOutcome, fromClient: Bool) {
+    func endFlow(_ flow: Flow, after outcome: PumpOutcome, fromClient: Bool) {
         switch outcome {
         case .ok: return
         case .sourceReset: sideReset(flow, client: fromClient)
@@ -298,7 +298,7 @@ extension EventLoop {
     }
 
     /// One side reset (or failed): AWS passes the RST to the other side.
-    package func sideReset(_ flow: Flow, client: Bool) {
+    func sideReset(_ flow: Flow, client: Bool) {
         if client {
             groupMetrics[flow.groupIndex].tcpClientResetCount += 1
             finish(flow, .clientRST, resetClient: false, resetTarget: true, detail: nil)
@@ -319,7 +319,7 @@ extension EventLoop {
         release(flow)
     }
 
-    package func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
+    func writeRecord(_ flow: Flow, _ reason: CloseReason, detail: String?) {
         guard options.flowLog.isEnabled || options.onFlowEnd != nil else { return }
         sourceAddress(flow)
         let group = groups[flow.groupIndex]
@@ -335,7 +335,7 @@ extension EventLoop {
 
     /// The target connection's local address, asked of the kernel only when someone reads it.
     @discardableResult
-    package func sourceAddress(_ flow: Flow) -> IPEndpoint? {
+    func sourceAddress(_ flow: Flow) -> IPEndpoint? {
         if flow.source == nil && flow.targetFD >= 0 && flow.state != .connecting {
             flow.source = Socket.localEndpoint(flow.targetFD)
         }
@@ -343,7 +343,7 @@ extension EventLoop {
     }
 
     /// The flow no longer counts against its target (it ended, or was forgotten by idle expiry).
-    package func releaseTarget(_ flow: Flow) {
+    func releaseTarget(_ flow: Flow) {
         flow.targetFlows?.add(-1)
         flow.targetFlows = nil
         flow.targetIndex = -1

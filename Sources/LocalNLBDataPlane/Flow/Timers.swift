@@ -9,7 +9,7 @@ extension EventLoop {
 
     /// docs/flows.md §5: after the idle timeout the flow is forgotten. Both sockets stay open and quiet;
     /// whichever side sends (or closes) next gets a RST, the other is told nothing until it does too.
-    package func expire(_ flow: Flow) {
+    func expire(_ flow: Flow) {
         let configured = configuration.listeners[listeners[flow.listenerIndex].shared.configIndex].idleTimeoutSeconds
         var detail =
             "\(ListenerConfiguration.attributeIndex.key(of: \ListenerConfiguration.idleTimeoutSeconds)) \(configured)"
@@ -31,7 +31,7 @@ extension EventLoop {
     /// Out of descriptors: every forgotten flow is reset, its sockets freed for live ones. Returns
     /// how many there were.
     @discardableResult
-    package func resetExpiredFlows() -> Int {
+    func resetExpiredFlows() -> Int {
         guard expiredFlows > 0 else { return 0 }
         var count = 0
         for flow in flows where flow.state == .expired {
@@ -46,7 +46,7 @@ extension EventLoop {
     /// segment received since the flow went quiet (counted an eighth of the timeout in) is one. The
     /// kernel is asked twice per quiet spell, never per packet; keepalives at most 7/8 of the idle
     /// timeout apart are always seen.
-    package func expireUnlessKeptAlive(_ flow: Flow) {
+    func expireUnlessKeptAlive(_ flow: Flow) {
         if flow.quietSince == flow.lastActivity, segmentsReceived(flow) != flow.quietSegments {
             flow.lastActivity = now
         } else {
@@ -54,11 +54,11 @@ extension EventLoop {
         }
     }
 
-    package func segmentsReceived(_ flow: Flow) -> UInt32 {
+    func segmentsReceived(_ flow: Flow) -> UInt32 {
         (Socket.segmentsReceived(flow.clientFD) ?? 0) &+ (Socket.segmentsReceived(flow.targetFD) ?? 0)
     }
 
-    package func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
+    func expiredFlowEvent(_ flow: Flow, fromClient: Bool, events: UInt32) {
         guard events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
         groupMetrics[flow.groupIndex].tcpELBResetCount += 1
         if fromClient, flow.clientFD >= 0 {
@@ -71,7 +71,7 @@ extension EventLoop {
         if flow.clientFD < 0 && flow.targetFD < 0 { release(flow) }
     }
 
-    package func resetExpired(_ flow: Flow) {
+    func resetExpired(_ flow: Flow) {
         if flow.clientFD >= 0 { Socket.closeWithReset(flow.clientFD) }
         if flow.targetFD >= 0 { Socket.closeWithReset(flow.targetFD) }
         flow.clientFD = -1
@@ -101,7 +101,7 @@ extension EventLoop {
     }
 
     /// A flow's deadline came: a connect that took too long, an idle checkpoint, or the idle timeout.
-    package func flowTimerFired(_ flow: Flow) {
+    func flowTimerFired(_ flow: Flow) {
         switch flow.state {
         case .connecting:
             if now >= connectDeadline(flow) {
@@ -130,7 +130,7 @@ extension EventLoop {
     /// An established flow's next look: an eighth of the idle timeout into a quiet spell (to count
     /// segments from), then the timeout itself. Bytes moving meanwhile only move `lastActivity`; the
     /// timer finds that when it fires and looks again later.
-    package func scheduleIdleCheck(_ flow: Flow) {
+    func scheduleIdleCheck(_ flow: Flow) {
         let idle = listeners[flow.listenerIndex].shared.idleNanoseconds
         let step = flow.quietSince == flow.lastActivity ? idle : max(idle / 8, 1)
         scheduleTimer(flow, at: flow.lastActivity &+ step)
@@ -140,11 +140,11 @@ extension EventLoop {
 
     /// When a connecting flow gives up: its listener's connect timeout after it began (the flow keeps
     /// no deadline of its own; the heap holds it).
-    package func connectDeadline(_ flow: Flow) -> UInt64 {
+    func connectDeadline(_ flow: Flow) -> UInt64 {
         flow.started &+ listeners[flow.listenerIndex].shared.connectNanoseconds
     }
 
-    package func scheduleTimer(_ flow: Flow, at deadline: UInt64) {
+    func scheduleTimer(_ flow: Flow, at deadline: UInt64) {
         // The heap's 32-bit milliseconds hold deadlines within 24 days of now: a later one (a huge idle
         // timeout from a lenient file, a large --time-scale) rings at 20 days and is looked at again.
         let deadline = min(deadline, now &+ Self.longestTimer)
@@ -155,9 +155,9 @@ extension EventLoop {
     /// Flow deadlines ring on 5 ms boundaries: the flows due within one are handled in one wake (a
     /// loop with thousands of flows due over a second wakes 200 times, not thousands), and none is more
     /// than 5 ms late.
-    package static let timerGranularity: UInt64 = 5_000_000
+    static let timerGranularity: UInt64 = 5_000_000
 
-    package static func coalesced(_ deadline: UInt64) -> UInt64 {
+    static func coalesced(_ deadline: UInt64) -> UInt64 {
         let rounded = deadline / timerGranularity &* timerGranularity
         return rounded == deadline ? deadline : rounded &+ timerGranularity
     }
@@ -173,11 +173,11 @@ extension EventLoop {
     }
 
     /// The drain time is over (or the loop failed): every flow left is reset.
-    package func resetRemainingFlows() {
+    func resetRemainingFlows() {
         for flow in flows where flow.state != .free { resetBoth(flow) }
     }
 
-    package func resetBoth(_ flow: Flow) {
+    func resetBoth(_ flow: Flow) {
         if flow.state == .expired {
             resetExpired(flow)
         } else {

@@ -17,15 +17,15 @@ package final class UDPFlow {
     package var generation: UInt32 = 0
     package var id: UInt64 = 0
     package var key = UDPFlowKey(client: IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0), listener: 0)
-    package var targetFD: Int32 = -1
+    var targetFD: Int32 = -1
     package var groupIndex = 0
     package var targetIndex = -1
     package var target = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
-    package var targetFlows: SharedCounter?
+    var targetFlows: SharedCounter?
     package var started: UInt64 = 0
-    package var lastActivity: UInt64 = 0
-    package var bytesFromClient: UInt64 = 0
-    package var bytesFromTarget: UInt64 = 0
+    var lastActivity: UInt64 = 0
+    var bytesFromClient: UInt64 = 0
+    var bytesFromTarget: UInt64 = 0
 
     package init(index: Int) { self.index = index }
 }
@@ -36,7 +36,7 @@ package final class UDPFlow {
 extension EventLoop {
     /// The datagrams waiting on a UDP listener socket, taken many per call (recvmmsg), each passed to
     /// its flow's target.
-    package func receiveDatagrams(listenerIndex: Int) {
+    func receiveDatagrams(listenerIndex: Int) {
         let fd = listeners[listenerIndex].fd
         guard fd >= 0 else { return }
         let batch = datagramBatch ?? DatagramBatch()
@@ -73,7 +73,7 @@ extension EventLoop {
 
     /// A new flow: the target by flow hash (stickiness first), a socket from the client's address
     /// connected to it. Nil (the datagram dropped) when none can be made.
-    package func startUDPFlow(_ key: UDPFlowKey) -> UDPFlow? {
+    func startUDPFlow(_ key: UDPFlowKey) -> UDPFlow? {
         guard !draining else { return nil }
         let groupIndex = listeners[key.listener].shared.groupIndex
         let node = listeners[key.listener].shared.endpoint
@@ -134,7 +134,7 @@ extension EventLoop {
     }
 
     /// What the target sends back goes to the client, from the listener's address and port.
-    package func targetDatagrams(_ flow: UDPFlow) {
+    func targetDatagrams(_ flow: UDPFlow) {
         let listenerFD = listeners[flow.key.listener].fd
         for _ in 0..<64 {
             switch IO.receiveDatagram(flow.targetFD, into: datagramBuffer, capacity: 65536) {
@@ -155,7 +155,7 @@ extension EventLoop {
         }
     }
 
-    package func expireUDPFlows() {
+    func expireUDPFlows() {
         guard liveUDPFlows > 0 else { return }
         for flow in udpFlows where flow.targetFD >= 0 {
             if now &- flow.lastActivity >= listeners[flow.key.listener].shared.idleNanoseconds {
@@ -164,11 +164,11 @@ extension EventLoop {
         }
     }
 
-    package func endUDPFlows(_ reason: CloseReason) {
+    func endUDPFlows(_ reason: CloseReason) {
         for flow in udpFlows where flow.targetFD >= 0 { endUDPFlow(flow, reason, detail: nil) }
     }
 
-    package func endUDPFlow(_ flow: UDPFlow, _ reason: CloseReason, detail: String?) {
+    func endUDPFlow(_ flow: UDPFlow, _ reason: CloseReason, detail: String?) {
         if options.flowLog.isEnabled || options.onFlowEnd != nil {
             let record = FlowRecord(
                 id: flow.id, listener: listeners[flow.key.listener].shared.endpoint, client: flow.key.client,
@@ -186,7 +186,7 @@ extension EventLoop {
         releaseUDPFlow(flow)
     }
 
-    package func releaseUDPFlow(_ flow: UDPFlow) {
+    func releaseUDPFlow(_ flow: UDPFlow) {
         flow.targetFlows?.add(-1)
         flow.targetFlows = nil
         if flow.targetFD >= 0 { closeDescriptor(flow.targetFD) }

@@ -80,7 +80,7 @@ package final class EventLoop {
         package var shared: Listener
         /// This loop's socket (-1 once closed or retired).
         package var fd: Int32
-        package var pausedUntil: UInt64 = 0
+        var pausedUntil: UInt64 = 0
         /// Flows this loop accepted here: NewFlowCount per node.
         package var newFlows = 0
     }
@@ -99,44 +99,44 @@ package final class EventLoop {
     package var listeners: [ListenerState] = []
     package var flows = Slab<Flow>()
     /// UDP flows, and each by its client and listener socket.
-    package var udpFlows = Slab<UDPFlow>()
+    var udpFlows = Slab<UDPFlow>()
     /// Every open flow by id, for `GET /flows` pages.
-    package var flowOrder = FlowOrder()
+    var flowOrder = FlowOrder()
     /// The TCP flows' connect and idle deadlines (`Flow/Timers.swift`).
     package var timers = FlowTimers()
     /// When the loop's timer is set to ring next.
-    package var tickArmedAt: UInt64 = .max
-    package var udpFlowTable: [UDPFlowKey: Int] = [:]
-    package var liveUDPFlows = 0
-    package var lastUDPBoundWarning: UInt64 = 0
+    var tickArmedAt: UInt64 = .max
+    var udpFlowTable: [UDPFlowKey: Int] = [:]
+    var liveUDPFlows = 0
+    var lastUDPBoundWarning: UInt64 = 0
     /// A datagram in transit from a target: the largest UDP payload fits.
-    package let datagramBuffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
+    let datagramBuffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
     /// Datagrams from clients, many per call: made when the first UDP listener is read.
-    package var datagramBatch: DatagramBatch?
-    package var pipes: PipePool
-    package var nextFlowID: UInt64 = 0
+    var datagramBatch: DatagramBatch?
+    var pipes: PipePool
+    var nextFlowID: UInt64 = 0
     package var liveFlows = 0
     package var now: UInt64 = 0
     package var tickNanoseconds: UInt64
     package var draining = false
-    package var drainDeadline: UInt64 = 0
+    var drainDeadline: UInt64 = 0
     package var finished = false
     /// When each warning about the machine's set-up was last logged (`warnAtMostEvery10s`).
-    package var lastTransparentWarning: UInt64 = 0
-    package var lastPortWarning: UInt64 = 0
+    var lastTransparentWarning: UInt64 = 0
+    var lastPortWarning: UInt64 = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
-    package var routeSources: [IPAddress: IPAddress?] = [:]
+    var routeSources: [IPAddress: IPAddress?] = [:]
     /// The loop's buffer for small messages (recv then send); as large as the smallest pipe (64 KiB),
     /// so what send leaves over always fits into an empty pipe.
-    package let copyBuffer: UnsafeMutableRawPointer
-    package static let copyBufferSize = 65536
+    let copyBuffer: UnsafeMutableRawPointer
+    static let copyBufferSize = 65536
     /// A splice that moves less than this goes back to recv and send for the next bytes.
-    package static let smallRead = 4096
+    static let smallRead = 4096
     /// At most this many forgotten (idle-expired) flows keep their sockets; more are reset at once.
-    package static let maximumExpiredFlows = 4096
-    package var expiredFlows = 0
-    package static let listenerEvents = CLNB_EPOLLIN
+    static let maximumExpiredFlows = 4096
+    var expiredFlows = 0
+    static let listenerEvents = CLNB_EPOLLIN
 
     /// Made on the loop's own thread, from descriptors the control plane opened (so a failure to open
     /// them is reported before anything runs).
@@ -242,7 +242,7 @@ package final class EventLoop {
 
     /// Takes the control plane's listener sockets (same indices): waits on new ones, stops waiting on
     /// those retired, before the control plane closes them.
-    package func adoptListeners(_ shared: [Listener]) {
+    func adoptListeners(_ shared: [Listener]) {
         for position in shared.indices {
             let old = position < listeners.count ? listeners[position] : nil
             let fd = draining || !shared[position].isOpen ? -1 : shared[position].loopFDs[index]
@@ -272,7 +272,7 @@ package final class EventLoop {
 
     // MARK: Accepting
 
-    package func acceptClients(listenerIndex: Int) {
+    func acceptClients(listenerIndex: Int) {
         let listener = listeners[listenerIndex]
         guard listener.fd >= 0 else { return }
         for _ in 0..<64 {
@@ -317,7 +317,7 @@ package final class EventLoop {
     }
 
     /// Logs a warning that every flow would repeat, once per 10 s at most.
-    package func warnAtMostEvery10s(_ last: inout UInt64, _ message: String) {
+    func warnAtMostEvery10s(_ last: inout UInt64, _ message: String) {
         if onceEvery10s(&last, now: now) { options.log(message) }
     }
 }

@@ -8,7 +8,7 @@ package struct FlowOrder {
     /// 16 bytes a flow: the slot as 32 bits (a loop never holds 4 billion flows).
     package struct Entry {
         package var id: UInt64
-        package var slotIndex: UInt32
+        var slotIndex: UInt32
         package var udp: Bool
         package var slot: Int { Int(slotIndex) }
     }
@@ -24,7 +24,7 @@ package struct FlowOrder {
 
     /// A flow ended. Once ended entries outnumber a quarter of the live ones (and 64), they are
     /// dropped in one pass: each flow's end pays for its own removal, on average.
-    package mutating func flowEnded(isLive: (Entry) -> Bool) {
+    mutating func flowEnded(isLive: (Entry) -> Bool) {
         ended += 1
         guard ended > 64 && ended * 4 > entries.count - ended else { return }
         entries.removeAll { !isLive($0) }
@@ -32,7 +32,7 @@ package struct FlowOrder {
     }
 
     /// The position of the first entry with an id above `marker`.
-    package func firstPosition(after marker: UInt64) -> Int {
+    func firstPosition(after marker: UInt64) -> Int {
         var (low, high) = (0, entries.count)
         while low < high {
             let middle = (low + high) / 2

@@ -24,7 +24,7 @@ package struct FlowTimers {
     /// Whether deadline `a` comes before `b`.
     @inline(__always) static func before(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
 
-    package private(set) var heap: [Entry] = []
+    private(set) var heap: [Entry] = []
     /// Each flow slot's index in `heap`, or -1.
     private var position: [Int32] = []
 
@@ -34,7 +34,7 @@ package struct FlowTimers {
     }
 
     /// The earliest deadline (in nanoseconds of the loop's clock, on a whole millisecond), given now.
-    package func earliest(now: UInt64) -> UInt64? {
+    func earliest(now: UInt64) -> UInt64? {
         guard let first = heap.first else { return nil }
         let current = now / 1_000_000
         let ahead = Int64(Int32(bitPattern: first.due &- UInt32(truncatingIfNeeded: current)))
@@ -42,7 +42,7 @@ package struct FlowTimers {
     }
 
     /// Sets (or moves) the flow in `slot`'s timer to `deadline`.
-    package mutating func schedule(_ slot: Int, at deadline: UInt64) {
+    mutating func schedule(_ slot: Int, at deadline: UInt64) {
         while position.count <= slot { position.append(-1) }
         let at = Int(position[slot])
         let due = Self.milliseconds(deadline)
@@ -71,7 +71,7 @@ package struct FlowTimers {
     }
 
     /// The slot of a flow whose deadline has come, taken off the heap; nil when none is due.
-    package mutating func popDue(now: UInt64) -> Int? {
+    mutating func popDue(now: UInt64) -> Int? {
         // Due once its millisecond has fully begun: `due` was rounded up, so never before the deadline.
         guard let first = heap.first, !Self.before(UInt32(truncatingIfNeeded: now / 1_000_000), first.due)
         else { return nil }

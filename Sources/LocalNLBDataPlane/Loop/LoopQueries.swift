@@ -12,9 +12,9 @@ package struct FlowSummary: Sendable {
     package var target: IPEndpoint?
     package var source: IPEndpoint?
     package var proxyMode: ProxyProtocolMode
-    package var bytesFromClient: UInt64
-    package var bytesFromTarget: UInt64
-    package var ageSeconds: Double
+    var bytesFromClient: UInt64
+    var bytesFromTarget: UInt64
+    var ageSeconds: Double
     package var state: String
     package var transport: TransportProtocol = .tcp
 
@@ -87,7 +87,7 @@ extension EventLoop {
     }
 
     /// Whether the flow an id-order entry names is still the one in its slot, and open.
-    package func isLive(_ entry: FlowOrder.Entry) -> Bool {
+    func isLive(_ entry: FlowOrder.Entry) -> Bool {
         if entry.udp {
             let flow = udpFlows[entry.slot]
             return flow.targetFD >= 0 && flow.id == entry.id

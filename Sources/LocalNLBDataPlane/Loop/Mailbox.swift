@@ -65,7 +65,7 @@ package final class LoopHandle: Sendable {
     // MARK: The loop's side
 
     /// The jobs waiting, taken by the loop's thread; `start` marks the mailbox running.
-    package func takeJobs(starting: Bool = false) -> [@Sendable (EventLoop) -> Void] {
+    func takeJobs(starting: Bool = false) -> [@Sendable (EventLoop) -> Void] {
         mailbox.withLock { box in
             if starting { box.state = .running }
             defer { box.jobs = [] }

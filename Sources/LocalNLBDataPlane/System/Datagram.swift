@@ -89,9 +89,9 @@ extension Socket {
 /// Datagrams received many at a time (recvmmsg): one call for up to `slots` of them, each in a slot
 /// big enough for any UDP payload. Allocated once, by the loop that first needs it.
 package final class DatagramBatch {
-    package static let slots = 16
+    static let slots = 16
     package static let slot = 65536
-    package let buffers = UnsafeMutableRawPointer.allocate(
+    let buffers = UnsafeMutableRawPointer.allocate(
         byteCount: DatagramBatch.slots * DatagramBatch.slot, alignment: 16)
     private let sources = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: DatagramBatch.slots)
     private let lengths = UnsafeMutablePointer<UInt32>.allocate(capacity: DatagramBatch.slots)

@@ -58,7 +58,7 @@ package enum DescriptorLedger {
 
     /// A thread that owns all it opens (an event loop) calls this as it ends: a descriptor it opened
     /// and did not close is a leak, and traps with the descriptors' numbers.
-    package static func assertNoneOpenedByThisThread(_ owner: String) {
+    static func assertNoneOpenedByThisThread(_ owner: String) {
         #if DEBUG
             let thread = Self.thread
             let leaked = open.withLock { $0.filter { $0.value == thread }.keys.sorted() }

@@ -88,7 +88,7 @@ package enum IO {
 
     /// splice(2) of up to `count` bytes between a socket and a pipe, never blocking.
     @inline(__always)
-    package static func splice(from source: Int32, to destination: Int32, count: Int) -> Transfer {
+    static func splice(from source: Int32, to destination: Int32, count: Int) -> Transfer {
         transfer { clnb_splice(source, destination, count) }
     }
 

@@ -7,7 +7,7 @@ import LocalNLBModel
 package struct Poller {
     package let epoll: Int32
     package let tick: Int32
-    package static let capacity = 256
+    static let capacity = 256
     package let events: UnsafeMutablePointer<UInt32>
     package let datas: UnsafeMutablePointer<UInt64>
 

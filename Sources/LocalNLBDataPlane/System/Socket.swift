@@ -53,7 +53,7 @@ public enum Socket {
 
     /// Binds `fd` (a stream or datagram socket) to `endpoint` with SO_REUSEADDR, SO_REUSEPORT if asked,
     /// IPV6_V6ONLY for IPv6; on failure closes it.
-    package static func bindForListening(_ fd: Int32, _ endpoint: IPEndpoint, reusePort: Bool) throws(SystemError)
+    static func bindForListening(_ fd: Int32, _ endpoint: IPEndpoint, reusePort: Bool) throws(SystemError)
         -> Int32
     {
         do {
@@ -98,7 +98,7 @@ public enum Socket {
     /// binds it once without SO_REUSEPORT first, so a port another program holds is "in use", and
     /// gives the kernel's port when `endpoint` asks for port 0; `open` makes each socket. On a failure,
     /// what was opened is closed.
-    package static func reusePortGroup(
+    static func reusePortGroup(
         on endpoint: IPEndpoint, count: Int, probe: (IPEndpoint) throws(SystemError) -> Int32,
         open: (IPEndpoint) throws(SystemError) -> Int32
     ) throws(SystemError) -> [Int32] {
@@ -178,7 +178,7 @@ public enum Socket {
 
     /// The segments this TCP socket has received (TCP_INFO's `tcpi_segs_in`, which glibc's
     /// `tcp_info` lacks: read at its offset in the kernel's), keepalive probes included.
-    package static func segmentsReceived(_ fd: Int32) -> UInt32? {
+    static func segmentsReceived(_ fd: Int32) -> UInt32? {
         guard fd >= 0 else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { info -> UInt32? in
             var length = socklen_t(info.count)
@@ -281,7 +281,7 @@ public enum Socket {
 
     // MARK: sockaddr conversions
 
-    package static func withSockAddr<R>(
+    static func withSockAddr<R>(
         _ endpoint: IPEndpoint, _ body: (UnsafePointer<sockaddr>, socklen_t) throws(SystemError) -> R
     ) throws(SystemError) -> R {
         switch endpoint.ip {

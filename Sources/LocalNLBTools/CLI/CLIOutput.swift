@@ -63,7 +63,7 @@ package enum CLIOutput: String {
         }
     }
 
-    package static func isScalar(_ value: JSONText) -> Bool {
+    static func isScalar(_ value: JSONText) -> Bool {
         switch value {
         case .object, .array: return false
         default: return true
@@ -87,7 +87,7 @@ package enum CLIOutput: String {
 /// `--output table`: boxes in the AWS CLI's manner: a title, then each object's scalars as key | value
 /// rows, each nested list or object in a box of its own, one level deeper.
 package struct Table {
-    package var title: String
+    var title: String
     package var value: JSONText
 
     package var rendered: String {
@@ -145,7 +145,7 @@ package struct Table {
         case pair(String, String)
     }
 
-    package func collect(_ value: JSONText, depth: Int, into rows: inout [(depth: Int, kind: Row)]) {
+    func collect(_ value: JSONText, depth: Int, into rows: inout [(depth: Int, kind: Row)]) {
         switch value {
         case .object(let fields):
             for (key, field) in fields where CLIOutput.isScalar(field) {

@@ -22,20 +22,20 @@ public enum ControlCommand {
 
     /// Options every command takes, anywhere on the line (the AWS CLI's global options); those localnlb
     /// has no use for (`--profile`) are accepted and ignored.
-    package static let globalValues = [
+    static let globalValues = [
         "--endpoint-url", "--output", "--token", "--region", "--profile", "--cli-read-timeout", "--cli-connect-timeout",
         "--color",
     ]
-    package static let globalFlags = [
+    static let globalFlags = [
         "--no-cli-pager", "--no-paginate", "--no-sign-request", "--no-verify-ssl", "--debug", "--version",
     ]
 
     /// localnlb's own commands, on its JSON API.
-    package static let ownCommands = [
+    static let ownCommands = [
         "describe-flows": "/flows", "export-config": "/config", "get-metrics": "/metrics",
     ]
 
-    package static var commandList: String {
+    static var commandList: String {
         (ELBv2Commands.commands.keys.sorted() + ZonalShiftCommands.commands.keys.sorted() + ownCommands.keys.sorted()
             + ["wait"]).joined(separator: ", ")
     }
@@ -129,7 +129,7 @@ public enum ControlCommand {
     }
 
     /// Follows `NextMarker` and joins the pages' `key` lists into one answer, without a marker.
-    package static func allPages(
+    static func allPages(
         _ first: QueryClient.Answer, key: String, form: [(String, String)],
         call: ([(String, String)]) throws -> QueryClient.Answer
     ) throws -> QueryClient.Answer {
@@ -150,7 +150,7 @@ public enum ControlCommand {
 
     package struct CommandLine {
         package var words: [String] = []
-        package var globals: [String: String] = [:]
+        var globals: [String: String] = [:]
         package var flags: Set<String> = []
         package var options: [String: [String]] = [:]
     }
@@ -186,7 +186,7 @@ public enum ControlCommand {
     }
 
     /// A target group's ARN from its name (`--target-group-name`).
-    package static func targetGroupARN(_ words: [String], endpoint: IPEndpoint, environment: [String: String]) throws
+    static func targetGroupARN(_ words: [String], endpoint: IPEndpoint, environment: [String: String]) throws
         -> String
     {
         guard words.count == 1 else { throw Failure(message: "ctl: --target-group-name takes one name") }
@@ -285,7 +285,7 @@ public enum ControlCommand {
     }
 
     /// `An error occurred (Code) when calling the Operation operation: Message`, as the AWS CLI prints it.
-    package static func errorLine(_ body: String, verb: String, status: Int) -> String {
+    static func errorLine(_ body: String, verb: String, status: Int) -> String {
         let error = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
         let details = error?["Error"] as? [String: Any]
         let code = details?["Code"] as? String ?? "HTTP\(status)"

@@ -25,7 +25,7 @@ public enum Demo {
         }
     }
 
-    package static let modes: [(TargetType, Bool)] = [(.instance, false), (.ip, false), (.ip, true)]
+    static let modes: [(TargetType, Bool)] = [(.instance, false), (.ip, false), (.ip, true)]
 
     /// Starts two targets and a load balancer with three listeners, sends one HTTP request through each
     /// from `clientAddress`, and returns what the targets saw.
@@ -176,7 +176,7 @@ public enum Demo {
     }
 
     /// One HTTP GET from a socket bound to `source`; returns the client's own endpoint and the body.
-    package static func httpGet(_ endpoint: IPEndpoint, from source: IPAddress) throws -> (IPEndpoint, String) {
+    static func httpGet(_ endpoint: IPEndpoint, from source: IPAddress) throws -> (IPEndpoint, String) {
         let request = Array("GET / HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n\r\n".utf8)
         do {
             let (local, _, body) = try BlockingConnection.exchange(

@@ -32,7 +32,7 @@ package enum ELBv2Commands {
         "HealthCheckProtocol", "HealthCheckPort", "HealthCheckPath", "HealthCheckEnabled", "HealthCheckIntervalSeconds",
         "HealthCheckTimeoutSeconds", "HealthyThresholdCount", "UnhealthyThresholdCount", "Matcher",
     ]
-    package static let paging = ["Marker", "PageSize"]
+    static let paging = ["Marker", "PageSize"]
 
     /// Each command's parameters; a `*` marks a required one.
     package static let commands: [String: [String]] = [
@@ -65,7 +65,7 @@ package enum ELBv2Commands {
     ]
 
     /// The list a paginated command's pages add up (the AWS CLI joins the pages unless told not to).
-    package static let pagedResults = [
+    static let pagedResults = [
         "describe-load-balancers": "LoadBalancers", "describe-target-groups": "TargetGroups",
         "describe-listeners": "Listeners",
     ]
@@ -143,7 +143,7 @@ package enum ELBv2Commands {
     }
 
     /// Words as they are, or one JSON list of strings.
-    package static func listWords(_ words: [String], _ option: String) throws -> [String] {
+    static func listWords(_ words: [String], _ option: String) throws -> [String] {
         guard words.count == 1, words[0].hasPrefix("[") else { return words }
         guard let list = (try? JSONSerialization.jsonObject(with: Data(words[0].utf8))) as? [Any] else {
             throw ControlCommand.Failure(message: "ctl: \(option) \(words[0]) is not a JSON list")

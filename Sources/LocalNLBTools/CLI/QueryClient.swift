@@ -42,7 +42,7 @@ package enum QueryClient {
     }
 
     /// `20261124T101500Z`
-    package static func amzNow() -> String {
+    static func amzNow() -> String {
         let stamp = rfc3339Now()  // 2026-11-24T10:15:00.123Z
         let digits = stamp.prefix(19).filter { $0 != "-" && $0 != ":" }
         return digits + "Z"
@@ -51,16 +51,16 @@ package enum QueryClient {
     // MARK: XML → the AWS CLI's JSON
 
     /// Lists that may come back empty (`<LoadBalancerArns/>` is `[]`, not `""`).
-    package static let listNames: Set<String> = [
+    static let listNames: Set<String> = [
         "LoadBalancers", "TargetGroups", "Listeners", "AvailabilityZones", "LoadBalancerAddresses",
         "LoadBalancerArns", "DefaultActions", "Attributes", "Tags", "TagDescriptions", "TargetHealthDescriptions",
         "SecurityGroups", "Certificates",
     ]
-    package static let integers: Set<String> = [
+    static let integers: Set<String> = [
         "Port", "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
         "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds",
     ]
-    package static let booleans: Set<String> = ["HealthCheckEnabled", "Enabled"]
+    static let booleans: Set<String> = ["HealthCheckEnabled", "Enabled"]
 
     package static func json(_ element: XMLReader.Element) -> JSONText {
         if !element.children.isEmpty && element.children.allSatisfy({ $0.name == "member" }) {
@@ -126,7 +126,7 @@ package enum XMLReader {
         return stack.isEmpty ? root : nil
     }
 
-    package static func unescape(_ bytes: [UInt8]) -> String {
+    static func unescape(_ bytes: [UInt8]) -> String {
         String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: "&lt;", with: "<")
             .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&quot;", with: "\"")
             .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&amp;", with: "&")
@@ -152,7 +152,7 @@ package struct ClientCredentials {
 
     /// Adds `Authorization` (and `X-Amz-Date` when signing) to `headers`, which hold `Host` and, with a
     /// body, `Content-Type`. `path` may carry a query string; it is signed as the daemon reads it.
-    package func authorize(method: String, path: String, body: [UInt8], headers: inout [(String, String)]) {
+    func authorize(method: String, path: String, body: [UInt8], headers: inout [(String, String)]) {
         if let token {
             headers.append(("Authorization", "Bearer \(token)"))
             return

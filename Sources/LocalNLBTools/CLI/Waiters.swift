@@ -21,7 +21,7 @@ package enum Waiters {
     package struct Waiter {
         package var name: String
         package var command: String
-        package var acceptors: [Acceptor]
+        var acceptors: [Acceptor]
     }
 
     package static let waiters: [String: Waiter] = [
@@ -101,5 +101,5 @@ package enum Waiters {
         }
     }
 
-    package static func sleep(seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
+    static func sleep(seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
 }

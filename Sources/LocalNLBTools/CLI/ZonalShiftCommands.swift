@@ -16,7 +16,7 @@ package enum ZonalShiftCommands {
     ]
 
     /// `--away-from` → `awayFrom`
-    package static func jsonName(_ option: String) -> String {
+    static func jsonName(_ option: String) -> String {
         let words = option.dropFirst(2).split(separator: "-")
         return words.enumerated().map { $0 == 0 ? String($1) : $1.prefix(1).uppercased() + $1.dropFirst() }.joined()
     }

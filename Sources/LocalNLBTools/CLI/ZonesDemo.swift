@@ -7,8 +7,8 @@ import ProxyProtocol
 /// `localnlb demo zones`: two Availability Zones on loopback, cross-zone load balancing off and on, a
 /// zone losing its target: where flows land and what the load balancer's name resolves to at each step.
 public enum ZonesDemo {
-    package static let zoneA = IPAddress.v4(IPv4Address(127, 0, 1, 1))
-    package static let zoneB = IPAddress.v4(IPv4Address(127, 0, 2, 1))
+    static let zoneA = IPAddress.v4(IPv4Address(127, 0, 1, 1))
+    static let zoneB = IPAddress.v4(IPv4Address(127, 0, 2, 1))
 
     public static func run() throws -> String {
         let targets = try [("a", IPv4Address(127, 0, 1, 10)), ("b", IPv4Address(127, 0, 2, 10))].map { name, ip in
@@ -44,7 +44,7 @@ public enum ZonesDemo {
     }
 
     /// The demo's steps on a running balancer; `targets`: a and b.
-    package static func steps(_ balancer: LoadBalancer, _ targets: [TargetServer]) throws -> String {
+    static func steps(_ balancer: LoadBalancer, _ targets: [TargetServer]) throws -> String {
         guard let admin = balancer.adminEndpoint, let dns = balancer.dnsEndpoint else {
             throw ListenerError(description: "demo zones: the control API or the DNS responder did not start")
         }
@@ -85,7 +85,7 @@ public enum ZonesDemo {
     }
 
     /// The target one request through `node` reached, or what the client got instead.
-    package static func landedOn(_ node: IPEndpoint) -> String {
+    static func landedOn(_ node: IPEndpoint) -> String {
         let request = Array("GET / HTTP/1.1\r\nHost: \(node)\r\nConnection: close\r\n\r\n".utf8)
         guard let (_, _, body) = try? BlockingConnection.exchange(request, with: node, timeoutSeconds: 5),
             let report = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
@@ -112,7 +112,7 @@ public enum ZonesDemo {
         return addresses.sorted().joined(separator: " ")
     }
 
-    package static func waitFor(_ condition: () -> Bool) {
+    static func waitFor(_ condition: () -> Bool) {
         for _ in 0..<100 where !condition() { Thread.sleep(forTimeInterval: 0.05) }
     }
 

@@ -248,7 +248,7 @@ public final class TargetServer: Sendable {
     }
 
     /// A TLV's value in readable form: text for names, numbers for lengths, the SSL fields by name.
-    package static func decodedValue(_ tlv: ProxyTLV) -> JSONText {
+    static func decodedValue(_ tlv: ProxyTLV) -> JSONText {
         guard let value = try? tlv.decoded() else { return .null }
         switch value {
         case .alpn(let bytes): return .string(String(decoding: bytes, as: UTF8.self))
@@ -319,7 +319,7 @@ package final class BlockingConnection {
     package init(fd: Int32) { self.fd = fd }
 
     /// Reads what is available (blocking for at least a byte); false at EOF or error.
-    package func readMore() -> Bool {
+    func readMore() -> Bool {
         guard !eof else { return false }
         var chunk = [UInt8](repeating: 0, count: 65536)
         let read = chunk.withUnsafeMutableBytes { IO.read(fd, into: $0.baseAddress!, count: $0.count) }
@@ -331,7 +331,7 @@ package final class BlockingConnection {
         return true
     }
 
-    package func readUntil(_ marker: [UInt8], limit: Int) -> Bool {
+    func readUntil(_ marker: [UInt8], limit: Int) -> Bool {
         while !contains(marker) {
             guard buffer.count < limit, readMore() else { return false }
         }
@@ -349,7 +349,7 @@ package final class BlockingConnection {
 
     /// Whether the stream starts with an HTTP/1.x request line: reads until the first line is complete,
     /// or until the bytes cannot be one (an upper-case method, a space, a target, ` HTTP/1.`).
-    package func startsLikeHTTP() -> Bool {
+    func startsLikeHTTP() -> Bool {
         while true {
             var index = 0
             while index < buffer.count && buffer[index] >= 0x41 && buffer[index] <= 0x5A { index += 1 }
@@ -387,7 +387,7 @@ package final class BlockingConnection {
 
 extension ProxyHeader {
     /// The paths of a UNIX-family header, as text.
-    package var unixPaths: (source: String, destination: String)? {
+    var unixPaths: (source: String, destination: String)? {
         guard case .unix(let source, let destination) = addresses else { return nil }
         return (String(decoding: source, as: UTF8.self), String(decoding: destination, as: UTF8.self))
     }
