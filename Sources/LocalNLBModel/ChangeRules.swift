@@ -99,15 +99,11 @@ extension Configuration {
                     model.targetGroups[index].targets.append(target)
                 }
             } else {
-                let registered = Set(group.targets.map(\.endpoint))
-                let missing = targets.filter { !registered.contains($0.endpoint) }
-                guard missing.isEmpty else {
-                    throw APIError(
-                        code: "InvalidTarget",
-                        message: "The following targets are not registered in target group '\(group.name)': "
-                            + missing.map { "'\($0.id):\($0.port)'" }.joined(separator: ", "))
-                }
+                // AWS: "If the specified target does not exist, the action returns successfully."
                 let gone = Set(targets.map(\.endpoint))
+                guard group.targets.contains(where: { gone.contains($0.endpoint) }) else {
+                    return Applied(model: self, effects: [])
+                }
                 model.targetGroups[index].targets.removeAll { gone.contains($0.endpoint) }
             }
         case .createListener(let balancer, let given):

@@ -45,19 +45,24 @@ import Testing
         #expect(applied.effects == [.publish, .persist])
     }
 
-    @Test func deregisterTargetsRefusesATargetThatIsNotRegisteredAndChangesNothing() throws {
-        let missing = refusal(
+    @Test func deregisteringATargetThatIsNotRegisteredSucceedsAsAWSDocuments() throws {
+        // AWS: "If the specified target does not exist, the action returns successfully."
+        let mixed = try model.applying(
             .deregisterTargets(
                 group: "web",
                 targets: [
                     Given("Targets[0]", object(["Id": "127.0.0.1", "Port": "9001"])),
                     Given("Targets[1]", object(["Id": "127.0.0.9"])),
                 ]))
-        #expect(missing?.code == "InvalidTarget")
-        #expect(missing?.message == "The following targets are not registered in target group 'web': '127.0.0.9:80'")
-        let applied = try model.applying(
-            .deregisterTargets(group: "web", targets: [Given("Targets[0]", object(["Id": "127.0.0.1"]))]))
-        #expect(applied.model.targetGroups[0].targets.map(\.endpoint.description) == ["127.0.0.1:9001"])
+        #expect(mixed.model.targetGroups[0].targets.map(\.endpoint.description) == ["127.0.0.1:80"])
+        #expect(mixed.effects == [.publish, .persist])
+        let none = try model.applying(
+            .deregisterTargets(group: "web", targets: [Given("Targets[0]", object(["Id": "127.0.0.9"]))]))
+        #expect(none.effects.isEmpty && none.model.targetGroups[0].targets.count == 2)
+        // A malformed target is still refused, naming it.
+        let bad = refusal(
+            .deregisterTargets(group: "web", targets: [Given("Targets[0]", object(["Id": "127.0.0.1", "Port": "x"]))]))
+        #expect(bad?.code == "ValidationError" && bad?.message.contains("Targets[0].Port") == true)
     }
 
     @Test func modifyTargetGroupAttributesRefusesWhatAWSRefuses() throws {
