@@ -186,6 +186,8 @@ let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
             ? nil
             : "is not any_availability_zone, availability_zone_affinity or partial_availability_zone_affinity"
     },
+    // AWS's range is the valid one: a node has at most 7 secondary addresses per subnet.
+    .integer("secondary_ips.auto_assigned.per_subnet", \.secondaryIPsPerSubnet, default: 0, valid: 0...7),
 ]
 
 /// Looks a key up in a table (built once per table, so a file with many attributes stays linear).

@@ -80,6 +80,7 @@ extension Configuration {
             model.targetGroups[index] = try Self.validated(reader, updated)
         case .modifyTargetGroupAttributes(let name, let given):
             let index = try model.targetGroupIndex(name)
+            try model.targetGroups[index].checkStickinessType(given.value)
             var reader = ConfigReader()
             var updated = model.targetGroups[index]
             reader.attributes(given.value, given.path, into: &updated)
@@ -321,6 +322,21 @@ extension Configuration {
 }
 
 extension TargetGroupConfiguration {
+    /// An Application Load Balancer's stickiness type on a Network Load Balancer's group: AWS answers
+    /// InvalidConfigurationRequest, naming the type and the group's protocol (docs/api.md §11).
+    func checkStickinessType(_ attributes: JSONValue) throws(APIError) {
+        guard case .array(let items) = attributes else { return }
+        for case .object(let item) in items {
+            guard case .string("stickiness.type")? = item["Key"], case .string(let type)? = item["Value"],
+                ["lb_cookie", "app_cookie"].contains(type)
+            else { continue }
+            throw APIError(
+                code: "InvalidConfigurationRequest",
+                message: "Stickiness type '\(type)' is not supported for target groups with the "
+                    + "\(protocolName.rawValue) protocol")
+        }
+    }
+
     /// The settings CreateTargetGroup gives: AWS returns the group again when a second call gives the
     /// same ones, and refuses other ones under the same name.
     func sameCreateSettings(as other: TargetGroupConfiguration) -> Bool {

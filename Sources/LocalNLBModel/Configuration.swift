@@ -388,6 +388,8 @@ public struct LoadBalancerAttributes: Sendable {
     public var ipv6DenyAllIGWTraffic = false
     public var zonalShift = false
     public var clientRoutingPolicy = "any_availability_zone"
+    /// `secondary_ips.auto_assigned.per_subnet`: secondary addresses per node (0-7), kept and described.
+    public var secondaryIPsPerSubnet = 0
 
     public init() { Self.attributeIndex.applyDefaults(to: &self, type: nil) }
 }

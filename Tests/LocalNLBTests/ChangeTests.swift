@@ -88,6 +88,47 @@ import Testing
             ])
     }
 
+    @Test func anApplicationLoadBalancersStickinessIsAWSsInvalidConfigurationRequest() throws {
+        #expect(
+            throws: APIError(
+                code: "InvalidConfigurationRequest",
+                message: "Stickiness type 'lb_cookie' is not supported for target groups with the TCP protocol")
+        ) {
+            try model.applying(
+                .modifyTargetGroupAttributes(name: "web", attributes: attributes("stickiness.type", "lb_cookie")))
+        }
+        // A value that is no stickiness type at all stays a ValidationError naming the key.
+        let other = refusal(
+            .modifyTargetGroupAttributes(name: "web", attributes: attributes("stickiness.type", "nope")))
+        #expect(other?.code == "ValidationError" && other?.message.contains("stickiness.type") == true)
+        let kept = try model.applying(
+            .modifyTargetGroupAttributes(name: "web", attributes: attributes("stickiness.type", "source_ip")))
+        #expect(kept.model.targetGroups[0].stickinessType == "source_ip")
+    }
+
+    @Test func secondaryIPsPerSubnetIsAKnownLoadBalancerAttribute() throws {
+        let set = try model.applying(
+            .modifyLoadBalancerAttributes(
+                name: "demo-nlb", attributes: attributes("secondary_ips.auto_assigned.per_subnet", "3")))
+        #expect(set.model.loadBalancers[0].attributes.secondaryIPsPerSubnet == 3)
+        #expect(
+            LoadBalancerAttributes.attributeIndex.describe(set.model.loadBalancers[0].attributes)
+                .contains { $0.key == "secondary_ips.auto_assigned.per_subnet" && $0.value == "3" })
+        let eight = refusal(
+            .modifyLoadBalancerAttributes(
+                name: "demo-nlb", attributes: attributes("secondary_ips.auto_assigned.per_subnet", "8")))
+        #expect(
+            eight?.code == "ValidationError"
+                && eight?.message.contains("secondary_ips.auto_assigned.per_subnet") == true)
+        // The file reads it too, and refuses 8 alike.
+        let file = document().replacingOccurrences(
+            of: #""SubnetMappings""#,
+            with:
+                #""LoadBalancerAttributes": [ { "Key": "secondary_ips.auto_assigned.per_subnet", "Value": "8" } ], "SubnetMappings""#
+        )
+        #expect(problems(file).contains { $0.contains("secondary_ips.auto_assigned.per_subnet") })
+    }
+
     @Test func modifyTargetGroupChecksHealthCheckRanges() throws {
         let longer = refusal(
             .modifyTargetGroup(
