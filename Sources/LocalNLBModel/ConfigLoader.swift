@@ -167,7 +167,7 @@ package struct ConfigReader {
         if text == "TLS" {
             error(path, "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
         } else {
-            error(path, "\"\(text)\" is not a Network Load Balancer protocol (TCP, TLS, UDP, TCP_UDP)")
+            error(path, "\"\(text)\" is not a Network Load Balancer protocol localnlb serves (TCP, UDP, TCP_UDP)")
         }
         return nil
     }

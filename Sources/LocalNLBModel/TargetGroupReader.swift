@@ -14,8 +14,10 @@ extension ConfigReader {
         let name = object["Name"].flatMap { string($0, path + ".Name") }
         if object["Name"] == nil { error(path + ".Name", "missing") }
         // AWS: at most 32 alphanumeric characters or hyphens, not beginning or ending with a hyphen.
-        if let name,
-            name.isEmpty || name.count > 32 || name.hasPrefix("-") || name.hasSuffix("-")
+        if let name, name.count > 32 {
+            error(path + ".Name", "Target group name '\(name)' cannot be longer than '32' characters")
+        } else if let name,
+            name.isEmpty || name.hasPrefix("-") || name.hasSuffix("-")
                 || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
         {
             error(
@@ -217,9 +219,10 @@ extension ConfigReader {
             guard let row = index[key] else {
                 error(
                     at,
-                    key.hasPrefix("localnlb.")
+                    (key.hasPrefix("localnlb.")
                         ? "not a localnlb target group attribute"
                         : "not a Network Load Balancer target group attribute")
+                        + Self.didYouMean(key, among: index.keys))
                 continue
             }
             guard let checked = row.check(&self, attribute, at) else { continue }
@@ -260,10 +263,38 @@ extension ConfigReader {
         for (key, attribute) in attributeList(value, path) {
             let at = "\(path)[\"\(key)\"]"
             guard let row = index[key] else {
-                error(at, "not a \(kind) attribute (\(index.keys.joined(separator: ", ")))")
+                error(
+                    at,
+                    "not a \(kind) attribute\(Self.didYouMean(key, among: index.keys)) "
+                        + "(\(index.keys.joined(separator: ", ")))")
                 continue
             }
             if let checked = row.check(&self, attribute, at) { row.set(&model, checked) }
         }
+    }
+
+    /// `; did you mean "…"?` naming the known key nearest to a mistyped one (a few letters off), or "".
+    static func didYouMean(_ key: String, among keys: [String]) -> String {
+        let typed = Array(key.lowercased())
+        var best: (key: String, distance: Int)?
+        for known in keys {
+            let distance = editDistance(typed, Array(known))
+            if distance < best?.distance ?? .max { best = (known, distance) }
+        }
+        guard let best, best.distance > 0, best.distance <= max(2, typed.count / 4) else { return "" }
+        return "; did you mean \"\(best.key)\"?"
+    }
+
+    /// Levenshtein distance: insertions, deletions and substitutions.
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, y) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 }

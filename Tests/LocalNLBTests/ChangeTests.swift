@@ -2,6 +2,7 @@ import Foundation
 import ProxyProtocol
 import Testing
 
+@testable import LocalNLBControl
 @testable import LocalNLBModel
 
 /// The change function on a model, without a socket: each change is refused the way AWS refuses it,
@@ -350,5 +351,57 @@ import Testing
         let cancelled = try started.model.applying(.cancelZonalShift(id: "s1"))
         #expect(cancelled.model.zonalShifts[0].status == "CANCELED")
         #expect(throws: APIError.self) { try cancelled.model.applying(.cancelZonalShift(id: "nope")) }
+    }
+}
+
+/// What a new user mistypes gets an answer that names the fix.
+@Suite struct Typos {
+    @Test func aMistypedAttributeKeyOffersTheNearestKnownOne() throws {
+        let file = problems(document(attributes: #"{ "Key": "deregistration_delay.timeout_second", "Value": "5" }"#))
+        #expect(file.contains { $0.hasSuffix(#"did you mean "deregistration_delay.timeout_seconds"?"#) }, "\(file)")
+        let model = try load(document()).configuration
+        do {
+            _ = try model.applying(
+                .modifyLoadBalancerAttributes(
+                    name: "demo-nlb",
+                    attributes: Given(
+                        "Attributes",
+                        .array([.object(["Key": .string("deletion_protection.enable"), "Value": .string("true")])]))))
+            Issue.record("a mistyped key was taken")
+        } catch {
+            #expect(error.message.contains(#"did you mean "deletion_protection.enabled"?"#), "\(error.message)")
+        }
+        // A key nothing resembles gets no guess.
+        let far = problems(document(attributes: #"{ "Key": "completely.different", "Value": "5" }"#))
+        #expect(!far.joined().contains("did you mean"))
+    }
+
+    @Test func theProtocolErrorListsOnlyWhatIsServed() {
+        let found = problems(document().replacingOccurrences(of: #""Protocol": "TCP","#, with: #""Protocol": "SCTP","#))
+        #expect(
+            found.contains {
+                $0.contains(#""SCTP" is not a Network Load Balancer protocol localnlb serves (TCP, UDP, TCP_UDP)"#)
+            }, "\(found)")
+        #expect(!found.joined().contains("TLS"))
+    }
+
+    @Test func aTargetGroupNameTooLongGetsAWSsText() {
+        let name = String(repeating: "n", count: 33)
+        let found = problems(document().replacingOccurrences(of: #""Name": "web""#, with: #""Name": "\#(name)""#))
+        #expect(
+            found.contains { $0.contains("Target group name '\(name)' cannot be longer than '32' characters") },
+            "\(found)")
+    }
+
+    @Test func aDirectoryGivenAsTheFileSaysSo() throws {
+        let directory = NSTemporaryDirectory() + "localnlb-dir-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(throws: ConfigurationError.self) { try ConfigLoader.load(path: directory) }
+        do {
+            _ = try ConfigLoader.load(path: directory)
+        } catch {
+            #expect("\(error)" == "\(directory): a directory, not a file: give the configuration file in it")
+        }
     }
 }
