@@ -191,6 +191,27 @@ set +e; wait "$daemon"; code=$?; set -e
 check "serve exits 0 on SIGTERM" test "$code" -eq 0
 kill "$target_a" "$target_b" 2>/dev/null || true
 
+# A second SIGINT while draining stops at once and says so; the last line counts flows drained and reset.
+"$bin" target --listen "127.0.0.1:$port_a" --name a > /dev/null 2>&1 & target_a=$!
+write_config "$port_a"
+"$bin" serve --config "$tmp/reload.json" --drain-seconds 60 2> "$tmp/stop.log" & daemon=$!
+for _ in $(seq 50); do (exec 3<> "/dev/tcp/127.0.0.1/$lb_port") 2> /dev/null && break; sleep 0.1; done
+exec 3<> "/dev/tcp/127.0.0.1/$lb_port"
+sleep 0.5
+kill -INT "$daemon"
+sleep 0.5
+started=$(date +%s)
+kill -INT "$daemon"
+set +e; wait "$daemon"; code=$?; set -e
+exec 3>&-
+check "a second SIGINT while draining stops at once (not after --drain-seconds 60)" \
+  test $(( $(date +%s) - started )) -lt 10
+check "...and says so" grep -q "SIGINT again: stopping now; the flows still open are reset" "$tmp/stop.log"
+check "the first SIGINT says a second one stops at once" grep -q "(a second SIGINT stops at once)" "$tmp/stop.log"
+check "the last line counts the flows drained and reset" \
+  sh -c "tail -n 1 '$tmp/stop.log' | grep -q 'stopped: 0 flows drained, 1 reset'"
+kill "$target_a" 2>/dev/null || true
+
 # No local port left towards a target (AWS's PortAllocationErrorCount), in a network namespace of its
 # own whose ephemeral port range is two ports wide: the flows that find none are reset, counted and
 # logged with the fix, and the flow that got a port still works.

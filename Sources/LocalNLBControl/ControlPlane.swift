@@ -62,6 +62,8 @@ package final class ControlPlane {
     package var now: UInt64
     package var tickNanoseconds: UInt64
     package var draining = false
+    /// Flows open when the shutdown began, for the last line of the log.
+    var flowsAtShutdown = 0
     package var finished = false
     var resourcesClosed = false
     /// A timer or health check ran in this batch of events: if that changed which targets take flows,
@@ -295,6 +297,10 @@ package final class ControlPlane {
             }
             if draining && loops.allSatisfy(\.hasEnded) { finished = true }
         }
+        if flowsAtShutdown > 0 {
+            let reset = loops.reduce(0) { $0 + $1.resetAtShutdown.load(ordering: .relaxed) }
+            options.log("stopped: \(max(0, flowsAtShutdown - reset)) flows drained, \(reset) reset")
+        }
     }
 
     /// If a thread cannot be made, the loops started are stopped and joined, and the error says what
@@ -364,10 +370,15 @@ package final class ControlPlane {
             }
         case .signal:
             let signal = SignalDescriptor.read(signalFD)
+            let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
             if signal == SIGHUP {
                 reloadConfiguration()
+            } else if draining {
+                // A second signal does not wait for the drain: the flows left are reset now.
+                options.log("\(name) again: stopping now; the flows still open are reset")
+                for loop in loops { loop.post { $0.stopDrainingNow() } }
             } else {
-                beginShutdown(reason: signal == SIGINT ? "SIGINT" : "SIGTERM")
+                beginShutdown(reason: name)
             }
         case .probe:
             probeEvent(index: index, generation: generation, events: events)
@@ -489,9 +500,12 @@ package final class ControlPlane {
                 } ?? 0
         }
         closeListeners()
+        flowsAtShutdown = total
         if total > 0 {
             let flows = total == 1 ? "1 flow" : "\(total) flows"
-            options.log("\(reason): stopped accepting; draining \(flows) for up to \(options.drainSeconds) s")
+            options.log(
+                "\(reason): stopped accepting; draining \(flows) for up to \(options.drainSeconds) s "
+                    + "(a second \(reason == "SIGINT" ? "SIGINT" : "SIGTERM") stops at once)")
         }
         if !started || loops.allSatisfy(\.hasEnded) { finished = true }
     }

@@ -8,7 +8,9 @@ extension ControlPlane {
     /// (with draining), attributes change for new flows, listeners come and go without touching other
     /// flows. A file with errors, or a listener that cannot be opened, changes nothing.
     func reloadConfiguration() {
-        guard let path = options.configPath else { return }
+        guard let path = options.configPath else {
+            return options.log("SIGHUP: nothing to reload: serve was started without --config")
+        }
         guard !draining else { return options.log("SIGHUP: ignored while shutting down") }
         do {
             let loaded = try ConfigLoader.load(path: path, strict: options.strict)

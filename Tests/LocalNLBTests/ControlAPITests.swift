@@ -1,5 +1,6 @@
 import Foundation
 import ProxyProtocol
+import Synchronization
 import Testing
 
 @testable import LocalNLBControl
@@ -302,5 +303,20 @@ import Testing
         let off = document().replacingOccurrences(
             of: #""LoadBalancer""#, with: #""Admin": { "Enabled": false }, "LoadBalancer""#)
         #expect(try load(off).configuration.admin == nil)
+    }
+}
+
+/// What the daemon says when a signal cannot do what it usually does.
+@Suite struct Signals {
+    @Test func aSIGHUPWithNoFileToReloadSaysSo() throws {
+        let lines = Mutex<[String]>([])
+        var options = LoadBalancerOptions()
+        options.log = { line in lines.withLock { $0.append(line) } }
+        options.flowLog = .disabled
+        var config = configuration(targets: [])
+        config.dns = nil
+        let plane = try ControlPlane(configuration: config, options: options, bell: ControlBell())
+        plane.reloadConfiguration()
+        #expect(lines.withLock { $0 } == ["SIGHUP: nothing to reload: serve was started without --config"])
     }
 }

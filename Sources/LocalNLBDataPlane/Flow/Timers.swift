@@ -174,7 +174,19 @@ extension EventLoop {
 
     /// The drain time is over (or the loop failed): every flow left is reset.
     func resetRemainingFlows() {
-        for flow in flows where flow.state != .free { resetBoth(flow) }
+        var reset = 0
+        for flow in flows where flow.state != .free {
+            if flow.state != .expired { reset += 1 }
+            resetBoth(flow)
+        }
+        handle.resetAtShutdown.wrappingAdd(reset, ordering: .relaxed)
+    }
+
+    /// A second SIGINT or SIGTERM while draining: every flow left is reset now and the loop ends.
+    package func stopDrainingNow() {
+        guard draining, !finished else { return }
+        resetRemainingFlows()
+        finished = true
     }
 
     func resetBoth(_ flow: Flow) {

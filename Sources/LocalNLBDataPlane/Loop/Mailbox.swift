@@ -26,6 +26,9 @@ package final class LoopHandle: Sendable {
     private let mailbox = Mutex(Mailbox())
     /// The loop's thread rings this when it ends (the control plane waits on it).
     package let controlWake: EventFD
+    /// Flows the loop reset because the shutdown's drain time ran out (or a second signal cut it short):
+    /// read by the control plane once the loop has ended, for the last line of the log.
+    package let resetAtShutdown = Atomic<Int>(0)
 
     package init(index: Int, controlWake: EventFD) throws(SystemError) {
         self.index = index
