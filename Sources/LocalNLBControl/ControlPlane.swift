@@ -299,7 +299,8 @@ package final class ControlPlane {
         }
         if flowsAtShutdown > 0 {
             let reset = loops.reduce(0) { $0 + $1.resetAtShutdown.load(ordering: .relaxed) }
-            options.log("stopped: \(max(0, flowsAtShutdown - reset)) flows drained, \(reset) reset")
+            let drained = max(0, flowsAtShutdown - reset)
+            options.log("stopped: \(drained) \(drained == 1 ? "flow" : "flows") drained, \(reset) reset")
         }
     }
 
