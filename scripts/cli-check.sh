@@ -58,7 +58,7 @@ check "port in use is one clear line" \
 # Another localnlb on that port (both would use SO_REUSEPORT): refused the same way, not shared.
 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/first.log" 2>&1 &
 first=$!
-for _ in $(seq 100); do grep -q 'listening on' "$tmp/first.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q 'opened, forwarding to' "$tmp/first.log" && break; sleep 0.1; done
 set +e
 timeout 10 "$bin" serve --config "$tmp/busy.json" --event-loops 2 > "$tmp/out" 2>&1; code=$?
 set -e
@@ -89,7 +89,7 @@ JSON
 for mode in auto off; do
   "$bin" serve --config "$tmp/affinity.json" --event-loops 2 --cpu-affinity "$mode" > "$tmp/affinity-$mode.log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do grep -q 'listening on' "$tmp/affinity-$mode.log" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -q 'opened, forwarding to' "$tmp/affinity-$mode.log" && break; sleep 0.1; done
   sleep 0.2
   grep -h '^Cpus_allowed_list:' /proc/"$pid"/task/*/status | awk '$2 ~ /^[0-9]+$/' | wc -l > "$tmp/pinned-$mode"
   kill "$pid"
@@ -210,6 +210,24 @@ check "...and says so" grep -q "SIGINT again: stopping now; the flows still open
 check "the first SIGINT says a second one stops at once" grep -q "(a second SIGINT stops at once)" "$tmp/stop.log"
 check "the last line counts the flows drained and reset" \
   sh -c "tail -n 1 '$tmp/stop.log' | grep -q 'stopped: 0 flows drained, 1 reset'"
+check "a listener is logged once, as it opens" test "$(grep -c "opened, forwarding to web" "$tmp/stop.log")" -eq 1
+check "every event-log line starts with its time, a refused reload's continuation lines too" \
+  sh -c "! grep -vqE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z ' '$tmp/reload.log'"
+
+# --log-format json: one object a line, with the time and the message.
+"$bin" serve --config "$tmp/reload.json" --log-format json 2> "$tmp/json.log" & daemon=$!
+for _ in $(seq 100); do grep -q 'opened, forwarding to' "$tmp/json.log" && break; sleep 0.1; done
+kill -TERM "$daemon"
+set +e; wait "$daemon"; set -e
+check "--log-format json: every line is an object with time and message" python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines and all(set(json.loads(line)) == {"time", "message"} for line in lines), lines
+assert any("opened, forwarding to web" in json.loads(line)["message"] for line in lines)
+' "$tmp/json.log"
+set +e; "$bin" serve --config "$tmp/reload.json" --log-format yaml > "$tmp/out" 2>&1; code=$?; set -e
+check "--log-format yaml is a usage error naming text and json" \
+  sh -c "test $code -eq 64 && grep -q -- '--log-format yaml: text or json' '$tmp/out'"
 kill "$target_a" 2>/dev/null || true
 
 # No local port left towards a target (AWS's PortAllocationErrorCount), in a network namespace of its

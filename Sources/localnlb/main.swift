@@ -10,7 +10,7 @@ let usage = """
 
     USAGE
       localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
-                     [--cpu-affinity off|auto] [--strict]
+                     [--cpu-affinity off|auto] [--log-format text|json] [--strict]
       localnlb ctl COMMAND [options] [--endpoint-url URL] [--output json|text|table]
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
@@ -24,7 +24,7 @@ let usage = """
 let commandHelp: [String: String] = [
     "serve": """
     localnlb serve [--config FILE [--persist]] [--flow-log FILE] [--drain-seconds N] [--time-scale F]
-                   [--event-loops N] [--cpu-affinity off|auto] [--strict]
+                   [--event-loops N] [--cpu-affinity off|auto] [--log-format text|json] [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
@@ -34,6 +34,8 @@ let commandHelp: [String: String] = [
       --persist           write the running model back to FILE after every change made through an API
       --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr;
                           off: no flow log)
+      --log-format F      the event log on stderr: text (each line with its time, the default) or json
+                          (one {"time":…,"message":…} object a line, for log shippers)
       --drain-seconds N   how long flows may finish after a stop signal (default 10)
       --time-scale F      multiply every AWS timer by F (health checks, draining, idle timeout):
                           0.01 turns 300 s of deregistration delay into 3 s
@@ -196,6 +198,11 @@ func serve(_ flags: Flags) throws {
     }
     printWarnings(loaded.warnings)
     for note in loaded.notes { FileHandle.standardError.write(Data("localnlb: \(note)\n".utf8)) }
+    switch flags.values["--log-format"] ?? "text" {
+    case "text": options.log = LoadBalancerOptions.textLog
+    case "json": options.log = LoadBalancerOptions.jsonLog
+    case let other: throw UsageError(description: "--log-format \(other): text or json")
+    }
     if let logPath = flags.values["--flow-log"] {
         options.flowLog = logPath == "off" ? .disabled : try FlowLog.jsonLines(path: logPath)
     }
@@ -206,10 +213,6 @@ func serve(_ flags: Flags) throws {
         fail("\(error)", code: 1)
     }
     options.log("localnlb \(LocalNLBVersion.current), \(options.eventLoops) event loop(s)")
-    for (listener, endpoint) in balancer.listenerEndpoints {
-        let config = loaded.configuration.listeners[listener]
-        options.log("listening on \(endpoint) (\(config.loadBalancerName)) → target group \(config.targetGroupName)")
-    }
     if let admin = balancer.adminEndpoint {
         options.log("control API on http://\(admin)")
     }
@@ -339,6 +342,7 @@ do {
                 rest,
                 valued: [
                     "--config", "--flow-log", "--drain-seconds", "--time-scale", "--event-loops", "--cpu-affinity",
+                    "--log-format",
                 ],
                 switches: ["--strict", "--persist"]))
     case "ctl":

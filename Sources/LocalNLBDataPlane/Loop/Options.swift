@@ -13,9 +13,24 @@ public struct LoadBalancerOptions: Sendable {
     public var handlesSignals = false
     /// Where the event log goes: one line per event (listeners, targets and their states, attributes,
     /// reloads), each starting with its RFC 3339 time.
-    public var log: @Sendable (String) -> Void = { message in
-        // One write per line, each with its time: lines of several threads never interleave.
-        FileHandle.standardError.write(Data((rfc3339Now() + " localnlb: " + message + "\n").utf8))
+    public var log: @Sendable (String) -> Void = LoadBalancerOptions.textLog
+
+    /// The event log as text: every line starts with its time, the continuation lines of a message
+    /// (a refused reload's problems) too. One write per message: lines of several threads never
+    /// interleave.
+    public static let textLog: @Sendable (String) -> Void = { message in
+        let time = rfc3339Now()
+        let lines = message.split(separator: "\n", omittingEmptySubsequences: false).enumerated().map { index, line in
+            time + (index == 0 ? " localnlb: " : " localnlb:   ") + line + "\n"
+        }
+        FileHandle.standardError.write(Data(lines.joined().utf8))
+    }
+
+    /// The event log as JSON lines (`serve --log-format json`), for log shippers: one object per
+    /// message, `{"time":…,"message":…}`, the message whole.
+    public static let jsonLog: @Sendable (String) -> Void = { message in
+        let line = JSONText.object([("time", .string(rfc3339Now())), ("message", .string(message))]).rendered
+        FileHandle.standardError.write(Data((line + "\n").utf8))
     }
     /// Called for every ended flow, on the thread of the loop that carried it: with several loops,
     /// from several threads at once.
