@@ -225,6 +225,24 @@ lines = open(sys.argv[1]).read().splitlines()
 assert lines and all(set(json.loads(line)) == {"time", "message"} for line in lines), lines
 assert any("opened, forwarding to web" in json.loads(line)["message"] for line in lines)
 ' "$tmp/json.log"
+# --admin-address and --dns-address over the file, port 0 taking a free port, said by GET /status.
+"$bin" serve --config "$tmp/reload.json" --admin-address 127.0.0.1:0 --dns-address 127.0.0.1:0 2> "$tmp/addr.log" &
+daemon=$!
+for _ in $(seq 100); do grep -q 'opened, forwarding to' "$tmp/addr.log" && break; sleep 0.1; done
+chosen=$(grep -o 'control API on http://127.0.0.1:[0-9]*' "$tmp/addr.log" | sed 's|.*http://||')
+check "--admin-address 127.0.0.1:0: the log names the port taken" test -n "$chosen"
+check "--admin-address: the file's port is not used" test "$chosen" != "127.0.0.1:$admin_port"
+check "GET /status says where the control API and the DNS responder are" python3 -c '
+import json, sys, urllib.request
+status = json.load(urllib.request.urlopen("http://%s/status" % sys.argv[1]))
+assert status["AdminAddress"] == sys.argv[1] and status["DnsAddress"].startswith("127.0.0.1:"), status
+assert not status["DnsAddress"].endswith(":0") and not status["DnsAddress"].endswith(":8053"), status
+' "$chosen"
+kill -TERM "$daemon"
+set +e; wait "$daemon"; set -e
+set +e; "$bin" serve --config "$tmp/reload.json" --admin-address localhost > "$tmp/out" 2>&1; code=$?; set -e
+check "--admin-address without a port is a usage error saying the form" \
+  sh -c "test $code -eq 64 && grep -q -- '--admin-address localhost: not ADDRESS:PORT' '$tmp/out'"
 set +e; "$bin" serve --config "$tmp/reload.json" --log-format yaml > "$tmp/out" 2>&1; code=$?; set -e
 check "--log-format yaml is a usage error naming text and json" \
   sh -c "test $code -eq 64 && grep -q -- '--log-format yaml: text or json' '$tmp/out'"

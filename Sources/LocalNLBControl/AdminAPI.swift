@@ -174,6 +174,9 @@ extension ControlPlane {
                     ("LoadBalancers", .integer(Int64(configuration.loadBalancers.count))),
                     ("Listeners", .integer(Int64(configuration.listeners.count))),
                     ("TargetGroups", .integer(Int64(groups.filter { !$0.removed }.count))),
+                    // Where this daemon listens, as bound (port 0 in the file or a flag: the port taken).
+                    ("AdminAddress", .optional(adminEndpoint?.description)),
+                    ("DnsAddress", .optional(dnsEndpoint?.description)),
                 ]))
         case ("GET", 1) where parts[0] == "config":
             // Secrets never leave: `Admin.Token` and `Admin.SecretAccessKey` read REDACTED, and a header says so.

@@ -10,7 +10,8 @@ let usage = """
 
     USAGE
       localnlb serve [--config FILE] [--flow-log FILE] [--drain-seconds N] [--time-scale F] [--event-loops N]
-                     [--cpu-affinity off|auto] [--log-format text|json] [--strict]
+                     [--cpu-affinity off|auto] [--log-format text|json] [--admin-address A] [--dns-address A]
+                     [--strict]
       localnlb ctl COMMAND [options] [--endpoint-url URL] [--output json|text|table]
       localnlb check-config FILE [--strict]
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
@@ -24,7 +25,8 @@ let usage = """
 let commandHelp: [String: String] = [
     "serve": """
     localnlb serve [--config FILE [--persist]] [--flow-log FILE] [--drain-seconds N] [--time-scale F]
-                   [--event-loops N] [--cpu-affinity off|auto] [--log-format text|json] [--strict]
+                   [--event-loops N] [--cpu-affinity off|auto] [--log-format text|json]
+                   [--admin-address ADDRESS:PORT] [--dns-address ADDRESS:PORT] [--strict]
 
     Runs the load balancer of FILE until SIGTERM or SIGINT, then stops accepting, lets flows finish
     for --drain-seconds (default 10) and exits 0. SIGHUP re-reads FILE (an invalid file changes nothing).
@@ -34,6 +36,9 @@ let commandHelp: [String: String] = [
       --persist           write the running model back to FILE after every change made through an API
       --flow-log FILE     one JSON line per ended flow, appended to FILE (default: a text line on stderr;
                           off: no flow log)
+      --admin-address A   where the control API listens, over the file's Admin.Address (port 0: any
+                          free port; the log and GET /status say which)
+      --dns-address A     where the DNS responder answers, over the file's Dns.Address (port 0 likewise)
       --log-format F      the event log on stderr: text (each line with its time, the default) or json
                           (one {"time":…,"message":…} object a line, for log shippers)
       --drain-seconds N   how long flows may finish after a stop signal (default 10)
@@ -196,6 +201,22 @@ func serve(_ flags: Flags) throws {
         // No file: an empty load balancer host, driven through the control API and the ELBv2 API.
         loaded = try ConfigLoader.load(data: Data("{}".utf8), name: "(no --config)")
     }
+    var configuration = loaded.configuration
+    // Where the control API and the DNS responder listen, over the file (a template cannot say): port 0
+    // takes any free port, and the log's first lines and GET /status say which.
+    if let text = flags.values["--admin-address"] {
+        guard let address = IPEndpoint(text) else {
+            throw UsageError(description: "--admin-address \(text): not ADDRESS:PORT (127.0.0.1:0 takes a free port)")
+        }
+        if configuration.admin == nil { configuration.admin = AdminConfiguration() }
+        configuration.admin?.address = address
+    }
+    if let text = flags.values["--dns-address"] {
+        guard let address = IPEndpoint(text) else {
+            throw UsageError(description: "--dns-address \(text): not ADDRESS:PORT (127.0.0.1:0 takes a free port)")
+        }
+        configuration.dns = DNSConfiguration(address: address, explicit: true)
+    }
     printWarnings(loaded.warnings)
     for note in loaded.notes { FileHandle.standardError.write(Data("localnlb: \(note)\n".utf8)) }
     switch flags.values["--log-format"] ?? "text" {
@@ -208,7 +229,7 @@ func serve(_ flags: Flags) throws {
     }
     let balancer: LoadBalancer
     do {
-        balancer = try LoadBalancer(configuration: loaded.configuration, options: options)
+        balancer = try LoadBalancer(configuration: configuration, options: options)
     } catch {
         fail("\(error)", code: 1)
     }
@@ -342,7 +363,7 @@ do {
                 rest,
                 valued: [
                     "--config", "--flow-log", "--drain-seconds", "--time-scale", "--event-loops", "--cpu-affinity",
-                    "--log-format",
+                    "--log-format", "--admin-address", "--dns-address",
                 ],
                 switches: ["--strict", "--persist"]))
     case "ctl":
