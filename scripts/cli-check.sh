@@ -67,6 +67,12 @@ wait "$first" 2>/dev/null || true
 check "a second localnlb on the same port exits 1" test "$code" -eq 1
 check "the second localnlb says the port is in use" grep -q "127.0.0.1:$port: address already in use" "$tmp/out"
 
+check "ctl help lists the commands" sh -c "'$bin' ctl help | grep -q '^Commands: .*register-targets'"
+check "ctl COMMAND --help lists its options, the required ones marked" \
+  sh -c "'$bin' ctl register-targets --help | grep -qE '^  --targets +\\(required\\)'"
+set +e; "$bin" ctl nope --help > "$tmp/out" 2>&1; code=$?; set -e
+check "ctl help of an unknown command is a usage error (252) listing the commands" \
+  sh -c "test $code -eq 252 && grep -q 'unknown command nope (one of add-tags' '$tmp/out'"
 check "localnlb version names the release" sh -c "'$bin' version | grep -qxE 'localnlb [0-9]+\.[0-9]+\.[0-9]+'"
 check "serve's first log line names the release" grep -qE "localnlb: localnlb [0-9]+\.[0-9]+\.[0-9]+, 2 event loop" "$tmp/first.log"
 

@@ -350,6 +350,22 @@ if ["version", "--version"].contains(command) {
     exit(0)
 }
 let rest = arguments.dropFirst()
+if command == "ctl" {
+    // `ctl help`, `ctl --help`: ctl's own help; `ctl COMMAND --help`: that command's options.
+    let words = rest.filter { !$0.hasPrefix("-") }.drop { $0 == "elbv2" }
+    if words.first == "help" || (words.isEmpty && (rest.contains("--help") || rest.contains("-h"))) {
+        print(commandHelp["ctl"]!)
+        print("Commands: " + ControlCommand.commandList)
+        exit(0)
+    }
+    if let first = words.first, rest.contains("--help") || rest.contains("-h") {
+        guard let help = ControlCommand.help(for: first) else {
+            fail("ctl: unknown command \(first) (one of \(ControlCommand.commandList))", code: 252)
+        }
+        print(help, terminator: "")
+        exit(0)
+    }
+}
 if rest.contains("--help") || rest.contains("-h") {
     guard let help = commandHelp[command] else { fail("unknown command \(command)\n\n" + usage, code: 64) }
     print(help)

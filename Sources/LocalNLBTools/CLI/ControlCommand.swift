@@ -35,9 +35,40 @@ public enum ControlCommand {
         "describe-flows": "/flows", "export-config": "/config", "get-metrics": "/metrics",
     ]
 
-    static var commandList: String {
+    public static var commandList: String {
         (ELBv2Commands.commands.keys.sorted() + ZonalShiftCommands.commands.keys.sorted() + ownCommands.keys.sorted()
             + ["wait"]).joined(separator: ", ")
+    }
+
+    /// `ctl COMMAND --help`: the command's options as the AWS CLI spells them (required ones marked),
+    /// or nil for a command ctl does not have.
+    public static func help(for command: String) -> String? {
+        var lines = ["localnlb ctl \(command) [options] [--endpoint-url URL] [--output json|text|table]", ""]
+        if let parameters = ELBv2Commands.commands[command] {
+            lines.append("The AWS CLI's `aws elbv2 \(command)`, as ELBv2's \(ELBv2Commands.action(command)). Options:")
+            for parameter in parameters {
+                let required = parameter.hasSuffix("*")
+                let name = ELBv2Commands.option(required ? String(parameter.dropLast()) : parameter)
+                lines.append("  \(name)\(required ? "   (required)" : "")")
+            }
+            if parameters.contains(where: { $0.hasPrefix("TargetGroupArn") }) {
+                lines.append("  --target-group-name NAME   localnlb's shortcut for --target-group-arn")
+            }
+        } else if let options = ZonalShiftCommands.commands[command] {
+            lines.append("The AWS CLI's `aws arc-zonal-shift \(command)`. Options:")
+            for option in options {
+                lines.append("  \(option.hasSuffix("*") ? String(option.dropLast()) + "   (required)" : option)")
+            }
+        } else if command == "wait" {
+            lines[0] = "localnlb ctl wait WAITER [options] [--endpoint-url URL]"
+            lines.append("AWS's waiters, polling every 15 s × the daemon's --time-scale:")
+            lines.append("  " + Waiters.waiters.keys.sorted().joined(separator: ", "))
+        } else if ownCommands[command] != nil {
+            lines.append("localnlb's own (its JSON API); no options but the global ones.")
+        } else {
+            return nil
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// Runs one command; output and exit code as the AWS CLI would give them (254 for a service error,
