@@ -29,6 +29,8 @@ package struct CloudFormationTemplate {
     package var resources: [String: Resource] = [:]
     /// The logical ids of the template's other resources: a `Ref` to one gives its logical id.
     var otherResources = Set<String>()
+    /// Each skipped resource's type, for the placeholder its `Fn::GetAtt` gives.
+    var otherTypes: [String: String] = [:]
     package var parameters: [String: JSONValue] = [:]
     package let names = ResourceNames(region: "us-east-1", accountID: "000000000000")
     /// Each translated entry's path in the configuration → the resource it came from, to name it in problems.
@@ -70,6 +72,7 @@ package struct CloudFormationTemplate {
             } else {
                 skipped[type, default: 0] += 1
                 otherResources.insert(id)
+                otherTypes[id] = type
             }
         }
         if !skipped.isEmpty {
@@ -203,6 +206,34 @@ package struct CloudFormationTemplate {
         }
     }
 
+    /// `Fn::GetAtt` of a resource localnlb skips (a security group, a VPC, a certificate, a log
+    /// bucket): a stable placeholder in the attribute's shape, the same for the same logical id on
+    /// every load, never a refusal. An id attribute reads like AWS's (`sg-…` of 17 hex digits from
+    /// the logical id), an ARN like an ARN; anything else is `LogicalId.Attribute`.
+    private func placeholder(_ id: String, _ attribute: String) -> JSONValue? {
+        guard let type = otherTypes[id] else { return nil }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in (id + "." + attribute).utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        let digits = String(String(hash, radix: 16).reversed()).padding(toLength: 17, withPad: "0", startingAt: 0)
+        let prefixes = [
+            "AWS::EC2::SecurityGroup": "sg-", "AWS::EC2::VPC": "vpc-", "AWS::EC2::Subnet": "subnet-",
+            "AWS::EC2::Instance": "i-",
+        ]
+        if attribute.hasSuffix("Id") || attribute == "GroupId", let prefix = prefixes[type] {
+            return .string(prefix + digits)
+        }
+        if attribute == "Arn" || attribute.hasSuffix("Arn") {
+            // The service of the type (AWS::S3::Bucket: s3), ACM's as its ARNs spell it.
+            let named = type.split(separator: ":").dropFirst().first.map { $0.lowercased() } ?? "resource"
+            let service = named == "certificatemanager" ? "acm" : named
+            return .string("arn:aws:\(service):\(names.region):\(names.accountID):\(id)")
+        }
+        return .string("\(id).\(attribute)")
+    }
+
     /// `value` with its intrinsic functions resolved; nil (with a problem naming `path`) when one cannot be.
     private mutating func resolve(_ value: JSONValue, _ path: String) -> JSONValue? {
         switch value {
@@ -243,11 +274,13 @@ package struct CloudFormationTemplate {
             guard case .string(let id) = parts[0], case .string(let name) = parts[1] else {
                 return fail("takes [logical id, attribute]")
             }
-            return attribute(id, name) ?? fail("\(id).\(name): not an attribute localnlb can give")
+            return attribute(id, name) ?? placeholder(id, name)
+                ?? fail("\(id).\(name): not an attribute localnlb can give")
         case ("Fn::GetAtt", .string(let dotted)):
             let parts = dotted.split(separator: ".", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { return fail("\(dotted) is not logical-id.attribute") }
-            return attribute(parts[0], parts[1]) ?? fail("\(dotted): not an attribute localnlb can give")
+            return attribute(parts[0], parts[1]) ?? placeholder(parts[0], parts[1])
+                ?? fail("\(dotted): not an attribute localnlb can give")
         case ("Fn::Join", .array(let parts)) where parts.count == 2:
             guard case .string(let separator) = parts[0], let list = resolve(parts[1], path + "[1]"),
                 case .array(let items) = list

@@ -25,6 +25,7 @@ extension Configuration {
                     "LoadBalancerAttributes",
                     list(LoadBalancerAttributes.attributeIndex.describe(balancer.attributes))
                 ),
+                ("SecurityGroups", .array(balancer.securityGroups.map { .string($0) })),
                 ("Tags", list(balancer.tags)),
             ])
         }

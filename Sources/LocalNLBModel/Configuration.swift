@@ -114,6 +114,8 @@ public struct LoadBalancerConfiguration: Sendable {
     public var scheme = "internet-facing"
     /// `ipv4` or `dualstack`.
     public var ipAddressType = "ipv4"
+    /// `SecurityGroups` as given: kept and described, not enforced (yet).
+    public var securityGroups: [String] = []
 
     public init(name: String, nodes: [LoadBalancerNode]) {
         self.name = name

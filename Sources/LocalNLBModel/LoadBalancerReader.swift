@@ -29,7 +29,10 @@ extension ConfigReader {
         }
         for key in ["Subnets", "SecurityGroups"] {
             if let value = object[key], let items = array(value, "\(path).\(key)") {
-                for (index, item) in items.enumerated() { _ = string(item, "\(path).\(key)[\(index)]") }
+                let texts = items.enumerated().compactMap { index, item in
+                    string(item, "\(path).\(key)[\(index)]")
+                }
+                if key == "SecurityGroups" { balancer.securityGroups = texts }
             }
         }
         if let value = object["Tags"] { balancer.tags = tags(value, "\(path).Tags") }

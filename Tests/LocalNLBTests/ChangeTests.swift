@@ -249,7 +249,10 @@ import Testing
         request.name = "internal-x"
         #expect(refusal(.createLoadBalancer(request))?.message.contains("internal-") == true)
         request.name = "second"
+        request.securityGroups = ["sg-0123456789abcdef0"]
         let made = try model.applying(.createLoadBalancer(request))
+        // Security groups are kept as given (and described), not enforced yet.
+        #expect(made.model.loadBalancers[1].securityGroups == ["sg-0123456789abcdef0"])
         // 127.0.0.1 is the first load balancer's node: the next free loopback address is the new one's.
         #expect(made.model.loadBalancers[1].nodes.first?.ipv4 == .v4(IPv4Address(127, 0, 0, 2)))
         #expect(made.effects.contains(.loadBalancerCreated("second")))

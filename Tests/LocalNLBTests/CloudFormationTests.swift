@@ -55,6 +55,33 @@ import Testing
         #expect(c.targetGroups[0].tags.map(\.value) == ["Lb"])
     }
 
+    /// A load balancer's security group, made by the template and so skipped: its `Fn::GetAtt` is a
+    /// stable placeholder in AWS's shape, and the load balancer keeps and describes its groups.
+    @Test func getAttOfASkippedResourceIsAStablePlaceholder() throws {
+        let json = """
+            { "Resources": {
+                "LbSg": { "Type": "AWS::EC2::SecurityGroup", "Properties": { "GroupDescription": "lb" } },
+                "Cert": { "Type": "AWS::CertificateManager::Certificate", "Properties": {} },
+                "Lb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+                        "Properties": { "Subnets": ["subnet-a"],
+                                        "SecurityGroups": [ { "Fn::GetAtt": ["LbSg", "GroupId"] } ],
+                                        "Tags": [ { "Key": "cert", "Value": { "Fn::GetAtt": "Cert.Arn" } },
+                                                  { "Key": "vpc", "Value": { "Fn::GetAtt": ["LbSg", "VpcId"] } } ] } } } }
+            """
+        let first = try load(json).configuration.loadBalancers[0]
+        let again = try load(json).configuration.loadBalancers[0]
+        let group = try #require(first.securityGroups.first)
+        #expect(group.hasPrefix("sg-") && group.count == 20 && again.securityGroups == [group])
+        #expect(first.tags.map(\.value)[0] == "arn:aws:acm:us-east-1:000000000000:Cert")
+        #expect(first.tags.map(\.value)[1] != group)  // another attribute, another placeholder
+        // The model writes them back, and reads them again.
+        let written = Configuration(loadBalancers: [first], listeners: [], targetGroups: []).document.rendered
+        #expect(try load(written).configuration.loadBalancers[0].securityGroups == [group])
+        // An attribute of a resource that is not there at all is still refused, naming it.
+        let missing = json.replacingOccurrences(of: #"["LbSg", "GroupId"]"#, with: #"["Nope", "GroupId"]"#)
+        #expect(problems(missing).contains { $0.contains("Nope.GroupId: not an attribute localnlb can give") })
+    }
+
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
     @Test func selectAndSplitResolve() throws {
         let json = """

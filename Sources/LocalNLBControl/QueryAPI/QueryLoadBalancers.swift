@@ -58,8 +58,11 @@ extension ControlPlane {
             XML.text("VpcId", names.vpcID),
             XML.element("State", [XML.text("Code", draining ? "active_impaired" : "active")]),
             XML.text("Type", "network"), XML.list("AvailabilityZones", zones),
-            XML.text("IpAddressType", balancer.ipAddressType),
         ]
+        if !balancer.securityGroups.isEmpty {
+            fields.append(XML.list("SecurityGroups", balancer.securityGroups.map(XML.escape)))
+        }
+        fields.append(XML.text("IpAddressType", balancer.ipAddressType))
         return fields.joined()
     }
 
