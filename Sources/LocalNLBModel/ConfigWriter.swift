@@ -111,6 +111,8 @@ extension TargetGroupConfiguration {
             ("HealthyThresholdCount", .integer(Int64(check.healthyThreshold))),
             ("UnhealthyThresholdCount", .integer(Int64(check.unhealthyThreshold))),
         ]
+        if let vpcID { fields.append(("VpcId", .string(vpcID))) }
+        if let ipAddressType { fields.append(("IpAddressType", .string(ipAddressType))) }
         if check.protocolName == .http {
             let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
             fields.append(("HealthCheckPath", .string(check.path)))

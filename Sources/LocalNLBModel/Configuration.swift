@@ -345,6 +345,10 @@ public struct TargetGroupConfiguration: Sendable {
     public var dnsFailoverMinimumHealthyTargetsCount = 1
     /// nil is `off`.
     public var dnsFailoverMinimumHealthyTargetsPercentage: Int?
+    /// `IpAddressType` as given (`ipv4`, `ipv6`); nil: from the targets, as before.
+    public var ipAddressType: String?
+    /// `VpcId` as the caller gave it; nil: the emulator's own VPC id.
+    public var vpcID: String?
     public var tags: [(key: String, value: String)] = []
     /// Every attribute as configured, key and string value, in file order (for the API of a later issue).
     public var attributes: [(key: String, value: String)] = []

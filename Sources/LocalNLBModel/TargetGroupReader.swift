@@ -38,14 +38,16 @@ extension ConfigReader {
                     choice(value, path + ".TargetType", TargetType.self, names: ["instance", "ip"]) ?? .instance
             }
         }
-        for key in ["VpcId"] { if let value = object[key] { _ = string(value, "\(path).\(key)") } }
-        if let value = object["IpAddressType"] {
-            _ = choice(value, path + ".IpAddressType", TargetIPAddressType.self, names: ["ipv4", "ipv6"])
+        let vpcID = object["VpcId"].flatMap { string($0, "\(path).VpcId") }
+        let ipAddressType = object["IpAddressType"].flatMap {
+            choice($0, path + ".IpAddressType", TargetIPAddressType.self, names: ["ipv4", "ipv6"])?.rawValue
         }
         let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
 
         var group = TargetGroupConfiguration(name: name ?? "", port: port ?? 1, targetType: targetType, targets: [])
         group.protocolName = transport
+        group.vpcID = vpcID
+        group.ipAddressType = ipAddressType
         group.healthCheck = healthCheck(object, path)
         group.tags = tags
         // UDP: the client's address is always kept (docs/flows.md §10), whatever the target type.

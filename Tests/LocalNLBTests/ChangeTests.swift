@@ -172,6 +172,22 @@ import Testing
         }
     }
 
+    @Test func aTargetGroupKeepsItsIpAddressTypeAndTheCallersVpcId() throws {
+        let fields = [
+            "Name": "v6", "Protocol": "TCP", "Port": "80", "TargetType": "ip", "IpAddressType": "ipv6",
+            "VpcId": "vpc-0abc",
+        ]
+        let made = try model.applying(.createTargetGroup(Given("CreateTargetGroup", object(fields))))
+        let group = try #require(made.model.targetGroups.last)
+        #expect(group.ipAddressType == "ipv6" && group.vpcID == "vpc-0abc")
+        // Written back and read again (a --persist restart) they stay.
+        #expect(try load(made.model.document.rendered).configuration.targetGroups.last?.ipAddressType == "ipv6")
+        let bad = refusal(
+            .createTargetGroup(
+                Given("CreateTargetGroup", object(fields.merging(["IpAddressType": "dualstack"]) { $1 }))))
+        #expect(bad?.code == "ValidationError" && bad?.message.contains("CreateTargetGroup.IpAddressType") == true)
+    }
+
     @Test func deleteTargetGroupRefusesAGroupInUse() throws {
         #expect(refusal(.deleteTargetGroup(name: "web"))?.code == "ResourceInUse")
         let unused = try model.applying(.deleteListener(loadBalancer: "demo-nlb", port: 8081)).model

@@ -72,7 +72,7 @@ extension ControlPlane {
         var fields = [
             XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
             XML.text("Protocol", group.protocolName.rawValue), XML.text("Port", String(group.port)),
-            XML.text("VpcId", names.vpcID),
+            XML.text("VpcId", group.vpcID ?? names.vpcID),
             XML.text("HealthCheckProtocol", check.protocolName.rawValue),
             XML.text("HealthCheckPort", check.port.map(String.init) ?? "traffic-port"),
             XML.text("HealthCheckEnabled", String(check.enabled)),
@@ -89,7 +89,8 @@ extension ControlPlane {
         fields += [
             XML.list("LoadBalancerArns", loadBalancers.map { XML.escape(names.loadBalancer($0)) }),
             XML.text("TargetType", group.targetType.rawValue),
-            XML.text("IpAddressType", group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4"),
+            XML.text(
+                "IpAddressType", group.ipAddressType ?? (group.targets.first?.address.isIPv6 == true ? "ipv6" : "ipv4")),
         ]
         return fields.joined()
     }
