@@ -23,21 +23,32 @@ extension ControlPlane {
     func openDNS() throws {
         guard let dns = configuration.dns else { return }
         do {
-            dnsUDP = try Socket.datagram(on: dns.address)
-            let bound = dns.address.port == 0 ? (Socket.localEndpoint(dnsUDP) ?? dns.address) : dns.address
-            dnsTCP = try Socket.listen(on: bound, backlog: 64)
-            dnsEndpoint = bound
-            try poller.add(dnsUDP, events: CLNB_EPOLLIN, token: token(.dnsDatagram, 0, 0))
-            try poller.add(dnsTCP, events: CLNB_EPOLLIN, token: token(.dnsListener, 0, 0))
+            try bindDNS(dns.address)
         } catch {
             closeDNS()
             let problem = "DNS responder \(dns.address): \(Self.explain(error))"
-            // The default address taken (another localnlb?) is no reason not to run: say so and go on.
-            guard dns.explicit else {
-                return options.log("\(problem); DNS is off (set Dns.Address to another port, or Dns.Enabled false)")
+            guard !dns.explicit else { throw ListenerError(description: problem + "; set Dns.Address to another port") }
+            // The default address taken (another localnlb?) is no reason not to run, nor to go without
+            // DNS: the responder takes a free port of the same address and says which.
+            do {
+                try bindDNS(IPEndpoint(ip: dns.address.ip, port: 0))
+                options.log(
+                    "\(problem); answering on \(dnsEndpoint!) instead (Dns.Address or --dns-address chooses)")
+            } catch {
+                closeDNS()
+                options.log("\(problem); DNS is off (set Dns.Address to another port, or Dns.Enabled false)")
             }
-            throw ListenerError(description: problem + "; set Dns.Address to another port")
         }
+    }
+
+    /// The responder's UDP socket and TCP listener on `address` (port 0: a free port, the same for both).
+    private func bindDNS(_ address: IPEndpoint) throws {
+        dnsUDP = try Socket.datagram(on: address)
+        let bound = address.port == 0 ? (Socket.localEndpoint(dnsUDP) ?? address) : address
+        dnsTCP = try Socket.listen(on: bound, backlog: 64)
+        dnsEndpoint = bound
+        try poller.add(dnsUDP, events: CLNB_EPOLLIN, token: token(.dnsDatagram, 0, 0))
+        try poller.add(dnsTCP, events: CLNB_EPOLLIN, token: token(.dnsListener, 0, 0))
     }
 
     func closeDNS() {

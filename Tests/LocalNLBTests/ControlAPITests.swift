@@ -320,3 +320,31 @@ import Testing
         #expect(lines.withLock { $0 } == ["SIGHUP: nothing to reload: serve was started without --config"])
     }
 }
+
+/// The DNS responder's default address taken (a second daemon, a template's daemon) is no failure and
+/// no loss of DNS: it answers on a free port of that address and says which.
+@Suite struct DNSDefaultAddress {
+    @Test func aTakenDefaultAddressFallsBackToAFreePort() throws {
+        let held = try Socket.datagram(on: IPEndpoint(ip: loopback, port: 0))
+        defer { closeDescriptor(held) }
+        let busy = try #require(Socket.localEndpoint(held))
+        let lines = Mutex<[String]>([])
+        var options = LoadBalancerOptions()
+        options.log = { line in lines.withLock { $0.append(line) } }
+        options.flowLog = .disabled
+        var config = configuration(targets: [])
+        config.dns = DNSConfiguration(address: busy, explicit: false)  // as the default is
+        let plane = try ControlPlane(configuration: config, options: options, bell: ControlBell())
+        let answering = try #require(plane.dnsEndpoint)
+        #expect(answering.ip == busy.ip && answering.port != busy.port && answering.port != 0)
+        #expect(
+            lines.withLock { $0 }.contains {
+                $0.contains("address already in use") && $0.contains("answering on \(answering) instead")
+            })
+        // Given explicitly, the same address taken is an error naming the fix.
+        config.dns = DNSConfiguration(address: busy, explicit: true)
+        #expect(throws: ListenerError.self) {
+            try ControlPlane(configuration: config, options: options, bell: ControlBell())
+        }
+    }
+}

@@ -17,9 +17,9 @@ extension Socket {
     }
 
     /// A non-blocking, close-on-exec UDP socket bound to `endpoint` (IPv6 sockets IPv6-only;
-    /// SO_REUSEPORT if asked).
+    /// SO_REUSEPORT if asked; never SO_REUSEADDR: see `bindForListening`).
     package static func datagram(on endpoint: IPEndpoint, reusePort: Bool = false) throws(SystemError) -> Int32 {
-        try bindForListening(try datagram(for: endpoint.ip), endpoint, reusePort: reusePort)
+        try bindForListening(try datagram(for: endpoint.ip), endpoint, reusePort: reusePort, reuseAddress: false)
     }
 
     /// `count` UDP sockets on one endpoint, one per event loop (SO_REUSEPORT: the kernel sends each

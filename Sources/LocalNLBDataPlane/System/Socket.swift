@@ -53,11 +53,14 @@ public enum Socket {
 
     /// Binds `fd` (a stream or datagram socket) to `endpoint` with SO_REUSEADDR, SO_REUSEPORT if asked,
     /// IPV6_V6ONLY for IPv6; on failure closes it.
-    static func bindForListening(_ fd: Int32, _ endpoint: IPEndpoint, reusePort: Bool) throws(SystemError)
-        -> Int32
+    /// `reuseAddress` (SO_REUSEADDR) is for TCP listeners (a port in TIME_WAIT binds again at once); a
+    /// UDP socket never sets it: on UDP it lets another program's socket bind the same port and take
+    /// its datagrams, so a second daemon would share, not be told the port is in use.
+    static func bindForListening(_ fd: Int32, _ endpoint: IPEndpoint, reusePort: Bool, reuseAddress: Bool = true)
+        throws(SystemError) -> Int32
     {
         do {
-            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            if reuseAddress { try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) }
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
             if endpoint.ip.isIPv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
             try bind(fd, endpoint)
