@@ -315,7 +315,9 @@ package struct ConfigReader {
         configuration.subnets = subnets
         configuration.dns = top["Dns"].map { self.dns($0) } ?? DNSConfiguration()
         checkZones(configuration)
-        if let problem = configuration.endpointConflict {
+        // The control API's and DNS responder's addresses count when the file gives them: a template's
+        // daemon moves its defaults with --admin-address and --dns-address.
+        if let problem = configuration.endpointConflict(admin: top["Admin"] != nil, dns: top["Dns"] != nil) {
             error(problem.path, problem.message)
         }
         checkAddressFamilies(nodes: balancers.flatMap(\.nodes), groups: groups)

@@ -86,7 +86,35 @@ public struct Configuration: Sendable {
 
     /// Two listeners of different load balancers on one address and port (their nodes share an
     /// address): the listener that comes second, and what to change.
-    package var endpointConflict: (path: String, message: String)? {
+    package var endpointConflict: (path: String, message: String)? { endpointConflict(admin: true, dns: true) }
+
+    /// Two listeners on one address and port, or a listener where the control API (`admin`) or the DNS
+    /// responder (`dns`) listens: each would fail to open, so the file is refused at once, naming both.
+    package func endpointConflict(admin checksAdmin: Bool, dns checksDNS: Bool) -> (path: String, message: String)? {
+        func unspecified(_ ip: IPAddress) -> Bool { ip.bytes.allSatisfy { $0 == 0 } }
+        func overlap(_ a: IPEndpoint, _ b: IPEndpoint) -> Bool {
+            a.port == b.port && a.port != 0 && a.ip.isIPv6 == b.ip.isIPv6
+                && (a.ip == b.ip || unspecified(a.ip) || unspecified(b.ip))
+        }
+        var services: [(path: String, endpoint: IPEndpoint, tcp: Bool, udp: Bool)] = []
+        if checksAdmin, let admin { services.append(("Admin.Address", admin.address, true, false)) }
+        if checksDNS, let dns { services.append(("Dns.Address", dns.address, true, true)) }
+        if services.count == 2, overlap(services[0].endpoint, services[1].endpoint) {
+            return (
+                "Dns.Address",
+                "\(services[1].endpoint) is also where the control API (Admin.Address) listens; give one another port"
+            )
+        }
+        for (index, endpoint, udp) in listenerEndpoints {
+            for service in services where (udp ? service.udp : service.tcp) && overlap(endpoint, service.endpoint) {
+                return (
+                    "Listeners[\(index)].Port",
+                    "\(endpoint) is also where \(service.path) \(service.endpoint) listens; give the listener "
+                        + "another port, or \(service.path) (serve --\(service.path == "Dns.Address" ? "dns" : "admin")"
+                        + "-address) another address"
+                )
+            }
+        }
         var seen: [String: Int] = [:]
         for (index, endpoint, udp) in listenerEndpoints where endpoint.port != 0 {
             let key = "\(udp ? "udp" : "tcp") \(endpoint)"

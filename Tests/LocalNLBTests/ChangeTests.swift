@@ -424,3 +424,43 @@ import Testing
         }
     }
 }
+
+/// One file's listener, control API and DNS responder on one address and port: refused at once, naming
+/// both, before anything would fail to open.
+@Suite struct AddressClashes {
+    func file(admin: String?, dns: String?, listener: Int = 8081) -> String {
+        var text = document().replacingOccurrences(of: "\"Port\": 8081", with: "\"Port\": \(listener)")
+        var extra: [String] = []
+        if let admin { extra.append(#""Admin": { "Address": "\#(admin)" }"#) }
+        if let dns { extra.append(#""Dns": { "Address": "\#(dns)" }"#) }
+        if !extra.isEmpty {
+            text = text.replacingOccurrences(
+                of: "{\n  \"LoadBalancer\"", with: "{ " + extra.joined(separator: ", ") + ",\n  \"LoadBalancer\"")
+        }
+        return text
+    }
+
+    @Test func aListenerOnTheControlAPIsAddressIsNamed() {
+        let found = problems(file(admin: "127.0.0.1:8081", dns: nil))
+        #expect(
+            found.contains {
+                $0.hasPrefix("Listeners[0].Port: 127.0.0.1:8081 is also where Admin.Address 127.0.0.1:8081 listens")
+            }, "\(found)")
+        // A wildcard address overlaps every address of its family.
+        #expect(!problems(file(admin: "0.0.0.0:8081", dns: nil)).isEmpty)
+        #expect(problems(file(admin: "127.0.0.1:8082", dns: nil)).isEmpty)
+    }
+
+    @Test func theDNSResponderClashesWithAListenerAndWithTheControlAPI() {
+        #expect(
+            problems(file(admin: nil, dns: "127.0.0.1:8081")).contains { $0.contains("Dns.Address 127.0.0.1:8081") })
+        let both = problems(file(admin: "127.0.0.1:9999", dns: "127.0.0.1:9999"))
+        #expect(both.contains { $0.hasPrefix("Dns.Address: 127.0.0.1:9999 is also where the control API") }, "\(both)")
+    }
+
+    @Test func addressesTheFileDoesNotGiveAreLeftToTheFlags() {
+        // A template's daemon: no Admin in the file, a listener on the default control port. serve's
+        // --admin-address moves the control API; the file alone is not refused for it.
+        #expect(problems(file(admin: nil, dns: nil, listener: 8404)).isEmpty)
+    }
+}
