@@ -21,7 +21,12 @@ extension ControlPlane {
                 let before =
                     targetIndex < loggedTargets[groupIndex].count ? loggedTargets[groupIndex][targetIndex] : nil
                 guard before != now else { continue }
-                let reason = target.reason.map { " (\($0.rawValue))" } ?? ""
+                var reason = target.reason.map { " (\($0.rawValue))" } ?? ""
+                if target.state == .unhealthy || target.state == .unhealthyDraining,
+                    before?.state != target.state, let cause = target.lastCheckFailure
+                {
+                    reason += ": \(cause)"
+                }
                 if let before, before.registration == now.registration {
                     // The same state with a new reason shows the reason on both sides.
                     let from =
@@ -32,7 +37,8 @@ extension ControlPlane {
                         "target group \(name): target \(target.endpoint) \(from) → \(target.state.rawValue)\(reason)")
                 } else if target.state != .unused {
                     options.log(
-                        "target group \(name): target \(target.endpoint) registered, \(target.state.rawValue)\(reason)")
+                        "target group \(name): target \(target.endpoint) registered, \(target.state.rawValue)\(reason)"
+                            + waitingNote(groupIndex, target))
                 }
                 if targetIndex < loggedTargets[groupIndex].count {
                     loggedTargets[groupIndex][targetIndex] = now
@@ -56,5 +62,16 @@ extension ControlPlane {
         for (key, value) in new.effectiveAttributes where before[key] != value {
             options.log("target group \(new.name): \(key) \(before[key] ?? "-") → \(value) (\(source))")
         }
+    }
+
+    /// What a target registered in `initial` waits for, under the group's timers as scaled: AWS's
+    /// defaults make that minutes, which a new user should not take for a hang.
+    func waitingNote(_ groupIndex: Int, _ target: Target) -> String {
+        guard target.state == .initial else { return "" }
+        let check = groups[groupIndex].configuration.healthCheck
+        let seconds = Double(check.healthyThreshold * check.intervalSeconds) * options.timeScale
+        let shown = seconds >= 10 ? String(Int(seconds.rounded())) : String(format: "%.1f", seconds)
+        return "; healthy after \(check.healthyThreshold) passing checks \(check.intervalSeconds) s apart"
+            + (options.timeScale == 1 ? "" : " × --time-scale \(options.timeScale)") + " (about \(shown) s)"
     }
 }

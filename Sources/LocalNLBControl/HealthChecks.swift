@@ -96,7 +96,7 @@ extension ControlPlane {
         } catch  where Self.isLocalShortage(error.errno) {
             skipProbe(probe, error.errno)
         } catch {
-            finishProbe(probe, passed: false)
+            finishProbe(probe, passed: false, cause: "connect: \(error.errno)")
         }
     }
 
@@ -130,7 +130,9 @@ extension ControlPlane {
         guard probe.fd >= 0, probe.generation & 0xFF_FFFF == generation else { return }
         if !probe.connected {
             guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
-            if Socket.pendingError(probe.fd) != nil { return finishProbe(probe, passed: false) }
+            if let error = Socket.pendingError(probe.fd) {
+                return finishProbe(probe, passed: false, cause: "connect: \(error)")
+            }
             probe.connected = true
         }
         advanceProbe(probe)
@@ -142,7 +144,7 @@ extension ControlPlane {
         switch Socket.sendPending(probe.fd, probe.output, from: &probe.written) {
         case .complete: break
         case .wouldBlock: return
-        case .failed: return finishProbe(probe, passed: false)
+        case .failed: return finishProbe(probe, passed: false, cause: "the connection failed while the check was sent")
         }
         guard probe.http else { return finishProbe(probe, passed: true) }
         var chunk = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
@@ -152,13 +154,21 @@ extension ControlPlane {
             }
             guard case .moved(let n) = received else {
                 if received == .wouldBlock { return }
-                return finishProbe(probe, passed: false)
+                return finishProbe(probe, passed: false, cause: "the target closed the connection before a status line")
             }
             withUnsafeBytes(of: &chunk) { probe.response += $0.prefix(n) }
             if let status = Self.statusCode(probe.response) {
-                return finishProbe(probe, passed: probe.matcher.contains { $0.contains(status) })
+                let passed = probe.matcher.contains { $0.contains(status) }
+                let codes = probe.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+                let cause =
+                    status == 0
+                    ? "the answer is not an HTTP/1.x status line"
+                    : "HTTP \(status), not the Matcher's \(codes.joined(separator: ","))"
+                return finishProbe(probe, passed: passed, cause: passed ? nil : cause)
             }
-            if probe.response.count > 8192 { return finishProbe(probe, passed: false) }
+            if probe.response.count > 8192 {
+                return finishProbe(probe, passed: false, cause: "no status line in the answer's first 8 KiB")
+            }
         }
     }
 
@@ -171,13 +181,19 @@ extension ControlPlane {
         return code
     }
 
-    func finishProbe(_ probe: HealthProbe, passed: Bool) {
+    /// `cause`: why a failed check failed, kept on the target for the event log.
+    func finishProbe(_ probe: HealthProbe, passed: Bool, cause: String? = nil) {
         if probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1
         }
         probe.generation &+= 1
         probes.release(probe.index)
+        if !passed, probe.target < groups[probe.group].targets.count,
+            groups[probe.group].targets[probe.target].registration == probe.registration
+        {
+            groups[probe.group].lifecycle.targets[probe.target].lastCheckFailure = cause ?? "the check failed"
+        }
         let effects = groups[probe.group].lifecycle.recordCheck(
             probe.target, registration: probe.registration, passed: passed, now: now)
         apply(effects, group: probe.group)
@@ -186,7 +202,8 @@ extension ControlPlane {
     /// Checks that got no answer within HealthCheckTimeoutSeconds fail.
     func expireProbes() {
         for probe in probes where probe.fd >= 0 && now >= probe.deadline {
-            finishProbe(probe, passed: false)
+            let seconds = groups[probe.group].configuration.healthCheck.timeoutSeconds
+            finishProbe(probe, passed: false, cause: "no answer within HealthCheckTimeoutSeconds (\(seconds) s)")
         }
     }
 }

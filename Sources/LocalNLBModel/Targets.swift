@@ -48,6 +48,9 @@ public struct Target: Sendable {
     public var inFailingOpenZone = false
     /// Unique per registration, so a late probe result or timer never lands on a re-used slot.
     public var registration: UInt64 = 0
+    /// Why the last health check failed (connection refused, a timeout, an HTTP status): said in the
+    /// event log when the target turns unhealthy. AWS's reason codes stay as they are.
+    public var lastCheckFailure: String?
     public var consecutiveSuccesses = 0
     public var consecutiveFailures = 0
     /// When `draining` or `unhealthy.draining` ends (nanoseconds on the loop's clock).

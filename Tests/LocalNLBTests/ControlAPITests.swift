@@ -348,3 +348,30 @@ import Testing
         }
     }
 }
+
+/// Health checks say why: the cause of the failing check at the turn to unhealthy, and what a target
+/// registered in `initial` waits for.
+@Suite struct HealthCheckCauses {
+    @Test func aTargetTurningUnhealthySaysWhyAndAnInitialOneWhatItWaitsFor() throws {
+        let closed = IPEndpoint(ip: loopback, port: try closedPort())
+        let config = configuration(targets: [closed]) { $0.healthCheck.enabled = true }
+        let lb = try RunningBalancer(config, timeScale: 0.01)
+        defer { lb.stop() }
+        let deadline = Date().addingTimeInterval(5)
+        while !lb.logLines.contains(where: { $0.contains("→ unhealthy") }) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let lines = lb.logLines
+        #expect(
+            lines.contains {
+                $0.hasPrefix(
+                    "target group tg: target \(closed) initial → unhealthy (Target.FailedHealthChecks): connect:")
+            }, "\(lines)")
+        #expect(
+            lines.contains {
+                $0.hasSuffix(
+                    "registered, initial (Elb.RegistrationInProgress); healthy after 5 passing checks 30 s apart "
+                        + "× --time-scale 0.01 (about 1.5 s)")
+            }, "\(lines)")
+    }
+}
