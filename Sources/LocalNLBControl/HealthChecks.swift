@@ -159,7 +159,9 @@ extension ControlPlane {
             withUnsafeBytes(of: &chunk) { probe.response += $0.prefix(n) }
             if let status = Self.statusCode(probe.response) {
                 let passed = probe.matcher.contains { $0.contains(status) }
-                let codes = probe.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+                let codes = probe.matcher.map {
+                    $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
+                }
                 let cause =
                     status == 0
                     ? "the answer is not an HTTP/1.x status line"
