@@ -122,5 +122,13 @@ check "the responder still answers after them" test "$(resolve '')" = "127.0.1.1
 check "the event log says when a zone turns unhealthy and what DNS answers then" \
   sh -c "grep -q 'zone us-east-1a unhealthy' '$tmp/lb.log' && grep -q 'DNS answers 127.0.2.1\$' '$tmp/lb.log'"
 
+check "the zone's line comes after the target change that caused it" python3 -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+zone = next(i for i, line in enumerate(lines) if "zone us-east-1a unhealthy" in line)
+target = next(i for i, line in enumerate(lines) if "target 127.0.1.10:" + sys.argv[2] in line and "→ unhealthy" in line)
+assert target < zone, lines[min(target, zone):max(target, zone) + 1]
+' "$tmp/lb.log" "$tport"
+
 echo "zones: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

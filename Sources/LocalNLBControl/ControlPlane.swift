@@ -424,11 +424,11 @@ package final class ControlPlane {
     /// through the mailboxes. Before the loops start, they take the snapshot as they start.
     package func publish(wait: Bool, then: (@Sendable (EventLoop) -> Void)? = nil) {
         assignZones()
-        // Zone health moves only with the routing: said here, not on every tick.
+        // The target changes first, then the zone health they moved (said here, not on every tick).
+        if started { logTargetChanges() }
         logZoneHealth()
         publishedFingerprint = routingFingerprint()
         guard started else { return }
-        logTargetChanges()
         let snapshot = snapshot
         let job: @Sendable (EventLoop) -> Void = { loop in
             loop.adopt(snapshot)
