@@ -50,6 +50,14 @@ package struct CloudFormationTemplate {
             problems.append("Resources: missing, or not an object of resources")
             return nil
         }
+        // What the template says beyond its resources and parameters is named, not passed over in silence.
+        let read: Set<String> = ["AWSTemplateFormatVersion", "Description", "Resources", "Parameters"]
+        let unread = top.keys.filter { !read.contains($0) }.sorted()
+        if !unread.isEmpty {
+            notes.append(
+                "template: top-level \(unread.joined(separator: ", ")) not read (localnlb reads Resources and "
+                    + "Parameters' Defaults)")
+        }
         if case .object(let declaredParameters)? = top["Parameters"] {
             for (name, value) in declaredParameters {
                 guard case .object(let parameter) = value, let value = parameter["Default"] else {

@@ -28,8 +28,9 @@ import Testing
         #expect(lb.tags.map(\.key) == ["app"])
         #expect(
             loaded.notes == [
+                "template: top-level Outputs not read (localnlb reads Resources and Parameters' Defaults)",
                 "template: 4 resource(s) of other types skipped: AWS::CDK::Metadata (1), AWS::EC2::SecurityGroup (1), "
-                    + "AWS::EC2::Subnet (1), AWS::EC2::VPC (1)"
+                    + "AWS::EC2::Subnet (1), AWS::EC2::VPC (1)",
             ])
     }
 
@@ -80,6 +81,19 @@ import Testing
         // An attribute of a resource that is not there at all is still refused, naming it.
         let missing = json.replacingOccurrences(of: #"["LbSg", "GroupId"]"#, with: #"["Nope", "GroupId"]"#)
         #expect(problems(missing).contains { $0.contains("Nope.GroupId: not an attribute localnlb can give") })
+    }
+
+    @Test func topLevelKeysItDoesNotReadAreNamed() throws {
+        let json = """
+            { "AWSTemplateFormatVersion": "2010-09-09", "Description": "d", "Outputs": {}, "Conditions": {},
+              "Resources": { "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                                     "Properties": { "Port": 80, "TargetType": "ip" } } } }
+            """
+        #expect(
+            try load(json).notes.contains(
+                "template: top-level Conditions, Outputs not read (localnlb reads Resources and Parameters' Defaults)"))
+        let plain = json.replacingOccurrences(of: #""Outputs": {}, "Conditions": {},"#, with: "")
+        #expect(try load(plain).notes.isEmpty)
     }
 
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
