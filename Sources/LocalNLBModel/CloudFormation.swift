@@ -7,6 +7,7 @@ package struct CloudFormationTemplate {
     static let loadBalancerType = "AWS::ElasticLoadBalancingV2::LoadBalancer"
     static let targetGroupType = "AWS::ElasticLoadBalancingV2::TargetGroup"
     static let listenerType = "AWS::ElasticLoadBalancingV2::Listener"
+    static let subnetType = "AWS::EC2::Subnet"
 
     static func isTemplate(_ root: JSONValue) -> Bool {
         guard case .object(let top) = root else { return false }
@@ -31,6 +32,8 @@ package struct CloudFormationTemplate {
     var otherResources = Set<String>()
     /// Each skipped resource's type, for the placeholder its `Fn::GetAtt` gives.
     var otherTypes: [String: String] = [:]
+    /// The `AWS::EC2::Subnet`s' properties by logical id.
+    var subnetResources: [String: [String: JSONValue]] = [:]
     package var parameters: [String: JSONValue] = [:]
     package let names = ResourceNames(region: "us-east-1", accountID: "000000000000")
     /// Each translated entry's path in the configuration → the resource it came from, to name it in problems.
@@ -77,6 +80,10 @@ package struct CloudFormationTemplate {
             if case .object(let given)? = resource["Properties"] { properties = given }
             if [Self.loadBalancerType, Self.targetGroupType, Self.listenerType].contains(type) {
                 resources[id] = Resource(id: id, type: type, properties: properties)
+            } else if type == Self.subnetType {
+                subnetResources[id] = properties
+                otherResources.insert(id)
+                otherTypes[id] = type
             } else {
                 skipped[type, default: 0] += 1
                 otherResources.insert(id)
@@ -121,6 +128,7 @@ package struct CloudFormationTemplate {
             balancers.append(.object(properties))
         }
         if !balancers.isEmpty { document["LoadBalancers"] = .array(balancers) }
+        if let subnets = translatedSubnets(balancers) { document["Subnets"] = subnets }
         var groups: [JSONValue] = []
         for id in ids where resources[id]!.type == Self.targetGroupType {
             var properties = resolvedProperties(id)
@@ -136,6 +144,48 @@ package struct CloudFormationTemplate {
         document["TargetGroups"] = .array(groups)
         document["Listeners"] = .array(listeners)
         return problems.isEmpty ? .object(document) : nil
+    }
+
+    /// The template's `AWS::EC2::Subnet`s as the file's `Subnets` (`SubnetId` is the logical id, what
+    /// a `Ref` to it gives): each node is in its subnet's zone. Their `CidrBlock`s are AWS's address plan,
+    /// not this machine's (nodes listen on loopback), so they are left out and said so; targets take
+    /// their zone from `AvailabilityZone` (or the one zone there is). Nil, with a note, when a load
+    /// balancer names a subnet the template does not make (one from `Vpc.fromLookup`, say).
+    private mutating func translatedSubnets(_ balancers: [JSONValue]) -> JSONValue? {
+        guard !subnetResources.isEmpty else { return nil }
+        var named = Set<String>()
+        for case .object(let balancer) in balancers {
+            guard case .array(let mappings)? = balancer["SubnetMappings"] else { continue }
+            for case .object(let mapping) in mappings {
+                if case .string(let id)? = mapping["SubnetId"] { named.insert(id) }
+            }
+        }
+        let foreign = named.subtracting(subnetResources.keys).sorted()
+        guard foreign.isEmpty else {
+            notes.append(
+                "template: \(foreign.joined(separator: ", ")) not made by the template, so its "
+                    + "AWS::EC2::Subnet resources are not read and every node is in one zone")
+            return nil
+        }
+        var subnets: [JSONValue] = []
+        var withCIDR: [String] = []
+        for id in subnetResources.keys.sorted() {
+            let path = "Resources.\(id).Properties"
+            guard let given = subnetResources[id]?["AvailabilityZone"] else {
+                problems.append("\(path).AvailabilityZone: missing (localnlb places a subnet by its zone's name)")
+                continue
+            }
+            guard let zone = resolve(given, path + ".AvailabilityZone") else { continue }
+            subnets.append(.object(["SubnetId": .string(id), "AvailabilityZone": zone]))
+            if subnetResources[id]?["CidrBlock"] != nil { withCIDR.append(id) }
+            origins.append(("Subnets[\(subnets.count - 1)]", id))
+        }
+        if !withCIDR.isEmpty {
+            notes.append(
+                "template: the subnets' CidrBlock not used (nodes listen on loopback): a target is in its "
+                    + "AvailabilityZone, or in the one zone when there is one")
+        }
+        return .array(subnets)
     }
 
     /// Each resource's `Name`, resolved once its intrinsics are (`Fn::Join` of parameters, say).
@@ -320,7 +370,7 @@ package struct CloudFormationTemplate {
             else { return fail("takes [separator, string]") }
             return .array(text.components(separatedBy: separator).map { .string($0) })
         case ("Fn::GetAZs", _):
-            // The region's zones as localnlb names them (every node is in the first for now).
+            // The region's zones as localnlb names them: a subnet's `Fn::Select` picks one.
             return .array(["a", "b", "c"].map { .string(names.region + $0) })
         default:
             return fail(

@@ -69,11 +69,15 @@ public struct Configuration: Sendable {
     }
 
     /// The zone of a target: its `AvailabilityZone` (`all` included), else that of the subnet whose CIDR
-    /// holds its address, else (no `Subnets`) the one zone; nil when `Subnets` are given and none holds it.
+    /// holds its address, else (no `Subnets`) the one zone, else (subnets without CIDR blocks, all in
+    /// one zone: a template's) that zone; nil when none of these places it.
     public func zone(of target: TargetConfiguration) -> String? {
         if let zone = target.availabilityZone { return zone }
         if subnets.isEmpty { return defaultZone }
-        return subnets.first { $0.contains(target.address) }?.availabilityZone
+        if let subnet = subnets.first(where: { $0.contains(target.address) }) { return subnet.availabilityZone }
+        let zones = Set(subnets.map(\.availabilityZone))
+        if zones.count == 1, subnets.allSatisfy({ $0.cidr == nil && $0.ipv6Cidr == nil }) { return zones.first }
+        return nil
     }
 
     /// The zone of the listener's node with `address`.

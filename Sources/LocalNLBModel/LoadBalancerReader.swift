@@ -135,7 +135,9 @@ extension ConfigReader {
                     error(path + ".SubnetId", "\"\(node.subnetID)\" is not in Subnets (\(ids.joined(separator: ", ")))")
                     continue
                 }
-                for address in node.addresses where !subnet.contains(address) {
+                // A subnet without a CIDR block of the family (a template's) places nodes by zone only.
+                for address in node.addresses
+                where (address.isIPv6 ? subnet.ipv6Cidr : subnet.cidr) != nil && !subnet.contains(address) {
                     error(path, "\(address) is not in \(subnet.subnetID)'s CIDR block")
                 }
             }
@@ -152,8 +154,9 @@ extension ConfigReader {
             for (index, target) in group.targets.enumerated() where configuration.zone(of: target) == nil {
                 error(
                     "TargetGroups[\(groupIndex)].Targets[\(index)]",
-                    "\(target.address) is in none of the Subnets' CIDR blocks: give it AvailabilityZone all "
-                        + "(as AWS requires for an address outside the VPC), or a zone")
+                    "\(target.address) is in none of the Subnets' CIDR blocks: give it AvailabilityZone (one of "
+                        + "\(zones.sorted().joined(separator: ", "))), or all as AWS requires for an address "
+                        + "outside the VPC")
             }
         }
     }

@@ -29,8 +29,10 @@ import Testing
         #expect(
             loaded.notes == [
                 "template: top-level Outputs not read (localnlb reads Resources and Parameters' Defaults)",
-                "template: 4 resource(s) of other types skipped: AWS::CDK::Metadata (1), AWS::EC2::SecurityGroup (1), "
-                    + "AWS::EC2::Subnet (1), AWS::EC2::VPC (1)",
+                "template: 3 resource(s) of other types skipped: AWS::CDK::Metadata (1), AWS::EC2::SecurityGroup (1), "
+                    + "AWS::EC2::VPC (1)",
+                "template: the subnets' CidrBlock not used (nodes listen on loopback): a target is in its "
+                    + "AvailabilityZone, or in the one zone when there is one",
             ])
     }
 
@@ -94,6 +96,56 @@ import Testing
                 "template: top-level Conditions, Outputs not read (localnlb reads Resources and Parameters' Defaults)"))
         let plain = json.replacingOccurrences(of: #""Outputs": {}, "Conditions": {},"#, with: "")
         #expect(try load(plain).notes.isEmpty)
+    }
+
+    /// A two-zone stack as the CDK writes it: its `AWS::EC2::Subnet`s (zones by `Fn::Select` of
+    /// `Fn::GetAZs`) put the nodes in two zones, and targets with `AvailabilityZone` serve there.
+    @Test func subnetsOfTheTemplateGiveNodesTheirZones() throws {
+        let json = """
+            { "Resources": {
+                "Vpc": { "Type": "AWS::EC2::VPC", "Properties": { "CidrBlock": "10.0.0.0/16" } },
+                "VpcPrivateSubnet1": { "Type": "AWS::EC2::Subnet", "Properties": { "VpcId": { "Ref": "Vpc" },
+                    "CidrBlock": "10.0.128.0/18", "AvailabilityZone": { "Fn::Select": [0, { "Fn::GetAZs": "" }] } } },
+                "VpcPrivateSubnet2": { "Type": "AWS::EC2::Subnet", "Properties": { "VpcId": { "Ref": "Vpc" },
+                    "CidrBlock": "10.0.192.0/18", "AvailabilityZone": { "Fn::Select": [1, { "Fn::GetAZs": "" }] } } },
+                "Lb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": { "Type": "network",
+                    "Subnets": [ { "Ref": "VpcPrivateSubnet1" }, { "Ref": "VpcPrivateSubnet2" } ] } },
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 80,
+                    "Protocol": "TCP", "TargetType": "ip", "VpcId": { "Ref": "Vpc" },
+                    "Targets": [ { "Id": "127.0.0.1", "Port": 9001, "AvailabilityZone": "us-east-1a" },
+                                 { "Id": "127.0.0.1", "Port": 9002, "AvailabilityZone": "us-east-1b" } ] } },
+                "L": { "Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": { "LoadBalancerArn": { "Ref": "Lb" },
+                    "Port": 80, "Protocol": "TCP",
+                    "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Tg" } } ] } } } }
+            """
+        let loaded = try load(json)
+        let c = loaded.configuration
+        let lb = try #require(c.loadBalancers.first)
+        #expect(lb.nodes.map(c.zone(of:)) == ["us-east-1a", "us-east-1b"])
+        #expect(c.targetGroups[0].targets.map { c.zone(of: $0) } == ["us-east-1a", "us-east-1b"])
+        #expect(loaded.notes.contains { $0.contains("CidrBlock not used") })
+        // Two zones and a target that names neither: AWS's rule, with the zones to choose from.
+        let unplaced = json.replacingOccurrences(of: #", "AvailabilityZone": "us-east-1b""#, with: "")
+        #expect(
+            problems(unplaced) == [
+                "Resources.Tg.Properties.Targets[1]: 127.0.0.1 is in none of the Subnets' CIDR blocks: give it "
+                    + "AvailabilityZone (one of us-east-1a, us-east-1b), or all as AWS requires for an address "
+                    + "outside the VPC"
+            ])
+        let zoneless = json.replacingOccurrences(
+            of: #""AvailabilityZone": { "Fn::Select": [1, { "Fn::GetAZs": "" }] }"#,
+            with: #""MapPublicIpOnLaunch": false"#)
+        #expect(
+            problems(zoneless) == [
+                "Resources.VpcPrivateSubnet2.Properties.AvailabilityZone: missing (localnlb places a subnet by its "
+                    + "zone's name)"
+            ])
+        // A subnet the template does not make (Vpc.fromLookup): nodes stay in one zone, and it is said.
+        let foreign = json.replacingOccurrences(of: #"{ "Ref": "VpcPrivateSubnet2" }"#, with: #""subnet-0abc""#)
+            .replacingOccurrences(of: #""us-east-1b" }"#, with: #""us-east-1a" }"#)
+        let outside = try load(foreign)
+        #expect(outside.configuration.subnets.isEmpty)
+        #expect(outside.notes.contains { $0.contains("subnet-0abc not made by the template") })
     }
 
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.

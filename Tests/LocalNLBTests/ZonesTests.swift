@@ -60,7 +60,8 @@ import Testing
         #expect(
             problems(json.replacingOccurrences(of: #", "AvailabilityZone": "all""#, with: "")) == [
                 "TargetGroups[0].Targets[1]: 127.0.0.1 is in none of the Subnets' CIDR blocks: give it "
-                    + "AvailabilityZone all (as AWS requires for an address outside the VPC), or a zone"
+                    + "AvailabilityZone (one of us-east-1a, us-east-1b), or all as AWS requires for an address "
+                    + "outside the VPC"
             ])
         #expect(
             problems(
