@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -63,6 +64,98 @@ def raw_post(admin, body):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def after_load_balancer_changes(client, lb_arn, port):
+    """The actions that change a load balancer after it is made, and the account's quotas and policies."""
+    limits = {limit["Name"]: limit["Max"] for limit in client.describe_account_limits()["Limits"]}
+    paged = client.describe_account_limits(PageSize=2)
+    check("describe_account_limits: AWS's names and NLB defaults, paged",
+          limits.get("network-load-balancers") == "50" and limits.get("listeners-per-network-load-balancer") == "50"
+          and limits.get("targets-per-network-load-balancer") == "3000" and len(limits) == 18
+          and len(paged["Limits"]) == 2 and "NextMarker" in paged, f"{limits}")
+    policy = client.describe_ssl_policies(Names=["ELBSecurityPolicy-2016-08"])["SslPolicies"][0]
+    tls13 = client.describe_ssl_policies(Names=["ELBSecurityPolicy-TLS13-1-2-2021-06"])["SslPolicies"][0]
+    check("describe_ssl_policies: AWS's protocols and ciphers in priority order; an unknown name is "
+          "SSLPolicyNotFound; LoadBalancerType filters",
+          policy["SslProtocols"] == ["TLSv1", "TLSv1.1", "TLSv1.2"]
+          and policy["Ciphers"][0] == {"Name": "ECDHE-ECDSA-AES128-GCM-SHA256", "Priority": 1}
+          and len(policy["Ciphers"]) == 18 and tls13["Ciphers"][0]["Name"] == "TLS_AES_128_GCM_SHA256"
+          and "network" in policy["SupportedLoadBalancerTypes"]
+          and error_code(lambda: client.describe_ssl_policies(Names=["ELBSecurityPolicy-Nope"])) == "SSLPolicyNotFound"
+          and client.describe_ssl_policies(LoadBalancerType="gateway")["SslPolicies"] == [], f"{policy} {tls13}")
+
+    # Security groups: only a load balancer made with them can have them set.
+    refused = error_code(lambda: client.set_security_groups(LoadBalancerArn=lb_arn, SecurityGroups=["sg-1"]))
+    guarded = client.create_load_balancer(Name="guarded", Type="network", Subnets=["subnet-9"],
+                                          SecurityGroups=["sg-0a"])["LoadBalancers"][0]["LoadBalancerArn"]
+    answer = client.set_security_groups(LoadBalancerArn=guarded, SecurityGroups=["sg-0b", "sg-0c"],
+                                        EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic="off")
+    described = client.describe_load_balancers(LoadBalancerArns=[guarded])["LoadBalancers"][0]
+    bad_group = error_code(lambda: client.set_security_groups(LoadBalancerArn=guarded, SecurityGroups=["web"]))
+    client.delete_load_balancer(LoadBalancerArn=guarded)
+    check("set_security_groups: InvalidConfigurationRequest for a load balancer made without them; replaced and "
+          "described with EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic; not sg-…: InvalidSecurityGroup",
+          refused == "InvalidConfigurationRequest" and answer["SecurityGroupIds"] == ["sg-0b", "sg-0c"]
+          and described["SecurityGroups"] == ["sg-0b", "sg-0c"]
+          and described["EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"] == "off"
+          and bad_group == "InvalidSecurityGroup", f"{refused} {answer} {bad_group}")
+
+    check("set_ip_address_type: dualstack needs IPv6 on every node (InvalidConfigurationRequest), an unknown type "
+          "is ValidationError, ipv4 is kept",
+          error_code(lambda: client.set_ip_address_type(LoadBalancerArn=lb_arn, IpAddressType="dualstack"))
+          == "InvalidConfigurationRequest"
+          and error_code(lambda: client.set_ip_address_type(LoadBalancerArn=lb_arn, IpAddressType="ipv5"))
+          == "ValidationError"
+          and client.set_ip_address_type(LoadBalancerArn=lb_arn, IpAddressType="ipv4")["IpAddressType"] == "ipv4")
+
+    # Subnets change live: a new subnet is a new node the listener serves on; one left out closes.
+    zones = client.set_subnets(LoadBalancerArn=lb_arn, Subnets=["subnet-1", "subnet-2", "subnet-3"])[
+        "AvailabilityZones"]
+    nodes = [z["LoadBalancerAddresses"][0]["IpAddress"] for z in zones]
+    through_new = get_through(port, nodes[2]).get("target") if len(nodes) == 3 else None
+    client.set_subnets(LoadBalancerArn=lb_arn, Subnets=["subnet-1", "subnet-2"])
+    gone = False
+    try:
+        socket.create_connection((nodes[2], port), 2).close()
+    except (ConnectionRefusedError, IndexError):
+        gone = True
+    check("set_subnets: a third subnet is a node on an address of its own that serves the listener; the first "
+          "two keep theirs; taken away again, its address closes; no subnet is ValidationError",
+          nodes[:2] == ["127.0.0.1", "127.0.0.2"] and len(nodes) == 3 and nodes[2] not in nodes[:2]
+          and through_new == "b" and gone and get_through(port).get("target") == "b"
+          and error_code(lambda: client.set_subnets(LoadBalancerArn=lb_arn, Subnets=[])) == "ValidationError",
+          f"{nodes} {through_new} {gone}")
+
+    # Capacity reservations: pending, then provisioned, spread over the zones (one here: no Subnets give the
+    # nodes zones of their own); AWS's limits on changes.
+    pending = client.modify_capacity_reservation(LoadBalancerArn=lb_arn,
+                                                 MinimumLoadBalancerCapacity={"CapacityUnits": 3000})
+    busy = error_code(lambda: client.modify_capacity_reservation(
+        LoadBalancerArn=lb_arn, MinimumLoadBalancerCapacity={"CapacityUnits": 4000}))
+    deadline = time.time() + 5
+    while True:
+        described = client.describe_capacity_reservation(LoadBalancerArn=lb_arn)
+        states = [z["State"]["Code"] for z in described["CapacityReservationState"]]
+        if states == ["provisioned"] or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    decreases = []
+    for units in [2000, 1000, 500]:
+        while client.describe_capacity_reservation(LoadBalancerArn=lb_arn)["CapacityReservationState"][0]["State"][
+                "Code"] == "pending":
+            time.sleep(0.1)
+        decreases.append(error_code(lambda: client.modify_capacity_reservation(
+            LoadBalancerArn=lb_arn, MinimumLoadBalancerCapacity={"CapacityUnits": units})))
+    check("modify/describe_capacity_reservation: pending then provisioned in each zone, units spread evenly; "
+          "CapacityReservationPending while pending; a third decrease in a day is CapacityDecreaseRequestLimitExceeded",
+          [z["State"]["Code"] for z in pending["CapacityReservationState"]] == ["pending"]
+          and busy == "CapacityReservationPending" and states == ["provisioned"]
+          and [z["EffectiveCapacityUnits"] for z in described["CapacityReservationState"]] == [3000.0]
+          and described["MinimumLoadBalancerCapacity"] == {"CapacityUnits": 3000}
+          and decreases == [None, None, "CapacityDecreaseRequestLimitExceeded"]
+          and error_code(lambda: client.modify_capacity_reservation(LoadBalancerArn=lb_arn)) == "ValidationError",
+          f"{pending} {busy} {described} {decreases}")
 
 
 def main():
@@ -489,7 +582,9 @@ def main():
         check("create_load_balancer: a node per subnet on 127.0.0.1, 127.0.0.2; the next one on 127.0.0.3; "
               "load_balancer_available waits",
               addresses == [["127.0.0.1"], ["127.0.0.2"]] and second_ip == "127.0.0.3"
-              and second["Scheme"] == "internal" and made["State"]["Code"] == "active", f"{addresses} {second_ip}")
+              and second["Scheme"] == "internal" and made["State"]["Code"] == "provisioning"
+              and client.describe_load_balancers(LoadBalancerArns=[kept_lb])["LoadBalancers"][0]["State"]["Code"]
+              == "active", f"{addresses} {second_ip} {made['State']}")
         first_page = client.describe_load_balancers(PageSize=1)
         second_page = client.describe_load_balancers(PageSize=1, Marker=first_page.get("NextMarker", ""))
         check("describe_load_balancers pages with PageSize and Marker across several",
@@ -512,6 +607,7 @@ def main():
             {"Type": "forward", "TargetGroupArn": kept_arn}])["Listeners"][0]["ListenerArn"]
         check("the same port on two load balancers: each listener on its own addresses, its own group",
               get_through(kept_port).get("target") == "b" and get_through(kept_port, second_ip).get("target") == "a")
+        after_load_balancer_changes(client, kept_lb, kept_port)
         check("a target group serves one network load balancer: TargetGroupAssociationLimit",
               error_code(lambda: client.create_listener(
                   LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),

@@ -77,6 +77,8 @@ package final class ControlPlane {
     let createdTime = rfc3339Now()
     /// When each load balancer the API created was created (those of the file: `createdTime`).
     var loadBalancerCreatedTimes: [String: String] = [:]
+    /// When each load balancer made through an API turns `active` (it is `provisioning` until then).
+    var loadBalancerActiveAt: [String: UInt64] = [:]
     /// What `--persist` last wrote, so an unchanged model is not written again.
     package var persisted: String?
     /// The DNS responder's sockets (UDP, TCP listener), where they are bound, and its TCP connections.

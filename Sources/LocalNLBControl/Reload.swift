@@ -62,8 +62,14 @@ extension ControlPlane {
         for effect in applied.effects {
             switch effect {
             case .log(let line): options.log(line)
-            case .loadBalancerCreated(let name): loadBalancerCreatedTimes[name] = rfc3339Now()
-            case .loadBalancerDeleted(let name): loadBalancerCreatedTimes[name] = nil
+            case .loadBalancerCreated(let name):
+                loadBalancerCreatedTimes[name] = rfc3339Now()
+                // AWS takes minutes to provision; here a moment, so waiters see the state change.
+                loadBalancerActiveAt[name] =
+                    now + Configuration.emulatedDelay(awsSeconds: 180, timeScale: options.timeScale)
+            case .loadBalancerDeleted(let name):
+                loadBalancerCreatedTimes[name] = nil
+                loadBalancerActiveAt[name] = nil
             case .publish, .resetFlowsOfClosedListeners, .persist: break
             }
         }

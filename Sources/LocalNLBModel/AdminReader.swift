@@ -10,7 +10,7 @@ extension ConfigReader {
                 value, "Admin",
                 keys: [
                     "Enabled", "Address", "Token", "Region", "AccountId", "AccessKeyId", "SecretAccessKey", "HostNames",
-                    "PublicMetrics",
+                    "PublicMetrics", "AccountLimits",
                 ])
         else { return nil }
         if let value = object["Enabled"], boolean(value, "Admin.Enabled") == false { return nil }
@@ -66,6 +66,20 @@ extension ConfigReader {
             } else {
                 admin.token = token
             }
+        }
+        if let value = object["AccountLimits"], case .object(let limits) = value {
+            // A quota increase, as AWS grants one: a limit's name and its new maximum.
+            let names = AccountLimits.all.map(\.name) + [AccountLimits.targetsPerTargetGroup.name]
+            for (name, given) in limits.sorted(by: { $0.key < $1.key }) {
+                let path = "Admin.AccountLimits.\(name)"
+                guard names.contains(name) else {
+                    error(path, "not a limit DescribeAccountLimits names\(Self.didYouMean(name, among: names))")
+                    continue
+                }
+                if let max = integer(given, path, valid: 1...1_000_000) { admin.accountLimits[name] = max }
+            }
+        } else if let value = object["AccountLimits"] {
+            error("Admin.AccountLimits", "\(value.shown) is not an object of limit names and maximums")
         }
         if let value = object["HostNames"], let items = array(value, "Admin.HostNames") {
             for (index, item) in items.enumerated() {

@@ -41,13 +41,54 @@ extension Configuration {
             }
             return existing
         }
-        var taken = Set(loadBalancers.flatMap(\.nodes).flatMap(\.addresses))
+        let nodes = try nodeMappings(mappings)
+        var object: [String: JSONValue] = ["Name": .string(name), "Type": .string("network")]
+        object["SubnetMappings"] = .array(nodes)
+        if let scheme = request.scheme { object["Scheme"] = .string(scheme) }
+        if let type = request.ipAddressType { object["IpAddressType"] = .string(type) }
+        if !request.securityGroups.isEmpty {
+            object["SecurityGroups"] = .array(request.securityGroups.map { .string($0) })
+        }
+        if !request.tags.isEmpty { object["Tags"] = .array(request.tags.map { .object($0.mapValues { .string($0) }) }) }
+        var reader = ConfigReader()
+        let read = reader.loadBalancer(.object(object), "CreateLoadBalancer")
+        loadBalancers.append(try Self.validated(reader, read))
+        return nil
+    }
+
+    /// The SubnetMappings of new nodes, each with an address: the mapping's own, else (with `Subnets`)
+    /// the lowest free one of its subnet's CIDR block, else the lowest 127.0.0.x no node has. `keeping`:
+    /// the nodes (of the load balancer being changed) whose subnet is given again stay as they are.
+    func nodeMappings(_ mappings: [[String: String]], keeping: [LoadBalancerNode] = []) throws(APIError)
+        -> [JSONValue]
+    {
+        if !subnets.isEmpty {
+            var zones: [String: String] = [:]
+            for id in mappings.compactMap({ $0["SubnetId"] }) {
+                guard let zone = subnets.first(where: { $0.subnetID == id })?.availabilityZone else { continue }
+                if let other = zones[zone] {
+                    throw APIError(
+                        code: "InvalidConfigurationRequest",
+                        message: "\(other) and \(id) are both in \(zone): a load balancer has one subnet per "
+                            + "Availability Zone")
+                }
+                zones[zone] = id
+            }
+        }
+        var taken = Set((loadBalancers.flatMap(\.nodes) + keeping).flatMap(\.addresses))
         for mapping in mappings {
             if let text = mapping["PrivateIPv4Address"], let address = IPAddress(text) { taken.insert(address) }
         }
         var nodes: [JSONValue] = []
         var next: UInt8 = 1
         for mapping in mappings {
+            if mapping.count == 1, let kept = keeping.first(where: { $0.subnetID == mapping["SubnetId"] }) {
+                var node: [String: JSONValue] = ["SubnetId": .string(kept.subnetID)]
+                if let ipv4 = kept.ipv4 { node["PrivateIPv4Address"] = .string(ipv4.description) }
+                if let ipv6 = kept.ipv6 { node["IPv6Address"] = .string(ipv6.description) }
+                nodes.append(.object(node))
+                continue
+            }
             var node = mapping.mapValues { JSONValue.string($0) }
             let given = mapping["PrivateIPv4Address"] != nil || mapping["IPv6Address"] != nil
             if !subnets.isEmpty {
@@ -84,18 +125,7 @@ extension Configuration {
             }
             nodes.append(.object(node))
         }
-        var object: [String: JSONValue] = ["Name": .string(name), "Type": .string("network")]
-        object["SubnetMappings"] = .array(nodes)
-        if let scheme = request.scheme { object["Scheme"] = .string(scheme) }
-        if let type = request.ipAddressType { object["IpAddressType"] = .string(type) }
-        if !request.securityGroups.isEmpty {
-            object["SecurityGroups"] = .array(request.securityGroups.map { .string($0) })
-        }
-        if !request.tags.isEmpty { object["Tags"] = .array(request.tags.map { .object($0.mapValues { .string($0) }) }) }
-        var reader = ConfigReader()
-        let read = reader.loadBalancer(.object(object), "CreateLoadBalancer")
-        loadBalancers.append(try Self.validated(reader, read))
-        return nil
+        return nodes
     }
 
     // MARK: Tags

@@ -46,6 +46,18 @@ extension Configuration {
                 given.value, given.path, index: LoadBalancerAttributes.attributeIndex, into: &attributes,
                 kind: "Network Load Balancer")
             model.loadBalancers[index].attributes = try Self.validated(reader, attributes)
+        case .setSecurityGroups(let name, let groups, let enforce):
+            try model.setSecurityGroups(name, groups, enforcePrivateLink: enforce)
+            return Applied(model: model, effects: [.persist])
+        case .setIpAddressType(let name, let type):
+            try model.setIpAddressType(name, type)
+            return Applied(model: model, effects: [.persist])
+        case .setSubnets(let name, let subnets, let mappings, let type):
+            effects += try model.setSubnets(name, subnets: subnets, mappings: mappings, ipAddressType: type)
+        case .modifyCapacityReservation(let name, let units, let reset, let wallClock, let now, let timeScale):
+            let line = try model.modifyCapacityReservation(
+                name, units: units, reset: reset, wallClock: wallClock, now: now, timeScale: timeScale)
+            return Applied(model: model, effects: [.log(line), .persist])
         case .createTargetGroup(let given):
             var reader = ConfigReader()
             // Read before `validated` takes the reader, so it sees every problem the reading recorded.
@@ -190,6 +202,7 @@ extension Configuration {
         if let conflict = model.endpointConflict {
             throw APIError(code: "InvalidConfigurationRequest", message: "\(conflict.path): \(conflict.message)")
         }
+        if case .replace = change {} else if let exceeded = model.quotaExceeded(since: self) { throw exceeded }
         effects += model.events(since: self, by: change.action).map(Effect.log)
         effects.append(.publish)
         if case .replace = change {} else { effects.append(.persist) }

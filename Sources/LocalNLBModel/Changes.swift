@@ -72,6 +72,15 @@ package enum Change: Sendable {
     case createLoadBalancer(LoadBalancerRequest)
     case deleteLoadBalancer(name: String)
     case modifyLoadBalancerAttributes(name: String, attributes: Given)
+    /// SetSecurityGroups: the groups, and `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic`.
+    case setSecurityGroups(name: String, groups: [String], enforcePrivateLink: String?)
+    case setIpAddressType(name: String, type: String?)
+    /// SetSubnets: `Subnets` or `SubnetMappings` (as CreateLoadBalancer takes them), and an IpAddressType.
+    case setSubnets(name: String, subnets: [String], mappings: [[String: String]], ipAddressType: String?)
+    /// ModifyCapacityReservation: `MinimumLoadBalancerCapacity.CapacityUnits`, or a reset; `now` on the
+    /// control plane's clock, `wallClock` in seconds since the epoch.
+    case modifyCapacityReservation(
+        name: String, capacityUnits: String?, reset: Bool, wallClock: Double, now: UInt64, timeScale: Double)
     /// A target group in the file's shape (`TargetGroups[n]`).
     case createTargetGroup(Given)
     case deleteTargetGroup(name: String)
@@ -102,6 +111,10 @@ package enum Change: Sendable {
         case .createLoadBalancer: "CreateLoadBalancer"
         case .deleteLoadBalancer: "DeleteLoadBalancer"
         case .modifyLoadBalancerAttributes: "ModifyLoadBalancerAttributes"
+        case .setSecurityGroups: "SetSecurityGroups"
+        case .setIpAddressType: "SetIpAddressType"
+        case .setSubnets: "SetSubnets"
+        case .modifyCapacityReservation: "ModifyCapacityReservation"
         case .createTargetGroup: "CreateTargetGroup"
         case .deleteTargetGroup: "DeleteTargetGroup"
         case .modifyTargetGroup: "ModifyTargetGroup"

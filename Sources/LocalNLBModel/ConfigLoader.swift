@@ -321,11 +321,15 @@ package struct ConfigReader {
             error(problem.path, problem.message)
         }
         checkAddressFamilies(nodes: balancers.flatMap(\.nodes), groups: groups)
+        for usage in configuration.quotaUsage() where usage.count > usage.max {
+            warn("quota", "\(usage.count) \(usage.what): AWS's default quota is \(usage.max) (\(usage.code) there)")
+        }
         return errors.isEmpty ? configuration : nil
     }
 
     package enum Scheme: String { case internetFacing = "internet-facing", `internal` }
     package enum IPAddressType: String { case ipv4, dualstack }
+    package enum OnOff: String { case on, off }
 
     /// A listener; its load balancer by `LoadBalancerArn` (an ARN or a name), which may be left out
     /// when there is one.

@@ -18,7 +18,7 @@ extension Configuration {
                 if let ip = node.ipv6 { fields.append(("IPv6Address", .string(ip.description))) }
                 return .object(fields)
             }
-            return .object([
+            var fields: [(String, JSONText)] = [
                 ("Name", .string(balancer.name)), ("Type", .string("network")), ("Scheme", .string(balancer.scheme)),
                 ("IpAddressType", .string(balancer.ipAddressType)), ("SubnetMappings", .array(mappings)),
                 (
@@ -26,8 +26,23 @@ extension Configuration {
                     list(LoadBalancerAttributes.attributeIndex.describe(balancer.attributes))
                 ),
                 ("SecurityGroups", .array(balancer.securityGroups.map { .string($0) })),
-                ("Tags", list(balancer.tags)),
-            ])
+            ]
+            if !balancer.securityGroups.isEmpty {
+                fields.append(
+                    (
+                        "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+                        .string(balancer.enforceInboundRulesOnPrivateLink)
+                    ))
+            }
+            if let reservation = balancer.capacityReservation, reservation.capacityUnits > 0 {
+                fields.append(
+                    (
+                        "MinimumLoadBalancerCapacity",
+                        .object([("CapacityUnits", .integer(Int64(reservation.capacityUnits)))])
+                    ))
+            }
+            fields.append(("Tags", list(balancer.tags)))
+            return .object(fields)
         }
         var top: [(String, JSONText)] = [
             ("LoadBalancers", .array(balancers)),
@@ -90,6 +105,14 @@ extension Configuration {
             }
             if !admin.hostNames.isEmpty { fields.append(("HostNames", .array(admin.hostNames.map { .string($0) }))) }
             if admin.publicMetrics { fields.append(("PublicMetrics", .bool(true))) }
+            if !admin.accountLimits.isEmpty {
+                fields.append(
+                    (
+                        "AccountLimits",
+                        .object(
+                            admin.accountLimits.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) })
+                    ))
+            }
             top.append(("Admin", .object(fields)))
         } else {
             top.append(("Admin", .object([("Enabled", .bool(false))])))

@@ -148,10 +148,32 @@ public struct LoadBalancerConfiguration: Sendable {
     public var ipAddressType = "ipv4"
     /// `SecurityGroups` as given: kept and described, not enforced (yet).
     public var securityGroups: [String] = []
+    /// Made with security groups: only then can SetSecurityGroups change them (AWS's rule for NLBs).
+    public var madeWithSecurityGroups = false
+    /// `EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic`: `on` (AWS's default) or `off`.
+    public var enforceInboundRulesOnPrivateLink = "on"
+    /// `MinimumLoadBalancerCapacity` (ModifyCapacityReservation), nil when none is reserved.
+    public var capacityReservation: CapacityReservation?
 
     public init(name: String, nodes: [LoadBalancerNode]) {
         self.name = name
         self.nodes = nodes
+    }
+}
+
+/// A load balancer's reserved capacity: `CapacityUnits` over the whole load balancer, spread evenly over
+/// its zones; `pending` until `readyAt` on the control plane's clock (AWS's hour, scaled), then
+/// `provisioned`. AWS lets it fall at most twice a day: `decreases` are the wall-clock times of those.
+public struct CapacityReservation: Sendable, Equatable {
+    public var capacityUnits: Int
+    public var readyAt: UInt64
+    public var lastModified: Double
+    public var decreases: [Double] = []
+
+    public init(capacityUnits: Int, readyAt: UInt64, lastModified: Double) {
+        self.capacityUnits = capacityUnits
+        self.readyAt = readyAt
+        self.lastModified = lastModified
     }
 }
 
@@ -172,6 +194,8 @@ public struct AdminConfiguration: Sendable, Equatable {
     /// `GET /metrics` without credentials even when keys or a token are set (`Admin.PublicMetrics`),
     /// for a Prometheus that cannot sign.
     public var publicMetrics = false
+    /// `Admin.AccountLimits`: quotas raised (or lowered) from AWS's defaults, by DescribeAccountLimits name.
+    public var accountLimits: [String: Int] = [:]
 
     /// What `GET /config` writes in place of a secret.
     public static let redacted = "REDACTED"

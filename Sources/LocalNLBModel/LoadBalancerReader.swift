@@ -6,7 +6,8 @@ extension ConfigReader {
     package mutating func loadBalancer(_ value: JSONValue, _ path: String) -> LoadBalancerConfiguration? {
         let keys = [
             "Name", "Type", "Scheme", "IpAddressType", "SubnetMappings", "Subnets", "SecurityGroups",
-            "LoadBalancerAttributes", "Tags",
+            "LoadBalancerAttributes", "Tags", "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+            "MinimumLoadBalancerCapacity",
         ]
         guard let object = readObject(value, path, keys: keys) else { return nil }
         var balancer = LoadBalancerConfiguration(name: "localnlb", nodes: [])
@@ -32,10 +33,18 @@ extension ConfigReader {
                 let texts = items.enumerated().compactMap { index, item in
                     string(item, "\(path).\(key)[\(index)]")
                 }
-                if key == "SecurityGroups" { balancer.securityGroups = texts }
+                if key == "SecurityGroups" {
+                    balancer.securityGroups = texts
+                    balancer.madeWithSecurityGroups = !texts.isEmpty
+                }
             }
         }
         if let value = object["Tags"] { balancer.tags = tags(value, "\(path).Tags") }
+        let enforce = "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"
+        if let value = object[enforce] {
+            balancer.enforceInboundRulesOnPrivateLink =
+                choice(value, "\(path).\(enforce)", OnOff.self, names: ["on", "off"])?.rawValue ?? "on"
+        }
         if let value = object["LoadBalancerAttributes"] {
             attributes(
                 value, "\(path).LoadBalancerAttributes", index: LoadBalancerAttributes.attributeIndex,
@@ -75,6 +84,19 @@ extension ConfigReader {
                 error(at, "\(address) is already another node's address")
             }
             balancer.nodes.append(node)
+        }
+        if let value = object["MinimumLoadBalancerCapacity"],
+            let capacity = readObject(value, "\(path).MinimumLoadBalancerCapacity", keys: ["CapacityUnits"])
+        {
+            // Reserved before the daemon starts: provisioned at once. At most 45,000 units a zone (node).
+            let at = "\(path).MinimumLoadBalancerCapacity.CapacityUnits"
+            if let units = capacity["CapacityUnits"].flatMap({
+                integer($0, at, valid: 1...45_000 * max(1, balancer.nodes.count))
+            }) {
+                balancer.capacityReservation = CapacityReservation(capacityUnits: units, readyAt: 0, lastModified: 0)
+            } else if capacity["CapacityUnits"] == nil {
+                error(at, "missing")
+            }
         }
         return balancer
     }

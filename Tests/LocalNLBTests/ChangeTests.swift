@@ -464,3 +464,189 @@ import Testing
         #expect(problems(file(admin: nil, dns: nil, listener: 8404)).isEmpty)
     }
 }
+
+/// The changes to a load balancer after it is made (SetSubnets, SetIpAddressType, SetSecurityGroups,
+/// ModifyCapacityReservation) and AWS's quotas, on a model with two zones.
+@Suite struct LoadBalancerChanges {
+    let model = try! load(
+        """
+        { "Subnets": [
+            { "SubnetId": "subnet-a", "AvailabilityZone": "us-east-1a", "CidrBlock": "127.0.1.0/24" },
+            { "SubnetId": "subnet-b", "AvailabilityZone": "us-east-1b", "CidrBlock": "127.0.2.0/24" },
+            { "SubnetId": "subnet-b2", "AvailabilityZone": "us-east-1b", "CidrBlock": "127.0.3.0/24" } ],
+          "LoadBalancer": { "Name": "z", "SecurityGroups": ["sg-1"],
+            "SubnetMappings": [ { "SubnetId": "subnet-a", "PrivateIPv4Address": "127.0.1.1" } ] },
+          "Listeners": [ { "Port": 80, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+          "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "ip", "Targets": [ { "Id": "127.0.1.10" } ] } ] }
+        """
+    ).configuration
+
+    func refusal(_ change: Change) -> APIError? {
+        do {
+            _ = try model.applying(change)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func subnetsAddAndRemoveNodes() throws {
+        let added = try model.applying(
+            .setSubnets(name: "z", subnets: ["subnet-a", "subnet-b"], mappings: [], ipAddressType: nil))
+        let nodes = added.model.loadBalancers[0].nodes
+        // The kept node keeps its address; the new one takes its subnet's first free address, in its zone.
+        #expect(nodes.map { $0.ipv4?.description } == ["127.0.1.1", "127.0.2.1"])
+        #expect(Set(nodes.map(added.model.zone(of:))) == ["us-east-1a", "us-east-1b"])
+        #expect(added.effects.contains(.log("load balancer z: node in subnet-b (us-east-1b) on 127.0.2.1")))
+        let removed = try added.model.applying(
+            .setSubnets(name: "z", subnets: ["subnet-b"], mappings: [], ipAddressType: nil))
+        #expect(removed.model.loadBalancers[0].nodes.map(\.subnetID) == ["subnet-b"])
+        #expect(removed.effects.contains(.resetFlowsOfClosedListeners))
+        // One subnet per zone, as AWS has it; a subnet there is none of is SubnetNotFound.
+        let twice = refusal(
+            .setSubnets(name: "z", subnets: ["subnet-b", "subnet-b2"], mappings: [], ipAddressType: nil))
+        #expect(twice?.code == "InvalidConfigurationRequest" && twice?.message.contains("one subnet per") == true)
+        #expect(
+            refusal(.setSubnets(name: "z", subnets: ["subnet-x"], mappings: [], ipAddressType: nil))?.code
+                == "SubnetNotFound")
+        #expect(
+            refusal(.setSubnets(name: "z", subnets: [], mappings: [], ipAddressType: nil))?.code == "ValidationError")
+        #expect(
+            refusal(.setSubnets(name: "gone", subnets: ["subnet-a"], mappings: [], ipAddressType: nil))?.code
+                == "LoadBalancerNotFound")
+    }
+
+    @Test func ipAddressTypeAndSecurityGroups() throws {
+        #expect(refusal(.setIpAddressType(name: "z", type: "dualstack"))?.code == "InvalidConfigurationRequest")
+        #expect(refusal(.setIpAddressType(name: "z", type: nil))?.code == "ValidationError")
+        var six = model
+        six.loadBalancers[0].nodes[0].ipv6 = IPAddress("fd00::1")
+        #expect(
+            try six.applying(.setIpAddressType(name: "z", type: "dualstack")).model.loadBalancers[0].ipAddressType
+                == "dualstack")
+        let set = try model.applying(.setSecurityGroups(name: "z", groups: ["sg-2"], enforcePrivateLink: "off"))
+        #expect(set.model.loadBalancers[0].securityGroups == ["sg-2"])
+        #expect(set.model.loadBalancers[0].enforceInboundRulesOnPrivateLink == "off")
+        #expect(
+            refusal(.setSecurityGroups(name: "z", groups: ["sg-2"], enforcePrivateLink: "maybe"))?.code
+                == "ValidationError")
+        #expect(
+            refusal(.setSecurityGroups(name: "z", groups: ["sg-2", "sg-2"], enforcePrivateLink: nil))?.code
+                == "ValidationError")
+        var without = model
+        without.loadBalancers[0].madeWithSecurityGroups = false
+        #expect(throws: APIError.self) {
+            try without.applying(.setSecurityGroups(name: "z", groups: ["sg-2"], enforcePrivateLink: nil))
+        }
+    }
+
+    @Test func capacityReservationsKeepAWSRules() throws {
+        func reserve(_ model: Configuration, _ units: String?, reset: Bool = false, at now: UInt64) throws(APIError)
+            -> Configuration
+        {
+            try model.applying(
+                .modifyCapacityReservation(
+                    name: "z", capacityUnits: units, reset: reset, wallClock: 1000, now: now, timeScale: 1)
+            ).model
+        }
+        let first = try reserve(model, "3000", at: 0)
+        #expect(first.loadBalancers[0].capacityReservation?.readyAt == 500_000_000)
+        #expect(
+            throws: APIError(
+                code: "CapacityReservationPending",
+                message: "There is a pending capacity reservation: wait until it is provisioned")
+        ) {
+            try reserve(first, "4000", at: 100)
+        }
+        #expect(
+            refusal(
+                .modifyCapacityReservation(
+                    name: "z", capacityUnits: nil, reset: false, wallClock: 0, now: 0, timeScale: 1))?.code
+                == "ValidationError")
+        #expect(
+            refusal(
+                .modifyCapacityReservation(
+                    name: "z", capacityUnits: "0", reset: false, wallClock: 0, now: 0, timeScale: 1))?.code
+                == "ValidationError")
+        #expect(
+            refusal(
+                .modifyCapacityReservation(
+                    name: "z", capacityUnits: "45001", reset: false, wallClock: 0, now: 0, timeScale: 1))?.code
+                == "CapacityUnitsLimitExceeded")
+        let second = try reserve(first, "2000", at: 1_000_000_000)
+        let third = try reserve(second, nil, reset: true, at: 2_000_000_000)
+        #expect(third.loadBalancers[0].capacityReservation?.capacityUnits == 0)
+        // Two decreases a day (a reset is one): the day's count outlives the reset.
+        let again = try reserve(third, "5000", at: 3_000_000_000)
+        #expect(throws: APIError.self) { try reserve(again, "100", at: 4_000_000_000) }
+    }
+
+    /// The file (and a template) may give the reservation and the PrivateLink setting, checked alike.
+    @Test func theFileGivesCapacityAndPrivateLinkEnforcement() throws {
+        func with(_ extra: String) -> String {
+            document().replacingOccurrences(of: #""Name": "demo-nlb","#, with: #""Name": "demo-nlb", "# + extra + ",")
+        }
+        let loaded = try load(
+            with(
+                #""SecurityGroups": ["sg-1"], "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "off", "#
+                    + #""MinimumLoadBalancerCapacity": { "CapacityUnits": 3000 }"#)
+        ).configuration.loadBalancers[0]
+        #expect(loaded.capacityReservation?.capacityUnits == 3000 && loaded.enforceInboundRulesOnPrivateLink == "off")
+        #expect(
+            problems(with(#""MinimumLoadBalancerCapacity": { "CapacityUnits": 0 }"#)) == [
+                "LoadBalancer.MinimumLoadBalancerCapacity.CapacityUnits: 0 is out of range (1-45000)"
+            ])
+        #expect(
+            problems(with(#""EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic": "maybe""#)) == [
+                "LoadBalancer.EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic: \"maybe\" is not one of on, off"
+            ])
+    }
+
+    /// `Admin.AccountLimits` raises a quota as AWS's quota increase does; an unknown name is named.
+    @Test func quotasAreRaisedByName() throws {
+        func with(_ limits: String) -> String {
+            document().replacingOccurrences(
+                of: #""LoadBalancer":"#, with: #""Admin": { "AccountLimits": "# + limits + #" }, "LoadBalancer":"#)
+        }
+        let raised = try load(with(#"{ "listeners-per-network-load-balancer": 80 }"#)).configuration
+        #expect(raised.accountLimit("listeners-per-network-load-balancer") == 80)
+        #expect(raised.accountLimit("network-load-balancers") == 50)
+        #expect(
+            problems(with(#"{ "listeners-per-network-loadbalancer": 80 }"#)) == [
+                "Admin.AccountLimits.listeners-per-network-loadbalancer: not a limit DescribeAccountLimits names; "
+                    + "did you mean \"listeners-per-network-load-balancer\"?"
+            ])
+        #expect(problems(with(#"{ "target-groups": 0 }"#)).first?.contains("Admin.AccountLimits.target-groups") == true)
+        #expect(problems(with("[]")) == ["Admin.AccountLimits: a list is not an object of limit names and maximums"])
+    }
+
+    /// An API writer is held to AWS's quotas; a file past them loads with a warning.
+    @Test func quotasHoldForAPIWriters() throws {
+        var full = model
+        for port in 1...49 {
+            var listener = full.listeners[0]
+            listener.port = UInt16(1000 + port)
+            full.listeners.append(listener)
+        }
+        let given = Given(
+            "Listener",
+            .object([
+                "Port": .number(2000), "Protocol": .string("TCP"),
+                "DefaultActions": .array([.object(["Type": .string("forward"), "TargetGroupName": .string("web")])]),
+            ]))
+        let over = try? full.applying(.createListener(loadBalancer: "z", given))
+        #expect(over == nil)
+        do {
+            _ = try full.applying(.createListener(loadBalancer: "z", given))
+        } catch {
+            #expect(error.code == "TooManyListeners" && error.message.contains("listeners on z: 50"))
+        }
+        // Changes that do not add to a quota pass even when a file put the model past it.
+        var past = full
+        past.listeners.append(full.listeners[0])
+        past.listeners[50].port = 3000
+        #expect(throws: Never.self) {
+            try past.applying(.setSecurityGroups(name: "z", groups: ["sg-9"], enforcePrivateLink: nil))
+        }
+    }
+}

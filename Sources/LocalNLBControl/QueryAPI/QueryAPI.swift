@@ -92,6 +92,13 @@ extension ControlPlane {
         case "DeleteListener": return try deleteListener(form)
         case "RegisterTargets": return try changeTargets(form, register: true)
         case "DeregisterTargets": return try changeTargets(form, register: false)
+        case "DescribeAccountLimits": return try describeAccountLimits(form)
+        case "DescribeSSLPolicies": return try describeSSLPolicies(form)
+        case "SetSecurityGroups": return try setSecurityGroups(form)
+        case "SetIpAddressType": return try setIpAddressType(form)
+        case "SetSubnets": return try setSubnets(form)
+        case "ModifyCapacityReservation": return try modifyCapacityReservation(form)
+        case "DescribeCapacityReservation": return capacityReservation(try loadBalancer(form["LoadBalancerArn"]))
         default:
             throw APIError(
                 code: "InvalidAction",

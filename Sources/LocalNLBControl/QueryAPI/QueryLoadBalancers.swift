@@ -35,10 +35,9 @@ extension ControlPlane {
         return XML.list("LoadBalancers", members) + (next.map { XML.text("NextMarker", $0) } ?? "")
     }
 
-    func loadBalancerMember(_ index: Int) -> String {
-        let balancer = configuration.loadBalancers[index]
-        // A node is in its subnet's zone (`Subnets`); without Subnets, in the region's first.
-        let zones = balancer.nodes.map { node in
+    /// A node is in its subnet's zone (`Subnets`); without Subnets, in the region's first.
+    func availabilityZoneMembers(_ index: Int) -> [String] {
+        configuration.loadBalancers[index].nodes.map { node in
             let addresses = node.addresses.map {
                 $0.isIPv6
                     ? XML.text("IPv6Address", $0.description)
@@ -47,6 +46,18 @@ extension ControlPlane {
             return XML.text("ZoneName", configuration.zone(of: node)) + XML.text("SubnetId", node.subnetID)
                 + XML.list("LoadBalancerAddresses", addresses)
         }
+    }
+
+    /// `provisioning` for a moment after CreateLoadBalancer (AWS's minutes, scaled: at most half a
+    /// second), `active_impaired` while the daemon drains, else `active`.
+    func loadBalancerState(_ name: String) -> String {
+        if draining { return "active_impaired" }
+        return now < (loadBalancerActiveAt[name] ?? 0) ? "provisioning" : "active"
+    }
+
+    func loadBalancerMember(_ index: Int) -> String {
+        let balancer = configuration.loadBalancers[index]
+        let zones = availabilityZoneMembers(index)
         var fields = [
             XML.text("LoadBalancerArn", names.loadBalancer(balancer.name)),
             XML.text("DNSName", names.dnsName(balancer.name)),
@@ -56,11 +67,14 @@ extension ControlPlane {
             XML.text("CreatedTime", loadBalancerCreatedTimes[balancer.name] ?? createdTime),
             XML.text("LoadBalancerName", balancer.name), XML.text("Scheme", balancer.scheme),
             XML.text("VpcId", names.vpcID),
-            XML.element("State", [XML.text("Code", draining ? "active_impaired" : "active")]),
+            XML.element("State", [XML.text("Code", loadBalancerState(balancer.name))]),
             XML.text("Type", "network"), XML.list("AvailabilityZones", zones),
         ]
         if !balancer.securityGroups.isEmpty {
             fields.append(XML.list("SecurityGroups", balancer.securityGroups.map(XML.escape)))
+            fields.append(
+                XML.text(
+                    "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic", balancer.enforceInboundRulesOnPrivateLink))
         }
         fields.append(XML.text("IpAddressType", balancer.ipAddressType))
         return fields.joined()

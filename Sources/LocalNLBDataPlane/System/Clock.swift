@@ -6,7 +6,17 @@ import LocalNLBModel
 public func rfc3339Now() -> String {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
-    var seconds = now.tv_sec
+    return rfc3339(seconds: now.tv_sec, milliseconds: Int32(now.tv_nsec / 1_000_000))
+}
+
+/// `epochSeconds` (seconds since the epoch) as RFC 3339 in UTC with milliseconds.
+package func rfc3339(epochSeconds: Double) -> String {
+    let whole = Int(epochSeconds.rounded(.down))
+    return rfc3339(seconds: whole, milliseconds: Int32((epochSeconds - Double(whole)) * 1000))
+}
+
+private func rfc3339(seconds: Int, milliseconds: Int32) -> String {
+    var seconds = seconds
     var parts = tm()
     gmtime_r(&seconds, &parts)
     func padded(_ value: Int32, _ width: Int) -> String {
@@ -15,7 +25,7 @@ public func rfc3339Now() -> String {
     }
     return padded(parts.tm_year + 1900, 4) + "-" + padded(parts.tm_mon + 1, 2) + "-" + padded(parts.tm_mday, 2)
         + "T" + padded(parts.tm_hour, 2) + ":" + padded(parts.tm_min, 2) + ":" + padded(parts.tm_sec, 2) + "."
-        + padded(Int32(now.tv_nsec / 1_000_000), 3) + "Z"
+        + padded(milliseconds, 3) + "Z"
 }
 
 /// Seconds since the epoch, now.

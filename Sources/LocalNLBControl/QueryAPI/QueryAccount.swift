@@ -1,0 +1,121 @@
+import Foundation
+import LocalNLBDataPlane
+import LocalNLBModel
+
+/// DescribeAccountLimits, DescribeSSLPolicies, and the actions that change a load balancer after it is
+/// made: SetSecurityGroups, SetIpAddressType, SetSubnets, Describe/ModifyCapacityReservation.
+extension ControlPlane {
+    func describeAccountLimits(_ form: QueryForm) throws(APIError) -> String {
+        let members = AccountLimits.all.map {
+            XML.text("Name", $0.name) + XML.text("Max", String(configuration.accountLimit($0.name)))
+        }
+        let (page, next) = try page(members, form)
+        return XML.list("Limits", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func describeSSLPolicies(_ form: QueryForm) throws(APIError) -> String {
+        var chosen = SSLPolicy.all
+        let wanted = form.list("Names")
+        if !wanted.isEmpty {
+            chosen = try wanted.map { name throws(APIError) in
+                guard let policy = SSLPolicy.all.first(where: { $0.name == name }) else {
+                    throw APIError(code: "SSLPolicyNotFound", message: "SSL policy '\(name)' not found")
+                }
+                return policy
+            }
+        }
+        if let type = form["LoadBalancerType"] {
+            guard ["application", "network", "gateway"].contains(type) else {
+                throw .validation("LoadBalancerType '\(type)': must be application, network or gateway")
+            }
+            chosen = chosen.filter { $0.loadBalancerTypes.contains(type) }
+        }
+        let members = chosen.map { policy in
+            XML.list("SslProtocols", policy.protocols.map(XML.escape))
+                + XML.list(
+                    "Ciphers",
+                    policy.ciphers.enumerated().map { XML.text("Name", $1) + XML.text("Priority", String($0 + 1)) })
+                + XML.text("Name", policy.name)
+                + XML.list("SupportedLoadBalancerTypes", policy.loadBalancerTypes.map(XML.escape))
+        }
+        let (page, next) = try page(members, form)
+        return XML.list("SslPolicies", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func setSecurityGroups(_ form: QueryForm) throws(APIError) -> String {
+        let index = try loadBalancer(form["LoadBalancerArn"])
+        let name = configuration.loadBalancers[index].name
+        let enforce = "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic"
+        try commit(
+            .setSecurityGroups(name: name, groups: form.list("SecurityGroups"), enforcePrivateLink: form[enforce]))
+        let balancer = configuration.loadBalancers[index]
+        return XML.list("SecurityGroupIds", balancer.securityGroups.map(XML.escape))
+            + XML.text(enforce, balancer.enforceInboundRulesOnPrivateLink)
+    }
+
+    func setIpAddressType(_ form: QueryForm) throws(APIError) -> String {
+        let index = try loadBalancer(form["LoadBalancerArn"])
+        try commit(.setIpAddressType(name: configuration.loadBalancers[index].name, type: form["IpAddressType"]))
+        return XML.text("IpAddressType", configuration.loadBalancers[index].ipAddressType)
+    }
+
+    func setSubnets(_ form: QueryForm) throws(APIError) -> String {
+        let index = try loadBalancer(form["LoadBalancerArn"])
+        let name = configuration.loadBalancers[index].name
+        try commit(
+            .setSubnets(
+                name: name, subnets: form.list("Subnets"),
+                mappings: form.structures(
+                    "SubnetMappings", fields: ["SubnetId", "PrivateIPv4Address", "IPv6Address", "AllocationId"]),
+                ipAddressType: form["IpAddressType"]))
+        return XML.list("AvailabilityZones", availabilityZoneMembers(index))
+            + XML.text("IpAddressType", configuration.loadBalancers[index].ipAddressType)
+    }
+
+    func modifyCapacityReservation(_ form: QueryForm) throws(APIError) -> String {
+        let index = try loadBalancer(form["LoadBalancerArn"])
+        var reset = false
+        if let text = form["ResetCapacityReservation"] {
+            guard text == "true" || text == "false" else {
+                throw .validation("ResetCapacityReservation '\(text)': must be true or false")
+            }
+            reset = text == "true"
+        }
+        try commit(
+            .modifyCapacityReservation(
+                name: configuration.loadBalancers[index].name,
+                capacityUnits: form["MinimumLoadBalancerCapacity.CapacityUnits"], reset: reset,
+                wallClock: Date().timeIntervalSince1970, now: now, timeScale: options.timeScale))
+        return capacityReservation(index)
+    }
+
+    /// The reservation as AWS describes it: per zone, `pending` until it is ready, then `provisioned`
+    /// with the units spread evenly over the zones.
+    func capacityReservation(_ index: Int) -> String {
+        let balancer = configuration.loadBalancers[index]
+        let wallClock = Date().timeIntervalSince1970
+        let decreases = (balancer.capacityReservation?.decreases ?? []).filter { wallClock - $0 < 86_400 }
+        var fields: [String] = []
+        if let reservation = balancer.capacityReservation, reservation.lastModified > 0 {
+            fields.append(XML.text("LastModifiedTime", rfc3339(epochSeconds: reservation.lastModified)))
+        }
+        fields.append(XML.text("DecreaseRequestsRemaining", String(max(0, 2 - decreases.count))))
+        guard let reservation = balancer.capacityReservation, reservation.capacityUnits > 0 else {
+            return fields.joined()
+        }
+        fields.append(
+            XML.element("MinimumLoadBalancerCapacity", [XML.text("CapacityUnits", String(reservation.capacityUnits))]))
+        let zones = configuration.zones(of: balancer).sorted()
+        let pending = now < reservation.readyAt
+        let share = Double(reservation.capacityUnits) / Double(max(1, zones.count))
+        fields.append(
+            XML.list(
+                "CapacityReservationState",
+                zones.map { zone in
+                    XML.element("State", [XML.text("Code", pending ? "pending" : "provisioned")])
+                        + XML.text("AvailabilityZone", zone)
+                        + XML.text("EffectiveCapacityUnits", pending ? "0.0" : String(share))
+                }))
+        return fields.joined()
+    }
+}
