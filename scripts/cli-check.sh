@@ -351,6 +351,21 @@ print("forwarded" if b'"target":"t"' in reply else f"not forwarded: {reply[:200]
 PY
 "$bin" ctl deregister-targets --target-group-arn "$tg" --targets Id=127.0.0.1
 "$bin" ctl wait target-deregistered --target-group-arn "$tg" --targets Id=127.0.0.1 && echo deregistered
+# Commands that change a load balancer after it is made, and the account's tables, with AWS's JSON types.
+"$bin" ctl set-subnets --load-balancer-arn "$lb" --subnets subnet-a subnet-b | python3 -c '
+import json, sys
+zones = json.load(sys.stdin)["AvailabilityZones"]
+print("subnets" if [z["SubnetId"] for z in zones] == ["subnet-a", "subnet-b"] else zones)'
+"$bin" ctl describe-ssl-policies --names ELBSecurityPolicy-2016-08 | python3 -c '
+import json, sys
+policy = json.load(sys.stdin)["SslPolicies"][0]
+print("policy" if policy["Ciphers"][0] == {"Name": "ECDHE-ECDSA-AES128-GCM-SHA256", "Priority": 1} else policy)'
+"$bin" ctl modify-capacity-reservation --load-balancer-arn "$lb" --minimum-load-balancer-capacity CapacityUnits=3000 \
+  | python3 -c '
+import json, sys
+answer = json.load(sys.stdin)
+ok = answer["MinimumLoadBalancerCapacity"] == {"CapacityUnits": 3000} and answer["DecreaseRequestsRemaining"] == 2
+print("reserved" if ok and answer["CapacityReservationState"][0]["State"]["Code"] == "pending" else answer)'
 SH
   set +e
   timeout 60 unshare -n bash "$tmp/empty.sh" "$bin" > "$tmp/out" 2>&1
@@ -360,7 +375,9 @@ SH
     grep -qx forwarded "$tmp/out"
   check "ctl wait target-in-service, then target-deregistered (timed by the daemon's --time-scale)" \
     sh -c "grep -qx in-service '$tmp/out' && grep -qx deregistered '$tmp/out'"
-  grep -qx forwarded "$tmp/out" || cat "$tmp/out" >&2
+  check "ctl set-subnets, describe-ssl-policies, modify-capacity-reservation: AWS's shapes and number types" \
+    sh -c "grep -qx subnets '$tmp/out' && grep -qx policy '$tmp/out' && grep -qx reserved '$tmp/out'"
+  grep -qx forwarded "$tmp/out" && grep -qx reserved "$tmp/out" || cat "$tmp/out" >&2
 else
   check "serve with no --config (needs root for a network namespace)" false
 fi

@@ -26,6 +26,7 @@ package enum ELBv2Commands {
         "Tags": .structures(["Key", "Value"]), "DefaultActions": .structures(["Type", "TargetGroupArn", "Order"]),
         "SubnetMappings": .structures(["SubnetId", "AllocationId", "PrivateIPv4Address", "IPv6Address"]),
         "Matcher": .structure(["HttpCode", "GrpcCode"]), "HealthCheckEnabled": .flag,
+        "MinimumLoadBalancerCapacity": .structure(["CapacityUnits"]), "ResetCapacityReservation": .flag,
     ]
 
     package static let healthCheck = [
@@ -62,17 +63,27 @@ package enum ELBv2Commands {
         "add-tags": ["ResourceArns*", "Tags*"],
         "remove-tags": ["ResourceArns*", "TagKeys*"],
         "describe-tags": ["ResourceArns*"],
+        "describe-account-limits": paging,
+        "describe-ssl-policies": ["Names", "LoadBalancerType"] + paging,
+        "set-security-groups": [
+            "LoadBalancerArn*", "SecurityGroups*", "EnforceSecurityGroupInboundRulesOnPrivateLinkTraffic",
+        ],
+        "set-ip-address-type": ["LoadBalancerArn*", "IpAddressType*"],
+        "set-subnets": ["LoadBalancerArn*", "Subnets", "SubnetMappings", "IpAddressType"],
+        "describe-capacity-reservation": ["LoadBalancerArn*"],
+        "modify-capacity-reservation": ["LoadBalancerArn*", "MinimumLoadBalancerCapacity", "ResetCapacityReservation"],
     ]
 
     /// The list a paginated command's pages add up (the AWS CLI joins the pages unless told not to).
     static let pagedResults = [
         "describe-load-balancers": "LoadBalancers", "describe-target-groups": "TargetGroups",
-        "describe-listeners": "Listeners",
+        "describe-listeners": "Listeners", "describe-account-limits": "Limits", "describe-ssl-policies": "SslPolicies",
     ]
 
     /// `describe-target-groups` → `DescribeTargetGroups`
     package static func action(_ command: String) -> String {
-        command.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+        if command == "describe-ssl-policies" { return "DescribeSSLPolicies" }
+        return command.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 
     /// `LoadBalancerArn` → `--load-balancer-arn` (`IpAddressType` → `--ip-address-type`).

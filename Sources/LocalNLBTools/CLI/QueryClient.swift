@@ -54,12 +54,16 @@ package enum QueryClient {
     static let listNames: Set<String> = [
         "LoadBalancers", "TargetGroups", "Listeners", "AvailabilityZones", "LoadBalancerAddresses",
         "LoadBalancerArns", "DefaultActions", "Attributes", "Tags", "TagDescriptions", "TargetHealthDescriptions",
-        "SecurityGroups", "Certificates",
+        "SecurityGroups", "Certificates", "SecurityGroupIds", "CapacityReservationState", "Limits", "SslPolicies",
+        "Ciphers", "SslProtocols", "SupportedLoadBalancerTypes",
     ]
     static let integers: Set<String> = [
         "Port", "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
-        "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds",
+        "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "Priority", "CapacityUnits",
+        "DecreaseRequestsRemaining",
     ]
+    /// Doubles, printed as the AWS CLI prints a float (`1500.0`).
+    static let doubles: Set<String> = ["EffectiveCapacityUnits"]
     static let booleans: Set<String> = ["HealthCheckEnabled", "Enabled"]
 
     package static func json(_ element: XMLReader.Element) -> JSONText {
@@ -71,6 +75,7 @@ package enum QueryClient {
             if listNames.contains(element.name) { return .array([]) }
             if integers.contains(element.name), let value = Int64(element.text) { return .integer(value) }
             if booleans.contains(element.name) { return .bool(element.text == "true") }
+            if doubles.contains(element.name), let value = Double(element.text) { return .number(value) }
             return .string(element.text)
         }
         return .object(element.children.map { ($0.name, json($0)) })
