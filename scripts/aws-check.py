@@ -66,6 +66,29 @@ def raw_post(admin, body):
         return error.code, error.read().decode()
 
 
+def instance_targets(client, admin, target_port):
+    """Instance targets by id: boto3 registers i-… once the JSON API has said where that instance is."""
+    group = client.create_target_group(Name="instances", Protocol="TCP", Port=target_port, TargetType="instance")[
+        "TargetGroups"][0]["TargetGroupArn"]
+    instance = "i-0123456789abcdef0"
+    unknown = error_code(lambda: client.register_targets(TargetGroupArn=group, Targets=[{"Id": instance}]))
+    request = urllib.request.Request(f"http://127.0.0.1:{admin}/instances/{instance}", method="PUT",
+                                     data=json.dumps({"PrivateIpAddress": "127.0.0.1"}).encode())
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        declared = json.loads(response.read())
+    client.register_targets(TargetGroupArn=group, Targets=[{"Id": instance}])
+    health = client.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"]
+    client.deregister_targets(TargetGroupArn=group, Targets=[{"Id": instance}])
+    again = client.deregister_targets(TargetGroupArn=group, Targets=[{"Id": "i-0fedcba9876543210"}])
+    client.delete_target_group(TargetGroupArn=group)
+    check("register_targets Id=i-…: InvalidTarget until PUT /instances/i-… declares its address; then registered, "
+          "described by its id, deregistered; an instance nobody declared deregisters as a no-op",
+          unknown == "InvalidTarget" and declared.get("PrivateIpAddress") == "127.0.0.1"
+          and [(d["Target"]["Id"], d["Target"]["Port"]) for d in health] == [(instance, target_port)]
+          and again["ResponseMetadata"]["HTTPStatusCode"] == 200, f"{unknown} {declared} {health}")
+
+
 def after_load_balancer_changes(client, lb_arn, port):
     """The actions that change a load balancer after it is made, and the account's quotas and policies."""
     limits = {limit["Name"]: limit["Max"] for limit in client.describe_account_limits()["Limits"]}
@@ -608,6 +631,7 @@ def main():
         check("the same port on two load balancers: each listener on its own addresses, its own group",
               get_through(kept_port).get("target") == "b" and get_through(kept_port, second_ip).get("target") == "a")
         after_load_balancer_changes(client, kept_lb, kept_port)
+        instance_targets(client, persist_admin, targets[0])
         check("a target group serves one network load balancer: TargetGroupAssociationLimit",
               error_code(lambda: client.create_listener(
                   LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),

@@ -158,7 +158,7 @@ NGINX
   ],
   "TargetGroups": [
     { "Name": "lab-instance", "Port": 80, "TargetType": "instance",
-      "Targets": [ { "Id": "i-0a11ce0000000001", "PrivateIpAddress": "198.51.100.11" } ] },
+      "Targets": [ { "Id": "i-0a11ce00000000001", "PrivateIpAddress": "198.51.100.11" } ] },
     { "Name": "lab-ip", "Port": 80, "TargetType": "ip", "Targets": [ { "Id": "198.51.100.12" } ] },
     { "Name": "lab-ip-proxy-v2", "Port": 80, "TargetType": "ip",
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ],

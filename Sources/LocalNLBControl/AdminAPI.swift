@@ -188,6 +188,18 @@ extension ControlPlane {
             return response
         case ("GET", 1) where parts[0] == "flows":
             return describeFlows(request.query)
+        case ("GET", 1) where parts[0] == "instances":
+            return .json(200, .object([("Instances", .array(configuration.instances.map(instanceJSON)))]))
+        case ("PUT", 2) where parts[0] == "instances":
+            return putInstance(String(parts[1]), request.body)
+        case ("DELETE", 2) where parts[0] == "instances":
+            let id = String(parts[1])
+            return answer { () throws(APIError) -> JSONText in
+                try commit(.deleteInstance(id: id))
+                return .object([])
+            }
+        case (_, 2) where parts[0] == "instances":
+            return .error(405, "MethodNotAllowed", "\(request.method) is not allowed on \(request.path) (PUT, DELETE)")
         case ("GET", 1) where parts[0] == "metrics":
             return AdminResponse(status: 200, body: prometheusMetrics(), contentType: "text/plain; version=0.0.4")
         case (_, 3) where parts[0] == "target-groups":
@@ -205,7 +217,7 @@ extension ControlPlane {
             default:
                 return .error(404, "NotFound", "no such resource: \(request.path)")
             }
-        case (_, 1) where ["target-groups", "flows", "metrics", "config"].contains(parts[0]):
+        case (_, 1) where ["target-groups", "flows", "metrics", "config", "instances"].contains(parts[0]):
             return .error(405, "MethodNotAllowed", "\(request.method) is not allowed on \(request.path)")
         default:
             return .error(
@@ -321,6 +333,32 @@ extension ControlPlane {
                     : .deregisterTargets(group: name, targets: targets))
             return .object([])
         }
+    }
+
+    /// PUT /instances/{id}: the address (and zone) an `instance` group's `Id=i-…` stands for, as EC2
+    /// would know it. `{"PrivateIpAddress": "127.0.0.5", "AvailabilityZone": "us-east-1a"}`.
+    func putInstance(_ id: String, _ body: [UInt8]) -> AdminResponse {
+        var reader = ConfigReader()
+        guard let document = decodeBody(body, reader: &reader),
+            var object = reader.readObject(document, "", keys: ["InstanceId", "PrivateIpAddress", "AvailabilityZone"])
+        else { return validationError(reader) }
+        if let given = object["InstanceId"], given != .string(id) {
+            reader.error("InstanceId", "\(given.shown) is not the \(id) of the path")
+            return validationError(reader)
+        }
+        object["InstanceId"] = .string(id)
+        return answer { () throws(APIError) -> JSONText in
+            try commit(.putInstance(Given("", .object(object))))
+            return instanceJSON(configuration.instances.first { $0.instanceID == id }!)
+        }
+    }
+
+    func instanceJSON(_ instance: InstanceConfiguration) -> JSONText {
+        .object([
+            ("InstanceId", .string(instance.instanceID)),
+            ("PrivateIpAddress", .string(instance.privateIPAddress.description)),
+            ("AvailabilityZone", .optional(instance.availabilityZone)),
+        ])
     }
 
     /// PUT attributes: ModifyTargetGroupAttributes. The keys given change, the others keep their values;

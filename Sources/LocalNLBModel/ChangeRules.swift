@@ -46,6 +46,32 @@ extension Configuration {
                 given.value, given.path, index: LoadBalancerAttributes.attributeIndex, into: &attributes,
                 kind: "Network Load Balancer")
             model.loadBalancers[index].attributes = try Self.validated(reader, attributes)
+        case .putInstance(let given):
+            var reader = ConfigReader()
+            let read = reader.instance(given.value, given.path)
+            let instance = try Self.validated(reader, read)
+            if let index = model.instances.firstIndex(where: { $0.instanceID == instance.instanceID }) {
+                if let group = model.targetGroups.first(where: { group in
+                    group.targets.contains { $0.id == instance.instanceID }
+                }), model.instances[index] != instance {
+                    throw APIError(
+                        code: "ResourceInUse",
+                        message: "Instance \(instance.instanceID) is registered with target group \(group.name): "
+                            + "deregister it before its address changes")
+                }
+                model.instances[index] = instance
+            } else {
+                model.instances.append(instance)
+            }
+            return Applied(model: model, effects: [.persist])
+        case .deleteInstance(let id):
+            if let group = model.targetGroups.first(where: { group in group.targets.contains { $0.id == id } }) {
+                throw APIError(
+                    code: "ResourceInUse",
+                    message: "Instance \(id) is registered with target group \(group.name): deregister it first")
+            }
+            model.instances.removeAll { $0.instanceID == id }
+            return Applied(model: model, effects: [.persist])
         case .setSecurityGroups(let name, let groups, let enforce):
             try model.setSecurityGroups(name, groups, enforcePrivateLink: enforce)
             return Applied(model: model, effects: [.persist])
@@ -101,7 +127,41 @@ extension Configuration {
             let index = try model.targetGroupIndex(name)
             guard !given.isEmpty else { throw .validation("Targets: give at least one target (Id, and Port)") }
             var reader = ConfigReader()
+            reader.instances = model.instances
             let group = model.targetGroups[index]
+            var given = given
+            var byID = Set<String>()
+            if group.targetType == .instance {
+                let unknown = given.compactMap { item -> String? in
+                    guard case .object(let fields) = item.value, case .string(let id)? = fields["Id"],
+                        InstanceConfiguration.isInstanceID(id), fields["PrivateIpAddress"] == nil,
+                        !model.instances.contains(where: { $0.instanceID == id })
+                    else { return nil }
+                    return id
+                }
+                if case .registerTargets = change, !unknown.isEmpty {
+                    throw APIError(
+                        code: "InvalidTarget",
+                        message: "The following targets are not valid: \(unknown.joined(separator: ", ")): "
+                            + "localnlb knows an instance by the address declared for it (Instances in the file, "
+                            + "PUT /instances/{id}, or a template's AWS::EC2::Instance PrivateIpAddress)")
+                }
+                // Deregistered by id and port: an instance registered with its own PrivateIpAddress, or
+                // one whose declaration is gone, is still found.
+                for item in given {
+                    guard case .object(let fields) = item.value, case .string(let id)? = fields["Id"],
+                        unknown.contains(id)
+                    else { continue }
+                    let port = fields["Port"]?.attributeString.flatMap { UInt16($0) } ?? group.port
+                    byID.insert("\(id):\(port)")
+                }
+                given.removeAll { item in
+                    guard case .object(let fields) = item.value, case .string(let id)? = fields["Id"] else {
+                        return false
+                    }
+                    return unknown.contains(id)
+                }
+            }
             let targets = given.compactMap { reader.target($0.value, $0.path, group: group) }
             guard reader.errors.isEmpty else { throw .validation(reader.errors.joined(separator: "; ")) }
             if case .registerTargets = change {
@@ -114,10 +174,11 @@ extension Configuration {
             } else {
                 // AWS: "If the specified target does not exist, the action returns successfully."
                 let gone = Set(targets.map(\.endpoint))
-                guard group.targets.contains(where: { gone.contains($0.endpoint) }) else {
-                    return Applied(model: self, effects: [])
+                func leaving(_ target: TargetConfiguration) -> Bool {
+                    gone.contains(target.endpoint) || byID.contains("\(target.id):\(target.port)")
                 }
-                model.targetGroups[index].targets.removeAll { gone.contains($0.endpoint) }
+                guard group.targets.contains(where: leaving) else { return Applied(model: self, effects: []) }
+                model.targetGroups[index].targets.removeAll(where: leaving)
             }
         case .createListener(let balancer, let given):
             guard model.loadBalancerIndex(balancer) != nil else { throw notFound(loadBalancer: balancer) }

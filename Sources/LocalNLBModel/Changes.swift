@@ -88,6 +88,9 @@ package enum Change: Sendable {
     case modifyTargetGroup(name: String, healthCheck: [String: JSONValue])
     case modifyTargetGroupAttributes(name: String, attributes: Given)
     case registerTargets(group: String, targets: [Given])
+    /// An instance's address declared (`{InstanceId, PrivateIpAddress, AvailabilityZone}`), or removed.
+    case putInstance(Given)
+    case deleteInstance(id: String)
     case deregisterTargets(group: String, targets: [Given])
     /// A listener in the file's shape (`Listeners[n]`), on `loadBalancer`.
     case createListener(loadBalancer: String, Given)
@@ -120,6 +123,8 @@ package enum Change: Sendable {
         case .modifyTargetGroup: "ModifyTargetGroup"
         case .modifyTargetGroupAttributes: "ModifyTargetGroupAttributes"
         case .registerTargets: "RegisterTargets"
+        case .putInstance: "PUT /instances"
+        case .deleteInstance: "DELETE /instances"
         case .deregisterTargets: "DeregisterTargets"
         case .createListener: "CreateListener"
         case .modifyListener: "ModifyListener"

@@ -8,6 +8,7 @@ package struct CloudFormationTemplate {
     static let targetGroupType = "AWS::ElasticLoadBalancingV2::TargetGroup"
     static let listenerType = "AWS::ElasticLoadBalancingV2::Listener"
     static let subnetType = "AWS::EC2::Subnet"
+    static let instanceType = "AWS::EC2::Instance"
 
     static func isTemplate(_ root: JSONValue) -> Bool {
         guard case .object(let top) = root else { return false }
@@ -34,6 +35,8 @@ package struct CloudFormationTemplate {
     var otherTypes: [String: String] = [:]
     /// The `AWS::EC2::Subnet`s' properties by logical id.
     var subnetResources: [String: [String: JSONValue]] = [:]
+    /// The `AWS::EC2::Instance`s' properties by logical id.
+    var instanceResources: [String: [String: JSONValue]] = [:]
     package var parameters: [String: JSONValue] = [:]
     package let names = ResourceNames(region: "us-east-1", accountID: "000000000000")
     /// Each translated entry's path in the configuration → the resource it came from, to name it in problems.
@@ -80,8 +83,12 @@ package struct CloudFormationTemplate {
             if case .object(let given)? = resource["Properties"] { properties = given }
             if [Self.loadBalancerType, Self.targetGroupType, Self.listenerType].contains(type) {
                 resources[id] = Resource(id: id, type: type, properties: properties)
-            } else if type == Self.subnetType {
-                subnetResources[id] = properties
+            } else if type == Self.subnetType || type == Self.instanceType {
+                if type == Self.subnetType {
+                    subnetResources[id] = properties
+                } else {
+                    instanceResources[id] = properties
+                }
                 otherResources.insert(id)
                 otherTypes[id] = type
             } else {
@@ -129,6 +136,7 @@ package struct CloudFormationTemplate {
         }
         if !balancers.isEmpty { document["LoadBalancers"] = .array(balancers) }
         if let subnets = translatedSubnets(balancers) { document["Subnets"] = subnets }
+        if let instances = translatedInstances() { document["Instances"] = instances }
         var groups: [JSONValue] = []
         for id in ids where resources[id]!.type == Self.targetGroupType {
             var properties = resolvedProperties(id)
@@ -188,6 +196,38 @@ package struct CloudFormationTemplate {
         return .array(subnets)
     }
 
+    /// The template's `AWS::EC2::Instance`s as the file's `Instances`: the id a `Ref` gives (a stable
+    /// `i-…`) and the `PrivateIpAddress` it is reached on. One without an address is named in a note:
+    /// a target naming it is then refused, naming the fix.
+    private mutating func translatedInstances() -> JSONValue? {
+        guard !instanceResources.isEmpty else { return nil }
+        var instances: [JSONValue] = []
+        var unaddressed: [String] = []
+        for id in instanceResources.keys.sorted() {
+            let properties = instanceResources[id]!
+            guard let given = properties["PrivateIpAddress"] else {
+                unaddressed.append(id)
+                continue
+            }
+            let path = "Resources.\(id).Properties"
+            guard let address = resolve(given, path + ".PrivateIpAddress") else { continue }
+            var instance: [String: JSONValue] = [
+                "InstanceId": reference(id) ?? .string(id), "PrivateIpAddress": address,
+            ]
+            if let zone = properties["AvailabilityZone"], let resolved = resolve(zone, path + ".AvailabilityZone") {
+                instance["AvailabilityZone"] = resolved
+            }
+            origins.append(("Instances[\(instances.count)]", id))
+            instances.append(.object(instance))
+        }
+        if !unaddressed.isEmpty {
+            notes.append(
+                "template: \(unaddressed.joined(separator: ", ")) give no PrivateIpAddress, the address localnlb "
+                    + "reaches an instance target on: give one (127.0.0.x) to register them")
+        }
+        return instances.isEmpty ? nil : .array(instances)
+    }
+
     /// Each resource's `Name`, resolved once its intrinsics are (`Fn::Join` of parameters, say).
     var resolvedNames: [String: String] = [:]
 
@@ -225,6 +265,8 @@ package struct CloudFormationTemplate {
             default: return .string(listenerARN(name) ?? name)
             }
         }
+        // An instance's Ref is its id, as AWS gives it (stable, from the logical id).
+        if otherTypes[name] == Self.instanceType { return placeholder(name, "InstanceId") }
         return otherResources.contains(name) ? .string(name) : nil
     }
 

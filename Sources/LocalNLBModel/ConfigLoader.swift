@@ -62,6 +62,8 @@ public enum ConfigLoader {
 package struct ConfigReader {
     package var errors: [String] = []
     package var warnings: [String] = []
+    /// The instances an `Id=i-…` target may name (the file's `Instances`, or the model's).
+    package var instances: [InstanceConfiguration] = []
 
     package mutating func error(_ path: String, _ message: String) {
         errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
@@ -228,9 +230,12 @@ package struct ConfigReader {
     // MARK: The document
 
     package mutating func configuration(_ root: JSONValue) -> Configuration? {
-        let keys = ["LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets", "Dns"]
+        let keys = [
+            "LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets", "Dns", "Instances",
+        ]
         guard let top = readObject(root, "", keys: keys) else { return nil }
         let subnets = top["Subnets"].map { self.subnets($0) } ?? []
+        instances = top["Instances"].map { self.instances($0) } ?? []
         var balancers: [LoadBalancerConfiguration] = []
         if let value = top["LoadBalancer"] {
             if top["LoadBalancers"] != nil {
@@ -313,6 +318,7 @@ package struct ConfigReader {
         var configuration = Configuration(
             loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
         configuration.subnets = subnets
+        configuration.instances = instances
         configuration.dns = top["Dns"].map { self.dns($0) } ?? DNSConfiguration()
         checkZones(configuration)
         // The control API's and DNS responder's addresses count when the file gives them: a template's

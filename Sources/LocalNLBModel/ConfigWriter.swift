@@ -88,6 +88,23 @@ extension Configuration {
                         })
                 ))
         }
+        if !instances.isEmpty {
+            top.append(
+                (
+                    "Instances",
+                    .array(
+                        instances.map { instance in
+                            var fields: [(String, JSONText)] = [
+                                ("InstanceId", .string(instance.instanceID)),
+                                ("PrivateIpAddress", .string(instance.privateIPAddress.description)),
+                            ]
+                            if let zone = instance.availabilityZone {
+                                fields.append(("AvailabilityZone", .string(zone)))
+                            }
+                            return .object(fields)
+                        })
+                ))
+        }
         if let dns {
             if dns.explicit { top.append(("Dns", .object([("Address", .string(dns.address.description))]))) }
         } else {

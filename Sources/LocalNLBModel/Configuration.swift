@@ -13,6 +13,8 @@ public struct Configuration: Sendable {
     public var subnets: [SubnetConfiguration] = []
     /// The DNS responder (`Dns`), or nil for none.
     public var dns: DNSConfiguration?
+    /// `Instances`: the EC2 instances an `instance` target group's `Id=i-…` names, with their addresses.
+    public var instances: [InstanceConfiguration] = []
     /// Zonal shifts (ARC), active and ended: state of the running balancer, never in the file.
     package var zonalShifts: [ZonalShift] = []
 
@@ -208,6 +210,27 @@ public struct AdminConfiguration: Sendable, Equatable {
     public init(address: IPEndpoint = AdminConfiguration.defaultAddress, token: String? = nil) {
         self.address = address
         self.token = token
+    }
+}
+
+/// An EC2 instance as a target's `Id` names it: its id (`i-` and 8 or 17 hex digits), the address it
+/// is reached on (`PrivateIpAddress`, as `AWS::EC2::Instance` has it), and its zone when given.
+public struct InstanceConfiguration: Sendable, Equatable {
+    public var instanceID: String
+    public var privateIPAddress: IPAddress
+    public var availabilityZone: String?
+
+    public init(instanceID: String, privateIPAddress: IPAddress, availabilityZone: String? = nil) {
+        self.instanceID = instanceID
+        self.privateIPAddress = privateIPAddress
+        self.availabilityZone = availabilityZone
+    }
+
+    /// AWS's shape of an instance id: `i-` and 8 or 17 lowercase hex digits.
+    public static func isInstanceID(_ id: String) -> Bool {
+        let digits = id.dropFirst(2)
+        return id.hasPrefix("i-") && (digits.count == 8 || digits.count == 17)
+            && digits.allSatisfy { $0.isHexDigit && !$0.isUppercase }
     }
 }
 

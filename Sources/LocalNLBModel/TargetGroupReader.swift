@@ -86,13 +86,49 @@ extension ConfigReader {
 
     package enum TargetIPAddressType: String { case ipv4, ipv6 }
 
+    /// `Instances`: `[{InstanceId, PrivateIpAddress, AvailabilityZone}]`, the instances targets may name.
+    package mutating func instances(_ value: JSONValue) -> [InstanceConfiguration] {
+        guard let items = array(value, "Instances") else { return [] }
+        var result: [InstanceConfiguration] = []
+        for (index, item) in items.enumerated() {
+            if let instance = instance(item, "Instances[\(index)]") {
+                if result.contains(where: { $0.instanceID == instance.instanceID }) {
+                    error("Instances[\(index)].InstanceId", "\"\(instance.instanceID)\" is given twice")
+                }
+                result.append(instance)
+            }
+        }
+        return result
+    }
+
+    package mutating func instance(_ value: JSONValue, _ path: String) -> InstanceConfiguration? {
+        guard
+            let object = readObject(value, path, keys: ["InstanceId", "PrivateIpAddress", "AvailabilityZone"])
+        else { return nil }
+        guard let given = object["InstanceId"], let id = string(given, path + ".InstanceId") else {
+            if object["InstanceId"] == nil { error(path + ".InstanceId", "missing (i-0123456789abcdef0)") }
+            return nil
+        }
+        guard InstanceConfiguration.isInstanceID(id) else {
+            error(path + ".InstanceId", "\"\(id)\" is not an instance id (i- and 8 or 17 hex digits)")
+            return nil
+        }
+        guard let addressValue = object["PrivateIpAddress"] else {
+            error(path + ".PrivateIpAddress", "missing: the address instance \(id) is reached on")
+            return nil
+        }
+        let zone = object["AvailabilityZone"].flatMap { string($0, path + ".AvailabilityZone") }
+        guard let address = readAddress(addressValue, path + ".PrivateIpAddress") else { return nil }
+        return InstanceConfiguration(instanceID: id, privateIPAddress: address, availabilityZone: zone)
+    }
+
     package mutating func target(_ value: JSONValue, _ path: String, group: TargetGroupConfiguration)
         -> TargetConfiguration?
     {
         guard let object = readObject(value, path, keys: ["Id", "Port", "AvailabilityZone", "PrivateIpAddress"]) else {
             return nil
         }
-        let zone = object["AvailabilityZone"].flatMap { string($0, path + ".AvailabilityZone") }
+        var zone = object["AvailabilityZone"].flatMap { string($0, path + ".AvailabilityZone") }
         let port = object["Port"].map { readPort($0, path + ".Port") } ?? group.port
         guard let idValue = object["Id"] else {
             error(path + ".Id", "missing")
@@ -103,10 +139,18 @@ extension ConfigReader {
         if id.hasPrefix("i-") {
             if group.targetType != .instance {
                 error(path + ".Id", "\"\(id)\" is an instance id, but the target group's TargetType is ip")
+            } else if !InstanceConfiguration.isInstanceID(id) {
+                error(path + ".Id", "\"\(id)\" is not an instance id (i- and 8 or 17 hex digits)")
             } else if let value = object["PrivateIpAddress"] {
                 address = self.readAddress(value, path + ".PrivateIpAddress")
+            } else if let instance = instances.first(where: { $0.instanceID == id }) {
+                address = instance.privateIPAddress
+                zone = zone ?? instance.availabilityZone
             } else {
-                error(path + ".PrivateIpAddress", "missing: instance \(id) needs the address it is reached on")
+                error(
+                    path + ".Id",
+                    "instance \(id) is not known: declare it in Instances (InstanceId, PrivateIpAddress), with "
+                        + "PUT /instances/\(id), or give the target a PrivateIpAddress")
             }
         } else {
             if object["PrivateIpAddress"] != nil {

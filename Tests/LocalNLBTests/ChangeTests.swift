@@ -650,3 +650,98 @@ import Testing
         }
     }
 }
+
+/// Instance targets by instance id: the address behind an id is what the file, the JSON API or a
+/// template declares; an id nobody declared is AWS's InvalidTarget.
+@Suite struct InstanceTargets {
+    let model = try! load(
+        """
+        { "Instances": [ { "InstanceId": "i-0123456789abcdef0", "PrivateIpAddress": "127.0.0.5" } ],
+          "LoadBalancer": { "Name": "i", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ] },
+          "Listeners": [ { "Port": 80, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+          "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "instance",
+            "Targets": [ { "Id": "i-0123456789abcdef0" } ] } ] }
+        """
+    ).configuration
+
+    func target(_ id: String, port: String? = nil) -> Given {
+        var fields: [String: JSONValue] = ["Id": .string(id)]
+        if let port { fields["Port"] = .string(port) }
+        return Given("Targets.member.1", .object(fields))
+    }
+
+    @Test func anIdStandsForItsDeclaredAddress() throws {
+        #expect(model.targetGroups[0].targets.map(\.endpoint.description) == ["127.0.0.5:80"])
+        let unknown = #expect(throws: APIError.self) {
+            try model.applying(.registerTargets(group: "web", targets: [target("i-0fedcba9876543210")]))
+        }
+        #expect(unknown?.code == "InvalidTarget" && unknown?.message.contains("i-0fedcba9876543210") == true)
+        let malformed = #expect(throws: APIError.self) {
+            try model.applying(.registerTargets(group: "web", targets: [target("i-0abc")]))
+        }
+        #expect(malformed?.code == "ValidationError" && malformed?.message.contains("not an instance id") == true)
+        // Declared through the API, then registered by id alone.
+        let declared = try model.applying(
+            .putInstance(
+                Given(
+                    "",
+                    .object(["InstanceId": .string("i-0fedcba9876543210"), "PrivateIpAddress": .string("127.0.0.6")]))))
+        let registered = try declared.model.applying(
+            .registerTargets(group: "web", targets: [target("i-0fedcba9876543210", port: "81")]))
+        #expect(
+            registered.model.targetGroups[0].targets.map(\.endpoint.description) == ["127.0.0.5:80", "127.0.0.6:81"])
+        // Its address cannot move, nor the declaration go, while it is registered.
+        #expect(throws: APIError.self) {
+            try registered.model.applying(
+                .putInstance(
+                    Given(
+                        "",
+                        .object([
+                            "InstanceId": .string("i-0fedcba9876543210"), "PrivateIpAddress": .string("127.0.0.7"),
+                        ]))))
+        }
+        #expect(throws: APIError.self) { try registered.model.applying(.deleteInstance(id: "i-0fedcba9876543210")) }
+        let gone = try registered.model.applying(
+            .deregisterTargets(group: "web", targets: [target("i-0fedcba9876543210", port: "81")]))
+        #expect(gone.model.targetGroups[0].targets.count == 1)
+        #expect(try gone.model.applying(.deleteInstance(id: "i-0fedcba9876543210")).model.instances.count == 1)
+        // Deregistering an instance nobody declared succeeds and changes nothing, as AWS documents.
+        #expect(
+            try model.applying(.deregisterTargets(group: "web", targets: [target("i-0fedcba9876543299")])).effects
+                .isEmpty)
+        // A malformed id is refused where it is declared too.
+        #expect(throws: APIError.self) {
+            try model.applying(
+                .putInstance(
+                    Given("", .object(["InstanceId": .string("i-1"), "PrivateIpAddress": .string("127.0.0.6")]))))
+        }
+    }
+
+    @Test func theFileAndTemplatesDeclareInstances() throws {
+        #expect(
+            problems(
+                """
+                { "Instances": [ { "InstanceId": "i-12345678" } ],
+                  "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "instance", "Targets": [ { "Id": "i-87654321" } ] } ] }
+                """) == [
+                    "Instances[0].PrivateIpAddress: missing: the address instance i-12345678 is reached on",
+                    "TargetGroups[0].Targets[0].Id: instance i-87654321 is not known: declare it in Instances (InstanceId, "
+                        + "PrivateIpAddress), with PUT /instances/i-87654321, or give the target a PrivateIpAddress",
+                ])
+        let template = """
+            { "Resources": {
+                "Web": { "Type": "AWS::EC2::Instance", "Properties": { "PrivateIpAddress": "127.0.0.9", "ImageId": "ami-1" } },
+                "Bare": { "Type": "AWS::EC2::Instance", "Properties": { "ImageId": "ami-1" } },
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 80, "Protocol": "TCP",
+                    "TargetType": "instance", "Targets": [ { "Id": { "Ref": "Web" } } ] } } } }
+            """
+        let loaded = try load(template)
+        let instance = try #require(loaded.configuration.instances.first)
+        #expect(InstanceConfiguration.isInstanceID(instance.instanceID))
+        #expect(loaded.configuration.targetGroups[0].targets.map(\.id) == [instance.instanceID])
+        #expect(loaded.configuration.targetGroups[0].targets.map(\.address.description) == ["127.0.0.9"])
+        #expect(loaded.notes.contains { $0.hasPrefix("template: Bare give no PrivateIpAddress") })
+        // The same id on every load.
+        #expect(try load(template).configuration.instances == loaded.configuration.instances)
+    }
+}

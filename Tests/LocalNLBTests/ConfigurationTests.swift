@@ -110,7 +110,9 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
         let missing = json.replacingOccurrences(of: #", "PrivateIpAddress": "127.0.0.3""#, with: "")
         #expect(
             problems(missing) == [
-                "TargetGroups[0].Targets[1].PrivateIpAddress: missing: instance i-0123456789abcdef0 needs the address it is reached on"
+                "TargetGroups[0].Targets[1].Id: instance i-0123456789abcdef0 is not known: declare it in Instances "
+                    + "(InstanceId, PrivateIpAddress), with PUT /instances/i-0123456789abcdef0, or give the target a "
+                    + "PrivateIpAddress"
             ])
     }
 
