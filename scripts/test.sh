@@ -86,6 +86,12 @@ if has python3; then
     "$venv/bin/pip" install -q --disable-pip-version-check 'boto3==1.44.8' 'awscli==1.46.3'
   fi
   "$venv/bin/python" scripts/aws-check.py --localnlb .build/debug/localnlb | tee -a "$log"
+  if $root && has ip && has curl; then
+    echo "== a new user's first hour: the release binary without the toolchain, the README's walkthrough after install"
+    scripts/release-check.sh "$venv" | tee -a "$log"
+  else
+    skip "the release binary and the README walkthrough (scripts/release-check.sh): need root, iproute2 and curl"
+  fi
 else
   skip "the ELBv2 API with boto3 and the AWS CLI (scripts/aws-check.py): python3 is missing"
 fi

@@ -64,14 +64,19 @@ extension ControlPlane {
         }
     }
 
-    /// What a target registered in `initial` waits for, under the group's timers as scaled: AWS's
-    /// defaults make that minutes, which a new user should not take for a hang.
+    /// What a target registered in `initial` waits for, under the group's timers as scaled: its first
+    /// passing check puts it in service (docs/health.md §3), and it is checked at once, then each
+    /// interval; failing, it turns unhealthy after UnhealthyThresholdCount checks, which AWS's defaults
+    /// make a minute a new user should not take for a hang.
     func waitingNote(_ groupIndex: Int, _ target: Target) -> String {
         guard target.state == .initial else { return "" }
         let check = groups[groupIndex].configuration.healthCheck
-        let seconds = Double(check.healthyThreshold * check.intervalSeconds) * options.timeScale
-        let shown = seconds >= 10 ? String(Int(seconds.rounded())) : String(format: "%.1f", seconds)
-        return "; healthy after \(check.healthyThreshold) passing checks \(check.intervalSeconds) s apart"
-            + (options.timeScale == 1 ? "" : " × --time-scale \(options.timeScale)") + " (about \(shown) s)"
+        func shown(_ seconds: Double) -> String {
+            seconds >= 10 ? String(Int(seconds.rounded())) : String(format: "%.1f", seconds)
+        }
+        let scale = options.timeScale == 1 ? "" : " × --time-scale \(options.timeScale)"
+        let failing = Double(check.unhealthyThreshold * check.intervalSeconds) * options.timeScale
+        return "; healthy at its first passing check (now, then every \(check.intervalSeconds) s\(scale)), "
+            + "unhealthy after \(check.unhealthyThreshold) failing (about \(shown(failing)) s)"
     }
 }

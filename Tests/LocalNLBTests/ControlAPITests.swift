@@ -370,8 +370,8 @@ import Testing
         #expect(
             lines.contains {
                 $0.hasSuffix(
-                    "registered, initial (Elb.RegistrationInProgress); healthy after 5 passing checks 30 s apart "
-                        + "× --time-scale 0.01 (about 1.5 s)")
+                    "registered, initial (Elb.RegistrationInProgress); healthy at its first passing check (now, "
+                        + "then every 30 s × --time-scale 0.01), unhealthy after 2 failing (about 0.6 s)")
             }, "\(lines)")
     }
 }
