@@ -435,6 +435,26 @@ def main():
                                   theirs.stderr[-200:], ours.stderr[-200:]))
         check("localnlb ctl prints what the AWS CLI prints (json and text; 6 elbv2 commands and "
               "arc-zonal-shift list-zonal-shifts, --endpoint-url first)", not differing, str(differing[:1]))
+        # --query: JMESPath as AWS CLI users type it; the AWS CLI's own jmespath is the reference.
+        queries = [
+            "TargetGroups[0].TargetGroupArn", "TargetGroups[*].[TargetGroupName, Port]",
+            "TargetGroups[?TargetType==`ip`].TargetGroupName", "TargetGroups[?TargetType=='ip'] | [0].Port",
+            "TargetGroups[?Port > `1` && HealthCheckEnabled].{Name: TargetGroupName, Checks: HealthCheckProtocol}",
+            "length(TargetGroups)", "TargetGroups[].LoadBalancerArns[]", "TargetGroups[-1].Matcher",
+            "TargetGroups[0:1].Port", "TargetGroups[?!HealthCheckEnabled]", "TargetGroups[0].Nope",
+            "sort(TargetGroups[*].TargetGroupName)", "TargetGroups[?starts_with(TargetGroupName, 'we')].Port",
+        ]
+        query_differing = []
+        for query in queries:
+            for output in ["json", "text"]:
+                line = ["describe-target-groups", "--query", query, "--output", output,
+                        "--endpoint-url", f"http://127.0.0.1:{admin}"]
+                theirs = subprocess.run([aws, "elbv2"] + line, capture_output=True, text=True, env=env)
+                ours = subprocess.run([binary, "ctl"] + line, capture_output=True, text=True, env=ctl_env)
+                if theirs.returncode != ours.returncode or theirs.stdout != ours.stdout:
+                    query_differing.append((query, output, theirs.stdout[:300], ours.stdout[:300], ours.stderr[-200:]))
+        check(f"localnlb ctl --query prints what the AWS CLI prints ({len(queries)} JMESPath queries, json and text)",
+              not query_differing, str(query_differing[:2]))
         bogus_tg = tg_arn[:-16] + "0" * 16
         cli = subprocess.run([aws, "elbv2", "describe-target-health", "--target-group-arn", bogus_tg,
                               "--endpoint-url", f"http://127.0.0.1:{admin}"], capture_output=True, text=True, env=env)

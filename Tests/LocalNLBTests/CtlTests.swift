@@ -95,3 +95,57 @@ import Testing
         #expect(XMLReader.parse("<a><b></a>") == nil)
     }
 }
+
+/// `--query`: JMESPath over an answer (scripts/aws-check.py compares it with the AWS CLI's own); here
+/// the corners, and the errors a mistyped query gets.
+@Suite struct QueryExpressions {
+    let answer: JSONText = .object([
+        (
+            "TargetGroups",
+            .array([
+                .object([
+                    ("Name", .string("web")), ("Port", .integer(80)), ("Tags", .array([.string("a"), .string("b")])),
+                ]),
+                .object([("Name", .string("api")), ("Port", .integer(9000)), ("Tags", .array([]))]),
+            ])
+        )
+    ])
+
+    func run(_ query: String) throws -> String { try Query.parse(query).evaluate(answer).rendered }
+
+    @Test func projectionsFiltersAndFunctions() throws {
+        #expect(try run("TargetGroups[*].Name") == #"["web","api"]"#)
+        #expect(try run("TargetGroups[?Port > `100`].Name | [0]") == #""api""#)
+        #expect(try run("TargetGroups[].Tags[]") == #"["a","b"]"#)
+        #expect(try run("TargetGroups[*].Tags[0]") == #"["a"]"#)  // a null is left out of a projection
+        #expect(try run("TargetGroups[::-1].Port") == "[9000,80]")
+        #expect(
+            try run("{n: length(TargetGroups), names: join(', ', TargetGroups[*].Name)}")
+                == #"{"n":2,"names":"web, api"}"#)
+        #expect(try run("TargetGroups[?Name=='web' || Port==`9000`] | length(@)") == "2")
+        #expect(try run("TargetGroups[?!Tags].Name") == #"["api"]"#)
+        #expect(try run(#"TargetGroups[0]."Port""#) == "80")
+        #expect(try run("sum(TargetGroups[*].Port)") == "9080")
+        #expect(try run("TargetGroups[5]") == "null")
+    }
+
+    @Test func mistakesAreNamed() {
+        func problem(_ query: String) -> String? {
+            do {
+                _ = try Query.parse(query)
+                return nil
+            } catch { return error.message }
+        }
+        #expect(problem("TargetGroups[") == "unexpected end of the query in \"TargetGroups[\"")
+        #expect(problem("TargetGroups[?Name=='web'") == "unexpected end of the query in \"TargetGroups[?Name=='web'\"")
+        #expect(problem("lenght(@)")?.hasPrefix("unknown function lenght() (localnlb's --query has contains()") == true)
+        #expect(problem("length(@, @)") == "length() takes 1 argument(s), 2 given")
+        #expect(problem("a.'b'") == "unexpected literal \"b\" in \"a.'b'\"")
+        #expect(problem("a[0:1:0]") == "a slice's step cannot be 0")
+        #expect(problem("a # b") == "'#' is not part of a query at column 3")
+        let outcome = ControlCommand.run([
+            "describe-target-groups", "--query", "TargetGroups[", "--endpoint-url", "http://127.0.0.1:9",
+        ])
+        #expect(outcome.exitCode == 252 && outcome.error.contains("Bad value for --query TargetGroups["))
+    }
+}

@@ -24,7 +24,7 @@ public enum ControlCommand {
     /// has no use for (`--profile`) are accepted and ignored.
     static let globalValues = [
         "--endpoint-url", "--output", "--token", "--region", "--profile", "--cli-read-timeout", "--cli-connect-timeout",
-        "--color",
+        "--color", "--query",
     ]
     static let globalFlags = [
         "--no-cli-pager", "--no-paginate", "--no-sign-request", "--no-verify-ssl", "--debug", "--version",
@@ -43,7 +43,9 @@ public enum ControlCommand {
     /// `ctl COMMAND --help`: the command's options as the AWS CLI spells them (required ones marked),
     /// or nil for a command ctl does not have.
     public static func help(for command: String) -> String? {
-        var lines = ["localnlb ctl \(command) [options] [--endpoint-url URL] [--output json|text|table]", ""]
+        var lines = [
+            "localnlb ctl \(command) [options] [--endpoint-url URL] [--query JMESPATH] [--output json|text|table]", "",
+        ]
         if let parameters = ELBv2Commands.commands[command] {
             lines.append("The AWS CLI's `aws elbv2 \(command)`, as ELBv2's \(ELBv2Commands.action(command)). Options:")
             for parameter in parameters {
@@ -89,6 +91,14 @@ public enum ControlCommand {
             guard let output = CLIOutput(rawValue: outputName) else {
                 throw Failure(message: "ctl: --output \(outputName): one of json, text, table")
             }
+            var query: Query?
+            if let text = line.globals["--query"] {
+                do throws(Query.SyntaxError) {
+                    query = try Query.parse(text)
+                } catch {
+                    throw Failure(message: "\nBad value for --query \(text): \(error.message)")
+                }
+            }
             var environment = environment
             if let region = line.globals["--region"] { environment["AWS_REGION"] = region }
             if line.flags.contains("--no-sign-request") { environment["AWS_ACCESS_KEY_ID"] = nil }
@@ -105,7 +115,7 @@ public enum ControlCommand {
                     throw Failure(message: "ctl \(command): unexpected argument \(words[1])")
                 }
                 return try ZonalShiftCommands.run(
-                    command, line.options, endpoint: endpoint, credentials: credentials, output: output)
+                    command, line.options, endpoint: endpoint, credentials: credentials, output: output, query: query)
             }
             var options = line.options
             if let name = options.removeValue(forKey: "--target-group-name") {
@@ -145,7 +155,8 @@ public enum ControlCommand {
             switch answer {
             case .result(let value):
                 return Outcome(
-                    output: output.render(value, title: ELBv2Commands.action(command)), error: "", exitCode: 0)
+                    output: output.render(query?.evaluate(value) ?? value, title: ELBv2Commands.action(command)),
+                    error: "", exitCode: 0)
             case .error(let code, let message):
                 return Outcome(
                     output: "",

@@ -23,7 +23,7 @@ package enum ZonalShiftCommands {
 
     package static func run(
         _ command: String, _ options: [String: [String]], endpoint: IPEndpoint, credentials: ClientCredentials,
-        output: CLIOutput
+        output: CLIOutput, query: Query? = nil
     ) throws -> ControlCommand.Outcome {
         let known = commands[command]!
         let names = known.map { $0.hasSuffix("*") ? String($0.dropLast()) : $0 }
@@ -105,6 +105,7 @@ package enum ZonalShiftCommands {
         } else {
             result = ordered(parsed)
         }
-        return ControlCommand.Outcome(output: output.render(result, title: operation), error: "", exitCode: 0)
+        return ControlCommand.Outcome(
+            output: output.render(query?.evaluate(result) ?? result, title: operation), error: "", exitCode: 0)
     }
 }
