@@ -154,7 +154,9 @@ extension ControlPlane {
             }
             guard case .moved(let n) = received else {
                 if received == .wouldBlock { return }
-                return finishProbe(probe, passed: false, cause: "the target closed the connection before a status line")
+                return finishProbe(
+                    probe, passed: false,
+                    cause: "the target closed the connection before a status line" + proxyHint(probe))
             }
             withUnsafeBytes(of: &chunk) { probe.response += $0.prefix(n) }
             if let status = Self.statusCode(probe.response) {
@@ -164,13 +166,27 @@ extension ControlPlane {
                 }
                 let cause =
                     status == 0
-                    ? "the answer is not an HTTP/1.x status line"
+                    ? "the answer is not an HTTP/1.x status line" + proxyHint(probe)
                     : "HTTP \(status), not the Matcher's \(codes.joined(separator: ","))"
+                        + (status == 400 ? proxyHint(probe) : "")
                 return finishProbe(probe, passed: passed, cause: passed ? nil : cause)
             }
             if probe.response.count > 8192 {
                 return finishProbe(probe, passed: false, cause: "no status line in the answer's first 8 KiB")
             }
+        }
+    }
+
+    /// The commonest cause of a check that a target cuts short or answers 400: the PROXY header on one
+    /// side only. Said with the check's own side of it, so the fix is in the line.
+    func proxyHint(_ probe: HealthProbe) -> String {
+        switch groups[probe.group].configuration.proxyProtocol {
+        case .off:
+            return " (a target that expects a PROXY header does this to a check without one: does the target parse "
+                + "PROXY headers while proxy_protocol_v2.enabled is false?)"
+        case .v1, .v2:
+            return " (a target that does not parse PROXY headers does this to one: the group sends them, so the "
+                + "target must parse them, as nginx's proxy_protocol or localnlb target --proxy-protocol do)"
         }
     }
 

@@ -374,4 +374,25 @@ import Testing
                         + "then every 30 s × --time-scale 0.01), unhealthy after 2 failing (about 0.6 s)")
             }, "\(lines)")
     }
+
+    /// The PROXY header on one side only, the seeds' commonest mistake: an HTTP check against a target
+    /// that requires the header, from a group that does not send it, names both sides and the fix.
+    @Test func aProxyMismatchIsNamedAsTheLikelyCause() throws {
+        let target = try TargetServer(options: .init(listen: IPEndpoint(ip: loopback, port: 0), proxyMode: .required))
+        target.start()
+        defer { target.stop() }
+        let config = configuration(targets: [target.endpoint]) {
+            $0.healthCheck.enabled = true
+            $0.healthCheck.protocolName = .http
+        }
+        let lb = try RunningBalancer(config, timeScale: 0.01)
+        defer { lb.stop() }
+        let deadline = Date().addingTimeInterval(5)
+        while !lb.logLines.contains(where: { $0.contains("→ unhealthy") }) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let turn = lb.logLines.first { $0.contains("→ unhealthy") } ?? "none"
+        #expect(
+            turn.contains("does the target parse PROXY headers while proxy_protocol_v2.enabled is false?"), "\(turn)")
+    }
 }
