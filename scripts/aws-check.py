@@ -89,6 +89,29 @@ def instance_targets(client, admin, target_port):
           and again["ResponseMetadata"]["HTTPStatusCode"] == 200, f"{unknown} {declared} {health}")
 
 
+def regions_apart(admin, home_group_arn):
+    """Each region is a world of its own, the region taken from the request's SigV4 scope."""
+    eu = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{admin}", region_name="eu-west-1",
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    home = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{admin}", region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    group = eu.create_target_group(Name="kept", Protocol="TCP", Port=80, TargetType="ip")["TargetGroups"][0]
+    balancer = eu.create_load_balancer(Name="kept-nlb", Type="network", Subnets=["subnet-e"])["LoadBalancers"][0]
+    seen_eu = [g["TargetGroupName"] for g in eu.describe_target_groups()["TargetGroups"]]
+    seen_home = [g["TargetGroupArn"] for g in home.describe_target_groups(Names=["kept"])["TargetGroups"]]
+    crossed = error_code(lambda: home.describe_target_groups(TargetGroupArns=[group["TargetGroupArn"]]))
+    eu_limits = {l["Name"]: l["Max"] for l in eu.describe_account_limits()["Limits"]}
+    check("regions are kept apart by the request's SigV4 scope: the same names in eu-west-1 with eu-west-1's ARNs, "
+          "DNS name and zones; us-east-1 sees only its own, and an eu-west-1 ARN is not found there",
+          group["TargetGroupArn"].startswith("arn:aws:elasticloadbalancing:eu-west-1:")
+          and group["TargetGroupArn"] != home_group_arn and seen_eu == ["kept"] and seen_home == [home_group_arn]
+          and crossed == "TargetGroupNotFound" and balancer["DNSName"].endswith(".elb.eu-west-1.amazonaws.com")
+          and balancer["AvailabilityZones"][0]["ZoneName"] == "eu-west-1a"
+          and balancer["LoadBalancerName"] == "kept-nlb" and eu_limits.get("network-load-balancers") == "50",
+          f"{group} {balancer} {seen_eu} {seen_home} {crossed}")
+    return eu, group["TargetGroupArn"]
+
+
 def after_load_balancer_changes(client, lb_arn, port):
     """The actions that change a load balancer after it is made, and the account's quotas and policies."""
     limits = {limit["Name"]: limit["Max"] for limit in client.describe_account_limits()["Limits"]}
@@ -652,6 +675,7 @@ def main():
               get_through(kept_port).get("target") == "b" and get_through(kept_port, second_ip).get("target") == "a")
         after_load_balancer_changes(client, kept_lb, kept_port)
         instance_targets(client, persist_admin, targets[0])
+        eu_client, eu_group = regions_apart(persist_admin, kept_arn)
         check("a target group serves one network load balancer: TargetGroupAssociationLimit",
               error_code(lambda: client.create_listener(
                   LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),
@@ -695,11 +719,13 @@ def main():
         replayed_tags = client.describe_tags(ResourceArns=[kept_arn])["TagDescriptions"][0]["Tags"]
         replayed_listener = client.describe_listeners(LoadBalancerArn=kept_lb)["Listeners"][0]["ListenerArn"]
         replayed_lbs = [lb["LoadBalancerArn"] for lb in client.describe_load_balancers()["LoadBalancers"]]
+        replayed_eu = [g["TargetGroupArn"] for g in eu_client.describe_target_groups()["TargetGroups"]]
         check("a restart from the persisted file replays the load balancer, group, listener, ARNs, attribute, "
-              "target and tag",
+              "target and tag, and another region's group",
               replayed == kept_arn and replayed_listener == kept_listener and replayed_lbs == [kept_lb]
               and replayed_attributes.get("deregistration_delay.timeout_seconds") == "42"
               and replayed_targets == [targets[1]] and replayed_tags == [{"Key": "owner", "Value": "aws-check"}]
+              and replayed_eu == [eu_group]
               and get_through(kept_port).get("target") == "b",
               f"{replayed} {replayed_listener} {replayed_attributes.get('deregistration_delay.timeout_seconds')} "
               f"{replayed_targets} {replayed_tags}")

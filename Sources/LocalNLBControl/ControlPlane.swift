@@ -77,6 +77,10 @@ package final class ControlPlane {
     let createdTime = rfc3339Now()
     /// When each load balancer the API created was created (those of the file: `createdTime`).
     var loadBalancerCreatedTimes: [String: String] = [:]
+    /// The region of the Query API request being answered (its SigV4 scope's); nil between requests.
+    var queryRegion: String?
+    /// The region a request sees: the Query API request's, else the home region.
+    var requestRegion: String { queryRegion ?? names.region }
     /// When each load balancer made through an API turns `active` (it is `provisioning` until then).
     var loadBalancerActiveAt: [String: UInt64] = [:]
     /// What `--persist` last wrote, so an unchanged model is not written again.

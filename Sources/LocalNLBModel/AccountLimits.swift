@@ -39,13 +39,23 @@ extension Configuration {
 
     /// What counts toward each network load balancer quota, for the model as it stands.
     func quotaUsage() -> [(code: String, what: String, count: Int, max: Int)] {
-        var usage: [(String, String, Int, Int)] = [
-            (
-                "TooManyLoadBalancers", "network load balancers", loadBalancers.count,
-                accountLimit("network-load-balancers")
-            ),
-            ("TooManyTargetGroups", "target groups", targetGroups.count, accountLimit("target-groups")),
-        ]
+        // Quotas are per region: each region's load balancers and target groups count apart.
+        var usage: [(String, String, Int, Int)] = []
+        let regions = Set((loadBalancers.map(\.name) + targetGroups.map(\.name)).map(names.region(of:))).sorted()
+        for region in regions {
+            let place = " in \(region)"
+            usage.append(
+                (
+                    "TooManyLoadBalancers", "network load balancers\(place)",
+                    loadBalancers.filter { names.region(of: $0.name) == region }.count,
+                    accountLimit("network-load-balancers")
+                ))
+            usage.append(
+                (
+                    "TooManyTargetGroups", "target groups\(place)",
+                    targetGroups.filter { names.region(of: $0.name) == region }.count, accountLimit("target-groups")
+                ))
+        }
         for balancer in loadBalancers {
             let listenersOf = listeners.filter { $0.loadBalancerName == balancer.name }
             usage.append(

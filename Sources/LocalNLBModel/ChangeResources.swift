@@ -8,7 +8,7 @@ extension Configuration {
     /// one of its subnet's CIDR block, else the lowest 127.0.0.x no other node has: each load balancer
     /// listens on addresses of its own, as on AWS (docs/api.md §12).
     mutating func createLoadBalancer(_ request: LoadBalancerRequest) throws(APIError) -> Int? {
-        guard let name = request.name else { throw .validation("Name is required") }
+        guard let shown = request.name else { throw .validation("Name is required") }
         switch request.type {
         case "network": break
         case nil:
@@ -18,7 +18,8 @@ extension Configuration {
         case let type?:
             throw .validation("Type '\(type)': localnlb makes network load balancers only (Type=network)")
         }
-        if let problem = ConfigReader.loadBalancerNameProblem(name) { throw .validation("Name \(problem)") }
+        if let problem = ConfigReader.loadBalancerNameProblem(shown) { throw .validation("Name \(problem)") }
+        let name = names.qualified(shown, region: request.region)
         if let key = request.unsupported.first {
             throw .validation("\(key) is not a parameter localnlb emulates for network load balancers")
         }
@@ -50,7 +51,8 @@ extension Configuration {
             object["SecurityGroups"] = .array(request.securityGroups.map { .string($0) })
         }
         if !request.tags.isEmpty { object["Tags"] = .array(request.tags.map { .object($0.mapValues { .string($0) }) }) }
-        var reader = ConfigReader()
+        var reader = newReader()
+        reader.allowsRegionSuffix = true  // the name is checked above; here it is the model's
         let read = reader.loadBalancer(.object(object), "CreateLoadBalancer")
         loadBalancers.append(try Self.validated(reader, read))
         return nil

@@ -40,14 +40,14 @@ extension Configuration {
             ]
         case .modifyLoadBalancerAttributes(let name, let given):
             guard let index = model.loadBalancerIndex(name) else { throw notFound(loadBalancer: name) }
-            var reader = ConfigReader()
+            var reader = newReader()
             var attributes = model.loadBalancers[index].attributes
             reader.attributes(
                 given.value, given.path, index: LoadBalancerAttributes.attributeIndex, into: &attributes,
                 kind: "Network Load Balancer")
             model.loadBalancers[index].attributes = try Self.validated(reader, attributes)
         case .putInstance(let given):
-            var reader = ConfigReader()
+            var reader = newReader()
             let read = reader.instance(given.value, given.path)
             let instance = try Self.validated(reader, read)
             if let index = model.instances.firstIndex(where: { $0.instanceID == instance.instanceID }) {
@@ -84,11 +84,12 @@ extension Configuration {
             let line = try model.modifyCapacityReservation(
                 name, units: units, reset: reset, wallClock: wallClock, now: now, timeScale: timeScale)
             return Applied(model: model, effects: [.log(line), .persist])
-        case .createTargetGroup(let given):
-            var reader = ConfigReader()
+        case .createTargetGroup(let given, let region):
+            var reader = newReader()
             // Read before `validated` takes the reader, so it sees every problem the reading recorded.
             let read = reader.targetGroup(given.value, given.path)
-            let created = try Self.validated(reader, read)
+            var created = try Self.validated(reader, read)
+            created.name = names.qualified(created.name, region: region)
             if let existing = model.targetGroups.first(where: { $0.name == created.name }) {
                 // AWS: the same name with the same settings returns the group; other settings are refused.
                 guard existing.sameCreateSettings(as: created) else {
@@ -112,21 +113,21 @@ extension Configuration {
             model.targetGroups.removeAll { $0.name == name }
         case .modifyTargetGroup(let name, let object):
             let index = try model.targetGroupIndex(name)
-            var reader = ConfigReader()
+            var reader = newReader()
             var updated = model.targetGroups[index]
             updated.healthCheck = reader.healthCheck(object, "ModifyTargetGroup", base: updated.healthCheck)
             model.targetGroups[index] = try Self.validated(reader, updated)
         case .modifyTargetGroupAttributes(let name, let given):
             let index = try model.targetGroupIndex(name)
             try model.targetGroups[index].checkStickinessType(given.value)
-            var reader = ConfigReader()
+            var reader = newReader()
             var updated = model.targetGroups[index]
             reader.attributes(given.value, given.path, into: &updated)
             model.targetGroups[index] = try Self.validated(reader, updated)
         case .registerTargets(let name, let given), .deregisterTargets(let name, let given):
             let index = try model.targetGroupIndex(name)
             guard !given.isEmpty else { throw .validation("Targets: give at least one target (Id, and Port)") }
-            var reader = ConfigReader()
+            var reader = newReader()
             reader.instances = model.instances
             let group = model.targetGroups[index]
             var given = given
@@ -182,7 +183,7 @@ extension Configuration {
             }
         case .createListener(let balancer, let given):
             guard model.loadBalancerIndex(balancer) != nil else { throw notFound(loadBalancer: balancer) }
-            var reader = ConfigReader()
+            var reader = newReader()
             let read = reader.listener(given.value, given.path, loadBalancers: [balancer])
             let created = try Self.validated(reader, read)
             if let existing = model.listeners.first(where: {
@@ -202,7 +203,7 @@ extension Configuration {
         case .modifyListener(let balancer, let port, let given):
             let index = try model.listenerIndex(balancer, port)
             let old = model.listeners[index]
-            var reader = ConfigReader()
+            var reader = newReader()
             let read = reader.listener(given.value, given.path, loadBalancers: [balancer])
             var modified = try Self.validated(reader, read)
             modified.idleTimeoutSeconds = old.idleTimeoutSeconds
@@ -217,7 +218,7 @@ extension Configuration {
             model.listeners[index] = modified
         case .modifyListenerAttributes(let balancer, let port, let given):
             let index = try model.listenerIndex(balancer, port)
-            var reader = ConfigReader()
+            var reader = newReader()
             var modified = model.listeners[index]
             reader.attributes(
                 given.value, given.path, index: ListenerConfiguration.attributeIndex, into: &modified,
@@ -278,6 +279,14 @@ extension Configuration {
             throw .validation(problems.isEmpty ? "invalid request" : problems.joined(separator: "; "))
         }
         return value
+    }
+
+    /// A reader for a request's values: ARNs read by this model's region and account.
+    func newReader() -> ConfigReader {
+        var reader = ConfigReader()
+        reader.resourceNames = names
+        reader.instances = instances
+        return reader
     }
 
     package var names: ResourceNames {

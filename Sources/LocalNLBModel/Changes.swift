@@ -57,6 +57,8 @@ package struct LoadBalancerRequest: Sendable {
     package var ipAddressType: String?
     package var securityGroups: [String] = []
     package var tags: [[String: String]] = []
+    /// The request's region (its SigV4 scope), nil for the home region.
+    package var region: String?
     /// Parameters AWS has that localnlb does not emulate, by name, when given.
     package var unsupported: [String] = []
 
@@ -82,7 +84,8 @@ package enum Change: Sendable {
     case modifyCapacityReservation(
         name: String, capacityUnits: String?, reset: Bool, wallClock: Double, now: UInt64, timeScale: Double)
     /// A target group in the file's shape (`TargetGroups[n]`).
-    case createTargetGroup(Given)
+    /// `region`: the request's (its SigV4 scope), nil for the home region.
+    case createTargetGroup(Given, region: String? = nil)
     case deleteTargetGroup(name: String)
     /// Health-check settings in the file's shape (`HealthCheckIntervalSeconds`, …).
     case modifyTargetGroup(name: String, healthCheck: [String: JSONValue])

@@ -64,6 +64,22 @@ package struct ConfigReader {
     package var warnings: [String] = []
     /// The instances an `Id=i-…` target may name (the file's `Instances`, or the model's).
     package var instances: [InstanceConfiguration] = []
+    /// The home region and account, to read ARNs by (`Admin.Region`, `Admin.AccountId`).
+    package var resourceNames = ResourceNames(region: "us-east-1", accountID: "000000000000")
+    /// Names may end in `.region`, as the file keeps another region's resources (a file, not a request).
+    package var allowsRegionSuffix = false
+
+    /// The name to check by AWS's rules: `name` itself, or (in a file) the part before `.region`.
+    mutating func regionSuffixChecked(_ name: String, _ path: String) -> String {
+        let (shown, region) = ResourceNames.parts(name)
+        guard let region else { return name }
+        if !allowsRegionSuffix {
+            error(path, "\"\(name)\" has a dot: AWS's names are letters, digits and hyphens")
+        } else if !ResourceNames.isRegion(region) || region == resourceNames.region {
+            error(path, "\"\(name)\": after the dot comes another region than Admin.Region (web.eu-west-1)")
+        }
+        return shown
+    }
 
     package mutating func error(_ path: String, _ message: String) {
         errors.append("\(path.isEmpty ? "(root)" : path): \(message)")
@@ -234,6 +250,9 @@ package struct ConfigReader {
             "LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets", "Dns", "Instances",
         ]
         guard let top = readObject(root, "", keys: keys) else { return nil }
+        let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
+        if let admin { resourceNames = ResourceNames(region: admin.region, accountID: admin.accountID) }
+        allowsRegionSuffix = true
         let subnets = top["Subnets"].map { self.subnets($0) } ?? []
         instances = top["Instances"].map { self.instances($0) } ?? []
         var balancers: [LoadBalancerConfiguration] = []
@@ -313,7 +332,6 @@ package struct ConfigReader {
                 listeners.append(listener)
             }
         }
-        let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
         guard errors.isEmpty else { return nil }
         var configuration = Configuration(
             loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
@@ -355,7 +373,9 @@ package struct ConfigReader {
         }
         var balancer = loadBalancers.count == 1 ? loadBalancers[0] : nil
         if let value = object["LoadBalancerArn"], let given = string(value, path + ".LoadBalancerArn") {
-            let name = ResourceNames.loadBalancerName(in: given) ?? given
+            let name =
+                resourceNames.name(in: given, kind: "loadbalancer/net") ?? ResourceNames.loadBalancerName(in: given)
+                ?? given
             if loadBalancers.contains(name) {
                 balancer = name
             } else {
@@ -405,7 +425,8 @@ package struct ConfigReader {
         if let value = action["Order"] { _ = integer(value, actionPath + ".Order", valid: 1...50000) }
         if let value = action["TargetGroupName"] { return string(value, actionPath + ".TargetGroupName") }
         if let value = action["TargetGroupArn"], let arn = string(value, actionPath + ".TargetGroupArn") {
-            // arn:aws:elasticloadbalancing:region:account:targetgroup/NAME/ID
+            // arn:aws:elasticloadbalancing:region:account:targetgroup/NAME/ID (another region's: NAME.region)
+            if let name = resourceNames.name(in: arn, kind: "targetgroup") { return name }
             let parts = arn.split(separator: "/")
             return arn.hasPrefix("arn:") && parts.count >= 2 ? String(parts[1]) : arn
         }

@@ -78,7 +78,8 @@ extension Configuration {
         var others = self
         others.loadBalancers.remove(at: index)
         let nodes = try others.nodeMappings(mappings, keeping: old.nodes)
-        var reader = ConfigReader()
+        var reader = newReader()
+        reader.allowsRegionSuffix = true  // the model's own name
         let read = reader.loadBalancer(
             .object(["Name": .string(name), "Type": .string("network"), "SubnetMappings": .array(nodes)]),
             "SetSubnets")

@@ -12,7 +12,9 @@ extension ConfigReader {
         guard let object = readObject(value, path, keys: keys) else { return nil }
         var balancer = LoadBalancerConfiguration(name: "localnlb", nodes: [])
         if let value = object["Name"], let text = string(value, "\(path).Name") {
-            if let problem = Self.loadBalancerNameProblem(text) { error("\(path).Name", problem) }
+            if let problem = Self.loadBalancerNameProblem(regionSuffixChecked(text, "\(path).Name")) {
+                error("\(path).Name", problem)
+            }
             balancer.name = text
         }
         if let value = object["Type"], let text = string(value, "\(path).Type"), text != "network" {

@@ -16,25 +16,63 @@ package struct ResourceNames: Sendable {
         return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
-    private var prefix: String { "arn:aws:elasticloadbalancing:\(region):\(accountID):" }
+    private func prefix(_ region: String) -> String { "arn:aws:elasticloadbalancing:\(region):\(accountID):" }
+
+    // MARK: Regions
+    //
+    // The model keeps every region's resources; one made in another region than `region` (the home,
+    // `Admin.Region`) is named inside the model `name.region` (AWS's names hold no dot, so no name of the
+    // home region is ever taken). These functions take that internal name and give AWS's: the name as
+    // the user gave it, in its region's ARN and DNS name (docs/api.md §14).
+
+    /// The name as AWS shows it, and the region the resource is in (nil: the home region).
+    package static func parts(_ internalName: String) -> (name: String, region: String?) {
+        guard let dot = internalName.firstIndex(of: ".") else { return (internalName, nil) }
+        return (String(internalName[..<dot]), String(internalName[internalName.index(after: dot)...]))
+    }
+
+    /// The name as AWS shows it (`web` for `web.eu-west-1`).
+    package static func shown(_ internalName: String) -> String { parts(internalName).name }
+
+    /// The model's name for `name` made in `region` (nil or the home region: `name` itself).
+    package func qualified(_ name: String, region: String?) -> String {
+        guard let region, region != self.region else { return name }
+        return name + "." + region
+    }
+
+    /// The region of the resource named `internalName`.
+    package func region(of internalName: String) -> String { Self.parts(internalName).region ?? region }
 
     /// `arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/net/{name}/{16 hex}`
-    package func loadBalancer(_ name: String) -> String { prefix + "loadbalancer/net/\(name)/\(Self.id("lb/" + name))" }
+    package func loadBalancer(_ name: String) -> String {
+        let (shown, region) = Self.parts(name)
+        return prefix(region ?? self.region) + "loadbalancer/net/\(shown)/\(Self.id("lb/" + name))"
+    }
 
     /// `…:targetgroup/{name}/{16 hex}`
-    package func targetGroup(_ name: String) -> String { prefix + "targetgroup/\(name)/\(Self.id("tg/" + name))" }
+    package func targetGroup(_ name: String) -> String {
+        let (shown, region) = Self.parts(name)
+        return prefix(region ?? self.region) + "targetgroup/\(shown)/\(Self.id("tg/" + name))"
+    }
 
     /// `…:listener/net/{lb}/{lb's 16 hex}/{16 hex}`
     package func listener(loadBalancer name: String, port: UInt16) -> String {
-        prefix + "listener/net/\(name)/\(Self.id("lb/" + name))/\(Self.id("listener/\(name)/\(port)"))"
+        let (shown, region) = Self.parts(name)
+        return prefix(region ?? self.region)
+            + "listener/net/\(shown)/\(Self.id("lb/" + name))/\(Self.id("listener/\(name)/\(port)"))"
     }
 
     /// `{name}-{16 hex}.elb.{region}.amazonaws.com`
-    package func dnsName(_ name: String) -> String { "\(name)-\(Self.id("lb/" + name)).elb.\(region).amazonaws.com" }
+    package func dnsName(_ name: String) -> String {
+        let (shown, region) = Self.parts(name)
+        return "\(shown)-\(Self.id("lb/" + name)).elb.\(region ?? self.region).amazonaws.com"
+    }
 
-    /// The Route 53 zone of Network Load Balancers' DNS names in this region (nil where this table has
-    /// none).
-    package var canonicalHostedZoneID: String? {
+    /// The Route 53 zone of Network Load Balancers' DNS names in the home region (nil where this table
+    /// has none).
+    package var canonicalHostedZoneID: String? { Self.canonicalHostedZoneID(region) }
+
+    package static func canonicalHostedZoneID(_ region: String) -> String? {
         [
             "us-east-1": "Z26RNL4JYFTOTI", "us-east-2": "ZLMOA37VPKANP", "us-west-1": "Z24FKFUX50B4VW",
             "us-west-2": "Z18D5FSROUN65G", "ca-central-1": "Z2EPGBW3API2WT", "eu-west-1": "Z2IFOLAFXWLO4F",
@@ -47,12 +85,22 @@ package struct ResourceNames: Sendable {
         "vpc-" + Self.id("vpc/\(accountID)/\(region)") + Self.id("vpc+/\(accountID)/\(region)").prefix(1)
     }
 
-    /// The name in an ARN of `kind` (`targetgroup`, `loadbalancer/net`, `listener/net`), or nil when
-    /// `arn` is not such an ARN of this region and account.
+    /// The model's name of the resource in an ARN of `kind` (`targetgroup`, `loadbalancer/net`,
+    /// `listener/net`) of this account, in any region; nil when `arn` is not such an ARN.
     package func name(in arn: String, kind: String) -> String? {
-        guard arn.hasPrefix(prefix + kind + "/") else { return nil }
-        let parts = arn.dropFirst(prefix.count + kind.count + 1).split(separator: "/")
-        return parts.first.map(String.init)
+        let fields = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        guard fields.count == 6, fields[0] == "arn", fields[2] == "elasticloadbalancing", fields[4] == accountID,
+            fields[5].hasPrefix(kind + "/"), Self.isRegion(String(fields[3]))
+        else { return nil }
+        let name = fields[5].dropFirst(kind.count + 1).split(separator: "/").first.map(String.init)
+        return name.map { qualified($0, region: String(fields[3])) }
+    }
+
+    /// AWS's shape of a region's name: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`.
+    package static func isRegion(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        return parts.count >= 3 && parts.allSatisfy { !$0.isEmpty } && parts.last!.allSatisfy(\.isNumber)
+            && text.allSatisfy { ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "-" }
     }
 
     /// The name in a load balancer's ARN of any region and account (`…:loadbalancer/net/{name}/{id}`),

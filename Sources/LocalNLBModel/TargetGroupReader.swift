@@ -14,9 +14,10 @@ extension ConfigReader {
         let name = object["Name"].flatMap { string($0, path + ".Name") }
         if object["Name"] == nil { error(path + ".Name", "missing") }
         // AWS: at most 32 alphanumeric characters or hyphens, not beginning or ending with a hyphen.
-        if let name, name.count > 32 {
+        let checked = name.map { regionSuffixChecked($0, path + ".Name") }
+        if let name = checked, name.count > 32 {
             error(path + ".Name", "Target group name '\(name)' cannot be longer than '32' characters")
-        } else if let name,
+        } else if let name = checked,
             name.isEmpty || name.hasPrefix("-") || name.hasSuffix("-")
                 || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
         {

@@ -73,7 +73,7 @@ extension Configuration {
     mutating func startZonalShift(_ request: ZonalShiftRequest) throws(APIError) -> String {
         guard let seconds = Self.expiresIn(request.expiresIn) else { throw Self.invalidExpiresIn(request.expiresIn) }
         let resource = request.resourceIdentifier
-        guard let name = ResourceNames.loadBalancerName(in: resource), resource == names.loadBalancer(name),
+        guard let name = names.name(in: resource, kind: "loadbalancer/net"), resource == names.loadBalancer(name),
             let index = loadBalancerIndex(name)
         else {
             throw APIError(

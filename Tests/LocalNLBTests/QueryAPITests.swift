@@ -79,3 +79,52 @@ import Testing
             ])
     }
 }
+
+/// Regions kept apart: a resource made in another region than `Admin.Region` is `name.region` in the
+/// model, and AWS's names, ARNs and DNS names come back out of that.
+@Suite struct RegionNames {
+    let names = ResourceNames(region: "us-east-1", accountID: "123456789012")
+
+    @Test func anotherRegionsResourceHasItsRegionsARNAndDNSName() {
+        let modelName = names.qualified("web", region: "eu-west-1")
+        #expect(modelName == "web.eu-west-1" && names.qualified("web", region: "us-east-1") == "web")
+        let arn = names.targetGroup(modelName)
+        #expect(arn.hasPrefix("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/"))
+        #expect(arn != names.targetGroup("web"))
+        #expect(names.name(in: arn, kind: "targetgroup") == modelName)
+        #expect(names.name(in: names.targetGroup("web"), kind: "targetgroup") == "web")
+        #expect(names.dnsName(names.qualified("lb", region: "eu-west-1")).hasSuffix(".elb.eu-west-1.amazonaws.com"))
+        // Another account's ARN, or no region at all, names nothing here.
+        #expect(
+            names.name(in: arn.replacingOccurrences(of: "123456789012", with: "000000000000"), kind: "targetgroup")
+                == nil)
+        #expect(
+            names.name(in: "arn:aws:elasticloadbalancing::123456789012:targetgroup/web/1", kind: "targetgroup") == nil)
+    }
+
+    @Test func theFileKeepsThemAndRequestsCannotForgeThem() throws {
+        let file = """
+            { "TargetGroups": [ { "Name": "web.eu-west-1", "Port": 80, "TargetType": "ip" },
+                                { "Name": "web", "Port": 80, "TargetType": "ip" } ] }
+            """
+        #expect(try load(file).configuration.targetGroups.map(\.name) == ["web.eu-west-1", "web"])
+        #expect(
+            problems(file.replacingOccurrences(of: "web.eu-west-1", with: "web.mars")) == [
+                #"TargetGroups[0].Name: "web.mars": after the dot comes another region than Admin.Region (web.eu-west-1)"#
+            ])
+        let model = try load(document()).configuration
+        let forged = #expect(throws: APIError.self) {
+            try model.applying(
+                .createTargetGroup(
+                    Given("CreateTargetGroup", .object(["Name": .string("web.eu-west-1"), "Port": .string("80")]))))
+        }
+        #expect(forged?.message.contains("has a dot") == true)
+        let made = try model.applying(
+            .createTargetGroup(
+                Given(
+                    "CreateTargetGroup",
+                    .object(["Name": .string("web"), "Port": .string("80"), "TargetType": .string("ip")])),
+                region: "eu-west-1"))
+        #expect(made.model.targetGroups.contains { $0.name == "web.eu-west-1" })
+    }
+}

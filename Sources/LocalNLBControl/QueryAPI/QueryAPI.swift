@@ -19,8 +19,29 @@ extension ControlPlane {
         request.path == "/" && (request.method == "POST" || request.method == "GET")
     }
 
+    /// The region a request is for: its SigV4 scope's (`date/region/service/aws4_request`), as AWS
+    /// routes it; the home region (`Admin.Region`) for an unsigned one.
+    func region(of request: AdminRequest) -> String {
+        let scope = SigV4.Authorization(request.headers["authorization"] ?? "")?.scope.split(separator: "/")
+        if let scope, scope.count >= 2, ResourceNames.isRegion(String(scope[1])) { return String(scope[1]) }
+        if let credential = request.query["X-Amz-Credential"]?.split(separator: "/"), credential.count >= 3,
+            ResourceNames.isRegion(String(credential[2]))
+        {
+            return String(credential[2])
+        }
+        return names.region
+    }
+
+    /// The request's region as the model names it: nil for the home region.
+    var requestRegionQualifier: String? { requestRegion == names.region ? nil : requestRegion }
+
+    /// Whether the resource named `internalName` is in the request's region (each region sees its own).
+    func inRequestRegion(_ internalName: String) -> Bool { names.region(of: internalName) == requestRegion }
+
     func queryAPI(_ request: AdminRequest) -> AdminResponse {
         let requestID = Self.requestID()
+        queryRegion = region(of: request)
+        defer { queryRegion = nil }
         do throws(APIError) {
             let form = request.method == "GET" ? QueryForm(values: request.query) : try QueryForm(form: request.body)
             guard let action = form["Action"] else {
@@ -124,7 +145,7 @@ extension ControlPlane {
         guard let arn else { throw .validation("LoadBalancerArn is required") }
         guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid load balancer ARN") }
         guard let name = names.name(in: arn, kind: "loadbalancer/net"), arn == names.loadBalancer(name),
-            let index = configuration.loadBalancerIndex(name)
+            inRequestRegion(name), let index = configuration.loadBalancerIndex(name)
         else { throw APIError(code: "LoadBalancerNotFound", message: "Load balancer '\(arn)' not found") }
         return index
     }
@@ -133,7 +154,7 @@ extension ControlPlane {
         guard let arn else { throw .validation("TargetGroupArn is required") }
         guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid target group ARN") }
         guard let name = names.name(in: arn, kind: "targetgroup"), arn == names.targetGroup(name),
-            let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
+            inRequestRegion(name), let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
         else { throw APIError(code: "TargetGroupNotFound", message: "Target groups '\(arn)' not found") }
         return index
     }
@@ -144,6 +165,7 @@ extension ControlPlane {
         guard
             let index = configuration.listeners.firstIndex(where: {
                 names.listener(loadBalancer: $0.loadBalancerName, port: $0.port) == arn
+                    && inRequestRegion($0.loadBalancerName)
             })
         else { throw APIError(code: "ListenerNotFound", message: "Listener '\(arn)' not found") }
         return index

@@ -43,13 +43,14 @@ extension ControlPlane {
     // MARK: Target groups
 
     func describeTargetGroups(_ form: QueryForm) throws(APIError) -> String {
-        var chosen = groups.indices.filter { !groups[$0].removed }
+        var chosen = groups.indices.filter { !groups[$0].removed && inRequestRegion(groups[$0].configuration.name) }
         let arns = form.list("TargetGroupArns")
         let wantedNames = form.list("Names")
         if !arns.isEmpty {
             chosen = try arns.map { arn throws(APIError) in try targetGroup(arn) }
         } else if !wantedNames.isEmpty {
-            chosen = try wantedNames.map { name throws(APIError) in
+            chosen = try wantedNames.map { shown throws(APIError) in
+                let name = names.qualified(shown, region: requestRegionQualifier)
                 guard let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed }) else {
                     throw APIError(code: "TargetGroupNotFound", message: "One or more target groups not found")
                 }
@@ -70,7 +71,8 @@ extension ControlPlane {
     func targetGroupMember(_ group: TargetGroupConfiguration, loadBalancers: [String]) -> String {
         let check = group.healthCheck
         var fields = [
-            XML.text("TargetGroupArn", names.targetGroup(group.name)), XML.text("TargetGroupName", group.name),
+            XML.text("TargetGroupArn", names.targetGroup(group.name)),
+            XML.text("TargetGroupName", ResourceNames.shown(group.name)),
             XML.text("Protocol", group.protocolName.rawValue), XML.text("Port", String(group.port)),
             XML.text("VpcId", group.vpcID ?? names.vpcID),
             XML.text("HealthCheckProtocol", check.protocolName.rawValue),
@@ -120,7 +122,10 @@ extension ControlPlane {
                 health += [XML.text("Reason", reason.rawValue), XML.text("Description", detail ?? reason.description)]
             }
             var fields = [XML.text("Id", id), XML.text("Port", String(targetPort))]
-            if let zone { fields.append(XML.text("AvailabilityZone", zone)) }
+            if let zone {
+                let balancer = loadBalancers(of: index).first ?? group.configuration.name
+                fields.append(XML.text("AvailabilityZone", zone == "all" ? zone : shownZone(zone, of: balancer)))
+            }
             return XML.element("Target", fields)
                 + XML.text("HealthCheckPort", String(port ?? targetPort)) + XML.element("TargetHealth", health)
         }

@@ -26,8 +26,10 @@ extension ControlPlane {
             "HealthCheckProtocol", "HealthCheckPort", "HealthCheckPath", "HealthCheckIntervalSeconds",
             "HealthCheckTimeoutSeconds", "HealthyThresholdCount", "UnhealthyThresholdCount",
         ]
-        guard let name = form["Name"] else { throw .validation("Name is required") }
-        try commit(.createTargetGroup(Given("CreateTargetGroup", document(form, keys: keys))))
+        guard let shown = form["Name"] else { throw .validation("Name is required") }
+        try commit(
+            .createTargetGroup(Given("CreateTargetGroup", document(form, keys: keys)), region: requestRegionQualifier))
+        let name = names.qualified(shown, region: requestRegionQualifier)
         let index = groups.firstIndex { $0.configuration.name == name && !$0.removed }!
         return XML.list("TargetGroups", [targetGroupMember(index)])
     }

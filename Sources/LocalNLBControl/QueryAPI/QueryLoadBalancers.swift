@@ -6,7 +6,7 @@ import ProxyProtocol
 /// each with its own nodes (addresses), listeners and attributes.
 extension ControlPlane {
     func describeLoadBalancers(_ form: QueryForm) throws(APIError) -> String {
-        var chosen = Array(configuration.loadBalancers.indices)
+        var chosen = configuration.loadBalancers.indices.filter { inRequestRegion(configuration.loadBalancers[$0].name) }
         let arns = form.list("LoadBalancerArns")
         let wanted = form.list("Names")
         if !arns.isEmpty && !wanted.isEmpty {
@@ -14,7 +14,7 @@ extension ControlPlane {
         }
         if !arns.isEmpty {
             let missing = arns.filter { arn in
-                !configuration.loadBalancers.contains { names.loadBalancer($0.name) == arn }
+                !chosen.contains { names.loadBalancer(configuration.loadBalancers[$0].name) == arn }
             }
             guard missing.isEmpty else {
                 throw APIError(
@@ -23,13 +23,14 @@ extension ControlPlane {
             }
             chosen = chosen.filter { arns.contains(names.loadBalancer(configuration.loadBalancers[$0].name)) }
         } else if !wanted.isEmpty {
-            let missing = wanted.filter { configuration.loadBalancerIndex($0) == nil }
+            let qualified = wanted.map { names.qualified($0, region: requestRegionQualifier) }
+            let missing = wanted.filter { configuration.loadBalancerIndex(names.qualified($0, region: requestRegionQualifier)) == nil }
             guard missing.isEmpty else {
                 throw APIError(
                     code: "LoadBalancerNotFound",
                     message: "Load balancers '[\(missing.joined(separator: ", "))]' not found")
             }
-            chosen = chosen.filter { wanted.contains(configuration.loadBalancers[$0].name) }
+            chosen = chosen.filter { qualified.contains(configuration.loadBalancers[$0].name) }
         }
         let (members, next) = try page(chosen.map(loadBalancerMember), form)
         return XML.list("LoadBalancers", members) + (next.map { XML.text("NextMarker", $0) } ?? "")
@@ -37,15 +38,25 @@ extension ControlPlane {
 
     /// A node is in its subnet's zone (`Subnets`); without Subnets, in the region's first.
     func availabilityZoneMembers(_ index: Int) -> [String] {
-        configuration.loadBalancers[index].nodes.map { node in
+        let balancer = configuration.loadBalancers[index]
+        return balancer.nodes.map { node in
             let addresses = node.addresses.map {
                 $0.isIPv6
                     ? XML.text("IPv6Address", $0.description)
                     : XML.text("IpAddress", $0.description) + XML.text("PrivateIPv4Address", $0.description)
             }
-            return XML.text("ZoneName", configuration.zone(of: node)) + XML.text("SubnetId", node.subnetID)
+            return XML.text("ZoneName", shownZone(configuration.zone(of: node), of: balancer.name))
+                + XML.text("SubnetId", node.subnetID)
                 + XML.list("LoadBalancerAddresses", addresses)
         }
+    }
+
+    /// A zone's name as the load balancer's region has it: the model names every region's zones after
+    /// the home region's (`us-east-1a`), which a load balancer of `eu-west-1` shows as `eu-west-1a`.
+    func shownZone(_ zone: String, of name: String) -> String {
+        let region = names.region(of: name)
+        guard region != names.region, zone.hasPrefix(names.region) else { return zone }
+        return region + zone.dropFirst(names.region.count)
     }
 
     /// `provisioning` for a moment after CreateLoadBalancer (AWS's minutes, scaled: at most half a
@@ -62,10 +73,12 @@ extension ControlPlane {
             XML.text("LoadBalancerArn", names.loadBalancer(balancer.name)),
             XML.text("DNSName", names.dnsName(balancer.name)),
         ]
-        if let zone = names.canonicalHostedZoneID { fields.append(XML.text("CanonicalHostedZoneId", zone)) }
+        if let zone = ResourceNames.canonicalHostedZoneID(names.region(of: balancer.name)) {
+            fields.append(XML.text("CanonicalHostedZoneId", zone))
+        }
         fields += [
             XML.text("CreatedTime", loadBalancerCreatedTimes[balancer.name] ?? createdTime),
-            XML.text("LoadBalancerName", balancer.name), XML.text("Scheme", balancer.scheme),
+            XML.text("LoadBalancerName", ResourceNames.shown(balancer.name)), XML.text("Scheme", balancer.scheme),
             XML.text("VpcId", names.vpcID),
             XML.element("State", [XML.text("Code", loadBalancerState(balancer.name))]),
             XML.text("Type", "network"), XML.list("AvailabilityZones", zones),
@@ -95,8 +108,10 @@ extension ControlPlane {
         request.ipAddressType = form["IpAddressType"]
         request.securityGroups = form.list("SecurityGroups")
         request.tags = form.structures("Tags", fields: ["Key", "Value"])
+        request.region = requestRegionQualifier
         try commit(.createLoadBalancer(request))
-        return XML.list("LoadBalancers", [loadBalancerMember(configuration.loadBalancerIndex(request.name ?? "")!)])
+        let made = configuration.loadBalancerIndex(names.qualified(request.name ?? "", region: requestRegionQualifier))
+        return XML.list("LoadBalancers", [loadBalancerMember(made!)])
     }
 
     /// Deletes the load balancer and its listeners (their flows are reset); its target groups stay,
@@ -106,6 +121,7 @@ extension ControlPlane {
         guard arn.hasPrefix("arn:"), let name = names.name(in: arn, kind: "loadbalancer/net") else {
             throw .validation("'\(arn)' is not a valid load balancer ARN")
         }
+        guard inRequestRegion(name) else { return "" }  // not there, in this region: AWS's delete is idempotent
         try commit(.deleteLoadBalancer(name: name))
         return ""
     }
