@@ -154,7 +154,8 @@ extension ControlPlane {
         guard let arn else { throw .validation("TargetGroupArn is required") }
         guard arn.hasPrefix("arn:") else { throw .validation("'\(arn)' is not a valid target group ARN") }
         guard let name = names.name(in: arn, kind: "targetgroup"), arn == names.targetGroup(name),
-            inRequestRegion(name), let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
+            inRequestRegion(name),
+            let index = groups.firstIndex(where: { $0.configuration.name == name && !$0.removed })
         else { throw APIError(code: "TargetGroupNotFound", message: "Target groups '\(arn)' not found") }
         return index
     }

@@ -6,7 +6,9 @@ import ProxyProtocol
 /// each with its own nodes (addresses), listeners and attributes.
 extension ControlPlane {
     func describeLoadBalancers(_ form: QueryForm) throws(APIError) -> String {
-        var chosen = configuration.loadBalancers.indices.filter { inRequestRegion(configuration.loadBalancers[$0].name) }
+        var chosen = configuration.loadBalancers.indices.filter {
+            inRequestRegion(configuration.loadBalancers[$0].name)
+        }
         let arns = form.list("LoadBalancerArns")
         let wanted = form.list("Names")
         if !arns.isEmpty && !wanted.isEmpty {
@@ -24,7 +26,9 @@ extension ControlPlane {
             chosen = chosen.filter { arns.contains(names.loadBalancer(configuration.loadBalancers[$0].name)) }
         } else if !wanted.isEmpty {
             let qualified = wanted.map { names.qualified($0, region: requestRegionQualifier) }
-            let missing = wanted.filter { configuration.loadBalancerIndex(names.qualified($0, region: requestRegionQualifier)) == nil }
+            let missing = wanted.filter {
+                configuration.loadBalancerIndex(names.qualified($0, region: requestRegionQualifier)) == nil
+            }
             guard missing.isEmpty else {
                 throw APIError(
                     code: "LoadBalancerNotFound",
