@@ -124,7 +124,7 @@ import Testing
                     ("Action", "ModifyTargetGroup"), ("TargetGroupArn", names.targetGroup("tg")),
                     ("HealthyThresholdCount", "99"),
                 ],
-                "ValidationError", "HealthyThresholdCount"
+                "ValidationError", "at &apos;healthyThresholdCount&apos; failed to satisfy constraint"
             ),
             (
                 [

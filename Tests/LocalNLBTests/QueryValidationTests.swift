@@ -24,10 +24,22 @@ import Testing
         let admin = lb.adminEndpoint!
         let group = [("Action", "CreateTargetGroup"), ("Protocol", "TCP"), ("TargetType", "ip")]
         let (port, portText) = try post(group + [("Name", "p"), ("Port", "70000")], to: admin)
-        #expect(port == 400 && portText.contains("CreateTargetGroup.Port: &quot;70000&quot; is not a port"))
+        // AWS's front end's words, before the action runs.
+        #expect(
+            port == 400
+                && portText.contains(
+                    "<Message>1 validation error detected: Value &apos;70000&apos; at &apos;port&apos; failed to satisfy "
+                        + "constraint: Member must have value less than or equal to 65535</Message>"),
+            "\(portText)")
         let (interval, intervalText) = try post(
-            group + [("Name", "hc"), ("Port", "80"), ("HealthCheckIntervalSeconds", "1")], to: admin)
-        #expect(interval == 400 && intervalText.contains("HealthCheckIntervalSeconds"))
+            group + [("Name", "hc"), ("Port", "0"), ("HealthCheckIntervalSeconds", "1")], to: admin)
+        #expect(
+            interval == 400
+                && intervalText.contains(
+                    "2 validation errors detected: Value &apos;0&apos; at &apos;port&apos; failed to satisfy constraint: "
+                        + "Member must have value greater than or equal to 1; Value &apos;1&apos; at "
+                        + "&apos;healthCheckIntervalSeconds&apos; failed"),
+            "\(intervalText)")
         for name in ["bad-", "-bad", "a_b", String(repeating: "n", count: 33)] {
             let (status, text) = try post(group + [("Name", name), ("Port", "80")], to: admin)
             #expect(status == 400 && text.contains("CreateTargetGroup.Name"), "\(name)")

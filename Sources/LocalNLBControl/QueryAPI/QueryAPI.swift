@@ -81,7 +81,36 @@ extension ControlPlane {
         return AdminResponse(status: error.status, body: body, contentType: "text/xml")
     }
 
+    /// The ranges AWS's front end checks before an action runs, by parameter, in its words: "1
+    /// validation error detected: Value '70000' at 'port' failed to satisfy constraint: Member must
+    /// have value less than or equal to 65535".
+    static let constraints: [(parameter: String, range: ClosedRange<Int>)] = [
+        ("Port", 1...65535), ("HealthCheckIntervalSeconds", 5...300), ("HealthCheckTimeoutSeconds", 2...120),
+        ("HealthyThresholdCount", 2...10), ("UnhealthyThresholdCount", 2...10), ("PageSize", 1...400),
+    ]
+
+    static func constraintViolations(_ form: QueryForm) -> APIError? {
+        var violations: [String] = []
+        for (parameter, range) in constraints {
+            guard let text = form[parameter], let value = Int(text) else { continue }
+            let field = parameter.prefix(1).lowercased() + parameter.dropFirst()
+            if value < range.lowerBound {
+                violations.append(
+                    "Value '\(text)' at '\(field)' failed to satisfy constraint: Member must have value greater than "
+                        + "or equal to \(range.lowerBound)")
+            } else if value > range.upperBound {
+                violations.append(
+                    "Value '\(text)' at '\(field)' failed to satisfy constraint: Member must have value less than or "
+                        + "equal to \(range.upperBound)")
+            }
+        }
+        guard !violations.isEmpty else { return nil }
+        let count = violations.count == 1 ? "1 validation error" : "\(violations.count) validation errors"
+        return .validation("\(count) detected: " + violations.joined(separator: "; "))
+    }
+
     package func perform(action: String, _ form: QueryForm) throws(APIError) -> String {
+        if let violations = Self.constraintViolations(form) { throw violations }
         switch action {
         case "DescribeLoadBalancers": return try describeLoadBalancers(form)
         case "CreateLoadBalancer": return try createLoadBalancer(form)
