@@ -63,6 +63,12 @@ module CLocalNLB {
     header "$PWD/Sources/CLocalNLB/include/CLocalNLB.h"
     export *
 }
+module CLocalNLBTLS [system] {
+    header "$PWD/Sources/CLocalNLBTLS/shim.h"
+    link "ssl"
+    link "crypto"
+    export *
+}
 MAP
 # build_module NAME: Sources/NAME as a module (.swiftmodule and .o) in the build folder.
 build_module() {
@@ -77,7 +83,7 @@ build_module LocalNLBDataPlane
 swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -package-name LocalNLB \
   -module-name LocalNLBControl -I "$work/api-build" -Xcc -fmodule-map-file="$work/api-build/module.modulemap" \
   $(find Sources/LocalNLBControl -name '*.swift') Tests/Fuzz/FuzzAPI.swift \
-  "$work/api-build/"{ProxyProtocol,LocalNLBModel,LocalNLBDataPlane}.o "$work/api-build/shim.o" \
+  "$work/api-build/"{ProxyProtocol,LocalNLBModel,LocalNLBDataPlane}.o "$work/api-build/shim.o" -lssl -lcrypto \
   -o "$work/fuzz-api" 2> >(grep -v "Cannot export local symbol" >&2)
 if [ "$(id -u)" -eq 0 ]; then isolate=(unshare -n); else isolate=(unshare -rn); fi
 run_fuzzer "control API" "$work/fuzz-api.log" "$work/api-corpus" 8192 api- \

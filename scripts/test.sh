@@ -23,6 +23,9 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v iperf3 >/dev/null || need+=(iperf3)
+# TLS listeners build against the system's OpenSSL 3; its command line is a peer of the TLS checks.
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v openssl >/dev/null || need+=(openssl)
 # boto3 goes into a virtual environment of our own; Debian's python3 needs python3-venv for that.
 if command -v python3 >/dev/null && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need+=(python3-venv); fi
 if [ ${#need[@]} -gt 0 ]; then

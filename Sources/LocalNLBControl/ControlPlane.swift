@@ -37,6 +37,8 @@ package final class ControlPlane {
     package var configuration: Configuration
     package let options: LoadBalancerOptions
     package var groups: [TargetGroup]
+    /// TLS listeners' certificates, and the local certificate authority (TLSCertificates.swift).
+    package lazy var certificateStore = CertificateStore(directory: options.resolvedCertificateDirectory)
     /// Every listener endpoint's sockets, one per loop (SO_REUSEPORT).
     package var listeners: [Listener] = []
     package let loops: [LoopHandle]
@@ -205,6 +207,12 @@ package final class ControlPlane {
                 connectNanoseconds: UInt64(listener.connectTimeoutSeconds * 1e9))
             opened.isUDP = udp
             opened.loadBalancerName = listener.loadBalancerName
+            do {
+                opened.tls = try tlsContext(listener, in: configuration)
+            } catch {
+                fds.forEach(closeDescriptor)
+                throw error
+            }
             listeners.append(opened)
         }
     }

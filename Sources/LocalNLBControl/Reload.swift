@@ -99,6 +99,11 @@ extension ControlPlane {
             }
         }
 
+        // The TLS listeners' certificates and policies first: one that cannot serve changes nothing.
+        var contexts: [Int: TLSContext] = [:]
+        for (configIndex, listener) in new.listeners.enumerated() where listener.protocolName == .tls {
+            contexts[configIndex] = try tlsContext(listener, in: new)
+        }
         // Open the new listener sockets first: if one fails, nothing has changed yet.
         if let conflict = new.endpointConflict {
             throw ListenerError(description: "\(conflict.path): \(conflict.message)")
@@ -166,6 +171,7 @@ extension ControlPlane {
                 listeners[index].zone = new.zone(of: match.endpoint.ip, new.listeners[match.configIndex])
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
+                listeners[index].tls = contexts[match.configIndex]
             } else {
                 logListener(listeners[index], opened: false)
                 retired += listeners[index].loopFDs
@@ -182,6 +188,7 @@ extension ControlPlane {
                 idleNanoseconds: s.idle, connectNanoseconds: s.connect)
             listener.isUDP = udp
             listener.loadBalancerName = new.listeners[configIndex].loadBalancerName
+            listener.tls = contexts[configIndex]
             listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }

@@ -223,6 +223,7 @@ extension Configuration {
             reader.attributes(
                 given.value, given.path, index: ListenerConfiguration.attributeIndex, into: &modified,
                 kind: "\(modified.protocolName.rawValue) listener")
+            reader.checkTLSAttributes(given.value, given.path, modified)
             model.listeners[index] = try Self.validated(reader, modified)
         case .deleteListener(let balancer, let port):
             let index = try model.listenerIndex(balancer, port)

@@ -182,11 +182,7 @@ package struct ConfigReader {
     mutating func transportProtocol(_ value: JSONValue, _ path: String) -> TransportProtocol? {
         guard let text = string(value, path) else { return nil }
         if let given = TransportProtocol(rawValue: text) { return given }
-        if text == "TLS" {
-            error(path, "\"TLS\" is not supported by localnlb yet; use TCP, UDP or TCP_UDP")
-        } else {
-            error(path, "\"\(text)\" is not a Network Load Balancer protocol localnlb serves (TCP, UDP, TCP_UDP)")
-        }
+        error(path, "\"\(text)\" is not a Network Load Balancer protocol localnlb serves (TCP, UDP, TCP_UDP, TLS)")
         return nil
     }
 
@@ -351,6 +347,19 @@ package struct ConfigReader {
         return errors.isEmpty ? configuration : nil
     }
 
+    /// AWS: a TLS listener's idle timeout is fixed at 350 s; `tcp.idle_timeout.seconds` is for TCP ones.
+    package mutating func checkTLSAttributes(_ value: JSONValue, _ path: String, _ listener: ListenerConfiguration) {
+        guard listener.protocolName == .tls, case .array(let items) = value else { return }
+        for item in items {
+            if case .object(let fields) = item, fields["Key"]?.attributeString == "tcp.idle_timeout.seconds" {
+                error(
+                    path,
+                    "tcp.idle_timeout.seconds applies to TCP listeners: a TLS listener's idle timeout is fixed at "
+                        + "350 s, as on AWS")
+            }
+        }
+    }
+
     package enum Scheme: String { case internetFacing = "internet-facing", `internal` }
     package enum IPAddressType: String { case ipv4, dualstack }
     package enum OnOff: String { case on, off }
@@ -368,8 +377,68 @@ package struct ConfigReader {
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
         if object["Port"] == nil { error(path + ".Port", "missing") }
         let transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
-        for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
-            error("\(path).\(key)", "applies to TLS listeners, which localnlb does not support yet")
+        var certificates: [String] = []
+        var sslPolicy: String?
+        var alpnPolicy: String?
+        if transport == .tls {
+            if let value = object["Certificates"], let items = array(value, path + ".Certificates") {
+                for (index, item) in items.enumerated() {
+                    let at = "\(path).Certificates[\(index)]"
+                    guard let fields = readObject(item, at, keys: ["CertificateArn", "IsDefault"]) else { continue }
+                    guard let arn = fields["CertificateArn"].flatMap({ string($0, at + ".CertificateArn") }) else {
+                        if fields["CertificateArn"] == nil { error(at + ".CertificateArn", "missing") }
+                        continue
+                    }
+                    if !(arn.hasPrefix("arn:aws:acm:") && arn.contains(":certificate/"))
+                        && !(arn.hasPrefix("arn:aws:iam::") && arn.contains(":server-certificate/"))
+                    {
+                        error(
+                            at + ".CertificateArn",
+                            "\"\(arn)\" is not an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
+                    }
+                    certificates.append(arn)
+                }
+                if items.count > 1 {
+                    error(
+                        path + ".Certificates",
+                        "takes the one default certificate; more (SNI) go through AddListenerCertificates, which "
+                            + "localnlb does not serve yet")
+                }
+            }
+            if certificates.isEmpty && !errors.contains(where: { $0.hasPrefix(path + ".Certificates") }) {
+                error(
+                    path + ".Certificates",
+                    "missing: a TLS listener needs a certificate ([{\"CertificateArn\": \"arn:aws:acm:…\"}]; an ARN "
+                        + "nobody imported is issued by localnlb's own certificate authority)")
+            }
+            if let value = object["SslPolicy"], let name = string(value, path + ".SslPolicy") {
+                if SSLPolicy.all.contains(where: { $0.name == name }) {
+                    sslPolicy = name
+                } else {
+                    error(
+                        path + ".SslPolicy",
+                        "\"\(name)\" is not a security policy localnlb knows (DescribeSSLPolicies lists them)"
+                            + Self.didYouMean(name, among: SSLPolicy.all.map(\.name)))
+                }
+            }
+            if let value = object["AlpnPolicy"] {
+                // CloudFormation gives a list of one; the API a string.
+                var given = value
+                if case .array(let items) = value, items.count == 1 { given = items[0] }
+                if let name = string(given, path + ".AlpnPolicy") {
+                    if ALPNPolicyNames.all.contains(name) {
+                        alpnPolicy = name
+                    } else {
+                        error(
+                            path + ".AlpnPolicy",
+                            "\"\(name)\" is not one of \(ALPNPolicyNames.all.joined(separator: ", "))")
+                    }
+                }
+            }
+        } else {
+            for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
+                error("\(path).\(key)", "applies to TLS listeners only (Protocol TLS)")
+            }
         }
         var balancer = loadBalancers.count == 1 ? loadBalancers[0] : nil
         if let value = object["LoadBalancerArn"], let given = string(value, path + ".LoadBalancerArn") {
@@ -400,10 +469,16 @@ package struct ConfigReader {
         var listener = ListenerConfiguration(loadBalancerName: balancer, port: port, targetGroupName: groupName)
         listener.protocolName = transport
         listener.tags = tags
+        if transport == .tls {
+            listener.certificateArns = certificates
+            listener.sslPolicy = sslPolicy ?? SSLPolicy.defaultName
+            listener.alpnPolicy = alpnPolicy ?? "None"
+        }
         if let value = object["ListenerAttributes"] {
             attributes(
                 value, path + ".ListenerAttributes", index: ListenerConfiguration.attributeIndex, into: &listener,
-                kind: "TCP listener")
+                kind: "\(transport.rawValue) listener")
+            checkTLSAttributes(value, path + ".ListenerAttributes", listener)
         }
         return listener
     }

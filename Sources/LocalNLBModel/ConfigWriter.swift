@@ -50,22 +50,29 @@ extension Configuration {
                 "Listeners",
                 .array(
                     listeners.map { listener in
-                        .object([
-                            ("LoadBalancerArn", .string(listener.loadBalancerName)),
-                            ("Port", .integer(Int64(listener.port))),
-                            ("Protocol", .string(listener.protocolName.rawValue)),
-                            (
-                                "DefaultActions",
-                                .array([
-                                    .object([
-                                        ("Type", .string("forward")),
-                                        ("TargetGroupName", .string(listener.targetGroupName)),
+                        .object(
+                            [
+                                ("LoadBalancerArn", .string(listener.loadBalancerName)),
+                                ("Port", .integer(Int64(listener.port))),
+                                ("Protocol", .string(listener.protocolName.rawValue)),
+                                (
+                                    "DefaultActions",
+                                    .array([
+                                        .object([
+                                            ("Type", .string("forward")),
+                                            ("TargetGroupName", .string(listener.targetGroupName)),
+                                        ])
                                     ])
-                                ])
-                            ),
-                            ("ListenerAttributes", list(ListenerConfiguration.attributeIndex.describe(listener))),
-                            ("Tags", list(listener.tags)),
-                        ])
+                                ),
+                                (
+                                    "ListenerAttributes",
+                                    list(
+                                        ListenerConfiguration.attributeIndex.describe(listener).filter {
+                                            listener.protocolName != .tls || $0.key != "tcp.idle_timeout.seconds"
+                                        })
+                                ),
+                                ("Tags", list(listener.tags)),
+                            ] + listener.tlsFields)
                     })
             ),
             ("TargetGroups", .array(targetGroups.map(\.document))),
@@ -180,5 +187,16 @@ extension TargetGroupConfiguration {
             ))
         fields.append(("Tags", .array(tags.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })))
         return .object(fields)
+    }
+}
+
+extension ListenerConfiguration {
+    /// A TLS listener's certificates, policy and ALPN policy, as the file gives them.
+    var tlsFields: [(String, JSONText)] {
+        guard protocolName == .tls else { return [] }
+        return [
+            ("Certificates", .array(certificateArns.map { .object([("CertificateArn", .string($0))]) })),
+            ("SslPolicy", .string(sslPolicy ?? SSLPolicy.defaultName)), ("AlpnPolicy", .string(alpnPolicy ?? "None")),
+        ]
     }
 }

@@ -288,9 +288,11 @@ public enum TransportProtocol: String, Sendable {
     case tcp = "TCP"
     case udp = "UDP"
     case tcpUDP = "TCP_UDP"
+    /// A listener that terminates TLS and forwards the plaintext to a TCP group.
+    case tls = "TLS"
 
     public var carriesTCP: Bool { self != .udp }
-    public var carriesUDP: Bool { self != .tcp }
+    public var carriesUDP: Bool { self == .udp || self == .tcpUDP }
 
     /// AWS's pairing: the target group protocols a listener of this protocol may forward to.
     public var groupProtocols: [TransportProtocol] {
@@ -298,6 +300,7 @@ public enum TransportProtocol: String, Sendable {
         case .tcp: return [.tcp, .tcpUDP]
         case .udp: return [.udp, .tcpUDP]
         case .tcpUDP: return [.tcpUDP]
+        case .tls: return [.tcp, .tcpUDP]
         }
     }
 }
@@ -313,6 +316,12 @@ public struct ListenerConfiguration: Sendable {
     /// `localnlb.connect_timeout.seconds`.
     public var connectTimeoutSeconds: Double
     public var tags: [(key: String, value: String)] = []
+    /// A TLS listener's `Certificates`: the default first (an ACM or IAM ARN).
+    public var certificateArns: [String] = []
+    /// A TLS listener's `SslPolicy` (AWS's default for the API and CloudFormation when not given).
+    public var sslPolicy: String?
+    /// A TLS listener's `AlpnPolicy` (`None` when not given).
+    public var alpnPolicy: String?
 
     public init(
         loadBalancerName: String, port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350,

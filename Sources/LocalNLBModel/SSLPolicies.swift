@@ -63,3 +63,8 @@ package struct SSLPolicy: Sendable {
         SSLPolicy(name: "ELBSecurityPolicy-FS-1-2-Res-2020-10", protocols: ["TLSv1.2"], ciphers: ecdheGCM),
     ]
 }
+
+/// AWS's ALPN policy names (the protocol lists are the data plane's, `ALPNPolicy`).
+package enum ALPNPolicyNames {
+    package static let all = ["HTTP1Only", "HTTP2Only", "HTTP2Optional", "HTTP2Preferred", "None"]
+}

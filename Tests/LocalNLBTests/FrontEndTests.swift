@@ -131,7 +131,7 @@ import Testing
                     ("Action", "CreateListener"), ("LoadBalancerArn", balancer), ("Protocol", "TLS"), ("Port", "1"),
                     ("DefaultActions.member.1.Type", "forward"),
                     ("DefaultActions.member.1.TargetGroupArn", names.targetGroup("tg")),
-                ], "ValidationError", "CreateListener.Protocol"
+                ], "ValidationError", "CreateListener.Certificates"
             ),
             (
                 [("Action", "ModifyListener"), ("ListenerArn", listener), ("Protocol", "HTTP")], "ValidationError",

@@ -35,6 +35,11 @@ extension ControlPlane {
             return XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
                 + XML.text("LoadBalancerArn", names.loadBalancer(lb)) + XML.text("Port", String(listener.port))
                 + XML.text("Protocol", listener.protocolName.rawValue)
+                + (listener.protocolName == .tls
+                    ? XML.list(
+                        "Certificates", listener.certificateArns.prefix(1).map { XML.text("CertificateArn", $0) })
+                        + XML.text("SslPolicy", listener.sslPolicy ?? SSLPolicy.defaultName)
+                        + XML.list("AlpnPolicy", [XML.escape(listener.alpnPolicy ?? "None")]) : "")
                 + XML.list(
                     "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
         }

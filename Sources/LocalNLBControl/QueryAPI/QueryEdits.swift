@@ -50,6 +50,15 @@ extension ControlPlane {
         if let value = form["Protocol"] ?? base?.protocolName.rawValue { object["Protocol"] = .string(value) }
         let tags = form.structures("Tags", fields: ["Key", "Value"])
         if !tags.isEmpty { object["Tags"] = .array(tags.map { .object($0.mapValues { .string($0) }) }) }
+        // TLS: what the form gives, else (ModifyListener) what the listener has.
+        let certificates = form.structures("Certificates", fields: ["CertificateArn", "IsDefault"])
+        if !certificates.isEmpty {
+            object["Certificates"] = .array(certificates.map { .object($0.mapValues { .string($0) }) })
+        } else if let base, !base.certificateArns.isEmpty {
+            object["Certificates"] = .array(base.certificateArns.map { .object(["CertificateArn": .string($0)]) })
+        }
+        if let policy = form["SslPolicy"] ?? base?.sslPolicy { object["SslPolicy"] = .string(policy) }
+        if let alpn = form.list("AlpnPolicy").first ?? base?.alpnPolicy { object["AlpnPolicy"] = .string(alpn) }
         let actions = form.structures("DefaultActions", fields: ["Type", "TargetGroupArn", "Order"])
         if !actions.isEmpty {
             for action in actions {

@@ -7,7 +7,8 @@ import ProxyProtocol
 /// or the node's), connect, and put the PROXY header first in line.
 extension EventLoop {
 
-    func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint) {
+    /// `node`: where the client connected, when `clientFD` cannot say (a TLS flow's local socket pair).
+    func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint, node given: IPEndpoint? = nil) {
         // The listener's fields as locals: a copy of the whole listener would retain its arrays per flow.
         let groupIndex = listeners[listenerIndex].shared.groupIndex
         let listenerEndpoint = listeners[listenerIndex].shared.endpoint
@@ -15,9 +16,9 @@ extension EventLoop {
         groupMetrics[groupIndex].newFlowCount += 1
         listeners[listenerIndex].newFlows += 1
         let node =
-            listenerEndpoint.ip.isUnspecifiedAddress
-            ? (Socket.localEndpoint(clientFD) ?? listenerEndpoint)
-            : listenerEndpoint
+            given
+            ?? (listenerEndpoint.ip.isUnspecifiedAddress
+                ? (Socket.localEndpoint(clientFD) ?? listenerEndpoint) : listenerEndpoint)
         let flow = allocateFlow()
         flow.id = id
         flowOrder.append(id: id, slot: flow.index, udp: false)

@@ -93,6 +93,7 @@ extension EventLoop {
         // Only the flows whose time has come: the others cost nothing here.
         while let slot = timers.popDue(now: now) { flowTimerFired(flows[slot]) }
         expireUDPFlows()
+        expireTLSHandshakes()
         if draining && now >= drainDeadline {
             resetRemainingFlows()
             finished = true

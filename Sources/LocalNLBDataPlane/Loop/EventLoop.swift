@@ -24,6 +24,8 @@ package struct Listener: Sendable {
     package var isUDP = false
     package var idleNanoseconds: UInt64
     package var connectNanoseconds: UInt64
+    /// A TLS listener's server side (its certificate, policy and ALPN); nil for TCP.
+    package var tls: TLSContext?
 
     package var isOpen: Bool { !loopFDs.isEmpty }
 
@@ -74,6 +76,8 @@ package final class EventLoop {
         case mailbox = 5
         case udpListener = 6
         case udpTarget = 7
+        case tlsClient = 8
+        case tlsPlain = 9
     }
 
     package struct ListenerState {
@@ -124,6 +128,12 @@ package final class EventLoop {
     /// When each warning about the machine's set-up was last logged (`warnAtMostEvery10s`).
     var lastTransparentWarning: UInt64 = 0
     var lastPortWarning: UInt64 = 0
+    var lastTLSWarning: UInt64 = 0
+    /// The TLS listeners' clients: their sessions and decrypted sides (TLSBridge.swift).
+    var tlsBridges = Slab<TLSBridge>()
+    var handshakingBridges = 0
+    /// Handshakes that failed or took too long (the ClientTLSNegotiationErrorCount of the node).
+    package var tlsHandshakeErrors = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
     var routeSources: [IPAddress: IPAddress?] = [:]
@@ -194,6 +204,7 @@ package final class EventLoop {
 
     package func closeResources() {
         for flow in flows where flow.state != .free { resetBoth(flow) }
+        closeTLSBridges()
         endUDPFlows(.shutdown)
         datagramBuffer.deallocate()
         pipes.closeAll()
@@ -211,6 +222,10 @@ package final class EventLoop {
             guard flow.state != .free, flow.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
             let fromClient = EventToken.kind(token) == Kind.flowClient.rawValue
             flowEvent(flow, fromClient: fromClient, events: events)
+        case .tlsClient, .tlsPlain:
+            let bridge = tlsBridges[index]
+            guard bridge.inUse, bridge.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
+            tlsEvent(bridge, events: events)
         case .udpListener:
             receiveDatagrams(listenerIndex: index)
         case .udpTarget:
@@ -278,7 +293,11 @@ package final class EventLoop {
         for _ in 0..<64 {
             do {
                 guard case .done(let (fd, client)) = try Socket.accept(listener.fd) else { return }
-                startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
+                if let context = listener.shared.tls {
+                    startTLS(listenerIndex: listenerIndex, clientFD: fd, client: client, context: context)
+                } else {
+                    startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
+                }
             } catch  where error.errno == .tooManyOpenFiles || error.errno == .fileTableFull {
                 // Out of descriptors: forgotten (idled-out) flows give theirs back first; if there were
                 // none, stop accepting here for a moment rather than spin on a ready listener.

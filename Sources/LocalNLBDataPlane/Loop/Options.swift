@@ -53,6 +53,18 @@ public struct LoadBalancerOptions: Sendable {
     /// scheduler never moves a busy loop (`--cpu-affinity auto`). Off by default: it pays for
     /// request/response traffic and costs bulk transfers (README, Performance).
     public var pinsLoops = false
+    /// Where localnlb keeps its certificate authority (`ca.pem`, `ca-key.pem`, mode 0600): nil for
+    /// `LOCALNLB_CA_DIR`, else `$XDG_DATA_HOME/localnlb`, else `~/.local/share/localnlb`.
+    public var certificateDirectory: String?
+
+    /// The certificate authority's directory these options name.
+    package var resolvedCertificateDirectory: String {
+        if let certificateDirectory { return certificateDirectory }
+        let environment = ProcessInfo.processInfo.environment
+        if let given = environment["LOCALNLB_CA_DIR"], !given.isEmpty { return given }
+        if let data = environment["XDG_DATA_HOME"], !data.isEmpty { return data + "/localnlb" }
+        return (environment["HOME"] ?? "/root") + "/.local/share/localnlb"
+    }
 
     public init() {}
 }

@@ -274,6 +274,18 @@ public enum Socket {
     }
 
     /// Closes with SO_LINGER 0, so the kernel sends RST instead of FIN.
+    /// A connected pair of local stream sockets, non-blocking: a TLS flow's decrypted side.
+    package static func streamPair() throws(SystemError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &fds) == 0 else {
+            throw SystemError(call: "socketpair", errno: Errno.current)
+        }
+        DescriptorLedger.opened(fds[0])
+        DescriptorLedger.opened(fds[1])
+        return (fds[0], fds[1])
+    }
+
     public static func closeWithReset(_ fd: Int32) {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         bestEffort("setsockopt(SO_LINGER)") {

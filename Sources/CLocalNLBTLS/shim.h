@@ -1,0 +1,40 @@
+// The system's OpenSSL 3 (Debian: libssl-dev to build, libssl3 to run) as localnlb calls it. What
+// OpenSSL defines as macros, which Swift cannot call, is wrapped here in one-line functions; nothing
+// here does cryptography of its own.
+#ifndef CLOCALNLB_TLS_H
+#define CLOCALNLB_TLS_H
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+static inline int clnb_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline int clnb_ssl_ctx_set_max_proto(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_max_proto_version(ctx, version);
+}
+/// Partial writes, a write buffer that may move between retries, and no renegotiation (as on NLB).
+static inline void clnb_ssl_ctx_defaults(SSL_CTX *ctx) {
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+}
+static inline int clnb_tls1_version(void) { return TLS1_VERSION; }
+static inline int clnb_tls1_1_version(void) { return TLS1_1_VERSION; }
+static inline int clnb_tls1_2_version(void) { return TLS1_2_VERSION; }
+static inline int clnb_tls1_3_version(void) { return TLS1_3_VERSION; }
+/// TLS 1.0 and 1.1 need security level 0 in OpenSSL 3 (their SHA-1 signatures); a policy that offers
+/// them asks for that level, as AWS's 2016-08 policy serves those clients.
+static inline void clnb_ssl_ctx_set_security_level(SSL_CTX *ctx, int level) { SSL_CTX_set_security_level(ctx, level); }
+/// A new EC key on P-256, P-384 or P-521 (by curve name), or an RSA key of `bits`.
+static inline EVP_PKEY *clnb_ec_key(const char *curve) { return EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve); }
+static inline EVP_PKEY *clnb_rsa_key(size_t bits) { return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits); }
+static inline int clnb_ssl_ctx_add_chain_cert(SSL_CTX *ctx, X509 *cert) { return (int)SSL_CTX_add1_chain_cert(ctx, cert); }
+static inline long clnb_bio_pending_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+
+#endif

@@ -1,0 +1,156 @@
+import CLocalNLBTLS
+import LocalNLBModel
+
+/// What OpenSSL said when a TLS call failed: its error queue, as one line.
+package struct TLSError: Error, CustomStringConvertible, Sendable {
+    package var description: String
+
+    init(_ what: String) {
+        var reasons: [String] = []
+        while case let code = ERR_get_error(), code != 0 {
+            var buffer = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(code, &buffer, buffer.count)
+            reasons.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        description = reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))"
+    }
+}
+
+/// A certificate chain (leaf first) and its private key, in PEM: what ACM's ImportCertificate takes.
+package struct CertificatePEM: Sendable, Equatable {
+    package var chain: String
+    package var key: String
+
+    package init(chain: String, key: String) {
+        self.chain = chain
+        self.key = key
+    }
+}
+
+/// AWS's ALPN policies (NLB guide, "TLS listeners"): the protocols offered, in preference order.
+package enum ALPNPolicy {
+    package static let protocols: [String: [String]] = [
+        "HTTP1Only": ["http/1.1", "http/1.0"], "HTTP2Only": ["h2"], "HTTP2Optional": ["http/1.1", "http/1.0", "h2"],
+        "HTTP2Preferred": ["h2", "http/1.1", "http/1.0"], "None": [],
+    ]
+}
+
+/// One TLS listener's server side: its certificate, its security policy's protocol versions and
+/// ciphers (AWS's names are OpenSSL's), its ALPN policy, no renegotiation. Shared by every loop:
+/// OpenSSL's SSL_CTX takes new sessions from any thread.
+package final class TLSContext: @unchecked Sendable {
+    let context: OpaquePointer
+    /// The ALPN policy's list in the wire format (length-prefixed), for the selection callback.
+    private let alpnWire: UnsafeMutableBufferPointer<UInt8>?
+    package let policy: SSLPolicy
+
+    package init(certificate: CertificatePEM, policy: SSLPolicy, alpnPolicy: String) throws(TLSError) {
+        guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new") }
+        self.context = context
+        self.policy = policy
+        let protocols = ALPNPolicy.protocols[alpnPolicy] ?? []
+        if protocols.isEmpty {
+            alpnWire = nil
+        } else {
+            // Two bytes of length, then the list: the callback's argument is all it has.
+            let list = protocols.flatMap { [UInt8($0.utf8.count)] + Array($0.utf8) }
+            let bytes = [UInt8(list.count >> 8), UInt8(list.count & 0xFF)] + list
+            let wire = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
+            _ = wire.initialize(from: bytes)
+            alpnWire = wire
+        }
+        clnb_ssl_ctx_defaults(context)
+        try configure(policy)
+        try use(certificate)
+        if let alpnWire {
+            SSL_CTX_set_alpn_select_cb(
+                context,
+                { _, out, outLength, offered, offeredLength, argument in
+                    // The policy's order decides (the server's preference), as AWS's policies list them.
+                    let wire = argument!.assumingMemoryBound(to: UInt8.self)
+                    let count = UInt32(wire[0]) << 8 | UInt32(wire[1])
+                    var chosen: UnsafeMutablePointer<UInt8>?
+                    var chosenLength: UInt8 = 0
+                    let result = SSL_select_next_proto(
+                        &chosen, &chosenLength, wire + 2, count, offered, offeredLength)
+                    guard result == OPENSSL_NPN_NEGOTIATED, let chosen else { return SSL_TLSEXT_ERR_NOACK }
+                    out?.pointee = UnsafePointer(chosen)
+                    outLength?.pointee = chosenLength
+                    return SSL_TLSEXT_ERR_OK
+                }, UnsafeMutableRawPointer(alpnWire.baseAddress!))
+        }
+    }
+
+    deinit {
+        SSL_CTX_free(context)
+        alpnWire?.deallocate()
+    }
+
+    /// The policy's versions (min to max) and ciphers: TLS 1.3 suites by `SSL_CTX_set_ciphersuites`,
+    /// the older ones by `SSL_CTX_set_cipher_list`, in AWS's priority order (the server's preference).
+    private func configure(_ policy: SSLPolicy) throws(TLSError) {
+        let versions: [String: Int32] = [
+            "TLSv1": clnb_tls1_version(), "TLSv1.1": clnb_tls1_1_version(), "TLSv1.2": clnb_tls1_2_version(),
+            "TLSv1.3": clnb_tls1_3_version(),
+        ]
+        let numbers = policy.protocols.compactMap { versions[$0] }
+        guard let low = numbers.min(), let high = numbers.max() else { throw TLSError("\(policy.name): no protocol") }
+        // OpenSSL 3 keeps TLS 1.0 and 1.1 out at its default security level; a policy that offers them
+        // is served at level 0, as AWS serves those clients.
+        if low < clnb_tls1_2_version() { clnb_ssl_ctx_set_security_level(context, 0) }
+        guard clnb_ssl_ctx_set_min_proto(context, low) == 1, clnb_ssl_ctx_set_max_proto(context, high) == 1 else {
+            throw TLSError("\(policy.name): protocol versions")
+        }
+        let tls13 = policy.ciphers.filter { $0.hasPrefix("TLS_") }
+        let older = policy.ciphers.filter { !$0.hasPrefix("TLS_") }
+        if !older.isEmpty, SSL_CTX_set_cipher_list(context, older.joined(separator: ":")) != 1 {
+            throw TLSError("\(policy.name): this OpenSSL cannot offer its ciphers")
+        }
+        if SSL_CTX_set_ciphersuites(context, tls13.joined(separator: ":")) != 1 {
+            throw TLSError("\(policy.name): this OpenSSL cannot offer its TLS 1.3 suites")
+        }
+    }
+
+    private func use(_ certificate: CertificatePEM) throws(TLSError) {
+        let chain = try Self.certificates(certificate.chain)
+        defer { chain.forEach { X509_free($0) } }
+        guard let leaf = chain.first else { throw TLSError("the certificate chain holds no certificate") }
+        if X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0 { throw TLSError("the certificate has expired") }
+        guard SSL_CTX_use_certificate(context, leaf) == 1 else { throw TLSError("the certificate") }
+        for intermediate in chain.dropFirst() where clnb_ssl_ctx_add_chain_cert(context, intermediate) != 1 {
+            throw TLSError("the certificate chain")
+        }
+        guard let key = try Self.privateKey(certificate.key) else { throw TLSError("no private key in the PEM") }
+        defer { EVP_PKEY_free(key) }
+        guard SSL_CTX_use_PrivateKey(context, key) == 1, SSL_CTX_check_private_key(context) == 1 else {
+            throw TLSError("the private key does not match the certificate")
+        }
+    }
+
+    /// Every certificate of a PEM text, in order.
+    package static func certificates(_ pem: String) throws(TLSError) -> [OpaquePointer] {
+        var found: [OpaquePointer] = []
+        try withMemoryBIO(pem) { bio in
+            while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) { found.append(certificate) }
+        }
+        ERR_clear_error()  // the read that found no more left its "no start line" behind
+        return found
+    }
+
+    static func privateKey(_ pem: String) throws(TLSError) -> OpaquePointer? {
+        var key: OpaquePointer?
+        try withMemoryBIO(pem) { bio in key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) }
+        return key
+    }
+
+    static func withMemoryBIO(_ text: String, _ body: (OpaquePointer) -> Void) throws(TLSError) {
+        let bytes = Array(text.utf8)
+        let made = bytes.withUnsafeBytes { raw -> Bool in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return false }
+            defer { BIO_free(bio) }
+            body(bio)
+            return true
+        }
+        if !made { throw TLSError("BIO_new_mem_buf") }
+    }
+}
