@@ -106,6 +106,13 @@ else
   skip "zones and DNS (scripts/zones-check.sh): dig (dnsutils), curl or python3 is missing"
 fi
 
+if has openssl && has nginx && has curl && has python3; then
+  echo "== TLS listeners with real peers: curl, openssl s_client, Python's ssl, nginx behind PROXY v2"
+  scripts/tls-check.sh .build/debug/localnlb | tee -a "$log"
+else
+  skip "TLS listeners (scripts/tls-check.sh): openssl, nginx, curl or python3 is missing"
+fi
+
 if has dnsmasq && has iperf3 && has dig && has python3; then
   echo "== UDP and TCP_UDP listeners with real peers: dnsmasq and dig, iperf3 -u"
   scripts/udp-check.sh .build/debug/localnlb | tee -a "$log"

@@ -64,6 +64,12 @@ extension ControlPlane {
                 { String($0.metrics.unhealthyRoutingFlowCount) }
             ),
             (
+                "client_tls_negotiation_error_count_total", "counter",
+                "TLS handshakes of clients that failed or timed out on the TLS listeners forwarding to the group "
+                    + "(ClientTLSNegotiationErrorCount).",
+                { String($0.metrics.clientTLSNegotiationErrorCount) }
+            ),
+            (
                 "port_allocation_error_count_total", "counter",
                 "Flows reset because no local port was free towards their target (PortAllocationErrorCount).",
                 { String($0.metrics.portAllocationErrorCount) }

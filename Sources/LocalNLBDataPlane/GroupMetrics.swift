@@ -9,6 +9,8 @@ package struct GroupMetrics: Sendable {
     package var tcpELBResetCount = 0
     package var unhealthyRoutingFlowCount = 0
     package var portAllocationErrorCount = 0
+    /// TLS handshakes with clients that failed or timed out, on a TLS listener forwarding to the group.
+    package var clientTLSNegotiationErrorCount = 0
     // UDP: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
     package var newFlowCountUDP = 0
     package var activeFlowCountUDP = 0
@@ -44,6 +46,7 @@ extension GroupMetrics {
         tcpELBResetCount += other.tcpELBResetCount
         unhealthyRoutingFlowCount += other.unhealthyRoutingFlowCount
         portAllocationErrorCount += other.portAllocationErrorCount
+        clientTLSNegotiationErrorCount += other.clientTLSNegotiationErrorCount
         newFlowCountUDP += other.newFlowCountUDP
         activeFlowCountUDP += other.activeFlowCountUDP
         processedBytesUDP &+= other.processedBytesUDP

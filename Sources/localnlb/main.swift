@@ -17,12 +17,23 @@ let usage = """
       localnlb target --listen HOST:PORT [--name NAME] [--proxy-protocol off|optional|required] [--banner TEXT]
                       [--trust CIDR[,CIDR…]] [--header-timeout SECONDS] [--udp]
       localnlb demo [zones]
+      localnlb ca             the local certificate authority's certificate: its path, made when missing
       localnlb version        (also --version)
 
     Run 'localnlb COMMAND --help' for one command.
     """
 
 let commandHelp: [String: String] = [
+    "ca": """
+    localnlb ca
+
+    Prints the path of the certificate of localnlb's own certificate authority, making the authority
+    first when there is none: an ECDSA P-256 key (ca-key.pem, mode 0600) and its certificate (ca.pem),
+    in LOCALNLB_CA_DIR, else $XDG_DATA_HOME/localnlb, else ~/.local/share/localnlb. It issues the
+    certificate of every TLS listener whose ACM ARN nobody imported, for the load balancer's DNS name,
+    its node addresses and localhost: trust the path printed (curl --cacert "$(localnlb ca)") and they
+    verify.
+    """,
     "serve": """
     localnlb serve [--config FILE [--persist]] [--flow-log FILE] [--drain-seconds N] [--time-scale F]
                    [--event-loops N] [--cpu-affinity off|auto] [--log-format text|json]
@@ -384,6 +395,11 @@ do {
                 switches: ["--strict", "--persist"]))
     case "ctl":
         try runControl(Array(rest))
+    case "ca":
+        _ = try Flags(rest, valued: [], switches: [])
+        let store = CertificateStore(directory: LoadBalancerOptions().resolvedCertificateDirectory)
+        _ = try store.loadAuthority()
+        print(store.authorityPath)
     case "check-config":
         checkConfig(try Flags(rest, valued: [], switches: ["--strict"], positional: 1))
     case "target":

@@ -194,7 +194,7 @@ import Testing
         for name in [
             "healthy_host_count", "unhealthy_host_count", "tcp_client_reset_count_total",
             "tcp_target_reset_count_total", "tcp_elb_reset_count_total", "unhealthy_routing_flow_count_total",
-            "port_allocation_error_count_total",
+            "port_allocation_error_count_total", "client_tls_negotiation_error_count_total",
         ] {
             #expect(text.contains("# TYPE localnlb_\(name) "))
         }

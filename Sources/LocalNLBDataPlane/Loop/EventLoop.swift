@@ -132,8 +132,6 @@ package final class EventLoop {
     /// The TLS listeners' clients: their sessions and decrypted sides (TLSBridge.swift).
     var tlsBridges = Slab<TLSBridge>()
     var handshakingBridges = 0
-    /// Handshakes that failed or took too long (the ClientTLSNegotiationErrorCount of the node).
-    package var tlsHandshakeErrors = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
     var routeSources: [IPAddress: IPAddress?] = [:]

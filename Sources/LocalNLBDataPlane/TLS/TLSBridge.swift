@@ -82,7 +82,7 @@ extension EventLoop {
                 let error = SSL_get_error(ssl, result)
                 if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return }
                 let cause = TLSError("TLS handshake").description
-                tlsHandshakeErrors += 1
+                countTLSNegotiationError(bridge)
                 return endTLS(bridge, reset: true, reason: cause)
             }
             bridge.handshaking = false
@@ -221,9 +221,13 @@ extension EventLoop {
     func expireTLSHandshakes() {
         guard handshakingBridges > 0 else { return }
         for bridge in tlsBridges where bridge.handshaking && now >= bridge.handshakeDeadline {
-            tlsHandshakeErrors += 1
+            countTLSNegotiationError(bridge)
             endTLS(bridge, reset: true, reason: "no TLS handshake within 10 s")
         }
+    }
+
+    func countTLSNegotiationError(_ bridge: TLSBridge) {
+        groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].clientTLSNegotiationErrorCount += 1
     }
 
     func closeTLSBridges() {

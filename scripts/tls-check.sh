@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# TLS listeners with clients and servers nobody here wrote: curl and openssl s_client (SNI, ALPN,
+# versions, ciphers, the certificate), Python's ssl module, and nginx behind PROXY v2 on a TLS
+# listener; then what a TLS listener refuses (a plaintext client, a version or cipher outside its
+# policy, a stalled ClientHello, renegotiation) without disturbing other flows.
+#   scripts/tls-check.sh [.build/debug/localnlb]
+set -euo pipefail
+bin=$(readlink -f "${1:-.build/debug/localnlb}")
+cd "$(dirname "$0")/.."
+. scripts/checks.sh
+tmp=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+export LOCALNLB_CA_DIR=$tmp/ca
+admin=$(free_port); l1=$(free_port); l2=$(free_port); l3=$(free_port); l4=$(free_port)
+tport=$(free_port); nginx_port=$(free_port)
+arn="arn:aws:acm:us-east-1:000000000000:certificate/0f5c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+
+mkdir -p "$tmp/nginx-temp"
+cat > "$tmp/nginx.conf" <<NGINX
+daemon on;
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log;
+events { worker_connections 64; }
+http {
+    client_body_temp_path $tmp/nginx-temp;
+    proxy_temp_path $tmp/nginx-temp;
+    fastcgi_temp_path $tmp/nginx-temp;
+    uwsgi_temp_path $tmp/nginx-temp;
+    scgi_temp_path $tmp/nginx-temp;
+    access_log off;
+    server {
+        listen 127.0.0.1:$nginx_port proxy_protocol;
+        set_real_ip_from 127.0.0.1;
+        real_ip_header proxy_protocol;
+        location / { return 200 "nginx saw \$remote_addr\n"; }
+    }
+}
+NGINX
+nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log"
+
+cat > "$tmp/tls.json" <<JSON
+{ "Admin": { "Address": "127.0.0.1:$admin" }, "Dns": { "Enabled": false },
+  "LoadBalancer": { "Name": "tls", "SubnetMappings": [ { "SubnetId": "subnet-a", "PrivateIPv4Address": "127.0.0.1" } ] },
+  "Listeners": [
+    { "Port": $l1, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ], "AlpnPolicy": ["HTTP1Only"],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "pp" } ] },
+    { "Port": $l2, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
+      "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06", "AlpnPolicy": ["HTTP2Preferred"],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "plain" } ] },
+    { "Port": $l3, "Protocol": "TCP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "tcp" } ] },
+    { "Port": $l4, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] } ],
+  "TargetGroups": [
+    { "Name": "pp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
+    { "Name": "plain", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+    { "Name": "tcp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+    { "Name": "nginx", "Port": $nginx_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] } ] }
+JSON
+"$bin" target --listen "127.0.0.1:$tport" --name t --proxy-protocol optional > /dev/null 2>&1 & pids+=($!)
+"$bin" serve --config "$tmp/tls.json" --time-scale 0.01 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
+ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
+for _ in $(seq 100); do ctl describe-load-balancers > /dev/null 2>&1 && break; sleep 0.1; done
+ca=$("$bin" ca)
+# s_client's summary of a handshake: $1 port, the rest s_client's options.
+hello() { local port=$1; shift; echo Q | timeout 5 openssl s_client -connect "127.0.0.1:$port" "$@" 2>&1 || true; }
+
+check "localnlb ca prints the authority's certificate, its key kept with mode 0600" \
+  sh -c "test -f '$ca' && test \"\$(stat -c %a '$tmp/ca/ca-key.pem')\" = 600"
+reply=$(curl -s --max-time 5 --cacert "$ca" --interface 127.0.0.2 "https://localhost:$l1/" || true)
+check "curl --cacert verifies the listener's certificate (an ARN nobody imported, issued by the local CA) and the target answers" \
+  grep -q '"target":"t"' <<< "$reply"
+check "behind a TLS listener the PROXY v2 header carries the client's address (127.0.0.2), before the decrypted bytes" \
+  grep -q '"source":"127.0.0.2:' <<< "$reply"
+check "the certificate holds the node's address too: https://127.0.0.1 verifies" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' 'https://127.0.0.1:$l1/' | grep -q '\"target\":\"t\"'"
+dns=$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $4 }')
+check "and the load balancer's DNS name (SNI $dns)" \
+  grep -q 'Verify return code: 0 (ok)' <<< "$(hello "$l1" -servername "$dns" -CAfile "$ca" -verify_hostname "$dns" -verify_return_error)"
+old=$(hello "$l1" -tls1 -cipher 'DEFAULT@SECLEVEL=0')
+check "ELBSecurityPolicy-2016-08 (the default) accepts a TLS 1.0 client" grep -q 'Protocol  : TLSv1$' <<< "$old"
+refused=$(hello "$l2" -tls1 -cipher 'DEFAULT@SECLEVEL=0')
+check "ELBSecurityPolicy-TLS13-1-2-2021-06 refuses it" grep -q 'Cipher is (NONE)' <<< "$refused"
+check "TLS 1.3 on the TLS 1.3 policy" grep -q 'New, TLSv1.3, Cipher is TLS_' <<< "$(hello "$l2" -tls1_3)"
+check "a cipher outside the policy (ECDHE-ECDSA-AES128-SHA, TLS 1.2) is refused by TLS13-1-2-2021-06" \
+  grep -q 'Cipher is (NONE)' <<< "$(hello "$l2" -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA)"
+check "...and taken by 2016-08" grep -q 'Cipher is ECDHE-ECDSA-AES128-SHA$' <<< "$(hello "$l1" -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA)"
+check "ALPN HTTP2Preferred picks h2 from h2,http/1.1" grep -q 'ALPN protocol: h2' <<< "$(hello "$l2" -alpn h2,http/1.1)"
+check "ALPN HTTP1Only picks http/1.1" grep -q 'ALPN protocol: http/1.1' <<< "$(hello "$l1" -alpn h2,http/1.1)"
+python3 - "$l2" "$ca" > "$tmp/python.out" <<'PY'
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=ca)
+context.set_alpn_protocols(["h2", "http/1.1"])
+with socket.create_connection(("127.0.0.1", port), 5) as raw:
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        print(tls.version(), tls.cipher()[0], tls.selected_alpn_protocol(), dict(x[0] for x in tls.getpeercert()["subject"])["organizationName"])
+PY
+check "Python's ssl verifies and negotiates TLSv1.3, a TLS 1.3 suite and h2" \
+  grep -qE '^TLSv1.3 TLS_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256) h2 localnlb$' "$tmp/python.out"
+check "nginx behind PROXY v2 on a TLS listener logs the client's address" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' --interface 127.0.0.3 'https://localhost:$l4/' | grep -qx 'nginx saw 127.0.0.3'"
+
+# What a TLS listener refuses, each without disturbing the others.
+plain=$(python3 - "$l1" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+s.settimeout(5)
+data = b""
+try:
+    while chunk := s.recv(4096):
+        data += chunk
+except OSError:
+    pass
+print(data[:200])
+PY
+)
+check "a plaintext client on a TLS listener gets no answer from the target" test -z "$(grep -o '"target"' <<< "$plain")"
+python3 - "$l1" > "$tmp/stall.out" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.send(b"\x16\x03\x01\x00")  # the first bytes of a ClientHello, and no more
+start = time.time()
+s.settimeout(20)
+try:
+    while s.recv(100):
+        pass
+    print("closed after", round(time.time() - start))
+except (ConnectionResetError, OSError):
+    print("closed after", round(time.time() - start))
+PY
+stall=$!
+check "while a ClientHello stalls, other TLS flows go on" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' 'https://localhost:$l1/' | grep -q '\"target\":\"t\"'"
+check "...and TCP ones" sh -c "curl -s --max-time 5 'http://127.0.0.1:$l3/' | grep -q '\"target\":\"t\"'"
+wait "$stall" || true
+check "a stalled ClientHello is closed after AWS's 10 s" grep -qE '^closed after (9|10|11|12)$' "$tmp/stall.out"
+reneg=$( (printf 'R\n'; sleep 1; printf 'GET / HTTP/1.0\r\n\r\n'; sleep 1) | timeout 6 openssl s_client -connect "127.0.0.1:$l1" -tls1_2 -CAfile "$ca" 2>&1 || true)
+check "a renegotiation is refused (as on NLB): OpenSSL's 'no renegotiation', and no answer after it" \
+  bash -c "grep -q 'no renegotiation' <<< \"\$0\" && ! grep -q '\"target\":\"t\"' <<< \"\$0\"" "$reneg"
+ctl get-metrics > "$tmp/metrics"
+tls_errors() { grep "^localnlb_client_tls_negotiation_error_count_total{load_balancer=\"tls\",target_group=\"$1\"}" "$tmp/metrics" | awk '{ print $2 }'; }
+check "the refusals are counted: client_tls_negotiation_error_count_total (plaintext and stalled on one listener, version and cipher on the other)" \
+  test "$(tls_errors pp) $(tls_errors plain)" = "2 2"
+check "and logged with their cause" grep -q "TLS client 127.0.0.1:[0-9]* on 127.0.0.1:$l1: " "$tmp/lb.log"
+described=$(ctl describe-listeners --load-balancer-arn "$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')")
+check "DescribeListeners shows the certificate, SslPolicy (AWS's default when none is given) and AlpnPolicy" \
+  bash -c "grep -q '\"CertificateArn\": \"$arn\"' <<< \"\$0\" && grep -q '\"SslPolicy\": \"ELBSecurityPolicy-2016-08\"' <<< \"\$0\" && grep -q '\"HTTP1Only\"' <<< \"\$0\"" "$described"
+
+# Bad configuration: each named, with the fix.
+cat > "$tmp/bad.json" <<JSON
+{ "Listeners": [ { "Port": 443, "Protocol": "TLS", "SslPolicy": "ELBSecurityPolicy-2016-09", "AlpnPolicy": "HTTP3",
+    "ListenerAttributes": [ { "Key": "tcp.idle_timeout.seconds", "Value": "600" } ],
+    "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+  "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "ip" } ] }
+JSON
+"$bin" check-config "$tmp/bad.json" > "$tmp/bad.out" 2>&1 || true
+check "check-config: a TLS listener with no certificate says how to give one" grep -q 'Listeners\[0\].Certificates: missing' "$tmp/bad.out"
+check "check-config: an unknown SslPolicy gets the nearest name" grep -q 'did you mean "ELBSecurityPolicy-2016-08"' "$tmp/bad.out"
+check "check-config: an unknown AlpnPolicy lists AWS's" grep -q '"HTTP3" is not one of HTTP1Only' "$tmp/bad.out"
+check "check-config: tcp.idle_timeout.seconds on a TLS listener is refused (350 s fixed, as on AWS)" \
+  grep -q 'a TLS listener.s idle timeout is fixed at 350 s' "$tmp/bad.out"
+
+echo "tls: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
