@@ -383,7 +383,9 @@ else
 fi
 
 check "demo shows UDP keeping the client's address" sh -c "'$bin' demo | grep -q '^ip (UDP) .*127.0.0.2:.*yes, it is the datagram.s source'"
-check "demo shows the three modes" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 3"
+check "demo shows the three modes, and two over TLS" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 5"
+check "demo's TLS row: the client's address from the PROXY v2 header behind a TLS listener" \
+  sh -c "'$bin' demo | grep -q '^ip (TLS) .*127.0.0.2:.*yes, from the PROXY v2 header'"
 
 "$bin" demo zones > "$tmp/zones" 2>&1 || true
 check "demo zones: cross-zone off keeps each node's flows in its zone" \

@@ -323,6 +323,8 @@ public enum ControlCommand {
                 exitCode: 255)
         } catch .noResponse {
             throw Failure(message: "no HTTP response from http://\(endpoint)", exitCode: 255)
+        } catch .tls(let error) {
+            throw Failure(message: "\(error)", exitCode: 255)
         }
     }
 

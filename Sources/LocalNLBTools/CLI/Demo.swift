@@ -14,6 +14,8 @@ public enum Demo {
         public var proxySource: String?
         public var client: IPEndpoint
         public var udp = false
+        /// Through a TLS listener (the listener terminates TLS; the target gets the plaintext).
+        public var tls = false
 
         /// Whether the application behind the target can learn the client's address, and how.
         public var verdict: String {
@@ -25,7 +27,12 @@ public enum Demo {
         }
     }
 
-    static let modes: [(TargetType, Bool)] = [(.instance, false), (.ip, false), (.ip, true)]
+    /// Target type, PROXY v2, TLS listener.
+    static let modes: [(TargetType, Bool, Bool)] = [
+        (.instance, false, false), (.ip, false, false), (.ip, true, false), (.ip, false, true), (.ip, true, true),
+    ]
+    /// The certificate the demo's TLS listeners name: issued by a certificate authority of the demo's own.
+    static let certificateArn = "arn:aws:acm:us-east-1:000000000000:certificate/0000demo-0000-4000-8000-000000000000"
 
     /// Starts two targets and a load balancer with three listeners, sends one HTTP request through each
     /// from `clientAddress`, and returns what the targets saw.
@@ -39,8 +46,8 @@ public enum Demo {
 
         var groups: [TargetGroupConfiguration] = []
         var listeners: [ListenerConfiguration] = []
-        for (type, proxy) in modes {
-            let name = "demo-\(type.rawValue)\(proxy ? "-pp2" : "")"
+        for (type, proxy, tls) in modes {
+            let name = "demo-\(type.rawValue)\(proxy ? "-pp2" : "")\(tls ? "-tls" : "")"
             var group = TargetGroupConfiguration(
                 name: name, port: 80, targetType: type,
                 targets: targets.map {
@@ -48,7 +55,12 @@ public enum Demo {
                 })
             if proxy { group.proxyProtocol = .v2(awsTLVs: true, vpcEndpointID: nil) }
             groups.append(group)
-            listeners.append(ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: name))
+            var listener = ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: name)
+            if tls {
+                listener.protocolName = .tls
+                listener.certificateArns = [certificateArn]
+            }
+            listeners.append(listener)
         }
         // UDP (docs/flows.md §10): the client's address is always kept.
         let udpTarget = try UDPTargetServer(on: IPEndpoint(ip: loopback, port: 0), name: "target-udp")
@@ -67,15 +79,24 @@ public enum Demo {
         let configuration = Configuration(
             loadBalancerName: "demo-nlb", nodes: [LoadBalancerNode(subnetID: "subnet-demo", ipv4: loopback)],
             listeners: listeners + [udpListener], targetGroups: groups + [udpGroup])
-        return try running(configuration) { balancer in try rows(of: balancer, groups, clientAddress) }
+        // The demo's certificate authority lives and dies with it: the user's own (localnlb ca) is untouched.
+        let authority = FileManager.default.temporaryDirectory.appendingPathComponent("localnlb-demo-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: authority) }
+        return try running(configuration, certificateDirectory: authority) { balancer in
+            try rows(
+                of: balancer, groups, clientAddress, tls: Set(modes.indices.filter { modes[$0].2 }),
+                authority: authority + "/ca.pem")
+        }
     }
 
     /// A demo's load balancer, quiet (its output is the demo's table; the event log would bury it),
     /// running on a thread of its own while `body` runs, then stopped.
     package static func running<T>(
-        _ configuration: Configuration, timeScale: Double = 1, _ body: (LoadBalancer) throws -> T
+        _ configuration: Configuration, timeScale: Double = 1, certificateDirectory: String? = nil,
+        _ body: (LoadBalancer) throws -> T
     ) throws -> T {
         var options = LoadBalancerOptions()
+        options.certificateDirectory = certificateDirectory
         options.flowLog = .disabled
         options.log = { _ in }
         options.drainSeconds = 1
@@ -95,21 +116,24 @@ public enum Demo {
 
     /// What each listener's target saw of one request from `clientAddress`.
     package static func rows(
-        of balancer: LoadBalancer, _ groups: [TargetGroupConfiguration], _ clientAddress: IPAddress
+        of balancer: LoadBalancer, _ groups: [TargetGroupConfiguration], _ clientAddress: IPAddress,
+        tls: Set<Int> = [], authority: String = ""
     )
         throws -> [Row]
     {
         var rows: [Row] = []
         for (listenerIndex, endpoint) in balancer.listenerEndpoints where listenerIndex < groups.count {
             let group = groups[listenerIndex]
-            let (client, body) = try httpGet(endpoint, from: clientAddress)
+            let overTLS = tls.contains(listenerIndex)
+            let (client, body) = try httpGet(
+                endpoint, from: clientAddress, tls: overTLS ? (authority, endpoint.ip.description) : nil)
             let report = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
             let proxy = report["proxy"] as? [String: Any]
             rows.append(
                 Row(
                     targetType: group.targetType, preserveClientIP: group.preserveClientIP,
                     proxyProtocolV2: group.proxyProtocol != .off, peer: report["peer"] as? String ?? "?",
-                    proxySource: proxy?["source"] as? String, client: client))
+                    proxySource: proxy?["source"] as? String, client: client, tls: overTLS))
         }
         if let endpoint = balancer.udpListenerEndpoints.first?.endpoint {
             let (client, body) = try datagram(to: endpoint, from: clientAddress)
@@ -148,7 +172,8 @@ public enum Demo {
         ]
         let cells = rows.map {
             [
-                $0.targetType.rawValue + ($0.udp ? " (UDP)" : ""), String($0.preserveClientIP),
+                $0.targetType.rawValue + ($0.udp ? " (UDP)" : "") + ($0.tls ? " (TLS)" : ""),
+                String($0.preserveClientIP),
                 String($0.proxyProtocolV2), $0.peer, $0.proxySource ?? "-", $0.verdict,
             ]
         }
@@ -170,17 +195,21 @@ public enum Demo {
               in a PROXY v2 header first; a target that parses it (nginx: listen … proxy_protocol;
               real_ip_header proxy_protocol) knows the client again.
             ip (UDP): NLB always keeps the client's address for UDP; each datagram comes from the client.
+            ip (TLS): a TLS listener terminates TLS with its certificate (here from localnlb's own CA); the
+              target gets the plaintext from the NLB, and the client's address only in a PROXY v2 header.
 
             """
         return out
     }
 
     /// One HTTP GET from a socket bound to `source`; returns the client's own endpoint and the body.
-    static func httpGet(_ endpoint: IPEndpoint, from source: IPAddress) throws -> (IPEndpoint, String) {
+    static func httpGet(
+        _ endpoint: IPEndpoint, from source: IPAddress, tls: (authority: String, serverName: String)? = nil
+    ) throws -> (IPEndpoint, String) {
         let request = Array("GET / HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n\r\n".utf8)
         do {
             let (local, _, body) = try BlockingConnection.exchange(
-                request, with: endpoint, from: source, timeoutSeconds: 5)
+                request, with: endpoint, from: source, timeoutSeconds: 5, tls: tls)
             return (local, body)
         } catch {
             throw ListenerError(description: "demo: no HTTP response through \(endpoint) (\(error))")

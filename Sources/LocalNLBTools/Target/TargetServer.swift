@@ -278,12 +278,15 @@ package final class BlockingConnection {
     package enum ExchangeError: Error {
         case connect(SystemError)
         case noResponse
+        case tls(TLSError)
     }
 
     /// One HTTP/1.x request on a new connection (from `source` when given), read to EOF. Returns the
     /// connection's local address, the status and the body.
+    /// `tls`: over TLS, verifying the server against the authority's certificate (a PEM file) for a name.
     package static func exchange(
-        _ request: [UInt8], with endpoint: IPEndpoint, from source: IPAddress? = nil, timeoutSeconds: Int
+        _ request: [UInt8], with endpoint: IPEndpoint, from source: IPAddress? = nil, timeoutSeconds: Int,
+        tls: (authority: String, serverName: String)? = nil
     )
         throws(ExchangeError) -> (local: IPEndpoint, status: Int, body: String)
     {
@@ -303,8 +306,17 @@ package final class BlockingConnection {
         }
         let local = Socket.localEndpoint(fd) ?? endpoint
         let connection = BlockingConnection(fd: fd)
-        connection.write(request)
-        while connection.readMore() {}
+        if let tls {
+            do {
+                connection.buffer = try TLSClient.exchange(
+                    request, on: fd, authority: tls.authority, serverName: tls.serverName)
+            } catch {
+                throw .tls(error)
+            }
+        } else {
+            connection.write(request)
+            while connection.readMore() {}
+        }
         let response = String(decoding: connection.buffer, as: UTF8.self)
         guard let split = response.range(of: "\r\n\r\n"),
             let status = Int(response[..<split.lowerBound].split(separator: " ").dropFirst().first ?? "")
