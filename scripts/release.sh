@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/release.sh: a release binary that runs where Swift is not installed. It is built with
 # --static-swift-stdlib (the Swift runtime and Foundation linked in), so it needs only what every
-# Linux has: glibc, libstdc++ and libgcc_s. Written to .build/dist/localnlb-VERSION-linux-ARCH with
+# Linux has: glibc, libstdc++, libgcc_s and OpenSSL 3 (libssl3, for TLS listeners). Written to .build/dist/localnlb-VERSION-linux-ARCH with
 # a .sha256 beside it; the last line printed is its path. The build has a scratch directory of its own
 # (.build/static), so the ordinary release build (benchmarks, alloc-check) is left as it is.
 set -euo pipefail
