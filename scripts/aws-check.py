@@ -112,6 +112,90 @@ def regions_apart(admin, home_group_arn):
     return eu, group["TargetGroupArn"]
 
 
+def certificates_and_tls(admin, lb_arn, target_port, scratch):
+    """ACM as the AWS CLI's and boto3's acm clients drive it, and a TLS listener serving what it holds."""
+    acm = boto3.client("acm", endpoint_url=f"http://127.0.0.1:{admin}", region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    elb = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{admin}", region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    cert, key = os.path.join(scratch, "api.pem"), os.path.join(scratch, "api-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "30", "-subj", "/CN=api.test",
+                    "-addext", "subjectAltName=DNS:api.test,IP:127.0.0.1"], check=True, capture_output=True)
+    weak_cert, weak_key = os.path.join(scratch, "weak.pem"), os.path.join(scratch, "weak-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", weak_key, "-out",
+                    weak_cert, "-days", "30", "-subj", "/CN=weak.test"], check=True, capture_output=True)
+    pem = open(cert, "rb").read()
+    arn = acm.import_certificate(Certificate=pem, PrivateKey=open(key, "rb").read(),
+                                 Tags=[{"Key": "team", "Value": "edge"}])["CertificateArn"]
+    described = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    fetched = acm.get_certificate(CertificateArn=arn)["Certificate"]
+    mismatched = error_code(lambda: acm.import_certificate(Certificate=pem, PrivateKey=open(weak_key, "rb").read()))
+    weak = error_code(lambda: acm.import_certificate(Certificate=open(weak_cert, "rb").read(),
+                                                     PrivateKey=open(weak_key, "rb").read()))
+    check("acm import_certificate (a key openssl made): describe shows ISSUED, IMPORTED, the names and "
+          "EC_prime256v1; get_certificate gives the PEM back; a key that does not match and RSA 1024 are "
+          "ValidationException",
+          arn.startswith("arn:aws:acm:us-east-1:000000000000:certificate/") and described["Status"] == "ISSUED"
+          and described["Type"] == "IMPORTED" and described["DomainName"] == "api.test"
+          and described["SubjectAlternativeNames"] == ["api.test", "127.0.0.1"]
+          and described["KeyAlgorithm"] == "EC_prime256v1" and fetched.strip() == pem.decode().strip()
+          and mismatched == "ValidationException" and weak == "ValidationException",
+          f"{described} {mismatched} {weak}")
+    group = elb.create_target_group(Name="tls-web", Protocol="TCP", Port=target_port, TargetType="ip")[
+        "TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=group, Targets=[{"Id": "127.0.0.1"}])
+    port = free_port()
+    listener = elb.create_listener(LoadBalancerArn=lb_arn, Protocol="TLS", Port=port, Certificates=[
+        {"CertificateArn": arn}], SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06", AlpnPolicy=["HTTP2Optional"],
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])["Listeners"][0]
+    import ssl
+    context = ssl.create_default_context(cafile=cert)
+    with socket.create_connection(("127.0.0.1", port), 5) as raw:
+        with context.wrap_socket(raw, server_hostname="api.test") as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+            version = tls.version()
+    in_use = error_code(lambda: acm.delete_certificate(CertificateArn=arn))
+    used_by = acm.describe_certificate(CertificateArn=arn)["Certificate"]["InUseBy"]
+    check("create_listener Protocol=TLS with the imported ARN: Python's ssl verifies it, TLS 1.3 (the policy), the "
+          "target answers; DescribeListeners shows it; delete_certificate is ResourceInUseException, InUseBy names "
+          "the listener",
+          b'"target":"a"' in reply and version == "TLSv1.3" and listener["Protocol"] == "TLS"
+          and listener["Certificates"] == [{"CertificateArn": arn}]
+          and listener["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+          and listener["AlpnPolicy"] == ["HTTP2Optional"] and in_use == "ResourceInUseException"
+          and used_by == [listener["ListenerArn"]], f"{reply[:200]} {version} {listener} {in_use}")
+    elb.delete_listener(ListenerArn=listener["ListenerArn"])
+    elb.delete_target_group(TargetGroupArn=group)
+    acm.delete_certificate(CertificateArn=arn)
+    requested = acm.request_certificate(DomainName="www.example.test",
+                                        SubjectAlternativeNames=["www.example.test", "example.test"],
+                                        KeyAlgorithm="EC_prime256v1")["CertificateArn"]
+    issued = acm.describe_certificate(CertificateArn=requested)["Certificate"]
+    listed = [c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"]]
+    tags = acm.list_tags_for_certificate(CertificateArn=requested)["Tags"]
+    check("acm request_certificate is ISSUED at once by localnlb's CA (AMAZON_ISSUED); list_certificates lists it; "
+          "a deleted ARN is ResourceNotFoundException; an ARN that is not ACM's is InvalidArnException",
+          issued["Status"] == "ISSUED" and issued["Type"] == "AMAZON_ISSUED"
+          and issued["SubjectAlternativeNames"] == ["www.example.test", "example.test"] and requested in listed
+          and arn not in listed and tags == []
+          and error_code(lambda: acm.describe_certificate(CertificateArn=arn)) == "ResourceNotFoundException"
+          and error_code(lambda: acm.describe_certificate(CertificateArn="arn:aws:iam::123456789012:server-certificate/x")) == "InvalidArnException",
+          f"{issued} {listed}")
+    # The AWS CLI's acm, as users type it (fileb://).
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+    imported = subprocess.run([aws, "acm", "import-certificate", "--certificate", f"fileb://{cert}", "--private-key",
+                               f"fileb://{key}", "--endpoint-url", f"http://127.0.0.1:{admin}", "--query",
+                               "CertificateArn", "--output", "text"], capture_output=True, text=True, env=env)
+    check("the AWS CLI: aws acm import-certificate --certificate fileb://… --private-key fileb://…",
+          imported.returncode == 0 and imported.stdout.startswith("arn:aws:acm:us-east-1:"), imported.stderr)
+    return acm, sorted([requested, imported.stdout.strip()])
+
+
 def after_load_balancer_changes(client, lb_arn, port):
     """The actions that change a load balancer after it is made, and the account's quotas and policies."""
     limits = {limit["Name"]: limit["Max"] for limit in client.describe_account_limits()["Limits"]}
@@ -210,6 +294,8 @@ def main():
     args = parser.parse_args()
     binary = os.path.abspath(args.localnlb)
     scratch = tempfile.mkdtemp(prefix="localnlb-aws-")
+    # The certificate authority (and, with --persist, the certificates) in the scratch folder, not ~.
+    os.environ["LOCALNLB_CA_DIR"] = os.path.join(scratch, "ca")
     procs = []
     try:
         targets = []
@@ -676,6 +762,7 @@ def main():
         after_load_balancer_changes(client, kept_lb, kept_port)
         instance_targets(client, persist_admin, targets[0])
         eu_client, eu_group = regions_apart(persist_admin, kept_arn)
+        acm, kept_certificates = certificates_and_tls(persist_admin, kept_lb, targets[0], scratch)
         check("a target group serves one network load balancer: TargetGroupAssociationLimit",
               error_code(lambda: client.create_listener(
                   LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),
@@ -720,12 +807,16 @@ def main():
         replayed_listener = client.describe_listeners(LoadBalancerArn=kept_lb)["Listeners"][0]["ListenerArn"]
         replayed_lbs = [lb["LoadBalancerArn"] for lb in client.describe_load_balancers()["LoadBalancers"]]
         replayed_eu = [g["TargetGroupArn"] for g in eu_client.describe_target_groups()["TargetGroups"]]
+        replayed_certificates = sorted(c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"])
+        key_files = [os.stat(os.path.join(scratch, "ca", "certificates", f)).st_mode & 0o777
+                     for f in os.listdir(os.path.join(scratch, "ca", "certificates"))]
         check("a restart from the persisted file replays the load balancer, group, listener, ARNs, attribute, "
-              "target and tag, and another region's group",
+              "target and tag, another region's group, and the ACM certificates (their files mode 0600)",
               replayed == kept_arn and replayed_listener == kept_listener and replayed_lbs == [kept_lb]
               and replayed_attributes.get("deregistration_delay.timeout_seconds") == "42"
               and replayed_targets == [targets[1]] and replayed_tags == [{"Key": "owner", "Value": "aws-check"}]
-              and replayed_eu == [eu_group]
+              and replayed_eu == [eu_group] and replayed_certificates == kept_certificates
+              and key_files == [0o600, 0o600]
               and get_through(kept_port).get("target") == "b",
               f"{replayed} {replayed_listener} {replayed_attributes.get('deregistration_delay.timeout_seconds')} "
               f"{replayed_targets} {replayed_tags}")

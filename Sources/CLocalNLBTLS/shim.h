@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
 
 static inline int clnb_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) {
     return (int)SSL_CTX_set_min_proto_version(ctx, version);
@@ -37,5 +39,37 @@ static inline EVP_PKEY *clnb_rsa_key(size_t bits) { return EVP_PKEY_Q_keygen(NUL
 static inline int clnb_ssl_ctx_add_chain_cert(SSL_CTX *ctx, X509 *cert) { return (int)SSL_CTX_add1_chain_cert(ctx, cert); }
 static inline int clnb_ssl_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 static inline long clnb_bio_pending_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
+
+/// The DNS names and IP addresses of a certificate's subjectAltName, comma-separated into `out`; the
+/// count, or -1 when they do not fit.
+static inline int clnb_x509_alt_names(X509 *cert, char *out, size_t size) {
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    size_t used = 0;
+    int count = 0;
+    if (size > 0) out[0] = 0;
+    if (!names) return 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+        char text[64];
+        const char *value = NULL;
+        if (name->type == GEN_DNS) {
+            value = (const char *)ASN1_STRING_get0_data(name->d.dNSName);
+        } else if (name->type == GEN_IPADD && name->d.iPAddress->length == 4) {
+            const unsigned char *a = name->d.iPAddress->data;
+            snprintf(text, sizeof text, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+            value = text;
+        }
+        if (!value) continue;
+        size_t length = strlen(value);
+        if (used + length + 2 > size) { GENERAL_NAMES_free(names); return -1; }
+        if (count > 0) out[used++] = ',';
+        memcpy(out + used, value, length);
+        used += length;
+        out[used] = 0;
+        count++;
+    }
+    GENERAL_NAMES_free(names);
+    return count;
+}
 
 #endif

@@ -159,6 +159,7 @@ extension ControlPlane {
         switch Self.frontEnd(of: request) {
         case .query: return queryAPI(request)
         case .zonalShift: return zonalShiftAPI(request)
+        case .acm: return acmAPI(request)
         case .json: break
         }
         let parts = request.path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }

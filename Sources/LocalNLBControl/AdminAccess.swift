@@ -22,9 +22,12 @@ extension ControlPlane {
         case json
         case query
         case zonalShift
+        /// ACM's JSON 1.1 protocol (`X-Amz-Target: CertificateManager.*`).
+        case acm
     }
 
     static func frontEnd(of request: AdminRequest) -> FrontEnd {
+        if isACMRequest(request) { return .acm }
         if isQueryRequest(request) { return .query }
         if isZonalShiftRequest(request) { return .zonalShift }
         return .json
@@ -36,6 +39,7 @@ extension ControlPlane {
         case .query: return queryError(APIError(code: code, message: message, status: status))
         case .zonalShift: return arcError(status, code, message)
         case .json: return .error(status, code, message)
+        case .acm: return acmError(code, message, status: status)
         }
     }
 
@@ -63,7 +67,9 @@ extension ControlPlane {
         if ["POST", "PUT", "PATCH"].contains(request.method) && frontEnd != .query {
             let type = request.headers["content-type"] ?? ""
             let mediaType = type.split(separator: ";").first.map { String($0).trimmed.lowercased() } ?? ""
-            guard mediaType == "application/json" else {
+            // ACM's protocol is JSON 1.1, which no form or page of a browser sends unasked either.
+            guard mediaType == "application/json" || (frontEnd == .acm && mediaType == "application/x-amz-json-1.1")
+            else {
                 return refusal(
                     frontEnd, 415, frontEnd == .zonalShift ? "ValidationException" : "UnsupportedMediaType",
                     "\(request.method) \(request.path) needs Content-Type: application/json"
@@ -85,6 +91,12 @@ extension ControlPlane {
             return credentialsRefusal(request, admin, frontEnd)
         }
         if !admin.address.ip.isLoopback && frontEnd != .json {
+            if frontEnd == .acm {
+                return acmError(
+                    "UnrecognizedClientException",
+                    "this Admin.Address is not loopback: set Admin.AccessKeyId and Admin.SecretAccessKey, and sign "
+                        + "with them", status: 403)
+            }
             return queryAPIRefusal()
         }
         return nil

@@ -127,6 +127,10 @@ package final class ControlPlane {
         do {
             try poller.add(poller.tick, events: CLNB_EPOLLIN, token: token(.tick, 0, 0))
             try poller.add(bell.wake.fd, events: CLNB_EPOLLIN, token: token(.wake, 0, 0))
+            // serve --persist keeps certificates (imported, requested, issued) beside the authority; any
+            // daemon reads back what one kept.
+            certificateStore.persists = options.persists
+            certificateStore.loadSaved(log: options.log)
             try openListeners()
             assignZones()
             if let admin = configuration.admin {

@@ -11,8 +11,10 @@ import ProxyProtocol
 package final class CertificateStore {
     let directory: String
     private(set) var authority: CertificatePEM?
-    /// By ARN: imported ones and the ones issued here.
-    var certificates: [String: CertificatePEM] = [:]
+    /// Every certificate by ARN, imported, requested or issued at first use, in the order they came.
+    private(set) var records: [CertificateRecord] = []
+    /// Whether the certificates are kept in `directory/certificates` (serve --persist).
+    var persists = false
 
     package init(directory: String) { self.directory = directory }
 
@@ -43,12 +45,108 @@ package final class CertificateStore {
         return made
     }
 
-    /// The certificate of `arn`: imported, or issued now for `names`.
+    package func record(_ arn: String) -> CertificateRecord? { records.first { $0.arn == arn } }
+
+    /// The certificate of `arn`: imported or requested, or issued now for `names`.
     func certificate(_ arn: String, names: [String]) throws -> CertificatePEM {
-        if let known = certificates[arn] { return known }
+        if let known = record(arn) { return known.pem }
         let issued = try LocalCertificates.issue(names: names, by: try loadAuthority())
-        certificates[arn] = issued
+        try add(
+            CertificateRecord(arn: arn, pem: issued, info: try CertificateInfo.validated(issued), type: "AMAZON_ISSUED")
+        )
         return issued
+    }
+
+    /// Adds (or, for an ARN it has, replaces: a re-import) a certificate, and keeps it when persisting.
+    func add(_ record: CertificateRecord) throws {
+        if let index = records.firstIndex(where: { $0.arn == record.arn }) {
+            records[index] = record
+        } else {
+            records.append(record)
+        }
+        try save(record)
+    }
+
+    func remove(_ arn: String) {
+        records.removeAll { $0.arn == arn }
+        if persists { try? FileManager.default.removeItem(atPath: file(arn)) }
+    }
+
+    func setTags(_ arn: String, _ tags: [(key: String, value: String)]) throws {
+        guard let index = records.firstIndex(where: { $0.arn == arn }) else { return }
+        records[index].tags = tags
+        try save(records[index])
+    }
+
+    private func file(_ arn: String) -> String {
+        directory + "/certificates/" + String(arn.split(separator: "/").last ?? "certificate") + ".json"
+    }
+
+    /// One file a certificate, mode 0600 (it holds the key).
+    private func save(_ record: CertificateRecord) throws {
+        guard persists else { return }
+        let files = FileManager.default
+        try files.createDirectory(atPath: directory + "/certificates", withIntermediateDirectories: true)
+        let text = JSONText.object([
+            ("CertificateArn", .string(record.arn)), ("Type", .string(record.type)),
+            ("CreatedAt", .number(record.created)), ("Certificate", .string(record.pem.chain)),
+            ("PrivateKey", .string(record.pem.key)),
+            ("Tags", .array(record.tags.map { .object([("Key", .string($0.key)), ("Value", .string($0.value))]) })),
+        ]).rendered
+        guard
+            files.createFile(
+                atPath: file(record.arn), contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw ListenerError(description: "cannot write \(file(record.arn))") }
+    }
+
+    /// The certificates a persisting daemon kept, read back at start; one that cannot be read is named.
+    func loadSaved(log: (String) -> Void) {
+        let folder = directory + "/certificates"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in names.sorted() where name.hasSuffix(".json") {
+            let path = folder + "/" + name
+            guard let data = FileManager.default.contents(atPath: path),
+                let (value, _) = try? JSONParser.parse(Array(data)), case .object(let object) = value,
+                case .string(let arn)? = object["CertificateArn"], case .string(let chain)? = object["Certificate"],
+                case .string(let key)? = object["PrivateKey"]
+            else {
+                log("certificate \(path): not a certificate localnlb wrote; left alone")
+                continue
+            }
+            let pem = CertificatePEM(chain: chain, key: key)
+            guard let info = try? CertificateInfo.validated(pem) else {
+                log("certificate \(path): no longer valid (expired, or the key does not match); left alone")
+                continue
+            }
+            var record = CertificateRecord(
+                arn: arn, pem: pem, info: info, type: object["Type"]?.attributeString ?? "IMPORTED")
+            if case .number(let created)? = object["CreatedAt"] { record.created = created }
+            if case .array(let tags)? = object["Tags"] {
+                record.tags = tags.compactMap { tag -> (key: String, value: String)? in
+                    guard case .object(let pair) = tag, let key = pair["Key"]?.attributeString else { return nil }
+                    return (key, pair["Value"]?.attributeString ?? "")
+                }
+            }
+            records.append(record)
+        }
+    }
+}
+
+/// A certificate as ACM keeps it: its ARN, PEM, what was read from it, how it came, its tags.
+package struct CertificateRecord {
+    package var arn: String
+    package var pem: CertificatePEM
+    package var info: CertificateInfo
+    /// `IMPORTED`, or `AMAZON_ISSUED` (requested, or issued for a listener at first use).
+    package var type: String
+    package var created = Date().timeIntervalSince1970
+    package var tags: [(key: String, value: String)] = []
+
+    package init(arn: String, pem: CertificatePEM, info: CertificateInfo, type: String) {
+        self.arn = arn
+        self.pem = pem
+        self.info = info
+        self.type = type
     }
 }
 

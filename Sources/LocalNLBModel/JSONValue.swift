@@ -21,7 +21,7 @@ package enum JSONValue: Equatable, Sendable {
     }
 
     /// A string, or a number/bool turned into the string AWS would hold (`300` → `"300"`).
-    var attributeString: String? {
+    package var attributeString: String? {
         switch self {
         case .string(let s): return s
         case .number, .bool: return shown

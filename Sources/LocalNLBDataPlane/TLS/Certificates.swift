@@ -23,9 +23,9 @@ package enum LocalCertificates {
     /// A server certificate for `names` (DNS names and IP addresses alike), signed by `authority`:
     /// ECDSA P-256 (`keyType` "EC_prime256v1", ACM's spelling) or RSA 2048 ("RSA_2048"), 395 days as an
     /// ACM certificate. The chain is the leaf, then the authority's certificate.
-    package static func issue(names: [String], keyType: String = "EC_prime256v1", by authority: CertificatePEM)
-        throws(TLSError) -> CertificatePEM
-    {
+    package static func issue(
+        names: [String], keyType: String = "EC_prime256v1", days: Int = 395, by authority: CertificatePEM
+    ) throws(TLSError) -> CertificatePEM {
         let curves = ["EC_prime256v1": "P-256", "EC_secp384r1": "P-384", "EC_secp521r1": "P-521"]
         let key: OpaquePointer?
         if let curve = curves[keyType] {
@@ -46,7 +46,7 @@ package enum LocalCertificates {
             IPAddress(name) != nil ? "IP:\(name)" : "DNS:\(name)"
         }
         let certificate = try build(
-            subject: names.first ?? "localhost", key: key, issuer: (caCertificate, caKey), days: 395,
+            subject: names.first ?? "localhost", key: key, issuer: (caCertificate, caKey), days: days,
             extensions: [
                 (NID_basic_constraints, "critical,CA:FALSE"),
                 (

@@ -140,6 +140,7 @@ package final class TLSContext: @unchecked Sendable {
     static func privateKey(_ pem: String) throws(TLSError) -> OpaquePointer? {
         var key: OpaquePointer?
         try withMemoryBIO(pem) { bio in key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) }
+        if key == nil { ERR_clear_error() }  // "no key" is the whole story; the decoders' attempts are not
         return key
     }
 

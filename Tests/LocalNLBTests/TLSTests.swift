@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+@testable import LocalNLBControl
+@testable import LocalNLBDataPlane
+@testable import LocalNLBModel
+
+/// The TLS pieces without a socket: certificates the local authority issues, what ACM reads from
+/// them, and what it refuses to import.
+@Suite struct TLSCertificates {
+    let authority = try! LocalCertificates.makeAuthority(commonName: "test CA")
+
+    @Test func issuedCertificatesCarryTheirNamesAndVerify() throws {
+        let issued = try LocalCertificates.issue(names: ["lb.test", "127.0.0.1"], by: authority)
+        let info = try CertificateInfo.validated(issued)
+        #expect(info.domainName == "lb.test" && info.alternativeNames == ["lb.test", "127.0.0.1"])
+        #expect(info.keyAlgorithm == "EC_prime256v1" && info.issuer.contains("CN=test CA"))
+        #expect(info.notAfter - info.notBefore > 394 * 86_400)
+        // The chain is the leaf, then the authority: a TLS context takes it under every policy.
+        for policy in SSLPolicy.all {
+            _ = try TLSContext(certificate: issued, policy: policy, alpnPolicy: "HTTP2Preferred")
+        }
+        let rsa = try LocalCertificates.issue(names: ["rsa.test"], keyType: "RSA_2048", by: authority)
+        #expect(try CertificateInfo.validated(rsa).keyAlgorithm == "RSA_2048")
+        #expect(throws: TLSError.self) { try LocalCertificates.issue(names: ["x"], keyType: "DSA_1024", by: authority) }
+    }
+
+    @Test func importRefusesWhatACMRefuses() throws {
+        let issued = try LocalCertificates.issue(names: ["a.test"], by: authority)
+        let other = try LocalCertificates.issue(names: ["b.test"], by: authority)
+        func problem(_ pem: CertificatePEM) -> String? {
+            do {
+                _ = try CertificateInfo.validated(pem)
+                return nil
+            } catch { return error.description }
+        }
+        #expect(
+            problem(CertificatePEM(chain: issued.chain, key: other.key))
+                == "the PrivateKey does not match the Certificate")
+        #expect(
+            problem(CertificatePEM(chain: "not a certificate", key: issued.key))
+                == "the Certificate holds no PEM certificate")
+        #expect(problem(CertificatePEM(chain: issued.chain, key: "")) == "the PrivateKey holds no PEM key")
+        let expired = try LocalCertificates.issue(names: ["old.test"], days: -1, by: authority)
+        #expect(problem(expired) == "the Certificate has expired")
+        // A listener refuses it too, naming why.
+        #expect(throws: TLSError.self) {
+            try TLSContext(certificate: expired, policy: SSLPolicy.all[0], alpnPolicy: "None")
+        }
+    }
+
+    /// The authority is made once, kept with its key at 0600, and read back.
+    @Test func theAuthorityIsKept() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("localnlb-ca-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try CertificateStore(directory: directory).loadAuthority()
+        let again = try CertificateStore(directory: directory).loadAuthority()
+        #expect(first == again)
+        let mode =
+            try FileManager.default.attributesOfItem(atPath: directory + "/ca-key.pem")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+}
