@@ -86,5 +86,7 @@ swiftc -O -wmo -sanitize=fuzzer,address -parse-as-library -swift-version 6 -pack
   "$work/api-build/"{ProxyProtocol,LocalNLBModel,LocalNLBDataPlane}.o "$work/api-build/shim.o" -lssl -lcrypto \
   -o "$work/fuzz-api" 2> >(grep -v "Cannot export local symbol" >&2)
 if [ "$(id -u)" -eq 0 ]; then isolate=(unshare -n); else isolate=(unshare -rn); fi
+# RequestCertificate makes a certificate authority: in the scratch folder.
+export LOCALNLB_CA_DIR="$work/ca"
 run_fuzzer "control API" "$work/fuzz-api.log" "$work/api-corpus" 8192 api- \
   "${isolate[@]}" sh -c 'ip link set lo up 2>/dev/null || true; exec "$@"' sh "$work/fuzz-api"

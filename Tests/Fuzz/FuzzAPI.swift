@@ -10,6 +10,7 @@
 // - nothing traps: not an overflow, an index, a force-unwrap, whatever the bytes;
 // - every answer is a whole HTTP response whose Content-Length is its body's length.
 
+import Foundation
 import Glibc
 import LocalNLBDataPlane
 import LocalNLBModel
@@ -58,6 +59,9 @@ enum FuzzedControlPlane {
         var options = LoadBalancerOptions()
         options.log = { _ in }
         options.flowLog = .disabled
+        // RequestCertificate makes a certificate authority: in a folder of the run's own, never in ~.
+        options.certificateDirectory =
+            ProcessInfo.processInfo.environment["LOCALNLB_CA_DIR"] ?? "/tmp/localnlb-fuzz-ca-\(getpid())"
         guard let plane = try? ControlPlane(configuration: configuration, options: options, bell: ControlBell())
         else { return nil }
         // No loop thread runs: a job for one must come back at once, not wait forever.
