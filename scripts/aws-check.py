@@ -168,9 +168,37 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
           and listener["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
           and listener["AlpnPolicy"] == ["HTTP2Optional"] and in_use == "ResourceInUseException"
           and used_by == [listener["ListenerArn"]], f"{reply[:200]} {version} {listener} {in_use}")
+    # SNI: a second certificate for b.test beside the default; the client's name picks, as AWS does.
+    second = acm.request_certificate(DomainName="b.test", KeyAlgorithm="EC_prime256v1")["CertificateArn"]
+    added = elb.add_listener_certificates(ListenerArn=listener["ListenerArn"],
+                                          Certificates=[{"CertificateArn": second}])["Certificates"]
+    listed = elb.describe_listener_certificates(ListenerArn=listener["ListenerArn"])["Certificates"]
+
+    def subject(name):
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name],
+                             input="Q\n", capture_output=True, text=True, timeout=10).stdout
+        found = re.search(r"subject=.*?CN ?= ?([^,\n]+)", out)
+        return found.group(1).strip() if found else out[-300:]
+    by_name = [subject("b.test"), subject("api.test"), subject("unknown.test")]
+    default_removal = error_code(lambda: elb.remove_listener_certificates(
+        ListenerArn=listener["ListenerArn"], Certificates=[{"CertificateArn": arn}]))
+    not_tls = error_code(lambda: elb.add_listener_certificates(
+        ListenerArn=elb.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"][0]["ListenerArn"],
+        Certificates=[{"CertificateArn": second}]))
+    elb.remove_listener_certificates(ListenerArn=listener["ListenerArn"], Certificates=[{"CertificateArn": second}])
+    after = elb.describe_listener_certificates(ListenerArn=listener["ListenerArn"])["Certificates"]
+    check("add_listener_certificates: SNI b.test gets b.test's certificate, api.test and an unknown name the default "
+          "(openssl s_client -servername); describe_listener_certificates marks IsDefault; the default cannot be "
+          "removed (OperationNotPermitted), a TCP listener takes none; remove_listener_certificates",
+          added == [{"CertificateArn": second, "IsDefault": False}]
+          and listed == [{"CertificateArn": arn, "IsDefault": True}, {"CertificateArn": second, "IsDefault": False}]
+          and by_name == ["b.test", "api.test", "api.test"] and default_removal == "OperationNotPermitted"
+          and not_tls == "InvalidConfigurationRequest" and after == [{"CertificateArn": arn, "IsDefault": True}],
+          f"{added} {listed} {by_name} {default_removal} {not_tls} {after}")
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
     elb.delete_target_group(TargetGroupArn=group)
     acm.delete_certificate(CertificateArn=arn)
+    acm.delete_certificate(CertificateArn=second)
     requested = acm.request_certificate(DomainName="www.example.test",
                                         SubjectAlternativeNames=["www.example.test", "example.test"],
                                         KeyAlgorithm="EC_prime256v1")["CertificateArn"]

@@ -37,6 +37,12 @@ static inline void clnb_ssl_ctx_set_security_level(SSL_CTX *ctx, int level) { SS
 static inline EVP_PKEY *clnb_ec_key(const char *curve) { return EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve); }
 static inline EVP_PKEY *clnb_rsa_key(size_t bits) { return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits); }
 static inline int clnb_ssl_ctx_add_chain_cert(SSL_CTX *ctx, X509 *cert) { return (int)SSL_CTX_add1_chain_cert(ctx, cert); }
+typedef int (*clnb_servername_cb)(SSL *ssl, int *alert, void *arg);
+static inline void clnb_ssl_ctx_set_servername_callback(SSL_CTX *ctx, clnb_servername_cb cb, void *arg) {
+    SSL_CTX_set_tlsext_servername_callback(ctx, cb);
+    SSL_CTX_set_tlsext_servername_arg(ctx, arg);
+}
+static inline int clnb_tlsext_err_ok(void) { return SSL_TLSEXT_ERR_OK; }
 static inline int clnb_ssl_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 static inline long clnb_bio_pending_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 

@@ -170,9 +170,16 @@ extension ControlPlane {
         guard let policy = SSLPolicy.all.first(where: { $0.name == policyName }) else {
             throw ListenerError(description: "\(where_): security policy \(policyName) is not one localnlb knows")
         }
+        var certificates: [CertificatePEM] = []
+        for arn in listener.certificateArns {
+            do {
+                certificates.append(try certificateStore.certificate(arn, names: certificateNames(listener, in: model)))
+            } catch {
+                throw ListenerError(description: "\(where_): certificate \(arn): \(error)")
+            }
+        }
         do {
-            let certificate = try certificateStore.certificate(arn, names: certificateNames(listener, in: model))
-            return try TLSContext(certificate: certificate, policy: policy, alpnPolicy: listener.alpnPolicy ?? "None")
+            return try TLSContext(certificates: certificates, policy: policy, alpnPolicy: listener.alpnPolicy ?? "None")
         } catch {
             throw ListenerError(description: "\(where_): certificate \(arn): \(error)")
         }

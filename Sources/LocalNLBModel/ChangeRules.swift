@@ -225,6 +225,30 @@ extension Configuration {
                 kind: "\(modified.protocolName.rawValue) listener")
             reader.checkTLSAttributes(given.value, given.path, modified)
             model.listeners[index] = try Self.validated(reader, modified)
+        case .addListenerCertificates(let balancer, let port, let arns):
+            let index = try model.listenerIndex(balancer, port)
+            try model.checkTLSListener(index, arns: arns)
+            for arn in arns where !model.listeners[index].certificateArns.contains(arn) {
+                model.listeners[index].certificateArns.append(arn)
+            }
+            let total = model.listeners.filter { $0.loadBalancerName == balancer }.map(\.certificateArns.count).reduce(
+                0, +)
+            guard total <= 25 else {
+                throw APIError(
+                    code: "TooManyCertificates",
+                    message: "A Network Load Balancer has at most 25 certificates (\(total) asked for)")
+            }
+            return Applied(model: model, effects: [.publish, .persist])
+        case .removeListenerCertificates(let balancer, let port, let arns):
+            let index = try model.listenerIndex(balancer, port)
+            try model.checkTLSListener(index, arns: arns)
+            if let first = model.listeners[index].certificateArns.first, arns.contains(first) {
+                throw APIError(
+                    code: "OperationNotPermitted",
+                    message: "The default certificate \(first) cannot be removed: ModifyListener sets another default")
+            }
+            model.listeners[index].certificateArns.removeAll { arns.contains($0) }
+            return Applied(model: model, effects: [.publish, .persist])
         case .deleteListener(let balancer, let port):
             let index = try model.listenerIndex(balancer, port)
             model.listeners.remove(at: index)
@@ -280,6 +304,21 @@ extension Configuration {
             throw .validation(problems.isEmpty ? "invalid request" : problems.joined(separator: "; "))
         }
         return value
+    }
+
+    /// AddListenerCertificates and RemoveListenerCertificates: a TLS listener, and certificate ARNs.
+    func checkTLSListener(_ index: Int, arns: [String]) throws(APIError) {
+        guard listeners[index].protocolName == .tls else {
+            throw APIError(
+                code: "InvalidConfigurationRequest",
+                message:
+                    "Listener \(names.listener(loadBalancer: listeners[index].loadBalancerName, port: listeners[index].port)) "
+                    + "is not a TLS listener: certificates are for TLS listeners")
+        }
+        guard !arns.isEmpty else { throw .validation("Certificates is required") }
+        if let bad = arns.first(where: { !($0.hasPrefix("arn:aws:acm:") || $0.hasPrefix("arn:aws:iam::")) }) {
+            throw APIError(code: "CertificateNotFound", message: "Certificate '\(bad)' not found")
+        }
     }
 
     /// A reader for a request's values: ARNs read by this model's region and account.

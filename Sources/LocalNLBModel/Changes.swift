@@ -100,6 +100,9 @@ package enum Change: Sendable {
     case modifyListener(loadBalancer: String, port: UInt16, Given)
     case modifyListenerAttributes(loadBalancer: String, port: UInt16, attributes: Given)
     case deleteListener(loadBalancer: String, port: UInt16)
+    /// A TLS listener's certificate list for SNI (the default stays first).
+    case addListenerCertificates(loadBalancer: String, port: UInt16, arns: [String])
+    case removeListenerCertificates(loadBalancer: String, port: UInt16, arns: [String])
     case addTags([TaggedResource], tags: [[String: String]])
     case removeTags([TaggedResource], keys: Set<String>)
     /// ARC's zonal shifts: started, changed (a new `expiresIn` from now, a comment), cancelled, and
@@ -133,6 +136,8 @@ package enum Change: Sendable {
         case .modifyListener: "ModifyListener"
         case .modifyListenerAttributes: "ModifyListenerAttributes"
         case .deleteListener: "DeleteListener"
+        case .addListenerCertificates: "AddListenerCertificates"
+        case .removeListenerCertificates: "RemoveListenerCertificates"
         case .addTags: "AddTags"
         case .removeTags: "RemoveTags"
         case .startZonalShift: "StartZonalShift"

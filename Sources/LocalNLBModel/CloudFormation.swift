@@ -9,6 +9,7 @@ package struct CloudFormationTemplate {
     static let listenerType = "AWS::ElasticLoadBalancingV2::Listener"
     static let subnetType = "AWS::EC2::Subnet"
     static let instanceType = "AWS::EC2::Instance"
+    static let listenerCertificateType = "AWS::ElasticLoadBalancingV2::ListenerCertificate"
 
     static func isTemplate(_ root: JSONValue) -> Bool {
         guard case .object(let top) = root else { return false }
@@ -35,6 +36,8 @@ package struct CloudFormationTemplate {
     var otherTypes: [String: String] = [:]
     /// The `AWS::EC2::Subnet`s' properties by logical id.
     var subnetResources: [String: [String: JSONValue]] = [:]
+    /// The `AWS::ElasticLoadBalancingV2::ListenerCertificate`s' properties by logical id: SNI certificates.
+    var listenerCertificates: [String: [String: JSONValue]] = [:]
     /// The `AWS::EC2::Instance`s' properties by logical id.
     var instanceResources: [String: [String: JSONValue]] = [:]
     package var parameters: [String: JSONValue] = [:]
@@ -83,6 +86,8 @@ package struct CloudFormationTemplate {
             if case .object(let given)? = resource["Properties"] { properties = given }
             if [Self.loadBalancerType, Self.targetGroupType, Self.listenerType].contains(type) {
                 resources[id] = Resource(id: id, type: type, properties: properties)
+            } else if type == Self.listenerCertificateType {
+                listenerCertificates[id] = properties
             } else if type == Self.subnetType || type == Self.instanceType {
                 if type == Self.subnetType {
                     subnetResources[id] = properties
@@ -145,9 +150,32 @@ package struct CloudFormationTemplate {
             groups.append(.object(properties))
         }
         var listeners: [JSONValue] = []
+        var listenerIDs: [String] = []
         for id in ids where resources[id]!.type == Self.listenerType {
             origins.append(("Listeners[\(listeners.count)]", id))
             listeners.append(.object(resolvedProperties(id)))
+            listenerIDs.append(id)
+        }
+        // A ListenerCertificate adds its certificates to its listener's list (SNI), after the default.
+        for id in listenerCertificates.keys.sorted() {
+            let properties = listenerCertificates[id]!
+            guard case .object(let reference)? = properties["ListenerArn"],
+                case .string(let target)? = reference["Ref"],
+                let position = listenerIDs.firstIndex(of: target), case .object(var listener) = listeners[position]
+            else {
+                problems.append(
+                    "Resources.\(id).Properties.ListenerArn: a Ref to a listener of the template is needed")
+                continue
+            }
+            guard
+                let certificates = resolve(
+                    properties["Certificates"] ?? .array([]), "Resources.\(id).Properties.Certificates"),
+                case .array(let added) = certificates
+            else { continue }
+            var list: [JSONValue] = []
+            if case .array(let existing)? = listener["Certificates"] { list = existing }
+            listener["Certificates"] = .array(list + added)
+            listeners[position] = .object(listener)
         }
         document["TargetGroups"] = .array(groups)
         document["Listeners"] = .array(listeners)
@@ -267,7 +295,17 @@ package struct CloudFormationTemplate {
         }
         // An instance's Ref is its id, as AWS gives it (stable, from the logical id).
         if otherTypes[name] == Self.instanceType { return placeholder(name, "InstanceId") }
+        // A certificate's Ref is its ACM ARN: a stable one, which localnlb's authority issues at first use.
+        if otherTypes[name] == "AWS::CertificateManager::Certificate" { return .string(certificateARN(name)) }
         return otherResources.contains(name) ? .string(name) : nil
+    }
+
+    /// `arn:aws:acm:{region}:{account}:certificate/{a UUID's shape, from the logical id}`.
+    func certificateARN(_ id: String) -> String {
+        let hex = ResourceNames.id("acm/" + id) + ResourceNames.id("acm+/" + id)
+        let digits = Array(hex)
+        let uuid = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(digits[$0]) }.joined(separator: "-")
+        return "arn:aws:acm:\(names.region):\(names.accountID):certificate/\(uuid)"
     }
 
     /// The listener's ARN, from its load balancer (its `LoadBalancerArn` `Ref`) and port.

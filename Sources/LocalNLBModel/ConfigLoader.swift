@@ -398,11 +398,9 @@ package struct ConfigReader {
                     }
                     certificates.append(arn)
                 }
-                if items.count > 1 {
-                    error(
-                        path + ".Certificates",
-                        "takes the one default certificate; more (SNI) go through AddListenerCertificates, which "
-                            + "localnlb does not serve yet")
+                // The file keeps the SNI list too (the first is the default); CreateListener takes one.
+                if Set(certificates).count != certificates.count {
+                    error(path + ".Certificates", "a certificate is given twice")
                 }
             }
             if certificates.isEmpty && !errors.contains(where: { $0.hasPrefix(path + ".Certificates") }) {

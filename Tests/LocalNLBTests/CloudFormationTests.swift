@@ -148,6 +148,32 @@ import Testing
         #expect(outside.notes.contains { $0.contains("subnet-0abc not made by the template") })
     }
 
+    /// A TLS listener as the CDK writes it: a certificate made in the stack (its Ref is an ACM ARN),
+    /// `SslPolicy`, `AlpnPolicy` as a list, and a `ListenerCertificate` adding a second for SNI.
+    @Test func aTLSListenerOfTheCDKLoads() throws {
+        let json = """
+            { "Resources": {
+                "Cert": { "Type": "AWS::CertificateManager::Certificate", "Properties": { "DomainName": "api.example.com" } },
+                "Lb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": { "Type": "network",
+                    "Subnets": ["subnet-a"] } },
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 80, "Protocol": "TCP",
+                    "TargetType": "ip" } },
+                "Tls": { "Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": { "LoadBalancerArn": { "Ref": "Lb" },
+                    "Port": 443, "Protocol": "TLS", "Certificates": [ { "CertificateArn": { "Ref": "Cert" } } ],
+                    "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06", "AlpnPolicy": [ "HTTP2Preferred" ],
+                    "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Tg" } } ] } },
+                "Extra": { "Type": "AWS::ElasticLoadBalancingV2::ListenerCertificate", "Properties": {
+                    "ListenerArn": { "Ref": "Tls" },
+                    "Certificates": [ { "CertificateArn": "arn:aws:acm:us-east-1:000000000000:certificate/second" } ] } } } }
+            """
+        let listener = try #require(try load(json).configuration.listeners.first)
+        #expect(listener.protocolName == .tls && listener.sslPolicy == "ELBSecurityPolicy-TLS13-1-2-2021-06")
+        #expect(listener.alpnPolicy == "HTTP2Preferred" && listener.certificateArns.count == 2)
+        #expect(listener.certificateArns[0].hasPrefix("arn:aws:acm:us-east-1:000000000000:certificate/"))
+        #expect(listener.certificateArns[1] == "arn:aws:acm:us-east-1:000000000000:certificate/second")
+        #expect(try load(json).configuration.listeners[0].certificateArns == listener.certificateArns)  // stable
+    }
+
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
     @Test func selectAndSplitResolve() throws {
         let json = """

@@ -45,6 +45,29 @@ extension ControlPlane {
         }
     }
 
+    func listenerCertificates(_ form: QueryForm, add: Bool) throws(APIError) -> String {
+        let listener = configuration.listeners[try self.listener(form["ListenerArn"])]
+        let arns = form.structures("Certificates", fields: ["CertificateArn", "IsDefault"]).compactMap {
+            $0["CertificateArn"]
+        }
+        try commit(
+            add
+                ? .addListenerCertificates(loadBalancer: listener.loadBalancerName, port: listener.port, arns: arns)
+                : .removeListenerCertificates(loadBalancer: listener.loadBalancerName, port: listener.port, arns: arns))
+        guard add else { return "" }
+        return XML.list(
+            "Certificates", arns.map { XML.text("CertificateArn", $0) + XML.text("IsDefault", "false") })
+    }
+
+    func describeListenerCertificates(_ form: QueryForm) throws(APIError) -> String {
+        let listener = configuration.listeners[try self.listener(form["ListenerArn"])]
+        let members = listener.certificateArns.enumerated().map { index, arn in
+            XML.text("CertificateArn", arn) + XML.text("IsDefault", String(index == 0))
+        }
+        let (page, next) = try page(members, form)
+        return XML.list("Certificates", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
     // MARK: Target groups
 
     func describeTargetGroups(_ form: QueryForm) throws(APIError) -> String {

@@ -52,8 +52,14 @@ extension ControlPlane {
         if !tags.isEmpty { object["Tags"] = .array(tags.map { .object($0.mapValues { .string($0) }) }) }
         // TLS: what the form gives, else (ModifyListener) what the listener has.
         let certificates = form.structures("Certificates", fields: ["CertificateArn", "IsDefault"])
-        if !certificates.isEmpty {
-            object["Certificates"] = .array(certificates.map { .object($0.mapValues { .string($0) }) })
+        if certificates.count > 1 {
+            throw .validation(
+                "Certificates: a listener takes exactly one here, its default; add more with AddListenerCertificates")
+        }
+        if let given = certificates.first?["CertificateArn"] {
+            // ModifyListener sets the default; the SNI list stays.
+            let rest = (base?.certificateArns.dropFirst() ?? []).filter { $0 != given }
+            object["Certificates"] = .array(([given] + rest).map { .object(["CertificateArn": .string($0)]) })
         } else if let base, !base.certificateArns.isEmpty {
             object["Certificates"] = .array(base.certificateArns.map { .object(["CertificateArn": .string($0)]) })
         }

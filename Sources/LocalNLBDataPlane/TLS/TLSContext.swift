@@ -44,6 +44,50 @@ package final class TLSContext: @unchecked Sendable {
     private let alpnWire: UnsafeMutableBufferPointer<UInt8>?
     package let policy: SSLPolicy
 
+    /// The certificates besides the default (AddListenerCertificates), each in a context of its own
+    /// with the same policy, chosen by the client's SNI name (`selectByName`).
+    private var alternates: [(names: [String], context: TLSContext)] = []
+
+    /// A listener's server side: `certificates[0]` the default, the others chosen by SNI as AWS does
+    /// (a certificate whose names hold the client's name exactly, else by a wildcard; else the default).
+    package convenience init(certificates: [CertificatePEM], policy: SSLPolicy, alpnPolicy: String) throws(TLSError) {
+        guard let first = certificates.first else { throw TLSError("no certificate") }
+        try self.init(certificate: first, policy: policy, alpnPolicy: alpnPolicy)
+        guard certificates.count > 1 else { return }
+        defaultNames = try CertificateInfo.validated(first).alternativeNames.map { $0.lowercased() }
+        for certificate in certificates.dropFirst() {
+            let names = try CertificateInfo.validated(certificate).alternativeNames
+            alternates.append((names, try TLSContext(certificate: certificate, policy: policy, alpnPolicy: alpnPolicy)))
+        }
+        clnb_ssl_ctx_set_servername_callback(
+            context,
+            { ssl, _, argument in
+                let owner = Unmanaged<TLSContext>.fromOpaque(argument!).takeUnretainedValue()
+                if let ssl, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name),
+                    let chosen = owner.selectByName(String(cString: name).lowercased())
+                {
+                    SSL_set_SSL_CTX(ssl, chosen.context)
+                }
+                return clnb_tlsext_err_ok()
+            }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// The alternate certificate for a client's SNI name: an exact name first, then a wildcard
+    /// (`*.example.com` holds `api.example.com`, not `example.com` nor `a.b.example.com`).
+    func selectByName(_ name: String) -> TLSContext? {
+        if defaultNames.contains(name) { return nil }
+        if let exact = alternates.first(where: { $0.names.contains { $0.lowercased() == name } }) {
+            return exact.context
+        }
+        guard let dot = name.firstIndex(of: ".") else { return nil }
+        let wildcard = "*" + name[dot...]
+        if defaultNames.contains(wildcard) { return nil }
+        return alternates.first { $0.names.contains { $0.lowercased() == wildcard } }?.context
+    }
+
+    /// The default certificate's names, lower-cased (it wins a name it holds).
+    private var defaultNames: [String] = []
+
     package init(certificate: CertificatePEM, policy: SSLPolicy, alpnPolicy: String) throws(TLSError) {
         guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new") }
         self.context = context
