@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 venv=$(readlink -f "${1:?usage: scripts/release-check.sh AWS_VENV}")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
 
 scripts/install.sh "$tmp/prefix" > "$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; exit 1; }
 bin=$tmp/prefix/bin/localnlb

@@ -13,10 +13,13 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
 admin=$(free_port); l1=$(free_port); l2=$(free_port); l3=$(free_port); l4=$(free_port)
-tport=$(free_port); nginx_port=$(free_port)
+tport=$(free_port); nginx_port=$(free_port); nginx_tls=$(free_port); l5=$(free_port); l6=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/0f5c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
 mkdir -p "$tmp/nginx-temp"
+# nginx as a TLS target, with a certificate of its own that nobody trusts (NLB does not verify targets).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/nginx-key.pem" -out "$tmp/nginx.pem" -days 2 \
+  -subj /CN=target.internal > /dev/null 2>&1
 cat > "$tmp/nginx.conf" <<NGINX
 daemon on;
 worker_processes 1;
@@ -36,6 +39,13 @@ http {
         real_ip_header proxy_protocol;
         location / { return 200 "nginx saw \$remote_addr\n"; }
     }
+    server {
+        listen 127.0.0.1:$nginx_tls ssl;
+        ssl_certificate $tmp/nginx.pem;
+        ssl_certificate_key $tmp/nginx-key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / { return 200 "nginx over \$ssl_protocol\n"; }
+    }
 }
 NGINX
 nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log"
@@ -51,14 +61,21 @@ cat > "$tmp/tls.json" <<JSON
       "DefaultActions": [ { "Type": "forward", "TargetGroupName": "plain" } ] },
     { "Port": $l3, "Protocol": "TCP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "tcp" } ] },
     { "Port": $l4, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
-      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] },
+    { "Port": $l5, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
+      "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "reencrypt" } ] },
+    { "Port": $l6, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "wrong" } ] } ],
   "TargetGroups": [
     { "Name": "pp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
     { "Name": "plain", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "tcp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "nginx", "Port": $nginx_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
-      "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] } ] }
+      "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
+    { "Name": "reencrypt", "Protocol": "TLS", "Port": $nginx_tls, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+    { "Name": "wrong", "Protocol": "TLS", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] } ] }
 JSON
 "$bin" target --listen "127.0.0.1:$tport" --name t --proxy-protocol optional > /dev/null 2>&1 & pids+=($!)
 "$bin" serve --config "$tmp/tls.json" --time-scale 0.01 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
@@ -104,6 +121,11 @@ check "Python's ssl verifies and negotiates TLSv1.3, a TLS 1.3 suite and h2" \
 check "nginx behind PROXY v2 on a TLS listener logs the client's address" \
   sh -c "curl -s --max-time 5 --cacert '$ca' --interface 127.0.0.3 'https://localhost:$l4/' | grep -qx 'nginx saw 127.0.0.3'"
 
+check "a TLS target group: the listener re-encrypts to nginx's TLS (not verifying its certificate, as AWS), TLS 1.3 behind a TLS 1.3 policy" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' 'https://localhost:$l5/' | grep -qx 'nginx over TLSv1.3'"
+wrong=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$l6/" 2>&1 || true)
+check "a plaintext target behind a TLS group: the client gets no answer" test -z "$(grep -o '"target"' <<< "$wrong")"
+
 # What a TLS listener refuses, each without disturbing the others.
 plain=$(python3 - "$l1" <<'PY'
 import socket, sys
@@ -147,6 +169,8 @@ tls_errors() { grep "^localnlb_client_tls_negotiation_error_count_total{load_bal
 check "the refusals are counted: client_tls_negotiation_error_count_total (plaintext and stalled on one listener, version and cipher on the other)" \
   test "$(tls_errors pp) $(tls_errors plain)" = "2 2"
 check "and logged with their cause" grep -q "TLS client 127.0.0.1:[0-9]* on 127.0.0.1:$l1: " "$tmp/lb.log"
+check "the plaintext target's failed handshake is counted: target_tls_negotiation_error_count_total" \
+  grep -q '^localnlb_target_tls_negotiation_error_count_total{load_balancer="tls",target_group="wrong"} [1-9]' "$tmp/metrics"
 described=$(ctl describe-listeners --load-balancer-arn "$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')")
 check "DescribeListeners shows the certificate, SslPolicy (AWS's default when none is given) and AlpnPolicy" \
   bash -c "grep -q '\"CertificateArn\": \"$arn\"' <<< \"\$0\" && grep -q '\"SslPolicy\": \"ELBSecurityPolicy-2016-08\"' <<< \"\$0\" && grep -q '\"HTTP1Only\"' <<< \"\$0\"" "$described"

@@ -213,6 +213,7 @@ package final class ControlPlane {
             opened.loadBalancerName = listener.loadBalancerName
             do {
                 opened.tls = try tlsContext(listener, in: configuration)
+                opened.backendTLS = try backendTLSContext(listener, in: configuration)
             } catch {
                 fds.forEach(closeDescriptor)
                 throw error

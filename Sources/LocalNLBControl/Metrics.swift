@@ -70,6 +70,11 @@ extension ControlPlane {
                 { String($0.metrics.clientTLSNegotiationErrorCount) }
             ),
             (
+                "target_tls_negotiation_error_count_total", "counter",
+                "TLS handshakes with targets of a TLS target group that failed (TargetTLSNegotiationErrorCount).",
+                { String($0.metrics.targetTLSNegotiationErrorCount) }
+            ),
+            (
                 "port_allocation_error_count_total", "counter",
                 "Flows reset because no local port was free towards their target (PortAllocationErrorCount).",
                 { String($0.metrics.portAllocationErrorCount) }

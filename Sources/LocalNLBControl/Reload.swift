@@ -101,8 +101,10 @@ extension ControlPlane {
 
         // The TLS listeners' certificates and policies first: one that cannot serve changes nothing.
         var contexts: [Int: TLSContext] = [:]
+        var backends: [Int: TLSClientContext] = [:]
         for (configIndex, listener) in new.listeners.enumerated() where listener.protocolName == .tls {
             contexts[configIndex] = try tlsContext(listener, in: new)
+            backends[configIndex] = try backendTLSContext(listener, in: new)
         }
         // Open the new listener sockets first: if one fails, nothing has changed yet.
         if let conflict = new.endpointConflict {
@@ -172,6 +174,7 @@ extension ControlPlane {
                 listeners[index].idleNanoseconds = s.idle
                 listeners[index].connectNanoseconds = s.connect
                 listeners[index].tls = contexts[match.configIndex]
+                listeners[index].backendTLS = backends[match.configIndex]
             } else {
                 logListener(listeners[index], opened: false)
                 retired += listeners[index].loopFDs
@@ -189,6 +192,7 @@ extension ControlPlane {
             listener.isUDP = udp
             listener.loadBalancerName = new.listeners[configIndex].loadBalancerName
             listener.tls = contexts[configIndex]
+            listener.backendTLS = backends[configIndex]
             listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }

@@ -158,6 +158,21 @@ extension ControlPlane {
             + model.nodes(of: listener).flatMap(\.addresses).map(\.description)
     }
 
+    /// Towards a `TLS` target group: the client side with AWS's backend policy for the listener's.
+    func backendTLSContext(_ listener: ListenerConfiguration, in model: Configuration) throws(ListenerError)
+        -> TLSClientContext?
+    {
+        guard model.targetGroups.first(where: { $0.name == listener.targetGroupName })?.protocolName == .tls else {
+            return nil
+        }
+        let policy = SSLPolicy.all.first { $0.name == (listener.sslPolicy ?? SSLPolicy.defaultName) } ?? SSLPolicy.all[0]
+        do {
+            return try TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
+        } catch {
+            throw ListenerError(description: "TLS listener :\(listener.port): the backend policy: \(error)")
+        }
+    }
+
     /// A TLS listener's server side, or nil for another protocol; a certificate or policy that cannot
     /// be used is a ListenerError naming the listener and the cause.
     func tlsContext(_ listener: ListenerConfiguration, in model: Configuration) throws(ListenerError) -> TLSContext? {

@@ -11,6 +11,8 @@ package struct GroupMetrics: Sendable {
     package var portAllocationErrorCount = 0
     /// TLS handshakes with clients that failed or timed out, on a TLS listener forwarding to the group.
     package var clientTLSNegotiationErrorCount = 0
+    /// TLS handshakes with targets of a `TLS` group that failed.
+    package var targetTLSNegotiationErrorCount = 0
     // UDP: NewFlowCount_UDP, ActiveFlowCount_UDP, ProcessedBytes_UDP, ProcessedPackets.
     package var newFlowCountUDP = 0
     package var activeFlowCountUDP = 0
@@ -47,6 +49,7 @@ extension GroupMetrics {
         unhealthyRoutingFlowCount += other.unhealthyRoutingFlowCount
         portAllocationErrorCount += other.portAllocationErrorCount
         clientTLSNegotiationErrorCount += other.clientTLSNegotiationErrorCount
+        targetTLSNegotiationErrorCount += other.targetTLSNegotiationErrorCount
         newFlowCountUDP += other.newFlowCountUDP
         activeFlowCountUDP += other.activeFlowCountUDP
         processedBytesUDP &+= other.processedBytesUDP

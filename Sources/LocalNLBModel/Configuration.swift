@@ -300,7 +300,7 @@ public enum TransportProtocol: String, Sendable {
         case .tcp: return [.tcp, .tcpUDP]
         case .udp: return [.udp, .tcpUDP]
         case .tcpUDP: return [.tcpUDP]
-        case .tls: return [.tcp, .tcpUDP]
+        case .tls: return [.tcp, .tcpUDP, .tls]
         }
     }
 }

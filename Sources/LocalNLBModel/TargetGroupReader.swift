@@ -26,14 +26,7 @@ extension ConfigReader {
                 "\"\(name)\" must be 1-32 letters, digits and hyphens, not beginning or ending with a hyphen, as in AWS"
             )
         }
-        var transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
-        if transport == .tls {
-            error(
-                path + ".Protocol",
-                "\"TLS\" target groups (re-encrypting to the targets) are not served by localnlb yet: use TCP behind "
-                    + "a TLS listener")
-            transport = .tcp
-        }
+        let transport = object["Protocol"].flatMap { transportProtocol($0, path + ".Protocol") } ?? .tcp
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
         if object["Port"] == nil { error(path + ".Port", "missing") }
         var targetType = TargetType.instance

@@ -209,12 +209,12 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
             ])
     }
 
+    /// A TLS listener and a TLS group load; what the listener lacks is named.
     @Test func unsupportedProtocolsAreNamed() {
         let json = document().replacingOccurrences(of: #""Protocol": "TCP","#, with: #""Protocol": "TLS","#)
         #expect(
             problems(json) == [
-                #"TargetGroups[0].Protocol: "TLS" target groups (re-encrypting to the targets) are not served by localnlb yet: use TCP behind a TLS listener"#,
-                #"Listeners[0].Certificates: missing: a TLS listener needs a certificate ([{"CertificateArn": "arn:aws:acm:…"}]; an ARN nobody imported is issued by localnlb's own certificate authority)"#,
+                #"Listeners[0].Certificates: missing: a TLS listener needs a certificate ([{"CertificateArn": "arn:aws:acm:…"}]; an ARN nobody imported is issued by localnlb's own certificate authority)"#
             ])
     }
 

@@ -61,3 +61,23 @@ import Testing
         #expect(mode == 0o600)
     }
 }
+
+/// AWS's pairing: a TLS target group is behind a TLS listener only; a TCP listener is refused for it.
+@Suite struct TLSTargetGroups {
+    @Test func onlyATLSListenerForwardsToATLSGroup() {
+        let json = """
+            { "LoadBalancer": { "Name": "t", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ] },
+              "Listeners": [ { "Port": 443, "Protocol": "TCP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "tls" } ] } ],
+              "TargetGroups": [ { "Name": "tls", "Protocol": "TLS", "Port": 443, "TargetType": "ip" } ] }
+            """
+        #expect(
+            problems(json).first?.contains("a TCP listener forwards to a TCP or TCP_UDP target group; tls is TLS")
+                == true)
+        let tls = json.replacingOccurrences(
+            of: #""Protocol": "TCP","#,
+            with:
+                #""Protocol": "TLS", "Certificates": [ { "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x" } ],"#
+        )
+        #expect(problems(tls).isEmpty)
+    }
+}

@@ -95,17 +95,24 @@ extension EventLoop {
             }
             return
         }
+        let backendTLS = listeners[listenerIndex].shared.backendTLS
         do {
             let flowIndex = flow.index
             // EPOLLPRI: an urgent byte stops a recv short, so its event must say so (ReadExtent).
             let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLPRI | CLNB_EPOLLET
             try poller.add(flow.clientFD, events: interest, token: token(.flowClient, flowIndex, flow.generation))
-            try poller.add(flow.targetFD, events: interest, token: token(.flowTarget, flowIndex, flow.generation))
+            if backendTLS == nil {
+                try poller.add(flow.targetFD, events: interest, token: token(.flowTarget, flowIndex, flow.generation))
+            }
         } catch {
             finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
             return
         }
         scheduleTimer(flow, at: connectDeadline(flow))
+        if let backendTLS {
+            // A TLS target group: the loop is the target's TLS client; the flow connects when the handshake has.
+            return startTargetTLS(flow, targetFD: flow.targetFD, connected: connected, context: backendTLS)
+        }
         if connected { targetConnected(flow) }
     }
 

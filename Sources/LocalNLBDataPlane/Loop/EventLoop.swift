@@ -26,6 +26,8 @@ package struct Listener: Sendable {
     package var connectNanoseconds: UInt64
     /// A TLS listener's server side (its certificate, policy and ALPN); nil for TCP.
     package var tls: TLSContext?
+    /// Towards a `TLS` target group: the client side with AWS's backend policy; nil otherwise.
+    package var backendTLS: TLSClientContext?
 
     package var isOpen: Bool { !loopFDs.isEmpty }
 
@@ -223,7 +225,7 @@ package final class EventLoop {
         case .tlsClient, .tlsPlain:
             let bridge = tlsBridges[index]
             guard bridge.inUse, bridge.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
-            tlsEvent(bridge, events: events)
+            tlsEvent(bridge, events: events, fromPlain: EventToken.kind(token) == Kind.tlsPlain.rawValue)
         case .udpListener:
             receiveDatagrams(listenerIndex: index)
         case .udpTarget:

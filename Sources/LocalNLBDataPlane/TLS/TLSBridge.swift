@@ -27,6 +27,12 @@ package final class TLSBridge {
     var toClient: [UInt8] = []
     var clientEOF = false
     var plainEOF = false
+    /// Towards a target of a `TLS` group (the loop is the TLS client): `clientFD` is then the target's
+    /// socket, `flow` the flow whose target side is the pair, connecting until the handshake is done.
+    var towardsTarget = false
+    var tcpConnecting = false
+    var flow: Flow?
+    var flowGeneration: UInt32 = 0
     var inUse: Bool { clientFD >= 0 || plainFD >= 0 }
 
     init(index: Int) { self.index = index }
@@ -68,26 +74,117 @@ extension EventLoop {
         advanceTLS(bridge)
     }
 
-    func tlsEvent(_ bridge: TLSBridge, events: UInt32) {
+    func tlsEvent(_ bridge: TLSBridge, events: UInt32, fromPlain: Bool) {
         guard bridge.inUse else { return }
+        if fromPlain && bridge.handshaking && events & (CLNB_EPOLLHUP | CLNB_EPOLLRDHUP | CLNB_EPOLLERR) != 0 {
+            // The flow ended (its connect timer, a reset client) before the target's handshake did.
+            return endTLS(bridge, reset: true, reason: nil)
+        }
+        if bridge.tcpConnecting {
+            guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+            if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, let error = Socket.pendingError(bridge.clientFD) {
+                return targetTLSFailed(
+                    bridge, error == .connectionRefused ? .connectRefused : .connectFailed, detail: "\(error)",
+                    handshake: false)
+            }
+            bridge.tcpConnecting = false
+        }
         advanceTLS(bridge)
+    }
+
+    /// A flow towards a `TLS` group: the loop connects to the target and is its TLS client; the flow's
+    /// target side is a local socket pair, which joins the flow once the handshake is done.
+    func startTargetTLS(_ flow: Flow, targetFD: Int32, connected: Bool, context: TLSClientContext) {
+        let pair: (Int32, Int32)
+        do {
+            pair = try Socket.streamPair()
+        } catch {
+            return finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
+        }
+        let bridge = tlsBridges.take { TLSBridge(index: $0) }
+        bridge.generation &+= 1
+        bridge.towardsTarget = true
+        bridge.tcpConnecting = !connected
+        bridge.flow = flow
+        bridge.flowGeneration = flow.generation
+        bridge.client = flow.client
+        bridge.node = flow.node
+        bridge.listenerIndex = flow.listenerIndex
+        bridge.clientEOF = false
+        bridge.plainEOF = false
+        bridge.toPlain.removeAll(keepingCapacity: true)
+        bridge.toClient.removeAll(keepingCapacity: true)
+        bridge.clientFD = targetFD
+        bridge.plainFD = pair.0
+        bridge.handshaking = true
+        bridge.handshakeDeadline = .max  // the flow's connect timer bounds it
+        handshakingBridges += 1
+        flow.targetFD = pair.1
+        guard let ssl = SSL_new(context.context) else {
+            endTLS(bridge, reset: true, reason: nil)
+            return finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "no memory for TLS")
+        }
+        bridge.ssl = ssl
+        SSL_set_fd(ssl, targetFD)
+        SSL_set_connect_state(ssl)
+        let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+        do {
+            try poller.add(targetFD, events: interest, token: token(.tlsClient, bridge.index, bridge.generation))
+            try poller.add(pair.0, events: interest, token: token(.tlsPlain, bridge.index, bridge.generation))
+        } catch {
+            endTLS(bridge, reset: true, reason: nil)
+            return finish(flow, .connectFailed, resetClient: true, resetTarget: true, detail: "\(error)")
+        }
+        if !bridge.tcpConnecting { advanceTLS(bridge) }
+    }
+
+    /// The target's TCP connect or TLS handshake failed: the flow ends as a failed connect does.
+    func targetTLSFailed(_ bridge: TLSBridge, _ reason: CloseReason, detail: String, handshake: Bool) {
+        let flow = bridge.flow
+        let generation = bridge.flowGeneration
+        if handshake { groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].targetTLSNegotiationErrorCount += 1 }
+        if reason == .connectRefused { groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].tcpTargetResetCount += 1 }
+        endTLS(bridge, reset: true, reason: nil)
+        if let flow, flow.generation == generation, flow.state == .connecting {
+            finish(flow, reason, resetClient: true, resetTarget: true, detail: detail)
+        }
     }
 
     /// Moves what can move: the handshake, then both directions, until each would block.
     func advanceTLS(_ bridge: TLSBridge) {
         guard let ssl = bridge.ssl else { return }
         if bridge.handshaking {
+            if bridge.tcpConnecting { return }
             let result = SSL_do_handshake(ssl)
             if result != 1 {
                 let error = SSL_get_error(ssl, result)
                 if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return }
                 let cause = TLSError("TLS handshake").description
+                if bridge.towardsTarget {
+                    return targetTLSFailed(
+                        bridge, .connectFailed, detail: "TLS handshake with the target: \(cause)", handshake: true)
+                }
                 countTLSNegotiationError(bridge)
                 return endTLS(bridge, reset: true, reason: cause)
             }
             bridge.handshaking = false
             handshakingBridges -= 1
-            guard startTLSFlow(bridge) else { return }
+            if bridge.towardsTarget {
+                guard let flow = bridge.flow, flow.generation == bridge.flowGeneration, flow.state == .connecting else {
+                    return endTLS(bridge, reset: true, reason: nil)
+                }
+                // The target's side of the flow is ready: the flow takes it as a finished connect.
+                let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLPRI | CLNB_EPOLLET
+                do {
+                    try poller.add(
+                        flow.targetFD, events: interest, token: token(.flowTarget, flow.index, flow.generation))
+                } catch {
+                    return targetTLSFailed(bridge, .connectFailed, detail: "\(error)", handshake: false)
+                }
+                targetConnected(flow)
+            } else {
+                guard startTLSFlow(bridge) else { return }
+            }
         }
         // Client → pair: decrypt while OpenSSL has records and the pair takes the bytes.
         while !bridge.clientEOF {
@@ -213,6 +310,9 @@ extension EventLoop {
         }
         bridge.toPlain.removeAll()
         bridge.toClient.removeAll()
+        bridge.flow = nil
+        bridge.towardsTarget = false
+        bridge.tcpConnecting = false
         bridge.generation &+= 1
         tlsBridges.release(bridge.index)
     }

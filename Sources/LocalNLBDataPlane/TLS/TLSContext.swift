@@ -199,3 +199,41 @@ package final class TLSContext: @unchecked Sendable {
         if !made { throw TLSError("BIO_new_mem_buf") }
     }
 }
+
+/// The client side towards `TLS` target groups: the backend policy AWS uses (TLS13-1-0-2021-06 behind a
+/// TLS 1.3 listener policy, else 2016-08), and no verification of the target's certificate, as AWS does.
+package final class TLSClientContext: @unchecked Sendable {
+    let context: OpaquePointer
+    package let policy: SSLPolicy
+
+    /// The backend policy of a listener's policy.
+    package static func backendPolicy(for listenerPolicy: SSLPolicy) -> SSLPolicy {
+        let name =
+            listenerPolicy.protocols.contains("TLSv1.3")
+            ? "ELBSecurityPolicy-TLS13-1-0-2021-06" : SSLPolicy.defaultName
+        return SSLPolicy.all.first { $0.name == name }!
+    }
+
+    package init(policy: SSLPolicy) throws(TLSError) {
+        guard let context = SSL_CTX_new(TLS_client_method()) else { throw TLSError("SSL_CTX_new") }
+        self.context = context
+        self.policy = policy
+        clnb_ssl_ctx_defaults(context)
+        SSL_CTX_set_verify(context, SSL_VERIFY_NONE, nil)
+        let versions: [String: Int32] = [
+            "TLSv1": clnb_tls1_version(), "TLSv1.1": clnb_tls1_1_version(), "TLSv1.2": clnb_tls1_2_version(),
+            "TLSv1.3": clnb_tls1_3_version(),
+        ]
+        let numbers = policy.protocols.compactMap { versions[$0] }
+        if let low = numbers.min(), low < clnb_tls1_2_version() { clnb_ssl_ctx_set_security_level(context, 0) }
+        if let low = numbers.min(), let high = numbers.max() {
+            _ = clnb_ssl_ctx_set_min_proto(context, low)
+            _ = clnb_ssl_ctx_set_max_proto(context, high)
+        }
+        let older = policy.ciphers.filter { !$0.hasPrefix("TLS_") }
+        if !older.isEmpty { _ = SSL_CTX_set_cipher_list(context, older.joined(separator: ":")) }
+        _ = SSL_CTX_set_ciphersuites(context, policy.ciphers.filter { $0.hasPrefix("TLS_") }.joined(separator: ":"))
+    }
+
+    deinit { SSL_CTX_free(context) }
+}
