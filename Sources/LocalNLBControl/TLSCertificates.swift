@@ -165,7 +165,8 @@ extension ControlPlane {
         guard model.targetGroups.first(where: { $0.name == listener.targetGroupName })?.protocolName == .tls else {
             return nil
         }
-        let policy = SSLPolicy.all.first { $0.name == (listener.sslPolicy ?? SSLPolicy.defaultName) } ?? SSLPolicy.all[0]
+        let policy =
+            SSLPolicy.all.first { $0.name == (listener.sslPolicy ?? SSLPolicy.defaultName) } ?? SSLPolicy.all[0]
         do {
             return try TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
         } catch {

@@ -142,8 +142,12 @@ extension EventLoop {
     func targetTLSFailed(_ bridge: TLSBridge, _ reason: CloseReason, detail: String, handshake: Bool) {
         let flow = bridge.flow
         let generation = bridge.flowGeneration
-        if handshake { groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].targetTLSNegotiationErrorCount += 1 }
-        if reason == .connectRefused { groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].tcpTargetResetCount += 1 }
+        if handshake {
+            groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].targetTLSNegotiationErrorCount += 1
+        }
+        if reason == .connectRefused {
+            groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].tcpTargetResetCount += 1
+        }
         endTLS(bridge, reset: true, reason: nil)
         if let flow, flow.generation == generation, flow.state == .connecting {
             finish(flow, reason, resetClient: true, resetTarget: true, detail: detail)
