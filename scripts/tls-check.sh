@@ -74,8 +74,10 @@ cat > "$tmp/tls.json" <<JSON
     { "Name": "tcp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "nginx", "Port": $nginx_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
-    { "Name": "reencrypt", "Protocol": "TLS", "Port": $nginx_tls, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
-    { "Name": "wrong", "Protocol": "TLS", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] } ] }
+    { "Name": "reencrypt", "Protocol": "TLS", "Port": $nginx_tls, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "HealthCheckProtocol": "HTTPS", "HealthCheckPath": "/" },
+    { "Name": "wrong", "Protocol": "TLS", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "HealthCheckProtocol": "HTTPS" } ] }
 JSON
 "$bin" target --listen "127.0.0.1:$tport" --name t --proxy-protocol optional > /dev/null 2>&1 & pids+=($!)
 "$bin" serve --config "$tmp/tls.json" --time-scale 0.01 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
@@ -125,6 +127,12 @@ check "a TLS target group: the listener re-encrypts to nginx's TLS (not verifyin
   sh -c "curl -s --max-time 5 --cacert '$ca' 'https://localhost:$l5/' | grep -qx 'nginx over TLSv1.3'"
 wrong=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$l6/" 2>&1 || true)
 check "a plaintext target behind a TLS group: the client gets no answer" test -z "$(grep -o '"target"' <<< "$wrong")"
+health() { ctl describe-target-health --target-group-name "$1" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text; }
+for _ in $(seq 50); do [ "$(health reencrypt) $(health wrong)" = "healthy unhealthy" ] && break; sleep 0.1; done
+check "HTTPS health checks: nginx's TLS answers 200 (healthy); a plaintext target fails the handshake (unhealthy)" \
+  test "$(health reencrypt) $(health wrong)" = "healthy unhealthy"
+check "...and the log names the cause: the TLS handshake, and the question to ask" \
+  grep -q "target group wrong: target 127.0.0.1:$tport initial → unhealthy (Target.FailedHealthChecks): TLS handshake: .*does the target speak TLS on the health-check port" "$tmp/lb.log"
 
 # What a TLS listener refuses, each without disturbing the others.
 plain=$(python3 - "$l1" <<'PY'

@@ -243,7 +243,7 @@ extension ControlPlane {
             ("HealthCheckEnabled", .bool(check.enabled)),
             ("HealthCheckProtocol", .string(check.protocolName.rawValue)),
             ("HealthCheckPort", .string(check.port.map(String.init) ?? "traffic-port")),
-            ("HealthCheckPath", check.protocolName == .http ? .string(check.path) : .null),
+            ("HealthCheckPath", check.protocolName.isHTTP ? .string(check.path) : .null),
             ("HealthCheckIntervalSeconds", .integer(Int64(check.intervalSeconds))),
             ("HealthCheckTimeoutSeconds", .integer(Int64(check.timeoutSeconds))),
             ("HealthyThresholdCount", .integer(Int64(check.healthyThreshold))),

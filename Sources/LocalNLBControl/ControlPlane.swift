@@ -39,6 +39,9 @@ package final class ControlPlane {
     package var groups: [TargetGroup]
     /// TLS listeners' certificates, and the local certificate authority (TLSCertificates.swift).
     package lazy var certificateStore = CertificateStore(directory: options.resolvedCertificateDirectory)
+    /// HTTPS health checks' client side: the broadest backend policy, no verification of the target.
+    lazy var healthCheckTLS = try! TLSClientContext(
+        policy: SSLPolicy.all.first { $0.name == "ELBSecurityPolicy-TLS13-1-0-2021-06" }!)
     /// Every listener endpoint's sockets, one per loop (SO_REUSEPORT).
     package var listeners: [Listener] = []
     package let loops: [LoopHandle]

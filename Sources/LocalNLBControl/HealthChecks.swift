@@ -20,6 +20,12 @@ package final class HealthProbe {
     package var written = 0
     package var response: [UInt8] = []
     package var matcher: [ClosedRange<Int>] = []
+    /// An HTTPS check: the PROXY header (the first `rawLength` bytes of `output`) goes before the TLS
+    /// handshake, the request inside the session.
+    package var tls: TLSSession?
+    package var https = false
+    package var rawLength = 0
+    package var handshakeDone = false
 
     package init(index: Int) { self.index = index }
 }
@@ -71,7 +77,11 @@ extension ControlPlane {
         probe.target = targetIndex
         probe.registration = target.registration
         probe.deadline = now + timeout
-        probe.http = settings.protocolName == .http
+        probe.http = settings.protocolName.isHTTP
+        probe.https = settings.protocolName == .https
+        probe.tls = nil
+        probe.handshakeDone = false
+        probe.rawLength = header.count
         probe.connected = false
         probe.written = 0
         probe.response.removeAll(keepingCapacity: true)
@@ -109,6 +119,7 @@ extension ControlPlane {
     /// A check that could not be made: no result either way, counted, logged at most every 10 s, and
     /// tried again soon (within a second, or the interval if that is shorter).
     func skipProbe(_ probe: HealthProbe, _ errno: Errno) {
+        probe.tls = nil
         if probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1
@@ -138,9 +149,76 @@ extension ControlPlane {
         advanceProbe(probe)
     }
 
+    /// An HTTPS check: the PROXY header raw, then the handshake (not verifying the target, as AWS),
+    /// then the request and the status line inside the session.
+    func advanceHTTPSProbe(_ probe: HealthProbe) {
+        if probe.written < probe.rawLength {
+            switch Socket.sendPending(probe.fd, Array(probe.output[..<probe.rawLength]), from: &probe.written) {
+            case .complete: break
+            case .wouldBlock: return
+            case .failed:
+                return finishProbe(probe, passed: false, cause: "the connection failed while the check was sent")
+            }
+        }
+        if probe.tls == nil {
+            guard let session = TLSSession(context: healthCheckTLS, fd: probe.fd) else {
+                return finishProbe(probe, passed: false, cause: "no memory for a TLS session")
+            }
+            probe.tls = session
+        }
+        guard let session = probe.tls else { return }
+        if !probe.handshakeDone {
+            switch session.handshake() {
+            case .done: probe.handshakeDone = true
+            case .wouldBlock: return
+            case .closed:
+                return finishProbe(probe, passed: false, cause: "TLS handshake: the target closed the connection")
+            case .failed(let cause):
+                return finishProbe(
+                    probe, passed: false, cause: cause + " (does the target speak TLS on the health-check port?)")
+            }
+        }
+        while probe.written < probe.output.count {
+            switch session.write(probe.output[probe.written...]) {
+            case .done(let n): probe.written += n
+            case .wouldBlock: return
+            case .closed, .failed:
+                return finishProbe(probe, passed: false, cause: "the connection failed while the check was sent")
+            }
+        }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let step = chunk.withUnsafeMutableBytes { session.read(into: $0) }
+            switch step {
+            case .done(let n):
+                probe.response += chunk[0..<n]
+                if let status = Self.statusCode(probe.response) { return finishHTTPProbe(probe, status: status) }
+                if probe.response.count > 8192 {
+                    return finishProbe(probe, passed: false, cause: "no status line in the answer's first 8 KiB")
+                }
+            case .wouldBlock: return
+            case .closed, .failed:
+                return finishProbe(probe, passed: false, cause: "the target closed the connection before a status line")
+            }
+        }
+    }
+
+    /// The status line of an HTTP or HTTPS check against the Matcher.
+    func finishHTTPProbe(_ probe: HealthProbe, status: Int) {
+        let passed = probe.matcher.contains { $0.contains(status) }
+        let codes = probe.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+        let cause =
+            status == 0
+            ? "the answer is not an HTTP/1.x status line" + proxyHint(probe)
+            : "HTTP \(status), not the Matcher's \(codes.joined(separator: ","))"
+                + (status == 400 ? proxyHint(probe) : "")
+        finishProbe(probe, passed: passed, cause: passed ? nil : cause)
+    }
+
     /// Writes what is left to write; a TCP check passes once connected and written, an HTTP check
     /// once its status line matches.
     func advanceProbe(_ probe: HealthProbe) {
+        if probe.https { return advanceHTTPSProbe(probe) }
         switch Socket.sendPending(probe.fd, probe.output, from: &probe.written) {
         case .complete: break
         case .wouldBlock: return
@@ -159,18 +237,7 @@ extension ControlPlane {
                     cause: "the target closed the connection before a status line" + proxyHint(probe))
             }
             withUnsafeBytes(of: &chunk) { probe.response += $0.prefix(n) }
-            if let status = Self.statusCode(probe.response) {
-                let passed = probe.matcher.contains { $0.contains(status) }
-                let codes = probe.matcher.map {
-                    $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
-                }
-                let cause =
-                    status == 0
-                    ? "the answer is not an HTTP/1.x status line" + proxyHint(probe)
-                    : "HTTP \(status), not the Matcher's \(codes.joined(separator: ","))"
-                        + (status == 400 ? proxyHint(probe) : "")
-                return finishProbe(probe, passed: passed, cause: passed ? nil : cause)
-            }
+            if let status = Self.statusCode(probe.response) { return finishHTTPProbe(probe, status: status) }
             if probe.response.count > 8192 {
                 return finishProbe(probe, passed: false, cause: "no status line in the answer's first 8 KiB")
             }
@@ -201,6 +268,7 @@ extension ControlPlane {
 
     /// `cause`: why a failed check failed, kept on the target for the event log.
     func finishProbe(_ probe: HealthProbe, passed: Bool, cause: String? = nil) {
+        probe.tls = nil  // the session before its socket
         if probe.fd >= 0 {
             closeDescriptor(probe.fd)
             probe.fd = -1

@@ -468,6 +468,6 @@ extension TargetGroupConfiguration {
             && a.protocolName == b.protocolName && a.port == b.port && a.enabled == b.enabled
             && a.intervalSeconds == b.intervalSeconds && a.timeoutSeconds == b.timeoutSeconds
             && a.healthyThreshold == b.healthyThreshold && a.unhealthyThreshold == b.unhealthyThreshold
-            && (a.protocolName != .http || (a.path == b.path && a.matcher == b.matcher))
+            && (!a.protocolName.isHTTP || (a.path == b.path && a.matcher == b.matcher))
     }
 }

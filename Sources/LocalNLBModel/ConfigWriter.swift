@@ -160,7 +160,7 @@ extension TargetGroupConfiguration {
         ]
         if let vpcID { fields.append(("VpcId", .string(vpcID))) }
         if let ipAddressType { fields.append(("IpAddressType", .string(ipAddressType))) }
-        if check.protocolName == .http {
+        if check.protocolName.isHTTP {
             let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
             fields.append(("HealthCheckPath", .string(check.path)))
             fields.append(("Matcher", .object([("HttpCode", .string(codes.joined(separator: ",")))])))

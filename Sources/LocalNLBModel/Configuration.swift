@@ -367,6 +367,10 @@ public enum ProxyProtocolMode: Sendable, Equatable {
 public enum HealthCheckProtocol: String, Sendable {
     case tcp = "TCP"
     case http = "HTTP"
+    case https = "HTTPS"
+
+    /// HTTP and HTTPS checks send a request and match its status line.
+    public var isHTTP: Bool { self != .tcp }
 }
 
 public struct HealthCheckSettings: Sendable {

@@ -176,9 +176,7 @@ extension ConfigReader {
             }
         }
         if let value = object["HealthCheckProtocol"] {
-            if value.attributeString == "HTTPS" {
-                error(path + ".HealthCheckProtocol", "\"HTTPS\" is not supported by localnlb yet; use TCP or HTTP")
-            } else if value.attributeString == "UDP" {
+            if value.attributeString == "UDP" {
                 error(
                     path + ".HealthCheckProtocol",
                     "\"UDP\": health checks use TCP, HTTP or HTTPS, never UDP (a UDP group is checked over TCP)")
@@ -202,8 +200,8 @@ extension ConfigReader {
         if let value = object["HealthCheckPath"], let text = string(value, path + ".HealthCheckPath") {
             if !text.hasPrefix("/") {
                 error(path + ".HealthCheckPath", "\"\(text)\" must start with /")
-            } else if settings.protocolName != .http {
-                warn(path + ".HealthCheckPath", "applies to HTTP health checks only; AWS rejects it with TCP")
+            } else if !settings.protocolName.isHTTP {
+                warn(path + ".HealthCheckPath", "applies to HTTP and HTTPS health checks only; AWS rejects it with TCP")
             }
             settings.path = text
         }

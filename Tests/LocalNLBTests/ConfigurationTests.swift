@@ -146,7 +146,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
 
     @Test func everyProblemIsListed() {
         let json = document(
-            group: #", "HealthCheckProtocol": "HTTPS", "Colour": "blue""#,
+            group: #", "HealthCheckProtocol": "UDP", "Colour": "blue""#,
             attributes: """
                 { "Key": "proxy_protocol_v2.enabled", "Value": "yes" },
                 { "Key": "stickiness.type", "Value": "lb_cookie" },
@@ -159,7 +159,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
                     + "Targets, TargetGroupAttributes, HealthCheckEnabled, HealthCheckProtocol, HealthCheckPort, "
                     + "HealthCheckPath, HealthCheckIntervalSeconds, HealthCheckTimeoutSeconds, HealthyThresholdCount, "
                     + "UnhealthyThresholdCount, Matcher, Tags)",
-                #"TargetGroups[0].HealthCheckProtocol: "HTTPS" is not supported by localnlb yet; use TCP or HTTP"#,
+                #"TargetGroups[0].HealthCheckProtocol: "UDP": health checks use TCP, HTTP or HTTPS, never UDP (a UDP group is checked over TCP)"#,
                 #"TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false"#,
                 #"TargetGroups[0].TargetGroupAttributes["stickiness.type"]: "lb_cookie" is for Application Load Balancers; a Network Load Balancer has source_ip"#,
                 #"TargetGroups[0].TargetGroupAttributes["made_up.attribute"]: not a Network Load Balancer target group attribute"#,

@@ -111,7 +111,7 @@ extension ControlPlane {
             XML.text("HealthyThresholdCount", String(check.healthyThreshold)),
             XML.text("UnhealthyThresholdCount", String(check.unhealthyThreshold)),
         ]
-        if check.protocolName == .http {
+        if check.protocolName.isHTTP {
             let codes = check.matcher.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
             fields.append(XML.text("HealthCheckPath", check.path))
             fields.append(XML.element("Matcher", [XML.text("HttpCode", codes.joined(separator: ","))]))

@@ -33,3 +33,46 @@ package enum TLSClient {
         return response
     }
 }
+
+/// A non-blocking TLS client session on a connected socket, for the control plane's HTTPS health
+/// checks: each step does what it can and says whether to wait for the socket.
+package final class TLSSession {
+    package enum Step: Equatable {
+        case done(Int)
+        case wouldBlock
+        case closed
+        case failed(String)
+    }
+
+    let ssl: OpaquePointer
+
+    package init?(context: TLSClientContext, fd: Int32) {
+        guard let ssl = SSL_new(context.context) else { return nil }
+        self.ssl = ssl
+        SSL_set_fd(ssl, fd)
+        SSL_set_connect_state(ssl)
+    }
+
+    deinit { SSL_free(ssl) }
+
+    private func step(_ result: Int32, _ what: String) -> Step {
+        if result > 0 { return .done(Int(result)) }
+        let error = SSL_get_error(ssl, result)
+        if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return .wouldBlock }
+        if error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+            ERR_clear_error()
+            return .closed
+        }
+        return .failed(TLSError(what).description)
+    }
+
+    package func handshake() -> Step { step(SSL_do_handshake(ssl), "TLS handshake") }
+
+    package func write(_ bytes: ArraySlice<UInt8>) -> Step {
+        bytes.withUnsafeBytes { step(SSL_write(ssl, $0.baseAddress, Int32($0.count)), "TLS write") }
+    }
+
+    package func read(into buffer: UnsafeMutableRawBufferPointer) -> Step {
+        step(SSL_read(ssl, buffer.baseAddress, Int32(buffer.count)), "TLS read")
+    }
+}
