@@ -203,7 +203,12 @@ write_config "$port_a"
 "$bin" serve --config "$tmp/reload.json" --drain-seconds 60 2> "$tmp/stop.log" & daemon=$!
 for _ in $(seq 50); do (exec 3<> "/dev/tcp/127.0.0.1/$lb_port") 2> /dev/null && break; sleep 0.1; done
 exec 3<> "/dev/tcp/127.0.0.1/$lb_port"
-sleep 0.5
+# Until a loop has accepted it (a connection still in the accept queue at the signal is refused, not drained).
+for _ in $(seq 100); do
+  "$bin" ctl get-metrics --endpoint-url "http://127.0.0.1:$admin_port" 2>/dev/null \
+    | grep -q '^localnlb_active_flow_count{.*} 1$' && break
+  sleep 0.1
+done
 kill -INT "$daemon"
 sleep 0.5
 started=$(date +%s)

@@ -47,10 +47,10 @@ package struct CertificateInfo: Sendable, Equatable {
         var names = [CChar](repeating: 0, count: 8192)
         let count = clnb_x509_alt_names(certificate, &names, names.count)
         let alternatives =
-            count > 0 ? String(cString: names).split(separator: ",").map(String.init) : []
+            count > 0 ? Self.text(names).split(separator: ",").map(String.init) : []
         var common = [CChar](repeating: 0, count: 256)
         let length = X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, &common, 256)
-        let commonName = length > 0 ? String(cString: common) : nil
+        let commonName = length > 0 ? Self.text(common) : nil
         let algorithm: String
         switch EVP_PKEY_get_base_id(key) {
         case EVP_PKEY_RSA: algorithm = "RSA_\(EVP_PKEY_get_bits(key))"
@@ -58,7 +58,7 @@ package struct CertificateInfo: Sendable, Equatable {
             var group = [CChar](repeating: 0, count: 64)
             var groupLength = 0
             EVP_PKEY_get_group_name(key, &group, group.count, &groupLength)
-            let name = String(cString: group)
+            let name = Self.text(group)
             algorithm = curves[name] ?? curves[name == "P-256" ? "prime256v1" : name] ?? "EC_\(name)"
         default: algorithm = "unknown"
         }
@@ -68,6 +68,11 @@ package struct CertificateInfo: Sendable, Equatable {
             keyAlgorithm: algorithm, serial: serial(certificate), subject: oneLine(X509_get_subject_name(certificate)),
             issuer: oneLine(X509_get_issuer_name(certificate)),
             signatureAlgorithm: signature(certificate))
+    }
+
+    /// A C string in a buffer, up to its NUL.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func epoch(_ time: UnsafePointer<ASN1_TIME>?) -> Double {
@@ -89,7 +94,7 @@ package struct CertificateInfo: Sendable, Equatable {
         var buffer = [CChar](repeating: 0, count: 512)
         guard let name, X509_NAME_oneline(name, &buffer, Int32(buffer.count)) != nil else { return "" }
         // `/O=localnlb/CN=x` as ACM writes it: `O=localnlb,CN=x`.
-        return String(cString: buffer).split(separator: "/").joined(separator: ",")
+        return Self.text(buffer).split(separator: "/").joined(separator: ",")
     }
 
     static func signature(_ certificate: OpaquePointer) -> String {
