@@ -14,6 +14,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/
 export LOCALNLB_CA_DIR=$tmp/ca
 admin=$(free_port); l1=$(free_port); l2=$(free_port); l3=$(free_port); l4=$(free_port)
 tport=$(free_port); nginx_port=$(free_port); nginx_tls=$(free_port); l5=$(free_port); l6=$(free_port)
+nginx_tls_pp=$(free_port); l7=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/0f5c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
 mkdir -p "$tmp/nginx-temp"
@@ -46,6 +47,12 @@ http {
         ssl_protocols TLSv1.2 TLSv1.3;
         location / { return 200 "nginx over \$ssl_protocol\n"; }
     }
+    server {
+        listen 127.0.0.1:$nginx_tls_pp ssl proxy_protocol;
+        ssl_certificate $tmp/nginx.pem;
+        ssl_certificate_key $tmp/nginx-key.pem;
+        location / { return 200 "nginx over TLS saw \$proxy_protocol_addr\n"; }
+    }
 }
 NGINX
 nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log"
@@ -66,7 +73,9 @@ cat > "$tmp/tls.json" <<JSON
       "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
       "DefaultActions": [ { "Type": "forward", "TargetGroupName": "reencrypt" } ] },
     { "Port": $l6, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
-      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "wrong" } ] } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "wrong" } ] },
+    { "Port": $l7, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "reencrypt-pp" } ] } ],
   "TargetGroups": [
     { "Name": "pp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
@@ -77,7 +86,10 @@ cat > "$tmp/tls.json" <<JSON
     { "Name": "reencrypt", "Protocol": "TLS", "Port": $nginx_tls, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "HealthCheckProtocol": "HTTPS", "HealthCheckPath": "/" },
     { "Name": "wrong", "Protocol": "TLS", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
-      "HealthCheckProtocol": "HTTPS" } ] }
+      "HealthCheckProtocol": "HTTPS" },
+    { "Name": "reencrypt-pp", "Protocol": "TLS", "Port": $nginx_tls_pp, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "HealthCheckProtocol": "HTTPS",
+      "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] } ] }
 JSON
 "$bin" target --listen "127.0.0.1:$tport" --name t --proxy-protocol optional > /dev/null 2>&1 & pids+=($!)
 "$bin" serve --config "$tmp/tls.json" --time-scale 0.01 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
@@ -125,6 +137,10 @@ check "nginx behind PROXY v2 on a TLS listener logs the client's address" \
 
 check "a TLS target group: the listener re-encrypts to nginx's TLS (not verifying its certificate, as AWS), TLS 1.3 behind a TLS 1.3 policy" \
   sh -c "curl -s --max-time 5 --cacert '$ca' 'https://localhost:$l5/' | grep -qx 'nginx over TLSv1.3'"
+check "a TLS group with PROXY v2: the header goes before the TLS handshake (nginx: listen … ssl proxy_protocol)" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' --interface 127.0.0.4 'https://localhost:$l7/' | grep -qx 'nginx over TLS saw 127.0.0.4'"
+check "...and its HTTPS health checks, the LOCAL header first, pass" \
+  sh -c "for _ in \$(seq 50); do '$bin' ctl describe-target-health --target-group-name reencrypt-pp --endpoint-url http://127.0.0.1:$admin | grep -q '\"healthy\"' && exit 0; sleep 0.1; done; exit 1"
 wrong=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$l6/" 2>&1 || true)
 check "a plaintext target behind a TLS group: the client gets no answer" test -z "$(grep -o '"target"' <<< "$wrong")"
 health() { ctl describe-target-health --target-group-name "$1" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text; }

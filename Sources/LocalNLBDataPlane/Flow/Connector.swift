@@ -210,7 +210,7 @@ extension EventLoop {
         scheduleIdleCheck(flow)
         // The client socket inherited TCP_NODELAY from its listener; the target's waits for a second write.
         flow.clientToTarget.noDelay = .beforeSecondWrite
-        if flow.proxyMode != .off {
+        if flow.proxyMode != .off && !flow.headerBeforeTLS {
             // The header goes into the client→target pipe ahead of any client byte, so it leaves in
             // the same segment as the first payload (on_first_ack_with_payload) or on its own at once.
             let length = groups[flow.groupIndex].writeProxyHeader(

@@ -106,6 +106,8 @@ package final class Flow {
     /// straight into the pipe and keeps no copy).
     package var header: [UInt8]? { RoutingGroup.proxyHeader(proxyMode, client: client, node: node) }
     var firstFIN: CloseReason?
+    /// Towards a TLS target group the header goes before the TLS handshake, sent by the flow's bridge.
+    var headerBeforeTLS = false
     /// The client's FIN (or RST) came while the target connection was still being made.
     var clientClosing = false
     package var started: UInt64 = 0
@@ -137,6 +139,7 @@ package final class Flow {
         clientToTarget = Direction()
         targetToClient = Direction()
         proxyMode = .off
+        headerBeforeTLS = false
         firstFIN = nil
         clientClosing = false
         countedBytes = 0

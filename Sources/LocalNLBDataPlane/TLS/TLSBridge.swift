@@ -33,6 +33,10 @@ package final class TLSBridge {
     var tcpConnecting = false
     var flow: Flow?
     var flowGeneration: UInt32 = 0
+    /// Towards a target: the PROXY header, sent on the TCP connection before the TLS handshake, as an
+    /// NLB prepends it to the TCP data (`sentPreamble` of it gone so far).
+    var preamble: [UInt8] = []
+    var sentPreamble = 0
     var inUse: Bool { clientFD >= 0 || plainFD >= 0 }
 
     init(index: Int) { self.index = index }
@@ -116,6 +120,14 @@ extension EventLoop {
         bridge.toClient.removeAll(keepingCapacity: true)
         bridge.clientFD = targetFD
         bridge.plainFD = pair.0
+        bridge.preamble.removeAll(keepingCapacity: true)
+        bridge.sentPreamble = 0
+        if flow.proxyMode != .off {
+            let length = groups[flow.groupIndex].writeProxyHeader(
+                flow.proxyMode, client: flow.client, node: flow.node, to: copyBuffer)
+            bridge.preamble.append(contentsOf: UnsafeRawBufferPointer(start: copyBuffer, count: length))
+            flow.headerBeforeTLS = true
+        }
         bridge.handshaking = true
         bridge.handshakeDeadline = .max  // the flow's connect timer bounds it
         handshakingBridges += 1
@@ -159,6 +171,17 @@ extension EventLoop {
         guard let ssl = bridge.ssl else { return }
         if bridge.handshaking {
             if bridge.tcpConnecting { return }
+            while bridge.sentPreamble < bridge.preamble.count {
+                let sent = bridge.preamble[bridge.sentPreamble...].withUnsafeBytes {
+                    IO.send(bridge.clientFD, from: $0.baseAddress!, count: $0.count)
+                }
+                switch sent {
+                case .moved(let n): bridge.sentPreamble += n
+                case .wouldBlock: return
+                case .end, .failed:
+                    return targetTLSFailed(bridge, .connectFailed, detail: "the PROXY header", handshake: false)
+                }
+            }
             let result = SSL_do_handshake(ssl)
             if result != 1 {
                 let error = SSL_get_error(ssl, result)
