@@ -412,6 +412,8 @@ package struct ConfigReader {
             if let value = object["SslPolicy"], let name = string(value, path + ".SslPolicy") {
                 if SSLPolicy.all.contains(where: { $0.name == name }) {
                     sslPolicy = name
+                } else if let reason = SSLPolicy.unservedReason(name) {
+                    error(path + ".SslPolicy", reason)
                 } else {
                     error(
                         path + ".SslPolicy",

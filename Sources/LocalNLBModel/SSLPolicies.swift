@@ -8,6 +8,14 @@ package struct SSLPolicy: Sendable {
     package var ciphers: [String]
     package var loadBalancerTypes = ["application", "network"]
 
+    /// Why a policy AWS has is not served here, or nil: the post-quantum hybrids (`-PQ-`) key-exchange with
+    /// ML-KEM, which needs OpenSSL 3.5; localnlb builds against the system's OpenSSL 3.0.
+    package static func unservedReason(_ name: String) -> String? {
+        guard name.hasPrefix("ELBSecurityPolicy-") && name.contains("-PQ-") else { return nil }
+        return "\(name) is a post-quantum hybrid policy (ML-KEM key exchange, X25519MLKEM768 and the like), which "
+            + "the OpenSSL 3.0 localnlb is built with cannot offer (OpenSSL 3.5 can); choose a policy without -PQ-"
+    }
+
     /// AWS's default for listeners made with the API, the CLI, CloudFormation and the CDK.
     package static let defaultName = "ELBSecurityPolicy-2016-08"
 

@@ -81,3 +81,18 @@ import Testing
         #expect(problems(tls).isEmpty)
     }
 }
+
+/// A policy AWS has that this machine's OpenSSL cannot enforce is refused with that reason.
+@Suite struct UnservedPolicies {
+    @Test func postQuantumPoliciesSayWhy() {
+        let json = """
+            { "LoadBalancer": { "Name": "t", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ] },
+              "Listeners": [ { "Port": 443, "Protocol": "TLS", "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
+                "Certificates": [ { "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x" } ],
+                "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+              "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "ip" } ] }
+            """
+        #expect(problems(json).first?.contains("post-quantum hybrid policy (ML-KEM key exchange") == true)
+        #expect(problems(json).first?.contains("OpenSSL 3.5 can") == true)
+    }
+}

@@ -19,7 +19,9 @@ extension ControlPlane {
         if !wanted.isEmpty {
             chosen = try wanted.map { name throws(APIError) in
                 guard let policy = SSLPolicy.all.first(where: { $0.name == name }) else {
-                    throw APIError(code: "SSLPolicyNotFound", message: "SSL policy '\(name)' not found")
+                    throw APIError(
+                        code: "SSLPolicyNotFound",
+                        message: SSLPolicy.unservedReason(name) ?? "SSL policy '\(name)' not found")
                 }
                 return policy
             }
