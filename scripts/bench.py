@@ -56,7 +56,10 @@ class Bench:
             "base_iperf", "base_http", "base_pp",
             "lnb_udp", "ngx_udp", "base_udp",
             "dns", "lnb_dns", "ngx_dns", "base_dns",
+            "lnb_tls", "lnb_tls_rsa", "hap_tls", "hap_tls_rsa", "ngx_tls", "ngx_tls_rsa", "base_tls", "base_tls_rsa",
         ]}
+        # The TLS listeners' ports by contender, when the contender has them.
+        self.tls_ports = {}
 
     # -- processes -------------------------------------------------------------------------------
     def start(self, argv, **kw):
@@ -88,6 +91,28 @@ class Bench:
         with open(path, "w") as f:
             f.write(text)
         return path
+
+    def make_certificates(self):
+        """One ECDSA P-256 and one RSA 2048 certificate (openssl), the same for every contender: PEM files
+        for HAProxy and nginx, and for LocalNLB certificate files in its authority's folder, which it
+        reads at start as a certificate ImportCertificate kept (by ARN)."""
+        os.makedirs(os.path.join(self.tmp, "ca", "certificates"), exist_ok=True)
+        os.environ["LOCALNLB_CA_DIR"] = os.path.join(self.tmp, "ca")
+        for kind, key_args in [("ec", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+                               ("rsa", ["-newkey", "rsa:2048"])]:
+            cert, key = os.path.join(self.tmp, f"{kind}.pem"), os.path.join(self.tmp, f"{kind}-key.pem")
+            subprocess.run(["openssl", "req", "-x509", *key_args, "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                            "-subj", "/CN=bench.test", "-addext", "subjectAltName=DNS:bench.test,IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            pem, key_pem = open(cert).read(), open(key).read()
+            self.write(f"{kind}-combined.pem", pem + key_pem)
+            self.write(f"ca/certificates/bench-{kind}.json", json.dumps({
+                "CertificateArn": self.certificate_arn(kind), "Type": "IMPORTED", "CreatedAt": time.time(),
+                "Certificate": pem, "PrivateKey": key_pem, "Tags": []}))
+
+    @staticmethod
+    def certificate_arn(kind):
+        return f"arn:aws:acm:us-east-1:000000000000:certificate/bench-{kind}"
 
     def start_backends(self):
         self.start(["iperf3", "-s", "-p", str(self.p["iperf"])])
@@ -134,10 +159,21 @@ http {{
                                       "DefaultActions": [{"Type": "forward", "TargetGroupName": "iperf-udp"}]},
                                      {"Port": self.p[f"{prefix}_dns"], "Protocol": "UDP",
                                       "DefaultActions": [{"Type": "forward", "TargetGroupName": "dns"}]}]
-        document = {"Admin": {"Enabled": False}, "Dns": {"Enabled": False}, "Listeners": udp_listeners,
+        tls_listeners = [
+            {"Port": self.p[f"{prefix}_tls{suffix}"], "Protocol": "TLS",
+             "Certificates": [{"CertificateArn": self.certificate_arn(kind)}],
+             "DefaultActions": [{"Type": "forward", "TargetGroupName": "http"}]}
+            for kind, suffix in [("ec", ""), ("rsa", "_rsa")]] if "tls" in self.args.only else []
+        document = {"Admin": {"Enabled": False}, "Dns": {"Enabled": False}, "Listeners": udp_listeners + tls_listeners,
                     "TargetGroups": with_udp}
         config = self.write(f"localnlb-{prefix}.json", json.dumps(document))
         executable = binary or self.args.localnlb
+        tls = bool(tls_listeners) and subprocess.run(
+            [executable, "check-config", config], capture_output=True).returncode == 0
+        if not tls:
+            # A build without TLS listeners (an older baseline): the rest of the run without them.
+            document["Listeners"] = udp_listeners
+            config = self.write(f"localnlb-{prefix}.json", json.dumps(document))
         self.udp[prefix] = subprocess.run([executable, "check-config", config], capture_output=True).returncode == 0
         if not self.udp[prefix]:
             config = self.write(f"localnlb-{prefix}.json", json.dumps({
@@ -148,6 +184,11 @@ http {{
         proc = self.start(argv)
         for port in [f"{prefix}_iperf", f"{prefix}_http", f"{prefix}_pp"]:
             wait_port(self.p[port])
+        if tls:
+            for port in [f"{prefix}_tls", f"{prefix}_tls_rsa"]:
+                wait_port(self.p[port])
+            self.tls_ports["localnlb" if prefix == "lnb" else "baseline"] = (
+                self.p[f"{prefix}_tls"], self.p[f"{prefix}_tls_rsa"])
         return [proc.pid]
 
     def haproxy_threads(self):
@@ -184,10 +225,17 @@ listen http
 listen pp
     bind 127.0.0.1:{self.p['hap_pp']}
     server b 127.0.0.1:{self.p['http_pp']} send-proxy-v2
+listen tls
+    bind 127.0.0.1:{self.p['hap_tls']} ssl crt {self.tmp}/ec-combined.pem
+    server b 127.0.0.1:{self.p['http']}
+listen tls_rsa
+    bind 127.0.0.1:{self.p['hap_tls_rsa']} ssl crt {self.tmp}/rsa-combined.pem
+    server b 127.0.0.1:{self.p['http']}
 """)
         proc = self.start(["haproxy", "-db", "-f", conf])
-        for port in ["hap_iperf", "hap_http", "hap_pp"]:
+        for port in ["hap_iperf", "hap_http", "hap_pp", "hap_tls", "hap_tls_rsa"]:
             wait_port(self.p[port])
+        self.tls_ports["haproxy"] = (self.p["hap_tls"], self.p["hap_tls_rsa"])
         return [proc.pid]
 
     def start_nginx_stream(self):
@@ -205,13 +253,18 @@ stream {{
     server {{ listen 127.0.0.1:{self.p['ngx_http']} backlog=4096; proxy_pass http; }}
     server {{ listen 127.0.0.1:{self.p['ngx_pp']} backlog=4096; proxy_pass pp; proxy_protocol on; }}
     server {{ listen 127.0.0.1:{self.p['ngx_udp']}; listen 127.0.0.1:{self.p['ngx_udp']} udp; proxy_pass iperf; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_tls']} ssl backlog=4096; ssl_certificate {self.tmp}/ec.pem;
+              ssl_certificate_key {self.tmp}/ec-key.pem; proxy_pass http; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_tls_rsa']} ssl backlog=4096; ssl_certificate {self.tmp}/rsa.pem;
+              ssl_certificate_key {self.tmp}/rsa-key.pem; proxy_pass http; }}
     upstream dns {{ server 127.0.0.1:{self.p['dns']}; }}
     server {{ listen 127.0.0.1:{self.p['ngx_dns']} udp; proxy_pass dns; proxy_responses 1; proxy_timeout 10s; }}
 }}
 """)
         subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/stream-error.log"], check=True)
-        for port in ["ngx_iperf", "ngx_http", "ngx_pp"]:
+        for port in ["ngx_iperf", "ngx_http", "ngx_pp", "ngx_tls", "ngx_tls_rsa"]:
             wait_port(self.p[port])
+        self.tls_ports["nginx"] = (self.p["ngx_tls"], self.p["ngx_tls_rsa"])
         master = int(open(f"{self.tmp}/stream.pid").read().strip())
         return [master] + children_of(master)
 
@@ -254,10 +307,10 @@ stream {{
                 pass
         return total / os.sysconf("SC_CLK_TCK")
 
-    def wrk(self, port, close, pids=()):
+    def wrk(self, port, close, pids=(), scheme="http"):
         """Requests/s, p50 and p99 latency (ms), and the proxy's CPU time per request (µs; None
         without a proxy): on a machine the load saturates, the cost that decides the others."""
-        argv = ["wrk", "-t1", "-c32", f"-d{self.seconds}s", "--latency", f"http://127.0.0.1:{port}/"]
+        argv = ["wrk", "-t1", "-c32", f"-d{self.seconds}s", "--latency", f"{scheme}://127.0.0.1:{port}/"]
         if close:
             argv[4:4] = ["-H", "Connection: close"]
         before = self.cpu_seconds(pids)
@@ -272,6 +325,22 @@ stream {{
             value, unit = float(m.group(1)), m.group(2)
             return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
         return rps, latency(50), latency(99), cpu_us
+
+    def full_handshakes(self, port, pids):
+        """Full TLS handshakes per second (`openssl s_time -new`: no session is resumed), from two client
+        processes at once, and the proxy's CPU per handshake (µs)."""
+        before = self.cpu_seconds(pids)
+        argv = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(max(2, self.seconds))]
+        clients = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                   for _ in range(2)]
+        total, seconds = 0, max(2, self.seconds)
+        for client in clients:
+            out = client.communicate(timeout=seconds + 30)[0]
+            found = re.search(r"(\d+) connections in ([\d.]+)s", out)
+            if found:
+                total += int(found.group(1))
+        cpu = self.cpu_seconds(pids) - before
+        return total / seconds, (1e6 * cpu / total if pids and total else None)
 
     @staticmethod
     def footprint(pids):
@@ -396,6 +465,24 @@ stream {{
             add("PROXY v2: keep-alive requests/s", rps)
             add("PROXY v2: keep-alive p99 latency (ms)", p99)
             add("PROXY v2: new flows/s", self.wrk(pp_port, close=True, pids=pids)[0])
+        tls = self.tls_ports.get(name) if "tls" in only else None
+        if tls:
+            ec, rsa = tls
+            rps, _, p99, cpu = self.wrk(ec, close=False, pids=pids, scheme="https")
+            add("TLS keep-alive requests/s (ECDSA P-256)", rps)
+            add("TLS keep-alive p99 latency (ms)", p99)
+            if cpu is not None:
+                add("TLS keep-alive: proxy CPU per request (µs)", cpu)
+            # wrk resumes its TLS sessions: its new flows are abbreviated handshakes.
+            rps, _, _, cpu = self.wrk(ec, close=True, pids=pids, scheme="https")
+            add("TLS new flows/s (wrk, sessions resumed)", rps)
+            if cpu is not None:
+                add("TLS new flows: proxy CPU per flow (resumed, µs)", cpu)
+            for kind, port in [("ECDSA P-256", ec), ("RSA 2048", rsa)]:
+                rate, cpu = self.full_handshakes(port, pids)
+                add(f"TLS full handshakes/s ({kind}, openssl s_time -new)", rate)
+                if cpu is not None:
+                    add(f"TLS: proxy CPU per full handshake ({kind}, µs)", cpu)
         if pids and "idle" in only and ports[1] and ports[2]:
             http_port, pp_port = ports[1], ports[2]
             try:
@@ -415,6 +502,7 @@ stream {{
         results = {}
         self.baseline = {}
         try:
+            self.make_certificates()
             self.start_backends()
             contenders = {
                 "localnlb": (None, self.start_localnlb()),
@@ -508,10 +596,11 @@ def main():
     parser.add_argument("--affinity", action="store_true",
                         help="keep every proxy's threads one per CPU (LocalNLB --cpu-affinity auto, nginx "
                         "worker_cpu_affinity auto, HAProxy cpu-map); without it the scheduler places them")
-    workloads = ["throughput", "udp", "tcp", "tcp-pp", "idle"]
+    workloads = ["throughput", "udp", "tcp", "tcp-pp", "idle", "tls"]
     parser.add_argument("--only", default=",".join(workloads),
                         help="the workloads to run, comma-separated, of: " + ", ".join(workloads)
-                        + " (tcp: keep-alive and new flows; tcp-pp: the same with PROXY v2)")
+                        + " (tcp: keep-alive and new flows; tcp-pp: the same with PROXY v2; tls: TLS listeners, "
+                        "ECDSA and RSA)")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     unknown = args.only - set(workloads)
