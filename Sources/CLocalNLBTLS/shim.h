@@ -43,6 +43,21 @@ static inline void clnb_ssl_ctx_set_servername_callback(SSL_CTX *ctx, clnb_serve
     SSL_CTX_set_tlsext_servername_arg(ctx, arg);
 }
 static inline int clnb_tlsext_err_ok(void) { return SSL_TLSEXT_ERR_OK; }
+/// Mutual TLS, verify mode: the client must present a certificate that chains to `store`; with
+/// `ignore_expiry`, an expired (or not yet valid) one still passes, as AWS's IgnoreClientCertificateExpiry.
+static inline int clnb_verify_ignoring_expiry(int ok, X509_STORE_CTX *ctx) {
+    if (!ok) {
+        int error = X509_STORE_CTX_get_error(ctx);
+        if (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID) return 1;
+    }
+    return ok;
+}
+static inline void clnb_ssl_ctx_verify_clients(SSL_CTX *ctx, X509_STORE *store, int ignore_expiry) {
+    SSL_CTX_set_cert_store(ctx, store);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       ignore_expiry ? clnb_verify_ignoring_expiry : NULL);
+    SSL_CTX_set_verify_depth(ctx, 8);
+}
 static inline int clnb_ssl_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 static inline long clnb_bio_pending_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 

@@ -174,6 +174,15 @@ extension ControlPlane {
         }
     }
 
+    /// A trust store's CA bundle, read from the path its S3 key names.
+    func trustStoreBundle(_ store: TrustStoreConfiguration) throws(TLSError) -> String {
+        guard let data = FileManager.default.contents(atPath: store.key), let text = String(data: data, encoding: .utf8)
+        else {
+            throw TLSError("trust store \(store.name): cannot read its bundle \(store.key)")
+        }
+        return text
+    }
+
     /// A TLS listener's server side, or nil for another protocol; a certificate or policy that cannot
     /// be used is a ListenerError naming the listener and the cause.
     func tlsContext(_ listener: ListenerConfiguration, in model: Configuration) throws(ListenerError) -> TLSContext? {
@@ -195,7 +204,16 @@ extension ControlPlane {
             }
         }
         do {
-            return try TLSContext(certificates: certificates, policy: policy, alpnPolicy: listener.alpnPolicy ?? "None")
+            let context = try TLSContext(
+                certificates: certificates, policy: policy, alpnPolicy: listener.alpnPolicy ?? "None")
+            if let mutual = listener.mutualAuthentication {
+                guard let store = model.trustStores.first(where: { $0.name == mutual.trustStoreName }) else {
+                    throw TLSError("no trust store \(mutual.trustStoreName)")
+                }
+                try context.verifyClients(
+                    bundle: try trustStoreBundle(store), ignoreExpiry: mutual.ignoreClientCertificateExpiry)
+            }
+            return context
         } catch {
             throw ListenerError(description: "\(where_): certificate \(arn): \(error)")
         }

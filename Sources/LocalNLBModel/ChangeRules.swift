@@ -46,6 +46,26 @@ extension Configuration {
                 given.value, given.path, index: LoadBalancerAttributes.attributeIndex, into: &attributes,
                 kind: "Network Load Balancer")
             model.loadBalancers[index].attributes = try Self.validated(reader, attributes)
+        case .createTrustStore(let given):
+            var reader = newReader()
+            let read = reader.trustStore(given.value, given.path)
+            let store = try Self.validated(reader, read)
+            guard !model.trustStores.contains(where: { $0.name == store.name }) else {
+                throw APIError(
+                    code: "DuplicateTrustStoreName", message: "A trust store with the name '\(store.name)' exists")
+            }
+            model.trustStores.append(store)
+            return Applied(
+                model: model, effects: [.log("trust store \(store.name) created from \(store.key)"), .persist])
+        case .deleteTrustStore(let name):
+            if let listener = model.listeners.first(where: { $0.mutualAuthentication?.trustStoreName == name }) {
+                throw APIError(
+                    code: "TrustStoreInUse",
+                    message:
+                        "Trust store '\(names.trustStore(name))' is in use by the listener on port \(listener.port)")
+            }
+            model.trustStores.removeAll { $0.name == name }
+            return Applied(model: model, effects: [.persist])
         case .putInstance(let given):
             var reader = newReader()
             let read = reader.instance(given.value, given.path)
@@ -326,6 +346,7 @@ extension Configuration {
         var reader = ConfigReader()
         reader.resourceNames = names
         reader.instances = instances
+        reader.trustStores = trustStores
         return reader
     }
 

@@ -91,6 +91,9 @@ package enum Change: Sendable {
     case modifyTargetGroup(name: String, healthCheck: [String: JSONValue])
     case modifyTargetGroupAttributes(name: String, attributes: Given)
     case registerTargets(group: String, targets: [Given])
+    /// CreateTrustStore (in the file's shape) and DeleteTrustStore.
+    case createTrustStore(Given)
+    case deleteTrustStore(name: String)
     /// An instance's address declared (`{InstanceId, PrivateIpAddress, AvailabilityZone}`), or removed.
     case putInstance(Given)
     case deleteInstance(id: String)
@@ -129,6 +132,8 @@ package enum Change: Sendable {
         case .modifyTargetGroup: "ModifyTargetGroup"
         case .modifyTargetGroupAttributes: "ModifyTargetGroupAttributes"
         case .registerTargets: "RegisterTargets"
+        case .createTrustStore: "CreateTrustStore"
+        case .deleteTrustStore: "DeleteTrustStore"
         case .putInstance: "PUT /instances"
         case .deleteInstance: "DELETE /instances"
         case .deregisterTargets: "DeregisterTargets"

@@ -64,6 +64,8 @@ package struct ConfigReader {
     package var warnings: [String] = []
     /// The instances an `Id=i-…` target may name (the file's `Instances`, or the model's).
     package var instances: [InstanceConfiguration] = []
+    /// The trust stores a listener's `MutualAuthentication` may name.
+    package var trustStores: [TrustStoreConfiguration] = []
     /// The home region and account, to read ARNs by (`Admin.Region`, `Admin.AccountId`).
     package var resourceNames = ResourceNames(region: "us-east-1", accountID: "000000000000")
     /// Names may end in `.region`, as the file keeps another region's resources (a file, not a request).
@@ -244,6 +246,7 @@ package struct ConfigReader {
     package mutating func configuration(_ root: JSONValue) -> Configuration? {
         let keys = [
             "LoadBalancers", "LoadBalancer", "Listeners", "TargetGroups", "Admin", "Subnets", "Dns", "Instances",
+            "TrustStores",
         ]
         guard let top = readObject(root, "", keys: keys) else { return nil }
         let admin = top["Admin"].map { self.admin($0) } ?? AdminConfiguration()
@@ -251,6 +254,7 @@ package struct ConfigReader {
         allowsRegionSuffix = true
         let subnets = top["Subnets"].map { self.subnets($0) } ?? []
         instances = top["Instances"].map { self.instances($0) } ?? []
+        trustStores = top["TrustStores"].map { self.trustStores($0) } ?? []
         var balancers: [LoadBalancerConfiguration] = []
         if let value = top["LoadBalancer"] {
             if top["LoadBalancers"] != nil {
@@ -333,6 +337,7 @@ package struct ConfigReader {
             loadBalancers: balancers, listeners: listeners, targetGroups: groups, admin: admin)
         configuration.subnets = subnets
         configuration.instances = instances
+        configuration.trustStores = trustStores
         configuration.dns = top["Dns"].map { self.dns($0) } ?? DNSConfiguration()
         checkZones(configuration)
         // The control API's and DNS responder's addresses count when the file gives them: a template's
@@ -345,6 +350,88 @@ package struct ConfigReader {
             warn("quota", "\(usage.count) \(usage.what): AWS's default quota is \(usage.max) (\(usage.code) there)")
         }
         return errors.isEmpty ? configuration : nil
+    }
+
+    /// `TrustStores`: `[{Name, CaCertificatesBundleS3Bucket, CaCertificatesBundleS3Key}]`, the key a path
+    /// on this machine.
+    package mutating func trustStores(_ value: JSONValue) -> [TrustStoreConfiguration] {
+        guard let items = array(value, "TrustStores") else { return [] }
+        var result: [TrustStoreConfiguration] = []
+        for (index, item) in items.enumerated() {
+            guard let store = trustStore(item, "TrustStores[\(index)]") else { continue }
+            if result.contains(where: { $0.name == store.name }) {
+                error("TrustStores[\(index)].Name", "\"\(store.name)\" is given twice")
+            }
+            result.append(store)
+        }
+        return result
+    }
+
+    package mutating func trustStore(_ value: JSONValue, _ path: String) -> TrustStoreConfiguration? {
+        guard
+            let object = readObject(
+                value, path, keys: ["Name", "CaCertificatesBundleS3Bucket", "CaCertificatesBundleS3Key", "Tags"])
+        else { return nil }
+        var fields: [String] = []
+        for key in ["Name", "CaCertificatesBundleS3Bucket", "CaCertificatesBundleS3Key"] {
+            guard let given = object[key], let text = string(given, "\(path).\(key)"), !text.isEmpty else {
+                if object[key] == nil { error("\(path).\(key)", "missing") }
+                return nil
+            }
+            fields.append(text)
+        }
+        let name = regionSuffixChecked(fields[0], path + ".Name")
+        let allowed = name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        guard (1...32).contains(name.count), allowed, !name.hasPrefix("-"), !name.hasSuffix("-") else {
+            error(path + ".Name", "\"\(fields[0])\": a trust store's name has 1-32 letters, digits and hyphens")
+            return nil
+        }
+        guard fields[2].hasPrefix("/") else {
+            error(
+                path + ".CaCertificatesBundleS3Key",
+                "\"\(fields[2])\": localnlb has no S3 and reads the key as a path on this machine; give an absolute "
+                    + "path to a PEM bundle")
+            return nil
+        }
+        return TrustStoreConfiguration(name: fields[0], bucket: fields[1], key: fields[2])
+    }
+
+    /// A TLS listener's `MutualAuthentication`: `Mode` `verify` with a `TrustStoreArn` (or name); `off`.
+    mutating func mutualAuthentication(_ value: JSONValue, _ path: String) -> MutualAuthentication? {
+        guard
+            let object = readObject(
+                value, path,
+                keys: ["Mode", "TrustStoreArn", "IgnoreClientCertificateExpiry", "AdvertiseTrustStoreCaNames"])
+        else { return nil }
+        let mode = object["Mode"].flatMap { string($0, path + ".Mode") } ?? "off"
+        switch mode {
+        case "off": return nil
+        case "verify": break
+        case "passthrough":
+            error(path + ".Mode", "\"passthrough\" is for Application Load Balancers; a Network Load Balancer verifies")
+            return nil
+        default:
+            error(path + ".Mode", "\"\(mode)\" is not one of off, verify")
+            return nil
+        }
+        guard let given = object["TrustStoreArn"].flatMap({ string($0, path + ".TrustStoreArn") }) else {
+            if object["TrustStoreArn"] == nil {
+                error(path + ".TrustStoreArn", "missing: verify mode needs a trust store")
+            }
+            return nil
+        }
+        let name = resourceNames.name(in: given, kind: "truststore") ?? given
+        guard trustStores.contains(where: { $0.name == name }) else {
+            error(path + ".TrustStoreArn", "\"\(given)\" is not a trust store here (TrustStores, CreateTrustStore)")
+            return nil
+        }
+        var mutual = MutualAuthentication(trustStoreName: name)
+        if let value = object["IgnoreClientCertificateExpiry"],
+            let ignore = boolean(value, path + ".IgnoreClientCertificateExpiry")
+        {
+            mutual.ignoreClientCertificateExpiry = ignore
+        }
+        return mutual
     }
 
     /// AWS: a TLS listener's idle timeout is fixed at 350 s; `tcp.idle_timeout.seconds` is for TCP ones.
@@ -371,7 +458,7 @@ package struct ConfigReader {
     {
         let keys = [
             "Port", "Protocol", "DefaultActions", "ListenerAttributes", "LoadBalancerArn", "Tags", "AlpnPolicy",
-            "Certificates", "SslPolicy",
+            "Certificates", "SslPolicy", "MutualAuthentication",
         ]
         guard let object = readObject(value, path, keys: keys) else { return nil }
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
@@ -380,6 +467,12 @@ package struct ConfigReader {
         var certificates: [String] = []
         var sslPolicy: String?
         var alpnPolicy: String?
+        var mutual: MutualAuthentication?
+        if transport == .tls, let value = object["MutualAuthentication"] {
+            mutual = mutualAuthentication(value, path + ".MutualAuthentication")
+        } else if object["MutualAuthentication"] != nil {
+            error(path + ".MutualAuthentication", "applies to TLS listeners only (Protocol TLS)")
+        }
         if transport == .tls {
             if let value = object["Certificates"], let items = array(value, path + ".Certificates") {
                 for (index, item) in items.enumerated() {
@@ -473,6 +566,7 @@ package struct ConfigReader {
             listener.certificateArns = certificates
             listener.sslPolicy = sslPolicy ?? SSLPolicy.defaultName
             listener.alpnPolicy = alpnPolicy ?? "None"
+            listener.mutualAuthentication = mutual
         }
         if let value = object["ListenerAttributes"] {
             attributes(

@@ -95,6 +95,19 @@ extension Configuration {
                         })
                 ))
         }
+        if !trustStores.isEmpty {
+            top.append(
+                (
+                    "TrustStores",
+                    .array(
+                        trustStores.map { store in
+                            .object([
+                                ("Name", .string(store.name)), ("CaCertificatesBundleS3Bucket", .string(store.bucket)),
+                                ("CaCertificatesBundleS3Key", .string(store.key)),
+                            ])
+                        })
+                ))
+        }
         if !instances.isEmpty {
             top.append(
                 (
@@ -198,5 +211,16 @@ extension ListenerConfiguration {
             ("Certificates", .array(certificateArns.map { .object([("CertificateArn", .string($0))]) })),
             ("SslPolicy", .string(sslPolicy ?? SSLPolicy.defaultName)), ("AlpnPolicy", .string(alpnPolicy ?? "None")),
         ]
+            + (mutualAuthentication.map { mutual in
+                [
+                    (
+                        "MutualAuthentication",
+                        .object([
+                            ("Mode", .string("verify")), ("TrustStoreArn", .string(mutual.trustStoreName)),
+                            ("IgnoreClientCertificateExpiry", .bool(mutual.ignoreClientCertificateExpiry)),
+                        ])
+                    )
+                ]
+            } ?? [])
     }
 }

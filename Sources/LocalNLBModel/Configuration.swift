@@ -15,6 +15,8 @@ public struct Configuration: Sendable {
     public var dns: DNSConfiguration?
     /// `Instances`: the EC2 instances an `instance` target group's `Id=i-…` names, with their addresses.
     public var instances: [InstanceConfiguration] = []
+    /// `TrustStores`: CA bundles mutual TLS verifies clients against.
+    public var trustStores: [TrustStoreConfiguration] = []
     /// Zonal shifts (ARC), active and ended: state of the running balancer, never in the file.
     package var zonalShifts: [ZonalShift] = []
 
@@ -213,6 +215,30 @@ public struct AdminConfiguration: Sendable, Equatable {
     }
 }
 
+/// A trust store (CreateTrustStore): the CA bundle a mutual-TLS listener verifies client certificates
+/// against. AWS reads it from S3; localnlb, which has no S3, reads `CaCertificatesBundleS3Key` as a path
+/// on this machine (the bucket is kept and described).
+public struct TrustStoreConfiguration: Sendable, Equatable {
+    public var name: String
+    public var bucket: String
+    public var key: String
+    public var tags: [String: String] = [:]
+
+    public init(name: String, bucket: String, key: String) {
+        self.name = name
+        self.bucket = bucket
+        self.key = key
+    }
+}
+
+/// A TLS listener's `MutualAuthentication`: `verify` (the one mode NLB has) against a trust store.
+public struct MutualAuthentication: Sendable, Equatable {
+    public var trustStoreName: String
+    public var ignoreClientCertificateExpiry = false
+
+    public init(trustStoreName: String) { self.trustStoreName = trustStoreName }
+}
+
 /// An EC2 instance as a target's `Id` names it: its id (`i-` and 8 or 17 hex digits), the address it
 /// is reached on (`PrivateIpAddress`, as `AWS::EC2::Instance` has it), and its zone when given.
 public struct InstanceConfiguration: Sendable, Equatable {
@@ -322,6 +348,8 @@ public struct ListenerConfiguration: Sendable {
     public var sslPolicy: String?
     /// A TLS listener's `AlpnPolicy` (`None` when not given).
     public var alpnPolicy: String?
+    /// A TLS listener's mutual TLS (verify mode), nil when off.
+    public var mutualAuthentication: MutualAuthentication?
 
     public init(
         loadBalancerName: String, port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350,

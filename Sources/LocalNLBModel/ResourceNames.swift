@@ -62,6 +62,12 @@ package struct ResourceNames: Sendable {
             + "listener/net/\(shown)/\(Self.id("lb/" + name))/\(Self.id("listener/\(name)/\(port)"))"
     }
 
+    /// `…:truststore/{name}/{16 hex}`
+    package func trustStore(_ name: String) -> String {
+        let (shown, region) = Self.parts(name)
+        return prefix(region ?? self.region) + "truststore/\(shown)/\(Self.id("ts/" + name))"
+    }
+
     /// `{name}-{16 hex}.elb.{region}.amazonaws.com`
     package func dnsName(_ name: String) -> String {
         let (shown, region) = Self.parts(name)

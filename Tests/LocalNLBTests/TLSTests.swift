@@ -96,3 +96,42 @@ import Testing
         #expect(problems(json).first?.contains("OpenSSL 3.5 can") == true)
     }
 }
+
+/// Mutual TLS in the file: verify mode against a trust store the file declares; what NLB has not
+/// (passthrough) and what cannot be read (a key that is not a path) are named.
+@Suite struct MutualTLSConfiguration {
+    func document(mutual: String, key: String = "/etc/ssl/clients.pem") -> String {
+        """
+        { "TrustStores": [ { "Name": "clients", "CaCertificatesBundleS3Bucket": "local", "CaCertificatesBundleS3Key": "\(key)" } ],
+          "LoadBalancer": { "Name": "t", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ] },
+          "Listeners": [ { "Port": 443, "Protocol": "TLS", "MutualAuthentication": \(mutual),
+            "Certificates": [ { "CertificateArn": "arn:aws:acm:us-east-1:1:certificate/x" } ],
+            "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+          "TargetGroups": [ { "Name": "web", "Port": 80, "TargetType": "ip" } ] }
+        """
+    }
+
+    @Test func verifyModeNamesItsTrustStore() throws {
+        let loaded = try load(
+            document(
+                mutual: #"{ "Mode": "verify", "TrustStoreArn": "clients", "IgnoreClientCertificateExpiry": true }"#))
+        let mutual = try #require(loaded.configuration.listeners[0].mutualAuthentication)
+        #expect(mutual.trustStoreName == "clients" && mutual.ignoreClientCertificateExpiry)
+        #expect(
+            try load(document(mutual: #"{ "Mode": "off" }"#)).configuration.listeners[0].mutualAuthentication == nil)
+        #expect(
+            problems(document(mutual: #"{ "Mode": "passthrough", "TrustStoreArn": "clients" }"#)) == [
+                #"Listeners[0].MutualAuthentication.Mode: "passthrough" is for Application Load Balancers; a Network Load Balancer verifies"#
+            ])
+        #expect(
+            problems(document(mutual: #"{ "Mode": "verify" }"#)) == [
+                "Listeners[0].MutualAuthentication.TrustStoreArn: missing: verify mode needs a trust store"
+            ])
+        #expect(
+            problems(document(mutual: #"{ "Mode": "verify", "TrustStoreArn": "nope" }"#)).first?.contains(
+                "is not a trust store here") == true)
+        #expect(
+            problems(document(mutual: #"{ "Mode": "off" }"#, key: "rootCA.pem")).first?.contains(
+                "localnlb has no S3 and reads the key as a path on this machine") == true)
+    }
+}

@@ -120,4 +120,67 @@ extension ControlPlane {
                 }))
         return fields.joined()
     }
+
+    // MARK: Trust stores (mutual TLS)
+
+    func createTrustStore(_ form: QueryForm) throws(APIError) -> String {
+        var object: [String: JSONValue] = [:]
+        for key in ["Name", "CaCertificatesBundleS3Bucket", "CaCertificatesBundleS3Key"] {
+            if let value = form[key] { object[key] = .string(value) }
+        }
+        // The bundle is read now: one that is not there or holds no certificate is refused as AWS refuses it.
+        if let key = form["CaCertificatesBundleS3Key"], key.hasPrefix("/") {
+            let store = TrustStoreConfiguration(name: form["Name"] ?? "", bucket: "", key: key)
+            do {
+                let bundle = try trustStoreBundle(store)
+                guard !(try TLSContext.certificates(bundle)).isEmpty else {
+                    throw TLSError("\(key) holds no PEM certificate")
+                }
+            } catch {
+                throw APIError(code: "InvalidCaCertificatesBundle", message: "\(error)")
+            }
+        }
+        try commit(.createTrustStore(Given("CreateTrustStore", .object(object))))
+        return XML.list("TrustStores", [trustStoreMember(form["Name"] ?? "")])
+    }
+
+    func trustStoreMember(_ name: String) -> String {
+        let store = configuration.trustStores.first { $0.name == name }
+        let count = store.flatMap { try? trustStoreBundle($0) }.flatMap { try? TLSContext.certificates($0).count } ?? 0
+        return XML.text("Name", ResourceNames.shown(name)) + XML.text("TrustStoreArn", names.trustStore(name))
+            + XML.text("Status", "ACTIVE") + XML.text("NumberOfCaCertificates", String(count))
+            + XML.text("TotalRevokedEntries", "0")
+    }
+
+    func describeTrustStores(_ form: QueryForm) throws(APIError) -> String {
+        var chosen = configuration.trustStores.map(\.name).filter(inRequestRegion)
+        let arns = form.list("TrustStoreArns")
+        let wanted = form.list("Names")
+        if !arns.isEmpty {
+            chosen = try arns.map { arn throws(APIError) in try trustStoreName(arn) }
+        } else if !wanted.isEmpty {
+            chosen = try wanted.map { shown throws(APIError) in
+                let name = names.qualified(shown, region: requestRegionQualifier)
+                guard configuration.trustStores.contains(where: { $0.name == name }) else {
+                    throw APIError(code: "TrustStoreNotFound", message: "Trust store '\(shown)' not found")
+                }
+                return name
+            }
+        }
+        let (page, next) = try page(chosen.map(trustStoreMember), form)
+        return XML.list("TrustStores", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func trustStoreName(_ arn: String?) throws(APIError) -> String {
+        guard let arn else { throw .validation("TrustStoreArn is required") }
+        guard let name = names.name(in: arn, kind: "truststore"), arn == names.trustStore(name), inRequestRegion(name),
+            configuration.trustStores.contains(where: { $0.name == name })
+        else { throw APIError(code: "TrustStoreNotFound", message: "Trust store '\(arn)' not found") }
+        return name
+    }
+
+    func deleteTrustStore(_ form: QueryForm) throws(APIError) -> String {
+        try commit(.deleteTrustStore(name: try trustStoreName(form["TrustStoreArn"])))
+        return ""
+    }
 }

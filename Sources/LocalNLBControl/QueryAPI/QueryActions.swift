@@ -39,7 +39,17 @@ extension ControlPlane {
                     ? XML.list(
                         "Certificates", listener.certificateArns.prefix(1).map { XML.text("CertificateArn", $0) })
                         + XML.text("SslPolicy", listener.sslPolicy ?? SSLPolicy.defaultName)
-                        + XML.list("AlpnPolicy", [XML.escape(listener.alpnPolicy ?? "None")]) : "")
+                        + XML.list("AlpnPolicy", [XML.escape(listener.alpnPolicy ?? "None")])
+                        + XML.element(
+                            "MutualAuthentication",
+                            listener.mutualAuthentication.map { mutual in
+                                [
+                                    XML.text("Mode", "verify"),
+                                    XML.text("TrustStoreArn", names.trustStore(mutual.trustStoreName)),
+                                    XML.text(
+                                        "IgnoreClientCertificateExpiry", String(mutual.ignoreClientCertificateExpiry)),
+                                ]
+                            } ?? [XML.text("Mode", "off")]) : "")
                 + XML.list(
                     "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
         }

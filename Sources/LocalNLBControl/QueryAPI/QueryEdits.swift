@@ -65,6 +65,19 @@ extension ControlPlane {
         }
         if let policy = form["SslPolicy"] ?? base?.sslPolicy { object["SslPolicy"] = .string(policy) }
         if let alpn = form.list("AlpnPolicy").first ?? base?.alpnPolicy { object["AlpnPolicy"] = .string(alpn) }
+        if let mode = form["MutualAuthentication.Mode"] {
+            var mutual: [String: JSONValue] = ["Mode": .string(mode)]
+            if let arn = form["MutualAuthentication.TrustStoreArn"] { mutual["TrustStoreArn"] = .string(arn) }
+            if let ignore = form["MutualAuthentication.IgnoreClientCertificateExpiry"] {
+                mutual["IgnoreClientCertificateExpiry"] = .string(ignore)
+            }
+            object["MutualAuthentication"] = .object(mutual)
+        } else if let mutual = base?.mutualAuthentication {
+            object["MutualAuthentication"] = .object([
+                "Mode": .string("verify"), "TrustStoreArn": .string(names.trustStore(mutual.trustStoreName)),
+                "IgnoreClientCertificateExpiry": .bool(mutual.ignoreClientCertificateExpiry),
+            ])
+        }
         let actions = form.structures("DefaultActions", fields: ["Type", "TargetGroupArn", "Order"])
         if !actions.isEmpty {
             for action in actions {

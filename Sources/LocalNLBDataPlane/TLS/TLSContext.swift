@@ -5,7 +5,7 @@ import LocalNLBModel
 package struct TLSError: Error, CustomStringConvertible, Sendable {
     package var description: String
 
-    init(_ what: String) {
+    package init(_ what: String) {
         var reasons: [String] = []
         while case let code = ERR_get_error(), code != 0 {
             var buffer = [CChar](repeating: 0, count: 256)
@@ -128,6 +128,25 @@ package final class TLSContext: @unchecked Sendable {
     deinit {
         SSL_CTX_free(context)
         alpnWire?.deallocate()
+    }
+
+    /// Mutual TLS in verify mode: a client without a certificate that chains to one of `bundle`'s CA
+    /// certificates is refused in the handshake (expiry forgiven with `ignoreExpiry`). The certificates
+    /// chosen by SNI verify alike. Returns how many CA certificates the bundle holds.
+    @discardableResult
+    package func verifyClients(bundle: String, ignoreExpiry: Bool) throws(TLSError) -> Int {
+        let authorities = try Self.certificates(bundle)
+        defer { authorities.forEach { X509_free($0) } }
+        guard !authorities.isEmpty else { throw TLSError("the trust store's bundle holds no PEM certificate") }
+        for target in [self] + alternates.map(\.context) {
+            guard let store = X509_STORE_new() else { throw TLSError("X509_STORE_new") }
+            for authority in authorities where X509_STORE_add_cert(store, authority) != 1 {
+                X509_STORE_free(store)
+                throw TLSError("the trust store's bundle")
+            }
+            clnb_ssl_ctx_verify_clients(target.context, store, ignoreExpiry ? 1 : 0)
+        }
+        return authorities.count
     }
 
     /// The policy's versions (min to max) and ciphers: TLS 1.3 suites by `SSL_CTX_set_ciphersuites`,
