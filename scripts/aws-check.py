@@ -269,6 +269,15 @@ def mutual_tls(admin, lb_arn, target_port, scratch):
         except (OSError, ssl.SSLError):
             return False
     answers = [get("clients-ca"), get(None), get("other-ca")]
+
+    def filtered(match, value):
+        elb.modify_listener(ListenerArn=listener["ListenerArn"], MutualAuthentication={
+            "Mode": "verify", "TrustStoreArn": store["TrustStoreArn"],
+            "ClientCertificateIdentityFilters": [
+                {"Action": "accept", "Field": "subject-cn", "MatchType": match, "Value": value}]})
+        return get("clients-ca")
+    by_filter = [filtered("exact", "other.test"), filtered("prefix", "CLIENT."), filtered("exact", "client.test")]
+    shown = elb.describe_listeners(ListenerArns=[listener["ListenerArn"]])["Listeners"][0]["MutualAuthentication"]
     in_use = error_code(lambda: elb.delete_trust_store(TrustStoreArn=store["TrustStoreArn"]))
     described = elb.describe_trust_stores(Names=["clients"])["TrustStores"][0]
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
@@ -281,6 +290,11 @@ def mutual_tls(admin, lb_arn, target_port, scratch):
           and answers == [True, False, False] and in_use == "TrustStoreInUse"
           and listener["MutualAuthentication"]["Mode"] == "verify"
           and missing == "InvalidCaCertificatesBundle", f"{store} {answers} {in_use} {listener} {missing}")
+    check("ClientCertificateIdentityFilters (modify_listener): a verified client whose subject CN matches no filter is "
+          "refused; prefix matching is case-insensitive; describe_listeners shows the filters",
+          by_filter == [False, True, True] and shown["ClientCertificateIdentityFilters"] == [
+              {"Action": "accept", "Field": "subject-cn", "MatchType": "exact", "Value": "client.test"}],
+          f"{by_filter} {shown}")
 
 
 def after_load_balancer_changes(client, lb_arn, port):

@@ -61,6 +61,29 @@ static inline void clnb_ssl_ctx_verify_clients(SSL_CTX *ctx, X509_STORE *store, 
 static inline int clnb_ssl_set_server_name(SSL *ssl, const char *name) { return (int)SSL_set_tlsext_host_name(ssl, name); }
 static inline long clnb_bio_pending_data(BIO *bio, char **data) { return BIO_get_mem_data(bio, data); }
 
+/// The URIs of a certificate's subjectAltName, newline-separated into `out`; the count, or -1.
+static inline int clnb_x509_alt_uris(X509 *cert, char *out, size_t size) {
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    size_t used = 0;
+    int count = 0;
+    if (size > 0) out[0] = 0;
+    if (!names) return 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+        if (name->type != GEN_URI) continue;
+        const char *value = (const char *)ASN1_STRING_get0_data(name->d.uniformResourceIdentifier);
+        size_t length = strlen(value);
+        if (used + length + 2 > size) { GENERAL_NAMES_free(names); return -1; }
+        if (count > 0) out[used++] = '\n';
+        memcpy(out + used, value, length);
+        used += length;
+        out[used] = 0;
+        count++;
+    }
+    GENERAL_NAMES_free(names);
+    return count;
+}
+
 /// The DNS names and IP addresses of a certificate's subjectAltName, comma-separated into `out`; the
 /// count, or -1 when they do not fit.
 static inline int clnb_x509_alt_names(X509 *cert, char *out, size_t size) {

@@ -211,7 +211,8 @@ extension ControlPlane {
                     throw TLSError("no trust store \(mutual.trustStoreName)")
                 }
                 try context.verifyClients(
-                    bundle: try trustStoreBundle(store), ignoreExpiry: mutual.ignoreClientCertificateExpiry)
+                    bundle: try trustStoreBundle(store), ignoreExpiry: mutual.ignoreClientCertificateExpiry,
+                    filters: mutual.identityFilters)
             }
             return context
         } catch {

@@ -401,7 +401,10 @@ package struct ConfigReader {
         guard
             let object = readObject(
                 value, path,
-                keys: ["Mode", "TrustStoreArn", "IgnoreClientCertificateExpiry", "AdvertiseTrustStoreCaNames"])
+                keys: [
+                    "Mode", "TrustStoreArn", "IgnoreClientCertificateExpiry", "AdvertiseTrustStoreCaNames",
+                    "ClientCertificateIdentityFilters",
+                ])
         else { return nil }
         let mode = object["Mode"].flatMap { string($0, path + ".Mode") } ?? "off"
         switch mode {
@@ -430,6 +433,36 @@ package struct ConfigReader {
             let ignore = boolean(value, path + ".IgnoreClientCertificateExpiry")
         {
             mutual.ignoreClientCertificateExpiry = ignore
+        }
+        if let value = object["ClientCertificateIdentityFilters"],
+            let items = array(value, path + ".ClientCertificateIdentityFilters")
+        {
+            for (index, item) in items.enumerated() {
+                let at = "\(path).ClientCertificateIdentityFilters[\(index)]"
+                guard let filter = readObject(item, at, keys: ["Action", "Field", "MatchType", "Value"]) else {
+                    continue
+                }
+                let action = filter["Action"].flatMap { string($0, at + ".Action") } ?? "accept"
+                if action != "accept" { error(at + ".Action", "\"\(action)\": accept is the one action") }
+                guard let field = filter["Field"].flatMap({ string($0, at + ".Field") }),
+                    ["subject-cn", "subject-ou", "san-dns", "san-uri"].contains(field)
+                else {
+                    error(at + ".Field", "one of subject-cn, subject-ou, san-dns, san-uri")
+                    continue
+                }
+                let match = filter["MatchType"].flatMap { string($0, at + ".MatchType") } ?? ""
+                guard match == "exact" || match == "prefix" else {
+                    error(at + ".MatchType", "\"\(match)\" is not exact or prefix")
+                    continue
+                }
+                guard let text = filter["Value"].flatMap({ string($0, at + ".Value") }), (1...256).contains(text.count),
+                    text.allSatisfy({ $0.isASCII && !$0.isNewline })
+                else {
+                    error(at + ".Value", "1-256 printable ASCII characters")
+                    continue
+                }
+                mutual.identityFilters.append(.init(field: field, prefix: match == "prefix", value: text))
+            }
         }
         return mutual
     }

@@ -218,6 +218,17 @@ extension ListenerConfiguration {
                         .object([
                             ("Mode", .string("verify")), ("TrustStoreArn", .string(mutual.trustStoreName)),
                             ("IgnoreClientCertificateExpiry", .bool(mutual.ignoreClientCertificateExpiry)),
+                            (
+                                "ClientCertificateIdentityFilters",
+                                .array(
+                                    mutual.identityFilters.map { filter in
+                                        .object([
+                                            ("Action", .string("accept")), ("Field", .string(filter.field)),
+                                            ("MatchType", .string(filter.prefix ? "prefix" : "exact")),
+                                            ("Value", .string(filter.value)),
+                                        ])
+                                    })
+                            ),
                         ])
                     )
                 ]

@@ -235,6 +235,35 @@ public struct TrustStoreConfiguration: Sendable, Equatable {
 public struct MutualAuthentication: Sendable, Equatable {
     public var trustStoreName: String
     public var ignoreClientCertificateExpiry = false
+    /// `ClientCertificateIdentityFilters`: a verified client is admitted only if its certificate matches
+    /// one (none: every verified client).
+    public var identityFilters: [IdentityFilter] = []
+
+    /// One `ClientCertificateIdentityFilter` (`Action` is always `accept`).
+    public struct IdentityFilter: Sendable, Equatable {
+        /// `subject-cn`, `subject-ou`, `san-dns` or `san-uri`.
+        public var field: String
+        public var prefix: Bool
+        public var value: String
+
+        public init(field: String, prefix: Bool, value: String) {
+            self.field = field
+            self.prefix = prefix
+            self.value = value
+        }
+
+        /// AWS's matching: case-insensitive for names; for a URI the scheme and host are, the rest not.
+        public func matches(_ candidate: String) -> Bool {
+            func folded(_ text: String) -> String {
+                guard field == "san-uri", let scheme = text.range(of: "://") else { return text.lowercased() }
+                let rest = text[scheme.upperBound...]
+                let hostEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+                return text[..<scheme.upperBound].lowercased() + rest[..<hostEnd].lowercased() + rest[hostEnd...]
+            }
+            let (have, want) = (folded(candidate), folded(value))
+            return prefix ? have.hasPrefix(want) : have == want
+        }
+    }
 
     public init(trustStoreName: String) { self.trustStoreName = trustStoreName }
 }

@@ -134,4 +134,33 @@ import Testing
             problems(document(mutual: #"{ "Mode": "off" }"#, key: "rootCA.pem")).first?.contains(
                 "localnlb has no S3 and reads the key as a path on this machine") == true)
     }
+
+    @Test func identityFiltersMatchAsAWSDoes() throws {
+        typealias Filter = MutualAuthentication.IdentityFilter
+        #expect(Filter(field: "subject-cn", prefix: false, value: "Client.Test").matches("client.test"))
+        #expect(Filter(field: "san-dns", prefix: true, value: "API.").matches("api.example.com"))
+        #expect(!Filter(field: "san-dns", prefix: false, value: "api").matches("api.example.com"))
+        // A URI: scheme and host without case, the rest with it.
+        #expect(
+            Filter(field: "san-uri", prefix: false, value: "SPIFFE://Example.org/Web").matches(
+                "spiffe://example.org/Web"))
+        #expect(
+            !Filter(field: "san-uri", prefix: false, value: "spiffe://example.org/web").matches(
+                "spiffe://example.org/Web"))
+        let filters = #"{ "Mode": "verify", "TrustStoreArn": "clients", "ClientCertificateIdentityFilters": [ "#
+        let loaded = try load(
+            document(
+                mutual: filters
+                    + #"{ "Action": "accept", "Field": "san-uri", "MatchType": "prefix", "Value": "spiffe://" } ] }"#))
+        #expect(loaded.configuration.listeners[0].mutualAuthentication?.identityFilters.map(\.field) == ["san-uri"])
+        #expect(
+            problems(
+                document(
+                    mutual: filters
+                        + #"{ "Action": "deny", "Field": "subject-o", "MatchType": "regex", "Value": "" } ] }"#))
+                == [
+                    #"Listeners[0].MutualAuthentication.ClientCertificateIdentityFilters[0].Action: "deny": accept is the one action"#,
+                    "Listeners[0].MutualAuthentication.ClientCertificateIdentityFilters[0].Field: one of subject-cn, subject-ou, san-dns, san-uri",
+                ])
+    }
 }

@@ -48,6 +48,13 @@ extension ControlPlane {
                                     XML.text("TrustStoreArn", names.trustStore(mutual.trustStoreName)),
                                     XML.text(
                                         "IgnoreClientCertificateExpiry", String(mutual.ignoreClientCertificateExpiry)),
+                                    XML.list(
+                                        "ClientCertificateIdentityFilters",
+                                        mutual.identityFilters.map { filter in
+                                            XML.text("Action", "accept") + XML.text("Field", filter.field)
+                                                + XML.text("MatchType", filter.prefix ? "prefix" : "exact")
+                                                + XML.text("Value", filter.value)
+                                        }),
                                 ]
                             } ?? [XML.text("Mode", "off")]) : "")
                 + XML.list(

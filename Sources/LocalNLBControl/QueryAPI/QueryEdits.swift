@@ -71,11 +71,19 @@ extension ControlPlane {
             if let ignore = form["MutualAuthentication.IgnoreClientCertificateExpiry"] {
                 mutual["IgnoreClientCertificateExpiry"] = .string(ignore)
             }
+            let filters = form.structures(
+                "MutualAuthentication.ClientCertificateIdentityFilters",
+                fields: ["Action", "Field", "MatchType", "Value"])
+            if !filters.isEmpty {
+                mutual["ClientCertificateIdentityFilters"] = .array(
+                    filters.map { .object($0.mapValues { .string($0) }) })
+            }
             object["MutualAuthentication"] = .object(mutual)
         } else if let mutual = base?.mutualAuthentication {
             object["MutualAuthentication"] = .object([
                 "Mode": .string("verify"), "TrustStoreArn": .string(names.trustStore(mutual.trustStoreName)),
                 "IgnoreClientCertificateExpiry": .bool(mutual.ignoreClientCertificateExpiry),
+                "ClientCertificateIdentityFilters": .array(mutual.identityFilters.map(Self.filterJSON)),
             ])
         }
         let actions = form.structures("DefaultActions", fields: ["Type", "TargetGroupArn", "Order"])
@@ -90,6 +98,13 @@ extension ControlPlane {
             ])
         }
         return .object(object)
+    }
+
+    static func filterJSON(_ filter: MutualAuthentication.IdentityFilter) -> JSONValue {
+        .object([
+            "Action": .string("accept"), "Field": .string(filter.field),
+            "MatchType": .string(filter.prefix ? "prefix" : "exact"), "Value": .string(filter.value),
+        ])
     }
 
     func listenerMember(_ index: Int) -> String {

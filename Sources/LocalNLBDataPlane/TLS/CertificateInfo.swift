@@ -1,6 +1,7 @@
 import CLocalNLBTLS
 import Glibc
 import LocalNLBModel
+import ProxyProtocol
 
 /// What ACM describes of a certificate, read from it: names, validity, key algorithm (ACM's spelling:
 /// `RSA_2048`, `EC_prime256v1`), serial, subject and issuer.
@@ -68,6 +69,39 @@ package struct CertificateInfo: Sendable, Equatable {
             keyAlgorithm: algorithm, serial: serial(certificate), subject: oneLine(X509_get_subject_name(certificate)),
             issuer: oneLine(X509_get_issuer_name(certificate)),
             signatureAlgorithm: signature(certificate))
+    }
+
+    /// What identity filters match in a client's certificate: its subject's common names and
+    /// organizational units, and its subjectAltName DNS names and URIs.
+    static func identity(of certificate: OpaquePointer) -> [String: [String]] {
+        func entries(_ nid: Int32) -> [String] {
+            let name = X509_get_subject_name(certificate)
+            var found: [String] = []
+            var position: Int32 = -1
+            while true {
+                position = X509_NAME_get_index_by_NID(name, nid, position)
+                guard position >= 0, let entry = X509_NAME_get_entry(name, position),
+                    let data = X509_NAME_ENTRY_get_data(entry), let bytes = ASN1_STRING_get0_data(data)
+                else { break }
+                found.append(
+                    String(
+                        decoding: UnsafeBufferPointer(start: bytes, count: Int(ASN1_STRING_length(data))), as: UTF8.self
+                    ))
+            }
+            return found
+        }
+        var names = [CChar](repeating: 0, count: 8192)
+        let dns =
+            clnb_x509_alt_names(certificate, &names, names.count) > 0
+            ? text(names).split(separator: ",").map(String.init).filter { IPAddress($0) == nil } : []
+        var uris = [CChar](repeating: 0, count: 8192)
+        let uri =
+            clnb_x509_alt_uris(certificate, &uris, uris.count) > 0
+            ? text(uris).split(separator: "\n").map(String.init) : []
+        return [
+            "subject-cn": entries(NID_commonName), "subject-ou": entries(NID_organizationalUnitName), "san-dns": dns,
+            "san-uri": uri,
+        ]
     }
 
     /// A C string in a buffer, up to its NUL.

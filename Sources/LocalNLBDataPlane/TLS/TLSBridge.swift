@@ -37,6 +37,8 @@ package final class TLSBridge {
     /// NLB prepends it to the TCP data (`sentPreamble` of it gone so far).
     var preamble: [UInt8] = []
     var sentPreamble = 0
+    /// The listener's server side, for mutual TLS's identity filters after the handshake.
+    var context: TLSContext?
     var inUse: Bool { clientFD >= 0 || plainFD >= 0 }
 
     init(index: Int) { self.index = index }
@@ -65,6 +67,7 @@ extension EventLoop {
         guard let ssl = SSL_new(context.context) else {
             return endTLS(bridge, reset: true, reason: "no memory for a TLS session")
         }
+        bridge.context = context
         bridge.ssl = ssl
         SSL_set_fd(ssl, clientFD)
         SSL_set_accept_state(ssl)
@@ -196,6 +199,15 @@ extension EventLoop {
             }
             bridge.handshaking = false
             handshakingBridges -= 1
+            if !bridge.towardsTarget, let context = bridge.context, !context.identityFilters.isEmpty {
+                // Mutual TLS: the certificate verified; now it must match one of the identity filters.
+                let certificate = SSL_get1_peer_certificate(ssl)
+                defer { if let certificate { X509_free(certificate) } }
+                guard let certificate, context.admits(certificate) else {
+                    countTLSNegotiationError(bridge)
+                    return endTLS(bridge, reset: true, reason: "the client certificate matches no identity filter")
+                }
+            }
             if bridge.towardsTarget {
                 guard let flow = bridge.flow, flow.generation == bridge.flowGeneration, flow.state == .connecting else {
                     return endTLS(bridge, reset: true, reason: nil)
@@ -338,6 +350,7 @@ extension EventLoop {
         bridge.toPlain.removeAll()
         bridge.toClient.removeAll()
         bridge.flow = nil
+        bridge.context = nil
         bridge.towardsTarget = false
         bridge.tcpConnecting = false
         bridge.generation &+= 1

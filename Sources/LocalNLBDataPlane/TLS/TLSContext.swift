@@ -133,8 +133,21 @@ package final class TLSContext: @unchecked Sendable {
     /// Mutual TLS in verify mode: a client without a certificate that chains to one of `bundle`'s CA
     /// certificates is refused in the handshake (expiry forgiven with `ignoreExpiry`). The certificates
     /// chosen by SNI verify alike. Returns how many CA certificates the bundle holds.
+    /// Mutual TLS's identity filters: a verified client is admitted only if one matches (none: all).
+    package private(set) var identityFilters: [MutualAuthentication.IdentityFilter] = []
+
+    /// Whether a verified client's certificate passes the identity filters.
+    func admits(_ certificate: OpaquePointer) -> Bool {
+        guard !identityFilters.isEmpty else { return true }
+        let identity = CertificateInfo.identity(of: certificate)
+        return identityFilters.contains { filter in (identity[filter.field] ?? []).contains(where: filter.matches) }
+    }
+
     @discardableResult
-    package func verifyClients(bundle: String, ignoreExpiry: Bool) throws(TLSError) -> Int {
+    package func verifyClients(
+        bundle: String, ignoreExpiry: Bool, filters: [MutualAuthentication.IdentityFilter] = []
+    ) throws(TLSError) -> Int {
+        identityFilters = filters
         let authorities = try Self.certificates(bundle)
         defer { authorities.forEach { X509_free($0) } }
         guard !authorities.isEmpty else { throw TLSError("the trust store's bundle holds no PEM certificate") }
