@@ -180,6 +180,23 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
         found = re.search(r"subject=.*?CN ?= ?([^,\n]+)", out)
         return found.group(1).strip() if found else out[-300:]
     by_name = [subject("b.test"), subject("api.test"), subject("unknown.test")]
+    # localnlb ctl prints what the AWS CLI prints for a TLS listener and its certificate list.
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+    binary = os.environ["LOCALNLB_BINARY"]
+    differing = []
+    for command in [["describe-listeners", "--listener-arns", listener["ListenerArn"]],
+                    ["describe-listener-certificates", "--listener-arn", listener["ListenerArn"]]]:
+        for output in ["json", "text"]:
+            line = command + ["--output", output, "--endpoint-url", f"http://127.0.0.1:{admin}"]
+            theirs = subprocess.run([aws, "elbv2"] + line, capture_output=True, text=True, env=env)
+            ours = subprocess.run([binary, "ctl"] + line, capture_output=True, text=True, env=env)
+            if theirs.returncode != 0 or theirs.stdout != ours.stdout:
+                import difflib
+                diff = "".join(list(difflib.unified_diff(theirs.stdout.splitlines(True), ours.stdout.splitlines(True)))[:12])
+                differing.append((command[0], output, diff, ours.stderr[-200:]))
+    check("localnlb ctl prints what the AWS CLI prints for a TLS listener and describe-listener-certificates",
+          not differing, str(differing[:1]))
     default_removal = error_code(lambda: elb.remove_listener_certificates(
         ListenerArn=listener["ListenerArn"], Certificates=[{"CertificateArn": arn}]))
     not_tls = error_code(lambda: elb.add_listener_certificates(
@@ -394,6 +411,7 @@ def main():
     parser.add_argument("--localnlb", required=True)
     args = parser.parse_args()
     binary = os.path.abspath(args.localnlb)
+    os.environ["LOCALNLB_BINARY"] = binary
     scratch = tempfile.mkdtemp(prefix="localnlb-aws-")
     # The certificate authority (and, with --persist, the certificates) in the scratch folder, not ~.
     os.environ["LOCALNLB_CA_DIR"] = os.path.join(scratch, "ca")

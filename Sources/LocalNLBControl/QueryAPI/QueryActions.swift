@@ -32,33 +32,40 @@ extension ControlPlane {
                     XML.list("TargetGroups", [XML.text("TargetGroupArn", group) + XML.text("Weight", "1")]),
                     XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
                 ])
-            return XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
+            // In the order of AWS's Listener shape (the AWS CLI prints members so): certificates and the
+            // policy before the actions, ALPN and mutual authentication after them.
+            let tls = listener.protocolName == .tls
+            var fields =
+                XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
                 + XML.text("LoadBalancerArn", names.loadBalancer(lb)) + XML.text("Port", String(listener.port))
                 + XML.text("Protocol", listener.protocolName.rawValue)
-                + (listener.protocolName == .tls
-                    ? XML.list(
-                        "Certificates", listener.certificateArns.prefix(1).map { XML.text("CertificateArn", $0) })
-                        + XML.text("SslPolicy", listener.sslPolicy ?? SSLPolicy.defaultName)
-                        + XML.list("AlpnPolicy", [XML.escape(listener.alpnPolicy ?? "None")])
-                        + XML.element(
-                            "MutualAuthentication",
-                            listener.mutualAuthentication.map { mutual in
-                                [
-                                    XML.text("Mode", "verify"),
-                                    XML.text("TrustStoreArn", names.trustStore(mutual.trustStoreName)),
-                                    XML.text(
-                                        "IgnoreClientCertificateExpiry", String(mutual.ignoreClientCertificateExpiry)),
-                                    XML.list(
-                                        "ClientCertificateIdentityFilters",
-                                        mutual.identityFilters.map { filter in
-                                            XML.text("Action", "accept") + XML.text("Field", filter.field)
-                                                + XML.text("MatchType", filter.prefix ? "prefix" : "exact")
-                                                + XML.text("Value", filter.value)
-                                        }),
-                                ]
-                            } ?? [XML.text("Mode", "off")]) : "")
-                + XML.list(
-                    "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
+            if tls {
+                fields +=
+                    XML.list("Certificates", listener.certificateArns.prefix(1).map { XML.text("CertificateArn", $0) })
+                    + XML.text("SslPolicy", listener.sslPolicy ?? SSLPolicy.defaultName)
+            }
+            fields += XML.list(
+                "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
+            if tls {
+                fields += XML.list("AlpnPolicy", [XML.escape(listener.alpnPolicy ?? "None")])
+                fields += XML.element(
+                    "MutualAuthentication",
+                    listener.mutualAuthentication.map { mutual in
+                        [
+                            XML.text("Mode", "verify"),
+                            XML.text("TrustStoreArn", names.trustStore(mutual.trustStoreName)),
+                            XML.text("IgnoreClientCertificateExpiry", String(mutual.ignoreClientCertificateExpiry)),
+                            XML.list(
+                                "ClientCertificateIdentityFilters",
+                                mutual.identityFilters.map { filter in
+                                    XML.text("Action", "accept") + XML.text("Field", filter.field)
+                                        + XML.text("MatchType", filter.prefix ? "prefix" : "exact")
+                                        + XML.text("Value", filter.value)
+                                }),
+                        ]
+                    } ?? [XML.text("Mode", "off")])
+            }
+            return fields
         }
     }
 

@@ -27,6 +27,8 @@ package enum ELBv2Commands {
         "SubnetMappings": .structures(["SubnetId", "AllocationId", "PrivateIPv4Address", "IPv6Address"]),
         "Matcher": .structure(["HttpCode", "GrpcCode"]), "HealthCheckEnabled": .flag,
         "MinimumLoadBalancerCapacity": .structure(["CapacityUnits"]), "ResetCapacityReservation": .flag,
+        "Certificates": .structures(["CertificateArn"]), "AlpnPolicy": .list, "TrustStoreArns": .list,
+        "MutualAuthentication": .structure(["Mode", "TrustStoreArn", "IgnoreClientCertificateExpiry"]),
     ]
 
     package static let healthCheck = [
@@ -51,9 +53,22 @@ package enum ELBv2Commands {
         "delete-target-group": ["TargetGroupArn*"],
         "describe-target-group-attributes": ["TargetGroupArn*"],
         "modify-target-group-attributes": ["TargetGroupArn*", "Attributes*"],
-        "create-listener": ["LoadBalancerArn*", "Protocol", "Port", "DefaultActions*", "Tags"],
+        "create-listener": [
+            "LoadBalancerArn*", "Protocol", "Port", "DefaultActions*", "Tags", "Certificates", "SslPolicy",
+            "AlpnPolicy",
+            "MutualAuthentication",
+        ],
         "describe-listeners": ["LoadBalancerArn", "ListenerArns"] + paging,
-        "modify-listener": ["ListenerArn*", "Port", "Protocol", "DefaultActions"],
+        "modify-listener": [
+            "ListenerArn*", "Port", "Protocol", "DefaultActions", "Certificates", "SslPolicy", "AlpnPolicy",
+            "MutualAuthentication",
+        ],
+        "add-listener-certificates": ["ListenerArn*", "Certificates*"],
+        "remove-listener-certificates": ["ListenerArn*", "Certificates*"],
+        "describe-listener-certificates": ["ListenerArn*"] + paging,
+        "create-trust-store": ["Name*", "CaCertificatesBundleS3Bucket*", "CaCertificatesBundleS3Key*", "Tags"],
+        "describe-trust-stores": ["TrustStoreArns", "Names"] + paging,
+        "delete-trust-store": ["TrustStoreArn*"],
         "delete-listener": ["ListenerArn*"],
         "describe-listener-attributes": ["ListenerArn*"],
         "modify-listener-attributes": ["ListenerArn*", "Attributes*"],
@@ -78,6 +93,7 @@ package enum ELBv2Commands {
     static let pagedResults = [
         "describe-load-balancers": "LoadBalancers", "describe-target-groups": "TargetGroups",
         "describe-listeners": "Listeners", "describe-account-limits": "Limits", "describe-ssl-policies": "SslPolicies",
+        "describe-listener-certificates": "Certificates", "describe-trust-stores": "TrustStores",
     ]
 
     /// `describe-target-groups` → `DescribeTargetGroups`

@@ -55,16 +55,17 @@ package enum QueryClient {
         "LoadBalancers", "TargetGroups", "Listeners", "AvailabilityZones", "LoadBalancerAddresses",
         "LoadBalancerArns", "DefaultActions", "Attributes", "Tags", "TagDescriptions", "TargetHealthDescriptions",
         "SecurityGroups", "Certificates", "SecurityGroupIds", "CapacityReservationState", "Limits", "SslPolicies",
-        "Ciphers", "SslProtocols", "SupportedLoadBalancerTypes",
+        "Ciphers", "SslProtocols", "SupportedLoadBalancerTypes", "TrustStores", "AlpnPolicy",
+        "ClientCertificateIdentityFilters",
     ]
     static let integers: Set<String> = [
         "Port", "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
         "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "Priority", "CapacityUnits",
-        "DecreaseRequestsRemaining",
+        "DecreaseRequestsRemaining", "NumberOfCaCertificates", "TotalRevokedEntries",
     ]
     /// Doubles, printed as the AWS CLI prints a float (`1500.0`).
     static let doubles: Set<String> = ["EffectiveCapacityUnits"]
-    static let booleans: Set<String> = ["HealthCheckEnabled", "Enabled"]
+    static let booleans: Set<String> = ["HealthCheckEnabled", "Enabled", "IsDefault", "IgnoreClientCertificateExpiry"]
 
     package static func json(_ element: XMLReader.Element) -> JSONText {
         if !element.children.isEmpty && element.children.allSatisfy({ $0.name == "member" }) {
