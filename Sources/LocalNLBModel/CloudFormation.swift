@@ -10,6 +10,7 @@ package struct CloudFormationTemplate {
     static let subnetType = "AWS::EC2::Subnet"
     static let instanceType = "AWS::EC2::Instance"
     static let listenerCertificateType = "AWS::ElasticLoadBalancingV2::ListenerCertificate"
+    static let trustStoreType = "AWS::ElasticLoadBalancingV2::TrustStore"
 
     static func isTemplate(_ root: JSONValue) -> Bool {
         guard case .object(let top) = root else { return false }
@@ -38,6 +39,8 @@ package struct CloudFormationTemplate {
     var subnetResources: [String: [String: JSONValue]] = [:]
     /// The `AWS::ElasticLoadBalancingV2::ListenerCertificate`s' properties by logical id: SNI certificates.
     var listenerCertificates: [String: [String: JSONValue]] = [:]
+    /// The `AWS::ElasticLoadBalancingV2::TrustStore`s' properties by logical id.
+    var trustStoreResources: [String: [String: JSONValue]] = [:]
     /// The `AWS::EC2::Instance`s' properties by logical id.
     var instanceResources: [String: [String: JSONValue]] = [:]
     package var parameters: [String: JSONValue] = [:]
@@ -88,6 +91,8 @@ package struct CloudFormationTemplate {
                 resources[id] = Resource(id: id, type: type, properties: properties)
             } else if type == Self.listenerCertificateType {
                 listenerCertificates[id] = properties
+            } else if type == Self.trustStoreType {
+                trustStoreResources[id] = properties
             } else if type == Self.subnetType || type == Self.instanceType {
                 if type == Self.subnetType {
                     subnetResources[id] = properties
@@ -142,6 +147,19 @@ package struct CloudFormationTemplate {
         if !balancers.isEmpty { document["LoadBalancers"] = .array(balancers) }
         if let subnets = translatedSubnets(balancers) { document["Subnets"] = subnets }
         if let instances = translatedInstances() { document["Instances"] = instances }
+        if !trustStoreResources.isEmpty {
+            var stores: [JSONValue] = []
+            for id in trustStoreResources.keys.sorted() {
+                var properties: [String: JSONValue] = [:]
+                for (key, value) in trustStoreResources[id]! {
+                    if let resolved = resolve(value, "Resources.\(id).Properties.\(key)") { properties[key] = resolved }
+                }
+                properties["Name"] = .string(trustStoreName(id))
+                origins.append(("TrustStores[\(stores.count)]", id))
+                stores.append(.object(properties))
+            }
+            document["TrustStores"] = .array(stores)
+        }
         var groups: [JSONValue] = []
         for id in ids where resources[id]!.type == Self.targetGroupType {
             var properties = resolvedProperties(id)
@@ -293,11 +311,19 @@ package struct CloudFormationTemplate {
             default: return .string(listenerARN(name) ?? name)
             }
         }
+        // A trust store's Ref is its ARN.
+        if trustStoreResources[name] != nil { return .string(names.trustStore(trustStoreName(name))) }
         // An instance's Ref is its id, as AWS gives it (stable, from the logical id).
         if otherTypes[name] == Self.instanceType { return placeholder(name, "InstanceId") }
         // A certificate's Ref is its ACM ARN: a stable one, which localnlb's authority issues at first use.
         if otherTypes[name] == "AWS::CertificateManager::Certificate" { return .string(certificateARN(name)) }
         return otherResources.contains(name) ? .string(name) : nil
+    }
+
+    /// A trust store's name: its `Name`, else the logical id (at most 32 characters).
+    func trustStoreName(_ id: String) -> String {
+        if case .string(let name)? = trustStoreResources[id]?["Name"] { return name }
+        return String(id.prefix(32))
     }
 
     /// `arn:aws:acm:{region}:{account}:certificate/{a UUID's shape, from the logical id}`.

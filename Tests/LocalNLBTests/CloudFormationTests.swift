@@ -174,6 +174,29 @@ import Testing
         #expect(try load(json).configuration.listeners[0].certificateArns == listener.certificateArns)  // stable
     }
 
+    /// A trust store made in the template, its Ref the ARN a listener's MutualAuthentication names; an S3
+    /// key that is no local path is named, with what localnlb reads instead.
+    @Test func aTrustStoreOfTheTemplateLoads() throws {
+        let json = """
+            { "Resources": {
+                "Store": { "Type": "AWS::ElasticLoadBalancingV2::TrustStore", "Properties": { "Name": "clients",
+                    "CaCertificatesBundleS3Bucket": "my-bucket", "CaCertificatesBundleS3Key": "/etc/ssl/clients.pem" } },
+                "Lb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": { "Type": "network",
+                    "Subnets": ["subnet-a"] } },
+                "Tg": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 80, "TargetType": "ip" } },
+                "Tls": { "Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": { "LoadBalancerArn": { "Ref": "Lb" },
+                    "Port": 443, "Protocol": "TLS",
+                    "Certificates": [ { "CertificateArn": "arn:aws:acm:us-east-1:000000000000:certificate/c" } ],
+                    "MutualAuthentication": { "Mode": "verify", "TrustStoreArn": { "Ref": "Store" } },
+                    "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Tg" } } ] } } } }
+            """
+        let c = try load(json).configuration
+        #expect(c.trustStores.map(\.name) == ["clients"] && c.trustStores[0].bucket == "my-bucket")
+        #expect(c.listeners[0].mutualAuthentication?.trustStoreName == "clients")
+        let s3 = json.replacingOccurrences(of: "/etc/ssl/clients.pem", with: "rootCA.pem")
+        #expect(problems(s3).first?.hasPrefix("Resources.Store.Properties.CaCertificatesBundleS3Key:") == true)
+    }
+
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
     @Test func selectAndSplitResolve() throws {
         let json = """
