@@ -204,6 +204,15 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
         Certificates=[{"CertificateArn": second}]))
     elb.remove_listener_certificates(ListenerArn=listener["ListenerArn"], Certificates=[{"CertificateArn": second}])
     after = elb.describe_listener_certificates(ListenerArn=listener["ListenerArn"])["Certificates"]
+    # A re-import under the same ARN: the listener serves the new certificate from its next handshake.
+    renewed, renewed_key = os.path.join(scratch, "renewed.pem"), os.path.join(scratch, "renewed-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", renewed_key, "-out", renewed, "-days", "30", "-subj", "/CN=renewed.test"],
+                   check=True, capture_output=True)
+    acm.import_certificate(CertificateArn=arn, Certificate=open(renewed, "rb").read(),
+                           PrivateKey=open(renewed_key, "rb").read())
+    check("import_certificate with the ARN of a certificate a listener serves (a renewal): the next handshake "
+          "gets the new one", subject("api.test") == "renewed.test", subject("api.test"))
     check("add_listener_certificates: SNI b.test gets b.test's certificate, api.test and an unknown name the default "
           "(openssl s_client -servername); describe_listener_certificates marks IsDefault; the default cannot be "
           "removed (OperationNotPermitted), a TCP listener takes none; remove_listener_certificates",

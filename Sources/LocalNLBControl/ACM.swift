@@ -137,6 +137,14 @@ extension ControlPlane {
             throw APIError(code: "InvalidStateException", message: "\(error)")
         }
         options.log("certificate \(arn) imported: \(info.domainName), \(info.keyAlgorithm)")
+        if !listenersUsing(arn).isEmpty {
+            // A re-import: the listeners serving it take the new certificate for their next handshakes.
+            do {
+                _ = try commit(.replace(configuration))
+            } catch {
+                throw APIError(code: "InvalidStateException", message: "the listeners refuse it: \(error.message)")
+            }
+        }
         return .object([("CertificateArn", .string(arn))])
     }
 
