@@ -106,11 +106,11 @@ else
   skip "zones and DNS (scripts/zones-check.sh): dig (dnsutils), curl or python3 is missing"
 fi
 
-if has openssl && has nginx && has curl && has python3; then
+if has openssl && has nginx && has haproxy && has curl && has python3; then
   echo "== TLS listeners with real peers: curl, openssl s_client, Python's ssl, nginx behind PROXY v2"
   scripts/tls-check.sh .build/debug/localnlb | tee -a "$log"
 else
-  skip "TLS listeners (scripts/tls-check.sh): openssl, nginx, curl or python3 is missing"
+  skip "TLS listeners (scripts/tls-check.sh): openssl, nginx, haproxy, curl or python3 is missing"
 fi
 
 if has dnsmasq && has iperf3 && has dig && has python3; then

@@ -14,7 +14,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/
 export LOCALNLB_CA_DIR=$tmp/ca
 admin=$(free_port); l1=$(free_port); l2=$(free_port); l3=$(free_port); l4=$(free_port)
 tport=$(free_port); nginx_port=$(free_port); nginx_tls=$(free_port); l5=$(free_port); l6=$(free_port)
-nginx_tls_pp=$(free_port); l7=$(free_port)
+nginx_tls_pp=$(free_port); l7=$(free_port); haproxy_tls=$(free_port); l8=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/0f5c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
 mkdir -p "$tmp/nginx-temp"
@@ -75,7 +75,9 @@ cat > "$tmp/tls.json" <<JSON
     { "Port": $l6, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
       "DefaultActions": [ { "Type": "forward", "TargetGroupName": "wrong" } ] },
     { "Port": $l7, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ],
-      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "reencrypt-pp" } ] } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "reencrypt-pp" } ] },
+    { "Port": $l8, "Protocol": "TLS", "Certificates": [ { "CertificateArn": "$arn" } ], "AlpnPolicy": "HTTP2Optional",
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "haproxy" } ] } ],
   "TargetGroups": [
     { "Name": "pp", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
@@ -87,10 +89,26 @@ cat > "$tmp/tls.json" <<JSON
       "HealthCheckProtocol": "HTTPS", "HealthCheckPath": "/" },
     { "Name": "wrong", "Protocol": "TLS", "Port": $tport, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "HealthCheckProtocol": "HTTPS" },
+    { "Name": "haproxy", "Protocol": "TLS", "Port": $haproxy_tls, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "reencrypt-pp", "Protocol": "TLS", "Port": $nginx_tls_pp, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "HealthCheckProtocol": "HTTPS",
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] } ] }
 JSON
+# HAProxy as a TLS target too (mode http, answering itself).
+cat "$tmp/nginx.pem" "$tmp/nginx-key.pem" > "$tmp/haproxy.pem"
+cat > "$tmp/haproxy.cfg" <<HAPROXY
+global
+    maxconn 100
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend tls
+    bind 127.0.0.1:$haproxy_tls ssl crt $tmp/haproxy.pem
+    http-request return status 200 content-type text/plain string "haproxy over TLS"
+HAPROXY
+haproxy -db -f "$tmp/haproxy.cfg" > /dev/null 2>&1 & pids+=($!)
 "$bin" target --listen "127.0.0.1:$tport" --name t --proxy-protocol optional > /dev/null 2>&1 & pids+=($!)
 "$bin" serve --config "$tmp/tls.json" --time-scale 0.01 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
 ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
@@ -139,6 +157,12 @@ check "a TLS target group: the listener re-encrypts to nginx's TLS (not verifyin
   sh -c "curl -s --max-time 5 --cacert '$ca' 'https://localhost:$l5/' | grep -qx 'nginx over TLSv1.3'"
 check "a TLS group with PROXY v2: the header goes before the TLS handshake (nginx: listen … ssl proxy_protocol)" \
   sh -c "curl -s --max-time 5 --cacert '$ca' --interface 127.0.0.4 'https://localhost:$l7/' | grep -qx 'nginx over TLS saw 127.0.0.4'"
+check "HAProxy as a TLS target behind a TLS listener (re-encrypted)" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' --http1.1 'https://localhost:$l8/' | grep -qx 'haproxy over TLS'"
+optional=$(curl -sv --max-time 5 --cacert "$ca" --http2 -o /dev/null "https://localhost:$l8/" 2>&1 || true)
+preferred=$(curl -sv --max-time 5 --cacert "$ca" --http2 -o /dev/null "https://localhost:$l2/" 2>&1 || true)
+check "curl --http2: HTTP2Optional prefers http/1.1 (AWS's order), HTTP2Preferred gives h2" \
+  bash -c "grep -q 'server accepted http/1.1' <<< \"\$0\" && grep -q 'server accepted h2' <<< \"\$1\"" "$optional" "$preferred"
 check "...and its HTTPS health checks, the LOCAL header first, pass" \
   sh -c "for _ in \$(seq 50); do '$bin' ctl describe-target-health --target-group-name reencrypt-pp --endpoint-url http://127.0.0.1:$admin | grep -q '\"healthy\"' && exit 0; sleep 0.1; done; exit 1"
 wrong=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$l6/" 2>&1 || true)
