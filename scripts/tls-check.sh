@@ -277,6 +277,28 @@ described=$(ctl describe-listeners --load-balancer-arn "$(ctl describe-load-bala
 check "DescribeListeners shows the certificate, SslPolicy (AWS's default when none is given) and AlpnPolicy" \
   bash -c "grep -q '\"CertificateArn\": \"$arn\"' <<< \"\$0\" && grep -q '\"SslPolicy\": \"ELBSecurityPolicy-2016-08\"' <<< \"\$0\" && grep -q '\"HTTP1Only\"' <<< \"\$0\"" "$described"
 
+# A CloudFormation template as the CDK writes a TLS listener: a certificate made in the stack (its Ref an
+# ACM ARN nobody imported), SslPolicy, AlpnPolicy as a list. It serves with no edits.
+cdk_port=$(free_port)
+cat > "$tmp/cdk-tls.template.json" <<JSON
+{ "Resources": {
+    "Cert": { "Type": "AWS::CertificateManager::Certificate", "Properties": { "DomainName": "api.example.com",
+      "ValidationMethod": "DNS" } },
+    "Nlb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": { "Type": "network",
+      "Scheme": "internet-facing", "Subnets": [ "subnet-0abc" ] } },
+    "Group": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": $tport, "Protocol": "TCP",
+      "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1", "Port": $tport } ] } },
+    "Tls": { "Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": { "LoadBalancerArn": { "Ref": "Nlb" },
+      "Port": $cdk_port, "Protocol": "TLS", "Certificates": [ { "CertificateArn": { "Ref": "Cert" } } ],
+      "SslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06", "AlpnPolicy": [ "HTTP2Preferred" ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Group" } } ] } } } }
+JSON
+"$bin" serve --config "$tmp/cdk-tls.template.json" --admin-address 127.0.0.1:0 --dns-address 127.0.0.1:0 \
+  --flow-log off 2> "$tmp/cdk.log" & pids+=($!)
+for _ in $(seq 100); do (exec 3<> "/dev/tcp/127.0.0.1/$cdk_port") 2> /dev/null && break; sleep 0.1; done
+check "a CDK template's TLS listener (its certificate made in the stack) serves with no edits, verified by curl" \
+  sh -c "curl -s --max-time 5 --cacert '$ca' --http1.1 'https://127.0.0.1:$cdk_port/' | grep -q '\"target\":\"t\"'"
+
 # Bad configuration: each named, with the fix.
 cat > "$tmp/bad.json" <<JSON
 { "Listeners": [ { "Port": 443, "Protocol": "TLS", "SslPolicy": "ELBSecurityPolicy-2016-09", "AlpnPolicy": "HTTP3",
