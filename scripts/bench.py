@@ -24,6 +24,8 @@ import time
 from support import free_port, wait_port
 
 IDLE_FLOWS = 8000
+# The file a TLS bulk transfer moves (sparse: it costs no disk).
+BIG_BYTES = 512 * 1024 * 1024
 
 
 def children_of(parent):
@@ -129,10 +131,16 @@ http {{
     access_log off; keepalive_timeout 300; keepalive_requests 100000000;
     client_body_temp_path {self.tmp}/temp; proxy_temp_path {self.tmp}/temp; fastcgi_temp_path {self.tmp}/temp;
     uwsgi_temp_path {self.tmp}/temp; scgi_temp_path {self.tmp}/temp;
-    server {{ listen 127.0.0.1:{self.p['http']} reuseport backlog=4096; location / {{ return 200 "hello\\n"; }} }}
+    server {{ listen 127.0.0.1:{self.p['http']} reuseport backlog=4096; client_max_body_size 0;
+              location / {{ return 200 "hello\\n"; }} location = /big {{ alias {self.tmp}/big; }} }}
     server {{ listen 127.0.0.1:{self.p['http_pp']} proxy_protocol reuseport backlog=4096; location / {{ return 200 "hello\\n"; }} }}
 }}
 """)
+        with open(os.path.join(self.tmp, "big"), "wb") as f:
+            f.truncate(BIG_BYTES)
+        # nginx's worker (not root) reads it: the scratch folder mkdtemp made private must let it through.
+        os.chmod(self.tmp, 0o755)
+        os.chmod(os.path.join(self.tmp, "big"), 0o644)
         subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/backend-error.log"], check=True)
         for port in ["iperf", "http", "http_pp"]:
             wait_port(self.p[port])
@@ -326,6 +334,15 @@ stream {{
             return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
         return rps, latency(50), latency(99), cpu_us
 
+    def tls_bulk(self, port, upload):
+        """One TLS stream's throughput (Gbit/s) with curl: the backend's BIG_BYTES file downloaded
+        (target→client), or as much uploaded (client→target; the backend reads and discards it)."""
+        url = f"https://127.0.0.1:{port}/big"
+        argv = ["curl", "-sk", "--http1.1", "-o", "/dev/null", "-w", "%{speed_upload} %{speed_download}"]
+        argv += ["-T", os.path.join(self.tmp, "big"), url.replace("/big", "/upload")] if upload else [url]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120).stdout.split()
+        return float(out[0 if upload else 1]) * 8 / 1e9
+
     def full_handshakes(self, port, pids):
         """Full TLS handshakes per second (`openssl s_time -new`: no session is resumed), from two client
         processes at once, and the proxy's CPU per handshake (µs)."""
@@ -478,6 +495,8 @@ stream {{
             add("TLS new flows/s (wrk, sessions resumed)", rps)
             if cpu is not None:
                 add("TLS new flows: proxy CPU per flow (resumed, µs)", cpu)
+            add("TLS bulk target→client (Gbit/s, one curl stream)", self.tls_bulk(ec, upload=False))
+            add("TLS bulk client→target (Gbit/s, one curl stream)", self.tls_bulk(ec, upload=True))
             for kind, port in [("ECDSA P-256", ec), ("RSA 2048", rsa)]:
                 rate, cpu = self.full_handshakes(port, pids)
                 add(f"TLS full handshakes/s ({kind}, openssl s_time -new)", rate)
