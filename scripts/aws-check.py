@@ -181,20 +181,8 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
         return found.group(1).strip() if found else out[-300:]
     by_name = [subject("b.test"), subject("api.test"), subject("unknown.test")]
     # localnlb ctl prints what the AWS CLI prints for a TLS listener and its certificate list.
-    aws = os.path.join(os.path.dirname(sys.executable), "aws")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
-    binary = os.environ["LOCALNLB_BINARY"]
-    differing = []
-    for command in [["describe-listeners", "--listener-arns", listener["ListenerArn"]],
-                    ["describe-listener-certificates", "--listener-arn", listener["ListenerArn"]]]:
-        for output in ["json", "text"]:
-            line = command + ["--output", output, "--endpoint-url", f"http://127.0.0.1:{admin}"]
-            theirs = subprocess.run([aws, "elbv2"] + line, capture_output=True, text=True, env=env)
-            ours = subprocess.run([binary, "ctl"] + line, capture_output=True, text=True, env=env)
-            if theirs.returncode != 0 or theirs.stdout != ours.stdout:
-                import difflib
-                diff = "".join(list(difflib.unified_diff(theirs.stdout.splitlines(True), ours.stdout.splitlines(True)))[:12])
-                differing.append((command[0], output, diff, ours.stderr[-200:]))
+    differing = ctl_differences(admin, [["describe-listeners", "--listener-arns", listener["ListenerArn"]],
+                                        ["describe-listener-certificates", "--listener-arn", listener["ListenerArn"]]])
     check("localnlb ctl prints what the AWS CLI prints for a TLS listener and describe-listener-certificates",
           not differing, str(differing[:1]))
     default_removal = error_code(lambda: elb.remove_listener_certificates(
@@ -248,6 +236,25 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
     check("the AWS CLI: aws acm import-certificate --certificate fileb://… --private-key fileb://…",
           imported.returncode == 0 and imported.stdout.startswith("arn:aws:acm:us-east-1:"), imported.stderr)
     return acm, sorted([requested, imported.stdout.strip()])
+
+
+def ctl_differences(admin, commands):
+    """Each `aws elbv2` command against `localnlb ctl`, json and text: the ones whose bytes differ."""
+    import difflib
+    aws = os.path.join(os.path.dirname(sys.executable), "aws")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+    differing = []
+    for command in commands:
+        for output in ["json", "text"]:
+            line = command + ["--output", output, "--endpoint-url", f"http://127.0.0.1:{admin}"]
+            theirs = subprocess.run([aws, "elbv2"] + line, capture_output=True, text=True, env=env)
+            ours = subprocess.run([os.environ["LOCALNLB_BINARY"], "ctl"] + line, capture_output=True, text=True,
+                                  env=env)
+            if theirs.returncode != 0 or theirs.stdout != ours.stdout:
+                diff = "".join(list(difflib.unified_diff(theirs.stdout.splitlines(True),
+                                                         ours.stdout.splitlines(True)))[:12])
+                differing.append((command[0], output, diff, theirs.stderr[-200:], ours.stderr[-200:]))
+    return differing
 
 
 def mutual_tls(admin, lb_arn, target_port, scratch):
@@ -304,6 +311,44 @@ def mutual_tls(admin, lb_arn, target_port, scratch):
         return get("clients-ca")
     by_filter = [filtered("exact", "other.test"), filtered("prefix", "CLIENT."), filtered("exact", "client.test")]
     shown = elb.describe_listeners(ListenerArns=[listener["ListenerArn"]])["Listeners"][0]["MutualAuthentication"]
+    # Revocation: a second client of the same CA, revoked in a CRL that openssl's own CA tool writes.
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+        d("revoked-client-key.pem"), "-out", d("revoked.csr"), "-subj", "/CN=client.test")
+    run("openssl", "x509", "-req", "-in", d("revoked.csr"), "-CA", d("clients-ca.pem"), "-CAkey",
+        d("clients-ca-key.pem"), "-CAcreateserial", "-out", d("revoked-client.pem"), "-days", "5")
+    with open(d("crl.cnf"), "w") as f:
+        f.write(f"[ca]\ndefault_ca=c\n[c]\ndatabase={d('index.txt')}\ncrlnumber={d('crlnumber')}\n"
+                "default_md=sha256\ndefault_crl_days=5\n")
+    open(d("index.txt"), "w").close()
+    with open(d("crlnumber"), "w") as f:
+        f.write("01\n")
+    ca_args = ["-config", d("crl.cnf"), "-keyfile", d("clients-ca-key.pem"), "-cert", d("clients-ca.pem")]
+    run("openssl", "ca", *ca_args, "-revoke", d("revoked-client.pem"))
+    run("openssl", "ca", *ca_args, "-gencrl", "-out", d("clients.crl"))
+    before_revocation = get("revoked")
+    added = elb.add_trust_store_revocations(TrustStoreArn=store["TrustStoreArn"], RevocationContents=[
+        {"S3Bucket": "local", "S3Key": d("clients.crl"), "RevocationType": "CRL"}])["TrustStoreRevocations"]
+    after_revocation = [get("revoked"), get("clients-ca")]
+    listed = elb.describe_trust_store_revocations(TrustStoreArn=store["TrustStoreArn"])["TrustStoreRevocations"]
+    ctl_differing = ctl_differences(admin, [
+        ["describe-trust-stores", "--names", "clients"],
+        ["describe-trust-store-revocations", "--trust-store-arn", store["TrustStoreArn"]]])
+    total = elb.describe_trust_stores(Names=["clients"])["TrustStores"][0]["TotalRevokedEntries"]
+    not_crl = error_code(lambda: elb.add_trust_store_revocations(TrustStoreArn=store["TrustStoreArn"], RevocationContents=[
+        {"S3Bucket": "local", "S3Key": d("clients-ca.pem"), "RevocationType": "CRL"}]))
+    unknown_id = error_code(lambda: elb.remove_trust_store_revocations(TrustStoreArn=store["TrustStoreArn"],
+                                                                       RevocationIds=[99]))
+    elb.remove_trust_store_revocations(TrustStoreArn=store["TrustStoreArn"], RevocationIds=[added[0]["RevocationId"]])
+    after_removal = get("revoked")
+    check("trust store revocations: add_trust_store_revocations with a CRL (openssl ca -gencrl) refuses the client "
+          "it revokes and still serves the CA's others; NumberOfRevokedEntries and TotalRevokedEntries count it; "
+          "a file that is no CRL is InvalidRevocationContent, an unknown id RevocationIdNotFound; removed, the "
+          "client is served again; localnlb ctl prints the AWS CLI's bytes for both describes",
+          before_revocation and after_revocation == [False, True] and added[0]["NumberOfRevokedEntries"] == 1
+          and [r["RevocationId"] for r in listed] == [added[0]["RevocationId"]] and total == 1
+          and not_crl == "InvalidRevocationContent" and unknown_id == "RevocationIdNotFound" and after_removal
+          and not ctl_differing,
+          f"{ctl_differing[:1]} {before_revocation} {added} {after_revocation} {listed} {total} {not_crl} {unknown_id} {after_removal}")
     in_use = error_code(lambda: elb.delete_trust_store(TrustStoreArn=store["TrustStoreArn"]))
     described = elb.describe_trust_stores(Names=["clients"])["TrustStores"][0]
     elb.delete_listener(ListenerArn=listener["ListenerArn"])

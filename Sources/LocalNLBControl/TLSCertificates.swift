@@ -210,9 +210,17 @@ extension ControlPlane {
                 guard let store = model.trustStores.first(where: { $0.name == mutual.trustStoreName }) else {
                     throw TLSError("no trust store \(mutual.trustStoreName)")
                 }
+                let lists = try store.revocations.map { revocation throws(TLSError) -> String in
+                    guard let data = FileManager.default.contents(atPath: revocation.key),
+                        let text = String(data: data, encoding: .utf8)
+                    else {
+                        throw TLSError("trust store \(store.name): cannot read its revocation list \(revocation.key)")
+                    }
+                    return text
+                }
                 try context.verifyClients(
                     bundle: try trustStoreBundle(store), ignoreExpiry: mutual.ignoreClientCertificateExpiry,
-                    filters: mutual.identityFilters)
+                    filters: mutual.identityFilters, revocationLists: lists)
             }
             return context
         } catch {

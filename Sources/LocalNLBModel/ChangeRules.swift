@@ -57,6 +57,34 @@ extension Configuration {
             model.trustStores.append(store)
             return Applied(
                 model: model, effects: [.log("trust store \(store.name) created from \(store.key)"), .persist])
+        case .addTrustStoreRevocations(let name, let given):
+            guard let index = model.trustStores.firstIndex(where: { $0.name == name }) else {
+                throw APIError(code: "TrustStoreNotFound", message: "Trust store '\(names.trustStore(name))' not found")
+            }
+            guard !given.isEmpty else { throw .validation("RevocationContents is required") }
+            var next = (model.trustStores[index].revocations.map(\.id).max() ?? 0) + 1
+            for (bucket, key) in given {
+                guard key.hasPrefix("/") else {
+                    throw APIError(
+                        code: "InvalidRevocationContent",
+                        message:
+                            "S3Key \(key): localnlb has no S3 and reads the key as a path on this machine; give an "
+                            + "absolute path to a PEM CRL")
+                }
+                model.trustStores[index].revocations.append(.init(id: next, bucket: bucket, key: key))
+                next += 1
+            }
+            return Applied(model: model, effects: [.publish, .persist])
+        case .removeTrustStoreRevocations(let name, let ids):
+            guard let index = model.trustStores.firstIndex(where: { $0.name == name }) else {
+                throw APIError(code: "TrustStoreNotFound", message: "Trust store '\(names.trustStore(name))' not found")
+            }
+            let known = Set(model.trustStores[index].revocations.map(\.id))
+            if let missing = ids.first(where: { !known.contains($0) }) {
+                throw APIError(code: "RevocationIdNotFound", message: "Revocation ID \(missing) not found")
+            }
+            model.trustStores[index].revocations.removeAll { ids.contains($0.id) }
+            return Applied(model: model, effects: [.publish, .persist])
         case .deleteTrustStore(let name):
             if let listener = model.listeners.first(where: { $0.mutualAuthentication?.trustStoreName == name }) {
                 throw APIError(

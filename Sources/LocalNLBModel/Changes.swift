@@ -94,6 +94,9 @@ package enum Change: Sendable {
     /// CreateTrustStore (in the file's shape) and DeleteTrustStore.
     case createTrustStore(Given)
     case deleteTrustStore(name: String)
+    /// AddTrustStoreRevocations (each a CRL's bucket and key) and RemoveTrustStoreRevocations (by id).
+    case addTrustStoreRevocations(name: String, revocations: [(bucket: String, key: String)])
+    case removeTrustStoreRevocations(name: String, ids: [Int])
     /// An instance's address declared (`{InstanceId, PrivateIpAddress, AvailabilityZone}`), or removed.
     case putInstance(Given)
     case deleteInstance(id: String)
@@ -134,6 +137,8 @@ package enum Change: Sendable {
         case .registerTargets: "RegisterTargets"
         case .createTrustStore: "CreateTrustStore"
         case .deleteTrustStore: "DeleteTrustStore"
+        case .addTrustStoreRevocations: "AddTrustStoreRevocations"
+        case .removeTrustStoreRevocations: "RemoveTrustStoreRevocations"
         case .putInstance: "PUT /instances"
         case .deleteInstance: "DELETE /instances"
         case .deregisterTargets: "DeregisterTargets"

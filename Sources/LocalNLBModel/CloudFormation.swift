@@ -11,6 +11,7 @@ package struct CloudFormationTemplate {
     static let instanceType = "AWS::EC2::Instance"
     static let listenerCertificateType = "AWS::ElasticLoadBalancingV2::ListenerCertificate"
     static let trustStoreType = "AWS::ElasticLoadBalancingV2::TrustStore"
+    static let trustStoreRevocationType = "AWS::ElasticLoadBalancingV2::TrustStoreRevocation"
 
     static func isTemplate(_ root: JSONValue) -> Bool {
         guard case .object(let top) = root else { return false }
@@ -41,6 +42,9 @@ package struct CloudFormationTemplate {
     var listenerCertificates: [String: [String: JSONValue]] = [:]
     /// The `AWS::ElasticLoadBalancingV2::TrustStore`s' properties by logical id.
     var trustStoreResources: [String: [String: JSONValue]] = [:]
+    /// `AWS::ElasticLoadBalancingV2::TrustStoreRevocation`s: their lists join the store their
+    /// `TrustStoreArn` names (a `Ref`), as `RevocationContents` of its `TrustStores` entry.
+    var trustStoreRevocations: [(id: String, properties: [String: JSONValue])] = []
     /// The `AWS::EC2::Instance`s' properties by logical id.
     var instanceResources: [String: [String: JSONValue]] = [:]
     package var parameters: [String: JSONValue] = [:]
@@ -93,6 +97,8 @@ package struct CloudFormationTemplate {
                 listenerCertificates[id] = properties
             } else if type == Self.trustStoreType {
                 trustStoreResources[id] = properties
+            } else if type == Self.trustStoreRevocationType {
+                trustStoreRevocations.append((id, properties))
             } else if type == Self.subnetType || type == Self.instanceType {
                 if type == Self.subnetType {
                     subnetResources[id] = properties
@@ -147,6 +153,22 @@ package struct CloudFormationTemplate {
         if !balancers.isEmpty { document["LoadBalancers"] = .array(balancers) }
         if let subnets = translatedSubnets(balancers) { document["Subnets"] = subnets }
         if let instances = translatedInstances() { document["Instances"] = instances }
+        for (id, properties) in trustStoreRevocations.sorted(by: { $0.id < $1.id }) {
+            guard case .object(let reference)? = properties["TrustStoreArn"],
+                case .string(let store)? = reference["Ref"],
+                trustStoreResources[store] != nil
+            else {
+                problems.append("Resources.\(id).Properties.TrustStoreArn: a Ref to a TrustStore of this template")
+                continue
+            }
+            guard case .array(let contents)? = properties["RevocationContents"] else {
+                problems.append("Resources.\(id).Properties.RevocationContents: missing")
+                continue
+            }
+            var known: [JSONValue] = []
+            if case .array(let earlier)? = trustStoreResources[store]?["RevocationContents"] { known = earlier }
+            trustStoreResources[store]?["RevocationContents"] = .array(known + contents)
+        }
         if !trustStoreResources.isEmpty {
             var stores: [JSONValue] = []
             for id in trustStoreResources.keys.sorted() {

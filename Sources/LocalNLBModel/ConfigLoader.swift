@@ -370,7 +370,10 @@ package struct ConfigReader {
     package mutating func trustStore(_ value: JSONValue, _ path: String) -> TrustStoreConfiguration? {
         guard
             let object = readObject(
-                value, path, keys: ["Name", "CaCertificatesBundleS3Bucket", "CaCertificatesBundleS3Key", "Tags"])
+                value, path,
+                keys: [
+                    "Name", "CaCertificatesBundleS3Bucket", "CaCertificatesBundleS3Key", "RevocationContents", "Tags",
+                ])
         else { return nil }
         var fields: [String] = []
         for key in ["Name", "CaCertificatesBundleS3Bucket", "CaCertificatesBundleS3Key"] {
@@ -393,7 +396,51 @@ package struct ConfigReader {
                     + "path to a PEM bundle")
             return nil
         }
-        return TrustStoreConfiguration(name: fields[0], bucket: fields[1], key: fields[2])
+        var store = TrustStoreConfiguration(name: fields[0], bucket: fields[1], key: fields[2])
+        if let given = object["RevocationContents"], let items = array(given, path + ".RevocationContents") {
+            store.revocations = revocations(items, path + ".RevocationContents")
+        }
+        return store
+    }
+
+    /// A trust store's `RevocationContents`: `[{S3Bucket, S3Key, RevocationType: CRL, RevocationId}]`, ids
+    /// numbered in order where not given (the file keeps AddTrustStoreRevocations' ids).
+    mutating func revocations(_ items: [JSONValue], _ path: String) -> [TrustStoreConfiguration.Revocation] {
+        var result: [TrustStoreConfiguration.Revocation] = []
+        for (index, item) in items.enumerated() {
+            let at = "\(path)[\(index)]"
+            guard
+                let object = readObject(
+                    item, at, keys: ["S3Bucket", "S3Key", "S3ObjectVersion", "RevocationType", "RevocationId"])
+            else { continue }
+            if let type = object["RevocationType"].flatMap({ string($0, at + ".RevocationType") }), type != "CRL" {
+                error(at + ".RevocationType", "\"\(type)\": CRL is the one revocation type")
+                continue
+            }
+            guard let keyValue = object["S3Key"], let key = string(keyValue, at + ".S3Key") else {
+                if object["S3Key"] == nil { error(at + ".S3Key", "missing") }
+                continue
+            }
+            guard key.hasPrefix("/") else {
+                error(
+                    at + ".S3Key",
+                    "\"\(key)\": localnlb has no S3 and reads the key as a path on this machine; give an absolute "
+                        + "path to a PEM CRL")
+                continue
+            }
+            let bucket = object["S3Bucket"].flatMap { string($0, at + ".S3Bucket") } ?? ""
+            var id = (result.map(\.id).max() ?? 0) + 1
+            if let given = object["RevocationId"] {
+                guard let number = integer(given, at + ".RevocationId", valid: 1...1_000_000) else { continue }
+                guard !result.contains(where: { $0.id == number }) else {
+                    error(at + ".RevocationId", "\(number) is given twice")
+                    continue
+                }
+                id = number
+            }
+            result.append(.init(id: id, bucket: bucket, key: key))
+        }
+        return result
     }
 
     /// A TLS listener's `MutualAuthentication`: `Mode` `verify` with a `TrustStoreArn` (or name); `off`.

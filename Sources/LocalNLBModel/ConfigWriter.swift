@@ -101,10 +101,26 @@ extension Configuration {
                     "TrustStores",
                     .array(
                         trustStores.map { store in
-                            .object([
+                            var fields: [(String, JSONText)] = [
                                 ("Name", .string(store.name)), ("CaCertificatesBundleS3Bucket", .string(store.bucket)),
                                 ("CaCertificatesBundleS3Key", .string(store.key)),
-                            ])
+                            ]
+                            if !store.revocations.isEmpty {
+                                fields.append(
+                                    (
+                                        "RevocationContents",
+                                        .array(
+                                            store.revocations.map { revocation in
+                                                .object([
+                                                    ("RevocationId", .integer(Int64(revocation.id))),
+                                                    ("S3Bucket", .string(revocation.bucket)),
+                                                    ("S3Key", .string(revocation.key)),
+                                                    ("RevocationType", .string("CRL")),
+                                                ])
+                                            })
+                                    ))
+                            }
+                            return .object(fields)
                         })
                 ))
         }

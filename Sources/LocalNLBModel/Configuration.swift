@@ -223,6 +223,20 @@ public struct TrustStoreConfiguration: Sendable, Equatable {
     public var bucket: String
     public var key: String
     public var tags: [String: String] = [:]
+    /// AddTrustStoreRevocations: CRLs by RevocationId, each read (as the bundle) from a local path.
+    public var revocations: [Revocation] = []
+
+    public struct Revocation: Sendable, Equatable {
+        public var id: Int
+        public var bucket: String
+        public var key: String
+
+        public init(id: Int, bucket: String, key: String) {
+            self.id = id
+            self.bucket = bucket
+            self.key = key
+        }
+    }
 
     public init(name: String, bucket: String, key: String) {
         self.name = name

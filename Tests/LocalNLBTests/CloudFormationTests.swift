@@ -197,6 +197,26 @@ import Testing
         #expect(problems(s3).first?.hasPrefix("Resources.Store.Properties.CaCertificatesBundleS3Key:") == true)
     }
 
+    /// A `TrustStoreRevocation` adds its CRLs to the store its `TrustStoreArn` Ref names; one naming no
+    /// store of the template is a problem that says so.
+    @Test func aTrustStoreRevocationJoinsItsStore() throws {
+        let json = """
+            { "Resources": {
+                "Store": { "Type": "AWS::ElasticLoadBalancingV2::TrustStore", "Properties": { "Name": "clients",
+                    "CaCertificatesBundleS3Bucket": "b", "CaCertificatesBundleS3Key": "/etc/ssl/clients.pem" } },
+                "Revoked": { "Type": "AWS::ElasticLoadBalancingV2::TrustStoreRevocation", "Properties": {
+                    "TrustStoreArn": { "Ref": "Store" },
+                    "RevocationContents": [ { "S3Bucket": "b", "S3Key": "/etc/ssl/clients.crl", "RevocationType": "CRL" } ] } } } }
+            """
+        let c = try load(json).configuration
+        #expect(c.trustStores[0].revocations.map(\.key) == ["/etc/ssl/clients.crl"])
+        let elsewhere = json.replacingOccurrences(of: #"{ "Ref": "Store" }"#, with: #""arn:aws:x""#)
+        #expect(
+            problems(elsewhere) == [
+                "Resources.Revoked.Properties.TrustStoreArn: a Ref to a TrustStore of this template"
+            ])
+    }
+
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
     @Test func selectAndSplitResolve() throws {
         let json = """

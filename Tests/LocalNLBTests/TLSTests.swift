@@ -135,6 +135,34 @@ import Testing
                 "localnlb has no S3 and reads the key as a path on this machine") == true)
     }
 
+    @Test func revocationListsAreKeptWithTheirIds() throws {
+        func store(_ contents: String) -> String {
+            document(mutual: #"{ "Mode": "off" }"#).replacingOccurrences(
+                of: #""CaCertificatesBundleS3Key": "/etc/ssl/clients.pem""#,
+                with: #""CaCertificatesBundleS3Key": "/etc/ssl/clients.pem", "RevocationContents": "# + contents)
+        }
+        let loaded = try load(
+            store(
+                #"[ { "S3Bucket": "b", "S3Key": "/etc/ssl/a.crl", "RevocationId": 4 }, { "S3Key": "/etc/ssl/b.crl" } ]"#
+            ))
+        let revocations = loaded.configuration.trustStores[0].revocations
+        #expect(revocations.map(\.id) == [4, 5] && revocations.map(\.key) == ["/etc/ssl/a.crl", "/etc/ssl/b.crl"])
+        // What --persist writes reads back the same, ids and all.
+        let written = loaded.configuration.document.rendered
+        #expect(try load(written).configuration.trustStores[0].revocations == revocations)
+        #expect(
+            problems(store(#"[ { "S3Key": "/a.crl", "RevocationType": "OCSP" } ]"#)) == [
+                #"TrustStores[0].RevocationContents[0].RevocationType: "OCSP": CRL is the one revocation type"#
+            ])
+        #expect(
+            problems(store(#"[ { "S3Key": "a.crl" } ]"#)).first?.contains(
+                "reads the key as a path on this machine; give an absolute path to a PEM CRL") == true)
+        #expect(
+            problems(store(#"[ { "S3Key": "/a", "RevocationId": 1 }, { "S3Key": "/b", "RevocationId": 1 } ]"#)) == [
+                "TrustStores[0].RevocationContents[1].RevocationId: 1 is given twice"
+            ])
+    }
+
     @Test func identityFiltersMatchAsAWSDoes() throws {
         typealias Filter = MutualAuthentication.IdentityFilter
         #expect(Filter(field: "subject-cn", prefix: false, value: "Client.Test").matches("client.test"))

@@ -149,7 +149,7 @@ extension ControlPlane {
         let count = store.flatMap { try? trustStoreBundle($0) }.flatMap { try? TLSContext.certificates($0).count } ?? 0
         return XML.text("Name", ResourceNames.shown(name)) + XML.text("TrustStoreArn", names.trustStore(name))
             + XML.text("Status", "ACTIVE") + XML.text("NumberOfCaCertificates", String(count))
-            + XML.text("TotalRevokedEntries", "0")
+            + XML.text("TotalRevokedEntries", String(store.map(revokedEntries) ?? 0))
     }
 
     func describeTrustStores(_ form: QueryForm) throws(APIError) -> String {
@@ -181,6 +181,69 @@ extension ControlPlane {
 
     func deleteTrustStore(_ form: QueryForm) throws(APIError) -> String {
         try commit(.deleteTrustStore(name: try trustStoreName(form["TrustStoreArn"])))
+        return ""
+    }
+
+    func addTrustStoreRevocations(_ form: QueryForm) throws(APIError) -> String {
+        let name = try trustStoreName(form["TrustStoreArn"])
+        let contents = form.structures(
+            "RevocationContents", fields: ["S3Bucket", "S3Key", "S3ObjectVersion", "RevocationType"])
+        var given: [(bucket: String, key: String)] = []
+        for content in contents {
+            if let type = content["RevocationType"], type != "CRL" {
+                throw APIError(code: "InvalidRevocationContent", message: "RevocationType \(type): CRL is the one type")
+            }
+            guard let key = content["S3Key"] else { throw .validation("RevocationContents.member.N.S3Key is required") }
+            // Read now: a list that is not there, or holds no CRL, is refused as AWS refuses it.
+            if key.hasPrefix("/") {
+                guard let data = FileManager.default.contents(atPath: key),
+                    let text = String(data: data, encoding: .utf8),
+                    let lists = try? TLSContext.revocationLists(text), !lists.isEmpty
+                else {
+                    throw APIError(code: "InvalidRevocationContent", message: "\(key) is not a readable PEM X509 CRL")
+                }
+                TLSContext.free(lists)
+            }
+            given.append((content["S3Bucket"] ?? "", key))
+        }
+        let before = Set(configuration.trustStores.first { $0.name == name }?.revocations.map(\.id) ?? [])
+        try commit(.addTrustStoreRevocations(name: name, revocations: given))
+        let added = (configuration.trustStores.first { $0.name == name }?.revocations ?? []).filter {
+            !before.contains($0.id)
+        }
+        return XML.list("TrustStoreRevocations", added.map { revocationMember(name, $0) })
+    }
+
+    /// How many certificates a revocation list (or all of a store's) revokes, read from its file now.
+    func revokedEntries(_ revocation: TrustStoreConfiguration.Revocation) -> Int {
+        (FileManager.default.contents(atPath: revocation.key).flatMap { String(data: $0, encoding: .utf8) })
+            .flatMap { try? TLSContext.revokedEntries($0) } ?? 0
+    }
+
+    func revokedEntries(_ store: TrustStoreConfiguration) -> Int {
+        store.revocations.reduce(0) { $0 + revokedEntries($1) }
+    }
+
+    func revocationMember(_ store: String, _ revocation: TrustStoreConfiguration.Revocation) -> String {
+        let count = revokedEntries(revocation)
+        return XML.text("TrustStoreArn", names.trustStore(store)) + XML.text("RevocationId", String(revocation.id))
+            + XML.text("RevocationType", "CRL") + XML.text("NumberOfRevokedEntries", String(count))
+    }
+
+    func describeTrustStoreRevocations(_ form: QueryForm) throws(APIError) -> String {
+        let name = try trustStoreName(form["TrustStoreArn"])
+        var revocations = configuration.trustStores.first { $0.name == name }?.revocations ?? []
+        let wanted = form.list("RevocationIds").compactMap { Int($0) }
+        if !wanted.isEmpty { revocations = revocations.filter { wanted.contains($0.id) } }
+        let (page, next) = try page(revocations.map { revocationMember(name, $0) }, form)
+        return XML.list("TrustStoreRevocations", page) + (next.map { XML.text("NextMarker", $0) } ?? "")
+    }
+
+    func removeTrustStoreRevocations(_ form: QueryForm) throws(APIError) -> String {
+        let name = try trustStoreName(form["TrustStoreArn"])
+        let ids = form.list("RevocationIds")
+        guard !ids.isEmpty else { throw .validation("RevocationIds is required") }
+        try commit(.removeTrustStoreRevocations(name: name, ids: ids.compactMap { Int($0) }))
         return ""
     }
 }

@@ -145,9 +145,17 @@ package final class TLSContext: @unchecked Sendable {
 
     @discardableResult
     package func verifyClients(
-        bundle: String, ignoreExpiry: Bool, filters: [MutualAuthentication.IdentityFilter] = []
+        bundle: String, ignoreExpiry: Bool, filters: [MutualAuthentication.IdentityFilter] = [],
+        revocationLists: [String] = []
     ) throws(TLSError) -> Int {
         identityFilters = filters
+        var crls: [OpaquePointer] = []
+        defer { crls.forEach { X509_CRL_free($0) } }
+        for pem in revocationLists {
+            let found = try Self.revocationLists(pem)
+            guard !found.isEmpty else { throw TLSError("a revocation list holds no PEM X509 CRL") }
+            crls += found
+        }
         let authorities = try Self.certificates(bundle)
         defer { authorities.forEach { X509_free($0) } }
         guard !authorities.isEmpty else { throw TLSError("the trust store's bundle holds no PEM certificate") }
@@ -157,7 +165,11 @@ package final class TLSContext: @unchecked Sendable {
                 X509_STORE_free(store)
                 throw TLSError("the trust store's bundle")
             }
-            clnb_ssl_ctx_verify_clients(target.context, store, ignoreExpiry ? 1 : 0)
+            for crl in crls where X509_STORE_add_crl(store, crl) != 1 {
+                X509_STORE_free(store)
+                throw TLSError("a revocation list")
+            }
+            clnb_ssl_ctx_verify_clients(target.context, store, ignoreExpiry ? 1 : 0, crls.isEmpty ? 0 : 1)
         }
         return authorities.count
     }
@@ -210,6 +222,29 @@ package final class TLSContext: @unchecked Sendable {
             while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) { found.append(certificate) }
         }
         ERR_clear_error()  // the read that found no more left its "no start line" behind
+        return found
+    }
+
+    /// Frees CRLs `revocationLists` gave.
+    package static func free(_ lists: [OpaquePointer]) { lists.forEach { X509_CRL_free($0) } }
+
+    /// How many certificates the CRLs of a PEM text revoke.
+    package static func revokedEntries(_ pem: String) throws(TLSError) -> Int {
+        let lists = try revocationLists(pem)
+        defer { lists.forEach { X509_CRL_free($0) } }
+        return lists.reduce(0) { total, crl in
+            guard let revoked = X509_CRL_get_REVOKED(crl) else { return total }
+            return total + Int(clnb_revoked_count(revoked))
+        }
+    }
+
+    /// Every X509 CRL of a PEM text.
+    package static func revocationLists(_ pem: String) throws(TLSError) -> [OpaquePointer] {
+        var found: [OpaquePointer] = []
+        try withMemoryBIO(pem) { bio in
+            while let crl = PEM_read_bio_X509_CRL(bio, nil, nil, nil) { found.append(crl) }
+        }
+        ERR_clear_error()
         return found
     }
 

@@ -28,6 +28,8 @@ package enum ELBv2Commands {
         "Matcher": .structure(["HttpCode", "GrpcCode"]), "HealthCheckEnabled": .flag,
         "MinimumLoadBalancerCapacity": .structure(["CapacityUnits"]), "ResetCapacityReservation": .flag,
         "Certificates": .structures(["CertificateArn"]), "AlpnPolicy": .list, "TrustStoreArns": .list,
+        "RevocationIds": .list,
+        "RevocationContents": .structures(["S3Bucket", "S3Key", "S3ObjectVersion", "RevocationType"]),
         "MutualAuthentication": .structure(["Mode", "TrustStoreArn", "IgnoreClientCertificateExpiry"]),
     ]
 
@@ -69,6 +71,9 @@ package enum ELBv2Commands {
         "create-trust-store": ["Name*", "CaCertificatesBundleS3Bucket*", "CaCertificatesBundleS3Key*", "Tags"],
         "describe-trust-stores": ["TrustStoreArns", "Names"] + paging,
         "delete-trust-store": ["TrustStoreArn*"],
+        "add-trust-store-revocations": ["TrustStoreArn*", "RevocationContents"],
+        "describe-trust-store-revocations": ["TrustStoreArn*", "RevocationIds"] + paging,
+        "remove-trust-store-revocations": ["TrustStoreArn*", "RevocationIds*"],
         "delete-listener": ["ListenerArn*"],
         "describe-listener-attributes": ["ListenerArn*"],
         "modify-listener-attributes": ["ListenerArn*", "Attributes*"],
@@ -94,6 +99,7 @@ package enum ELBv2Commands {
         "describe-load-balancers": "LoadBalancers", "describe-target-groups": "TargetGroups",
         "describe-listeners": "Listeners", "describe-account-limits": "Limits", "describe-ssl-policies": "SslPolicies",
         "describe-listener-certificates": "Certificates", "describe-trust-stores": "TrustStores",
+        "describe-trust-store-revocations": "TrustStoreRevocations",
     ]
 
     /// `describe-target-groups` → `DescribeTargetGroups`

@@ -56,12 +56,13 @@ package enum QueryClient {
         "LoadBalancerArns", "DefaultActions", "Attributes", "Tags", "TagDescriptions", "TargetHealthDescriptions",
         "SecurityGroups", "Certificates", "SecurityGroupIds", "CapacityReservationState", "Limits", "SslPolicies",
         "Ciphers", "SslProtocols", "SupportedLoadBalancerTypes", "TrustStores", "AlpnPolicy",
-        "ClientCertificateIdentityFilters",
+        "ClientCertificateIdentityFilters", "TrustStoreRevocations",
     ]
     static let integers: Set<String> = [
         "Port", "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
         "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "Priority", "CapacityUnits",
         "DecreaseRequestsRemaining", "NumberOfCaCertificates", "TotalRevokedEntries",
+        "RevocationId", "NumberOfRevokedEntries",
     ]
     /// Doubles, printed as the AWS CLI prints a float (`1500.0`).
     static let doubles: Set<String> = ["EffectiveCapacityUnits"]
