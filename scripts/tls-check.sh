@@ -276,6 +276,20 @@ check "the plaintext target's failed handshake is counted: target_tls_negotiatio
 described=$(ctl describe-listeners --load-balancer-arn "$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')")
 check "DescribeListeners shows the certificate, SslPolicy (AWS's default when none is given) and AlpnPolicy" \
   bash -c "grep -q '\"CertificateArn\": \"$arn\"' <<< \"\$0\" && grep -q '\"SslPolicy\": \"ELBSecurityPolicy-2016-08\"' <<< \"\$0\" && grep -q '\"HTTP1Only\"' <<< \"\$0\"" "$described"
+# The TLS 1.3 "Ext" policies, switched live with ModifyListener: Ext2 keeps the CBC-SHA1 suites, Ext1 drops them.
+l2_arn=$(ctl describe-listeners --load-balancer-arn "$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')" \
+  --query "Listeners[?Port==\`$l2\`].ListenerArn" --output text)
+ctl modify-listener --listener-arn "$l2_arn" --ssl-policy ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06 > /dev/null
+check "ModifyListener to ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06: ECDHE-ECDSA-AES128-SHA over TLS 1.2 is taken" \
+  grep -q 'Cipher is ECDHE-ECDSA-AES128-SHA$' <<< "$(hello "$l2" -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA)"
+ctl modify-listener --listener-arn "$l2_arn" --ssl-policy ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06 > /dev/null
+check "...and refused by Ext1, which still takes ECDHE-ECDSA-AES128-SHA256" \
+  bash -c "grep -q 'Cipher is (NONE)' <<< \"\$0\" && grep -q 'Cipher is ECDHE-ECDSA-AES128-SHA256\$' <<< \"\$1\"" \
+  "$(hello "$l2" -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA)" "$(hello "$l2" -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256)"
+fips=$(ctl modify-listener --listener-arn "$l2_arn" --ssl-policy ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04 2>&1 || true)
+check "a FIPS policy is refused with the reason (no FIPS provider here) and the listener keeps its policy" \
+  bash -c "grep -q 'no FIPS provider' <<< \"\$0\" && grep -q 'Cipher is ECDHE-ECDSA-AES128-SHA256\$' <<< \"\$1\"" \
+  "$fips" "$(hello "$l2" -tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256)"
 
 # A CloudFormation template as the CDK writes a TLS listener: a certificate made in the stack (its Ref an
 # ACM ARN nobody imported), SslPolicy, AlpnPolicy as a list. It serves with no edits.

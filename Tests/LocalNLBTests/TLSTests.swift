@@ -94,6 +94,13 @@ import Testing
             """
         #expect(problems(json).first?.contains("post-quantum hybrid policy (ML-KEM key exchange") == true)
         #expect(problems(json).first?.contains("OpenSSL 3.5 can") == true)
+        let fips = json.replacingOccurrences(of: "TLS13-1-2-Res-PQ-2025-09", with: "TLS13-1-2-FIPS-2023-04")
+        #expect(problems(fips).first?.contains("the system's OpenSSL here has no FIPS provider") == true)
+        let des = json.replacingOccurrences(of: "TLS13-1-2-Res-PQ-2025-09", with: "TLS-1-0-2015-04")
+        #expect(
+            problems(des).first?.contains("DES-CBC3-SHA cipher, which the system's OpenSSL is built without") == true)
+        let ext1 = json.replacingOccurrences(of: "TLS13-1-2-Res-PQ-2025-09", with: "TLS13-1-2-Ext1-2021-06")
+        #expect(problems(ext1).isEmpty)
     }
 }
 
