@@ -217,6 +217,7 @@ package final class ControlPlane {
             do {
                 opened.tls = try tlsContext(listener, in: configuration)
                 opened.backendTLS = try backendTLSContext(listener, in: configuration)
+                opened.http = httpSettings(listener, in: configuration)
             } catch {
                 fds.forEach(closeDescriptor)
                 throw error

@@ -102,7 +102,7 @@ extension ControlPlane {
         // The TLS listeners' certificates and policies first: one that cannot serve changes nothing.
         var contexts: [Int: TLSContext] = [:]
         var backends: [Int: TLSClientContext] = [:]
-        for (configIndex, listener) in new.listeners.enumerated() where listener.protocolName == .tls {
+        for (configIndex, listener) in new.listeners.enumerated() where listener.protocolName.terminatesTLS {
             contexts[configIndex] = try tlsContext(listener, in: new)
             backends[configIndex] = try backendTLSContext(listener, in: new)
         }
@@ -175,6 +175,7 @@ extension ControlPlane {
                 listeners[index].connectNanoseconds = s.connect
                 listeners[index].tls = contexts[match.configIndex]
                 listeners[index].backendTLS = backends[match.configIndex]
+                listeners[index].http = httpSettings(new.listeners[match.configIndex], in: new)
             } else {
                 logListener(listeners[index], opened: false)
                 retired += listeners[index].loopFDs
@@ -193,6 +194,7 @@ extension ControlPlane {
             listener.loadBalancerName = new.listeners[configIndex].loadBalancerName
             listener.tls = contexts[configIndex]
             listener.backendTLS = backends[configIndex]
+            listener.http = httpSettings(new.listeners[configIndex], in: new)
             listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }

@@ -183,10 +183,30 @@ extension ControlPlane {
         return text
     }
 
+    /// An Application Load Balancer listener's HTTP settings (its load balancer's routing attributes,
+    /// its scheme and port), or nil for a network load balancer's.
+    func httpSettings(_ listener: ListenerConfiguration, in model: Configuration) -> HTTPListenerSettings? {
+        guard listener.protocolName.isHTTP,
+            let balancer = model.loadBalancers.first(where: { $0.name == listener.loadBalancerName })
+        else { return nil }
+        let attributes = balancer.attributes
+        var settings = HTTPListenerSettings()
+        settings.scheme = listener.protocolName == .https ? "https" : "http"
+        settings.port = listener.port
+        settings.xffMode = HTTPListenerSettings.XFFMode(rawValue: attributes.xffHeaderProcessingMode) ?? .append
+        settings.xffClientPort = attributes.xffClientPort
+        settings.desyncMode = HTTPListenerSettings.DesyncMode(rawValue: attributes.desyncMitigationMode) ?? .defensive
+        settings.dropInvalidHeaderFields = attributes.dropInvalidHeaderFields
+        let scale = options.timeScale
+        settings.idleNanoseconds = UInt64(Double(attributes.idleTimeoutSeconds) * scale * 1e9)
+        settings.clientKeepAliveNanoseconds = UInt64(Double(attributes.clientKeepAliveSeconds) * scale * 1e9)
+        return settings
+    }
+
     /// A TLS listener's server side, or nil for another protocol; a certificate or policy that cannot
     /// be used is a ListenerError naming the listener and the cause.
     func tlsContext(_ listener: ListenerConfiguration, in model: Configuration) throws(ListenerError) -> TLSContext? {
-        guard listener.protocolName == .tls else { return nil }
+        guard listener.protocolName.terminatesTLS else { return nil }
         let where_ = "TLS listener :\(listener.port) of \(listener.loadBalancerName)"
         guard let arn = listener.certificateArns.first else {
             throw ListenerError(description: "\(where_): no certificate")

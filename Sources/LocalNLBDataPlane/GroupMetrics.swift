@@ -18,6 +18,15 @@ package struct GroupMetrics: Sendable {
     package var activeFlowCountUDP = 0
     package var processedBytesUDP: UInt64 = 0
     package var processedPackets: UInt64 = 0
+    // Application Load Balancers (AWS/ApplicationELB): RequestCount, HTTPCode_Target_nXX_Count,
+    // HTTPCode_ELB_4XX_Count and HTTPCode_ELB_5XX_Count.
+    package var requestCount = 0
+    package var httpCodeTarget2XX = 0
+    package var httpCodeTarget3XX = 0
+    package var httpCodeTarget4XX = 0
+    package var httpCodeTarget5XX = 0
+    package var httpCodeELB4XX = 0
+    package var httpCodeELB5XX = 0
 
     package init(
         newFlowCount: Int = 0, processedBytes: UInt64 = 0, tcpClientResetCount: Int = 0, tcpTargetResetCount: Int = 0,
@@ -54,5 +63,12 @@ extension GroupMetrics {
         activeFlowCountUDP += other.activeFlowCountUDP
         processedBytesUDP &+= other.processedBytesUDP
         processedPackets &+= other.processedPackets
+        requestCount += other.requestCount
+        httpCodeTarget2XX += other.httpCodeTarget2XX
+        httpCodeTarget3XX += other.httpCodeTarget3XX
+        httpCodeTarget4XX += other.httpCodeTarget4XX
+        httpCodeTarget5XX += other.httpCodeTarget5XX
+        httpCodeELB4XX += other.httpCodeELB4XX
+        httpCodeELB5XX += other.httpCodeELB5XX
     }
 }

@@ -190,6 +190,32 @@ let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
     .integer("secondary_ips.auto_assigned.per_subnet", \.secondaryIPsPerSubnet, default: 0, valid: 0...7),
 ]
 
+/// `LoadBalancerAttributes` of an Application Load Balancer (the ALB guide's list): the ones the HTTP
+/// proxy acts on first.
+let applicationLoadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
+    .boolean("deletion_protection.enabled", \.deletionProtection, default: false),
+    .integer("idle_timeout.timeout_seconds", \.idleTimeoutSeconds, default: 60, valid: 1...4000),
+    .integer("client_keep_alive.seconds", \.clientKeepAliveSeconds, default: 3600, valid: 60...604800),
+    .text("routing.http.xff_header_processing.mode", \.xffHeaderProcessingMode, default: "append") {
+        ["append", "preserve", "remove"].contains($0) ? nil : "is not append, preserve or remove"
+    },
+    .boolean("routing.http.xff_client_port.enabled", \.xffClientPort, default: false),
+    .text("routing.http.desync_mitigation_mode", \.desyncMitigationMode, default: "defensive") {
+        ["monitor", "defensive", "strictest"].contains($0) ? nil : "is not monitor, defensive or strictest"
+    },
+    .boolean("routing.http.drop_invalid_header_fields.enabled", \.dropInvalidHeaderFields, default: false),
+    .boolean("routing.http.preserve_host_header.enabled", \.preserveHostHeader, default: false),
+    .boolean("routing.http2.enabled", \.http2Enabled, default: true),
+    .boolean(
+        "routing.http.x_amzn_tls_version_and_cipher_suite.enabled", \.xAmznTLSVersionAndCipherSuite, default: false),
+    .boolean("routing.http.x_amzn_mtls_clientcert.enabled", \.xAmznMTLSClientCert, default: false),
+    .boolean("waf.fail_open.enabled", \.wafFailOpen, default: false),
+    .boolean("access_logs.s3.enabled", \.accessLogsEnabled, default: false),
+    .text("access_logs.s3.bucket", \.accessLogsBucket, default: ""),
+    .text("access_logs.s3.prefix", \.accessLogsPrefix, default: ""),
+    .boolean("zonal_shift.config.enabled", \.zonalShift, default: false),
+]
+
 /// Looks a key up in a table (built once per table, so a file with many attributes stays linear).
 package struct AttributeIndex<Model>: Sendable {
     package let table: [Attribute<Model>]
@@ -235,4 +261,5 @@ extension ListenerConfiguration {
 
 extension LoadBalancerAttributes {
     package static let attributeIndex = AttributeIndex(loadBalancerAttributes)
+    package static let applicationIndex = AttributeIndex(applicationLoadBalancerAttributes)
 }

@@ -9,19 +9,20 @@ extension Configuration {
     /// listens on addresses of its own, as on AWS (docs/api.md §12).
     mutating func createLoadBalancer(_ request: LoadBalancerRequest) throws(APIError) -> Int? {
         guard let shown = request.name else { throw .validation("Name is required") }
+        // AWS's default Type is application.
+        let type: LoadBalancerType
         switch request.type {
-        case "network": break
-        case nil:
+        case nil, "application": type = .application
+        case "network": type = .network
+        case let other?:
             throw .validation(
-                "Type is required here: AWS's default is application, and localnlb makes network load "
-                    + "balancers only (Type=network, --type network)")
-        case let type?:
-            throw .validation("Type '\(type)': localnlb makes network load balancers only (Type=network)")
+                "Type '\(other)': localnlb makes network and application load balancers (a gateway load balancer "
+                    + "is not emulated)")
         }
         if let problem = ConfigReader.loadBalancerNameProblem(shown) { throw .validation("Name \(problem)") }
         let name = names.qualified(shown, region: request.region)
         if let key = request.unsupported.first {
-            throw .validation("\(key) is not a parameter localnlb emulates for network load balancers")
+            throw .validation("\(key) is not a parameter localnlb emulates for \(type.rawValue) load balancers")
         }
         var mappings = request.subnetMappings
         if !request.subnets.isEmpty && !mappings.isEmpty {
@@ -43,7 +44,7 @@ extension Configuration {
             return existing
         }
         let nodes = try nodeMappings(mappings)
-        var object: [String: JSONValue] = ["Name": .string(name), "Type": .string("network")]
+        var object: [String: JSONValue] = ["Name": .string(name), "Type": .string(type.rawValue)]
         object["SubnetMappings"] = .array(nodes)
         if let scheme = request.scheme { object["Scheme"] = .string(scheme) }
         if let type = request.ipAddressType { object["IpAddressType"] = .string(type) }

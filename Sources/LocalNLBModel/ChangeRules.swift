@@ -43,8 +43,10 @@ extension Configuration {
             var reader = newReader()
             var attributes = model.loadBalancers[index].attributes
             reader.attributes(
-                given.value, given.path, index: LoadBalancerAttributes.attributeIndex, into: &attributes,
-                kind: "Network Load Balancer")
+                given.value, given.path, index: LoadBalancerAttributes.index(model.loadBalancers[index].type),
+                into: &attributes,
+                kind: model.loadBalancers[index].type == .application
+                    ? "Application Load Balancer" : "Network Load Balancer")
             model.loadBalancers[index].attributes = try Self.validated(reader, attributes)
         case .createTrustStore(let given):
             var reader = newReader()
@@ -356,12 +358,12 @@ extension Configuration {
 
     /// AddListenerCertificates and RemoveListenerCertificates: a TLS listener, and certificate ARNs.
     func checkTLSListener(_ index: Int, arns: [String]) throws(APIError) {
-        guard listeners[index].protocolName == .tls else {
+        guard listeners[index].protocolName.terminatesTLS else {
             throw APIError(
                 code: "InvalidConfigurationRequest",
                 message:
                     "Listener \(names.listener(loadBalancer: listeners[index].loadBalancerName, port: listeners[index].port)) "
-                    + "is not a TLS listener: certificates are for TLS listeners")
+                    + "is not a TLS or HTTPS listener: certificates are for TLS and HTTPS listeners")
         }
         guard !arns.isEmpty else { throw .validation("Certificates is required") }
         if let bad = arns.first(where: { !($0.hasPrefix("arn:aws:acm:") || $0.hasPrefix("arn:aws:iam::")) }) {
@@ -379,7 +381,9 @@ extension Configuration {
     }
 
     package var names: ResourceNames {
-        ResourceNames(region: admin?.region ?? "us-east-1", accountID: admin?.accountID ?? "000000000000")
+        var names = ResourceNames(region: admin?.region ?? "us-east-1", accountID: admin?.accountID ?? "000000000000")
+        names.applications = Set(loadBalancers.lazy.filter { $0.type == .application }.map(\.name))
+        return names
     }
 
     func notFound(loadBalancer name: String) -> APIError {
@@ -420,6 +424,12 @@ extension Configuration {
             throw APIError(
                 code: "TargetGroupNotFound",
                 message: "Target groups '\(names.targetGroup(listener.targetGroupName))' not found")
+        }
+        if let balancer = loadBalancers.first(where: { $0.name == listener.loadBalancerName }),
+            listener.protocolName.isHTTP != (balancer.type == .application)
+        {
+            let allowed = balancer.type == .application ? "HTTPS, HTTP" : "TCP_UDP, UDP, TLS, TCP"
+            throw .validation("Listener protocol '\(listener.protocolName.rawValue)' must be one of '\(allowed)'")
         }
         guard listener.protocolName.groupProtocols.contains(group.protocolName) else {
             throw APIError(

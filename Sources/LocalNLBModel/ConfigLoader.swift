@@ -180,11 +180,15 @@ package struct ConfigReader {
         return result
     }
 
-    /// A listener's or target group's `Protocol`: TCP, UDP or TCP_UDP (TLS: not supported yet).
+    /// A listener's or target group's `Protocol`: TCP, UDP, TCP_UDP or TLS (a network load balancer's),
+    /// HTTP or HTTPS (an application load balancer's).
     mutating func transportProtocol(_ value: JSONValue, _ path: String) -> TransportProtocol? {
         guard let text = string(value, path) else { return nil }
         if let given = TransportProtocol(rawValue: text) { return given }
-        error(path, "\"\(text)\" is not a Network Load Balancer protocol localnlb serves (TCP, UDP, TCP_UDP, TLS)")
+        error(
+            path,
+            "\"\(text)\" is not a protocol localnlb serves (TCP, UDP, TCP_UDP, TLS for network load balancers; "
+                + "HTTP, HTTPS for application ones)")
         return nil
     }
 
@@ -307,6 +311,17 @@ package struct ConfigReader {
                 }) {
                     error(
                         path + ".Port", "\(listener.port) is used by another listener of \(listener.loadBalancerName)")
+                }
+                if let balancer = balancers.first(where: { $0.name == listener.loadBalancerName }),
+                    listener.protocolName.isHTTP != (balancer.type == .application)
+                {
+                    error(
+                        path + ".Protocol",
+                        balancer.type == .application
+                            ? "\(listener.protocolName.rawValue) is a network load balancer's protocol; "
+                                + "\(balancer.name) is an application load balancer (HTTP or HTTPS)"
+                            : "\(listener.protocolName.rawValue) is an application load balancer's protocol; "
+                                + "\(balancer.name) is a network load balancer (give it Type application)")
                 }
                 if let group = groups.first(where: { $0.name == listener.targetGroupName }),
                     !listener.protocolName.groupProtocols.contains(group.protocolName)
@@ -516,6 +531,13 @@ package struct ConfigReader {
 
     /// AWS: a TLS listener's idle timeout is fixed at 350 s; `tcp.idle_timeout.seconds` is for TCP ones.
     package mutating func checkTLSAttributes(_ value: JSONValue, _ path: String, _ listener: ListenerConfiguration) {
+        if listener.protocolName.isHTTP, case .array(let items) = value, !items.isEmpty {
+            error(
+                path,
+                "an Application Load Balancer listener's attributes (routing.http.response.…) are not emulated yet; "
+                    + "its load balancer's attributes (idle_timeout.timeout_seconds, routing.http.…) are")
+            return
+        }
         guard listener.protocolName == .tls, case .array(let items) = value else { return }
         for item in items {
             if case .object(let fields) = item, fields["Key"]?.attributeString == "tcp.idle_timeout.seconds" {
@@ -553,7 +575,7 @@ package struct ConfigReader {
         } else if object["MutualAuthentication"] != nil {
             error(path + ".MutualAuthentication", "applies to TLS listeners only (Protocol TLS)")
         }
-        if transport == .tls {
+        if transport.terminatesTLS {
             if let value = object["Certificates"], let items = array(value, path + ".Certificates") {
                 for (index, item) in items.enumerated() {
                     let at = "\(path).Certificates[\(index)]"
@@ -579,7 +601,7 @@ package struct ConfigReader {
             if certificates.isEmpty && !errors.contains(where: { $0.hasPrefix(path + ".Certificates") }) {
                 error(
                     path + ".Certificates",
-                    "missing: a TLS listener needs a certificate ([{\"CertificateArn\": \"arn:aws:acm:…\"}]; an ARN "
+                    "missing: a \(transport.rawValue) listener needs a certificate ([{\"CertificateArn\": \"arn:aws:acm:…\"}]; an ARN "
                         + "nobody imported is issued by localnlb's own certificate authority)")
             }
             if let value = object["SslPolicy"], let name = string(value, path + ".SslPolicy") {
@@ -594,7 +616,11 @@ package struct ConfigReader {
                             + Self.didYouMean(name, among: SSLPolicy.all.map(\.name)))
                 }
             }
-            if let value = object["AlpnPolicy"] {
+            if transport == .https, object["AlpnPolicy"] != nil {
+                error(
+                    path + ".AlpnPolicy",
+                    "applies to TLS listeners (network load balancers); an HTTPS listener negotiates HTTP/1.1 here")
+            } else if let value = object["AlpnPolicy"] {
                 // CloudFormation gives a list of one; the API a string.
                 var given = value
                 if case .array(let items) = value, items.count == 1 { given = items[0] }
@@ -610,7 +636,7 @@ package struct ConfigReader {
             }
         } else {
             for key in ["AlpnPolicy", "Certificates", "SslPolicy"] where object[key] != nil {
-                error("\(path).\(key)", "applies to TLS listeners only (Protocol TLS)")
+                error("\(path).\(key)", "applies to TLS and HTTPS listeners only (Protocol TLS or HTTPS)")
             }
         }
         var balancer = loadBalancers.count == 1 ? loadBalancers[0] : nil
@@ -642,9 +668,11 @@ package struct ConfigReader {
         var listener = ListenerConfiguration(loadBalancerName: balancer, port: port, targetGroupName: groupName)
         listener.protocolName = transport
         listener.tags = tags
-        if transport == .tls {
+        if transport.terminatesTLS {
             listener.certificateArns = certificates
             listener.sslPolicy = sslPolicy ?? SSLPolicy.defaultName
+        }
+        if transport == .tls {
             listener.alpnPolicy = alpnPolicy ?? "None"
             listener.mutualAuthentication = mutual
         }

@@ -19,11 +19,12 @@ extension Configuration {
                 return .object(fields)
             }
             var fields: [(String, JSONText)] = [
-                ("Name", .string(balancer.name)), ("Type", .string("network")), ("Scheme", .string(balancer.scheme)),
+                ("Name", .string(balancer.name)), ("Type", .string(balancer.type.rawValue)),
+                ("Scheme", .string(balancer.scheme)),
                 ("IpAddressType", .string(balancer.ipAddressType)), ("SubnetMappings", .array(mappings)),
                 (
                     "LoadBalancerAttributes",
-                    list(LoadBalancerAttributes.attributeIndex.describe(balancer.attributes))
+                    list(LoadBalancerAttributes.index(balancer.type).describe(balancer.attributes))
                 ),
                 ("SecurityGroups", .array(balancer.securityGroups.map { .string($0) })),
             ]
@@ -222,7 +223,13 @@ extension TargetGroupConfiguration {
 extension ListenerConfiguration {
     /// A TLS listener's certificates, policy and ALPN policy, as the file gives them.
     var tlsFields: [(String, JSONText)] {
-        guard protocolName == .tls else { return [] }
+        guard protocolName.terminatesTLS else { return [] }
+        if protocolName == .https {
+            return [
+                ("Certificates", .array(certificateArns.map { .object([("CertificateArn", .string($0))]) })),
+                ("SslPolicy", .string(sslPolicy ?? SSLPolicy.defaultName)),
+            ]
+        }
         return [
             ("Certificates", .array(certificateArns.map { .object([("CertificateArn", .string($0))]) })),
             ("SslPolicy", .string(sslPolicy ?? SSLPolicy.defaultName)), ("AlpnPolicy", .string(alpnPolicy ?? "None")),

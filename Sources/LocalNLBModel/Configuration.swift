@@ -142,6 +142,7 @@ public struct Configuration: Sendable {
 /// A Network Load Balancer: its nodes (one per subnet), attributes and tags.
 public struct LoadBalancerConfiguration: Sendable {
     public var name: String
+    public var type = LoadBalancerType.network
     /// One per SubnetMapping: each of the load balancer's listeners listens on every node's addresses.
     public var nodes: [LoadBalancerNode]
     public var attributes = LoadBalancerAttributes()
@@ -359,6 +360,9 @@ public enum TransportProtocol: String, Sendable {
     case tcpUDP = "TCP_UDP"
     /// A listener that terminates TLS and forwards the plaintext to a TCP group.
     case tls = "TLS"
+    /// An Application Load Balancer's listeners and target groups.
+    case http = "HTTP"
+    case https = "HTTPS"
 
     public var carriesTCP: Bool { self != .udp }
     public var carriesUDP: Bool { self == .udp || self == .tcpUDP }
@@ -370,8 +374,14 @@ public enum TransportProtocol: String, Sendable {
         case .udp: return [.udp, .tcpUDP]
         case .tcpUDP: return [.tcpUDP]
         case .tls: return [.tcp, .tcpUDP, .tls]
+        case .http, .https: return [.http, .https]
         }
     }
+
+    /// HTTP and HTTPS: an Application Load Balancer's.
+    public var isHTTP: Bool { self == .http || self == .https }
+    /// TLS and HTTPS listeners hold certificates and a security policy.
+    public var terminatesTLS: Bool { self == .tls || self == .https }
 }
 
 public struct ListenerConfiguration: Sendable {
@@ -456,8 +466,21 @@ public struct HealthCheckSettings: Sendable {
     public var unhealthyThreshold = 2
     /// `Matcher.HttpCode` as ranges of status codes.
     public var matcher: [ClosedRange<Int>] = [200...399]
+    /// An application load balancer's group: AWS's defaults for it, below.
+    public var application = false
 
     public init() {}
+
+    /// An HTTP target group's defaults (the ALB guide): HTTP to `/`, every 30 s, 5 s to answer, 5 passes
+    /// to be healthy and 2 failures to be unhealthy, `200` only.
+    public static var application: HealthCheckSettings {
+        var settings = HealthCheckSettings()
+        settings.application = true
+        settings.protocolName = .http
+        settings.timeoutSeconds = 5
+        settings.matcher = [200...200]
+        return settings
+    }
 }
 
 public struct TargetConfiguration: Sendable, Hashable {
@@ -559,6 +582,32 @@ public struct LoadBalancerAttributes: Sendable {
     public var clientRoutingPolicy = "any_availability_zone"
     /// `secondary_ips.auto_assigned.per_subnet`: secondary addresses per node (0-7), kept and described.
     public var secondaryIPsPerSubnet = 0
+    // An Application Load Balancer's (docs/alb.md §4): the ones the proxy acts on, then those kept and described.
+    public var idleTimeoutSeconds = 60
+    public var clientKeepAliveSeconds = 3600
+    public var xffHeaderProcessingMode = "append"
+    public var xffClientPort = false
+    public var desyncMitigationMode = "defensive"
+    public var dropInvalidHeaderFields = false
+    public var preserveHostHeader = false
+    public var http2Enabled = true
+    public var xAmznTLSVersionAndCipherSuite = false
+    public var xAmznMTLSClientCert = false
+    public var wafFailOpen = false
 
-    public init() { Self.attributeIndex.applyDefaults(to: &self, type: nil) }
+    public init() {
+        Self.attributeIndex.applyDefaults(to: &self, type: nil)
+        Self.applicationIndex.applyDefaults(to: &self, type: nil)
+    }
+
+    /// The attribute table of a load balancer of `type`.
+    package static func index(_ type: LoadBalancerType) -> AttributeIndex<LoadBalancerAttributes> {
+        type == .application ? applicationIndex : attributeIndex
+    }
+}
+
+/// `Type`: what kind of load balancer (AWS's API default is `application`; localnlb's file default,
+/// as before, `network`).
+public enum LoadBalancerType: String, Sendable {
+    case network, application
 }

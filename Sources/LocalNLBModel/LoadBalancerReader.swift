@@ -17,8 +17,14 @@ extension ConfigReader {
             }
             balancer.name = text
         }
-        if let value = object["Type"], let text = string(value, "\(path).Type"), text != "network" {
-            error("\(path).Type", "\"\(text)\" is not network (localnlb emulates Network Load Balancers)")
+        if let value = object["Type"], let text = string(value, "\(path).Type") {
+            if let type = LoadBalancerType(rawValue: text) {
+                balancer.type = type
+            } else {
+                error(
+                    "\(path).Type",
+                    "\"\(text)\" is not network or application (a gateway load balancer is not emulated)")
+            }
         }
         if let value = object["Scheme"] {
             balancer.scheme =
@@ -49,8 +55,9 @@ extension ConfigReader {
         }
         if let value = object["LoadBalancerAttributes"] {
             attributes(
-                value, "\(path).LoadBalancerAttributes", index: LoadBalancerAttributes.attributeIndex,
-                into: &balancer.attributes, kind: "Network Load Balancer")
+                value, "\(path).LoadBalancerAttributes", index: LoadBalancerAttributes.index(balancer.type),
+                into: &balancer.attributes,
+                kind: balancer.type == .application ? "Application Load Balancer" : "Network Load Balancer")
         }
         guard let mappingsValue = object["SubnetMappings"] else {
             error("\(path).SubnetMappings", "missing: each mapping is a node with a PrivateIPv4Address")

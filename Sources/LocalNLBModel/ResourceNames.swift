@@ -4,6 +4,10 @@
 package struct ResourceNames: Sendable {
     package var region: String
     package var accountID: String
+    /// The Application Load Balancers by model name: their ARNs say `app` where a network one's say `net`.
+    package var applications: Set<String> = []
+
+    func kind(_ name: String) -> String { applications.contains(name) ? "app" : "net" }
 
     /// 16 hex digits from `text` (FNV-1a): what AWS puts after a resource's name in its ARN.
     package static func id(_ text: String) -> String {
@@ -46,7 +50,7 @@ package struct ResourceNames: Sendable {
     /// `arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/net/{name}/{16 hex}`
     package func loadBalancer(_ name: String) -> String {
         let (shown, region) = Self.parts(name)
-        return prefix(region ?? self.region) + "loadbalancer/net/\(shown)/\(Self.id("lb/" + name))"
+        return prefix(region ?? self.region) + "loadbalancer/\(kind(name))/\(shown)/\(Self.id("lb/" + name))"
     }
 
     /// `…:targetgroup/{name}/{16 hex}`
@@ -59,7 +63,7 @@ package struct ResourceNames: Sendable {
     package func listener(loadBalancer name: String, port: UInt16) -> String {
         let (shown, region) = Self.parts(name)
         return prefix(region ?? self.region)
-            + "listener/net/\(shown)/\(Self.id("lb/" + name))/\(Self.id("listener/\(name)/\(port)"))"
+            + "listener/\(kind(name))/\(shown)/\(Self.id("lb/" + name))/\(Self.id("listener/\(name)/\(port)"))"
     }
 
     /// `…:truststore/{name}/{16 hex}`
@@ -71,6 +75,10 @@ package struct ResourceNames: Sendable {
     /// `{name}-{16 hex}.elb.{region}.amazonaws.com`
     package func dnsName(_ name: String) -> String {
         let (shown, region) = Self.parts(name)
+        // An Application Load Balancer's name reads `{name}-{id}.{region}.elb.amazonaws.com`.
+        if applications.contains(name) {
+            return "\(shown)-\(Self.id("lb/" + name)).\(region ?? self.region).elb.amazonaws.com"
+        }
         return "\(shown)-\(Self.id("lb/" + name)).elb.\(region ?? self.region).amazonaws.com"
     }
 
@@ -78,8 +86,17 @@ package struct ResourceNames: Sendable {
     /// has none).
     package var canonicalHostedZoneID: String? { Self.canonicalHostedZoneID(region) }
 
-    package static func canonicalHostedZoneID(_ region: String) -> String? {
-        [
+    package static func canonicalHostedZoneID(_ region: String, application: Bool = false) -> String? {
+        // Application Load Balancers' names are in other zones than network ones'.
+        if application {
+            return [
+                "us-east-1": "Z35SXDOTRQ7X7K", "us-east-2": "Z3AADJGX6KTTL2", "us-west-1": "Z368ELLRRE2KJ0",
+                "us-west-2": "Z1H1FL5HABSF5", "eu-west-1": "Z32O12XQLNTSW2", "eu-central-1": "Z215JYRZR1TBD5",
+                "ap-south-1": "Z11127IXD6XFTK", "ap-northeast-1": "Z14GRHDCWA56QT",
+                "ap-southeast-1": "Z1LMS91P8CMLE5", "ap-southeast-2": "Z1GM3OXH4ZPM65",
+            ][region]
+        }
+        return [
             "us-east-1": "Z26RNL4JYFTOTI", "us-east-2": "ZLMOA37VPKANP", "us-west-1": "Z24FKFUX50B4VW",
             "us-west-2": "Z18D5FSROUN65G", "ca-central-1": "Z2EPGBW3API2WT", "eu-west-1": "Z2IFOLAFXWLO4F",
             "eu-central-1": "Z3F0SRJ5LGBH90",
@@ -95,8 +112,10 @@ package struct ResourceNames: Sendable {
     /// `listener/net`) of this account, in any region; nil when `arn` is not such an ARN.
     package func name(in arn: String, kind: String) -> String? {
         let fields = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false)
+        // `…/net` stands for an application load balancer's `…/app` too: the ARN's name decides which.
+        let app = kind.hasSuffix("/net") ? kind.dropLast(3) + "app" : kind
         guard fields.count == 6, fields[0] == "arn", fields[2] == "elasticloadbalancing", fields[4] == accountID,
-            fields[5].hasPrefix(kind + "/"), Self.isRegion(String(fields[3]))
+            fields[5].hasPrefix(kind + "/") || fields[5].hasPrefix(app + "/"), Self.isRegion(String(fields[3]))
         else { return nil }
         let name = fields[5].dropFirst(kind.count + 1).split(separator: "/").first.map(String.init)
         return name.map { qualified($0, region: String(fields[3])) }
@@ -112,7 +131,9 @@ package struct ResourceNames: Sendable {
     /// The name in a load balancer's ARN of any region and account (`…:loadbalancer/net/{name}/{id}`),
     /// or nil when `arn` is not one.
     package static func loadBalancerName(in arn: String) -> String? {
-        guard arn.hasPrefix("arn:"), let range = arn.range(of: ":loadbalancer/net/") else { return nil }
+        guard arn.hasPrefix("arn:"),
+            let range = arn.range(of: ":loadbalancer/net/") ?? arn.range(of: ":loadbalancer/app/")
+        else { return nil }
         return arn[range.upperBound...].split(separator: "/").first.map(String.init)
     }
 

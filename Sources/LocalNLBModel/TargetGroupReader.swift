@@ -49,12 +49,26 @@ extension ConfigReader {
         group.protocolName = transport
         group.vpcID = vpcID
         group.ipAddressType = ipAddressType
-        group.healthCheck = healthCheck(object, path)
+        if transport == .https {
+            error(
+                path + ".Protocol",
+                "HTTPS target groups (an application load balancer re-encrypting to its targets) are not served yet; "
+                    + "use HTTP")
+        }
+        group.healthCheck = healthCheck(object, path, base: transport.isHTTP ? .application : HealthCheckSettings())
         group.tags = tags
+        // Behind an application load balancer the target always sees the node; the client is in X-Forwarded-For.
+        if transport.isHTTP { group.preserveClientIP = false }
         // UDP: the client's address is always kept (docs/flows.md §10), whatever the target type.
         if transport.carriesUDP { group.preserveClientIP = true }
         if let value = object["TargetGroupAttributes"] {
             attributes(value, path + ".TargetGroupAttributes", into: &group)
+        }
+        if transport.isHTTP, group.preserveClientIP || group.proxyProtocolV2Enabled || group.proxyProtocolV1Enabled {
+            error(
+                path + ".TargetGroupAttributes",
+                "preserve_client_ip.enabled and the PROXY protocol are a network load balancer target group's; an "
+                    + "\(transport.rawValue) target group gets the client's address in X-Forwarded-For")
         }
         if transport.carriesUDP {
             let attributesPath = path + ".TargetGroupAttributes"
@@ -184,8 +198,9 @@ extension ConfigReader {
                 value, path + ".HealthCheckProtocol", HealthCheckProtocol.self, names: ["TCP", "HTTP", "HTTPS"])
             {
                 settings.protocolName = proto
-                // docs/health.md §3: the default timeout is 6 s for HTTP checks, 10 s for TCP and HTTPS.
-                if proto == .http { settings.timeoutSeconds = 6 }
+                // docs/health.md §3: the default timeout is 6 s for HTTP checks, 10 s for TCP and HTTPS (an
+                // application load balancer's group: 5 s whatever the protocol).
+                if proto == .http && !base.application { settings.timeoutSeconds = 6 }
             }
         }
         if let value = object["HealthCheckPort"] {

@@ -258,7 +258,9 @@ import Testing
     @Test func loadBalancersAreMadeOnFreeAddressesAndProtectedFromDeletion() throws {
         var request = LoadBalancerRequest()
         request.name = "second"
-        #expect(refusal(.createLoadBalancer(request))?.message.contains("Type is required") == true)
+        request.type = "gateway"
+        #expect(
+            refusal(.createLoadBalancer(request))?.message.contains("a gateway load balancer is not emulated") == true)
         request.type = "network"
         #expect(refusal(.createLoadBalancer(request))?.message.contains("At least one subnet") == true)
         request.subnets = ["subnet-a"]
@@ -399,7 +401,9 @@ import Testing
         let found = problems(document().replacingOccurrences(of: #""Protocol": "TCP","#, with: #""Protocol": "SCTP","#))
         #expect(
             found.contains {
-                $0.contains(#""SCTP" is not a Network Load Balancer protocol localnlb serves (TCP, UDP, TCP_UDP, TLS)"#)
+                $0.contains(
+                    #""SCTP" is not a protocol localnlb serves (TCP, UDP, TCP_UDP, TLS for network load balancers; "#
+                        + "HTTP, HTTPS for application ones)")
             }, "\(found)")
     }
 

@@ -100,8 +100,8 @@ import Testing
             listeners.components(separatedBy: "<ListenerArn>").dropFirst().first?.components(separatedBy: "<").first)
         let cases: [(form: [(String, String)], code: String, names: String)] = [
             (
-                [("Action", "CreateLoadBalancer"), ("Name", "second"), ("Subnets.member.1", "s")], "ValidationError",
-                "Type"
+                [("Action", "CreateLoadBalancer"), ("Name", "second"), ("Type", "gateway"), ("Subnets.member.1", "s")],
+                "ValidationError", "Type"
             ),
             ([("Action", "DeleteLoadBalancer"), ("LoadBalancerArn", "nope")], "ValidationError", "nope"),
             (
@@ -134,8 +134,8 @@ import Testing
                 ], "ValidationError", "CreateListener.Certificates"
             ),
             (
-                [("Action", "ModifyListener"), ("ListenerArn", listener), ("Protocol", "HTTP")], "ValidationError",
-                "ModifyListener.Protocol"
+                [("Action", "ModifyListener"), ("ListenerArn", listener), ("Protocol", "HTTP"), ("Port", "1")],
+                "ValidationError", "Listener protocol &apos;HTTP&apos; must be one of"
             ),
             (
                 [

@@ -57,7 +57,7 @@ import Testing
         let free = try closedPort()
         for (proto, says) in [
             ("TLS", "CreateListener.Certificates: missing"),
-            ("HTTP", "CreateListener.Protocol: &quot;HTTP&quot; is not"),
+            ("HTTP", "Listener protocol &apos;HTTP&apos; must be one of &apos;TCP_UDP, UDP, TLS, TCP&apos;"),
         ] {
             let (status, text) = try post(listener + [("Protocol", proto), ("Port", "\(free)")], to: admin)
             #expect(status == 400 && text.contains(says), "\(proto): \(text)")

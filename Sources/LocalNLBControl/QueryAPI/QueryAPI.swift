@@ -8,11 +8,7 @@ import LocalNLBModel
 extension ControlPlane {
     static let queryNamespace = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"
 
-    package var names: ResourceNames {
-        ResourceNames(
-            region: configuration.admin?.region ?? "us-east-1",
-            accountID: configuration.admin?.accountID ?? "000000000000")
-    }
+    package var names: ResourceNames { configuration.names }
 
     /// A Query API request: `/` with an `Action` (the JSON API has no resource at `/`).
     static func isQueryRequest(_ request: AdminRequest) -> Bool {
@@ -118,7 +114,8 @@ extension ControlPlane {
         case "DescribeLoadBalancerAttributes":
             let index = try loadBalancer(form["LoadBalancerArn"])
             return attributeList(
-                LoadBalancerAttributes.attributeIndex.describe(configuration.loadBalancers[index].attributes))
+                LoadBalancerAttributes.index(configuration.loadBalancers[index].type).describe(
+                    configuration.loadBalancers[index].attributes))
         case "DescribeListeners": return try describeListeners(form)
         case "DescribeListenerAttributes":
             let listener = try self.listener(form["ListenerArn"])

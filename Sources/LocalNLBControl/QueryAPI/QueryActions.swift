@@ -35,11 +35,12 @@ extension ControlPlane {
             // In the order of AWS's Listener shape (the AWS CLI prints members so): certificates and the
             // policy before the actions, ALPN and mutual authentication after them.
             let tls = listener.protocolName == .tls
+            let https = listener.protocolName == .https
             var fields =
                 XML.text("ListenerArn", names.listener(loadBalancer: lb, port: listener.port))
                 + XML.text("LoadBalancerArn", names.loadBalancer(lb)) + XML.text("Port", String(listener.port))
                 + XML.text("Protocol", listener.protocolName.rawValue)
-            if tls {
+            if tls || https {
                 fields +=
                     XML.list("Certificates", listener.certificateArns.prefix(1).map { XML.text("CertificateArn", $0) })
                     + XML.text("SslPolicy", listener.sslPolicy ?? SSLPolicy.defaultName)

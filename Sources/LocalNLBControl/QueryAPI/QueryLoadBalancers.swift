@@ -77,7 +77,9 @@ extension ControlPlane {
             XML.text("LoadBalancerArn", names.loadBalancer(balancer.name)),
             XML.text("DNSName", names.dnsName(balancer.name)),
         ]
-        if let zone = ResourceNames.canonicalHostedZoneID(names.region(of: balancer.name)) {
+        if let zone = ResourceNames.canonicalHostedZoneID(
+            names.region(of: balancer.name), application: balancer.type == .application)
+        {
             fields.append(XML.text("CanonicalHostedZoneId", zone))
         }
         fields += [
@@ -85,7 +87,7 @@ extension ControlPlane {
             XML.text("LoadBalancerName", ResourceNames.shown(balancer.name)), XML.text("Scheme", balancer.scheme),
             XML.text("VpcId", names.vpcID),
             XML.element("State", [XML.text("Code", loadBalancerState(balancer.name))]),
-            XML.text("Type", "network"), XML.list("AvailabilityZones", zones),
+            XML.text("Type", balancer.type.rawValue), XML.list("AvailabilityZones", zones),
         ]
         if !balancer.securityGroups.isEmpty {
             fields.append(XML.list("SecurityGroups", balancer.securityGroups.map(XML.escape)))

@@ -77,7 +77,7 @@ extension ControlPlane {
         let name = configuration.loadBalancers[index].name
         try commit(.modifyLoadBalancerAttributes(name: name, attributes: try attributeChanges(form)))
         let balancer = configuration.loadBalancers[configuration.loadBalancerIndex(name)!]
-        return attributeList(LoadBalancerAttributes.attributeIndex.describe(balancer.attributes))
+        return attributeList(LoadBalancerAttributes.index(balancer.type).describe(balancer.attributes))
     }
 
     /// The listener's idle timeout applies to its new flows from now on (an edit, like a reload).

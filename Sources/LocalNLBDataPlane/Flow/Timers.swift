@@ -94,6 +94,7 @@ extension EventLoop {
         while let slot = timers.popDue(now: now) { flowTimerFired(flows[slot]) }
         expireUDPFlows()
         expireTLSHandshakes()
+        expireHTTPSessions()
         if draining && now >= drainDeadline {
             resetRemainingFlows()
             finished = true

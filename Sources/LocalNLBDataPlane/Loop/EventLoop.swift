@@ -28,6 +28,8 @@ package struct Listener: Sendable {
     package var tls: TLSContext?
     /// Towards a `TLS` target group: the client side with AWS's backend policy; nil otherwise.
     package var backendTLS: TLSClientContext?
+    /// An Application Load Balancer's listener: its clients speak HTTP to the loop's proxy.
+    package var http: HTTPListenerSettings?
 
     package var isOpen: Bool { !loopFDs.isEmpty }
 
@@ -80,6 +82,8 @@ package final class EventLoop {
         case udpTarget = 7
         case tlsClient = 8
         case tlsPlain = 9
+        case httpClient = 10
+        case httpTarget = 11
     }
 
     package struct ListenerState {
@@ -134,6 +138,10 @@ package final class EventLoop {
     /// The TLS listeners' clients: their sessions and decrypted sides (TLSBridge.swift).
     var tlsBridges = Slab<TLSBridge>()
     var handshakingBridges = 0
+    /// The Application Load Balancer listeners' client connections (HTTP/HTTPProxy.swift).
+    var httpSessions = Slab<HTTPSession>()
+    var liveHTTPSessions = 0
+    var traceRandomState: UInt64 = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
     var routeSources: [IPAddress: IPAddress?] = [:]
@@ -205,6 +213,7 @@ package final class EventLoop {
     package func closeResources() {
         for flow in flows where flow.state != .free { resetBoth(flow) }
         closeTLSBridges()
+        closeHTTPSessions()
         endUDPFlows(.shutdown)
         datagramBuffer.deallocate()
         pipes.closeAll()
@@ -226,6 +235,10 @@ package final class EventLoop {
             let bridge = tlsBridges[index]
             guard bridge.inUse, bridge.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
             tlsEvent(bridge, events: events, fromPlain: EventToken.kind(token) == Kind.tlsPlain.rawValue)
+        case .httpClient, .httpTarget:
+            let session = httpSessions[index]
+            guard session.inUse, session.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
+            httpEvent(session, events: events, fromTarget: EventToken.kind(token) == Kind.httpTarget.rawValue)
         case .udpListener:
             receiveDatagrams(listenerIndex: index)
         case .udpTarget:
@@ -295,6 +308,8 @@ package final class EventLoop {
                 guard case .done(let (fd, client)) = try Socket.accept(listener.fd) else { return }
                 if let context = listener.shared.tls {
                     startTLS(listenerIndex: listenerIndex, clientFD: fd, client: client, context: context)
+                } else if listener.shared.http != nil {
+                    startHTTP(listenerIndex: listenerIndex, clientFD: fd, client: client)
                 } else {
                     startFlow(listenerIndex: listenerIndex, clientFD: fd, client: client)
                 }

@@ -244,6 +244,13 @@ public enum Socket {
 
     /// FIN towards the peer; further reads still work. ENOTCONN (peer already gone) is ignored.
     /// Wakes whoever blocks on `fd` (an accept, a read) with an end, in both directions.
+    /// Whether a connected socket's peer has closed (or reset) it: a peek that reads no byte.
+    package static func closedByPeer(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    }
+
     package static func shutdownBoth(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
     package enum BlockingAccept {

@@ -318,7 +318,11 @@ extension EventLoop {
             endTLS(bridge, reset: true, reason: "\(error)")
             return false
         }
-        startFlow(listenerIndex: bridge.listenerIndex, clientFD: pair.1, client: bridge.client, node: bridge.node)
+        if listeners[bridge.listenerIndex].shared.http != nil {
+            startHTTP(listenerIndex: bridge.listenerIndex, clientFD: pair.1, client: bridge.client, node: bridge.node)
+        } else {
+            startFlow(listenerIndex: bridge.listenerIndex, clientFD: pair.1, client: bridge.client, node: bridge.node)
+        }
         return true
     }
 

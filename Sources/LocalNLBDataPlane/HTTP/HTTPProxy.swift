@@ -1,0 +1,1048 @@
+import CLocalNLB
+import Glibc
+import LocalNLBModel
+import ProxyProtocol
+
+/// The HTTP/1.1 reverse proxy of Application Load Balancer listeners, in the event loops
+/// (docs/alb.md): each request is read whole up to its body, checked as ALB's desync mitigation does,
+/// routed to a target of the listener's group, and forwarded with ALB's `X-Forwarded-*` and
+/// `X-Amzn-Trace-Id` fields; the response comes back with its framing kept, and the client
+/// connection stays open for the next request. Every step is non-blocking; a session moves as far as
+/// its sockets let it on each event (`advance`).
+extension EventLoop {
+    func startHTTP(listenerIndex: Int, clientFD: Int32, client: IPEndpoint, node given: IPEndpoint? = nil) {
+        guard let settings = listeners[listenerIndex].shared.http else {
+            Socket.closeWithReset(clientFD)
+            return
+        }
+        let session = httpSessions.take { HTTPSession(index: $0) }
+        session.generation &+= 1
+        session.listenerIndex = listenerIndex
+        session.groupIndex = listeners[listenerIndex].shared.groupIndex
+        session.client = client
+        let endpoint = listeners[listenerIndex].shared.endpoint
+        session.node =
+            given ?? (endpoint.ip.isUnspecifiedAddress ? (Socket.localEndpoint(clientFD) ?? endpoint) : endpoint)
+        session.settings = settings
+        session.clientFD = clientFD
+        session.started = now
+        session.lastActivity = now
+        session.inStart = 0
+        session.inEnd = 0
+        session.responseStart = 0
+        session.responseEnd = 0
+        session.stageStart = 0
+        session.stageEnd = 0
+        session.requestPhase = .head
+        session.responsePhase = .idle
+        session.closeClientAfter = false
+        session.clientEOF = false
+        session.tunnel = false
+        session.targetIndex = -1
+        groupMetrics[session.groupIndex].newFlowCount += 1
+        listeners[listenerIndex].newFlows += 1
+        liveHTTPSessions += 1
+        let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+        do {
+            try poller.add(clientFD, events: interest, token: token(.httpClient, session.index, session.generation))
+        } catch {
+            return endHTTP(session, resetClient: true)
+        }
+        advance(session)
+    }
+
+    func httpEvent(_ session: HTTPSession, events: UInt32, fromTarget: Bool) {
+        guard session.inUse else { return }
+        if fromTarget && session.targetConnecting {
+            guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
+            if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, Socket.pendingError(session.targetFD) != nil {
+                groupMetrics[session.groupIndex].tcpTargetResetCount += 1
+                targetFailed(session)
+                return advance(session)
+            }
+            session.targetConnecting = false
+        }
+        if !fromTarget && events & CLNB_EPOLLERR != 0 && Socket.pendingError(session.clientFD) != nil {
+            groupMetrics[session.groupIndex].tcpClientResetCount += 1
+            return endHTTP(session, resetClient: true)
+        }
+        advance(session)
+    }
+
+    /// Moves the session as far as its sockets allow: read, parse, route, send, in both directions.
+    func advance(_ session: HTTPSession) {
+        let generation = session.generation
+        // Until nothing moves: with edge-triggered events, bytes left in a socket bring no second event.
+        while session.inUse && session.generation == generation {
+            if !step(session) { break }
+        }
+        if session.inUse && session.generation == generation {
+            session.lastActivity = now
+            groupMetrics[session.groupIndex].processedBytes &+= session.uncountedBytes
+            session.uncountedBytes = 0
+        }
+    }
+
+    /// One pass over every direction; whether anything moved.
+    func step(_ session: HTTPSession) -> Bool {
+        var progressed = false
+        // 1. Client → load balancer.
+        if !session.clientEOF && session.inEnd < HTTPSession.inCapacity && wantsClientBytes(session) {
+            switch IO.receive(
+                session.clientFD, into: session.inBuffer + session.inEnd, count: HTTPSession.inCapacity - session.inEnd)
+            {
+            case .moved(let n):
+                session.inEnd += n
+                session.uncountedBytes &+= UInt64(n)
+                progressed = true
+            case .end:
+                session.clientEOF = true
+                progressed = true
+            case .wouldBlock:
+                break
+            case .failed:
+                groupMetrics[session.groupIndex].tcpClientResetCount += 1
+                endHTTP(session, resetClient: true)
+                return false
+            }
+        }
+        if session.tunnel { return tunnelStep(session) || progressed }
+        // 2. A request head complete: route it.
+        if session.requestPhase == .head && session.responsePhase == .idle && session.stageEnd == session.stageStart {
+            if session.inEnd > session.inStart {
+                switch HTTPParser.parseRequest(session.inBytes, into: &session.request) {
+                case .complete:
+                    routeRequest(session)
+                    return session.inUse
+                case .malformed:
+                    return answer(session, status: 400, close: true)
+                case .incomplete:
+                    if session.inEnd - session.inStart >= HTTPSession.inCapacity {
+                        // ALB's limit on a request's head: the client hears 400 and the connection closes.
+                        return answer(session, status: 400, close: true)
+                    }
+                    if session.inStart > 0 && session.inEnd == HTTPSession.inCapacity { compactIn(session) }
+                }
+            }
+            if session.clientEOF {
+                endHTTP(session, resetClient: false)
+                return false
+            }
+            return progressed
+        }
+        // 3. Load balancer → target: the forwarded head, then the body as it comes.
+        if session.targetFD >= 0 && !session.targetConnecting {
+            if session.stageToTarget && session.stageEnd > session.stageStart {
+                switch IO.send(
+                    session.targetFD, from: session.stage + session.stageStart,
+                    count: session.stageEnd - session.stageStart)
+                {
+                case .moved(let n):
+                    session.stageStart += n
+                    progressed = true
+                    if session.stageStart == session.stageEnd {
+                        session.stageStart = 0
+                        session.stageEnd = 0
+                        session.stageToTarget = false
+                    }
+                case .wouldBlock, .end:
+                    break
+                case .failed:
+                    return targetFailed(session) && false
+                }
+            }
+            if !session.stageToTarget && session.requestPhase == .body && session.inEnd > session.inStart {
+                let available = bodyBytesAvailable(session)
+                if available > 0 {
+                    switch IO.send(session.targetFD, from: session.inBuffer + session.inStart, count: available) {
+                    case .moved(let n):
+                        session.inStart += n
+                        progressed = true
+                        consumedRequestBody(session, n)
+                    case .wouldBlock, .end:
+                        break
+                    case .failed:
+                        return targetFailed(session) && false
+                    }
+                }
+            }
+            if session.requestPhase == .body && session.clientEOF && session.inEnd == session.inStart {
+                // The client went before its body did: ALB logs 460 and closes both sides.
+                endHTTP(session, resetClient: false)
+                return false
+            }
+            if session.inStart == session.inEnd && session.requestPhase != .head {
+                session.inStart = 0
+                session.inEnd = 0
+            }
+        }
+        // 4. Target → load balancer: the response head, then its body.
+        if session.targetFD >= 0 && !session.targetConnecting && !session.stageToTarget
+            && (session.responsePhase == .head || session.responsePhase == .body) && !session.targetEOF
+            && session.responseEnd < HTTPSession.responseCapacity
+            && !(session.responsePhase == .head && session.stageEnd > session.stageStart)
+        {
+            switch IO.receive(
+                session.targetFD, into: session.responseBuffer + session.responseEnd,
+                count: HTTPSession.responseCapacity - session.responseEnd)
+            {
+            case .moved(let n):
+                session.responseEnd += n
+                session.uncountedBytes &+= UInt64(n)
+                progressed = true
+            case .end:
+                session.targetEOF = true
+                progressed = true
+            case .wouldBlock:
+                break
+            case .failed:
+                session.targetEOF = true
+                groupMetrics[session.groupIndex].tcpTargetResetCount += 1
+                if session.responsePhase == .head { return answerTargetFailure(session, status: 502) }
+                endHTTP(session, resetClient: true)
+                return false
+            }
+        }
+        if session.responsePhase == .head && session.stageEnd == session.stageStart {
+            switch HTTPParser.parseResponse(
+                session.responseBytes, into: &session.response, requestMethodIsHEAD: session.methodIsHEAD)
+            {
+            case .complete:
+                startResponse(session)
+                progressed = true
+            case .malformed:
+                return answerTargetFailure(session, status: 502)
+            case .incomplete:
+                if session.targetEOF || session.responseEnd - session.responseStart >= HTTPSession.responseCapacity {
+                    return answerTargetFailure(session, status: 502)
+                }
+            }
+        }
+        // 5. Load balancer → client: a staged head, then the response body.
+        if !session.stageToTarget && session.stageEnd > session.stageStart {
+            switch IO.send(
+                session.clientFD, from: session.stage + session.stageStart, count: session.stageEnd - session.stageStart
+            )
+            {
+            case .moved(let n):
+                session.stageStart += n
+                progressed = true
+                if session.stageStart == session.stageEnd {
+                    session.stageStart = 0
+                    session.stageEnd = 0
+                    if session.responsePhase == .idle && session.closeClientAfter {
+                        // The load balancer's own answer, sent: the connection closes.
+                        endHTTP(session, resetClient: false)
+                        return false
+                    }
+                }
+            case .wouldBlock, .end:
+                break
+            case .failed:
+                endHTTP(session, resetClient: true)
+                return false
+            }
+        }
+        if session.stageEnd == session.stageStart && session.responsePhase == .body {
+            let available = responseBytesAvailable(session)
+            if available > 0 {
+                switch IO.send(session.clientFD, from: session.responseBuffer + session.responseStart, count: available)
+                {
+                case .moved(let n):
+                    session.responseStart += n
+                    consumedResponseBody(session, n)
+                    progressed = true
+                case .wouldBlock, .end:
+                    break
+                case .failed:
+                    endHTTP(session, resetClient: true)
+                    return false
+                }
+            }
+            if session.responsePhase == .body && session.targetEOF && session.responseStart == session.responseEnd {
+                if session.response.framing == .untilClose {
+                    session.responsePhase = .done
+                } else {
+                    // The target closed before its body was whole: the client cannot be told otherwise.
+                    endHTTP(session, resetClient: true)
+                    return false
+                }
+            }
+            if session.responseStart == session.responseEnd {
+                session.responseStart = 0
+                session.responseEnd = 0
+            }
+        }
+        if session.responsePhase == .done { return finishExchange(session) || true }
+        return progressed
+    }
+
+    /// Whether reading the client now can help: a head to complete, a body to forward, or a tunnel.
+    func wantsClientBytes(_ session: HTTPSession) -> Bool {
+        session.tunnel || session.requestPhase != .done
+    }
+
+    /// How many of the buffered client bytes belong to the request body.
+    func bodyBytesAvailable(_ session: HTTPSession) -> Int {
+        let buffered = session.inEnd - session.inStart
+        switch session.request.framing {
+        case .length:
+            return min(buffered, session.requestRemaining)
+        case .chunked:
+            var copy = session.requestChunks
+            switch copy.consume(session.inBytes) {
+            case .more: return buffered
+            case .ends(let n): return n
+            case .malformed: return buffered  // consumedRequestBody ends the exchange
+            }
+        case .none, .untilClose:
+            return 0
+        }
+    }
+
+    func consumedRequestBody(_ session: HTTPSession, _ n: Int) {
+        let sent = UnsafeRawBufferPointer(start: session.inBuffer + session.inStart - n, count: n)
+        switch session.request.framing {
+        case .length:
+            session.requestRemaining -= n
+            if session.requestRemaining == 0 { session.requestPhase = .done }
+        case .chunked:
+            switch session.requestChunks.consume(sent) {
+            case .ends: session.requestPhase = .done
+            case .more: break
+            case .malformed:
+                // A body that breaks its own framing: the connection cannot be trusted after it.
+                session.closeClientAfter = true
+                session.targetReusable = false
+                session.requestPhase = .done
+            }
+        case .none, .untilClose:
+            session.requestPhase = .done
+        }
+    }
+
+    func responseBytesAvailable(_ session: HTTPSession) -> Int {
+        let buffered = session.responseEnd - session.responseStart
+        switch session.response.framing {
+        case .length:
+            return min(buffered, session.responseRemaining)
+        case .chunked:
+            var copy = session.responseChunks
+            switch copy.consume(session.responseBytes) {
+            case .more, .malformed: return buffered
+            case .ends(let n): return n
+            }
+        case .untilClose:
+            return buffered
+        case .none:
+            return 0
+        }
+    }
+
+    func consumedResponseBody(_ session: HTTPSession, _ n: Int) {
+        let sent = UnsafeRawBufferPointer(start: session.responseBuffer + session.responseStart - n, count: n)
+        switch session.response.framing {
+        case .length:
+            session.responseRemaining -= n
+            if session.responseRemaining == 0 { session.responsePhase = .done }
+        case .chunked:
+            switch session.responseChunks.consume(sent) {
+            case .ends: session.responsePhase = .done
+            case .more: break
+            case .malformed:
+                session.targetReusable = false
+                session.closeClientAfter = true
+                session.responsePhase = .done
+            }
+        case .untilClose, .none:
+            break
+        }
+    }
+
+    // MARK: Requests
+
+    /// A whole request head: check it, pick a target, connect (or reuse the connection), stage the head.
+    func routeRequest(_ session: HTTPSession) {
+        let head = session.request
+        session.requestStarted = now
+        groupMetrics[session.groupIndex].requestCount += 1
+        switch session.settings.desyncMode {
+        case .defensive:
+            if head.desync == .severe { return _ = answer(session, status: 400, close: true) }
+            if head.desync == .ambiguous { session.closeClientAfter = true }
+        case .strictest:
+            if head.desync > .compliant { return _ = answer(session, status: 400, close: true) }
+        case .monitor:
+            break
+        }
+        if xffAddressCount(session) > 30 {
+            // ALB's 463: more than 30 addresses in X-Forwarded-For.
+            return _ = answer(session, status: 463, close: true)
+        }
+        if head.closes { session.closeClientAfter = true }
+        if session.settings.clientKeepAliveNanoseconds > 0
+            && now &- session.started >= session.settings.clientKeepAliveNanoseconds
+        {
+            session.closeClientAfter = true
+        }
+        let bytes = session.inBytes
+        session.methodIsHEAD =
+            head.methodEnd == 4 && bytes[0] == 0x48 && bytes[1] == 0x45 && bytes[2] == 0x41
+            && bytes[3] == 0x44
+        guard
+            let targetIndex = groups[session.groupIndex].pick(
+                for: FlowKey(client: session.client, node: session.node),
+                nodeZone: listeners[session.listenerIndex].shared.zone, algorithm: .roundRobin)
+        else {
+            return _ = answer(session, status: 503, close: true)
+        }
+        let target = groups[session.groupIndex].targets[targetIndex].endpoint
+        if session.targetFD >= 0
+            && (!session.targetReusable || session.targetIndex != targetIndex || session.targetEOF
+                || Socket.closedByPeer(session.targetFD))
+        {
+            // A kept connection the target has closed meanwhile is not used: a new one is.
+            closeTarget(session)
+        }
+        // The head goes into the stage; the body (what follows the head) stays in the input buffer.
+        session.stageStart = 0
+        session.stageEnd = writeForwardedHead(session, target: target)
+        session.stageToTarget = true
+        session.inStart += head.length
+        session.requestChunks = ChunkedBody()
+        switch head.framing {
+        case .length(let n):
+            session.requestRemaining = n
+            session.requestPhase = .body
+        case .chunked:
+            session.requestPhase = .body
+        case .none, .untilClose:
+            session.requestRemaining = 0
+            session.requestPhase = .done
+        }
+        session.responsePhase = .head
+        session.responseStart = 0
+        session.responseEnd = 0
+        session.targetEOF = false
+        if session.targetFD < 0 { connectTarget(session, targetIndex: targetIndex, target: target) }
+    }
+
+    func connectTarget(_ session: HTTPSession, targetIndex: Int, target: IPEndpoint) {
+        let fd: Int32
+        do {
+            fd = try Socket.stream(for: target.ip)
+        } catch {
+            groupMetrics[session.groupIndex].tcpELBResetCount += 1
+            return _ = answerTargetFailure(session, status: 502)
+        }
+        session.targetFD = fd
+        session.targetIndex = targetIndex
+        session.targetReusable = true
+        session.targetEOF = false
+        let counter = groups[session.groupIndex].targets[targetIndex].flowCount
+        counter.add(1)
+        session.targetFlows = counter
+        // The target sees the node's address, as behind every ALB.
+        let source = session.node.ip.isIPv6 == target.ip.isIPv6 ? session.node.ip : nil
+        if let source, Socket.routeSource(towards: target) != source {
+            Socket.setBindAddressNoPort(fd)
+            try? Socket.bind(fd, IPEndpoint(ip: source, port: 0))
+        }
+        let connected: Bool
+        do {
+            connected = try Socket.connect(fd, target).isDone
+        } catch {
+            groupMetrics[session.groupIndex].tcpTargetResetCount += 1
+            return _ = answerTargetFailure(session, status: 502)
+        }
+        session.targetConnecting = !connected
+        let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+        do {
+            try poller.add(fd, events: interest, token: token(.httpTarget, session.index, session.generation))
+        } catch {
+            return _ = answerTargetFailure(session, status: 502)
+        }
+    }
+
+    func closeTarget(_ session: HTTPSession) {
+        guard session.targetFD >= 0 else { return }
+        poller.remove(session.targetFD)
+        closeDescriptor(session.targetFD)
+        session.targetFD = -1
+        session.targetFlows?.add(-1)
+        session.targetFlows = nil
+        session.targetIndex = -1
+        session.targetConnecting = false
+        session.targetReusable = false
+    }
+
+    /// The target refused, reset, or said nothing usable before its response head: 502.
+    @discardableResult
+    func targetFailed(_ session: HTTPSession) -> Bool {
+        if session.responsePhase == .body {
+            endHTTP(session, resetClient: true)
+            return false
+        }
+        return answerTargetFailure(session, status: 502)
+    }
+
+    func answerTargetFailure(_ session: HTTPSession, status: Int) -> Bool {
+        closeTarget(session)
+        session.responsePhase = .idle
+        session.requestPhase = .head
+        // What is left of the request body cannot be told from the next request: close after.
+        return answer(session, status: status, close: true)
+    }
+
+    /// The response head came: count its class, write it for the client, and set the body's framing.
+    func startResponse(_ session: HTTPSession) {
+        let head = session.response
+        if head.status >= 100 && head.status < 200 && head.status != 101 {
+            // 100 Continue and other interim answers pass on; the final one follows.
+            session.stageStart = 0
+            session.stageEnd = writeResponseHead(session, final: false)
+            session.stageToTarget = false
+            session.responseStart += head.length
+            return
+        }
+        if head.status == 101 && session.request.upgrade {
+            session.stageStart = 0
+            session.stageEnd = writeResponseHead(session, final: true)
+            session.stageToTarget = false
+            session.responseStart += head.length
+            session.tunnel = true
+            session.responsePhase = .body
+            countTargetStatus(session, head.status)
+            return
+        }
+        countTargetStatus(session, head.status)
+        if head.closes { session.targetReusable = false }
+        session.stageStart = 0
+        session.stageEnd = writeResponseHead(session, final: true)
+        session.stageToTarget = false
+        session.responseStart += head.length
+        session.responseChunks = ChunkedBody()
+        switch head.framing {
+        case .length(let n):
+            session.responseRemaining = n
+            session.responsePhase = .body
+        case .chunked:
+            session.responsePhase = .body
+        case .untilClose:
+            session.targetReusable = false
+            session.closeClientAfter = true
+            session.responsePhase = .body
+        case .none:
+            session.responsePhase = .done
+        }
+    }
+
+    func countTargetStatus(_ session: HTTPSession, _ status: Int) {
+        switch status / 100 {
+        case 2: groupMetrics[session.groupIndex].httpCodeTarget2XX += 1
+        case 3: groupMetrics[session.groupIndex].httpCodeTarget3XX += 1
+        case 4: groupMetrics[session.groupIndex].httpCodeTarget4XX += 1
+        case 5: groupMetrics[session.groupIndex].httpCodeTarget5XX += 1
+        default: break
+        }
+    }
+
+    /// The response went whole (and the staged head with it): the next request, or the end.
+    func finishExchange(_ session: HTTPSession) -> Bool {
+        guard session.stageEnd == session.stageStart else { return false }
+        if session.requestPhase != .done {
+            // The target answered before the request body was all there: that body cannot be skipped
+            // safely, so the connection ends here.
+            session.closeClientAfter = true
+            session.targetReusable = false
+        }
+        session.responsePhase = .idle
+        if !session.targetReusable || session.targetEOF { closeTarget(session) }
+        if session.closeClientAfter {
+            endHTTP(session, resetClient: false)
+            return false
+        }
+        session.requestPhase = .head
+        // A pipelined request may already wait in the buffer.
+        if session.inStart == session.inEnd {
+            session.inStart = 0
+            session.inEnd = 0
+        }
+        return true
+    }
+
+    func compactIn(_ session: HTTPSession) {
+        let count = session.inEnd - session.inStart
+        if count > 0 { memmove(session.inBuffer, session.inBuffer + session.inStart, count) }
+        session.inStart = 0
+        session.inEnd = count
+    }
+
+    /// After a 101: bytes both ways until either side closes.
+    func tunnelStep(_ session: HTTPSession) -> Bool {
+        var progressed = false
+        if session.stageEnd > session.stageStart {
+            switch IO.send(
+                session.clientFD, from: session.stage + session.stageStart, count: session.stageEnd - session.stageStart
+            )
+            {
+            case .moved(let n):
+                session.stageStart += n
+                progressed = true
+            case .wouldBlock, .end: return progressed
+            case .failed:
+                endHTTP(session, resetClient: true)
+                return false
+            }
+            if session.stageStart < session.stageEnd { return progressed }
+            session.stageStart = 0
+            session.stageEnd = 0
+        }
+        if session.inEnd > session.inStart {
+            switch IO.send(
+                session.targetFD, from: session.inBuffer + session.inStart, count: session.inEnd - session.inStart)
+            {
+            case .moved(let n):
+                session.inStart += n
+                progressed = true
+            case .wouldBlock, .end: break
+            case .failed:
+                endHTTP(session, resetClient: true)
+                return false
+            }
+            if session.inStart == session.inEnd {
+                session.inStart = 0
+                session.inEnd = 0
+            }
+        }
+        if !session.targetEOF && session.responseEnd < HTTPSession.responseCapacity {
+            switch IO.receive(
+                session.targetFD, into: session.responseBuffer + session.responseEnd,
+                count: HTTPSession.responseCapacity - session.responseEnd)
+            {
+            case .moved(let n):
+                session.responseEnd += n
+                session.uncountedBytes &+= UInt64(n)
+                progressed = true
+            case .end: session.targetEOF = true
+            case .wouldBlock: break
+            case .failed:
+                endHTTP(session, resetClient: true)
+                return false
+            }
+        }
+        if session.responseEnd > session.responseStart {
+            switch IO.send(
+                session.clientFD, from: session.responseBuffer + session.responseStart,
+                count: session.responseEnd - session.responseStart)
+            {
+            case .moved(let n):
+                session.responseStart += n
+                progressed = true
+            case .wouldBlock, .end: break
+            case .failed:
+                endHTTP(session, resetClient: true)
+                return false
+            }
+            if session.responseStart == session.responseEnd {
+                session.responseStart = 0
+                session.responseEnd = 0
+            }
+        }
+        if (session.clientEOF && session.inStart == session.inEnd)
+            || (session.targetEOF && session.responseStart == session.responseEnd)
+        {
+            endHTTP(session, resetClient: false)
+            return false
+        }
+        return progressed
+    }
+
+    // MARK: Answers of the load balancer's own
+
+    /// ALB's own answer (400, 463, 502, 503, 504): `Server: awselb/2.0` and its short HTML body.
+    @discardableResult
+    func answer(_ session: HTTPSession, status: Int, close: Bool) -> Bool {
+        if status >= 500 {
+            groupMetrics[session.groupIndex].httpCodeELB5XX += 1
+        } else {
+            groupMetrics[session.groupIndex].httpCodeELB4XX += 1
+        }
+        if close {
+            session.closeClientAfter = true
+            session.requestPhase = .done
+        }
+        session.responsePhase = .idle
+        var writer = HeadWriter(session.stage, capacity: HTTPSession.stageCapacity)
+        let reason = Self.reasonPhrase(status)
+        writer.ascii("HTTP/1.1 ")
+        writer.decimal(status)
+        writer.ascii(" ")
+        writer.ascii(reason)
+        writer.ascii("\r\nServer: awselb/2.0\r\nDate: ")
+        writer.httpDate(now: realtimeSeconds())
+        writer.ascii("\r\nContent-Type: text/html\r\nContent-Length: ")
+        writer.decimal(Self.answerBodyLength(status, reason))
+        writer.ascii(close ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
+        writer.ascii("<html>\r\n<head><title>")
+        writer.decimal(status)
+        writer.ascii(" ")
+        writer.ascii(reason)
+        writer.ascii("</title></head>\r\n<body>\r\n<center><h1>")
+        writer.decimal(status)
+        writer.ascii(" ")
+        writer.ascii(reason)
+        writer.ascii("</h1></center>\r\n</body>\r\n</html>\r\n")
+        session.stageStart = 0
+        session.stageEnd = writer.count
+        session.stageToTarget = false
+        return true
+    }
+
+    /// The body's length: its fixed markup (92 bytes) and the status line twice.
+    static func answerBodyLength(_ status: Int, _ reason: StaticString) -> Int {
+        92 + 2 * (4 + reason.utf8CodeUnitCount)
+    }
+
+    static func reasonPhrase(_ status: Int) -> StaticString {
+        switch status {
+        case 400: return "Bad Request"
+        case 463: return ""
+        case 502: return "Bad Gateway"
+        case 503: return "Service Temporarily Unavailable"
+        case 504: return "Gateway Time-out"
+        default: return "Error"
+        }
+    }
+
+    // MARK: Heads as the load balancer writes them
+
+    /// The request as the target gets it: the request line (HTTP/1.1), ALB's `X-Forwarded-For`,
+    /// `-Proto` and `-Port`, the client's `Host`, `X-Amzn-Trace-Id`, then the client's other fields in
+    /// order, without hop-by-hop ones (seed 000 shows this order).
+    func writeForwardedHead(_ session: HTTPSession, target: IPEndpoint) -> Int {
+        let head = session.request
+        let bytes = session.inBytes
+        var writer = HeadWriter(session.stage, capacity: HTTPSession.stageCapacity)
+        writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[0..<head.targetEnd]))
+        writer.ascii(" HTTP/1.1\r\n")
+        func value(_ field: HTTPField) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
+        }
+        // X-Forwarded-For: the client's own list, then the client (append); as sent (preserve); none (remove).
+        switch session.settings.xffMode {
+        case .append:
+            writer.ascii("X-Forwarded-For: ")
+            var first = true
+            for field in head.fields where field.known == .xForwardedFor && field.valueEnd > field.valueStart {
+                if !first { writer.ascii(", ") }
+                writer.bytes(value(field))
+                first = false
+            }
+            if !first { writer.ascii(", ") }
+            writer.address(session.client.ip)
+            if session.settings.xffClientPort {
+                writer.ascii(":")
+                writer.decimal(Int(session.client.port))
+            }
+            writer.ascii("\r\n")
+        case .preserve:
+            for field in head.fields where field.known == .xForwardedFor {
+                writer.ascii("X-Forwarded-For: ")
+                writer.bytes(value(field))
+                writer.ascii("\r\n")
+            }
+        case .remove:
+            break
+        }
+        writer.ascii("X-Forwarded-Proto: ")
+        writer.text(session.settings.scheme)
+        writer.ascii("\r\nX-Forwarded-Port: ")
+        writer.decimal(Int(session.settings.port))
+        writer.ascii("\r\n")
+        for field in head.fields where field.known == .host {
+            writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.valueEnd)]))
+            writer.ascii("\r\n")
+            break
+        }
+        writeTraceID(&writer, session, bytes: bytes)
+        let dropLength = head.framing == .chunked
+        for field in head.fields {
+            switch field.known {
+            case .host, .xForwardedFor, .xForwardedProto, .xForwardedPort, .xAmznTraceID, .connection, .keepAlive,
+                .proxyConnection:
+                continue
+            case .upgrade where !head.upgrade:
+                continue
+            case .contentLength where dropLength:
+                continue
+            default:
+                writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.valueEnd)]))
+                writer.ascii("\r\n")
+            }
+        }
+        if head.upgrade { writer.ascii("Connection: Upgrade\r\n") }
+        writer.ascii("\r\n")
+        return writer.count
+    }
+
+    /// `X-Amzn-Trace-Id`: a new `Root=1-<8 hex seconds>-<24 hex>`; when the client sent one with a Root,
+    /// a `Self=` of that shape goes first and the client's fields stay (a `Self` it sent is replaced).
+    func writeTraceID(_ writer: inout HeadWriter, _ session: HTTPSession, bytes: UnsafeRawBufferPointer) {
+        var incoming: UnsafeRawBufferPointer?
+        for field in session.request.fields where field.known == .xAmznTraceID {
+            incoming = UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
+        }
+        writer.ascii("X-Amzn-Trace-Id: ")
+        var hasRoot = false
+        if let incoming {
+            HTTPParser.forEachPart(incoming, separator: 0x3B) { part in
+                if part.count > 5 && HTTPParser.hasPrefixIgnoringCase(part, "root=") { hasRoot = true }
+            }
+        }
+        writer.ascii(hasRoot ? "Self=1-" : "Root=1-")
+        writer.hex(UInt64(realtimeSeconds()), digits: 8)
+        writer.ascii("-")
+        writer.hex(nextTraceRandom() >> 16, digits: 12)
+        writer.hex(nextTraceRandom() >> 16, digits: 12)
+        if hasRoot, let incoming {
+            HTTPParser.forEachPart(incoming, separator: 0x3B) { part in
+                if HTTPParser.hasPrefixIgnoringCase(part, "self=") { return }
+                writer.ascii(";")
+                writer.bytes(part)
+            }
+        }
+        writer.ascii("\r\n")
+    }
+
+    /// The response as the client gets it: HTTP/1.1, the target's status and fields, its own
+    /// connection fields replaced by the load balancer's.
+    func writeResponseHead(_ session: HTTPSession, final: Bool) -> Int {
+        let head = session.response
+        let bytes = session.responseBytes
+        var writer = HeadWriter(session.stage, capacity: HTTPSession.stageCapacity)
+        writer.ascii("HTTP/1.1 ")
+        writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[9..<head.targetEnd]))
+        writer.ascii("\r\n")
+        let tunnel = head.status == 101
+        for field in head.fields {
+            switch field.known {
+            case .connection, .keepAlive, .proxyConnection:
+                continue
+            case .upgrade where !tunnel:
+                continue
+            default:
+                writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.valueEnd)]))
+                writer.ascii("\r\n")
+            }
+        }
+        if tunnel {
+            writer.ascii("Connection: Upgrade\r\n")
+        } else if final {
+            let closes = session.closeClientAfter || head.framing == .untilClose
+            if closes {
+                writer.ascii("Connection: close\r\n")
+            } else if session.request.minorVersion == 0 {
+                writer.ascii("Connection: keep-alive\r\n")
+            }
+        }
+        writer.ascii("\r\n")
+        return writer.count
+    }
+
+    /// How many addresses the client's `X-Forwarded-For` fields hold.
+    func xffAddressCount(_ session: HTTPSession) -> Int {
+        var count = 0
+        let bytes = session.inBytes
+        for field in session.request.fields where field.known == .xForwardedFor {
+            HTTPParser.forEachToken(
+                UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)])
+            ) { _ in count += 1 }
+        }
+        return count
+    }
+
+    /// 64 random bits for trace ids: xorshift from a seed the kernel gave.
+    func nextTraceRandom() -> UInt64 {
+        if traceRandomState == 0 { traceRandomState = UInt64.random(in: 1...UInt64.max) }
+        traceRandomState ^= traceRandomState << 13
+        traceRandomState ^= traceRandomState >> 7
+        traceRandomState ^= traceRandomState << 17
+        return traceRandomState
+    }
+
+    func realtimeSeconds() -> Int {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return spec.tv_sec
+    }
+
+    // MARK: Ending
+
+    func endHTTP(_ session: HTTPSession, resetClient: Bool) {
+        guard session.clientFD >= 0 else { return }
+        closeTarget(session)
+        poller.remove(session.clientFD)
+        resetClient ? Socket.closeWithReset(session.clientFD) : closeDescriptor(session.clientFD)
+        session.clientFD = -1
+        groupMetrics[session.groupIndex].processedBytes &+= session.uncountedBytes
+        session.uncountedBytes = 0
+        session.request.fields.removeAll(keepingCapacity: true)
+        session.response.fields.removeAll(keepingCapacity: true)
+        session.generation &+= 1
+        liveHTTPSessions -= 1
+        httpSessions.release(session.index)
+    }
+
+    /// Sessions idle past their load balancer's idle timeout close; one waiting on its target that long
+    /// gets a 504 first.
+    func expireHTTPSessions() {
+        guard liveHTTPSessions > 0 else { return }
+        for session in httpSessions
+        where session.inUse && now &- session.lastActivity >= session.settings.idleNanoseconds {
+            if session.responsePhase == .head && session.stageEnd == session.stageStart {
+                closeTarget(session)
+                session.responsePhase = .idle
+                answer(session, status: 504, close: true)
+                session.lastActivity = now
+                advance(session)
+            } else {
+                endHTTP(session, resetClient: false)
+            }
+        }
+    }
+
+    func closeHTTPSessions() {
+        for session in httpSessions where session.inUse { endHTTP(session, resetClient: true) }
+    }
+}
+
+/// Writes a head into a fixed buffer; what does not fit is cut (the buffer is sized for ALB's limits).
+struct HeadWriter {
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    var count = 0
+
+    init(_ base: UnsafeMutableRawPointer, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    mutating func bytes(_ source: UnsafeRawBufferPointer) {
+        let n = min(source.count, capacity - count)
+        if n > 0, let start = source.baseAddress { (base + count).copyMemory(from: start, byteCount: n) }
+        count += n
+    }
+
+    mutating func ascii(_ text: StaticString) {
+        bytes(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func text(_ text: String) {
+        var copy = text
+        copy.withUTF8 { bytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func byte(_ value: UInt8) {
+        guard count < capacity else { return }
+        base.storeBytes(of: value, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    mutating func decimal(_ value: Int) {
+        guard value > 0 else { return byte(0x30) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = value
+        var k = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while n > 0 && k < 12 {
+                raw[k] = UInt8(0x30 + n % 10)
+                n /= 10
+                k += 1
+            }
+            while k > 0 {
+                k -= 1
+                byte(raw[k])
+            }
+        }
+    }
+
+    mutating func hex(_ value: UInt64, digits: Int) {
+        for k in stride(from: digits - 1, through: 0, by: -1) {
+            let nibble = UInt8((value >> (UInt64(k) * 4)) & 0xF)
+            byte(nibble < 10 ? 0x30 + nibble : 0x61 + nibble - 10)
+        }
+    }
+
+    mutating func address(_ ip: IPAddress) {
+        switch ip {
+        case .v4(let a):
+            let b = a.bytes
+            decimal(Int(b.0))
+            byte(0x2E)
+            decimal(Int(b.1))
+            byte(0x2E)
+            decimal(Int(b.2))
+            byte(0x2E)
+            decimal(Int(b.3))
+        case .v6:
+            text(ip.description)
+        }
+    }
+
+    /// An IMF-fixdate (`Tue, 08 Dec 2026 00:00:00 GMT`).
+    mutating func httpDate(now seconds: Int) {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let days: StaticString = "SunMonTueWedThuFriSat"
+        let months: StaticString = "JanFebMarAprMayJunJulAugSepOctNovDec"
+        bytes(UnsafeRawBufferPointer(start: days.utf8Start + Int(parts.tm_wday) * 3, count: 3))
+        ascii(", ")
+        twoDigits(Int(parts.tm_mday))
+        byte(0x20)
+        bytes(UnsafeRawBufferPointer(start: months.utf8Start + Int(parts.tm_mon) * 3, count: 3))
+        byte(0x20)
+        decimal(Int(parts.tm_year) + 1900)
+        byte(0x20)
+        twoDigits(Int(parts.tm_hour))
+        byte(0x3A)
+        twoDigits(Int(parts.tm_min))
+        byte(0x3A)
+        twoDigits(Int(parts.tm_sec))
+        ascii(" GMT")
+    }
+
+    mutating func twoDigits(_ value: Int) {
+        byte(UInt8(0x30 + value / 10))
+        byte(UInt8(0x30 + value % 10))
+    }
+}
+
+extension HTTPParser {
+    /// Each `separator`-separated part of a value, trimmed of spaces.
+    static func forEachPart(_ value: UnsafeRawBufferPointer, separator: UInt8, _ body: (UnsafeRawBufferPointer) -> Void)
+    {
+        var start = 0
+        var k = 0
+        while k <= value.count {
+            if k == value.count || value[k] == separator {
+                var a = start
+                var b = k
+                while a < b && value[a] == 0x20 { a += 1 }
+                while b > a && value[b - 1] == 0x20 { b -= 1 }
+                if b > a { body(UnsafeRawBufferPointer(rebasing: value[a..<b])) }
+                start = k + 1
+            }
+            k += 1
+        }
+    }
+
+    static func hasPrefixIgnoringCase(_ value: UnsafeRawBufferPointer, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        guard value.count >= n else { return false }
+        for k in 0..<n where lowercase(value[k]) != prefix.utf8Start[k] { return false }
+        return true
+    }
+}

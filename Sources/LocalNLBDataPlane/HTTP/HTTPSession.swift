@@ -1,0 +1,109 @@
+import CLocalNLB
+import Glibc
+import LocalNLBModel
+import ProxyProtocol
+
+/// What an Application Load Balancer's listener does to each request (docs/alb.md §2): its scheme and
+/// port for `X-Forwarded-Proto`/`-Port`, and the load balancer's routing attributes.
+package struct HTTPListenerSettings: Sendable {
+    package enum XFFMode: String, Sendable { case append, preserve, remove }
+    package enum DesyncMode: String, Sendable { case monitor, defensive, strictest }
+
+    package var scheme = "http"
+    package var port: UInt16 = 80
+    package var xffMode = XFFMode.append
+    package var xffClientPort = false
+    package var desyncMode = DesyncMode.defensive
+    package var dropInvalidHeaderFields = false
+    /// `idle_timeout.timeout_seconds`: a connection without bytes either way this long is closed, and a
+    /// target that has not answered by then gets the client a 504.
+    package var idleNanoseconds: UInt64 = 60_000_000_000
+    /// `client_keep_alive.seconds`: a client connection is closed after its first request past this age.
+    package var clientKeepAliveNanoseconds: UInt64 = 3_600_000_000_000
+
+    package init() {}
+}
+
+/// One client connection of an Application Load Balancer's HTTP listener: its request and response in
+/// flight, and the connection to the target that serves them (kept open between requests while the
+/// next goes to the same target).
+package final class HTTPSession {
+    let index: Int
+    var generation: UInt32 = 0
+    var clientFD: Int32 = -1
+    var targetFD: Int32 = -1
+    var listenerIndex = 0
+    var groupIndex = 0
+    var client = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
+    var node = IPEndpoint(ip: .v4(IPv4Address(0, 0, 0, 0)), port: 0)
+    var settings = HTTPListenerSettings()
+    var started: UInt64 = 0
+    var lastActivity: UInt64 = 0
+
+    /// Client → load balancer: a request head, then its body, then any pipelined request.
+    let inBuffer: UnsafeMutableRawPointer
+    var inStart = 0
+    var inEnd = 0
+    /// Target → load balancer: a response head, then its body.
+    let responseBuffer: UnsafeMutableRawPointer
+    var responseStart = 0
+    var responseEnd = 0
+    /// A head written by the load balancer (the request as forwarded, a response as returned, or the
+    /// load balancer's own answer), sent before any body byte.
+    let stage: UnsafeMutableRawPointer
+    var stageStart = 0
+    var stageEnd = 0
+    var stageToTarget = false
+
+    enum RequestPhase { case head, body, done }
+    enum ResponsePhase { case idle, head, body, done }
+    var requestPhase = RequestPhase.head
+    var responsePhase = ResponsePhase.idle
+    var request = HTTPHead()
+    var response = HTTPHead()
+    /// What is left of the request body: bytes for a length, or the chunked parser.
+    var requestRemaining = 0
+    var requestChunks = ChunkedBody()
+    var responseRemaining = 0
+    var responseChunks = ChunkedBody()
+    var methodIsHEAD = false
+    /// The target's connection: which target, connect in progress, whether it may serve the next request.
+    var targetIndex = -1
+    var targetConnecting = false
+    var targetReusable = false
+    var targetEOF = false
+    var targetFlows: SharedCounter?
+    /// The client connection ends once the current response has gone (close, an ambiguous request,
+    /// HTTP/1.0, a body left unread).
+    var closeClientAfter = false
+    var clientEOF = false
+    /// After a 101: bytes pass both ways unparsed.
+    var tunnel = false
+    /// Bytes moved both ways since the last count.
+    var uncountedBytes: UInt64 = 0
+    var requestStarted: UInt64 = 0
+    var inUse: Bool { clientFD >= 0 }
+
+    static let inCapacity = HTTPParser.maximumHead
+    static let responseCapacity = 65536
+    /// A forwarded head: the client's head plus what the load balancer adds (forwarding fields, trace id).
+    static let stageCapacity = HTTPParser.maximumHead + 1024
+
+    init(index: Int) {
+        self.index = index
+        inBuffer = .allocate(byteCount: Self.inCapacity, alignment: 16)
+        responseBuffer = .allocate(byteCount: Self.responseCapacity, alignment: 16)
+        stage = .allocate(byteCount: Self.stageCapacity, alignment: 16)
+    }
+
+    deinit {
+        inBuffer.deallocate()
+        responseBuffer.deallocate()
+        stage.deallocate()
+    }
+
+    var inBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: inBuffer + inStart, count: inEnd - inStart) }
+    var responseBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: responseBuffer + responseStart, count: responseEnd - responseStart)
+    }
+}
