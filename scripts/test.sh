@@ -23,6 +23,8 @@ command -v valgrind >/dev/null || need+=(valgrind)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v iperf3 >/dev/null || need+=(iperf3)
+# Application load balancers: wrk drives keep-alive requests through the HTTP proxy.
+command -v wrk >/dev/null || need+=(wrk)
 # TLS listeners build against the system's OpenSSL 3; its command line is a peer of the TLS checks.
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 command -v openssl >/dev/null || need+=(openssl)
@@ -111,6 +113,13 @@ if has openssl && has nginx && has haproxy && has curl && has python3; then
   scripts/tls-check.sh .build/debug/localnlb | tee -a "$log"
 else
   skip "TLS listeners (scripts/tls-check.sh): openssl, nginx, haproxy, curl or python3 is missing"
+fi
+
+if has nginx && has curl && has python3; then
+  echo "== application load balancers with real peers: curl, wrk, Python's http.server, nginx's real_ip behind X-Forwarded-For"
+  scripts/alb-check.sh .build/debug/localnlb | tee -a "$log"
+else
+  skip "application load balancers (scripts/alb-check.sh): nginx, curl or python3 is missing"
 fi
 
 if has dnsmasq && has iperf3 && has dig && has python3; then

@@ -75,6 +75,42 @@ extension ControlPlane {
                 { String($0.metrics.targetTLSNegotiationErrorCount) }
             ),
             (
+                "request_count_total", "counter",
+                "Requests an application load balancer's listeners received for the group (RequestCount).",
+                { String($0.metrics.requestCount) }
+            ),
+            (
+                "httpcode_target_2xx_count_total", "counter",
+                "Responses of the group's targets with a 2XX status (HTTPCode_Target_2XX_Count).",
+                { String($0.metrics.httpCodeTarget2XX) }
+            ),
+            (
+                "httpcode_target_3xx_count_total", "counter",
+                "Responses of the group's targets with a 3XX status (HTTPCode_Target_3XX_Count).",
+                { String($0.metrics.httpCodeTarget3XX) }
+            ),
+            (
+                "httpcode_target_4xx_count_total", "counter",
+                "Responses of the group's targets with a 4XX status (HTTPCode_Target_4XX_Count).",
+                { String($0.metrics.httpCodeTarget4XX) }
+            ),
+            (
+                "httpcode_target_5xx_count_total", "counter",
+                "Responses of the group's targets with a 5XX status (HTTPCode_Target_5XX_Count).",
+                { String($0.metrics.httpCodeTarget5XX) }
+            ),
+            (
+                "httpcode_elb_4xx_count_total", "counter",
+                "4XX answers the load balancer gave itself (400, 463) for the group's listeners (HTTPCode_ELB_4XX_Count).",
+                { String($0.metrics.httpCodeELB4XX) }
+            ),
+            (
+                "httpcode_elb_5xx_count_total", "counter",
+                "5XX answers the load balancer gave itself (502, 503, 504) for the group's listeners "
+                    + "(HTTPCode_ELB_5XX_Count).",
+                { String($0.metrics.httpCodeELB5XX) }
+            ),
+            (
                 "port_allocation_error_count_total", "counter",
                 "Flows reset because no local port was free towards their target (PortAllocationErrorCount).",
                 { String($0.metrics.portAllocationErrorCount) }

@@ -38,6 +38,7 @@ extension EventLoop {
         session.closeClientAfter = false
         session.clientEOF = false
         session.tunnel = false
+        session.lingering = false
         session.targetIndex = -1
         groupMetrics[session.groupIndex].newFlowCount += 1
         listeners[listenerIndex].newFlows += 1
@@ -85,6 +86,7 @@ extension EventLoop {
 
     /// One pass over every direction; whether anything moved.
     func step(_ session: HTTPSession) -> Bool {
+        if session.lingering { return lingerStep(session) }
         var progressed = false
         // 1. Client → load balancer.
         if !session.clientEOF && session.inEnd < HTTPSession.inCapacity && wantsClientBytes(session) {
@@ -232,8 +234,7 @@ extension EventLoop {
                     session.stageEnd = 0
                     if session.responsePhase == .idle && session.closeClientAfter {
                         // The load balancer's own answer, sent: the connection closes.
-                        endHTTP(session, resetClient: false)
-                        return false
+                        return linger(session)
                     }
                 }
             case .wouldBlock, .end:
@@ -558,10 +559,7 @@ extension EventLoop {
         }
         session.responsePhase = .idle
         if !session.targetReusable || session.targetEOF { closeTarget(session) }
-        if session.closeClientAfter {
-            endHTTP(session, resetClient: false)
-            return false
-        }
+        if session.closeClientAfter { return linger(session) }
         session.requestPhase = .head
         // A pipelined request may already wait in the buffer.
         if session.inStart == session.inEnd {
@@ -879,6 +877,28 @@ extension EventLoop {
 
     // MARK: Ending
 
+    /// The answer is out: shut the write side and drop what the client still sends, for a moment.
+    func linger(_ session: HTTPSession) -> Bool {
+        closeTarget(session)
+        Socket.shutdownWrite(session.clientFD)
+        session.lingering = true
+        session.lingerDeadline = now + min(session.settings.idleNanoseconds, Self.lingerNanoseconds)
+        return true
+    }
+
+    /// How long a closing client connection is read and dropped from at most.
+    static let lingerNanoseconds: UInt64 = 2_000_000_000
+
+    func lingerStep(_ session: HTTPSession) -> Bool {
+        switch IO.receive(session.clientFD, into: session.inBuffer, count: HTTPSession.inCapacity) {
+        case .moved: return true
+        case .wouldBlock: return false
+        case .end, .failed:
+            endHTTP(session, resetClient: false)
+            return false
+        }
+    }
+
     func endHTTP(_ session: HTTPSession, resetClient: Bool) {
         guard session.clientFD >= 0 else { return }
         closeTarget(session)
@@ -898,8 +918,12 @@ extension EventLoop {
     /// gets a 504 first.
     func expireHTTPSessions() {
         guard liveHTTPSessions > 0 else { return }
+        for session in httpSessions where session.inUse && session.lingering && now >= session.lingerDeadline {
+            endHTTP(session, resetClient: false)
+        }
         for session in httpSessions
         where session.inUse && now &- session.lastActivity >= session.settings.idleNanoseconds {
+            if session.lingering { continue }
             if session.responsePhase == .head && session.stageEnd == session.stageStart {
                 closeTarget(session)
                 session.responsePhase = .idle

@@ -79,6 +79,11 @@ package final class HTTPSession {
     var clientEOF = false
     /// After a 101: bytes pass both ways unparsed.
     var tunnel = false
+    /// The last answer is sent and the write side shut: what the client still sends is read and
+    /// dropped until it closes (or `lingerDeadline`), so unread bytes do not turn the close into a
+    /// reset that could destroy the answer in flight.
+    var lingering = false
+    var lingerDeadline: UInt64 = 0
     /// Bytes moved both ways since the last count.
     var uncountedBytes: UInt64 = 0
     var requestStarted: UInt64 = 0

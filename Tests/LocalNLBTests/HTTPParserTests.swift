@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+
+@testable import LocalNLBDataPlane
+
+/// The application load balancer's HTTP/1.x reader: heads found in place, framing, connection
+/// semantics, and http_desync_guardian's classes for requests.
+@Suite struct HTTPHeads {
+    func request(_ text: String) -> (HeadParse, HTTPHead) {
+        var head = HTTPHead()
+        let bytes = Array(text.utf8)
+        let result = bytes.withUnsafeBytes { HTTPParser.parseRequest($0, into: &head) }
+        return (result, head)
+    }
+
+    func response(_ text: String, head isHEAD: Bool = false) -> (HeadParse, HTTPHead) {
+        var head = HTTPHead()
+        let bytes = Array(text.utf8)
+        let result = bytes.withUnsafeBytes { HTTPParser.parseResponse($0, into: &head, requestMethodIsHEAD: isHEAD) }
+        return (result, head)
+    }
+
+    func isComplete(_ result: HeadParse) -> Bool {
+        if case .complete = result { return true }
+        return false
+    }
+
+    func malformedReason(_ result: HeadParse) -> String? {
+        if case .malformed(let reason) = result { return "\(reason)" }
+        return nil
+    }
+
+    @Test func aRequestHeadIsFoundInPlace() {
+        let text =
+            "POST /up?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\nX-Forwarded-For: 1.2.3.4\r\n\r\nhello"
+        let (result, head) = request(text)
+        #expect(isComplete(result))
+        #expect(head.length == text.utf8.count - 5)
+        #expect(head.methodEnd == 4 && head.minorVersion == 1 && !head.closes)
+        let bytes = Array(text.utf8)
+        #expect(String(decoding: bytes[head.targetStart..<head.targetEnd], as: UTF8.self) == "/up?x=1")
+        #expect(head.framing == .length(5))
+        #expect(head.fields.map(\.known) == [.host, .contentLength, .xForwardedFor])
+        #expect(head.desync == .compliant)
+    }
+
+    @Test func anUnfinishedHeadAsksForMore() {
+        #expect(!isComplete(request("GET / HTTP/1.1\r\nHost: a\r\n").0))
+        if case .incomplete = request("GET / HTTP/1.1\r\nHost: a\r\n").0 {} else { Issue.record("not incomplete") }
+    }
+
+    @Test func connectionSemantics() {
+        #expect(request("GET / HTTP/1.0\r\n\r\n").1.closes)
+        #expect(!request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").1.closes)
+        #expect(request("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").1.closes)
+        let upgrade = request("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").1
+        #expect(upgrade.upgrade)
+        #expect(request("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n").1.expectsContinue)
+        #expect(request("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").1.framing == .chunked)
+    }
+
+    /// Severe requests are refused before anything is forwarded, with what was wrong.
+    @Test func malformedRequestsSayWhy() {
+        #expect(malformedReason(request("GET / HTTP/1.1\r\nHost : x\r\n\r\n").0)?.contains("space between") == true)
+        #expect(malformedReason(request("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n").0)?.contains("folded") == true)
+        #expect(
+            malformedReason(request("GET / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").0)?.contains(
+                "two different Content-Length") == true)
+        #expect(malformedReason(request("GET / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n").0) != nil)
+        #expect(malformedReason(request("GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").0) != nil)
+        #expect(malformedReason(request("GET / HTTP/2.0\r\n\r\n").0)?.contains("HTTP/1.0 or HTTP/1.1") == true)
+        #expect(malformedReason(request("GET /a b HTTP/1.1\r\n\r\n").0) != nil)
+        #expect(malformedReason(request("GET / HTTP/1.1\r\nX: a\u{1}b\r\n\r\n").0)?.contains("control byte") == true)
+        #expect(malformedReason(request("GET / HTTP/1.1\r\nX: a\nY: b\r\n\r\n").0)?.contains("bare CR or LF") == true)
+    }
+
+    /// Requests other servers might read otherwise are forwarded in defensive mode, and then the
+    /// connection closes: both length fields (chunked wins), Host twice.
+    @Test func ambiguousRequestsAreMarked() {
+        let both = request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").1
+        #expect(both.desync == .ambiguous && both.framing == .chunked && both.closes)
+        #expect(request("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").1.desync == .ambiguous)
+        #expect(request("GET / HTTP/1.1\r\n\r\n").1.desync == .acceptable)  // HTTP/1.1 without Host
+    }
+
+    @Test func responseFraming() {
+        #expect(response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n").1.framing == .length(3))
+        #expect(response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").1.framing == .chunked)
+        let untilClose = response("HTTP/1.1 200 OK\r\n\r\n").1
+        #expect(untilClose.framing == .untilClose && untilClose.closes)
+        #expect(response("HTTP/1.1 204 No Content\r\n\r\n").1.framing == .none)
+        #expect(response("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n").1.framing == .none)
+        #expect(response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", head: true).1.framing == .none)
+        #expect(response("HTTP/1.1 100 Continue\r\n\r\n").1.status == 100)
+        #expect(malformedReason(response("HTTP/1.1 2xx OK\r\n\r\n").0) != nil)
+        #expect(malformedReason(response("SSH-2.0-OpenSSH\r\n\r\n").0) != nil)
+    }
+
+    @Test func chunkedBodiesEndWhereTheyEnd() {
+        func feed(_ parts: [String]) -> [ChunkedBody.Step] {
+            var body = ChunkedBody()
+            return parts.map { part in Array(part.utf8).withUnsafeBytes { body.consume($0) } }
+        }
+        #expect(feed(["5\r\nhello\r\n0\r\n\r\nNEXT"]) == [.ends(15)])
+        #expect(feed(["5;ext=1\r\nhel", "lo\r\n", "0\r\nTrailer: x\r\n\r\n"]) == [.more, .more, .ends(17)])
+        #expect(feed(["a\r\n0123456789\r\n0\r\n", "\r\n"]) == [.more, .ends(2)])
+        #expect(feed(["zz\r\n"]) == [.malformed])
+        #expect(feed(["3\r\nabcX"]) == [.malformed])
+    }
+}

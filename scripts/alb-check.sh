@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Application load balancers with clients and servers nobody here wrote: curl (keep-alive, bodies,
+# 100-continue, HTTPS), wrk, Python's http.server as the target that prints what it got, nginx with
+# `real_ip_header X-Forwarded-For` (the seeds' fix behind an ALB); then what the load balancer answers
+# itself (400, 463, 502, 503, 504) without disturbing other requests.
+#   scripts/alb-check.sh [.build/debug/localnlb]
+set -euo pipefail
+bin=$(readlink -f "${1:-.build/debug/localnlb}")
+cd "$(dirname "$0")/.."
+. scripts/checks.sh
+tmp=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+export LOCALNLB_CA_DIR=$tmp/ca
+admin=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
+arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+
+# The target: Python's http.server, answering with what it received (peer, header lines in order, body size).
+cat > "$tmp/echo.py" <<'PY'
+import http.server, json, sys
+class Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self, extra):
+        body = json.dumps(dict({"peer": self.client_address[0], "path": self.path,
+                                "headers": [list(h) for h in self.headers.items()]}, **extra)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer({})
+    def do_POST(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.answer({"received": len(data)})
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
+PY
+python3 "$tmp/echo.py" "$echo_port" 2> "$tmp/echo.log" & pids+=($!)
+# A target that accepts and never answers (the 504), and a port nothing listens on (the 502).
+python3 - "$silent" <<'PY' & pids+=($!)
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+PY
+
+mkdir -p "$tmp/nginx-temp"
+cat > "$tmp/nginx.conf" <<NGINX
+daemon on;
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log;
+events { worker_connections 64; }
+http {
+    client_body_temp_path $tmp/nginx-temp;
+    proxy_temp_path $tmp/nginx-temp;
+    fastcgi_temp_path $tmp/nginx-temp;
+    uwsgi_temp_path $tmp/nginx-temp;
+    scgi_temp_path $tmp/nginx-temp;
+    access_log off;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Forwarded-For;
+        location / { return 200 "nginx saw \$remote_addr\n"; }
+    }
+}
+NGINX
+nginx -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/nginx-error.log"
+
+cat > "$tmp/alb.json" <<JSON
+{ "Admin": { "Address": "127.0.0.1:$admin" }, "Dns": { "Enabled": false },
+  "LoadBalancer": { "Name": "web-alb", "Type": "application",
+    "SubnetMappings": [ { "SubnetId": "subnet-a", "PrivateIPv4Address": "127.0.0.1" } ],
+    "LoadBalancerAttributes": [ { "Key": "idle_timeout.timeout_seconds", "Value": "60" } ] },
+  "Listeners": [
+    { "Port": $http, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ] },
+    { "Port": $https, "Protocol": "HTTPS", "Certificates": [ { "CertificateArn": "$arn" } ],
+      "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ] },
+    { "Port": $via_nginx, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] },
+    { "Port": $silent_port, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "silent" } ] },
+    { "Port": $refused, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "refused" } ] },
+    { "Port": $empty, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "empty" } ] } ],
+  "TargetGroups": [
+    { "Name": "echo", "Protocol": "HTTP", "Port": $echo_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+    { "Name": "nginx", "Protocol": "HTTP", "Port": $nginx_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+    { "Name": "silent", "Protocol": "HTTP", "Port": $silent, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "HealthCheckProtocol": "TCP" },
+    { "Name": "refused", "Protocol": "HTTP", "Port": $(free_port), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
+    { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" } ] }
+JSON
+# --time-scale 0.05: the 60 s idle timeout is 3 s here.
+"$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
+ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
+for _ in $(seq 100); do ctl describe-load-balancers > /dev/null 2>&1 && break; sleep 0.1; done
+field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# What the target sees, against seed 000's capture: X-Forwarded-For, -Proto, -Port, Host, X-Amzn-Trace-Id,
+# then the client's own fields in its order.
+seen=$(curl -s --max-time 5 --interface 127.0.0.2 -H 'Accept: */*' "http://127.0.0.1:$http/hello?x=1")
+names=$(field '[h[0] for h in d["headers"]]' <<< "$seen")
+check "the target sees the seed's field order: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Port, Host, X-Amzn-Trace-Id, User-Agent, Accept ($names)" \
+  test "$names" = "['X-Forwarded-For', 'X-Forwarded-Proto', 'X-Forwarded-Port', 'Host', 'X-Amzn-Trace-Id', 'User-Agent', 'Accept']"
+check "X-Forwarded-For is the client (127.0.0.2), Proto http, Port the listener's; the peer is the node (127.0.0.1)" \
+  test "$(field '[dict(d["headers"])[k] for k in ("X-Forwarded-For","X-Forwarded-Proto","X-Forwarded-Port")] + [d["peer"]]' <<< "$seen")" \
+  = "['127.0.0.2', 'http', '$http', '127.0.0.1']"
+check "Host is kept as the client sent it" test "$(field 'dict(d["headers"])["Host"]' <<< "$seen")" = "127.0.0.1:$http"
+check "X-Amzn-Trace-Id is Root=1-<8 hex seconds>-<24 hex>, the seconds now" \
+  python3 -c 'import re,sys,time; m=re.fullmatch(r"Root=1-([0-9a-f]{8})-[0-9a-f]{24}", sys.argv[1]); assert m and abs(int(m.group(1),16)-time.time()) < 60' \
+  "$(field 'dict(d["headers"])["X-Amzn-Trace-Id"]' <<< "$seen")"
+traced=$(curl -s --max-time 5 -H 'X-Amzn-Trace-Id: Root=1-5ee5f641-b7ceb780f01cd2f07af9b4d0;Sampled=0' \
+  -H 'X-Forwarded-For: 203.0.113.7' "http://127.0.0.1:$http/")
+check "an arriving trace gets a Self= first, its Root and fields kept (seed 000 behind API Gateway)" \
+  python3 -c 'import re,sys; assert re.fullmatch(r"Self=1-[0-9a-f]{8}-[0-9a-f]{24};Root=1-5ee5f641-b7ceb780f01cd2f07af9b4d0;Sampled=0", sys.argv[1]), sys.argv[1]' \
+  "$(field 'dict(d["headers"])["X-Amzn-Trace-Id"]' <<< "$traced")"
+check "X-Forwarded-For appends the client to what arrived (routing.http.xff_header_processing.mode append)" \
+  test "$(field 'dict(d["headers"])["X-Forwarded-For"]' <<< "$traced")" = "203.0.113.7, 127.0.0.1"
+reuse=$(curl -s -v --max-time 5 "http://127.0.0.1:$http/a" "http://127.0.0.1:$http/b" 2>&1)
+check "keep-alive: curl's second request reuses the connection, both answered" \
+  bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 200" <<< "$0")" = 2 ]' "$reuse"
+head -c 3000000 /dev/urandom > "$tmp/big"
+posted=$(curl -s -v --max-time 10 -X POST --data-binary @"$tmp/big" "http://127.0.0.1:$http/up" 2>&1)
+check "a 3 MB POST: curl's Expect: 100-continue gets the target's 100 Continue, and the body arrives whole" \
+  bash -c 'grep -q "< HTTP/1.1 100 Continue" <<< "$0" && grep -q "\"received\": 3000000" <<< "$0"' "$posted"
+chunked=$(curl -s --max-time 10 -X POST -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/big" "http://127.0.0.1:$http/up")
+check "a chunked request body arrives whole" grep -q '"received": 3000000' <<< "$chunked"
+ca=$("$bin" ca)
+secure=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$https/")
+check "HTTPS listener: curl --cacert verifies the certificate; the target gets plain HTTP with X-Forwarded-Proto https" \
+  test "$(field '[dict(d["headers"])[k] for k in ("X-Forwarded-Proto","X-Forwarded-Port")]' <<< "$secure")" = "['https', '$https']"
+check "nginx behind the ALB with real_ip_header X-Forwarded-For logs the client (127.0.0.2), not the node" \
+  grep -q "nginx saw 127.0.0.2" <<< "$(curl -s --max-time 5 --interface 127.0.0.2 "http://127.0.0.1:$via_nginx/")"
+if command -v wrk > /dev/null; then
+  wrk -t1 -c20 -d2s "http://127.0.0.1:$via_nginx/" > "$tmp/wrk.out" 2>&1 || true
+  check "wrk: 20 keep-alive connections for 2 s through the proxy, no socket error or non-2xx answer" \
+    bash -c 'grep -q "Requests/sec" "$0" && ! grep -q "Socket errors\|Non-2xx" "$0"' "$tmp/wrk.out"
+fi
+
+# What the load balancer answers itself.
+raw() { python3 - "$@" <<'PY'
+import socket, sys
+port, data = int(sys.argv[1]), sys.argv[2].encode().decode("unicode_escape").encode("latin1")
+s = socket.create_connection(("127.0.0.1", port), 5)
+s.sendall(data)
+out = b""
+try:
+    while chunk := s.recv(65536):
+        out += chunk
+except socket.timeout:
+    out += b"<timeout>"
+sys.stdout.write(out.decode("latin1"))
+PY
+}
+bad=$(raw "$http" 'GET / HTTP/1.1\r\nHost : x\r\n\r\n')
+check "a header name with a space before its colon: 400 from awselb/2.0 with ALB's body, and the connection closes" \
+  bash -c 'grep -q "^HTTP/1.1 400 Bad Request" <<< "$0" && grep -q "^Server: awselb/2.0" <<< "$0" && grep -q "<center><h1>400 Bad Request</h1></center>" <<< "$0" && grep -q "^Content-Length: 122" <<< "$0"' "$bad"
+check "conflicting Content-Length values: 400" grep -q "^HTTP/1.1 400" <<< "$(raw "$http" 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab')"
+check "a request line with a control byte: 400" grep -q "^HTTP/1.1 400" <<< "$(raw "$http" 'GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n')"
+huge=$(python3 -c 'print("GET / HTTP/1.1\\r\\nHost: x\\r\\nX-Big: " + "a" * 70000 + "\\r\\n\\r\\n")')
+check "a header block over 64 KB: 400" grep -q "^HTTP/1.1 400" <<< "$(raw "$http" "$huge")"
+many=$(python3 -c 'print(", ".join("10.0.0.%d" % i for i in range(31)))')
+check "31 addresses in X-Forwarded-For: ALB's 463" grep -q "^HTTP/1.1 463" <<< "$(raw "$http" "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: $many\r\n\r\n")"
+both=$(raw "$http" 'POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n')
+check "Content-Length with Transfer-Encoding (defensive mode): served by chunked framing, then the connection closes (no second request)" \
+  bash -c 'grep -q "\"received\": 3" <<< "$0" && ! grep -q smuggled <<< "$0" && grep -q "Connection: close" <<< "$0"' "$both"
+check "a target that refuses: 502 Bad Gateway" grep -q "^HTTP/1.1 502 Bad Gateway" <<< "$(curl -s -i --max-time 5 "http://127.0.0.1:$refused/")"
+check "no registered target: 503" grep -q "^HTTP/1.1 503" <<< "$(curl -s -i --max-time 5 "http://127.0.0.1:$empty/")"
+started=$(date +%s%N)
+timed=$(curl -s -i --max-time 10 "http://127.0.0.1:$silent_port/")
+elapsed=$(( ($(date +%s%N) - started) / 1000000 ))
+check "a target that never answers: 504 after the idle timeout (60 s × 0.05 = 3 s; took ${elapsed} ms)" \
+  bash -c 'grep -q "^HTTP/1.1 504" <<< "$0" && [ "$1" -ge 2500 ] && [ "$1" -lt 8000 ]' "$timed" "$elapsed"
+started=$(date +%s%N)
+loris=$(raw "$http" 'GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+elapsed=$(( ($(date +%s%N) - started) / 1000000 ))
+check "a slow-loris head is closed at the idle timeout (${elapsed} ms), and the loop still serves" \
+  bash -c '[ "$1" -lt 8000 ] && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$2/")"' "$loris" "$elapsed" "$http"
+cat > "$tmp/short.py" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+s.shutdown(socket.SHUT_WR)
+print(s.recv(100))
+PY
+short=$(timeout 10 python3 "$tmp/short.py" "$http" 2>&1 || true)
+check "a body shorter than its length, then the client's FIN: no answer is made up, the connection just ends ($short)" \
+  test "$short" = "b''"
+check "...and other clients are served" grep -q '"peer"' <<< "$(curl -s --max-time 5 "http://127.0.0.1:$http/")"
+
+ctl get-metrics > "$tmp/metrics"
+metric() { grep "^localnlb_$1{load_balancer=\"web-alb\",target_group=\"$2\"}" "$tmp/metrics" | awk '{ print $2 }'; }
+check "metrics in AWS/ApplicationELB's words: RequestCount, HTTPCode_Target_2XX_Count, HTTPCode_ELB_4XX/5XX_Count" \
+  bash -c '[ "$0" -ge 8 ] && [ "$1" -ge 8 ] && [ "$2" -ge 4 ] && [ "$3" = 1 ] && [ "$4" = 1 ]' \
+  "$(metric request_count_total echo)" "$(metric httpcode_target_2xx_count_total echo)" \
+  "$(metric httpcode_elb_4xx_count_total echo)" "$(metric httpcode_elb_5xx_count_total refused)" \
+  "$(metric httpcode_elb_5xx_count_total silent)"
+lb=$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')
+check "DescribeLoadBalancers: Type application, an app ARN, ALB's DNS name shape and hosted zone" \
+  bash -c 'grep -q ":loadbalancer/app/web-alb/" <<< "$0" && grep -qP "\tapplication\t" <<< "$1" && grep -q "web-alb-[0-9a-f]*\.us-east-1\.elb\.amazonaws\.com" <<< "$1" && grep -q Z35SXDOTRQ7X7K <<< "$1"' \
+  "$lb" "$(ctl describe-load-balancers --output text)"
+attrs=$(ctl describe-load-balancer-attributes --load-balancer-arn "$lb" --output text)
+check "DescribeLoadBalancerAttributes lists ALB's (idle_timeout.timeout_seconds 60, routing.http.xff_header_processing.mode append)" \
+  bash -c 'grep -qP "idle_timeout.timeout_seconds\t60" <<< "$0" && grep -qP "routing.http.xff_header_processing.mode\tappend" <<< "$0"' "$attrs"
+
+# Bad configuration: each named, with the fix.
+cat > "$tmp/bad.json" <<JSON
+{ "LoadBalancers": [ { "Name": "alb", "Type": "application", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ],
+      "LoadBalancerAttributes": [ { "Key": "routing.http.xff_header_processing.mode", "Value": "prepend" } ] },
+    { "Name": "nlb", "SubnetMappings": [ { "SubnetId": "t", "PrivateIPv4Address": "127.0.0.9" } ] } ],
+  "Listeners": [ { "LoadBalancerArn": "alb", "Port": 80, "Protocol": "TCP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "tcp" } ] },
+    { "LoadBalancerArn": "nlb", "Port": 81, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+  "TargetGroups": [ { "Name": "web", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
+      "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
+    { "Name": "tcp", "Port": 80, "TargetType": "ip" } ] }
+JSON
+"$bin" check-config "$tmp/bad.json" > "$tmp/bad.out" 2>&1 || true
+check "check-config: a TCP listener on an application load balancer is named" grep -q "TCP is a network load balancer's protocol; alb is an application load balancer" "$tmp/bad.out"
+check "check-config: an HTTP listener on a network load balancer says to give it Type application" grep -q "give it Type application" "$tmp/bad.out"
+check "check-config: an unknown xff mode lists ALB's" grep -q '"prepend" is not append, preserve or remove' "$tmp/bad.out"
+check "check-config: the PROXY protocol on an HTTP group points at X-Forwarded-For" grep -q "gets the client's address in X-Forwarded-For" "$tmp/bad.out"
+
+echo "alb: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
