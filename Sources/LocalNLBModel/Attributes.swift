@@ -156,6 +156,61 @@ let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
         field: "\(\TargetGroupConfiguration.vpcEndpointID)"),
 ]
 
+/// `TargetGroupAttributes` of an application load balancer's (HTTP) target group, the ALB guide's list.
+/// Stickiness and the other algorithms are refused until the proxy serves them (docs/alb.md §5).
+let applicationTargetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
+    .integer(
+        "deregistration_delay.timeout_seconds", \.deregistrationDelaySeconds, default: 300, valid: 0...86400,
+        aws: 0...3600),
+    Attribute(
+        key: "stickiness.enabled", defaultValue: { _ in "false" },
+        check: { reader, given, path in
+            guard let enabled = reader.boolean(given, path) else { return nil }
+            if enabled {
+                reader.error(
+                    path, "true: stickiness (lb_cookie, app_cookie) of application load balancers is not emulated yet")
+                return nil
+            }
+            return "false"
+        },
+        set: { $0.stickinessEnabled = $1 == "true" }, get: { String($0.stickinessEnabled) }),
+    .text("stickiness.type", \.stickinessType, default: "lb_cookie") { text in
+        ["lb_cookie", "app_cookie"].contains(text) ? nil : "is not lb_cookie or app_cookie"
+    },
+    .integer(
+        "stickiness.lb_cookie.duration_seconds", \.lbCookieDurationSeconds, default: 86400, valid: 1...604800),
+    .text("stickiness.app_cookie.cookie_name", \.appCookieName, default: ""),
+    .integer(
+        "stickiness.app_cookie.duration_seconds", \.appCookieDurationSeconds, default: 86400, valid: 1...604800),
+    .text("load_balancing.algorithm.type", \.applicationAlgorithm, default: "round_robin") { text in
+        if text == "round_robin" { return nil }
+        if ["least_outstanding_requests", "weighted_random"].contains(text) {
+            return "is not emulated yet: round_robin is"
+        }
+        return "is not round_robin, least_outstanding_requests or weighted_random"
+    },
+    .text("load_balancing.algorithm.anomaly_mitigation", \.anomalyMitigation, default: "off") {
+        ["on", "off"].contains($0) ? nil : "is not on or off"
+    },
+    .integer("slow_start.duration_seconds", \.slowStartSeconds, default: 0, valid: 0...900),
+    .text("load_balancing.cross_zone.enabled", \.crossZone, default: "use_load_balancer_configuration") {
+        ["true", "false", "use_load_balancer_configuration"].contains($0)
+            ? nil : "is not true, false or use_load_balancer_configuration"
+    },
+    .integer(
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count", \.minimumHealthyTargetsCount,
+        default: 1, valid: 1...100000),
+    .integerOrOff(
+        "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage",
+        \.minimumHealthyTargetsPercentage, valid: 1...100),
+    .integer(
+        "target_group_health.dns_failover.minimum_healthy_targets.count",
+        \.dnsFailoverMinimumHealthyTargetsCount, default: 1, valid: 1...100000),
+    .integerOrOff(
+        "target_group_health.dns_failover.minimum_healthy_targets.percentage",
+        \.dnsFailoverMinimumHealthyTargetsPercentage, valid: 1...100),
+]
+
 /// `ListenerAttributes` of a TCP listener.
 let listenerAttributes: [Attribute<ListenerConfiguration>] = [
     .integer("tcp.idle_timeout.seconds", \.idleTimeoutSeconds, default: 350, valid: 1...86400, aws: 60...6000),
@@ -253,6 +308,21 @@ package struct AttributeIndex<Model>: Sendable {
 
 extension TargetGroupConfiguration {
     package static let attributeIndex = AttributeIndex(targetGroupAttributes)
+    package static let applicationIndex = AttributeIndex(applicationTargetGroupAttributes)
+
+    /// The attribute table of a group of this protocol: an application load balancer's for HTTP and HTTPS.
+    package static func index(_ transport: TransportProtocol) -> AttributeIndex<TargetGroupConfiguration> {
+        transport.isHTTP ? applicationIndex : attributeIndex
+    }
+
+    /// Sets the protocol, and AWS's attribute defaults for it.
+    package mutating func setProtocol(_ transport: TransportProtocol) {
+        protocolName = transport
+        if transport.isHTTP {
+            Self.applicationIndex.applyDefaults(to: &self, type: targetType)
+            preserveClientIP = false
+        }
+    }
 }
 
 extension ListenerConfiguration {

@@ -69,7 +69,9 @@ extension Configuration {
                                     "ListenerAttributes",
                                     list(
                                         ListenerConfiguration.attributeIndex.describe(listener).filter {
-                                            listener.protocolName != .tls || $0.key != "tcp.idle_timeout.seconds"
+                                            !listener.protocolName.isHTTP
+                                                && (listener.protocolName != .tls
+                                                    || $0.key != "tcp.idle_timeout.seconds")
                                         })
                                 ),
                                 ("Tags", list(listener.tags)),

@@ -536,6 +536,13 @@ public struct TargetGroupConfiguration: Sendable {
     /// `VpcId` as the caller gave it; nil: the emulator's own VPC id.
     public var vpcID: String?
     public var tags: [(key: String, value: String)] = []
+    // An application load balancer's group (HTTP): attributes kept and described.
+    public var lbCookieDurationSeconds = 86400
+    public var appCookieName = ""
+    public var appCookieDurationSeconds = 86400
+    public var applicationAlgorithm = "round_robin"
+    public var anomalyMitigation = "off"
+    public var slowStartSeconds = 0
     /// Every attribute as configured, key and string value, in file order (for the API of a later issue).
     public var attributes: [(key: String, value: String)] = []
 
@@ -567,7 +574,7 @@ public struct TargetGroupConfiguration: Sendable {
     }
 
     /// Every target group attribute with its value in force, as DescribeTargetGroupAttributes lists them.
-    package var effectiveAttributes: [(key: String, value: String)] { Self.attributeIndex.describe(self) }
+    package var effectiveAttributes: [(key: String, value: String)] { Self.index(protocolName).describe(self) }
 }
 
 /// A Network Load Balancer's own attributes (`LoadBalancerAttributes`).

@@ -46,7 +46,7 @@ extension ConfigReader {
         let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
 
         var group = TargetGroupConfiguration(name: name ?? "", port: port ?? 1, targetType: targetType, targets: [])
-        group.protocolName = transport
+        group.setProtocol(transport)
         group.vpcID = vpcID
         group.ipAddressType = ipAddressType
         if transport == .https {
@@ -57,18 +57,10 @@ extension ConfigReader {
         }
         group.healthCheck = healthCheck(object, path, base: transport.isHTTP ? .application : HealthCheckSettings())
         group.tags = tags
-        // Behind an application load balancer the target always sees the node; the client is in X-Forwarded-For.
-        if transport.isHTTP { group.preserveClientIP = false }
         // UDP: the client's address is always kept (docs/flows.md §10), whatever the target type.
         if transport.carriesUDP { group.preserveClientIP = true }
         if let value = object["TargetGroupAttributes"] {
             attributes(value, path + ".TargetGroupAttributes", into: &group)
-        }
-        if transport.isHTTP, group.preserveClientIP || group.proxyProtocolV2Enabled || group.proxyProtocolV1Enabled {
-            error(
-                path + ".TargetGroupAttributes",
-                "preserve_client_ip.enabled and the PROXY protocol are a network load balancer target group's; an "
-                    + "\(transport.rawValue) target group gets the client's address in X-Forwarded-For")
         }
         if transport.carriesUDP {
             let attributesPath = path + ".TargetGroupAttributes"
@@ -273,15 +265,23 @@ extension ConfigReader {
     /// `TargetGroupAttributes` (or ModifyTargetGroupAttributes' changes) onto `group`, each checked by
     /// its row of the attribute table; then the rules between attributes, on the result.
     package mutating func attributes(_ value: JSONValue, _ path: String, into group: inout TargetGroupConfiguration) {
-        let index = TargetGroupConfiguration.attributeIndex
+        let index = TargetGroupConfiguration.index(group.protocolName)
+        let kind = group.protocolName.isHTTP ? "an application" : "a network"
         for (key, attribute) in attributeList(value, path) {
             let at = "\(path)[\"\(key)\"]"
+            if group.protocolName.isHTTP, index[key] == nil, TargetGroupConfiguration.attributeIndex[key] != nil {
+                error(
+                    at,
+                    "is a network load balancer's target group attribute; an \(group.protocolName.rawValue) target "
+                        + "group gets the client's address in X-Forwarded-For and has no PROXY protocol")
+                continue
+            }
             guard let row = index[key] else {
                 error(
                     at,
                     (key.hasPrefix("localnlb.")
                         ? "not a localnlb target group attribute"
-                        : "not a Network Load Balancer target group attribute")
+                        : "not \(kind) load balancer's target group attribute")
                         + Self.didYouMean(key, among: index.keys))
                 continue
             }

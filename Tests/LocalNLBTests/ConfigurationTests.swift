@@ -162,7 +162,7 @@ func document(group extra: String = "", attributes: String = "", listenerAttribu
                 #"TargetGroups[0].HealthCheckProtocol: "UDP": health checks use TCP, HTTP or HTTPS, never UDP (a UDP group is checked over TCP)"#,
                 #"TargetGroups[0].TargetGroupAttributes["proxy_protocol_v2.enabled"]: "yes" is not true or false"#,
                 #"TargetGroups[0].TargetGroupAttributes["stickiness.type"]: "lb_cookie" is for Application Load Balancers; a Network Load Balancer has source_ip"#,
-                #"TargetGroups[0].TargetGroupAttributes["made_up.attribute"]: not a Network Load Balancer target group attribute"#,
+                #"TargetGroups[0].TargetGroupAttributes["made_up.attribute"]: not a network load balancer's target group attribute"#,
                 "TargetGroups[0].Targets[0].Port: 70000 is not a port (1-65535)",
             ])
     }

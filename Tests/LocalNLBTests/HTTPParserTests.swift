@@ -108,3 +108,62 @@ import Testing
         #expect(feed(["3\r\nabcX"]) == [.malformed])
     }
 }
+
+/// Application load balancers in the file: the type decides the listener protocols, the attribute
+/// tables and the target groups' defaults; what is not served yet is refused by name.
+@Suite struct ApplicationLoadBalancerConfiguration {
+    func document(
+        listener: String = #""Protocol": "HTTP""#, group: String = #""Protocol": "HTTP""#,
+        groupAttributes: String = "[]", balancerAttributes: String = "[]"
+    ) -> String {
+        """
+        { "LoadBalancer": { "Name": "alb", "Type": "application",
+            "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ],
+            "LoadBalancerAttributes": \(balancerAttributes) },
+          "Listeners": [ { "Port": 80, \(listener), "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+          "TargetGroups": [ { "Name": "web", \(group), "Port": 8080, "TargetType": "ip",
+            "TargetGroupAttributes": \(groupAttributes) } ] }
+        """
+    }
+
+    @Test func anHTTPGroupHasALBsDefaults() throws {
+        let c = try load(document()).configuration
+        #expect(c.loadBalancers[0].type == .application && c.listeners[0].protocolName == .http)
+        let group = c.targetGroups[0]
+        #expect(group.healthCheck.protocolName == .http && group.healthCheck.timeoutSeconds == 5)
+        #expect(group.healthCheck.matcher == [200...200] && group.healthCheck.intervalSeconds == 30)
+        let keys = group.effectiveAttributes.map(\.key)
+        #expect(keys.contains("slow_start.duration_seconds") && !keys.contains("proxy_protocol_v2.enabled"))
+        #expect(group.effectiveAttributes.first { $0.key == "stickiness.type" }?.value == "lb_cookie")
+        // What --persist writes reads back as an application load balancer.
+        #expect(try load(c.document.rendered).configuration.loadBalancers[0].type == .application)
+    }
+
+    @Test func whatIsNotServedIsRefusedByName() {
+        #expect(
+            problems(document(listener: #""Protocol": "TCP""#)).contains {
+                $0.contains("TCP is a network load balancer's protocol; alb is an application load balancer")
+            })
+        #expect(
+            problems(document(groupAttributes: #"[ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ]"#))
+                .contains { $0.contains("gets the client's address in X-Forwarded-For") })
+        #expect(
+            problems(document(groupAttributes: #"[ { "Key": "stickiness.enabled", "Value": "true" } ]"#)).contains {
+                $0.contains("not emulated yet")
+            })
+        #expect(
+            problems(
+                document(
+                    groupAttributes: #"[ { "Key": "load_balancing.algorithm.type", "Value": "weighted_random" } ]"#)
+            ).contains { $0.contains("is not emulated yet: round_robin is") })
+        #expect(problems(document(group: #""Protocol": "HTTPS""#)).contains { $0.contains("HTTPS target groups") })
+        #expect(
+            problems(
+                document(balancerAttributes: #"[ { "Key": "routing.http.desync_mitigation_mode", "Value": "lax" } ]"#)
+            ).contains { $0.contains("is not monitor, defensive or strictest") })
+        #expect(
+            problems(
+                document(groupAttributes: #"[ { "Key": "deregistration_delay.timeout_seconds", "Value": "30" } ]"#)
+            ).isEmpty)
+    }
+}

@@ -119,7 +119,9 @@ extension ControlPlane {
         case "DescribeListeners": return try describeListeners(form)
         case "DescribeListenerAttributes":
             let listener = try self.listener(form["ListenerArn"])
-            return attributeList(ListenerConfiguration.attributeIndex.describe(configuration.listeners[listener]))
+            // An application load balancer's listener has none of a network one's (its own are not emulated yet).
+            let shown = configuration.listeners[listener]
+            return attributeList(shown.protocolName.isHTTP ? [] : ListenerConfiguration.attributeIndex.describe(shown))
         case "DescribeTargetGroups": return try describeTargetGroups(form)
         case "DescribeTargetGroupAttributes":
             let group = try targetGroup(form["TargetGroupArn"])
