@@ -257,6 +257,64 @@ def ctl_differences(admin, commands):
     return differing
 
 
+def application_load_balancer(admin, target_port):
+    """An application load balancer as boto3 makes one: CreateLoadBalancer without Type (AWS's default is
+    application), an HTTP target group with ALB's health-check defaults, an HTTP listener, a request
+    through it; AWS's refusals of what does not pair; the AWS CLI's bytes from ctl."""
+    elb = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{admin}", region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    lb = elb.create_load_balancer(Name="app", Subnets=["subnet-alb-a", "subnet-alb-b"])["LoadBalancers"][0]
+    group = elb.create_target_group(Name="app-http", Protocol="HTTP", Port=target_port, VpcId="vpc-1",
+                                    TargetType="ip")["TargetGroups"][0]
+    elb.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": "127.0.0.1"}])
+    port = free_port()
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port, DefaultActions=[
+        {"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}])["Listeners"][0]
+    node = lb["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["IpAddress"]
+    with socket.create_connection((node, port), 5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    tcp_group = elb.create_target_group(Name="app-tcp", Protocol="TCP", Port=target_port, TargetType="ip")[
+        "TargetGroups"][0]
+    wrong_protocol = error_code(lambda: elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=free_port(),
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tcp_group["TargetGroupArn"]}]))
+    wrong_group = error_code(lambda: elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tcp_group["TargetGroupArn"]}]))
+    bad_mode = error_code(lambda: elb.modify_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[
+        {"Key": "routing.http.xff_header_processing.mode", "Value": "prepend"}]))
+    changed = {a["Key"]: a["Value"] for a in elb.modify_load_balancer_attributes(
+        LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[{"Key": "idle_timeout.timeout_seconds", "Value": "120"}])[
+        "Attributes"]}
+    elb.get_waiter("load_balancer_available").wait(Names=["app"], WaiterConfig={"Delay": 1})
+    differing = ctl_differences(admin, [["describe-load-balancers", "--names", "app"],
+                                        ["describe-target-groups", "--names", "app-http"],
+                                        ["describe-listeners", "--listener-arns", listener["ListenerArn"]]])
+    elb.delete_listener(ListenerArn=listener["ListenerArn"])
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"])
+    elb.delete_target_group(TargetGroupArn=tcp_group["TargetGroupArn"])
+    check("application load balancer: create_load_balancer without Type is application (an app ARN, ALB's DNS "
+          "name and hosted zone); an HTTP group has ALB's health check (HTTP /, 30 s, 5 s, 5/2, 200); a request "
+          "through its HTTP listener reaches the target",
+          lb["Type"] == "application" and ":loadbalancer/app/app/" in lb["LoadBalancerArn"]
+          and lb["DNSName"].endswith(".us-east-1.elb.amazonaws.com") and lb["CanonicalHostedZoneId"] == "Z35SXDOTRQ7X7K"
+          and (group["HealthCheckProtocol"], group["HealthCheckPath"], group["HealthCheckIntervalSeconds"],
+               group["HealthCheckTimeoutSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"],
+               group["Matcher"]) == ("HTTP", "/", 30, 5, 5, 2, {"HttpCode": "200"})
+          and listener["Protocol"] == "HTTP" and b" 200 " in answer.split(b"\r\n", 1)[0]
+          and b'"target":' in answer, f"{lb} {group} {answer[:300]}")
+    check("application load balancer: a TCP listener is ValidationError, an HTTP listener to a TCP group "
+          "IncompatibleProtocols, an unknown xff mode ValidationError; idle_timeout.timeout_seconds modifies; "
+          "ctl prints the AWS CLI's bytes for it",
+          wrong_protocol == "ValidationError" and wrong_group == "IncompatibleProtocols" and bad_mode == "ValidationError"
+          and changed.get("idle_timeout.timeout_seconds") == "120" and not differing,
+          f"{wrong_protocol} {wrong_group} {bad_mode} {changed} {differing[:1]}")
+
+
 def mutual_tls(admin, lb_arn, target_port, scratch):
     """Mutual TLS in verify mode: a trust store from a CA bundle (openssl made), a listener that admits
     only clients whose certificate chains to it."""
@@ -916,12 +974,13 @@ def main():
               [lb["LoadBalancerName"] for lb in first_page["LoadBalancers"] + second_page["LoadBalancers"]]
               == ["kept-nlb", "second"] and "NextMarker" not in second_page, f"{first_page} / {second_page}")
         check("create_load_balancer: the same name and subnets returns it; other subnets are "
-              "DuplicateLoadBalancerName; no Type (AWS's default is application) is ValidationError",
+              "DuplicateLoadBalancerName; Type gateway (not emulated) is ValidationError",
               client.create_load_balancer(Name="second", Type="network", Subnets=["subnet-1"])["LoadBalancers"][0][
                   "LoadBalancerArn"] == second["LoadBalancerArn"]
               and error_code(lambda: client.create_load_balancer(Name="second", Type="network", Subnets=["subnet-9"]))
               == "DuplicateLoadBalancerName"
-              and error_code(lambda: client.create_load_balancer(Name="alb", Subnets=["subnet-1"])) == "ValidationError")
+              and error_code(lambda: client.create_load_balancer(Name="gwlb", Type="gateway", Subnets=["subnet-1"]))
+              == "ValidationError")
         kept_port = free_port()
         other_arn = client.create_target_group(Name="other", Protocol="TCP", Port=targets[0], TargetType="ip")[
             "TargetGroups"][0]["TargetGroupArn"]
@@ -937,6 +996,7 @@ def main():
         eu_client, eu_group = regions_apart(persist_admin, kept_arn)
         acm, kept_certificates = certificates_and_tls(persist_admin, kept_lb, targets[0], scratch)
         mutual_tls(persist_admin, kept_lb, targets[0], scratch)
+        application_load_balancer(persist_admin, targets[0])
         check("a target group serves one network load balancer: TargetGroupAssociationLimit",
               error_code(lambda: client.create_listener(
                   LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),
