@@ -106,6 +106,7 @@ cat > "$tmp/alb.json" <<JSON
 JSON
 # --time-scale 0.05: the 60 s idle timeout is 3 s here.
 "$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
+lb_pid=$!
 ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
 for _ in $(seq 100); do ctl describe-load-balancers > /dev/null 2>&1 && break; sleep 0.1; done
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
@@ -216,6 +217,21 @@ check "DescribeLoadBalancers: Type application, an app ARN, ALB's DNS name shape
 attrs=$(ctl describe-load-balancer-attributes --load-balancer-arn "$lb" --output text)
 check "DescribeLoadBalancerAttributes lists ALB's (idle_timeout.timeout_seconds 60, routing.http.xff_header_processing.mode append)" \
   bash -c 'grep -qP "idle_timeout.timeout_seconds\t60" <<< "$0" && grep -qP "routing.http.xff_header_processing.mode\tappend" <<< "$0"' "$attrs"
+
+# The same refusals through the JSON API and a reload: nothing half-applies.
+refusal=$(curl -s -X PUT "http://127.0.0.1:$admin/target-groups/echo/attributes" -H 'Content-Type: application/json' \
+  -d '{"Attributes":[{"Key":"stickiness.enabled","Value":"true"}]}')
+check "JSON API: stickiness on an HTTP group is refused by name (not emulated yet), and the group still serves" \
+  bash -c 'grep -q "not emulated yet" <<< "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
+  "$refusal" "$http"
+cp "$tmp/alb.json" "$tmp/alb.good.json"
+sed -i 's/"Key": "idle_timeout.timeout_seconds", "Value": "60"/"Key": "idle_timeout.timeout_seconds", "Value": "0"/' "$tmp/alb.json"
+kill -HUP "$lb_pid"
+sleep 0.5
+check "a reload with idle_timeout.timeout_seconds 0 is refused, naming it, and the listener keeps serving" \
+  bash -c 'grep -q "idle_timeout.timeout_seconds.*out of range" "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
+  "$tmp/lb.log" "$http"
+cp "$tmp/alb.good.json" "$tmp/alb.json"
 
 # Bad configuration: each named, with the fix.
 cat > "$tmp/bad.json" <<JSON
