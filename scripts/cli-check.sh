@@ -389,6 +389,8 @@ fi
 
 check "demo shows UDP keeping the client's address" sh -c "'$bin' demo | grep -q '^ip (UDP) .*127.0.0.2:.*yes, it is the datagram.s source'"
 check "demo shows the three modes, and two over TLS" sh -c "'$bin' demo | grep -c 'yes, from the PROXY v2 header\|yes, it is the TCP peer\|no: it sees the load balancer' | grep -qx 5"
+check "demo's ALB row: the node as peer, the client in X-Forwarded-For" \
+  sh -c "'$bin' demo | grep -q '^ip (ALB) .*127.0.0.1:.* 127.0.0.2 .*yes, from X-Forwarded-For'"
 check "demo's TLS row: the client's address from the PROXY v2 header behind a TLS listener" \
   sh -c "'$bin' demo | grep -q '^ip (TLS) .*127.0.0.2:.*yes, from the PROXY v2 header'"
 

@@ -157,7 +157,7 @@ let targetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
 ]
 
 /// `TargetGroupAttributes` of an application load balancer's (HTTP) target group, the ALB guide's list.
-/// Stickiness and the other algorithms are refused until the proxy serves them (docs/alb.md §5).
+/// Stickiness and the other algorithms are refused until the proxy serves them (docs/alb.md §19).
 let applicationTargetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
     .integer(
         "deregistration_delay.timeout_seconds", \.deregistrationDelaySeconds, default: 300, valid: 0...86400,

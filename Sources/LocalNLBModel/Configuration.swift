@@ -589,7 +589,7 @@ public struct LoadBalancerAttributes: Sendable {
     public var clientRoutingPolicy = "any_availability_zone"
     /// `secondary_ips.auto_assigned.per_subnet`: secondary addresses per node (0-7), kept and described.
     public var secondaryIPsPerSubnet = 0
-    // An Application Load Balancer's (docs/alb.md §4): the ones the proxy acts on, then those kept and described.
+    // An Application Load Balancer's (docs/alb.md §18): the ones the proxy acts on, then those kept and described.
     public var idleTimeoutSeconds = 60
     public var clientKeepAliveSeconds = 3600
     public var xffHeaderProcessingMode = "append"

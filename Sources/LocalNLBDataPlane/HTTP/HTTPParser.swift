@@ -1,7 +1,7 @@
 /// HTTP/1.x heads as an Application Load Balancer reads them: a request or response line and its header
 /// fields, found in place in a receive buffer (offsets, no copies), with what the proxy needs to know —
 /// the body's framing, whether the connection stays open, the fields it rewrites — and the request's
-/// desync classification (docs/alb.md §3). Nothing here allocates once a head's field list has grown.
+/// desync classification (docs/alb.md §17). Nothing here allocates once a head's field list has grown.
 package struct HTTPField: Sendable {
     package var nameStart: Int32
     package var nameEnd: Int32

@@ -4,7 +4,7 @@ import LocalNLBModel
 import ProxyProtocol
 
 /// The HTTP/1.1 reverse proxy of Application Load Balancer listeners, in the event loops
-/// (docs/alb.md): each request is read whole up to its body, checked as ALB's desync mitigation does,
+/// (docs/alb.md §16): each request is read whole up to its body, checked as ALB's desync mitigation does,
 /// routed to a target of the listener's group, and forwarded with ALB's `X-Forwarded-*` and
 /// `X-Amzn-Trace-Id` fields; the response comes back with its framing kept, and the client
 /// connection stays open for the next request. Every step is non-blocking; a session moves as far as

@@ -3,7 +3,7 @@ import Glibc
 import LocalNLBModel
 import ProxyProtocol
 
-/// What an Application Load Balancer's listener does to each request (docs/alb.md §2): its scheme and
+/// What an Application Load Balancer's listener does to each request (docs/alb.md §16): its scheme and
 /// port for `X-Forwarded-Proto`/`-Port`, and the load balancer's routing attributes.
 package struct HTTPListenerSettings: Sendable {
     package enum XFFMode: String, Sendable { case append, preserve, remove }

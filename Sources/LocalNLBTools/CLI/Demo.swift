@@ -16,10 +16,19 @@ public enum Demo {
         public var udp = false
         /// Through a TLS listener (the listener terminates TLS; the target gets the plaintext).
         public var tls = false
+        /// Through an application load balancer's HTTP listener, and the `X-Forwarded-For` the target got.
+        public var alb = false
+        public var forwardedFor: String?
 
         /// Whether the application behind the target can learn the client's address, and how.
         public var verdict: String {
             if let proxySource, proxySource == client.description { return "yes, from the PROXY v2 header" }
+            if alb,
+                forwardedFor?.split(separator: ",").last?.trimmingCharacters(in: .whitespaces)
+                    == client.ip.description
+            {
+                return "yes, from X-Forwarded-For"
+            }
             if peer.hasPrefix(client.ip.description + ":") {
                 return udp ? "yes, it is the datagram's source" : "yes, it is the TCP peer"
             }
@@ -76,9 +85,25 @@ public enum Demo {
         udpGroup.healthCheck.enabled = false
         var udpListener = ListenerConfiguration(loadBalancerName: "demo-nlb", port: 0, targetGroupName: "demo-udp")
         udpListener.protocolName = .udp
-        let configuration = Configuration(
+        var configuration = Configuration(
             loadBalancerName: "demo-nlb", nodes: [LoadBalancerNode(subnetID: "subnet-demo", ipv4: loopback)],
             listeners: listeners + [udpListener], targetGroups: groups + [udpGroup])
+        // An application load balancer beside it (docs/alb.md §16): the client arrives in X-Forwarded-For.
+        var alb = LoadBalancerConfiguration(
+            name: "demo-alb", nodes: [LoadBalancerNode(subnetID: "subnet-demo", ipv4: loopback)])
+        alb.type = .application
+        var albGroup = TargetGroupConfiguration(
+            name: "demo-alb", port: 80, targetType: .ip,
+            targets: targets.map {
+                TargetConfiguration(id: $0.endpoint.ip.description, address: $0.endpoint.ip, port: $0.endpoint.port)
+            })
+        albGroup.setProtocol(.http)
+        albGroup.healthCheck = .application
+        var albListener = ListenerConfiguration(loadBalancerName: "demo-alb", port: 0, targetGroupName: "demo-alb")
+        albListener.protocolName = .http
+        configuration.loadBalancers.append(alb)
+        configuration.listeners.append(albListener)
+        configuration.targetGroups.append(albGroup)
         // The demo's certificate authority lives and dies with it: the user's own (localnlb ca) is untouched.
         let authority = FileManager.default.temporaryDirectory.appendingPathComponent("localnlb-demo-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: authority) }
@@ -135,6 +160,18 @@ public enum Demo {
                     proxyProtocolV2: group.proxyProtocol != .off, peer: report["peer"] as? String ?? "?",
                     proxySource: proxy?["source"] as? String, client: client, tls: overTLS))
         }
+        // The application load balancer's listener comes after the network one's (TCP, TLS, UDP).
+        for (listenerIndex, endpoint) in balancer.listenerEndpoints where listenerIndex == groups.count + 1 {
+            let (client, body) = try httpGet(endpoint, from: clientAddress)
+            let report = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+            var row = Row(
+                targetType: .ip, preserveClientIP: false, proxyProtocolV2: false,
+                peer: report["peer"] as? String ?? "?",
+                proxySource: nil, client: client)
+            row.alb = true
+            row.forwardedFor = report["xForwardedFor"] as? String
+            rows.append(row)
+        }
         if let endpoint = balancer.udpListenerEndpoints.first?.endpoint {
             let (client, body) = try datagram(to: endpoint, from: clientAddress)
             let report = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
@@ -168,13 +205,13 @@ public enum Demo {
     public static func render(_ rows: [Row]) -> String {
         let header = [
             "TargetType", "preserve_client_ip", "proxy_protocol_v2", "peer the target saw",
-            "PROXY header source", "app knows the client IP?",
+            "PROXY header source", "X-Forwarded-For", "app knows the client IP?",
         ]
         let cells = rows.map {
             [
-                $0.targetType.rawValue + ($0.udp ? " (UDP)" : "") + ($0.tls ? " (TLS)" : ""),
+                $0.targetType.rawValue + ($0.udp ? " (UDP)" : "") + ($0.tls ? " (TLS)" : "") + ($0.alb ? " (ALB)" : ""),
                 String($0.preserveClientIP),
-                String($0.proxyProtocolV2), $0.peer, $0.proxySource ?? "-", $0.verdict,
+                String($0.proxyProtocolV2), $0.peer, $0.proxySource ?? "-", $0.forwardedFor ?? "-", $0.verdict,
             ]
         }
         let widths = header.indices.map { column in
@@ -197,6 +234,8 @@ public enum Demo {
             ip (UDP): NLB always keeps the client's address for UDP; each datagram comes from the client.
             ip (TLS): a TLS listener terminates TLS with its certificate (here from localnlb's own CA); the
               target gets the plaintext from the NLB, and the client's address only in a PROXY v2 header.
+            ip (ALB): an application load balancer ends the connection and sends the request on itself: the
+              peer is its node, the client is in X-Forwarded-For (nginx: real_ip_header X-Forwarded-For).
 
             """
         return out

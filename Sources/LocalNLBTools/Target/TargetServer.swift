@@ -192,11 +192,31 @@ public final class TargetServer: Sendable {
             return
         }
         guard connection.readUntil(Array("\r\n\r\n".utf8), limit: 65536) else { return }
-        let body = json + "\n"
+        var body = json + "\n"
+        // Behind an application load balancer the client is in X-Forwarded-For: the report says so too.
+        if let forwarded = Self.field("x-forwarded-for", in: connection.buffer) {
+            body =
+                Self.report(
+                    name: options.name, peer: peer, local: local, header: header?.0, headerLength: header?.1,
+                    refusal: refusal, forwardedFor: forwarded
+                ).rendered + "\n"
+        }
         connection.write(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
                 + "Connection: close\r\n\r\n" + body)
         Socket.shutdownWrite(fd)
+    }
+
+    /// The value of a request head's field (its name in lowercase), if the head has it.
+    static func field(_ name: String, in bytes: [UInt8]) -> String? {
+        let head = String(decoding: bytes, as: UTF8.self)
+        for line in head.split(separator: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            if line[..<colon].lowercased() == name {
+                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
     }
 
     private func report(_ message: String) {
@@ -206,7 +226,7 @@ public final class TargetServer: Sendable {
     /// The JSON a target reports for one connection.
     public static func report(
         name: String, peer: IPEndpoint?, local: IPEndpoint?, header: ProxyHeader?, headerLength: Int?,
-        refusal: String? = nil
+        refusal: String? = nil, forwardedFor: String? = nil
     ) -> JSONText {
         var proxy = JSONText.null
         if let header {
@@ -244,6 +264,7 @@ public final class TargetServer: Sendable {
             fields.insert(("proxy", .null), at: 3)
             fields.append(("refused", .string(refusal)))
         }
+        if let forwardedFor { fields.append(("xForwardedFor", .string(forwardedFor))) }
         return .object(fields)
     }
 
