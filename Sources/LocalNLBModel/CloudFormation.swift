@@ -48,7 +48,7 @@ package struct CloudFormationTemplate {
     /// The `AWS::EC2::Instance`s' properties by logical id.
     var instanceResources: [String: [String: JSONValue]] = [:]
     package var parameters: [String: JSONValue] = [:]
-    package let names = ResourceNames(region: "us-east-1", accountID: "000000000000")
+    package var names = ResourceNames(region: "us-east-1", accountID: "000000000000")
     /// Each translated entry's path in the configuration → the resource it came from, to name it in problems.
     var origins: [(path: String, resource: String)] = []
     package var problems: [String] = []
@@ -119,6 +119,12 @@ package struct CloudFormationTemplate {
             notes.append("template: \(total) resource(s) of other types skipped: \(types)")
         }
         let ids = resources.keys.sorted()
+        // An application load balancer's ARN and DNS name (GetAtt) have ALB's shape.
+        for id in ids where resources[id]!.type == Self.loadBalancerType {
+            if case .string("application")? = resources[id]!.properties["Type"] {
+                names.applications.insert(name(of: id))
+            }
+        }
         let reported = problems.count
         for id in ids {
             if let given = resources[id]!.properties["Name"],

@@ -217,6 +217,27 @@ import Testing
             ])
     }
 
+    /// The load balancer of the CDK's ApplicationLoadBalancedFargateService: `Type: application`, an HTTP
+    /// listener and an HTTP group with `stickiness.enabled` false; its tasks register later (no Targets).
+    @Test func theCDKsApplicationLoadBalancedServiceLoads() throws {
+        let json = """
+            { "Resources": {
+                "LB": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
+                    "LoadBalancerAttributes": [ { "Key": "deletion_protection.enabled", "Value": "false" } ],
+                    "Scheme": "internet-facing", "Subnets": [ "subnet-a" ], "Type": "application" } },
+                "Listener": { "Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+                    "DefaultActions": [ { "TargetGroupArn": { "Ref": "Group" }, "Type": "forward" } ],
+                    "LoadBalancerArn": { "Ref": "LB" }, "Port": 80, "Protocol": "HTTP" } },
+                "Group": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
+                    "Port": 80, "Protocol": "HTTP", "TargetType": "ip",
+                    "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "false" } ] } } } }
+            """
+        let c = try load(json).configuration
+        #expect(c.loadBalancers[0].type == .application && c.listeners[0].protocolName == .http)
+        #expect(c.targetGroups[0].protocolName == .http && c.targetGroups[0].healthCheck.matcher == [200...200])
+        #expect(c.names.loadBalancer(c.loadBalancers[0].name).contains(":loadbalancer/app/"))
+    }
+
     /// `Fn::Select` of `Fn::Split` and of `Fn::GetAZs`, as `cdk synth` writes them.
     @Test func selectAndSplitResolve() throws {
         let json = """
