@@ -64,6 +64,44 @@ def udp_echo_server():
     return server.getsockname()[1]
 
 
+def http_server():
+    """An HTTP target answering every request on a kept-alive connection with a 2-byte body."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(512)
+
+    def serve(conn):
+        with conn:
+            pending = b""
+            while data := conn.recv(65536):
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    _, pending = pending.split(b"\r\n\r\n", 1)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def accept():
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server.getsockname()[1]
+
+
+def http_round_trips(port, count):
+    """Requests on one kept-alive connection through the application load balancer's listener."""
+    with socket.create_connection(("127.0.0.1", port), 10) as sock:
+        for _ in range(count):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while not (b"\r\n\r\n" in got and got.endswith(b"ok")):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("the HTTP connection closed")
+                got += chunk
+
+
 def datagram_round_trip(sock, port, payload):
     sock.sendto(payload, ("127.0.0.1", port))
     sock.recvfrom(65536)
@@ -89,7 +127,7 @@ def tls_round_trips(port, authority, count):
 
 
 def run(binary, config, port, requests, flows, flow_port=None, udp_port=None, datagrams=0, tls_port=None,
-        tls_requests=0, authority=None):
+        tls_requests=0, authority=None, http_port=None, http_requests=0):
     log = tempfile.NamedTemporaryFile(prefix="localnlb-valgrind.", suffix=".log", delete=False).name
     proc = subprocess.Popen(
         # One event loop: every loop runs the same code per event, and with one the warm-up surely
@@ -123,6 +161,10 @@ def run(binary, config, port, requests, flows, flow_port=None, udp_port=None, da
             with socket.create_connection(("127.0.0.1", flow_port or port), 10) as sock:
                 round_trip(sock, b"one request")
         kept.close()
+        if http_port:
+            http_round_trips(http_port, 50)  # every run: the session, its field lists and buffers reach their size
+            if http_requests:
+                http_round_trips(http_port, http_requests)
         if tls_port:
             tls_round_trips(tls_port, authority, 50)  # every run: the session's buffers reach their size
             if tls_requests:
@@ -145,7 +187,8 @@ def main():
     args = parser.parse_args()
     target = echo_server()
     udp_target = udp_echo_server()
-    port, proxy_port, udp_port, tls_port = free_port(), free_port(), free_port(), free_port()
+    http_target = http_server()
+    port, proxy_port, udp_port, tls_port, http_port = free_port(), free_port(), free_port(), free_port(), free_port()
     tmp = tempfile.mkdtemp(prefix="localnlb-alloc.")
     os.environ["LOCALNLB_CA_DIR"] = os.path.join(tmp, "ca")
     authority = subprocess.run([args.localnlb, "ca"], capture_output=True, text=True, check=True).stdout.strip()
@@ -153,12 +196,19 @@ def main():
     with open(config, "w") as f:
         json.dump({
             "Admin": {"Enabled": False},
+            "LoadBalancers": [
+                {"Name": "localnlb", "SubnetMappings": [{"SubnetId": "s", "PrivateIPv4Address": "127.0.0.1"}]},
+                {"Name": "alb", "Type": "application",
+                 "SubnetMappings": [{"SubnetId": "s", "PrivateIPv4Address": "127.0.0.1"}]},
+            ],
             "Listeners": [
-                {"Port": port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo"}]},
-                {"Port": proxy_port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-pp"}]},
-                {"Port": udp_port, "Protocol": "UDP",
+                {"LoadBalancerArn": "alb", "Port": http_port, "Protocol": "HTTP",
+                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-http"}]},
+                {"LoadBalancerArn": "localnlb", "Port": port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo"}]},
+                {"LoadBalancerArn": "localnlb", "Port": proxy_port, "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-pp"}]},
+                {"LoadBalancerArn": "localnlb", "Port": udp_port, "Protocol": "UDP",
                  "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-udp"}]},
-                {"Port": tls_port, "Protocol": "TLS",
+                {"LoadBalancerArn": "localnlb", "Port": tls_port, "Protocol": "TLS",
                  "Certificates": [{"CertificateArn": "arn:aws:acm:us-east-1:000000000000:certificate/alloc"}],
                  "DefaultActions": [{"Type": "forward", "TargetGroupName": "echo-tls"}]},
             ],
@@ -172,16 +222,19 @@ def main():
                  "HealthCheckEnabled": False, "Targets": [{"Id": "127.0.0.1"}]},
                 {"Name": "echo-tls", "Port": target, "TargetType": "ip", "HealthCheckEnabled": False,
                  "Targets": [{"Id": "127.0.0.1"}]},
+                {"Name": "echo-http", "Protocol": "HTTP", "Port": http_target, "TargetType": "ip",
+                 "HealthCheckEnabled": False, "Targets": [{"Id": "127.0.0.1"}]},
             ],
             "Dns": {"Enabled": False},
         }, f)
-    common = dict(udp_port=udp_port, tls_port=tls_port, authority=authority)
+    common = dict(udp_port=udp_port, tls_port=tls_port, authority=authority, http_port=http_port)
     base = run(args.localnlb, config, port, 0, 0, **common)
     with_requests = run(args.localnlb, config, port, REQUESTS, 0, **common)
     with_flows = run(args.localnlb, config, port, 0, FLOWS, **common)
     with_proxy_flows = run(args.localnlb, config, port, 0, FLOWS, flow_port=proxy_port, **common)
     with_datagrams = run(args.localnlb, config, port, 0, 0, datagrams=DATAGRAMS, **common)
     with_tls = run(args.localnlb, config, port, 0, 0, tls_requests=REQUESTS, **common)
+    with_http = run(args.localnlb, config, port, 0, 0, http_requests=REQUESTS, **common)
     per_request = (with_requests - base) / REQUESTS
     per_flow = (with_flows - base) / FLOWS
     per_proxy_flow = (with_proxy_flows - base) / FLOWS
@@ -196,7 +249,10 @@ def main():
     # OpenSSL's own, reported: with SSL_MODE_RELEASE_BUFFERS (as nginx and HAProxy run it) it takes a
     # record buffer when one is needed and gives it back when idle. LocalNLB's bridge reuses its buffers.
     print(f"allocations per TLS request (kept-alive TLS flow, OpenSSL's record buffers included): {per_tls:.3f}")
-    checks = [per_request < NONE, per_flow < NONE, per_proxy_flow < NONE, per_datagram < NONE]
+    per_http = (with_http - base) / REQUESTS
+    print(f"allocations per HTTP request through an application load balancer (kept-alive both sides): "
+          f"{per_http:.3f}")
+    checks = [per_request < NONE, per_flow < NONE, per_proxy_flow < NONE, per_datagram < NONE, per_http < NONE]
     print(f"allocations: {checks.count(True)} passed, {checks.count(False)} failed")
     sys.exit(0 if all(checks) else 1)
 
