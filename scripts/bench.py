@@ -59,9 +59,13 @@ class Bench:
             "lnb_udp", "ngx_udp", "base_udp",
             "dns", "lnb_dns", "ngx_dns", "base_dns",
             "lnb_tls", "lnb_tls_rsa", "hap_tls", "hap_tls_rsa", "ngx_tls", "ngx_tls_rsa", "base_tls", "base_tls_rsa",
+            "lnb_web", "hap_web", "ngx_web", "base_web",
         ]}
         # The TLS listeners' ports by contender, when the contender has them.
         self.tls_ports = {}
+        # The HTTP proxies' ports by contender (an application load balancer's listener, HAProxy's mode
+        # http, nginx's proxy_pass): each adds X-Forwarded-For and keeps the backend connections alive.
+        self.web_ports = {}
 
     # -- processes -------------------------------------------------------------------------------
     def start(self, argv, **kw):
@@ -186,12 +190,34 @@ http {{
         if not self.udp[prefix]:
             config = self.write(f"localnlb-{prefix}.json", json.dumps({
                 "Admin": {"Enabled": False}, "Listeners": listeners, "TargetGroups": groups}))
+        web = False
+        if "http" in self.args.only and self.udp[prefix]:
+            # An application load balancer beside the network one, its HTTP listener before nginx's backend.
+            nodes = [{"SubnetId": "subnet-a", "PrivateIPv4Address": "127.0.0.1"}]
+            with_web = dict(document, LoadBalancers=[
+                {"Name": "localnlb", "SubnetMappings": nodes},
+                {"Name": "alb", "Type": "application", "SubnetMappings": nodes}])
+            with_web["Listeners"] = [dict(listener, LoadBalancerArn="localnlb") for listener in document["Listeners"]] + [
+                {"LoadBalancerArn": "alb", "Port": self.p[f"{prefix}_web"], "Protocol": "HTTP",
+                 "DefaultActions": [{"Type": "forward", "TargetGroupName": "web"}]}]
+            with_web["TargetGroups"] = document["TargetGroups"] + [
+                {"Name": "web", "Protocol": "HTTP", "Port": self.p["http"], "TargetType": "ip",
+                 "Targets": [{"Id": "127.0.0.1"}]}]
+            web_config = self.write(f"localnlb-{prefix}-web.json", json.dumps(with_web))
+            # A build without application load balancers (an older baseline): the run without them.
+            web = subprocess.run([executable, "check-config", web_config], capture_output=True).returncode == 0
+            if web:
+                document = with_web
+                config = web_config
         argv = [executable, "serve", "--config", config, "--flow-log", "off"]
         if binary is None and self.args.affinity:
             argv += ["--cpu-affinity", "auto"]
         proc = self.start(argv)
         for port in [f"{prefix}_iperf", f"{prefix}_http", f"{prefix}_pp"]:
             wait_port(self.p[port])
+        if web:
+            wait_port(self.p[f"{prefix}_web"])
+            self.web_ports["localnlb" if prefix == "lnb" else "baseline"] = self.p[f"{prefix}_web"]
         if tls:
             for port in [f"{prefix}_tls", f"{prefix}_tls_rsa"]:
                 wait_port(self.p[port])
@@ -239,11 +265,20 @@ listen tls
 listen tls_rsa
     bind 127.0.0.1:{self.p['hap_tls_rsa']} ssl crt {self.tmp}/rsa-combined.pem
     server b 127.0.0.1:{self.p['http']}
+listen web
+    mode http
+    option forwardfor
+    option http-keep-alive
+    http-reuse safe
+    timeout http-keep-alive 300s
+    bind 127.0.0.1:{self.p['hap_web']}
+    server b 127.0.0.1:{self.p['http']}
 """)
         proc = self.start(["haproxy", "-db", "-f", conf])
-        for port in ["hap_iperf", "hap_http", "hap_pp", "hap_tls", "hap_tls_rsa"]:
+        for port in ["hap_iperf", "hap_http", "hap_pp", "hap_tls", "hap_tls_rsa", "hap_web"]:
             wait_port(self.p[port])
         self.tls_ports["haproxy"] = (self.p["hap_tls"], self.p["hap_tls_rsa"])
+        self.web_ports["haproxy"] = self.p["hap_web"]
         return [proc.pid]
 
     def start_nginx_stream(self):
@@ -268,11 +303,22 @@ stream {{
     upstream dns {{ server 127.0.0.1:{self.p['dns']}; }}
     server {{ listen 127.0.0.1:{self.p['ngx_dns']} udp; proxy_pass dns; proxy_responses 1; proxy_timeout 10s; }}
 }}
+http {{
+    access_log off; keepalive_timeout 300; keepalive_requests 100000000;
+    client_body_temp_path {self.tmp}/temp; proxy_temp_path {self.tmp}/temp; fastcgi_temp_path {self.tmp}/temp;
+    uwsgi_temp_path {self.tmp}/temp; scgi_temp_path {self.tmp}/temp;
+    upstream web {{ server 127.0.0.1:{self.p['http']}; keepalive 64; keepalive_requests 100000000; }}
+    server {{ listen 127.0.0.1:{self.p['ngx_web']} backlog=4096;
+              location / {{ proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection "";
+                           proxy_set_header Host $host;
+                           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }} }}
+}}
 """)
         subprocess.run(["nginx", "-p", self.tmp, "-c", conf, "-e", f"{self.tmp}/stream-error.log"], check=True)
-        for port in ["ngx_iperf", "ngx_http", "ngx_pp", "ngx_tls", "ngx_tls_rsa"]:
+        for port in ["ngx_iperf", "ngx_http", "ngx_pp", "ngx_tls", "ngx_tls_rsa", "ngx_web"]:
             wait_port(self.p[port])
         self.tls_ports["nginx"] = (self.p["ngx_tls"], self.p["ngx_tls_rsa"])
+        self.web_ports["nginx"] = self.p["ngx_web"]
         master = int(open(f"{self.tmp}/stream.pid").read().strip())
         return [master] + children_of(master)
 
@@ -502,6 +548,17 @@ stream {{
                 add(f"TLS full handshakes/s ({kind}, openssl s_time -new)", rate)
                 if cpu is not None:
                     add(f"TLS: proxy CPU per full handshake ({kind}, µs)", cpu)
+        web = self.web_ports.get(name) if "http" in only else None
+        if web:
+            rps, p50, p99, cpu = self.wrk(web, close=False, pids=pids)
+            add("HTTP proxy (ALB): keep-alive requests/s", rps)
+            add("HTTP proxy (ALB): keep-alive p99 latency (ms)", p99)
+            if cpu is not None:
+                add("HTTP proxy (ALB): proxy CPU per request (µs)", cpu)
+            rps, _, _, cpu = self.wrk(web, close=True, pids=pids)
+            add("HTTP proxy (ALB): requests/s, a new connection each", rps)
+            if cpu is not None:
+                add("HTTP proxy (ALB): proxy CPU per new connection (µs)", cpu)
         if pids and "idle" in only and ports[1] and ports[2]:
             http_port, pp_port = ports[1], ports[2]
             try:
@@ -615,11 +672,12 @@ def main():
     parser.add_argument("--affinity", action="store_true",
                         help="keep every proxy's threads one per CPU (LocalNLB --cpu-affinity auto, nginx "
                         "worker_cpu_affinity auto, HAProxy cpu-map); without it the scheduler places them")
-    workloads = ["throughput", "udp", "tcp", "tcp-pp", "idle", "tls"]
+    workloads = ["throughput", "udp", "tcp", "tcp-pp", "idle", "tls", "http"]
     parser.add_argument("--only", default=",".join(workloads),
                         help="the workloads to run, comma-separated, of: " + ", ".join(workloads)
                         + " (tcp: keep-alive and new flows; tcp-pp: the same with PROXY v2; tls: TLS listeners, "
-                        "ECDSA and RSA)")
+                        "ECDSA and RSA; http: an application load balancer's HTTP proxy against HAProxy's mode http "
+                        "and nginx's proxy_pass)")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     unknown = args.only - set(workloads)

@@ -39,6 +39,7 @@ extension EventLoop {
         session.clientEOF = false
         session.tunnel = false
         session.lingering = false
+        session.mayHaveUnread = false
         session.targetIndex = -1
         groupMetrics[session.groupIndex].newFlowCount += 1
         listeners[listenerIndex].newFlows += 1
@@ -398,9 +399,12 @@ extension EventLoop {
             return _ = answer(session, status: 503, close: true)
         }
         let target = groups[session.groupIndex].targets[targetIndex].endpoint
+        if session.targetFD >= 0 && session.targetIndex != targetIndex {
+            // Another target this time: the kept connection goes back to the pool for the next request.
+            releaseTarget(session)
+        }
         if session.targetFD >= 0
-            && (!session.targetReusable || session.targetIndex != targetIndex || session.targetEOF
-                || Socket.closedByPeer(session.targetFD))
+            && (!session.targetReusable || session.targetEOF || Socket.closedByPeer(session.targetFD))
         {
             // A kept connection the target has closed meanwhile is not used: a new one is.
             closeTarget(session)
@@ -425,7 +429,50 @@ extension EventLoop {
         session.responseStart = 0
         session.responseEnd = 0
         session.targetEOF = false
-        if session.targetFD < 0 { connectTarget(session, targetIndex: targetIndex, target: target) }
+        if session.targetFD < 0 && !reuseIdleTarget(session, targetIndex: targetIndex, target: target) {
+            connectTarget(session, targetIndex: targetIndex, target: target)
+        }
+    }
+
+    /// A source address for connections to `target`: the node's, when of the target's family.
+    func sourceAddress(_ session: HTTPSession, towards target: IPEndpoint) -> IPAddress {
+        session.node.ip.isIPv6 == target.ip.isIPv6 ? session.node.ip : nodeAddress(session, family: target.ip)
+    }
+
+    func nodeAddress(_ session: HTTPSession, family: IPAddress) -> IPAddress {
+        let nodes = listeners[session.listenerIndex].shared.nodes
+        return nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? session.node.ip
+    }
+
+    /// Takes an idle connection to `target` from the loop's pool (one the target has not closed).
+    func reuseIdleTarget(_ session: HTTPSession, targetIndex: Int, target: IPEndpoint) -> Bool {
+        guard httpPool.count > 0 else { return false }
+        let key = HTTPTargetPool.Key(target: target, source: sourceAddress(session, towards: target))
+        while let fd = httpPool.take(key) {
+            if Socket.closedByPeer(fd) {
+                closeDescriptor(fd)
+                continue
+            }
+            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+            guard
+                (try? poller.add(fd, events: interest, token: token(.httpTarget, session.index, session.generation)))
+                    != nil
+            else {
+                closeDescriptor(fd)
+                continue
+            }
+            session.targetFD = fd
+            session.targetKey = key
+            session.targetIndex = targetIndex
+            session.targetReusable = true
+            session.targetEOF = false
+            session.targetConnecting = false
+            let counter = groups[session.groupIndex].targets[targetIndex].flowCount
+            counter.add(1)
+            session.targetFlows = counter
+            return true
+        }
+        return false
     }
 
     func connectTarget(_ session: HTTPSession, targetIndex: Int, target: IPEndpoint) {
@@ -443,9 +490,17 @@ extension EventLoop {
         let counter = groups[session.groupIndex].targets[targetIndex].flowCount
         counter.add(1)
         session.targetFlows = counter
-        // The target sees the node's address, as behind every ALB.
-        let source = session.node.ip.isIPv6 == target.ip.isIPv6 ? session.node.ip : nil
-        if let source, Socket.routeSource(towards: target) != source {
+        // The target sees the node's address, as behind every ALB (no bind when the route picks it anyway).
+        let source = sourceAddress(session, towards: target)
+        session.targetKey = HTTPTargetPool.Key(target: target, source: source)
+        let routed: IPAddress?
+        if let cached = routeSources[target.ip] {
+            routed = cached
+        } else {
+            routed = Socket.routeSource(towards: target)
+            routeSources[target.ip] = routed
+        }
+        if routed != source {
             Socket.setBindAddressNoPort(fd)
             try? Socket.bind(fd, IPEndpoint(ip: source, port: 0))
         }
@@ -465,9 +520,24 @@ extension EventLoop {
         }
     }
 
+    /// Gives the target connection back to the loop's pool when it is between exchanges and the target
+    /// keeps it open; else closes it.
+    func releaseTarget(_ session: HTTPSession) {
+        guard session.targetFD >= 0 else { return }
+        guard session.targetReusable, !session.targetEOF, !session.targetConnecting, session.responsePhase == .idle,
+            let key = session.targetKey
+        else { return closeTarget(session) }
+        poller.remove(session.targetFD)
+        if !httpPool.put(key, session.targetFD, now: now) { closeDescriptor(session.targetFD) }
+        session.targetFD = -1
+        session.targetFlows?.add(-1)
+        session.targetFlows = nil
+        session.targetIndex = -1
+        session.targetReusable = false
+    }
+
     func closeTarget(_ session: HTTPSession) {
         guard session.targetFD >= 0 else { return }
-        poller.remove(session.targetFD)
         closeDescriptor(session.targetFD)
         session.targetFD = -1
         session.targetFlows?.add(-1)
@@ -555,6 +625,7 @@ extension EventLoop {
             // The target answered before the request body was all there: that body cannot be skipped
             // safely, so the connection ends here.
             session.closeClientAfter = true
+            session.mayHaveUnread = true
             session.targetReusable = false
         }
         session.responsePhase = .idle
@@ -668,6 +739,8 @@ extension EventLoop {
         }
         if close {
             session.closeClientAfter = true
+            // A body or a following request may still be on its way.
+            session.mayHaveUnread = true
             session.requestPhase = .done
         }
         session.responsePhase = .idle
@@ -879,7 +952,12 @@ extension EventLoop {
 
     /// The answer is out: shut the write side and drop what the client still sends, for a moment.
     func linger(_ session: HTTPSession) -> Bool {
-        closeTarget(session)
+        releaseTarget(session)
+        if !session.mayHaveUnread && session.inStart == session.inEnd && !session.request.upgrade {
+            // Every byte the client sent was read and answered: an orderly close, at once.
+            endHTTP(session, resetClient: false)
+            return false
+        }
         Socket.shutdownWrite(session.clientFD)
         session.lingering = true
         session.lingerDeadline = now + min(session.settings.idleNanoseconds, Self.lingerNanoseconds)
@@ -901,8 +979,12 @@ extension EventLoop {
 
     func endHTTP(_ session: HTTPSession, resetClient: Bool) {
         guard session.clientFD >= 0 else { return }
-        closeTarget(session)
-        poller.remove(session.clientFD)
+        if session.requestPhase == .head && session.inStart == session.inEnd {
+            releaseTarget(session)  // between requests: the target connection serves another client
+        } else {
+            closeTarget(session)
+        }
+        // close() takes the socket out of the epoll set (no descriptor of it was duplicated).
         resetClient ? Socket.closeWithReset(session.clientFD) : closeDescriptor(session.clientFD)
         session.clientFD = -1
         groupMetrics[session.groupIndex].processedBytes &+= session.uncountedBytes
@@ -917,6 +999,7 @@ extension EventLoop {
     /// Sessions idle past their load balancer's idle timeout close; one waiting on its target that long
     /// gets a 504 first.
     func expireHTTPSessions() {
+        httpPool.expire(now: now, close: closeDescriptor)
         guard liveHTTPSessions > 0 else { return }
         for session in httpSessions where session.inUse && session.lingering && now >= session.lingerDeadline {
             endHTTP(session, resetClient: false)
@@ -938,6 +1021,7 @@ extension EventLoop {
 
     func closeHTTPSessions() {
         for session in httpSessions where session.inUse { endHTTP(session, resetClient: true) }
+        httpPool.closeAll(closeDescriptor)
     }
 }
 

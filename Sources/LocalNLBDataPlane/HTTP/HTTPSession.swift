@@ -69,6 +69,8 @@ package final class HTTPSession {
     var methodIsHEAD = false
     /// The target's connection: which target, connect in progress, whether it may serve the next request.
     var targetIndex = -1
+    /// Where the target connection goes and leaves from: its key in the loop's pool of idle ones.
+    var targetKey: HTTPTargetPool.Key?
     var targetConnecting = false
     var targetReusable = false
     var targetEOF = false
@@ -83,6 +85,9 @@ package final class HTTPSession {
     /// dropped until it closes (or `lingerDeadline`), so unread bytes do not turn the close into a
     /// reset that could destroy the answer in flight.
     var lingering = false
+    /// The client may have sent bytes the load balancer has not read (a body it answered before, a
+    /// request after a closing one): only then is the close lingered over.
+    var mayHaveUnread = false
     var lingerDeadline: UInt64 = 0
     /// Bytes moved both ways since the last count.
     var uncountedBytes: UInt64 = 0

@@ -141,6 +141,7 @@ package final class EventLoop {
     /// The Application Load Balancer listeners' client connections (HTTP/HTTPProxy.swift).
     var httpSessions = Slab<HTTPSession>()
     var liveHTTPSessions = 0
+    var httpPool = HTTPTargetPool()
     var traceRandomState: UInt64 = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
