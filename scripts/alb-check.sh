@@ -22,7 +22,7 @@ import http.server, json, sys
 class Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def answer(self, extra):
-        body = json.dumps(dict({"peer": self.client_address[0], "path": self.path,
+        body = json.dumps(dict({"peer": self.client_address[0], "peerPort": self.client_address[1], "path": self.path,
                                 "headers": [list(h) for h in self.headers.items()]}, **extra)).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -105,7 +105,7 @@ cat > "$tmp/alb.json" <<JSON
     { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" } ] }
 JSON
 # --time-scale 0.05: the 60 s idle timeout is 3 s here.
-"$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
+"$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --event-loops 2 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
 lb_pid=$!
 ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
 for _ in $(seq 100); do ctl describe-load-balancers > /dev/null 2>&1 && break; sleep 0.1; done
@@ -134,6 +134,9 @@ check "X-Forwarded-For appends the client to what arrived (routing.http.xff_head
 reuse=$(curl -s -v --max-time 5 "http://127.0.0.1:$http/a" "http://127.0.0.1:$http/b" 2>&1)
 check "keep-alive: curl's second request reuses the connection, both answered" \
   bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 200" <<< "$0")" = 2 ]' "$reuse"
+ports=$(for _ in 1 2 3 4 5 6; do curl -s --max-time 5 "http://127.0.0.1:$http/" | field 'd["peerPort"]'; done | sort -u | wc -l)
+check "six clients one after another are served over pooled target connections, one per event loop at most (the target saw $ports source ports)" \
+  test "$ports" -le 2
 head -c 3000000 /dev/urandom > "$tmp/big"
 posted=$(curl -s -v --max-time 10 -X POST --data-binary @"$tmp/big" "http://127.0.0.1:$http/up" 2>&1)
 check "a 3 MB POST: curl's Expect: 100-continue gets the target's 100 Continue, and the body arrives whole" \
