@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -95,14 +95,17 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $via_nginx, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] },
     { "Port": $silent_port, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "silent" } ] },
     { "Port": $refused, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "refused" } ] },
-    { "Port": $empty, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "empty" } ] } ],
+    { "Port": $empty, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "empty" } ] },
+    { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] } ],
   "TargetGroups": [
     { "Name": "echo", "Protocol": "HTTP", "Port": $echo_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "nginx", "Protocol": "HTTP", "Port": $nginx_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "silent", "Protocol": "HTTP", "Port": $silent, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "HealthCheckProtocol": "TCP" },
     { "Name": "refused", "Protocol": "HTTP", "Port": $(free_port), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
-    { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" } ] }
+    { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" },
+    { "Name": "ws", "Protocol": "HTTP", "Port": $ws_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
+      "HealthCheckProtocol": "TCP" } ] }
 JSON
 # --time-scale 0.05: the 60 s idle timeout is 3 s here.
 "$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --event-loops 2 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
@@ -153,6 +156,39 @@ if command -v wrk > /dev/null; then
   wrk -t1 -c20 -d2s "http://127.0.0.1:$via_nginx/" > "$tmp/wrk.out" 2>&1 || true
   check "wrk: 20 keep-alive connections for 2 s through the proxy, no socket error or non-2xx answer" \
     bash -c 'grep -q "Requests/sec" "$0" && ! grep -q "Socket errors\|Non-2xx" "$0"' "$tmp/wrk.out"
+fi
+
+# WebSocket through the listener: the websockets package (PyPI) on both ends, the upgrade a byte tunnel.
+venv_python=.build/aws-venv/bin/python
+if [ -x "$venv_python" ] && "$venv_python" -c 'import websockets' 2> /dev/null; then
+  "$venv_python" - "$ws_port" <<'PY' > /dev/null 2>&1 & pids+=($!)
+import asyncio, sys, websockets
+async def echo(socket):
+    async for message in socket:
+        await socket.send("echo " + message + " from " + socket.request.headers.get("X-Forwarded-For", "?"))
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", int(sys.argv[1])):
+        await asyncio.Future()
+asyncio.run(main())
+PY
+  for _ in $(seq 50); do (exec 3<> "/dev/tcp/127.0.0.1/$ws_port") 2> /dev/null && break; sleep 0.1; done
+  echoed=$(timeout 10 "$venv_python" - "$ws" <<'PY' 2>&1
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(f"ws://127.0.0.1:{sys.argv[1]}/chat") as socket:
+        answers = []
+        for text in ["one", "two", "x" * 200000]:
+            await socket.send(text)
+            answers.append(await socket.recv())
+        print(answers[0], "|", answers[1], "|", len(answers[2]))
+asyncio.run(main())
+PY
+)
+  check "WebSocket (websockets from PyPI, both ends): the upgrade passes, messages go both ways, a 200 KB one too ($echoed)" \
+    test "$echoed" = "echo one from 127.0.0.1 | echo two from 127.0.0.1 | 200020"
+else
+  echo "FAIL: the WebSocket check needs .build/aws-venv with websockets (scripts/test.sh makes it)" >&2
+  failed=$((failed + 1))
 fi
 
 # What the load balancer answers itself.
