@@ -217,7 +217,9 @@ package final class ControlPlane {
             do {
                 opened.tls = try tlsContext(listener, in: configuration)
                 opened.backendTLS = try backendTLSContext(listener, in: configuration)
-                opened.http = httpSettings(listener, in: configuration)
+                opened.http = httpSettings(listener, in: configuration) { name in
+                    groups.firstIndex { $0.configuration.name == name }
+                }
             } catch {
                 fds.forEach(closeDescriptor)
                 throw error

@@ -100,6 +100,11 @@ extension ControlPlane {
                 { String($0.metrics.httpCodeTarget5XX) }
             ),
             (
+                "httpcode_elb_3xx_count_total", "counter",
+                "Redirects the load balancer's rules answered (HTTPCode_ELB_3XX_Count).",
+                { String($0.metrics.httpCodeELB3XX) }
+            ),
+            (
                 "httpcode_elb_4xx_count_total", "counter",
                 "4XX answers the load balancer gave itself (400, 463) for the group's listeners (HTTPCode_ELB_4XX_Count).",
                 { String($0.metrics.httpCodeELB4XX) }

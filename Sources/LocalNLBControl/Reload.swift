@@ -175,7 +175,7 @@ extension ControlPlane {
                 listeners[index].connectNanoseconds = s.connect
                 listeners[index].tls = contexts[match.configIndex]
                 listeners[index].backendTLS = backends[match.configIndex]
-                listeners[index].http = httpSettings(new.listeners[match.configIndex], in: new)
+                listeners[index].http = httpSettings(new.listeners[match.configIndex], in: new) { groupIndex[$0] }
             } else {
                 logListener(listeners[index], opened: false)
                 retired += listeners[index].loopFDs
@@ -194,7 +194,7 @@ extension ControlPlane {
             listener.loadBalancerName = new.listeners[configIndex].loadBalancerName
             listener.tls = contexts[configIndex]
             listener.backendTLS = backends[configIndex]
-            listener.http = httpSettings(new.listeners[configIndex], in: new)
+            listener.http = httpSettings(new.listeners[configIndex], in: new) { groupIndex[$0] }
             listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }

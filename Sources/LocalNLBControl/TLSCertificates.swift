@@ -185,7 +185,9 @@ extension ControlPlane {
 
     /// An Application Load Balancer listener's HTTP settings (its load balancer's routing attributes,
     /// its scheme and port), or nil for a network load balancer's.
-    func httpSettings(_ listener: ListenerConfiguration, in model: Configuration) -> HTTPListenerSettings? {
+    func httpSettings(
+        _ listener: ListenerConfiguration, in model: Configuration, groupIndex: (String) -> Int?
+    ) -> HTTPListenerSettings? {
         guard listener.protocolName.isHTTP,
             let balancer = model.loadBalancers.first(where: { $0.name == listener.loadBalancerName })
         else { return nil }
@@ -200,6 +202,20 @@ extension ControlPlane {
         let scale = options.timeScale
         settings.idleNanoseconds = UInt64(Double(attributes.idleTimeoutSeconds) * scale * 1e9)
         settings.clientKeepAliveNanoseconds = UInt64(Double(attributes.clientKeepAliveSeconds) * scale * 1e9)
+        settings.rules = listener.rules.compactMap { rule in
+            let action: HTTPAction
+            switch rule.action {
+            case .forward(let name):
+                // The model checked that the group exists; a rule without it is left out.
+                guard let index = groupIndex(name) else { return nil }
+                action = .forward(groupIndex: index)
+            case .redirect(let redirect):
+                action = .redirect(redirect)
+            case .fixedResponse(let status, let contentType, let body):
+                action = .fixedResponse(status: status, contentType: contentType, body: Array((body ?? "").utf8))
+            }
+            return HTTPRule(conditions: rule.conditions.map(HTTPCondition.init), action: action)
+        }
         return settings
     }
 

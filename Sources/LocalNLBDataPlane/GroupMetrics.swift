@@ -25,6 +25,7 @@ package struct GroupMetrics: Sendable {
     package var httpCodeTarget3XX = 0
     package var httpCodeTarget4XX = 0
     package var httpCodeTarget5XX = 0
+    package var httpCodeELB3XX = 0
     package var httpCodeELB4XX = 0
     package var httpCodeELB5XX = 0
 
@@ -68,6 +69,7 @@ extension GroupMetrics {
         httpCodeTarget3XX += other.httpCodeTarget3XX
         httpCodeTarget4XX += other.httpCodeTarget4XX
         httpCodeTarget5XX += other.httpCodeTarget5XX
+        httpCodeELB3XX += other.httpCodeELB3XX
         httpCodeELB4XX += other.httpCodeELB4XX
         httpCodeELB5XX += other.httpCodeELB5XX
     }

@@ -332,6 +332,19 @@ package struct ConfigReader {
                             + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
                             + " target group; \(group.name) is \(group.protocolName.rawValue)")
                 }
+                for (ruleIndex, rule) in listener.rules.enumerated() {
+                    guard case .forward(let name) = rule.action else { continue }
+                    let at = "\(path).Rules[\(ruleIndex)].Actions[0]"
+                    if let group = groups.first(where: { $0.name == name }) {
+                        if !group.protocolName.isHTTP {
+                            error(
+                                at, "a rule forwards to an HTTP target group; \(name) is \(group.protocolName.rawValue)"
+                            )
+                        }
+                    } else {
+                        error(at, "target group \"\(name)\" is not in TargetGroups")
+                    }
+                }
                 if !declared.contains(listener.targetGroupName) {
                     error(
                         path + ".DefaultActions[0]",
@@ -560,7 +573,7 @@ package struct ConfigReader {
     {
         let keys = [
             "Port", "Protocol", "DefaultActions", "ListenerAttributes", "LoadBalancerArn", "Tags", "AlpnPolicy",
-            "Certificates", "SslPolicy", "MutualAuthentication",
+            "Certificates", "SslPolicy", "MutualAuthentication", "Rules",
         ]
         guard let object = readObject(value, path, keys: keys) else { return nil }
         let port = object["Port"].flatMap { readPort($0, path + ".Port") }
@@ -675,6 +688,13 @@ package struct ConfigReader {
         if transport == .tls {
             listener.alpnPolicy = alpnPolicy ?? "None"
             listener.mutualAuthentication = mutual
+        }
+        if let value = object["Rules"] {
+            if transport.isHTTP {
+                listener.rules = rules(value, path + ".Rules", listener: "\(balancer)/\(port)")
+            } else {
+                error(path + ".Rules", "listener rules are an application load balancer's (HTTP and HTTPS listeners)")
+            }
         }
         if let value = object["ListenerAttributes"] {
             attributes(

@@ -75,7 +75,8 @@ extension Configuration {
                                         })
                                 ),
                                 ("Tags", list(listener.tags)),
-                            ] + listener.tlsFields)
+                            ] + listener.tlsFields
+                                + (listener.rules.isEmpty ? [] : [("Rules", .array(listener.rules.map(\.document)))]))
                     })
             ),
             ("TargetGroups", .array(targetGroups.map(\.document))),

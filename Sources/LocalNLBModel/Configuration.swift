@@ -403,6 +403,8 @@ public struct ListenerConfiguration: Sendable {
     public var alpnPolicy: String?
     /// A TLS listener's mutual TLS (verify mode), nil when off.
     public var mutualAuthentication: MutualAuthentication?
+    /// An application load balancer listener's rules, by priority (its default action is the forward).
+    public var rules: [ListenerRule] = []
 
     public init(
         loadBalancerName: String, port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350,

@@ -167,3 +167,81 @@ import Testing
             ).isEmpty)
     }
 }
+
+/// Listener rules: AWS's wildcards, and what the file refuses, by name.
+@Suite struct ListenerRules {
+    func glob(_ pattern: String, _ text: String, case folding: Bool = true) -> Bool {
+        Array(text.utf8).withUnsafeBytes { Glob.matches(Array(pattern.utf8), $0, foldingCase: folding) }
+    }
+
+    @Test func wildcardsMatchAsAWSDoes() {
+        #expect(glob("/api/*", "/api/users/7", case: false) && glob("/api/*", "/api/", case: false))
+        #expect(!glob("/api/*", "/API/x", case: false) && glob("*.example.com", "www.example.com"))
+        #expect(glob("img?.png", "img1.png") && !glob("img?.png", "img10.png") && glob("*", ""))
+        #expect(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy"))
+    }
+
+    func document(_ rules: String) -> String {
+        """
+        { "LoadBalancer": { "Name": "alb", "Type": "application",
+            "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ] },
+          "Listeners": [ { "Port": 80, "Protocol": "HTTP", "Rules": \(rules),
+            "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+          "TargetGroups": [ { "Name": "web", "Protocol": "HTTP", "Port": 8080, "TargetType": "ip" },
+            { "Name": "tcp", "Port": 8080, "TargetType": "ip" } ] }
+        """
+    }
+
+    @Test func rulesAreReadSortedAndKept() throws {
+        let loaded = try load(
+            document(
+                #"[ { "Priority": 20, "Conditions": [ { "Field": "path-pattern", "Values": [ "/b*" ] } ], "Actions": [ { "Type": "forward", "TargetGroupName": "web" } ] }, "#
+                    + #"{ "Priority": 5, "Conditions": [ { "Field": "source-ip", "SourceIpConfig": { "Values": [ "10.0.0.0/8" ] } } ], "Actions": [ { "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "404" } } ] } ]"#
+            ))
+        let rules = loaded.configuration.listeners[0].rules
+        #expect(rules.map(\.priority) == [5, 20])
+        #expect(rules[0].action == .fixedResponse(statusCode: 404, contentType: nil, body: nil))
+        // What --persist writes reads back with the same ids.
+        #expect(
+            try load(loaded.configuration.document.rendered).configuration.listeners[0].rules.map(\.id)
+                == rules.map(\.id))
+    }
+
+    @Test func badRulesAreNamed() {
+        func says(_ rules: String, _ text: String) -> Bool { problems(document(rules)).contains { $0.contains(text) } }
+        let forward = #""Actions": [ { "Type": "forward", "TargetGroupName": "web" } ]"#
+        #expect(
+            says(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "path", "Values": [ "/" ] } ], "# + forward + " } ]",
+                #""path" is not one of host-header"#))
+        #expect(
+            says(
+                #"[ { "Priority": 0, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "# + forward
+                    + " } ]", "out of range (1-50000)"))
+        #expect(says(#"[ { "Priority": 1, "# + forward + " } ]", "a rule needs at least one condition"))
+        #expect(
+            says(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/a", "/b", "/c", "/d", "/e", "/f" ] } ], "#
+                    + forward + " } ]", "AWS allows 5 match evaluations a rule"))
+        #expect(
+            says(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "Actions": [ { "Type": "forward", "TargetGroupName": "tcp" } ] } ]"#,
+                "a rule forwards to an HTTP target group; tcp is TCP"))
+        #expect(
+            says(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "Actions": [ { "Type": "authenticate-oidc" } ] } ]"#,
+                "authenticate-* actions are not emulated"))
+        #expect(
+            says(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "source-ip", "SourceIpConfig": { "Values": [ "10.0.0.1" ] } } ], "#
+                    + forward + " } ]",
+                #""10.0.0.1" is not a CIDR block"#))
+        #expect(
+            says(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "# + forward
+                    + " }, "
+                    + #"{ "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/x" ] } ], "# + forward
+                    + " } ]",
+                "PriorityInUse"))
+    }
+}

@@ -237,6 +237,15 @@ extension EventLoop {
                         // The load balancer's own answer, sent: the connection closes.
                         return linger(session)
                     }
+                    if session.responsePhase == .idle && session.requestPhase == .done {
+                        // Its own answer to a request without a body (a redirect, a fixed response): the next.
+                        session.requestPhase = .head
+                        if session.inStart == session.inEnd {
+                            session.inStart = 0
+                            session.inEnd = 0
+                        }
+                        progressed = true
+                    }
                 }
             case .wouldBlock, .end:
                 break
@@ -391,6 +400,18 @@ extension EventLoop {
         session.methodIsHEAD =
             head.methodEnd == 4 && bytes[0] == 0x48 && bytes[1] == 0x45 && bytes[2] == 0x41
             && bytes[3] == 0x44
+        // The listener's rules first (docs/alb.md §20); none matching: its default forward.
+        session.groupIndex = listeners[session.listenerIndex].shared.groupIndex
+        if !session.settings.rules.isEmpty, let index = session.matchingRule(session.settings.rules) {
+            switch session.settings.rules[index].action {
+            case .forward(let group):
+                session.groupIndex = group
+            case .redirect(let settings):
+                return _ = redirect(session, settings)
+            case .fixedResponse(let status, let contentType, let body):
+                return _ = fixedResponse(session, status: status, contentType: contentType, body: body)
+            }
+        }
         guard
             let targetIndex = groups[session.groupIndex].pick(
                 for: FlowKey(client: session.client, node: session.node),
@@ -399,7 +420,7 @@ extension EventLoop {
             return _ = answer(session, status: 503, close: true)
         }
         let target = groups[session.groupIndex].targets[targetIndex].endpoint
-        if session.targetFD >= 0 && session.targetIndex != targetIndex {
+        if session.targetFD >= 0 && (session.targetIndex != targetIndex || session.targetGroup != session.groupIndex) {
             // Another target this time: the kept connection goes back to the pool for the next request.
             releaseTarget(session)
         }
@@ -464,6 +485,7 @@ extension EventLoop {
             session.targetFD = fd
             session.targetKey = key
             session.targetIndex = targetIndex
+            session.targetGroup = session.groupIndex
             session.targetReusable = true
             session.targetEOF = false
             session.targetConnecting = false
@@ -485,6 +507,7 @@ extension EventLoop {
         }
         session.targetFD = fd
         session.targetIndex = targetIndex
+        session.targetGroup = session.groupIndex
         session.targetReusable = true
         session.targetEOF = false
         let counter = groups[session.groupIndex].targets[targetIndex].flowCount
@@ -731,11 +754,20 @@ extension EventLoop {
 
     /// ALB's own answer (400, 463, 502, 503, 504): `Server: awselb/2.0` and its short HTML body.
     @discardableResult
-    func answer(_ session: HTTPSession, status: Int, close: Bool) -> Bool {
+    func answer(
+        _ session: HTTPSession, status: Int, close: Bool, location: UnsafeRawBufferPointer? = nil
+    ) -> Bool {
         if status >= 500 {
             groupMetrics[session.groupIndex].httpCodeELB5XX += 1
-        } else {
+        } else if status >= 400 {
             groupMetrics[session.groupIndex].httpCodeELB4XX += 1
+        } else {
+            groupMetrics[session.groupIndex].httpCodeELB3XX += 1
+        }
+        if !close {
+            // Answered without a body to skip (a redirect of a GET): the connection serves the next request.
+            session.requestPhase = .done
+            session.inStart += session.request.length
         }
         if close {
             session.closeClientAfter = true
@@ -754,6 +786,10 @@ extension EventLoop {
         writer.httpDate(now: realtimeSeconds())
         writer.ascii("\r\nContent-Type: text/html\r\nContent-Length: ")
         writer.decimal(Self.answerBodyLength(status, reason))
+        if let location {
+            writer.ascii("\r\nLocation: ")
+            writer.bytes(location)
+        }
         writer.ascii(close ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
         writer.ascii("<html>\r\n<head><title>")
         writer.decimal(status)
@@ -770,6 +806,75 @@ extension EventLoop {
         return true
     }
 
+    /// A rule's redirect: `Location` from the RedirectConfig, its `#{…}` parts the request's own.
+    func redirect(_ session: HTTPSession, _ settings: RedirectSettings) -> Bool {
+        let status = settings.statusCode == "HTTP_302" ? 302 : 301
+        let bytes = session.inBytes
+        var location = HeadWriter(session.responseBuffer, capacity: HTTPSession.responseCapacity)
+        func part(_ text: String) {
+            var rest = Substring(text)
+            while let open = rest.range(of: "#{") {
+                location.text(String(rest[..<open.lowerBound]))
+                guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                    location.text(String(rest[open.lowerBound...]))
+                    return
+                }
+                switch rest[open.upperBound..<close] {
+                case "protocol": location.text(session.settings.scheme)
+                case "host": if let host = session.hostValue(bytes) { location.bytes(host) }
+                case "port": location.decimal(Int(session.settings.port))
+                case "path": location.bytes(UnsafeRawBufferPointer(rebasing: session.pathBytes(bytes).dropFirst()))
+                case "query": location.bytes(session.queryBytes(bytes))
+                default: location.text(String(rest[open.lowerBound...close]))
+                }
+                rest = rest[rest.index(after: close)...]
+            }
+            location.text(String(rest))
+        }
+        part(settings.protocolName == "#{protocol}" ? "#{protocol}" : settings.protocolName.lowercased())
+        location.ascii("://")
+        part(settings.host)
+        location.ascii(":")
+        part(settings.port)
+        part(settings.path)
+        let beforeQuery = location.count
+        location.ascii("?")
+        part(settings.query)
+        if location.count == beforeQuery + 1 { location.count = beforeQuery }  // no query: no `?`
+        return answer(
+            session, status: status, close: session.request.framing != .none,
+            location: UnsafeRawBufferPointer(start: session.responseBuffer, count: location.count))
+    }
+
+    /// A rule's fixed response: its status, content type and body, from the load balancer itself.
+    func fixedResponse(_ session: HTTPSession, status: Int, contentType: String?, body: [UInt8]) -> Bool {
+        let close = session.request.framing != .none || session.closeClientAfter
+        if close {
+            session.closeClientAfter = true
+            session.mayHaveUnread = session.request.framing != .none
+        }
+        session.requestPhase = .done
+        session.responsePhase = .idle
+        var writer = HeadWriter(session.stage, capacity: HTTPSession.stageCapacity)
+        writer.ascii("HTTP/1.1 ")
+        writer.decimal(status)
+        writer.ascii(" ")
+        writer.ascii(Self.reasonPhrase(status))
+        writer.ascii("\r\nServer: awselb/2.0\r\nDate: ")
+        writer.httpDate(now: realtimeSeconds())
+        writer.ascii("\r\nContent-Type: ")
+        writer.text(contentType ?? "text/plain")
+        writer.ascii("; charset=utf-8\r\nContent-Length: ")
+        writer.decimal(body.count)
+        writer.ascii(close ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n")
+        body.withUnsafeBytes { writer.bytes($0) }
+        session.stageStart = 0
+        session.stageEnd = writer.count
+        session.stageToTarget = false
+        if !close { session.inStart += session.request.length }
+        return true
+    }
+
     /// The body's length: its fixed markup (92 bytes) and the status line twice.
     static func answerBodyLength(_ status: Int, _ reason: StaticString) -> Int {
         92 + 2 * (4 + reason.utf8CodeUnitCount)
@@ -777,7 +882,19 @@ extension EventLoop {
 
     static func reasonPhrase(_ status: Int) -> StaticString {
         switch status {
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
         case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
         case 463: return ""
         case 502: return "Bad Gateway"
         case 503: return "Service Temporarily Unavailable"

@@ -20,6 +20,8 @@ package struct HTTPListenerSettings: Sendable {
     package var idleNanoseconds: UInt64 = 60_000_000_000
     /// `client_keep_alive.seconds`: a client connection is closed after its first request past this age.
     package var clientKeepAliveNanoseconds: UInt64 = 3_600_000_000_000
+    /// The listener's rules by priority; a request none matches goes to the listener's group.
+    package var rules: [HTTPRule] = []
 
     package init() {}
 }
@@ -69,6 +71,8 @@ package final class HTTPSession {
     var methodIsHEAD = false
     /// The target's connection: which target, connect in progress, whether it may serve the next request.
     var targetIndex = -1
+    /// The group `targetIndex` is of (a rule may send a request to another group than the listener's).
+    var targetGroup = -1
     /// Where the target connection goes and leaves from: its key in the loop's pool of idle ones.
     var targetKey: HTTPTargetPool.Key?
     var targetConnecting = false
