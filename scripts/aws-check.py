@@ -293,6 +293,49 @@ def application_load_balancer(admin, target_port):
     differing = ctl_differences(admin, [["describe-load-balancers", "--names", "app"],
                                         ["describe-target-groups", "--names", "app-http"],
                                         ["describe-listeners", "--listener-arns", listener["ListenerArn"]]])
+    # Listener rules: a fixed response by path, a redirect by host, priorities swapped, a condition modified.
+    def fetch(path, host="app"):
+        with socket.create_connection((node, port), 5) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data.decode("latin1")
+    fixed = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=10, Conditions=[
+        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/maintenance*"]}}], Actions=[
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain",
+                                                            "MessageBody": "down for maintenance"}}])["Rules"][0]
+    moved = elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=20, Conditions=[
+        {"Field": "host-header", "Values": ["old.*"]}], Actions=[
+        {"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "Host": "new.example.com",
+                                                "StatusCode": "HTTP_301"}}])["Rules"][0]
+    served = [fetch("/maintenance/now"), fetch("/a/b?x=1", host="old.example.com"), fetch("/")]
+    in_use = error_code(lambda: elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=20, Conditions=[
+        {"Field": "path-pattern", "Values": ["/x"]}], Actions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}]))
+    to_tcp = error_code(lambda: elb.create_rule(ListenerArn=listener["ListenerArn"], Priority=30, Conditions=[
+        {"Field": "path-pattern", "Values": ["/x"]}], Actions=[{"Type": "forward", "TargetGroupArn": tcp_group["TargetGroupArn"]}]))
+    elb.set_rule_priorities(RulePriorities=[{"RuleArn": fixed["RuleArn"], "Priority": 30},
+                                            {"RuleArn": moved["RuleArn"], "Priority": 5}])
+    modified = elb.modify_rule(RuleArn=fixed["RuleArn"], Conditions=[{"Field": "http-request-method",
+                                                                       "HttpRequestMethodConfig": {"Values": ["DELETE"]}}])
+    described = elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+    after = fetch("/maintenance/now")
+    missing = error_code(lambda: elb.delete_rule(RuleArn=fixed["RuleArn"] + "0"))
+    used = error_code(lambda: elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"]))
+    for rule in [fixed, moved]:
+        elb.delete_rule(RuleArn=rule["RuleArn"])
+    left = [r["Priority"] for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]]
+    check("listener rules: create_rule's fixed-response (503, its body) and redirect (Location https://new.example.com:443"
+          "/a/b?x=1) answer before the default forward; PriorityInUse; a TCP group is IncompatibleProtocols; "
+          "set_rule_priorities reorders; modify_rule changes the condition; describe_rules ends with the default rule; "
+          "RuleNotFound; delete_rule",
+          served[0].startswith("HTTP/1.1 503") and served[0].endswith("down for maintenance")
+          and "Location: https://new.example.com:443/a/b?x=1" in served[1] and served[1].startswith("HTTP/1.1 301")
+          and '"target":' in served[2] and in_use == "PriorityInUse" and to_tcp == "IncompatibleProtocols"
+          and [(r["Priority"], r["IsDefault"]) for r in described] == [("5", False), ("30", False), ("default", True)]
+          and modified["Rules"][0]["Conditions"][0]["HttpRequestMethodConfig"]["Values"] == ["DELETE"]
+          and '"target":' in after and missing == "RuleNotFound" and used == "ResourceInUse" and left == ["default"],
+          f"{served} {in_use} {to_tcp} {described} {after[:80]} {missing} {used} {left}")
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
     elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
     elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"])

@@ -160,6 +160,11 @@ extension Configuration {
                     code: "ResourceInUse",
                     message: "Target group '\(names.targetGroup(name))' is currently in use by a listener")
             }
+            if model.listeners.contains(where: { $0.rules.contains { $0.action == .forward(targetGroupName: name) } }) {
+                throw APIError(
+                    code: "ResourceInUse",
+                    message: "Target group '\(names.targetGroup(name))' is currently in use by a listener or a rule")
+            }
             model.targetGroups.removeAll { $0.name == name }
         case .modifyTargetGroup(let name, let object):
             let index = try model.targetGroupIndex(name)
@@ -265,6 +270,7 @@ extension Configuration {
                 throw APIError(code: "DuplicateListener", message: "A listener already exists on port \(modified.port)")
             }
             try model.checkAssociation(modified)
+            modified.rules = old.rules  // ModifyListener leaves the rules as they are
             model.listeners[index] = modified
         case .modifyListenerAttributes(let balancer, let port, let given):
             let index = try model.listenerIndex(balancer, port)
@@ -299,6 +305,16 @@ extension Configuration {
             }
             model.listeners[index].certificateArns.removeAll { arns.contains($0) }
             return Applied(model: model, effects: [.publish, .persist])
+        case .createRule(let balancer, let port, let given):
+            try model.createRule(balancer, port, given)
+        case .modifyRule(let balancer, let port, let id, let conditions, let actions):
+            try model.modifyRule(balancer, port, id, conditions: conditions, actions: actions)
+        case .deleteRule(let balancer, let port, let id):
+            let index = try model.listenerIndex(balancer, port)
+            guard model.listeners[index].rules.contains(where: { $0.id == id }) else { throw Self.ruleNotFound }
+            model.listeners[index].rules.removeAll { $0.id == id }
+        case .setRulePriorities(let changes):
+            try model.setRulePriorities(changes)
         case .deleteListener(let balancer, let port):
             let index = try model.listenerIndex(balancer, port)
             model.listeners.remove(at: index)
@@ -410,7 +426,11 @@ extension Configuration {
     /// at most one).
     package func loadBalancers(forwardingTo group: String) -> [String] {
         var result: [String] = []
-        for listener in listeners where listener.targetGroupName == group && !result.contains(listener.loadBalancerName)
+        for listener in listeners
+        where
+            (listener.targetGroupName == group
+            || listener.rules.contains { $0.action == .forward(targetGroupName: group) })
+            && !result.contains(listener.loadBalancerName)
         {
             result.append(listener.loadBalancerName)
         }

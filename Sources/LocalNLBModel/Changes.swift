@@ -106,6 +106,11 @@ package enum Change: Sendable {
     case modifyListener(loadBalancer: String, port: UInt16, Given)
     case modifyListenerAttributes(loadBalancer: String, port: UInt16, attributes: Given)
     case deleteListener(loadBalancer: String, port: UInt16)
+    /// Listener rules (CreateRule, ModifyRule, DeleteRule, SetRulePriorities), a rule by its id.
+    case createRule(loadBalancer: String, port: UInt16, Given)
+    case modifyRule(loadBalancer: String, port: UInt16, id: String, conditions: Given?, actions: Given?)
+    case deleteRule(loadBalancer: String, port: UInt16, id: String)
+    case setRulePriorities([(loadBalancer: String, port: UInt16, id: String, priority: Int)])
     /// A TLS listener's certificate list for SNI (the default stays first).
     case addListenerCertificates(loadBalancer: String, port: UInt16, arns: [String])
     case removeListenerCertificates(loadBalancer: String, port: UInt16, arns: [String])
@@ -146,6 +151,10 @@ package enum Change: Sendable {
         case .modifyListener: "ModifyListener"
         case .modifyListenerAttributes: "ModifyListenerAttributes"
         case .deleteListener: "DeleteListener"
+        case .createRule: "CreateRule"
+        case .modifyRule: "ModifyRule"
+        case .deleteRule: "DeleteRule"
+        case .setRulePriorities: "SetRulePriorities"
         case .addListenerCertificates: "AddListenerCertificates"
         case .removeListenerCertificates: "RemoveListenerCertificates"
         case .addTags: "AddTags"

@@ -459,3 +459,103 @@ extension RuleAction {
         }
     }
 }
+
+/// The changes of listener rules (docs/alb.md §20), checked as AWS checks them.
+extension Configuration {
+    package static let ruleNotFound = APIError(code: "RuleNotFound", message: "One or more rules not found")
+
+    /// At most this many rules on an application load balancer (AWS's default quota), the defaults aside.
+    static let rulesPerLoadBalancer = 100
+
+    mutating func createRule(_ balancer: String, _ port: UInt16, _ given: Given) throws(APIError) {
+        let index = try listenerIndex(balancer, port)
+        guard listeners[index].protocolName.isHTTP else {
+            throw APIError(
+                code: "InvalidConfigurationRequest",
+                message: "Listener rules are for the HTTP and HTTPS listeners of application load balancers")
+        }
+        var reader = newReader()
+        let read = reader.rule(given.value, given.path, listener: "\(balancer)/\(port)")
+        var rule = try Self.validated(reader, read)
+        if listeners[index].rules.contains(where: { $0.priority == rule.priority }) {
+            throw APIError(code: "PriorityInUse", message: "Priority '\(rule.priority)' is currently in use")
+        }
+        try checkRuleAction(rule.action)
+        let total = listeners.filter { $0.loadBalancerName == balancer }.map(\.rules.count).reduce(0, +)
+        guard total < Self.rulesPerLoadBalancer else {
+            throw APIError(
+                code: "TooManyRules",
+                message:
+                    "You've reached the limit on the number of rules per load balancer (\(Self.rulesPerLoadBalancer))")
+        }
+        // A new id each time, even where a deleted or moved rule had this priority.
+        var serial = 0
+        let ids = Set(listeners[index].rules.map(\.id))
+        while ids.contains(rule.id) {
+            serial += 1
+            rule.id = ResourceNames.id("rule/\(balancer)/\(port)/\(rule.priority)/\(serial)")
+        }
+        listeners[index].rules.append(rule)
+        listeners[index].rules.sort { $0.priority < $1.priority }
+    }
+
+    mutating func modifyRule(
+        _ balancer: String, _ port: UInt16, _ id: String, conditions: Given?, actions: Given?
+    ) throws(APIError) {
+        let index = try listenerIndex(balancer, port)
+        guard let position = listeners[index].rules.firstIndex(where: { $0.id == id }) else { throw Self.ruleNotFound }
+        let old = listeners[index].rules[position]
+        var document: [String: JSONValue] = ["Priority": .number(Double(old.priority))]
+        func value(_ text: JSONText) -> JSONValue {
+            // Text this code wrote parses back.
+            (try? JSONParser.parse(Array(text.rendered.utf8)).value) ?? .null
+        }
+        document["Conditions"] = conditions?.value ?? .array(old.conditions.map { value($0.document) })
+        document["Actions"] = actions?.value ?? .array([value(old.action.document)])
+        var reader = newReader()
+        let read = reader.rule(.object(document), "ModifyRule", listener: "\(balancer)/\(port)")
+        var rule = try Self.validated(reader, read)
+        try checkRuleAction(rule.action)
+        rule.id = old.id
+        rule.tags = old.tags
+        listeners[index].rules[position] = rule
+    }
+
+    mutating func setRulePriorities(
+        _ changes: [(loadBalancer: String, port: UInt16, id: String, priority: Int)]
+    ) throws(APIError) {
+        guard !changes.isEmpty else { throw .validation("RulePriorities is required") }
+        for change in changes {
+            let index = try listenerIndex(change.loadBalancer, change.port)
+            guard (1...50000).contains(change.priority) else {
+                throw .validation("Priority \(change.priority) is out of range (1-50000)")
+            }
+            guard let position = listeners[index].rules.firstIndex(where: { $0.id == change.id }) else {
+                throw Self.ruleNotFound
+            }
+            listeners[index].rules[position].priority = change.priority
+        }
+        for listener in listeners {
+            let priorities = listener.rules.map(\.priority)
+            if let taken = priorities.first(where: { p in priorities.filter { $0 == p }.count > 1 }) {
+                throw APIError(code: "PriorityInUse", message: "Priority '\(taken)' is currently in use")
+            }
+        }
+        for index in listeners.indices { listeners[index].rules.sort { $0.priority < $1.priority } }
+    }
+
+    /// A forward goes to an HTTP target group that exists.
+    func checkRuleAction(_ action: RuleAction) throws(APIError) {
+        guard case .forward(let name) = action else { return }
+        guard let group = targetGroups.first(where: { $0.name == name }) else {
+            throw APIError(code: "TargetGroupNotFound", message: "Target groups '\(names.targetGroup(name))' not found")
+        }
+        guard group.protocolName.isHTTP else {
+            throw APIError(
+                code: "IncompatibleProtocols",
+                message:
+                    "A rule of an HTTP listener forwards to an HTTP target group; '\(name)' is \(group.protocolName.rawValue)"
+            )
+        }
+    }
+}

@@ -67,6 +67,13 @@ package struct ResourceNames: Sendable {
     }
 
     /// `…:truststore/{name}/{16 hex}`
+    /// `…:listener-rule/app/{lb}/{lb's 16 hex}/{listener's 16 hex}/{rule's 16 hex}`
+    package func rule(loadBalancer name: String, port: UInt16, id: String) -> String {
+        let (shown, region) = Self.parts(name)
+        return prefix(region ?? self.region)
+            + "listener-rule/\(kind(name))/\(shown)/\(Self.id("lb/" + name))/\(Self.id("listener/\(name)/\(port)"))/\(id)"
+    }
+
     package func trustStore(_ name: String) -> String {
         let (shown, region) = Self.parts(name)
         return prefix(region ?? self.region) + "truststore/\(shown)/\(Self.id("ts/" + name))"

@@ -59,6 +59,51 @@ package struct QueryForm: Equatable {
         return items
     }
 
+    /// Every parameter under `name` as one JSON value: `Name.member.N` lists, `Name.Field` objects, text
+    /// leaves (numbers stay text, which the validator reads). Nil when none is given.
+    package func tree(_ name: String) -> JSONValue? {
+        final class Node {
+            var text: String?
+            var fields: [String: Node] = [:]
+            var members: [Int: Node] = [:]
+            var value: JSONValue {
+                if let text { return .string(text) }
+                if !members.isEmpty { return .array(members.keys.sorted().map { members[$0]!.value }) }
+                return .object(fields.mapValues(\.value))
+            }
+        }
+        let root = Node()
+        var found = false
+        for (key, value) in values where key == name || key.hasPrefix(name + ".") {
+            found = true
+            var node = root
+            var parts = key.dropFirst(name.count).split(separator: ".", omittingEmptySubsequences: false).dropFirst()
+            while let part = parts.first {
+                parts = parts.dropFirst()
+                if part == "member", let number = parts.first.flatMap({ Int($0) }) {
+                    parts = parts.dropFirst()
+                    node =
+                        node.members[number]
+                        ?? {
+                            let child = Node()
+                            node.members[number] = child
+                            return child
+                        }()
+                } else {
+                    node =
+                        node.fields[String(part)]
+                        ?? {
+                            let child = Node()
+                            node.fields[String(part)] = child
+                            return child
+                        }()
+                }
+            }
+            node.text = value
+        }
+        return found ? root.value : nil
+    }
+
     /// `Name.member.N.Field` for each N, up to the first N with none of `fields`.
     package func structures(_ name: String, fields: [String]) -> [[String: String]] {
         var items: [[String: String]] = []
