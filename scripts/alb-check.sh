@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -96,7 +96,20 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $silent_port, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "silent" } ] },
     { "Port": $refused, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "refused" } ] },
     { "Port": $empty, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "empty" } ] },
-    { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] } ],
+    { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] },
+    { "Port": $ruled, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ],
+      "Rules": [
+        { "Priority": 10, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/nginx/*" ] } } ],
+          "Actions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] },
+        { "Priority": 20, "Conditions": [ { "Field": "host-header", "HostHeaderConfig": { "Values": [ "old.*.test" ] } } ],
+          "Actions": [ { "Type": "redirect", "RedirectConfig": { "Protocol": "HTTPS", "Port": "443", "Host": "new.#{host}", "Path": "/v2/#{path}", "StatusCode": "HTTP_302" } } ] },
+        { "Priority": 30, "Conditions": [ { "Field": "http-request-method", "HttpRequestMethodConfig": { "Values": [ "DELETE" ] } } ],
+          "Actions": [ { "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "405", "ContentType": "application/json", "MessageBody": "{\"error\":\"no deletes\"}" } } ] },
+        { "Priority": 40, "Conditions": [ { "Field": "http-header", "HttpHeaderConfig": { "HttpHeaderName": "X-Canary", "Values": [ "on" ] } },
+                                          { "Field": "query-string", "QueryStringConfig": { "Values": [ { "Key": "v", "Value": "2" } ] } } ],
+          "Actions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] },
+        { "Priority": 50, "Conditions": [ { "Field": "source-ip", "SourceIpConfig": { "Values": [ "127.0.0.3/32" ] } } ],
+          "Actions": [ { "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "403", "MessageBody": "not from there" } } ] } ] } ],
   "TargetGroups": [
     { "Name": "echo", "Protocol": "HTTP", "Port": $echo_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "nginx", "Protocol": "HTTP", "Port": $nginx_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
@@ -157,6 +170,28 @@ if command -v wrk > /dev/null; then
   check "wrk: 20 keep-alive connections for 2 s through the proxy, no socket error or non-2xx answer" \
     bash -c 'grep -q "Requests/sec" "$0" && ! grep -q "Socket errors\|Non-2xx" "$0"' "$tmp/wrk.out"
 fi
+
+# Listener rules, in priority order before the default forward (docs/alb.md §20).
+via() { curl -s --max-time 5 "$@"; }
+check "rules: path-pattern /nginx/* forwards to the nginx group, anything else to the default (echo)" \
+  bash -c 'grep -q "nginx saw" <<< "$0" && grep -q "\"peer\"" <<< "$1"' \
+  "$(via "http://127.0.0.1:$ruled/nginx/x")" "$(via "http://127.0.0.1:$ruled/other")"
+moved=$(via -i -H 'Host: old.shop.test' "http://127.0.0.1:$ruled/cart/1?id=7")
+check "rules: host-header old.*.test redirects (302) to https://new.#{host}:443/v2/#{path}?#{query}" \
+  bash -c 'grep -q "^HTTP/1.1 302 Found" <<< "$0" && grep -q "^Location: https://new.old.shop.test:443/v2/cart/1?id=7" <<< "$0"' "$moved"
+fixed=$(via -i -X DELETE "http://127.0.0.1:$ruled/thing")
+check "rules: http-request-method DELETE gets the fixed response (405, application/json, its body)" \
+  bash -c 'grep -q "^HTTP/1.1 405 Method Not Allowed" <<< "$0" && grep -q "^Content-Type: application/json" <<< "$0" && grep -q "{\"error\":\"no deletes\"}" <<< "$0"' "$fixed"
+check "rules: http-header X-Canary: on AND query-string v=2 both needed for the canary group" \
+  bash -c 'grep -q "nginx saw" <<< "$0" && grep -q "\"peer\"" <<< "$1" && grep -q "\"peer\"" <<< "$2"' \
+  "$(via -H 'X-Canary: on' "http://127.0.0.1:$ruled/?v=2")" "$(via -H 'X-Canary: on' "http://127.0.0.1:$ruled/?v=3")" \
+  "$(via "http://127.0.0.1:$ruled/?v=2")"
+check "rules: source-ip 127.0.0.3/32 is refused with 403, 127.0.0.2 is not" \
+  bash -c 'grep -q "not from there" <<< "$0" && grep -q "\"peer\"" <<< "$1"' \
+  "$(via --interface 127.0.0.3 "http://127.0.0.1:$ruled/")" "$(via --interface 127.0.0.2 "http://127.0.0.1:$ruled/")"
+kept=$(curl -s -v --max-time 5 -X DELETE "http://127.0.0.1:$ruled/a" -X DELETE "http://127.0.0.1:$ruled/b" 2>&1)
+check "rules: a fixed response keeps the connection for the next request" \
+  bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 405" <<< "$0")" = 2 ]' "$kept"
 
 # WebSocket through the listener: the websockets package (PyPI) on both ends, the upgrade a byte tunnel.
 venv_python=.build/aws-venv/bin/python

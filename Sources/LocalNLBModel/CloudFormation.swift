@@ -11,6 +11,7 @@ package struct CloudFormationTemplate {
     static let instanceType = "AWS::EC2::Instance"
     static let listenerCertificateType = "AWS::ElasticLoadBalancingV2::ListenerCertificate"
     static let trustStoreType = "AWS::ElasticLoadBalancingV2::TrustStore"
+    static let listenerRuleType = "AWS::ElasticLoadBalancingV2::ListenerRule"
     static let trustStoreRevocationType = "AWS::ElasticLoadBalancingV2::TrustStoreRevocation"
 
     static func isTemplate(_ root: JSONValue) -> Bool {
@@ -40,6 +41,8 @@ package struct CloudFormationTemplate {
     var subnetResources: [String: [String: JSONValue]] = [:]
     /// The `AWS::ElasticLoadBalancingV2::ListenerCertificate`s' properties by logical id: SNI certificates.
     var listenerCertificates: [String: [String: JSONValue]] = [:]
+    /// The `AWS::ElasticLoadBalancingV2::ListenerRule`s' properties by logical id: each joins its listener's `Rules`.
+    var listenerRules: [String: [String: JSONValue]] = [:]
     /// The `AWS::ElasticLoadBalancingV2::TrustStore`s' properties by logical id.
     var trustStoreResources: [String: [String: JSONValue]] = [:]
     /// `AWS::ElasticLoadBalancingV2::TrustStoreRevocation`s: their lists join the store their
@@ -95,6 +98,8 @@ package struct CloudFormationTemplate {
                 resources[id] = Resource(id: id, type: type, properties: properties)
             } else if type == Self.listenerCertificateType {
                 listenerCertificates[id] = properties
+            } else if type == Self.listenerRuleType {
+                listenerRules[id] = properties
             } else if type == Self.trustStoreType {
                 trustStoreResources[id] = properties
             } else if type == Self.trustStoreRevocationType {
@@ -221,6 +226,27 @@ package struct CloudFormationTemplate {
             var list: [JSONValue] = []
             if case .array(let existing)? = listener["Certificates"] { list = existing }
             listener["Certificates"] = .array(list + added)
+            listeners[position] = .object(listener)
+        }
+        // A ListenerRule joins its listener's Rules (its target groups' Refs resolve to their ARNs).
+        for id in listenerRules.keys.sorted() {
+            let properties = listenerRules[id]!
+            guard case .object(let reference)? = properties["ListenerArn"],
+                case .string(let target)? = reference["Ref"],
+                let position = listenerIDs.firstIndex(of: target), case .object(var listener) = listeners[position]
+            else {
+                problems.append("Resources.\(id).Properties.ListenerArn: a Ref to a listener of the template is needed")
+                continue
+            }
+            var rule: [String: JSONValue] = [:]
+            for key in ["Priority", "Conditions", "Actions"] {
+                if let value = properties[key], let resolved = resolve(value, "Resources.\(id).Properties.\(key)") {
+                    rule[key] = resolved
+                }
+            }
+            var list: [JSONValue] = []
+            if case .array(let existing)? = listener["Rules"] { list = existing }
+            listener["Rules"] = .array(list + [.object(rule)])
             listeners[position] = .object(listener)
         }
         document["TargetGroups"] = .array(groups)

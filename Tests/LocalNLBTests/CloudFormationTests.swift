@@ -234,6 +234,15 @@ import Testing
             """
         let c = try load(json).configuration
         #expect(c.loadBalancers[0].type == .application && c.listeners[0].protocolName == .http)
+        // A ListenerRule of the template joins its listener, its group's Ref resolved.
+        let ruled = json.replacingOccurrences(
+            of: #""Group": {"#,
+            with: #""Rule": { "Type": "AWS::ElasticLoadBalancingV2::ListenerRule", "Properties": {"#
+                + #""ListenerArn": { "Ref": "Listener" }, "Priority": 1, "#
+                + #""Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/api/*" ] } } ], "#
+                + #""Actions": [ { "Type": "forward", "TargetGroupArn": { "Ref": "Group" } } ] } }, "Group": {"#)
+        let rules = try load(ruled).configuration.listeners[0].rules
+        #expect(rules.map(\.priority) == [1] && rules[0].action == .forward(targetGroupName: c.targetGroups[0].name))
         #expect(c.targetGroups[0].protocolName == .http && c.targetGroups[0].healthCheck.matcher == [200...200])
         #expect(c.names.loadBalancer(c.loadBalancers[0].name).contains(":loadbalancer/app/"))
     }
