@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -97,6 +97,7 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $refused, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "refused" } ] },
     { "Port": $empty, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "empty" } ] },
     { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] },
+    { "Port": $lor, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lor" } ] },
     { "Port": $ruled, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ],
       "Rules": [
         { "Priority": 10, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/nginx/*" ] } } ],
@@ -117,6 +118,9 @@ cat > "$tmp/alb.json" <<JSON
       "HealthCheckProtocol": "TCP" },
     { "Name": "refused", "Protocol": "HTTP", "Port": $(free_port), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" },
+    { "Name": "lor", "Protocol": "HTTP", "Port": 80, "TargetType": "ip", "HealthCheckProtocol": "TCP",
+      "Targets": [ { "Id": "127.0.0.1", "Port": $silent }, { "Id": "127.0.0.1", "Port": $echo_port } ],
+      "TargetGroupAttributes": [ { "Key": "load_balancing.algorithm.type", "Value": "least_outstanding_requests" } ] },
     { "Name": "ws", "Protocol": "HTTP", "Port": $ws_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
       "HealthCheckProtocol": "TCP" } ] }
 JSON
@@ -192,6 +196,16 @@ check "rules: source-ip 127.0.0.3/32 is refused with 403, 127.0.0.2 is not" \
 kept=$(curl -s -v --max-time 5 -X DELETE "http://127.0.0.1:$ruled/a" -X DELETE "http://127.0.0.1:$ruled/b" 2>&1)
 check "rules: a fixed response keeps the connection for the next request" \
   bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 405" <<< "$0")" = 2 ]' "$kept"
+
+# least_outstanding_requests: a target that holds a request unanswered gets no more while the other is free.
+for i in 1 2 3 4 5 6; do
+  curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "http://127.0.0.1:$lor/$i" >> "$tmp/lor.codes" &
+  sleep 0.2
+done
+wait_for() { for _ in $(seq 100); do [ "$(wc -l < "$1" 2> /dev/null || echo 0)" -ge "$2" ] && return; sleep 0.1; done; }
+wait_for "$tmp/lor.codes" 6
+check "least_outstanding_requests: of 6 requests at most one waits on the target that never answers ($(sort "$tmp/lor.codes" | uniq -c | tr -s ' \n' ' '))" \
+  bash -c '[ "$(grep -c "^200$" "$0")" -ge 5 ]' "$tmp/lor.codes"
 
 # WebSocket through the listener: the websockets package (PyPI) on both ends, the upgrade a byte tunnel.
 venv_python=.build/aws-venv/bin/python

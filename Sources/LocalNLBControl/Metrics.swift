@@ -100,6 +100,16 @@ extension ControlPlane {
                 { String($0.metrics.httpCodeTarget5XX) }
             ),
             (
+                "target_response_time_seconds_sum", "counter",
+                "Seconds the group's targets took to a response head, summed (TargetResponseTime's sum).",
+                { String(Double($0.metrics.targetResponseNanoseconds) / 1e9) }
+            ),
+            (
+                "target_response_time_seconds_count", "counter",
+                "Responses TargetResponseTime's sum is over (divide the two for the average).",
+                { String($0.metrics.targetResponses) }
+            ),
+            (
                 "httpcode_elb_3xx_count_total", "counter",
                 "Redirects the load balancer's rules answered (HTTPCode_ELB_3XX_Count).",
                 { String($0.metrics.httpCodeELB3XX) }

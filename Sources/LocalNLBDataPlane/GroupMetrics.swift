@@ -26,6 +26,9 @@ package struct GroupMetrics: Sendable {
     package var httpCodeTarget4XX = 0
     package var httpCodeTarget5XX = 0
     package var httpCodeELB3XX = 0
+    /// TargetResponseTime: the sum and count of the targets' times to a response head.
+    package var targetResponseNanoseconds: UInt64 = 0
+    package var targetResponses = 0
     package var httpCodeELB4XX = 0
     package var httpCodeELB5XX = 0
 
@@ -70,6 +73,8 @@ extension GroupMetrics {
         httpCodeTarget4XX += other.httpCodeTarget4XX
         httpCodeTarget5XX += other.httpCodeTarget5XX
         httpCodeELB3XX += other.httpCodeELB3XX
+        targetResponseNanoseconds &+= other.targetResponseNanoseconds
+        targetResponses += other.targetResponses
         httpCodeELB4XX += other.httpCodeELB4XX
         httpCodeELB5XX += other.httpCodeELB5XX
     }

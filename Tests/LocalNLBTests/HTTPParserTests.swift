@@ -155,7 +155,7 @@ import Testing
             problems(
                 document(
                     groupAttributes: #"[ { "Key": "load_balancing.algorithm.type", "Value": "weighted_random" } ]"#)
-            ).contains { $0.contains("is not emulated yet: round_robin is") })
+            ).contains { $0.contains("is not emulated yet: round_robin and least_outstanding_requests are") })
         #expect(problems(document(group: #""Protocol": "HTTPS""#)).contains { $0.contains("HTTPS target groups") })
         #expect(
             problems(

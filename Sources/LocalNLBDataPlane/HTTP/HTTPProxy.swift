@@ -415,10 +415,16 @@ extension EventLoop {
         guard
             let targetIndex = groups[session.groupIndex].pick(
                 for: FlowKey(client: session.client, node: session.node),
-                nodeZone: listeners[session.listenerIndex].shared.zone, algorithm: .roundRobin)
+                nodeZone: listeners[session.listenerIndex].shared.zone,
+                algorithm: groups[session.groupIndex].configuration.applicationAlgorithm == "least_outstanding_requests"
+                    ? .leastConnections : .roundRobin)
         else {
             return _ = answer(session, status: 503, close: true)
         }
+        // The target's count is of requests in flight (least_outstanding_requests picks by it).
+        let outstanding = groups[session.groupIndex].targets[targetIndex].flowCount
+        outstanding.add(1)
+        session.outstanding = outstanding
         let target = groups[session.groupIndex].targets[targetIndex].endpoint
         if session.targetFD >= 0 && (session.targetIndex != targetIndex || session.targetGroup != session.groupIndex) {
             // Another target this time: the kept connection goes back to the pool for the next request.
@@ -489,9 +495,6 @@ extension EventLoop {
             session.targetReusable = true
             session.targetEOF = false
             session.targetConnecting = false
-            let counter = groups[session.groupIndex].targets[targetIndex].flowCount
-            counter.add(1)
-            session.targetFlows = counter
             return true
         }
         return false
@@ -510,9 +513,6 @@ extension EventLoop {
         session.targetGroup = session.groupIndex
         session.targetReusable = true
         session.targetEOF = false
-        let counter = groups[session.groupIndex].targets[targetIndex].flowCount
-        counter.add(1)
-        session.targetFlows = counter
         // The target sees the node's address, as behind every ALB (no bind when the route picks it anyway).
         let source = sourceAddress(session, towards: target)
         session.targetKey = HTTPTargetPool.Key(target: target, source: source)
@@ -553,8 +553,6 @@ extension EventLoop {
         poller.remove(session.targetFD)
         if !httpPool.put(key, session.targetFD, now: now) { closeDescriptor(session.targetFD) }
         session.targetFD = -1
-        session.targetFlows?.add(-1)
-        session.targetFlows = nil
         session.targetIndex = -1
         session.targetReusable = false
     }
@@ -563,8 +561,6 @@ extension EventLoop {
         guard session.targetFD >= 0 else { return }
         closeDescriptor(session.targetFD)
         session.targetFD = -1
-        session.targetFlows?.add(-1)
-        session.targetFlows = nil
         session.targetIndex = -1
         session.targetConnecting = false
         session.targetReusable = false
@@ -580,7 +576,14 @@ extension EventLoop {
         return answerTargetFailure(session, status: 502)
     }
 
+    /// The request's count on its target ends: answered, failed, or its client gone.
+    func endOutstanding(_ session: HTTPSession) {
+        session.outstanding?.add(-1)
+        session.outstanding = nil
+    }
+
     func answerTargetFailure(_ session: HTTPSession, status: Int) -> Bool {
+        endOutstanding(session)
         closeTarget(session)
         session.responsePhase = .idle
         session.requestPhase = .head
@@ -610,6 +613,9 @@ extension EventLoop {
             return
         }
         countTargetStatus(session, head.status)
+        // TargetResponseTime: from the request's routing to the target's response head.
+        groupMetrics[session.groupIndex].targetResponseNanoseconds &+= now &- session.requestStarted
+        groupMetrics[session.groupIndex].targetResponses += 1
         if head.closes { session.targetReusable = false }
         session.stageStart = 0
         session.stageEnd = writeResponseHead(session, final: true)
@@ -644,6 +650,7 @@ extension EventLoop {
     /// The response went whole (and the staged head with it): the next request, or the end.
     func finishExchange(_ session: HTTPSession) -> Bool {
         guard session.stageEnd == session.stageStart else { return false }
+        endOutstanding(session)
         if session.requestPhase != .done {
             // The target answered before the request body was all there: that body cannot be skipped
             // safely, so the connection ends here.
@@ -1096,6 +1103,7 @@ extension EventLoop {
 
     func endHTTP(_ session: HTTPSession, resetClient: Bool) {
         guard session.clientFD >= 0 else { return }
+        endOutstanding(session)
         if session.requestPhase == .head && session.inStart == session.inEnd {
             releaseTarget(session)  // between requests: the target connection serves another client
         } else {

@@ -78,7 +78,8 @@ package final class HTTPSession {
     var targetConnecting = false
     var targetReusable = false
     var targetEOF = false
-    var targetFlows: SharedCounter?
+    /// The routed target's count of requests in flight, while this session's request is one of them.
+    var outstanding: SharedCounter?
     /// The client connection ends once the current response has gone (close, an ambiguous request,
     /// HTTP/1.0, a body left unread).
     var closeClientAfter = false
