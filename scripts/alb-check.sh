@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -98,6 +98,7 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $empty, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "empty" } ] },
     { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] },
     { "Port": $lor, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lor" } ] },
+    { "Port": $sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "sticky" } ] },
     { "Port": $ruled, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ],
       "Rules": [
         { "Priority": 10, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/nginx/*" ] } } ],
@@ -118,6 +119,10 @@ cat > "$tmp/alb.json" <<JSON
       "HealthCheckProtocol": "TCP" },
     { "Name": "refused", "Protocol": "HTTP", "Port": $(free_port), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" },
+    { "Name": "sticky", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
+      "Targets": [ { "Id": "127.0.0.1", "Port": $echo_port }, { "Id": "127.0.0.1", "Port": $nginx_port } ],
+      "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "true" }, { "Key": "stickiness.type", "Value": "lb_cookie" },
+        { "Key": "stickiness.lb_cookie.duration_seconds", "Value": "600" } ] },
     { "Name": "lor", "Protocol": "HTTP", "Port": 80, "TargetType": "ip", "HealthCheckProtocol": "TCP",
       "Targets": [ { "Id": "127.0.0.1", "Port": $silent }, { "Id": "127.0.0.1", "Port": $echo_port } ],
       "TargetGroupAttributes": [ { "Key": "load_balancing.algorithm.type", "Value": "least_outstanding_requests" } ] },
@@ -196,6 +201,15 @@ check "rules: source-ip 127.0.0.3/32 is refused with 403, 127.0.0.2 is not" \
 kept=$(curl -s -v --max-time 5 -X DELETE "http://127.0.0.1:$ruled/a" -X DELETE "http://127.0.0.1:$ruled/b" 2>&1)
 check "rules: a fixed response keeps the connection for the next request" \
   bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 405" <<< "$0")" = 2 ]' "$kept"
+
+# lb_cookie stickiness: curl's cookie jar keeps a client on its first target; without it, round robin.
+first=$(curl -s -i -c "$tmp/jar" --max-time 5 "http://127.0.0.1:$sticky/")
+kind() { grep -q "nginx saw" <<< "$1" && echo nginx || echo echo; }
+stuck=$(for _ in 1 2 3 4; do kind "$(curl -s -b "$tmp/jar" --max-time 5 "http://127.0.0.1:$sticky/")"; done | sort -u | tr '\n' ' ')
+loose=$(for _ in 1 2 3 4; do kind "$(curl -s --max-time 5 "http://127.0.0.1:$sticky/")"; done | sort -u | tr '\n' ' ')
+check "lb_cookie stickiness: AWSALB and AWSALBCORS (SameSite=None; Secure) set for 600 s; with them every request goes to one target ($stuck), without them to both ($loose)" \
+  bash -c 'grep -q "^Set-Cookie: AWSALB=[0-9a-f]*; Expires=.*; Path=/" <<< "$0" && grep -q "^Set-Cookie: AWSALBCORS=.*SameSite=None; Secure" <<< "$0" && [ "$(wc -w <<< "$1")" = 1 ] && [ "$(wc -w <<< "$2")" = 2 ]' \
+  "$first" "$stuck" "$loose"
 
 # least_outstanding_requests: a target that holds a request unanswered gets no more while the other is free.
 for i in 1 2 3 4 5 6; do
@@ -308,8 +322,8 @@ check "DescribeLoadBalancerAttributes lists ALB's (idle_timeout.timeout_seconds 
 
 # The same refusals through the JSON API and a reload: nothing half-applies.
 refusal=$(curl -s -X PUT "http://127.0.0.1:$admin/target-groups/echo/attributes" -H 'Content-Type: application/json' \
-  -d '{"Attributes":[{"Key":"stickiness.enabled","Value":"true"}]}')
-check "JSON API: stickiness on an HTTP group is refused by name (not emulated yet), and the group still serves" \
+  -d '{"Attributes":[{"Key":"load_balancing.algorithm.type","Value":"weighted_random"}]}')
+check "JSON API: weighted_random on an HTTP group is refused by name (not emulated yet), and the group still serves" \
   bash -c 'grep -q "not emulated yet" <<< "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
   "$refusal" "$http"
 cp "$tmp/alb.json" "$tmp/alb.good.json"

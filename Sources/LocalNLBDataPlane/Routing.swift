@@ -71,10 +71,13 @@ package struct RoutedTarget: RoutableTarget, Sendable {
     /// UnHealthyRoutingFlowCount.
     package let inFailingOpenZone: Bool
     package let isHealthy: Bool
+    /// What an application load balancer's stickiness cookie names this target by (docs/alb.md §21).
+    package let stickyToken: UInt64
     package var activeFlows: Int { flowCount.current }
 
     package init(_ target: Target) {
         endpoint = target.endpoint
+        stickyToken = UInt64(ResourceNames.id("sticky/\(target.endpoint)"), radix: 16) ?? 0
         flowCount = target.flowCount
         takesNewFlows = target.takesNewFlows
         zone = target.zone
@@ -154,7 +157,9 @@ package struct RoutingGroup: Sendable {
     /// that zone's targets are picked.
     package func pick(for key: FlowKey, nodeZone: String = "", algorithm: LoadBalancingAlgorithm? = nil) -> Int? {
         let zone = crossZone ? nil : nodeZone
-        if configuration.stickinessEnabled, let index = stickyTargets.target(for: key.client.ip), index < targets.count,
+        // An application load balancer's stickiness is by cookie (HTTPProxy.swift), not by source address.
+        let bySource = configuration.stickinessEnabled && !configuration.protocolName.isHTTP
+        if bySource, let index = stickyTargets.target(for: key.client.ip), index < targets.count,
             targets[index].takesNewFlows, zone == nil || targets[index].zone == zone || targets[index].zone == "all"
         {
             return index
@@ -164,7 +169,7 @@ package struct RoutingGroup: Sendable {
         else {
             return nil
         }
-        if configuration.stickinessEnabled { stickyTargets.remember(index, for: key.client.ip) }
+        if bySource { stickyTargets.remember(index, for: key.client.ip) }
         return index
     }
 

@@ -162,24 +162,20 @@ let applicationTargetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
     .integer(
         "deregistration_delay.timeout_seconds", \.deregistrationDelaySeconds, default: 300, valid: 0...86400,
         aws: 0...3600),
-    Attribute(
-        key: "stickiness.enabled", defaultValue: { _ in "false" },
-        check: { reader, given, path in
-            guard let enabled = reader.boolean(given, path) else { return nil }
-            if enabled {
-                reader.error(
-                    path, "true: stickiness (lb_cookie, app_cookie) of application load balancers is not emulated yet")
-                return nil
-            }
-            return "false"
-        },
-        set: { $0.stickinessEnabled = $1 == "true" }, get: { String($0.stickinessEnabled) }),
+    .boolean("stickiness.enabled", \.stickinessEnabled, default: false),
     .text("stickiness.type", \.stickinessType, default: "lb_cookie") { text in
         ["lb_cookie", "app_cookie"].contains(text) ? nil : "is not lb_cookie or app_cookie"
     },
     .integer(
         "stickiness.lb_cookie.duration_seconds", \.lbCookieDurationSeconds, default: 86400, valid: 1...604800),
-    .text("stickiness.app_cookie.cookie_name", \.appCookieName, default: ""),
+    .text("stickiness.app_cookie.cookie_name", \.appCookieName, default: "") { name in
+        // AWS reserves its own cookies' names.
+        if ["AWSALB", "AWSALBAPP", "AWSALBTG"].contains(where: { name.hasPrefix($0) }) {
+            return "starts with a name AWS reserves (AWSALB, AWSALBAPP, AWSALBTG)"
+        }
+        return name.utf8.count > 1000 || name.contains(where: { $0 == ";" || $0 == "=" || $0 == " " || $0 == "," })
+            ? "is not a cookie name" : nil
+    },
     .integer(
         "stickiness.app_cookie.duration_seconds", \.appCookieDurationSeconds, default: 86400, valid: 1...604800),
     .text("load_balancing.algorithm.type", \.applicationAlgorithm, default: "round_robin") { text in

@@ -297,6 +297,13 @@ extension ConfigReader {
         func at(_ field: PartialKeyPath<TargetGroupConfiguration>) -> String {
             "\(path)[\"\(index.key(of: field))\"]"
         }
+        if group.protocolName.isHTTP && group.stickinessEnabled && group.stickinessType == "app_cookie"
+            && group.appCookieName.isEmpty
+        {
+            error(
+                "\(path)[\"stickiness.app_cookie.cookie_name\"]",
+                "missing: app_cookie stickiness follows the application's cookie of this name")
+        }
         if group.unhealthyDrainingIntervalSeconds > 0 && group.unhealthyConnectionTermination {
             warn(
                 at(\.unhealthyDrainingIntervalSeconds),

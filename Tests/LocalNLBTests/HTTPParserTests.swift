@@ -148,9 +148,16 @@ import Testing
             problems(document(groupAttributes: #"[ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ]"#))
                 .contains { $0.contains("gets the client's address in X-Forwarded-For") })
         #expect(
-            problems(document(groupAttributes: #"[ { "Key": "stickiness.enabled", "Value": "true" } ]"#)).contains {
-                $0.contains("not emulated yet")
-            })
+            problems(
+                document(
+                    groupAttributes:
+                        #"[ { "Key": "stickiness.enabled", "Value": "true" }, { "Key": "stickiness.type", "Value": "app_cookie" } ]"#
+                )
+            ).contains { $0.contains("app_cookie stickiness follows the application's cookie of this name") })
+        #expect(
+            problems(
+                document(groupAttributes: #"[ { "Key": "stickiness.app_cookie.cookie_name", "Value": "AWSALBX" } ]"#)
+            ).contains { $0.contains("starts with a name AWS reserves") })
         #expect(
             problems(
                 document(

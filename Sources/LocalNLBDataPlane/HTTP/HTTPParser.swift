@@ -13,14 +13,14 @@ package struct HTTPField: Sendable {
 
 package enum HTTPKnownField: UInt8, Sendable {
     case other, host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, upgrade
-    case xForwardedFor, xForwardedProto, xForwardedPort, xAmznTraceID, expect, te, trailer
+    case xForwardedFor, xForwardedProto, xForwardedPort, xAmznTraceID, expect, te, trailer, cookie, setCookie
 
     static let names: [(String, HTTPKnownField)] = [
         ("host", HTTPKnownField.host), ("content-length", .contentLength), ("transfer-encoding", .transferEncoding),
         ("connection", .connection), ("keep-alive", .keepAlive), ("proxy-connection", .proxyConnection),
         ("upgrade", .upgrade), ("x-forwarded-for", .xForwardedFor), ("x-forwarded-proto", .xForwardedProto),
         ("x-forwarded-port", .xForwardedPort), ("x-amzn-trace-id", .xAmznTraceID), ("expect", .expect),
-        ("te", .te), ("trailer", .trailer),
+        ("te", .te), ("trailer", .trailer), ("cookie", .cookie), ("set-cookie", .setCookie),
     ]
 }
 

@@ -412,14 +412,21 @@ extension EventLoop {
                 return _ = fixedResponse(session, status: status, contentType: contentType, body: body)
             }
         }
+        session.stickyToken = 0
+        let stickyIndex = stickyTarget(session)
         guard
-            let targetIndex = groups[session.groupIndex].pick(
-                for: FlowKey(client: session.client, node: session.node),
-                nodeZone: listeners[session.listenerIndex].shared.zone,
-                algorithm: groups[session.groupIndex].configuration.applicationAlgorithm == "least_outstanding_requests"
-                    ? .leastConnections : .roundRobin)
+            let targetIndex = stickyIndex
+                ?? groups[session.groupIndex].pick(
+                    for: FlowKey(client: session.client, node: session.node),
+                    nodeZone: listeners[session.listenerIndex].shared.zone,
+                    algorithm: groups[session.groupIndex].configuration.applicationAlgorithm
+                        == "least_outstanding_requests"
+                        ? .leastConnections : .roundRobin)
         else {
             return _ = answer(session, status: 503, close: true)
+        }
+        if groups[session.groupIndex].configuration.stickinessEnabled {
+            session.stickyToken = groups[session.groupIndex].targets[targetIndex].stickyToken
         }
         // The target's count is of requests in flight (least_outstanding_requests picks by it).
         let outstanding = groups[session.groupIndex].targets[targetIndex].flowCount
@@ -459,6 +466,33 @@ extension EventLoop {
         if session.targetFD < 0 && !reuseIdleTarget(session, targetIndex: targetIndex, target: target) {
             connectTarget(session, targetIndex: targetIndex, target: target)
         }
+    }
+
+    /// The target a stickiness cookie of the request names (`AWSALB`, or `AWSALBAPP-0` for app_cookie),
+    /// when the group is sticky and that target takes requests.
+    func stickyTarget(_ session: HTTPSession) -> Int? {
+        let group = groups[session.groupIndex]
+        guard group.configuration.stickinessEnabled else { return nil }
+        let name: StaticString = group.configuration.stickinessType == "app_cookie" ? "AWSALBAPP-0" : "AWSALB"
+        let bytes = session.inBytes
+        var token: UInt64?
+        for field in session.request.fields where field.known == .cookie {
+            HTTPParser.forEachPart(
+                UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]), separator: 0x3B
+            ) { pair in
+                guard token == nil, pair.count == name.utf8CodeUnitCount + 17 else { return }
+                for k in 0..<name.utf8CodeUnitCount where pair[k] != name.utf8Start[k] { return }
+                guard pair[name.utf8CodeUnitCount] == 0x3D else { return }
+                var value: UInt64 = 0
+                for byte in pair[(name.utf8CodeUnitCount + 1)...] {
+                    guard let digit = ChunkedBody().hexValue(byte) else { return }
+                    value = value << 4 | UInt64(digit)
+                }
+                token = value
+            }
+        }
+        guard let token else { return nil }
+        return group.targets.firstIndex { $0.stickyToken == token && $0.takesNewFlows }
     }
 
     /// A source address for connections to `target`: the node's, when of the target's family.
@@ -1031,6 +1065,7 @@ extension EventLoop {
                 writer.ascii("\r\n")
             }
         }
+        if final && session.stickyToken != 0 { writeStickyCookies(&writer, session, head: head, bytes: bytes) }
         if tunnel {
             writer.ascii("Connection: Upgrade\r\n")
         } else if final {
@@ -1043,6 +1078,42 @@ extension EventLoop {
         }
         writer.ascii("\r\n")
         return writer.count
+    }
+
+    /// ALB's stickiness cookies: `AWSALB` and `AWSALBCORS` (lb_cookie) on every response, or `AWSALBAPP-0`
+    /// (app_cookie) on a response that sets the application's cookie; each names the target.
+    func writeStickyCookies(
+        _ writer: inout HeadWriter, _ session: HTTPSession, head: HTTPHead, bytes: UnsafeRawBufferPointer
+    ) {
+        let configuration = groups[session.groupIndex].configuration
+        let app = configuration.stickinessType == "app_cookie"
+        let seconds = app ? configuration.appCookieDurationSeconds : configuration.lbCookieDurationSeconds
+        if app {
+            // Only when the application sets its own cookie (stickiness.app_cookie.cookie_name).
+            var name = configuration.appCookieName
+            let setsIt = name.withUTF8 { want in
+                head.fields.contains { field in
+                    guard field.known == .setCookie, Int(field.valueEnd - field.valueStart) > want.count else {
+                        return false
+                    }
+                    for k in 0..<want.count where bytes[Int(field.valueStart) + k] != want[k] { return false }
+                    return bytes[Int(field.valueStart) + want.count] == 0x3D
+                }
+            }
+            guard setsIt else { return }
+        }
+        let expires = realtimeSeconds() + seconds
+        for cookie: StaticString in app ? ["AWSALBAPP-0"] : ["AWSALB", "AWSALBCORS"] {
+            writer.ascii("Set-Cookie: ")
+            writer.ascii(cookie)
+            writer.ascii("=")
+            writer.hex(session.stickyToken, digits: 16)
+            writer.ascii("; Expires=")
+            writer.httpDate(now: expires)
+            writer.ascii("; Path=/")
+            if cookie.utf8CodeUnitCount == 10 { writer.ascii("; SameSite=None; Secure") }  // AWSALBCORS
+            writer.ascii("\r\n")
+        }
     }
 
     /// How many addresses the client's `X-Forwarded-For` fields hold.

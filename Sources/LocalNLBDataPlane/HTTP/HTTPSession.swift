@@ -78,6 +78,8 @@ package final class HTTPSession {
     var targetConnecting = false
     var targetReusable = false
     var targetEOF = false
+    /// Stickiness: the token of the target this response's cookie names, or 0 for none to set.
+    var stickyToken: UInt64 = 0
     /// The routed target's count of requests in flight, while this session's request is one of them.
     var outstanding: SharedCounter?
     /// The client connection ends once the current response has gone (close, an ambiguous request,
