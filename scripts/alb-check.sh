@@ -130,7 +130,7 @@ cat > "$tmp/alb.json" <<JSON
       "HealthCheckProtocol": "TCP" } ] }
 JSON
 # --time-scale 0.05: the 60 s idle timeout is 3 s here.
-"$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --event-loops 2 --flow-log off 2> "$tmp/lb.log" & pids+=($!)
+"$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --event-loops 2 --flow-log "$tmp/access.jsonl" 2> "$tmp/lb.log" & pids+=($!)
 lb_pid=$!
 ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
 for _ in $(seq 100); do ctl describe-load-balancers > /dev/null 2>&1 && break; sleep 0.1; done
@@ -319,6 +319,30 @@ check "DescribeLoadBalancers: Type application, an app ARN, ALB's DNS name shape
 attrs=$(ctl describe-load-balancer-attributes --load-balancer-arn "$lb" --output text)
 check "DescribeLoadBalancerAttributes lists ALB's (idle_timeout.timeout_seconds 60, routing.http.xff_header_processing.mode append)" \
   bash -c 'grep -qP "idle_timeout.timeout_seconds\t60" <<< "$0" && grep -qP "routing.http.xff_header_processing.mode\tappend" <<< "$0"' "$attrs"
+
+# The access log: one entry a request, ALB's fields in ALB's order (JSON lines with --flow-log FILE).
+python3 - "$tmp/access.jsonl" "$http" "$(field 'dict(d["headers"])["X-Amzn-Trace-Id"]' <<< "$seen")" "$ruled" > "$tmp/access.out" <<'PY'
+import json, sys
+path, port, trace, ruled = sys.argv[1:]
+entries = [json.loads(line) for line in open(path)]
+order = ["type", "time", "elb", "client:port", "target:port", "request_processing_time", "target_processing_time",
+         "response_processing_time", "elb_status_code", "target_status_code", "received_bytes", "sent_bytes", "request",
+         "user_agent", "ssl_cipher", "ssl_protocol", "target_group_arn", "trace_id", "domain_name", "chosen_cert_arn",
+         "matched_rule_priority", "request_creation_time", "actions_executed", "redirect_url", "error_reason",
+         "target:port_list", "target_status_code_list", "classification", "classification_reason", "conn_trace_id"]
+first = next(e for e in entries if e["request"] == f"GET http://127.0.0.1:{port}/hello?x=1 HTTP/1.1")
+moved = next(e for e in entries if e["actions_executed"] == "redirect")
+bad = next(e for e in entries if e["elb_status_code"] == "400")
+ok = (all(list(e) == order for e in entries) and first["client:port"].startswith("127.0.0.2:")
+      and first["elb"].startswith("app/web-alb/") and first["elb_status_code"] == first["target_status_code"] == "200"
+      and first["trace_id"] == trace and first["matched_rule_priority"] == "0"
+      and first["target_group_arn"].endswith(":targetgroup/echo/" + first["target_group_arn"].split("/")[-1])
+      and moved["redirect_url"].startswith("https://new.old.shop.test:443/v2/cart/1") and moved["matched_rule_priority"] == "20"
+      and moved["target:port"] == "-" and bad["target:port"] == "-" and bad["target_status_code"] == "-")
+print("ok" if ok else f"{len(entries)} entries; first {first}; moved {moved}")
+PY
+check "access log: every request an entry with ALB's 30 fields in ALB's order; the target's status and trace id, the matched rule, a redirect's URL ($(head -c 300 "$tmp/access.out"))" \
+  grep -qx ok "$tmp/access.out"
 
 # The same refusals through the JSON API and a reload: nothing half-applies.
 refusal=$(curl -s -X PUT "http://127.0.0.1:$admin/target-groups/echo/attributes" -H 'Content-Type: application/json' \

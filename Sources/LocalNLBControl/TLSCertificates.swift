@@ -214,7 +214,8 @@ extension ControlPlane {
             case .fixedResponse(let status, let contentType, let body):
                 action = .fixedResponse(status: status, contentType: contentType, body: Array((body ?? "").utf8))
             }
-            return HTTPRule(conditions: rule.conditions.map(HTTPCondition.init), action: action)
+            return HTTPRule(
+                priority: rule.priority, conditions: rule.conditions.map(HTTPCondition.init), action: action)
         }
         return settings
     }

@@ -39,6 +39,9 @@ public final class FlowLog: Sendable {
         return FlowLog(sink: .jsonLines(handle))
     }
 
+    /// Runs `body` holding the lock that keeps lines whole.
+    func withLockWriting(_ body: () -> Void) { writing.withLock { _ in body() } }
+
     package func write(_ record: FlowRecord) {
         switch sink {
         case .none:

@@ -118,9 +118,11 @@ extension EventLoop {
                     routeRequest(session)
                     return session.inUse
                 case .malformed:
+                    beginExchange(session)
                     return answer(session, status: 400, close: true)
                 case .incomplete:
                     if session.inEnd - session.inStart >= HTTPSession.inCapacity {
+                        beginExchange(session)
                         // ALB's limit on a request's head: the client hears 400 and the connection closes.
                         return answer(session, status: 400, close: true)
                     }
@@ -147,6 +149,7 @@ extension EventLoop {
                         session.stageStart = 0
                         session.stageEnd = 0
                         session.stageToTarget = false
+                        session.sentToTargetAt = now
                     }
                 case .wouldBlock, .end:
                     break
@@ -229,6 +232,7 @@ extension EventLoop {
             {
             case .moved(let n):
                 session.stageStart += n
+                session.exchangeBytesOut += n
                 progressed = true
                 if session.stageStart == session.stageEnd {
                     session.stageStart = 0
@@ -261,6 +265,7 @@ extension EventLoop {
                 {
                 case .moved(let n):
                     session.responseStart += n
+                    session.exchangeBytesOut += n
                     consumedResponseBody(session, n)
                     progressed = true
                 case .wouldBlock, .end:
@@ -312,6 +317,7 @@ extension EventLoop {
     }
 
     func consumedRequestBody(_ session: HTTPSession, _ n: Int) {
+        session.exchangeBytesIn += n
         let sent = UnsafeRawBufferPointer(start: session.inBuffer + session.inStart - n, count: n)
         switch session.request.framing {
         case .length:
@@ -373,9 +379,28 @@ extension EventLoop {
     // MARK: Requests
 
     /// A whole request head: check it, pick a target, connect (or reuse the connection), stage the head.
+    /// A request begins: what its access log entry will say starts over.
+    func beginExchange(_ session: HTTPSession) {
+        session.requestStarted = now
+        session.sentToTargetAt = 0
+        session.responseAt = 0
+        session.exchangeBytesIn = session.request.length
+        session.exchangeBytesOut = 0
+        session.targetStatus = 0
+        session.matchedRule = 0
+        session.actionTaken = ""
+        session.redirectURL = ""
+        session.traceID.removeAll(keepingCapacity: true)
+        session.routedTarget = nil
+        if options.flowLog.isEnabled {
+            session.receivedWallClock = wallClock()
+            captureForLog(session)
+        }
+    }
+
     func routeRequest(_ session: HTTPSession) {
         let head = session.request
-        session.requestStarted = now
+        beginExchange(session)
         groupMetrics[session.groupIndex].requestCount += 1
         switch session.settings.desyncMode {
         case .defensive:
@@ -402,13 +427,17 @@ extension EventLoop {
             && bytes[3] == 0x44
         // The listener's rules first (docs/alb.md §20); none matching: its default forward.
         session.groupIndex = listeners[session.listenerIndex].shared.groupIndex
+        session.actionTaken = "forward"
         if !session.settings.rules.isEmpty, let index = session.matchingRule(session.settings.rules) {
+            session.matchedRule = session.settings.rules[index].priority
             switch session.settings.rules[index].action {
             case .forward(let group):
                 session.groupIndex = group
             case .redirect(let settings):
+                session.actionTaken = "redirect"
                 return _ = redirect(session, settings)
             case .fixedResponse(let status, let contentType, let body):
+                session.actionTaken = "fixed-response"
                 return _ = fixedResponse(session, status: status, contentType: contentType, body: body)
             }
         }
@@ -433,6 +462,7 @@ extension EventLoop {
         outstanding.add(1)
         session.outstanding = outstanding
         let target = groups[session.groupIndex].targets[targetIndex].endpoint
+        session.routedTarget = target
         if session.targetFD >= 0 && (session.targetIndex != targetIndex || session.targetGroup != session.groupIndex) {
             // Another target this time: the kept connection goes back to the pool for the next request.
             releaseTarget(session)
@@ -647,6 +677,8 @@ extension EventLoop {
             return
         }
         countTargetStatus(session, head.status)
+        session.targetStatus = head.status
+        session.responseAt = now
         // TargetResponseTime: from the request's routing to the target's response head.
         groupMetrics[session.groupIndex].targetResponseNanoseconds &+= now &- session.requestStarted
         groupMetrics[session.groupIndex].targetResponses += 1
@@ -685,6 +717,7 @@ extension EventLoop {
     func finishExchange(_ session: HTTPSession) -> Bool {
         guard session.stageEnd == session.stageStart else { return false }
         endOutstanding(session)
+        logRequest(session, elbStatus: session.targetStatus)
         if session.requestPhase != .done {
             // The target answered before the request body was all there: that body cannot be skipped
             // safely, so the connection ends here.
@@ -844,6 +877,9 @@ extension EventLoop {
         session.stageStart = 0
         session.stageEnd = writer.count
         session.stageToTarget = false
+        session.exchangeBytesOut = writer.count
+        logRequest(session, elbStatus: status)
+        session.exchangeBytesOut = -writer.count  // counted again as it is sent
         return true
     }
 
@@ -882,9 +918,9 @@ extension EventLoop {
         location.ascii("?")
         part(settings.query)
         if location.count == beforeQuery + 1 { location.count = beforeQuery }  // no query: no `?`
-        return answer(
-            session, status: status, close: session.request.framing != .none,
-            location: UnsafeRawBufferPointer(start: session.responseBuffer, count: location.count))
+        let url = UnsafeRawBufferPointer(start: session.responseBuffer, count: location.count)
+        if options.flowLog.isEnabled { session.redirectURL = String(decoding: url, as: UTF8.self) }
+        return answer(session, status: status, close: session.request.framing != .none, location: url)
     }
 
     /// A rule's fixed response: its status, content type and body, from the load balancer itself.
@@ -912,6 +948,9 @@ extension EventLoop {
         session.stageStart = 0
         session.stageEnd = writer.count
         session.stageToTarget = false
+        session.exchangeBytesOut = writer.count
+        logRequest(session, elbStatus: status)
+        session.exchangeBytesOut = -writer.count
         if !close { session.inStart += session.request.length }
         return true
     }
@@ -1029,11 +1068,21 @@ extension EventLoop {
                 if part.count > 5 && HTTPParser.hasPrefixIgnoringCase(part, "root=") { hasRoot = true }
             }
         }
+        let traceStart = writer.count
         writer.ascii(hasRoot ? "Self=1-" : "Root=1-")
         writer.hex(UInt64(realtimeSeconds()), digits: 8)
         writer.ascii("-")
         writer.hex(nextTraceRandom() >> 16, digits: 12)
         writer.hex(nextTraceRandom() >> 16, digits: 12)
+        defer {
+            if options.flowLog.isEnabled {
+                // The whole field as the target got it, for the access log's trace_id.
+                session.traceID.removeAll(keepingCapacity: true)
+                session.traceID.append(
+                    contentsOf: UnsafeRawBufferPointer(
+                        start: writer.base + traceStart, count: writer.count - traceStart - 2))
+            }
+        }
         if hasRoot, let incoming {
             HTTPParser.forEachPart(incoming, separator: 0x3B) { part in
                 if HTTPParser.hasPrefixIgnoringCase(part, "self=") { return }

@@ -5,10 +5,12 @@ import ProxyProtocol
 /// matches without case), target groups by index. Matching reads the request head in place and
 /// allocates nothing.
 package struct HTTPRule: Sendable {
+    package var priority: Int
     package var conditions: [HTTPCondition]
     package var action: HTTPAction
 
-    package init(conditions: [HTTPCondition], action: HTTPAction) {
+    package init(priority: Int, conditions: [HTTPCondition], action: HTTPAction) {
+        self.priority = priority
         self.conditions = conditions
         self.action = action
     }

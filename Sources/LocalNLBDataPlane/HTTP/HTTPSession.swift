@@ -78,6 +78,21 @@ package final class HTTPSession {
     var targetConnecting = false
     var targetReusable = false
     var targetEOF = false
+    // What the access log says of the request in flight (docs/alb.md §22).
+    var receivedWallClock = 0.0
+    var sentToTargetAt: UInt64 = 0
+    var responseAt: UInt64 = 0
+    var exchangeBytesIn = 0
+    var exchangeBytesOut = 0
+    var targetStatus = 0
+    var matchedRule = 0
+    var actionTaken = ""
+    var redirectURL = ""
+    var traceID: [UInt8] = []
+    /// The request line and user agent as logged, taken while the head is in the buffer (logging on only).
+    var loggedRequest = ""
+    var loggedAgent = ""
+    var routedTarget: IPEndpoint?
     /// Stickiness: the token of the target this response's cookie names, or 0 for none to set.
     var stickyToken: UInt64 = 0
     /// The routed target's count of requests in flight, while this session's request is one of them.
