@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); echo2_port=$(free_port); app_sticky=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -23,8 +23,11 @@ class Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def answer(self, extra):
         body = json.dumps(dict({"peer": self.client_address[0], "peerPort": self.client_address[1], "path": self.path,
+                                "server": self.server.server_address[1],
                                 "headers": [list(h) for h in self.headers.items()]}, **extra)).encode()
         self.send_response(200)
+        if self.path.startswith("/login"):
+            self.send_header("Set-Cookie", "session=s1; Path=/")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -49,6 +52,7 @@ class Echo(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Echo).serve_forever()
 PY
 python3 "$tmp/echo.py" "$echo_port" 2> "$tmp/echo.log" & pids+=($!)
+python3 "$tmp/echo.py" "$echo2_port" 2> "$tmp/echo2.log" & pids+=($!)
 # A target that accepts and never answers (the 504), and a port nothing listens on (the 502).
 python3 - "$silent" <<'PY' & pids+=($!)
 import socket, sys, time
@@ -99,6 +103,7 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] },
     { "Port": $lor, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lor" } ] },
     { "Port": $sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "sticky" } ] },
+    { "Port": $app_sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "app-sticky" } ] },
     { "Port": $ruled, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ],
       "Rules": [
         { "Priority": 10, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/nginx/*" ] } } ],
@@ -119,6 +124,10 @@ cat > "$tmp/alb.json" <<JSON
       "HealthCheckProtocol": "TCP" },
     { "Name": "refused", "Protocol": "HTTP", "Port": $(free_port), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "empty", "Protocol": "HTTP", "Port": 80, "TargetType": "ip" },
+    { "Name": "app-sticky", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
+      "Targets": [ { "Id": "127.0.0.1", "Port": $echo_port }, { "Id": "127.0.0.1", "Port": $echo2_port } ],
+      "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "true" }, { "Key": "stickiness.type", "Value": "app_cookie" },
+        { "Key": "stickiness.app_cookie.cookie_name", "Value": "session" } ] },
     { "Name": "sticky", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
       "Targets": [ { "Id": "127.0.0.1", "Port": $echo_port }, { "Id": "127.0.0.1", "Port": $nginx_port } ],
       "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "true" }, { "Key": "stickiness.type", "Value": "lb_cookie" },
@@ -210,6 +219,14 @@ loose=$(for _ in 1 2 3 4; do kind "$(curl -s --max-time 5 "http://127.0.0.1:$sti
 check "lb_cookie stickiness: AWSALB and AWSALBCORS (SameSite=None; Secure) set for 600 s; with them every request goes to one target ($stuck), without them to both ($loose)" \
   bash -c 'grep -q "^Set-Cookie: AWSALB=[0-9a-f]*; Expires=.*; Path=/" <<< "$0" && grep -q "^Set-Cookie: AWSALBCORS=.*SameSite=None; Secure" <<< "$0" && [ "$(wc -w <<< "$1")" = 1 ] && [ "$(wc -w <<< "$2")" = 2 ]' \
   "$first" "$stuck" "$loose"
+
+# app_cookie stickiness: once the application sets its cookie, AWSALBAPP-0 keeps the client on that target.
+plain=$(curl -s -i --max-time 5 "http://127.0.0.1:$app_sticky/")
+login=$(curl -s -i -c "$tmp/appjar" --max-time 5 "http://127.0.0.1:$app_sticky/login")
+served_by=$(for _ in 1 2 3 4; do curl -s -b "$tmp/appjar" --max-time 5 "http://127.0.0.1:$app_sticky/" | field 'd["server"]'; done | sort -u | wc -l)
+check "app_cookie stickiness: no AWSALBAPP-0 until the application sets its cookie; then every request goes to one target (of two)" \
+  bash -c '! grep -q AWSALBAPP <<< "$0" && grep -q "^Set-Cookie: AWSALBAPP-0=[0-9a-f]*; Expires=" <<< "$1" && [ "$2" = 1 ]' \
+  "$plain" "$login" "$served_by"
 
 # least_outstanding_requests: a target that holds a request unanswered gets no more while the other is free.
 for i in 1 2 3 4 5 6; do
