@@ -319,23 +319,33 @@ def application_load_balancer(admin, target_port):
     modified = elb.modify_rule(RuleArn=fixed["RuleArn"], Conditions=[{"Field": "http-request-method",
                                                                        "HttpRequestMethodConfig": {"Values": ["DELETE"]}}])
     described = elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+    rule_bytes = ctl_differences(admin, [["describe-rules", "--listener-arn", listener["ListenerArn"]]])
+    made_by_ctl = subprocess.run(
+        [os.environ["LOCALNLB_BINARY"], "ctl", "create-rule", "--endpoint-url", f"http://127.0.0.1:{admin}",
+         "--listener-arn", listener["ListenerArn"], "--priority", "40", "--conditions",
+         '[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Env", "Values": ["staging"]}}]',
+         "--actions", '[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200", "MessageBody": "staging"}}]',
+         "--query", "Rules[0].RuleArn", "--output", "text"], capture_output=True, text=True)
+    by_ctl = made_by_ctl.stdout.strip()
     after = fetch("/maintenance/now")
     missing = error_code(lambda: elb.delete_rule(RuleArn=fixed["RuleArn"] + "0"))
     used = error_code(lambda: elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"]))
-    for rule in [fixed, moved]:
+    for rule in [fixed, moved, {"RuleArn": by_ctl}]:
         elb.delete_rule(RuleArn=rule["RuleArn"])
     left = [r["Priority"] for r in elb.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]]
     check("listener rules: create_rule's fixed-response (503, its body) and redirect (Location https://new.example.com:443"
           "/a/b?x=1) answer before the default forward; PriorityInUse; a TCP group is IncompatibleProtocols; "
           "set_rule_priorities reorders; modify_rule changes the condition; describe_rules ends with the default rule; "
-          "RuleNotFound; delete_rule",
+          "RuleNotFound; delete_rule; ctl describe-rules prints the AWS CLI's bytes and ctl create-rule takes JSON",
           served[0].startswith("HTTP/1.1 503") and served[0].endswith("down for maintenance")
           and "Location: https://new.example.com:443/a/b?x=1" in served[1] and served[1].startswith("HTTP/1.1 301")
           and '"target":' in served[2] and in_use == "PriorityInUse" and to_tcp == "IncompatibleProtocols"
           and [(r["Priority"], r["IsDefault"]) for r in described] == [("5", False), ("30", False), ("default", True)]
           and modified["Rules"][0]["Conditions"][0]["HttpRequestMethodConfig"]["Values"] == ["DELETE"]
-          and '"target":' in after and missing == "RuleNotFound" and used == "ResourceInUse" and left == ["default"],
-          f"{served} {in_use} {to_tcp} {described} {after[:80]} {missing} {used} {left}")
+          and '"target":' in after and missing == "RuleNotFound" and used == "ResourceInUse" and left == ["default"]
+          and not rule_bytes and ":listener-rule/app/app/" in by_ctl,
+          f"{rule_bytes[:1]} {made_by_ctl.stderr[-300:]} {by_ctl} {served} {in_use} {to_tcp} {described} {after[:80]} "
+          f"{missing} {used} {left}")
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
     elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
     elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"])

@@ -17,6 +17,9 @@ package enum ELBv2Commands {
         case structure([String])
         /// `--health-check-enabled` / `--no-health-check-enabled`
         case flag
+        /// `--conditions '[{"Field":"path-pattern","PathPatternConfig":{"Values":["/api/*"]}}]'`: JSON of any
+        /// depth, lists as `.member.N` → `Conditions.member.1.PathPatternConfig.Values.member.1=/api/*`
+        case nested
     }
 
     package static let shapes: [String: Shape] = [
@@ -31,6 +34,8 @@ package enum ELBv2Commands {
         "RevocationIds": .list,
         "RevocationContents": .structures(["S3Bucket", "S3Key", "S3ObjectVersion", "RevocationType"]),
         "MutualAuthentication": .structure(["Mode", "TrustStoreArn", "IgnoreClientCertificateExpiry"]),
+        "Conditions": .nested, "Actions": .nested, "RuleArns": .list,
+        "RulePriorities": .structures(["RuleArn", "Priority"]),
     ]
 
     package static let healthCheck = [
@@ -75,6 +80,11 @@ package enum ELBv2Commands {
         "describe-trust-store-revocations": ["TrustStoreArn*", "RevocationIds"] + paging,
         "remove-trust-store-revocations": ["TrustStoreArn*", "RevocationIds*"],
         "delete-listener": ["ListenerArn*"],
+        "create-rule": ["ListenerArn*", "Priority*", "Conditions*", "Actions*", "Tags"],
+        "describe-rules": ["ListenerArn", "RuleArns"] + paging,
+        "modify-rule": ["RuleArn*", "Conditions", "Actions"],
+        "delete-rule": ["RuleArn*"],
+        "set-rule-priorities": ["RulePriorities*"],
         "describe-listener-attributes": ["ListenerArn*"],
         "modify-listener-attributes": ["ListenerArn*", "Attributes*"],
         "register-targets": ["TargetGroupArn*", "Targets*"],
@@ -99,7 +109,7 @@ package enum ELBv2Commands {
         "describe-load-balancers": "LoadBalancers", "describe-target-groups": "TargetGroups",
         "describe-listeners": "Listeners", "describe-account-limits": "Limits", "describe-ssl-policies": "SslPolicies",
         "describe-listener-certificates": "Certificates", "describe-trust-stores": "TrustStores",
-        "describe-trust-store-revocations": "TrustStoreRevocations",
+        "describe-trust-store-revocations": "TrustStoreRevocations", "describe-rules": "Rules",
     ]
 
     /// `describe-target-groups` → `DescribeTargetGroups`
@@ -164,6 +174,12 @@ package enum ELBv2Commands {
                 for (index, item) in items.enumerated() {
                     for (field, value) in item { form.append(("\(parameter).member.\(index + 1).\(field)", value)) }
                 }
+            case .nested:
+                guard words.count == 1, let parsed = try? JSONSerialization.jsonObject(with: Data(words[0].utf8)) else {
+                    throw ControlCommand.Failure(
+                        message: "ctl \(command): \(given) takes JSON (as the AWS CLI's --cli-input-json parts do)")
+                }
+                flatten(parsed, parameter, into: &form)
             case .structure(let fields):
                 let items = try structures(words, fields: fields, option: given)
                 guard items.count == 1 else {
@@ -173,6 +189,22 @@ package enum ELBv2Commands {
             }
         }
         return form
+    }
+
+    /// JSON as Query parameters: objects by key, lists as `.member.N`, leaves as text.
+    static func flatten(_ value: Any, _ prefix: String, into form: inout [(String, String)]) {
+        switch value {
+        case let list as [Any]:
+            for (index, item) in list.enumerated() { flatten(item, "\(prefix).member.\(index + 1)", into: &form) }
+        case let object as [String: Any]:
+            for key in object.keys.sorted() { flatten(object[key]!, "\(prefix).\(key)", into: &form) }
+        case let number as NSNumber:
+            // JSON's true and false come as NSNumbers of type char; 1 must stay 1.
+            let boolean = String(cString: number.objCType) == "c"
+            form.append((prefix, boolean ? String(number.boolValue) : number.stringValue))
+        default:
+            form.append((prefix, "\(value)"))
+        }
     }
 
     /// Words as they are, or one JSON list of strings.

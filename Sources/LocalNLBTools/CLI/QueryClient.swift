@@ -38,7 +38,7 @@ package enum QueryClient {
                 code: error?.child("Code")?.text ?? "HTTP\(status)", message: error?.child("Message")?.text ?? "")
         }
         let result = root.children.first { $0.name.hasSuffix("Result") }
-        return .result(result.map(json) ?? .object([]))
+        return .result(result.map { json($0) } ?? .object([]))
     }
 
     /// `20261124T101500Z`
@@ -56,11 +56,11 @@ package enum QueryClient {
         "LoadBalancerArns", "DefaultActions", "Attributes", "Tags", "TagDescriptions", "TargetHealthDescriptions",
         "SecurityGroups", "Certificates", "SecurityGroupIds", "CapacityReservationState", "Limits", "SslPolicies",
         "Ciphers", "SslProtocols", "SupportedLoadBalancerTypes", "TrustStores", "AlpnPolicy",
-        "ClientCertificateIdentityFilters", "TrustStoreRevocations",
+        "ClientCertificateIdentityFilters", "TrustStoreRevocations", "Rules", "Conditions", "Actions", "Values",
     ]
     static let integers: Set<String> = [
         "Port", "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
-        "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "Priority", "CapacityUnits",
+        "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "CapacityUnits",
         "DecreaseRequestsRemaining", "NumberOfCaCertificates", "TotalRevokedEntries",
         "RevocationId", "NumberOfRevokedEntries",
     ]
@@ -68,19 +68,25 @@ package enum QueryClient {
     static let doubles: Set<String> = ["EffectiveCapacityUnits"]
     static let booleans: Set<String> = ["HealthCheckEnabled", "Enabled", "IsDefault", "IgnoreClientCertificateExpiry"]
 
-    package static func json(_ element: XMLReader.Element) -> JSONText {
+    /// `parent`: the element this one is in (a redirect's `Port` is text, as the AWS CLI prints it; a rule's
+    /// `Priority` is text everywhere).
+    package static func json(_ element: XMLReader.Element, parent: String = "") -> JSONText {
         if !element.children.isEmpty && element.children.allSatisfy({ $0.name == "member" }) {
             return .array(
-                element.children.map { member in member.children.isEmpty ? .string(member.text) : json(member) })
+                element.children.map { member in
+                    member.children.isEmpty ? .string(member.text) : json(member, parent: element.name)
+                })
         }
         if element.children.isEmpty {
             if listNames.contains(element.name) { return .array([]) }
-            if integers.contains(element.name), let value = Int64(element.text) { return .integer(value) }
+            if integers.contains(element.name) && parent != "RedirectConfig", let value = Int64(element.text) {
+                return .integer(value)
+            }
             if booleans.contains(element.name) { return .bool(element.text == "true") }
             if doubles.contains(element.name), let value = Double(element.text) { return .number(value) }
             return .string(element.text)
         }
-        return .object(element.children.map { ($0.name, json($0)) })
+        return .object(element.children.map { ($0.name, json($0, parent: element.name)) })
     }
 }
 
