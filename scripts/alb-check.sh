@@ -376,6 +376,15 @@ check "a reload with idle_timeout.timeout_seconds 0 is refused, naming it, and t
   "$tmp/lb.log" "$http"
 cp "$tmp/alb.good.json" "$tmp/alb.json"
 
+# routing.http.drop_invalid_header_fields.enabled, changed live: a field named with an underscore is dropped.
+lb_arn=$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')
+before_drop=$(curl -s --max-time 5 -H 'X_Legacy: 1' -H 'X-Fine: 2' "http://127.0.0.1:$http/")
+ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
+  --attributes Key=routing.http.drop_invalid_header_fields.enabled,Value=true > /dev/null
+after_drop=$(curl -s --max-time 5 -H 'X_Legacy: 1' -H 'X-Fine: 2' "http://127.0.0.1:$http/")
+check "drop_invalid_header_fields: X_Legacy reaches the target until the attribute is on, then only X-Fine does" \
+  bash -c 'grep -q "X_Legacy" <<< "$0" && ! grep -q "X_Legacy" <<< "$1" && grep -q "X-Fine" <<< "$1"' "$before_drop" "$after_drop"
+
 # Bad configuration: each named, with the fix.
 cat > "$tmp/bad.json" <<JSON
 { "LoadBalancers": [ { "Name": "alb", "Type": "application", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ],

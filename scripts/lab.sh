@@ -5,6 +5,7 @@
 #                                                                                                     ├── t1 198.51.100.11  instance target
 #                                                                                                     ├── t2 198.51.100.12  ip target
 #                                                                                                     └── t3 198.51.100.13  nginx sidecar → app nginx
+#                                                                                                                          (and :81 behind the ALB)
 #
 #   scripts/lab.sh up      build the namespaces, veths, policy routing; start targets and localnlb
 #   scripts/lab.sh run     up (if needed), send the client's requests, show what each target logged, check it
@@ -119,6 +120,7 @@ http {
     scgi_temp_path $lab/nginx-temp;
     log_format sidecar 'sidecar: proxy_protocol_addr=\$proxy_protocol_addr remote_addr=\$remote_addr';
     log_format app 'app: remote_addr=\$remote_addr x_forwarded_for=\$http_x_forwarded_for';
+    log_format alb 'alb: remote_addr=\$remote_addr x_forwarded_for=\$http_x_forwarded_for';
     # The sidecar in front of the app (seed 001): it reads the PROXY header from the load balancer only.
     server {
         listen 198.51.100.13:80 proxy_protocol;
@@ -129,6 +131,14 @@ http {
             proxy_set_header X-Forwarded-For \$remote_addr;
             proxy_pass http://127.0.0.1:8080;
         }
+    }
+    # The same app behind an application load balancer (seed 000): X-Forwarded-For from the ALB's node only.
+    server {
+        listen 198.51.100.13:81;
+        access_log $lab/t3-alb.log alb;
+        set_real_ip_from 198.51.100.1;
+        real_ip_header X-Forwarded-For;
+        location / { return 200 "hello from the app behind the ALB\n"; }
     }
     # The application, which trusts X-Forwarded-For from its sidecar only.
     server {
@@ -145,16 +155,18 @@ NGINX
   cat > "$lab/localnlb.json" <<JSON
 {
   "Admin": { "Address": "127.0.0.1:8404" },
-  "LoadBalancer": {
-    "Name": "lab-nlb",
-    "SubnetMappings": [ { "SubnetId": "subnet-lab", "PrivateIPv4Address": "198.51.100.1" } ]
-  },
+  "LoadBalancers": [
+    { "Name": "lab-nlb", "SubnetMappings": [ { "SubnetId": "subnet-lab", "PrivateIPv4Address": "198.51.100.1" } ] },
+    { "Name": "lab-alb", "Type": "application",
+      "SubnetMappings": [ { "SubnetId": "subnet-lab", "PrivateIPv4Address": "198.51.100.1" } ] }
+  ],
   "Listeners": [
-    { "Port": 8001, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-instance" } ] },
-    { "Port": 8002, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-ip" } ] },
-    { "Port": 8003, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-ip-proxy-v2" } ] },
-    { "Port": 8004, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-hairpin" } ] },
-    { "Port": 8005, "Protocol": "UDP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-udp" } ] }
+    { "LoadBalancerArn": "lab-nlb", "Port": 8001, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-instance" } ] },
+    { "LoadBalancerArn": "lab-nlb", "Port": 8002, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-ip" } ] },
+    { "LoadBalancerArn": "lab-nlb", "Port": 8003, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-ip-proxy-v2" } ] },
+    { "LoadBalancerArn": "lab-nlb", "Port": 8004, "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-hairpin" } ] },
+    { "LoadBalancerArn": "lab-nlb", "Port": 8005, "Protocol": "UDP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-udp" } ] },
+    { "LoadBalancerArn": "lab-alb", "Port": 8006, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lab-alb-app" } ] }
   ],
   "TargetGroups": [
     { "Name": "lab-instance", "Port": 80, "TargetType": "instance",
@@ -166,7 +178,9 @@ NGINX
     { "Name": "lab-hairpin", "Port": 80, "TargetType": "instance",
       "Targets": [ { "Id": "198.51.100.11" } ] },
     { "Name": "lab-udp", "Port": 80, "Protocol": "UDP", "TargetType": "ip",
-      "Targets": [ { "Id": "198.51.100.11" } ] }
+      "Targets": [ { "Id": "198.51.100.11" } ] },
+    { "Name": "lab-alb-app", "Port": 81, "Protocol": "HTTP", "TargetType": "ip",
+      "Targets": [ { "Id": "198.51.100.13" } ] }
   ]
 }
 JSON
@@ -224,11 +238,12 @@ s.bind(("203.0.113.99", 0))' 2>/dev/null; then
 
 run() {
   [ -f "$lab/pids" ] || up
-  local instance ip app hairpin started elapsed code udp
+  local instance ip app hairpin started elapsed code udp alb
   # The same request from the client to each listener.
   instance=$(in_ns lnb-client curl -sS --max-time 5 --local-port "$client_port" http://198.51.100.1:8001/)
   ip=$(in_ns lnb-client curl -sS --max-time 5 --local-port "$((client_port + 1))" http://198.51.100.1:8002/)
   app=$(in_ns lnb-client curl -sS --max-time 5 --local-port "$((client_port + 2))" http://198.51.100.1:8003/)
+  alb=$(in_ns lnb-client curl -sS --max-time 5 --local-port "$((client_port + 4))" http://198.51.100.1:8006/)
   # Hairpin: t1 calls its own load balancer and is picked as its own target.
   started=$(date +%s.%N)
   set +e
@@ -250,11 +265,12 @@ PY
   hairpin="curl exit $code after ${elapsed}s: $(tr -d '\n' < "$lab/hairpin.err")"
   sleep 0.3
 
-  local t1_peer t2_peer app_line sidecar_line
+  local t1_peer t2_peer app_line sidecar_line alb_line
   t1_peer=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["peer"])' "$instance")
   t2_peer=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["peer"])' "$ip")
   app_line=$(tail -n 1 "$lab/t3-app.log")
   sidecar_line=$(tail -n 1 "$lab/t3-sidecar.log")
+  alb_line=$(grep -v "x_forwarded_for=-" "$lab/t3-alb.log" | tail -n 1)
   cat <<TABLE
 
 The client 203.0.113.10 sent the same request (from ports $client_port, $((client_port + 1)), $((client_port + 2))) to each listener of
@@ -268,6 +284,7 @@ the NLB node 198.51.100.1:
                                           t3 $app_line
   hairpin (t1 → NLB → t1, IP preserved)   $hairpin
   UDP (client IP always kept)             t1 peer and the answer's source: $udp
+  ALB (application load balancer, :8006)  t3 $alb_line
 
 TABLE
   local failures=0
@@ -278,6 +295,8 @@ TABLE
   expect "ip: the load balancer's address" "${t2_peer%:*}" "198.51.100.1"
   expect "ip + PROXY v2: the app's \$remote_addr" "$app_line" "app: remote_addr=203.0.113.10 x_forwarded_for=203.0.113.10"
   expect "hairpin: the request times out (curl exit 28)" "$code" "28"
+  expect "ALB: nginx's \$remote_addr from X-Forwarded-For (real_ip_header), the client" "$alb_line" \
+    "alb: remote_addr=203.0.113.10 x_forwarded_for=203.0.113.10"
   expect "UDP: the client's address and port at the target; the answer from the listener" "$udp" \
     "203.0.113.10:$((client_port + 3)) 198.51.100.1:8005"
   if grep -q "broken header" "$lab/t3-error.log" 2>/dev/null; then
@@ -287,7 +306,7 @@ TABLE
   fi
   echo
   check || failures=$((failures + 1))
-  echo "lab: $((6 + 6 - failures)) passed, $failures failed"
+  echo "lab: $((7 + 6 - failures)) passed, $failures failed"
   [ "$failures" -eq 0 ]
 }
 

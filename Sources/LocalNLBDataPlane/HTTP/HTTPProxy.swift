@@ -1044,6 +1044,9 @@ extension EventLoop {
                 continue
             case .contentLength where dropLength:
                 continue
+            case .other where session.settings.dropInvalidHeaderFields && !Self.validFieldName(field, bytes):
+                // routing.http.drop_invalid_header_fields.enabled: names outside [-A-Za-z0-9] are dropped.
+                continue
             default:
                 writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.valueEnd)]))
                 writer.ascii("\r\n")
@@ -1052,6 +1055,18 @@ extension EventLoop {
         if head.upgrade { writer.ascii("Connection: Upgrade\r\n") }
         writer.ascii("\r\n")
         return writer.count
+    }
+
+    /// A field name ALB calls valid: letters, digits and hyphens only.
+    static func validFieldName(_ field: HTTPField, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        for k in Int(field.nameStart)..<Int(field.nameEnd) {
+            let byte = bytes[k]
+            guard
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x2D
+            else { return false }
+        }
+        return true
     }
 
     /// `X-Amzn-Trace-Id`: a new `Root=1-<8 hex seconds>-<24 hex>`; when the client sent one with a Root,
