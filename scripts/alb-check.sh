@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); echo2_port=$(free_port); app_sticky=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); nginx_tls=$(free_port); reencrypt=$(free_port); echo2_port=$(free_port); app_sticky=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -64,6 +64,9 @@ while True:
 PY
 
 mkdir -p "$tmp/nginx-temp"
+# nginx over TLS with a certificate nobody trusts: ALB does not verify its targets' certificates.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/nginx-key.pem" -out "$tmp/nginx.pem" -days 2 \
+  -subj /CN=target.internal > /dev/null 2>&1
 cat > "$tmp/nginx.conf" <<NGINX
 daemon on;
 worker_processes 1;
@@ -82,6 +85,14 @@ http {
         set_real_ip_from 127.0.0.1;
         real_ip_header X-Forwarded-For;
         location / { return 200 "nginx saw \$remote_addr\n"; }
+    }
+    server {
+        listen 127.0.0.1:$nginx_tls ssl;
+        ssl_certificate $tmp/nginx.pem;
+        ssl_certificate_key $tmp/nginx-key.pem;
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Forwarded-For;
+        location / { return 200 "nginx over \$ssl_protocol saw \$remote_addr\n"; }
     }
 }
 NGINX
@@ -103,6 +114,7 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] },
     { "Port": $lor, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lor" } ] },
     { "Port": $sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "sticky" } ] },
+    { "Port": $reencrypt, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "secure" } ] },
     { "Port": $app_sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "app-sticky" } ] },
     { "Port": $ruled, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ],
       "Rules": [
@@ -128,6 +140,7 @@ cat > "$tmp/alb.json" <<JSON
       "Targets": [ { "Id": "127.0.0.1", "Port": $echo_port }, { "Id": "127.0.0.1", "Port": $echo2_port } ],
       "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "true" }, { "Key": "stickiness.type", "Value": "app_cookie" },
         { "Key": "stickiness.app_cookie.cookie_name", "Value": "session" } ] },
+    { "Name": "secure", "Protocol": "HTTPS", "Port": $nginx_tls, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ] },
     { "Name": "sticky", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
       "Targets": [ { "Id": "127.0.0.1", "Port": $echo_port }, { "Id": "127.0.0.1", "Port": $nginx_port } ],
       "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "true" }, { "Key": "stickiness.type", "Value": "lb_cookie" },
@@ -210,6 +223,13 @@ check "rules: source-ip 127.0.0.3/32 is refused with 403, 127.0.0.2 is not" \
 kept=$(curl -s -v --max-time 5 -X DELETE "http://127.0.0.1:$ruled/a" -X DELETE "http://127.0.0.1:$ruled/b" 2>&1)
 check "rules: a fixed response keeps the connection for the next request" \
   bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 405" <<< "$0")" = 2 ]' "$kept"
+
+# An HTTPS target group: the load balancer re-encrypts to nginx (its certificate not verified, as on AWS).
+secure=$(for _ in 1 2; do curl -s --max-time 5 --interface 127.0.0.2 "http://127.0.0.1:$reencrypt/"; done)
+check "HTTPS target group: requests re-encrypted to nginx over TLS, twice on a kept connection, the client from X-Forwarded-For ($secure)" \
+  bash -c '[ "$(grep -c "nginx over TLSv1.[23] saw 127.0.0.2" <<< "$0")" = 2 ]' "$secure"
+health=$(ctl describe-target-health --target-group-arn "$(ctl describe-target-groups --names secure --query 'TargetGroups[0].TargetGroupArn' --output text)" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text)
+check "HTTPS target group: its health check goes over HTTPS, and the target is healthy ($health)" test "$health" = healthy
 
 # lb_cookie stickiness: curl's cookie jar keeps a client on its first target; without it, round robin.
 first=$(curl -s -i -c "$tmp/jar" --max-time 5 "http://127.0.0.1:$sticky/")

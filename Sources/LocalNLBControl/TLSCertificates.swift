@@ -202,6 +202,13 @@ extension ControlPlane {
         let scale = options.timeScale
         settings.idleNanoseconds = UInt64(Double(attributes.idleTimeoutSeconds) * scale * 1e9)
         settings.clientKeepAliveNanoseconds = UInt64(Double(attributes.clientKeepAliveSeconds) * scale * 1e9)
+        if model.targetGroups.contains(where: { $0.protocolName == .https }) {
+            // An ALB's backend connections use its backend policy (docs/alb.md §16): TLS 1.3 ones behind a TLS
+            // 1.3 listener policy, else ELBSecurityPolicy-2016-08; the target's certificate is not verified.
+            let policy =
+                SSLPolicy.all.first { $0.name == (listener.sslPolicy ?? SSLPolicy.defaultName) } ?? SSLPolicy.all[0]
+            settings.backendTLS = try? TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
+        }
         settings.rules = listener.rules.compactMap { rule in
             let action: HTTPAction
             switch rule.action {

@@ -49,13 +49,9 @@ extension ConfigReader {
         group.setProtocol(transport)
         group.vpcID = vpcID
         group.ipAddressType = ipAddressType
-        if transport == .https {
-            error(
-                path + ".Protocol",
-                "HTTPS target groups (an application load balancer re-encrypting to its targets) are not served yet; "
-                    + "use HTTP")
-        }
-        group.healthCheck = healthCheck(object, path, base: transport.isHTTP ? .application : HealthCheckSettings())
+        var base = transport.isHTTP ? HealthCheckSettings.application : HealthCheckSettings()
+        if transport == .https { base.protocolName = .https }  // ALB checks an HTTPS group over HTTPS
+        group.healthCheck = healthCheck(object, path, base: base)
         group.tags = tags
         // UDP: the client's address is always kept (docs/flows.md §10), whatever the target type.
         if transport.carriesUDP { group.preserveClientIP = true }

@@ -139,7 +139,7 @@ import Testing
         #expect(try load(c.document.rendered).configuration.loadBalancers[0].type == .application)
     }
 
-    @Test func whatIsNotServedIsRefusedByName() {
+    @Test func whatIsNotServedIsRefusedByName() throws {
         #expect(
             problems(document(listener: #""Protocol": "TCP""#)).contains {
                 $0.contains("TCP is a network load balancer's protocol; alb is an application load balancer")
@@ -163,7 +163,10 @@ import Testing
                 document(
                     groupAttributes: #"[ { "Key": "load_balancing.algorithm.type", "Value": "weighted_random" } ]"#)
             ).contains { $0.contains("is not emulated yet: round_robin and least_outstanding_requests are") })
-        #expect(problems(document(group: #""Protocol": "HTTPS""#)).contains { $0.contains("HTTPS target groups") })
+        // An HTTPS group: ALB re-encrypts, and checks it over HTTPS.
+        #expect(
+            try load(document(group: #""Protocol": "HTTPS""#)).configuration.targetGroups[0].healthCheck.protocolName
+                == .https)
         #expect(
             problems(
                 document(balancerAttributes: #"[ { "Key": "routing.http.desync_mitigation_mode", "Value": "lax" } ]"#)

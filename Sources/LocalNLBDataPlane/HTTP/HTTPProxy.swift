@@ -599,9 +599,24 @@ extension EventLoop {
             return _ = answerTargetFailure(session, status: 502)
         }
         session.targetConnecting = !connected
+        if groups[session.groupIndex].configuration.protocolName == .https {
+            // An HTTPS group: the loop's TLS bridge talks to the target; the session uses the pair's end.
+            guard let context = session.settings.backendTLS,
+                let plain = startHTTPTargetTLS(
+                    targetFD: fd, connected: connected, context: context, listenerIndex: session.listenerIndex,
+                    groupIndex: session.groupIndex, client: session.client, node: session.node)
+            else {
+                session.targetFD = -1
+                Socket.closeWithReset(fd)
+                return _ = answerTargetFailure(session, status: 502)
+            }
+            session.targetFD = plain
+            session.targetConnecting = false
+        }
         let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
         do {
-            try poller.add(fd, events: interest, token: token(.httpTarget, session.index, session.generation))
+            try poller.add(
+                session.targetFD, events: interest, token: token(.httpTarget, session.index, session.generation))
         } catch {
             return _ = answerTargetFailure(session, status: 502)
         }

@@ -22,6 +22,8 @@ package struct HTTPListenerSettings: Sendable {
     package var clientKeepAliveNanoseconds: UInt64 = 3_600_000_000_000
     /// The listener's rules by priority; a request none matches goes to the listener's group.
     package var rules: [HTTPRule] = []
+    /// Towards `HTTPS` target groups: the client side, with the backend policy AWS uses (no verification).
+    package var backendTLS: TLSClientContext?
 
     package init() {}
 }

@@ -37,6 +37,10 @@ package final class TLSBridge {
     /// NLB prepends it to the TCP data (`sentPreamble` of it gone so far).
     var preamble: [UInt8] = []
     var sentPreamble = 0
+    /// Towards an HTTPS target of an application load balancer's session (no flow): its pair end is the
+    /// session's target connection.
+    var forHTTP = false
+    var groupIndex = 0
     /// The listener's server side, for mutual TLS's identity filters after the handshake.
     var context: TLSContext?
     var inUse: Bool { clientFD >= 0 || plainFD >= 0 }
@@ -153,8 +157,63 @@ extension EventLoop {
         if !bridge.tcpConnecting { advanceTLS(bridge) }
     }
 
+    /// An application load balancer's connection to an `HTTPS` target: the loop is its TLS client behind a
+    /// socket pair, whose other end it returns for the session (nil when that cannot be made).
+    func startHTTPTargetTLS(
+        targetFD: Int32, connected: Bool, context: TLSClientContext, listenerIndex: Int, groupIndex: Int,
+        client: IPEndpoint, node: IPEndpoint
+    ) -> Int32? {
+        guard let pair = try? Socket.streamPair() else { return nil }
+        let bridge = tlsBridges.take { TLSBridge(index: $0) }
+        bridge.generation &+= 1
+        bridge.towardsTarget = true
+        bridge.forHTTP = true
+        bridge.groupIndex = groupIndex
+        bridge.tcpConnecting = !connected
+        bridge.flow = nil
+        bridge.client = client
+        bridge.node = node
+        bridge.listenerIndex = listenerIndex
+        bridge.clientEOF = false
+        bridge.plainEOF = false
+        bridge.toPlain.removeAll(keepingCapacity: true)
+        bridge.toClient.removeAll(keepingCapacity: true)
+        bridge.clientFD = targetFD
+        bridge.plainFD = pair.0
+        bridge.preamble.removeAll(keepingCapacity: true)
+        bridge.sentPreamble = 0
+        bridge.handshaking = true
+        bridge.handshakeDeadline = .max  // the session's idle timeout bounds it (a 504)
+        handshakingBridges += 1
+        guard let ssl = SSL_new(context.context) else {
+            closeDescriptor(pair.1)
+            endTLS(bridge, reset: true, reason: nil)
+            return nil
+        }
+        bridge.ssl = ssl
+        SSL_set_fd(ssl, targetFD)
+        SSL_set_connect_state(ssl)
+        let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
+        do {
+            try poller.add(targetFD, events: interest, token: token(.tlsClient, bridge.index, bridge.generation))
+            try poller.add(pair.0, events: interest, token: token(.tlsPlain, bridge.index, bridge.generation))
+        } catch {
+            closeDescriptor(pair.1)
+            endTLS(bridge, reset: true, reason: nil)
+            return nil
+        }
+        if !bridge.tcpConnecting { advanceTLS(bridge) }
+        return pair.1
+    }
+
     /// The target's TCP connect or TLS handshake failed: the flow ends as a failed connect does.
     func targetTLSFailed(_ bridge: TLSBridge, _ reason: CloseReason, detail: String, handshake: Bool) {
+        if bridge.forHTTP {
+            // The session sees its pair end close before a response head: 502.
+            if handshake { groupMetrics[bridge.groupIndex].targetTLSNegotiationErrorCount += 1 }
+            if reason == .connectRefused { groupMetrics[bridge.groupIndex].tcpTargetResetCount += 1 }
+            return endTLS(bridge, reset: true, reason: nil)
+        }
         let flow = bridge.flow
         let generation = bridge.flowGeneration
         if handshake {
@@ -208,7 +267,10 @@ extension EventLoop {
                     return endTLS(bridge, reset: true, reason: "the client certificate matches no identity filter")
                 }
             }
-            if bridge.towardsTarget {
+            if bridge.towardsTarget && bridge.forHTTP {
+                // An HTTPS target of an application load balancer: the session writes and reads the pair's
+                // other end already; the bytes move from here on.
+            } else if bridge.towardsTarget {
                 guard let flow = bridge.flow, flow.generation == bridge.flowGeneration, flow.state == .connecting else {
                     return endTLS(bridge, reset: true, reason: nil)
                 }
@@ -356,6 +418,7 @@ extension EventLoop {
         bridge.flow = nil
         bridge.context = nil
         bridge.towardsTarget = false
+        bridge.forHTTP = false
         bridge.tcpConnecting = false
         bridge.generation &+= 1
         tlsBridges.release(bridge.index)
