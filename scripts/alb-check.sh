@@ -383,9 +383,9 @@ check "access log: every request an entry with ALB's 30 fields in ALB's order; t
 
 # The same refusals through the JSON API and a reload: nothing half-applies.
 refusal=$(curl -s -X PUT "http://127.0.0.1:$admin/target-groups/echo/attributes" -H 'Content-Type: application/json' \
-  -d '{"Attributes":[{"Key":"load_balancing.algorithm.type","Value":"weighted_random"}]}')
-check "JSON API: weighted_random on an HTTP group is refused by name (not emulated yet), and the group still serves" \
-  bash -c 'grep -q "not emulated yet" <<< "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
+  -d '{"Attributes":[{"Key":"stickiness.type","Value":"source_ip"}]}')
+check "JSON API: source_ip stickiness on an HTTP group is refused by name (an NLB's), and the group still serves" \
+  bash -c 'grep -q "is not lb_cookie or app_cookie" <<< "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
   "$refusal" "$http"
 cp "$tmp/alb.json" "$tmp/alb.good.json"
 sed -i 's/"Key": "idle_timeout.timeout_seconds", "Value": "60"/"Key": "idle_timeout.timeout_seconds", "Value": "0"/' "$tmp/alb.json"

@@ -135,6 +135,17 @@ public struct TargetSelector: Sendable {
             let eligible = targets.indices.filter(candidate)
             guard !eligible.isEmpty else { return nil }
             return eligible[Int(key.hash % UInt64(eligible.count))]
+        case .random:
+            // Counted, then the chosen one found again: no list made per request.
+            var eligible = 0
+            for index in 0..<count where candidate(index) { eligible += 1 }
+            guard eligible > 0 else { return nil }
+            var chosen = Int.random(in: 0..<eligible)
+            for index in 0..<count where candidate(index) {
+                if chosen == 0 { return index }
+                chosen -= 1
+            }
+            return nil
         }
     }
 }

@@ -179,8 +179,7 @@ let applicationTargetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
     .integer(
         "stickiness.app_cookie.duration_seconds", \.appCookieDurationSeconds, default: 86400, valid: 1...604800),
     .text("load_balancing.algorithm.type", \.applicationAlgorithm, default: "round_robin") { text in
-        if ["round_robin", "least_outstanding_requests"].contains(text) { return nil }
-        if text == "weighted_random" { return "is not emulated yet: round_robin and least_outstanding_requests are" }
+        if ["round_robin", "least_outstanding_requests", "weighted_random"].contains(text) { return nil }
         return "is not round_robin, least_outstanding_requests or weighted_random"
     },
     .text("load_balancing.algorithm.anomaly_mitigation", \.anomalyMitigation, default: "off") {

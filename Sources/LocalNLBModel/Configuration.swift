@@ -428,6 +428,8 @@ public enum LoadBalancingAlgorithm: String, Sendable {
     case roundRobin = "round_robin"
     /// The real NLB's choice: a hash of the flow's 5-tuple (docs/target-groups.md §2).
     case flowHash = "flow_hash"
+    /// An application load balancer's `weighted_random` (every target the same weight): one at random.
+    case random = "weighted_random"
 }
 
 /// `proxy_protocol_v2.client_to_server.header_placement`.

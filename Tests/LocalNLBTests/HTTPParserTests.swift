@@ -160,9 +160,8 @@ import Testing
             ).contains { $0.contains("starts with a name AWS reserves") })
         #expect(
             problems(
-                document(
-                    groupAttributes: #"[ { "Key": "load_balancing.algorithm.type", "Value": "weighted_random" } ]"#)
-            ).contains { $0.contains("is not emulated yet: round_robin and least_outstanding_requests are") })
+                document(groupAttributes: #"[ { "Key": "stickiness.type", "Value": "source_ip" } ]"#)
+            ).contains { $0.contains("is not lb_cookie or app_cookie") })
         // An HTTPS group: ALB re-encrypts, and checks it over HTTPS.
         #expect(
             try load(document(group: #""Protocol": "HTTPS""#)).configuration.targetGroups[0].healthCheck.protocolName

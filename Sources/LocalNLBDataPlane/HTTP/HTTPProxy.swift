@@ -448,9 +448,7 @@ extension EventLoop {
                 ?? groups[session.groupIndex].pick(
                     for: FlowKey(client: session.client, node: session.node),
                     nodeZone: listeners[session.listenerIndex].shared.zone,
-                    algorithm: groups[session.groupIndex].configuration.applicationAlgorithm
-                        == "least_outstanding_requests"
-                        ? .leastConnections : .roundRobin)
+                    algorithm: Self.applicationAlgorithm(groups[session.groupIndex].configuration.applicationAlgorithm))
         else {
             return _ = answer(session, status: 503, close: true)
         }
@@ -896,6 +894,15 @@ extension EventLoop {
         logRequest(session, elbStatus: status)
         session.exchangeBytesOut = -writer.count  // counted again as it is sent
         return true
+    }
+
+    /// `load_balancing.algorithm.type` of an HTTP group as the selector's algorithm.
+    static func applicationAlgorithm(_ name: String) -> LoadBalancingAlgorithm {
+        switch name {
+        case "least_outstanding_requests": .leastConnections
+        case "weighted_random": .random
+        default: .roundRobin
+        }
     }
 
     /// A rule's redirect: `Location` from the RedirectConfig, its `#{…}` parts the request's own.
