@@ -33,6 +33,8 @@ class Echo(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def do_GET(self):
+        if self.path.startswith("/slow"):
+            __import__("time").sleep(1)
         self.answer({})
     def do_POST(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -429,6 +431,20 @@ check "check-config: a TCP listener on an application load balancer is named" gr
 check "check-config: an HTTP listener on a network load balancer says to give it Type application" grep -q "give it Type application" "$tmp/bad.out"
 check "check-config: an unknown xff mode lists ALB's" grep -q '"prepend" is not append, preserve or remove' "$tmp/bad.out"
 check "check-config: the PROXY protocol on an HTTP group points at X-Forwarded-For" grep -q "gets the client's address in X-Forwarded-For" "$tmp/bad.out"
+
+# Shutdown: an idle keep-alive client is let go at once; a request in flight gets its answer (with
+# Connection: close), then the daemon exits without waiting out the drain.
+curl -s -i --max-time 10 "http://127.0.0.1:$http/slow" > "$tmp/slow.out" 2>&1 &
+slow_pid=$!
+sleep 0.3
+started=$(date +%s%N)
+kill -TERM "$lb_pid"
+wait "$slow_pid" || true
+for _ in $(seq 100); do kill -0 "$lb_pid" 2> /dev/null || break; sleep 0.05; done
+elapsed=$(( ($(date +%s%N) - started) / 1000000 ))
+check "SIGTERM: the request in flight is answered (200, Connection: close) and localnlb exits right after (${elapsed} ms)" \
+  bash -c 'grep -q "^HTTP/1.1 200" "$0" && grep -q "^Connection: close" "$0" && ! kill -0 "$1" 2> /dev/null && [ "$2" -lt 3000 ]' \
+  "$tmp/slow.out" "$lb_pid" "$elapsed"
 
 echo "alb: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -360,6 +360,6 @@ extension EventLoop {
         flows.release(flow.index)
         flowOrder.flowEnded { isLive($0) }
         liveFlows -= 1
-        if draining && liveFlows == 0 { finished = true }
+        if draining && liveFlows == 0 && liveHTTPSessions == 0 { finished = true }
     }
 }

@@ -97,6 +97,7 @@ extension EventLoop {
         expireHTTPSessions()
         if draining && now >= drainDeadline {
             resetRemainingFlows()
+            closeHTTPSessions()
             finished = true
         }
         if !finished { armTick() }
@@ -188,6 +189,7 @@ extension EventLoop {
     package func stopDrainingNow() {
         guard draining, !finished else { return }
         resetRemainingFlows()
+        closeHTTPSessions()
         finished = true
     }
 

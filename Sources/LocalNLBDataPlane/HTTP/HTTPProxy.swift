@@ -415,7 +415,7 @@ extension EventLoop {
             // ALB's 463: more than 30 addresses in X-Forwarded-For.
             return _ = answer(session, status: 463, close: true)
         }
-        if head.closes { session.closeClientAfter = true }
+        if head.closes || draining { session.closeClientAfter = true }
         if session.settings.clientKeepAliveNanoseconds > 0
             && now &- session.started >= session.settings.clientKeepAliveNanoseconds
         {
@@ -690,6 +690,7 @@ extension EventLoop {
             return
         }
         countTargetStatus(session, head.status)
+        if draining { session.closeClientAfter = true }  // shutting down: this answer is the connection's last
         session.targetStatus = head.status
         session.responseAt = now
         // TargetResponseTime: from the request's routing to the target's response head.
@@ -1276,6 +1277,7 @@ extension EventLoop {
         session.generation &+= 1
         liveHTTPSessions -= 1
         httpSessions.release(session.index)
+        if draining && liveFlows == 0 && liveHTTPSessions == 0 { finished = true }
     }
 
     /// Sessions idle past their load balancer's idle timeout close; one waiting on its target that long
@@ -1298,6 +1300,16 @@ extension EventLoop {
             } else {
                 endHTTP(session, resetClient: false)
             }
+        }
+    }
+
+    /// At shutdown: the sessions waiting for a next request end (their target connections close).
+    func closeIdleHTTPSessions() {
+        for session in httpSessions
+        where session.inUse && !session.tunnel && session.requestPhase == .head && session.responsePhase == .idle
+            && session.inStart == session.inEnd && session.stageStart == session.stageEnd
+        {
+            endHTTP(session, resetClient: false)
         }
     }
 

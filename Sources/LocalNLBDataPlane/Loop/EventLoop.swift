@@ -344,7 +344,10 @@ package final class EventLoop {
             listeners[position].fd = -1
         }
         drainDeadline = now + UInt64(max(0, options.drainSeconds) * 1e9)
-        if liveFlows == 0 {
+        // HTTP connections between requests close now; a request in flight gets its answer, with
+        // `Connection: close`, and then its connection closes.
+        closeIdleHTTPSessions()
+        if liveFlows == 0 && liveHTTPSessions == 0 {
             finished = true
         } else {
             tickNanoseconds = min(tickNanoseconds, 50_000_000)
