@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the ProxyProtocol parser, the DNS responder's codec, then the control address's front ends
+# Fuzzes the ProxyProtocol parser, the DNS responder's codec, the HTTP reader of application load
+# balancers, then the control address's front ends
 # (JSON, Query and zonal shift APIs, end to end) with libFuzzer for SECONDS each (default 60):
 #   scripts/fuzz.sh 600
 # Builds Tests/Fuzz/FuzzProxyProtocol.swift with the library's sources (-sanitize=fuzzer,address),
@@ -49,6 +50,13 @@ run_fuzzer() {
 }
 run_fuzzer "PROXY parser" "$work/fuzz.log" "$work/corpus" 4096 "" "$work/fuzz-proxy-protocol"
 run_fuzzer "DNS codec" "$work/fuzz-dns.log" "$work/dns-corpus" 1024 dns- "$work/fuzz-dns"
+# The application load balancer's HTTP/1.x reader: request and response heads, chunked bodies.
+mkdir -p "$work/http-corpus"
+cp Tests/Fuzz/http-corpus/* "$work/http-corpus/"
+swiftc -O -sanitize=fuzzer,address -parse-as-library -package-name LocalNLB -module-name HTTPFuzz \
+  Sources/LocalNLBDataPlane/HTTP/HTTPParser.swift Tests/Fuzz/FuzzHTTP.swift -o "$work/fuzz-http" \
+  2> >(grep -v "Cannot export local symbol" >&2)
+run_fuzzer "HTTP reader" "$work/fuzz-http.log" "$work/http-corpus" 8192 http- "$work/fuzz-http"
 
 # The control address's front ends, end to end: the modules below the control plane built as modules,
 # then the LocalNLBControl module with the harness in it, the C shim and ProxyProtocol beside them. It

@@ -147,7 +147,7 @@ else
   skip "allocation check (scripts/alloc-check.py): valgrind or python3 is missing"
 fi
 
-echo "== a short fuzzing run of the PROXY protocol parser, the DNS codec and the control API front ends (scripts/fuzz.sh 600 for the long one)"
+echo "== a short fuzzing run of the PROXY protocol parser, the DNS codec, the HTTP reader and the control API front ends (scripts/fuzz.sh 600 for the long one)"
 scripts/fuzz.sh 15
 
 script_checks=$(awk '/^[a-z]+: [0-9]+ passed, 0 failed$/ { n += $2 } END { print n + 0 }' "$log")
