@@ -367,6 +367,64 @@ attrs=$(ctl describe-load-balancer-attributes --load-balancer-arn "$lb" --output
 check "DescribeLoadBalancerAttributes lists ALB's (idle_timeout.timeout_seconds 60, routing.http.xff_header_processing.mode append)" \
   bash -c 'grep -qP "idle_timeout.timeout_seconds\t60" <<< "$0" && grep -qP "routing.http.xff_header_processing.mode\tappend" <<< "$0"' "$attrs"
 
+# Chaos: 400 clients doing what a broken client does (random bytes, a head cut short, a body cut short with a
+# reset, garbage pipelined after a good request, an upgrade then a reset) beside well-behaved ones; the
+# daemon survives, every good request is answered, and no descriptor is left behind.
+fds() { ls "/proc/$lb_pid/fd" | wc -l; }
+fds_before=$(fds)
+python3 - "$http" "$ws" > "$tmp/chaos.out" 2>&1 <<'PY' || true
+import os, random, socket, struct, sys, threading
+port, ws = int(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(7)
+good = []
+def bad(kind):
+    try:
+        s = socket.create_connection(("127.0.0.1", port if kind != 4 else ws), 5)
+        s.settimeout(2)
+        if kind == 0:
+            s.sendall(os.urandom(rng.randint(1, 3000)))
+        elif kind == 1:
+            s.sendall(b"GET /cut HTTP/1.1\r\nHost: x\r\nX-Half: ")
+        elif kind == 2:
+            s.sendall(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + os.urandom(5000))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif kind == 3:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(200))
+            s.recv(100)
+        else:
+            s.sendall(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            s.recv(100)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+    except OSError:
+        pass
+def fine():
+    try:
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.sendall(b"GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        good.append(data.startswith(b"HTTP/1.1 200"))
+    except OSError:
+        good.append(False)
+threads = []
+for i in range(400):
+    threads.append(threading.Thread(target=bad, args=(i % 5,)))
+    if i % 8 == 0:
+        threads.append(threading.Thread(target=fine))
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(20)
+print(f"{sum(good)}/{len(good)} good requests answered")
+PY
+sleep 3.5  # the idle timeout (3 s here) ends what the broken clients left open
+check "chaos: 400 broken clients beside good ones: $(cat "$tmp/chaos.out"); the daemon serves on, $(fds) descriptors against $fds_before before" \
+  bash -c 'grep -q "^50/50 good" "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")" && [ "$(ls /proc/$2/fd | wc -l)" -le "$(( $3 + 8 ))" ]' \
+  "$tmp/chaos.out" "$http" "$lb_pid" "$fds_before"
+
 # The access log: one entry a request, ALB's fields in ALB's order (JSON lines with --flow-log FILE).
 python3 - "$tmp/access.jsonl" "$http" "$(field 'dict(d["headers"])["X-Amzn-Trace-Id"]' <<< "$seen")" "$ruled" > "$tmp/access.out" <<'PY'
 import json, sys
