@@ -130,6 +130,9 @@ cat > "$tmp/alb.json" <<JSON
         { "Priority": 40, "Conditions": [ { "Field": "http-header", "HttpHeaderConfig": { "HttpHeaderName": "X-Canary", "Values": [ "on" ] } },
                                           { "Field": "query-string", "QueryStringConfig": { "Values": [ { "Key": "v", "Value": "2" } ] } } ],
           "Actions": [ { "Type": "forward", "TargetGroupName": "nginx" } ] },
+        { "Priority": 45, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/weighted/*" ] } } ],
+          "Actions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [
+            { "TargetGroupName": "echo", "Weight": 0 }, { "TargetGroupName": "nginx", "Weight": 5 } ] } } ] },
         { "Priority": 50, "Conditions": [ { "Field": "source-ip", "SourceIpConfig": { "Values": [ "127.0.0.3/32" ] } } ],
           "Actions": [ { "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "403", "MessageBody": "not from there" } } ] } ] } ],
   "TargetGroups": [
@@ -226,6 +229,8 @@ check "rules: http-header X-Canary: on AND query-string v=2 both needed for the 
 check "rules: source-ip 127.0.0.3/32 is refused with 403, 127.0.0.2 is not" \
   bash -c 'grep -q "not from there" <<< "$0" && grep -q "\"peer\"" <<< "$1"' \
   "$(via --interface 127.0.0.3 "http://127.0.0.1:$ruled/")" "$(via --interface 127.0.0.2 "http://127.0.0.1:$ruled/")"
+weighted=$(for _ in 1 2 3 4 5 6; do via "http://127.0.0.1:$ruled/weighted/x"; done | grep -c "nginx saw" || true)
+check "rules: a weighted forward (echo 0, nginx 5) sends every request to nginx ($weighted of 6)" test "$weighted" = 6
 kept=$(curl -s -v --max-time 5 -X DELETE "http://127.0.0.1:$ruled/a" -X DELETE "http://127.0.0.1:$ruled/b" 2>&1)
 check "rules: a fixed response keeps the connection for the next request" \
   bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 405" <<< "$0")" = 2 ]' "$kept"

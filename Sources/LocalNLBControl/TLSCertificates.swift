@@ -216,6 +216,13 @@ extension ControlPlane {
                 // The model checked that the group exists; a rule without it is left out.
                 guard let index = groupIndex(name) else { return nil }
                 action = .forward(groupIndex: index)
+            case .weightedForward(let weighted):
+                let groups = weighted.compactMap { entry in
+                    groupIndex(entry.name).map { (index: $0, weight: entry.weight) }
+                }
+                let total = groups.map(\.weight).reduce(0, +)
+                guard groups.count == weighted.count, total > 0 else { return nil }
+                action = .weightedForward(groups: groups, total: total)
             case .redirect(let redirect):
                 action = .redirect(redirect)
             case .fixedResponse(let status, let contentType, let body):

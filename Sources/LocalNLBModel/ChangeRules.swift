@@ -160,7 +160,7 @@ extension Configuration {
                     code: "ResourceInUse",
                     message: "Target group '\(names.targetGroup(name))' is currently in use by a listener")
             }
-            if model.listeners.contains(where: { $0.rules.contains { $0.action == .forward(targetGroupName: name) } }) {
+            if model.listeners.contains(where: { $0.rules.contains { $0.action.targetGroupNames.contains(name) } }) {
                 throw APIError(
                     code: "ResourceInUse",
                     message: "Target group '\(names.targetGroup(name))' is currently in use by a listener or a rule")
@@ -429,7 +429,7 @@ extension Configuration {
         for listener in listeners
         where
             (listener.targetGroupName == group
-            || listener.rules.contains { $0.action == .forward(targetGroupName: group) })
+            || listener.rules.contains { $0.action.targetGroupNames.contains(group) })
             && !result.contains(listener.loadBalancerName)
         {
             result.append(listener.loadBalancerName)

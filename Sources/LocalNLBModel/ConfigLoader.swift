@@ -333,16 +333,18 @@ package struct ConfigReader {
                             + " target group; \(group.name) is \(group.protocolName.rawValue)")
                 }
                 for (ruleIndex, rule) in listener.rules.enumerated() {
-                    guard case .forward(let name) = rule.action else { continue }
                     let at = "\(path).Rules[\(ruleIndex)].Actions[0]"
-                    if let group = groups.first(where: { $0.name == name }) {
-                        if !group.protocolName.isHTTP {
-                            error(
-                                at, "a rule forwards to an HTTP target group; \(name) is \(group.protocolName.rawValue)"
-                            )
+                    for name in rule.action.targetGroupNames {
+                        if let group = groups.first(where: { $0.name == name }) {
+                            if !group.protocolName.isHTTP {
+                                error(
+                                    at,
+                                    "a rule forwards to an HTTP target group; \(name) is \(group.protocolName.rawValue)"
+                                )
+                            }
+                        } else {
+                            error(at, "target group \"\(name)\" is not in TargetGroups")
                         }
-                    } else {
-                        error(at, "target group \"\(name)\" is not in TargetGroups")
                     }
                 }
                 if !declared.contains(listener.targetGroupName) {

@@ -54,14 +54,36 @@ public struct RuleCondition: Sendable, Equatable {
     public var evaluations: Int { field == .queryString ? queryPairs.count : values.count }
 }
 
+/// One group of a weighted forward (`ForwardConfig.TargetGroups[]`), its weight 0–999.
+public struct WeightedTargetGroup: Sendable, Equatable {
+    public var name: String
+    public var weight: Int
+
+    public init(name: String, weight: Int) {
+        self.name = name
+        self.weight = weight
+    }
+}
+
 public enum RuleAction: Sendable, Equatable {
     case forward(targetGroupName: String)
+    /// A forward to several groups, each request to one by weight (ALB's weighted target groups).
+    case weightedForward([WeightedTargetGroup])
     case redirect(RedirectSettings)
     case fixedResponse(statusCode: Int, contentType: String?, body: String?)
 
+    /// The target groups the action forwards to.
+    public var targetGroupNames: [String] {
+        switch self {
+        case .forward(let name): [name]
+        case .weightedForward(let groups): groups.map(\.name)
+        default: []
+        }
+    }
+
     public var type: String {
         switch self {
-        case .forward: "forward"
+        case .forward, .weightedForward: "forward"
         case .redirect: "redirect"
         case .fixedResponse: "fixed-response"
         }
@@ -271,19 +293,48 @@ extension ConfigReader {
                     value, path + ".ForwardConfig", keys: ["TargetGroups", "TargetGroupStickinessConfig"]),
                 let groups = config["TargetGroups"].flatMap({ array($0, path + ".ForwardConfig.TargetGroups") })
             {
-                guard groups.count == 1,
-                    let group = readObject(
-                        groups[0], path + ".ForwardConfig.TargetGroups[0]", keys: ["TargetGroupArn", "Weight"]),
-                    let arn = group["TargetGroupArn"].flatMap({
-                        string($0, path + ".ForwardConfig.TargetGroups[0].TargetGroupArn")
-                    })
-                else {
+                if let stickiness = config["TargetGroupStickinessConfig"],
+                    let settings = readObject(
+                        stickiness, path + ".ForwardConfig.TargetGroupStickinessConfig",
+                        keys: ["Enabled", "DurationSeconds"]),
+                    let enabled = settings["Enabled"].flatMap({
+                        boolean($0, path + ".ForwardConfig.TargetGroupStickinessConfig.Enabled")
+                    }),
+                    enabled
+                {
                     error(
-                        path + ".ForwardConfig.TargetGroups",
-                        "one target group: weighted forwarding is not emulated yet")
+                        path + ".ForwardConfig.TargetGroupStickinessConfig.Enabled",
+                        "true: target group stickiness (the AWSALBTG cookie) is not emulated yet")
+                }
+                var weighted: [WeightedTargetGroup] = []
+                for (index, item) in groups.enumerated() {
+                    let at = "\(path).ForwardConfig.TargetGroups[\(index)]"
+                    guard let group = readObject(item, at, keys: ["TargetGroupArn", "TargetGroupName", "Weight"])
+                    else { continue }
+                    guard
+                        let arn = (group["TargetGroupArn"] ?? group["TargetGroupName"]).flatMap({
+                            string($0, at + ".TargetGroupArn")
+                        })
+                    else {
+                        error(at + ".TargetGroupArn", "missing")
+                        continue
+                    }
+                    let weight = group["Weight"].flatMap { integer($0, at + ".Weight", valid: 0...999) } ?? 1
+                    weighted.append(.init(name: targetGroupName(arn), weight: weight))
+                }
+                guard (1...5).contains(weighted.count) else {
+                    error(path + ".ForwardConfig.TargetGroups", "1 to 5 target groups (AWS's limit a forward action)")
                     return nil
                 }
-                return .forward(targetGroupName: targetGroupName(arn))
+                if Set(weighted.map(\.name)).count != weighted.count {
+                    error(path + ".ForwardConfig.TargetGroups", "a target group is given twice")
+                }
+                if weighted.count > 1 && weighted.allSatisfy({ $0.weight == 0 }) {
+                    error(
+                        path + ".ForwardConfig.TargetGroups", "every weight is 0: at least one group must take requests"
+                    )
+                }
+                return weighted.count == 1 ? .forward(targetGroupName: weighted[0].name) : .weightedForward(weighted)
             }
             error(path, "a forward action needs TargetGroupArn (or TargetGroupName)")
             return nil
@@ -439,6 +490,24 @@ extension RuleAction {
         switch self {
         case .forward(let name):
             return .object([("Type", .string("forward")), ("TargetGroupName", .string(name))])
+        case .weightedForward(let groups):
+            return .object([
+                ("Type", .string("forward")),
+                (
+                    "ForwardConfig",
+                    .object([
+                        (
+                            "TargetGroups",
+                            .array(
+                                groups.map {
+                                    .object([
+                                        ("TargetGroupName", .string($0.name)), ("Weight", .integer(Int64($0.weight))),
+                                    ])
+                                })
+                        )
+                    ])
+                ),
+            ])
         case .redirect(let settings):
             return .object([
                 ("Type", .string("redirect")),
@@ -546,7 +615,10 @@ extension Configuration {
 
     /// A forward goes to an HTTP target group that exists.
     func checkRuleAction(_ action: RuleAction) throws(APIError) {
-        guard case .forward(let name) = action else { return }
+        for name in action.targetGroupNames { try checkRuleGroup(name) }
+    }
+
+    func checkRuleGroup(_ name: String) throws(APIError) {
         guard let group = targetGroups.first(where: { $0.name == name }) else {
             throw APIError(code: "TargetGroupNotFound", message: "Target groups '\(names.targetGroup(name))' not found")
         }

@@ -216,6 +216,23 @@ import Testing
                 == rules.map(\.id))
     }
 
+    @Test func weightedForwardsAreRead() throws {
+        let rules = try load(
+            document(
+                #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "Actions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [ { "TargetGroupArn": "web", "Weight": 3 }, { "TargetGroupArn": "web2", "Weight": 1 } ] } } ] } ]"#
+            ).replacingOccurrences(
+                of: #"{ "Name": "tcp","#,
+                with: #"{ "Name": "web2", "Protocol": "HTTP", "Port": 8081, "TargetType": "ip" }, { "Name": "tcp","#)
+        ).configuration.listeners[0].rules
+        #expect(rules[0].action == .weightedForward([.init(name: "web", weight: 3), .init(name: "web2", weight: 1)]))
+        #expect(
+            problems(
+                document(
+                    #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "Actions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [ { "TargetGroupArn": "web", "Weight": 1000 } ] } } ] } ]"#
+                )
+            ).contains { $0.contains("out of range (0-999)") })
+    }
+
     @Test func badRulesAreNamed() {
         func says(_ rules: String, _ text: String) -> Bool { problems(document(rules)).contains { $0.contains(text) } }
         let forward = #""Actions": [ { "Type": "forward", "TargetGroupName": "web" } ]"#

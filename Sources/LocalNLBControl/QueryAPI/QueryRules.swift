@@ -160,6 +160,19 @@ extension ControlPlane {
                         XML.list("TargetGroups", [XML.text("TargetGroupArn", group) + XML.text("Weight", "1")]),
                         XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
                     ])
+        case .weightedForward(let weighted):
+            return XML.text("Type", "forward") + XML.text("Order", "1")
+                + XML.element(
+                    "ForwardConfig",
+                    [
+                        XML.list(
+                            "TargetGroups",
+                            weighted.map {
+                                XML.text("TargetGroupArn", names.targetGroup($0.name))
+                                    + XML.text("Weight", String($0.weight))
+                            }),
+                        XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
+                    ])
         case .redirect(let settings):
             return XML.text("Type", "redirect") + XML.text("Order", "1")
                 + XML.element(

@@ -433,6 +433,15 @@ extension EventLoop {
             switch session.settings.rules[index].action {
             case .forward(let group):
                 session.groupIndex = group
+            case .weightedForward(let weighted, let total):
+                var draw = Int.random(in: 0..<total)
+                for entry in weighted {
+                    if draw < entry.weight {
+                        session.groupIndex = entry.index
+                        break
+                    }
+                    draw -= entry.weight
+                }
             case .redirect(let settings):
                 session.actionTaken = "redirect"
                 return _ = redirect(session, settings)

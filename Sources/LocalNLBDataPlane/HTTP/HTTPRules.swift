@@ -54,6 +54,8 @@ package struct HTTPCondition: Sendable {
 
 package enum HTTPAction: Sendable {
     case forward(groupIndex: Int)
+    /// Each request to one group, chosen at random by weight (`total`: the weights' sum, above 0).
+    case weightedForward(groups: [(index: Int, weight: Int)], total: Int)
     case redirect(RedirectSettings)
     case fixedResponse(status: Int, contentType: String?, body: [UInt8])
 }
