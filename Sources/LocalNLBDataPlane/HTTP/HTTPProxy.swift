@@ -401,6 +401,8 @@ extension EventLoop {
     func routeRequest(_ session: HTTPSession) {
         let head = session.request
         beginExchange(session)
+        // Counted on the listener's group until a rule sends the request to another.
+        session.groupIndex = listeners[session.listenerIndex].shared.groupIndex
         groupMetrics[session.groupIndex].requestCount += 1
         switch session.settings.desyncMode {
         case .defensive:
@@ -426,7 +428,7 @@ extension EventLoop {
             head.methodEnd == 4 && bytes[0] == 0x48 && bytes[1] == 0x45 && bytes[2] == 0x41
             && bytes[3] == 0x44
         // The listener's rules first (docs/alb.md §20); none matching: its default forward.
-        session.groupIndex = listeners[session.listenerIndex].shared.groupIndex
+        let listenerGroup = session.groupIndex
         session.actionTaken = "forward"
         if !session.settings.rules.isEmpty, let index = session.matchingRule(session.settings.rules) {
             session.matchedRule = session.settings.rules[index].priority
@@ -449,6 +451,10 @@ extension EventLoop {
                 session.actionTaken = "fixed-response"
                 return _ = fixedResponse(session, status: status, contentType: contentType, body: body)
             }
+        }
+        if session.groupIndex != listenerGroup {
+            groupMetrics[listenerGroup].requestCount -= 1
+            groupMetrics[session.groupIndex].requestCount += 1
         }
         session.stickyToken = 0
         let stickyIndex = stickyTarget(session)
