@@ -495,6 +495,14 @@ check "check-config: an HTTP listener on a network load balancer says to give it
 check "check-config: an unknown xff mode lists ALB's" grep -q '"prepend" is not append, preserve or remove' "$tmp/bad.out"
 check "check-config: the PROXY protocol on an HTTP group points at X-Forwarded-For" grep -q "gets the client's address in X-Forwarded-For" "$tmp/bad.out"
 
+# GET /flows lists the ALB's connections, with the request in flight (the access log is on here).
+curl -s --max-time 5 "http://127.0.0.1:$http/slow/listed" > /dev/null &
+sleep 0.4
+listed=$(ctl describe-flows)
+wait $! || true
+check "GET /flows lists an ALB connection: protocol HTTP, state request, the request in flight" \
+  bash -c 'grep -q "\"protocol\": *\"HTTP\"" <<< "$0" && grep -q "/slow/listed" <<< "$0" && grep -q "\"state\": *\"request\"" <<< "$0"' "$listed"
+
 # Shutdown: an idle keep-alive client is let go at once; a request in flight gets its answer (with
 # Connection: close), then the daemon exits without waiting out the drain.
 curl -s -i --max-time 10 "http://127.0.0.1:$http/slow" > "$tmp/slow.out" 2>&1 &

@@ -25,6 +25,8 @@ extension EventLoop {
             given ?? (endpoint.ip.isUnspecifiedAddress ? (Socket.localEndpoint(clientFD) ?? endpoint) : endpoint)
         session.settings = settings
         session.clientFD = clientFD
+        session.id = takeFlowID()
+        flowOrder.append(id: session.id, slot: session.index, udp: false, http: true)
         session.started = now
         session.lastActivity = now
         session.inStart = 0
@@ -1292,6 +1294,7 @@ extension EventLoop {
         session.generation &+= 1
         liveHTTPSessions -= 1
         httpSessions.release(session.index)
+        flowOrder.flowEnded { isLive($0) }
         if draining && liveFlows == 0 && liveHTTPSessions == 0 { finished = true }
     }
 

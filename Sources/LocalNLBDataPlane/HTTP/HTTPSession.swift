@@ -34,6 +34,8 @@ package struct HTTPListenerSettings: Sendable {
 package final class HTTPSession {
     let index: Int
     var generation: UInt32 = 0
+    /// The connection's id in `GET /flows`, from the loop's flow ids.
+    var id: UInt64 = 0
     var clientFD: Int32 = -1
     var targetFD: Int32 = -1
     var listenerIndex = 0

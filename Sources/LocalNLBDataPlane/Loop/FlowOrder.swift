@@ -10,6 +10,8 @@ package struct FlowOrder {
         package var id: UInt64
         var slotIndex: UInt32
         package var udp: Bool
+        /// An application load balancer's client connection (an HTTP session's slot).
+        package var http = false
         package var slot: Int { Int(slotIndex) }
     }
 
@@ -18,8 +20,8 @@ package struct FlowOrder {
     private var ended = 0
 
     /// A new flow; its id is above every id before it.
-    package mutating func append(id: UInt64, slot: Int, udp: Bool) {
-        entries.append(Entry(id: id, slotIndex: UInt32(truncatingIfNeeded: slot), udp: udp))
+    package mutating func append(id: UInt64, slot: Int, udp: Bool, http: Bool = false) {
+        entries.append(Entry(id: id, slotIndex: UInt32(truncatingIfNeeded: slot), udp: udp, http: http))
     }
 
     /// A flow ended. Once ended entries outnumber a quarter of the live ones (and 64), they are

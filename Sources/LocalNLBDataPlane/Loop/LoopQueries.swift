@@ -17,23 +17,29 @@ package struct FlowSummary: Sendable {
     var ageSeconds: Double
     package var state: String
     package var transport: TransportProtocol = .tcp
+    /// An application load balancer's connection: the request in flight (`GET /path`), if any.
+    package var request: String?
 
     package var json: JSONText {
-        .object([
-            ("id", .integer(Int64(id))),
-            ("protocol", .string(transport == .udp ? "UDP" : "TCP")),
-            ("targetGroup", .string(targetGroup)),
-            ("listener", .string(listener.description)),
-            ("client", .string(client.description)),
-            ("node", .string(node.description)),
-            ("target", .optional(target?.description)),
-            ("source", .optional(source?.description)),
-            ("proxyHeader", .optional(RoutingGroup.proxyHeader(proxyMode, client: client, node: node).map(hexString))),
-            ("bytesFromClient", .integer(Int64(bytesFromClient))),
-            ("bytesFromTarget", .integer(Int64(bytesFromTarget))),
-            ("ageSeconds", .number(ageSeconds)),
-            ("state", .string(state)),
-        ])
+        .object(
+            [
+                ("id", .integer(Int64(id))),
+                ("protocol", .string(transport == .udp ? "UDP" : transport.isHTTP ? "HTTP" : "TCP")),
+                ("targetGroup", .string(targetGroup)),
+                ("listener", .string(listener.description)),
+                ("client", .string(client.description)),
+                ("node", .string(node.description)),
+                ("target", .optional(target?.description)),
+                ("source", .optional(source?.description)),
+                (
+                    "proxyHeader",
+                    .optional(RoutingGroup.proxyHeader(proxyMode, client: client, node: node).map(hexString))
+                ),
+                ("bytesFromClient", .integer(Int64(bytesFromClient))),
+                ("bytesFromTarget", .integer(Int64(bytesFromTarget))),
+                ("ageSeconds", .number(ageSeconds)),
+                ("state", .string(state)),
+            ] + (transport.isHTTP ? [("request", JSONText.optional(request))] : []))
     }
 }
 
@@ -42,7 +48,7 @@ extension EventLoop {
     /// Up to `limit` of this loop's flows with ids above `marker`, lowest ids first, and whether it
     /// has more: a page costs the loop a binary search and the page, however many flows it carries.
     package func describeOwnFlows(after marker: UInt64, limit: Int) -> (flows: [FlowSummary], more: Bool) {
-        var candidates: [(id: UInt64, index: Int, udp: Bool)] = []
+        var candidates: [(id: UInt64, index: Int, udp: Bool, http: Bool)] = []
         var more = false
         var position = flowOrder.firstPosition(after: marker)
         while position < flowOrder.entries.count {
@@ -53,9 +59,26 @@ extension EventLoop {
                 more = true
                 break
             }
-            candidates.append((entry.id, entry.slot, entry.udp))
+            candidates.append((entry.id, entry.slot, entry.udp, entry.http))
         }
         let page = candidates.prefix(limit).map { candidate -> FlowSummary in
+            if candidate.http {
+                let session = httpSessions[candidate.index]
+                let listener = listeners[session.listenerIndex].shared.endpoint
+                let state: String =
+                    session.tunnel ? "tunnel" : session.responsePhase == .idle ? "idle" : "request"
+                var request: String?
+                if session.responsePhase != .idle, !session.loggedRequest.isEmpty {
+                    request = session.loggedRequest
+                }
+                var summary = FlowSummary(
+                    id: session.id, targetGroup: groups[session.groupIndex].configuration.name, listener: listener,
+                    client: session.client, node: session.node, target: session.routedTarget, source: nil,
+                    proxyMode: .off, bytesFromClient: 0, bytesFromTarget: 0,
+                    ageSeconds: Double(now &- session.started) / 1e9, state: state, transport: .http)
+                summary.request = request
+                return summary
+            }
             if candidate.udp {
                 let flow = udpFlows[candidate.index]
                 let listener = listeners[flow.key.listener].shared.endpoint
@@ -88,6 +111,10 @@ extension EventLoop {
 
     /// Whether the flow an id-order entry names is still the one in its slot, and open.
     func isLive(_ entry: FlowOrder.Entry) -> Bool {
+        if entry.http {
+            let session = httpSessions[entry.slot]
+            return session.inUse && session.id == entry.id
+        }
         if entry.udp {
             let flow = udpFlows[entry.slot]
             return flow.targetFD >= 0 && flow.id == entry.id
