@@ -57,6 +57,9 @@ extension EventLoop {
 
     func httpEvent(_ session: HTTPSession, events: UInt32, fromTarget: Bool) {
         guard session.inUse else { return }
+        if events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP | CLNB_EPOLLERR) != 0 {
+            if fromTarget { session.targetReadable = true } else { session.clientReadable = true }
+        }
         if fromTarget && session.targetConnecting {
             guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
             if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, Socket.pendingError(session.targetFD) != nil {
@@ -92,11 +95,13 @@ extension EventLoop {
         if session.lingering { return lingerStep(session) }
         var progressed = false
         // 1. Client → load balancer.
-        if !session.clientEOF && session.inEnd < HTTPSession.inCapacity && wantsClientBytes(session) {
-            switch IO.receive(
-                session.clientFD, into: session.inBuffer + session.inEnd, count: HTTPSession.inCapacity - session.inEnd)
-            {
+        if !session.clientEOF && session.clientReadable && session.inEnd < HTTPSession.inCapacity
+            && wantsClientBytes(session)
+        {
+            let room = HTTPSession.inCapacity - session.inEnd
+            switch IO.receive(session.clientFD, into: session.inBuffer + session.inEnd, count: room) {
             case .moved(let n):
+                if n < room { session.clientReadable = false }
                 session.inEnd += n
                 session.uncountedBytes &+= UInt64(n)
                 progressed = true
@@ -104,7 +109,7 @@ extension EventLoop {
                 session.clientEOF = true
                 progressed = true
             case .wouldBlock:
-                break
+                session.clientReadable = false
             case .failed:
                 groupMetrics[session.groupIndex].tcpClientResetCount += 1
                 endHTTP(session, resetClient: true)
@@ -185,16 +190,15 @@ extension EventLoop {
             }
         }
         // 4. Target → load balancer: the response head, then its body.
-        if session.targetFD >= 0 && !session.targetConnecting && !session.stageToTarget
+        if session.targetFD >= 0 && !session.targetConnecting && !session.stageToTarget && session.targetReadable
             && (session.responsePhase == .head || session.responsePhase == .body) && !session.targetEOF
             && session.responseEnd < HTTPSession.responseCapacity
             && !(session.responsePhase == .head && session.stageEnd > session.stageStart)
         {
-            switch IO.receive(
-                session.targetFD, into: session.responseBuffer + session.responseEnd,
-                count: HTTPSession.responseCapacity - session.responseEnd)
-            {
+            let room = HTTPSession.responseCapacity - session.responseEnd
+            switch IO.receive(session.targetFD, into: session.responseBuffer + session.responseEnd, count: room) {
             case .moved(let n):
+                if n < room { session.targetReadable = false }
                 session.responseEnd += n
                 session.uncountedBytes &+= UInt64(n)
                 progressed = true
@@ -202,7 +206,7 @@ extension EventLoop {
                 session.targetEOF = true
                 progressed = true
             case .wouldBlock:
-                break
+                session.targetReadable = false
             case .failed:
                 session.targetEOF = true
                 groupMetrics[session.groupIndex].tcpTargetResetCount += 1
@@ -483,7 +487,8 @@ extension EventLoop {
             releaseTarget(session)
         }
         if session.targetFD >= 0
-            && (!session.targetReusable || session.targetEOF || Socket.closedByPeer(session.targetFD))
+            && (!session.targetReusable || session.targetEOF
+                || (now &- session.targetIdleSince > Self.idleCheckNanoseconds && Socket.closedByPeer(session.targetFD)))
         {
             // A kept connection the target has closed meanwhile is not used: a new one is.
             closeTarget(session)
@@ -540,6 +545,9 @@ extension EventLoop {
         return group.targets.firstIndex { $0.stickyToken == token && $0.takesNewFlows }
     }
 
+    /// A kept target connection idle longer than this is peeked at before use: the target may have closed it.
+    static let idleCheckNanoseconds: UInt64 = 200_000_000
+
     /// A source address for connections to `target`: the node's, when of the target's family.
     func sourceAddress(_ session: HTTPSession, towards target: IPEndpoint) -> IPAddress {
         session.node.ip.isIPv6 == target.ip.isIPv6 ? session.node.ip : nodeAddress(session, family: target.ip)
@@ -568,6 +576,7 @@ extension EventLoop {
                 continue
             }
             session.targetFD = fd
+            session.targetReadable = true
             session.targetKey = key
             session.targetIndex = targetIndex
             session.targetGroup = session.groupIndex
@@ -588,6 +597,7 @@ extension EventLoop {
             return _ = answerTargetFailure(session, status: 502)
         }
         session.targetFD = fd
+        session.targetReadable = true
         session.targetIndex = targetIndex
         session.targetGroup = session.groupIndex
         session.targetReusable = true
@@ -748,6 +758,7 @@ extension EventLoop {
     func finishExchange(_ session: HTTPSession) -> Bool {
         guard session.stageEnd == session.stageStart else { return false }
         endOutstanding(session)
+        session.targetIdleSince = now
         logRequest(session, elbStatus: session.targetStatus)
         if session.requestPhase != .done {
             // The target answered before the request body was all there: that body cannot be skipped

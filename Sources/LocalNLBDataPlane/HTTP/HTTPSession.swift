@@ -105,6 +105,13 @@ package final class HTTPSession {
     /// HTTP/1.0, a body left unread).
     var closeClientAfter = false
     var clientEOF = false
+    /// Whether a read of each socket may find bytes: set by its readable edge, cleared by a read that
+    /// comes back short (edge-triggered epoll brings a new edge for what arrives after).
+    var clientReadable = true
+    var targetReadable = true
+    /// When the target connection last finished an exchange: a connection idle this long is checked for
+    /// the target's close before it is used again.
+    var targetIdleSince: UInt64 = 0
     /// After a 101: bytes pass both ways unparsed.
     var tunnel = false
     /// The last answer is sent and the write side shut: what the client still sends is read and
