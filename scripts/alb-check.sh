@@ -12,7 +12,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
-admin=$(free_port); random_port=$(free_port); nginx_tls=$(free_port); reencrypt=$(free_port); echo2_port=$(free_port); app_sticky=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
+admin=$(free_port); to_https=$(free_port); random_port=$(free_port); nginx_tls=$(free_port); reencrypt=$(free_port); echo2_port=$(free_port); app_sticky=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
 echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
@@ -116,6 +116,8 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $ws, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "ws" } ] },
     { "Port": $lor, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "lor" } ] },
     { "Port": $sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "sticky" } ] },
+    { "Port": $to_https, "Protocol": "HTTP", "DefaultActions": [ { "Type": "redirect",
+        "RedirectConfig": { "Protocol": "HTTPS", "Port": "$https", "StatusCode": "HTTP_301" } } ] },
     { "Port": $random_port, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "random" } ] },
     { "Port": $reencrypt, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "secure" } ] },
     { "Port": $app_sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "app-sticky" } ] },
@@ -241,6 +243,12 @@ check "HTTPS target group: requests re-encrypted to nginx over TLS, twice on a k
   bash -c '[ "$(grep -c "nginx over TLSv1.[23] saw 127.0.0.2" <<< "$0")" = 2 ]' "$secure"
 health=$(ctl describe-target-health --target-group-arn "$(ctl describe-target-groups --names secure --query 'TargetGroups[0].TargetGroupArn' --output text)" --query 'TargetHealthDescriptions[0].TargetHealth.State' --output text)
 check "HTTPS target group: its health check goes over HTTPS, and the target is healthy ($health)" test "$health" = healthy
+
+# A default action that redirects (the CDK's redirectHTTP listener): no target group, and curl follows it
+# to the HTTPS listener.
+followed=$(curl -s -L --max-time 5 --cacert "$("$bin" ca)" -H "Host: localhost" "http://127.0.0.1:$to_https/moved?x=1" || true)
+check "a default action that redirects HTTP to HTTPS (no target group): curl -L lands on the HTTPS listener's target" \
+  bash -c 'grep -q "\"path\": \"/moved?x=1\"" <<< "$0" && grep -q "\"X-Forwarded-Proto\", \"https\"" <<< "$0"' "$followed"
 
 # weighted_random: over 20 requests both targets answer (a 2^-19 chance of a false failure).
 spread=$(for _ in $(seq 20); do curl -s --max-time 5 "http://127.0.0.1:$random_port/" | field 'd["server"]'; done | sort | uniq -c | tr -s ' \n' ' ')

@@ -238,6 +238,16 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
     return acm, sorted([requested, imported.stdout.strip()])
 
 
+def fetch_on(host, port, path, hostname="app"):
+    """One HTTP GET through a listener, the whole answer as text."""
+    with socket.create_connection((host, port), 5) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data.decode("latin1")
+
+
 def ctl_differences(admin, commands):
     """Each `aws elbv2` command against `localnlb ctl`, json and text: the ones whose bytes differ."""
     import difflib
@@ -346,6 +356,29 @@ def application_load_balancer(admin, target_port):
           and not rule_bytes and ":listener-rule/app/app/" in by_ctl,
           f"{rule_bytes[:1]} {made_by_ctl.stderr[-300:]} {by_ctl} {served} {in_use} {to_tcp} {described} {after[:80]} "
           f"{missing} {used} {left}")
+    # Default actions beyond one forward: a redirect (no group), then a weighted forward by ModifyListener.
+    green = elb.create_target_group(Name="app-green", Protocol="HTTP", Port=target_port, VpcId="vpc-1",
+                                    TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=green, Targets=[{"Id": "127.0.0.1"}])
+    redirecting = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=free_port(),
+                                      DefaultActions=[{"Type": "redirect", "RedirectConfig": {
+                                          "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}])["Listeners"][0]
+    moved_away = fetch_on(node, redirecting["Port"], "/old")
+    weighted = elb.modify_listener(ListenerArn=redirecting["ListenerArn"], DefaultActions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": [{"TargetGroupArn": group["TargetGroupArn"], "Weight": 0}, {"TargetGroupArn": green, "Weight": 5}]}}])[
+        "Listeners"][0]
+    to_green = fetch_on(node, redirecting["Port"], "/new")
+    green_in_use = error_code(lambda: elb.delete_target_group(TargetGroupArn=green))
+    elb.delete_listener(ListenerArn=redirecting["ListenerArn"])
+    elb.delete_target_group(TargetGroupArn=green)
+    check("default actions: create_listener with a redirect (no target group) answers 301 to https://…:443; "
+          "modify_listener to a weighted forward (0 and 5) describes both groups and serves from the weighted one; "
+          "that group is then in use",
+          redirecting["DefaultActions"][0]["Type"] == "redirect" and moved_away.startswith("HTTP/1.1 301")
+          and "Location: https://app:443/old" in moved_away
+          and [g["Weight"] for g in weighted["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]] == [0, 5]
+          and '"target":' in to_green and green_in_use == "ResourceInUse",
+          f"{redirecting['DefaultActions']} {moved_away[:200]} {weighted['DefaultActions']} {to_green[:100]} {green_in_use}")
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
     elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
     elb.delete_target_group(TargetGroupArn=group["TargetGroupArn"])

@@ -192,7 +192,10 @@ package final class ControlPlane {
         }
         for (configIndex, endpoint, udp) in configuration.listenerEndpoints {
             let listener = configuration.listeners[configIndex]
-            guard let groupIndex = groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
+            let noGroup = listener.targetGroupName.isEmpty && listener.defaultAction != nil
+            guard
+                let groupIndex = noGroup
+                    ? -1 : groups.firstIndex(where: { $0.configuration.name == listener.targetGroupName })
             else {
                 throw ListenerError(
                     description: "listener :\(listener.port): no target group \(listener.targetGroupName)")

@@ -50,7 +50,9 @@ extension ControlPlane {
     }
 
     func logListener(_ listener: Listener, opened: Bool) {
-        let group = groups[listener.groupIndex].configuration.name
+        let group =
+            groups.indices.contains(listener.groupIndex)
+            ? groups[listener.groupIndex].configuration.name : "its default action (no target group)"
         options.log("listener \(listener.endpoint) \(opened ? "opened, forwarding to \(group)" : "closed")")
     }
 

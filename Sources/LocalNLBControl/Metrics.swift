@@ -12,7 +12,8 @@ extension ControlPlane {
             for (labels, value) in samples { out += "localnlb_\(name){\(labels)} \(value)\n" }
         }
         func labels(_ group: CountedGroup, _ target: Target? = nil) -> String {
-            let lb = configuration.listeners.first { $0.targetGroupName == group.configuration.name }?.loadBalancerName
+            // The load balancer whose listener (its default action or a rule) forwards to the group.
+            let lb = configuration.loadBalancers(forwardingTo: group.configuration.name).first
             var text = "load_balancer=\"\(lb ?? "")\",target_group=\"\(group.configuration.name)\""
             if let target { text += ",target=\"\(target.endpoint)\"" }
             return text

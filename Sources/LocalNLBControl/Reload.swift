@@ -156,7 +156,8 @@ extension ControlPlane {
         ) {
             let listener = new.listeners[configIndex]
             return (
-                groupIndex[listener.targetGroupName]!, new.nodes(of: listener),
+                // A listener whose default action is a redirect or a fixed response has no group (-1).
+                groupIndex[listener.targetGroupName] ?? -1, new.nodes(of: listener),
                 Self.idleNanoseconds(listener, udp: udp, timeScale: options.timeScale),
                 UInt64(listener.connectTimeoutSeconds * 1e9)
             )

@@ -209,29 +209,34 @@ extension ControlPlane {
                 SSLPolicy.all.first { $0.name == (listener.sslPolicy ?? SSLPolicy.defaultName) } ?? SSLPolicy.all[0]
             settings.backendTLS = try? TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
         }
+        if let action = listener.defaultAction {
+            settings.defaultAction = compiled(action, groupIndex)
+        }
         settings.rules = listener.rules.compactMap { rule in
-            let action: HTTPAction
-            switch rule.action {
-            case .forward(let name):
-                // The model checked that the group exists; a rule without it is left out.
-                guard let index = groupIndex(name) else { return nil }
-                action = .forward(groupIndex: index)
-            case .weightedForward(let weighted):
-                let groups = weighted.compactMap { entry in
-                    groupIndex(entry.name).map { (index: $0, weight: entry.weight) }
-                }
-                let total = groups.map(\.weight).reduce(0, +)
-                guard groups.count == weighted.count, total > 0 else { return nil }
-                action = .weightedForward(groups: groups, total: total)
-            case .redirect(let redirect):
-                action = .redirect(redirect)
-            case .fixedResponse(let status, let contentType, let body):
-                action = .fixedResponse(status: status, contentType: contentType, body: Array((body ?? "").utf8))
+            compiled(rule.action, groupIndex).map {
+                HTTPRule(priority: rule.priority, conditions: rule.conditions.map(HTTPCondition.init), action: $0)
             }
-            return HTTPRule(
-                priority: rule.priority, conditions: rule.conditions.map(HTTPCondition.init), action: action)
         }
         return settings
+    }
+
+    /// A rule's (or a default) action as the loops take it: target groups by index; nil when a group it
+    /// names is not there (the model checked that it is).
+    func compiled(_ action: RuleAction, _ groupIndex: (String) -> Int?) -> HTTPAction? {
+        switch action {
+        case .forward(let name):
+            return groupIndex(name).map { .forward(groupIndex: $0) }
+        case .weightedForward(let weighted):
+            let groups = weighted.compactMap { entry in groupIndex(entry.name).map { (index: $0, weight: entry.weight) }
+            }
+            let total = groups.map(\.weight).reduce(0, +)
+            guard groups.count == weighted.count, total > 0 else { return nil }
+            return .weightedForward(groups: groups, total: total)
+        case .redirect(let redirect):
+            return .redirect(redirect)
+        case .fixedResponse(let status, let contentType, let body):
+            return .fixedResponse(status: status, contentType: contentType, body: Array((body ?? "").utf8))
+        }
     }
 
     /// A TLS listener's server side, or nil for another protocol; a certificate or policy that cannot

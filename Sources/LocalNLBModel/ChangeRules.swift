@@ -155,7 +155,9 @@ extension Configuration {
             guard model.targetGroups.contains(where: { $0.name == name }) else {
                 return Applied(model: self, effects: [])
             }
-            if model.listeners.contains(where: { $0.targetGroupName == name }) {
+            if model.listeners.contains(where: {
+                $0.targetGroupName == name || ($0.defaultAction?.targetGroupNames.contains(name) ?? false)
+            }) {
                 throw APIError(
                     code: "ResourceInUse",
                     message: "Target group '\(names.targetGroup(name))' is currently in use by a listener")
@@ -429,7 +431,8 @@ extension Configuration {
         for listener in listeners
         where
             (listener.targetGroupName == group
-            || listener.rules.contains { $0.action.targetGroupNames.contains(group) })
+            || listener.rules.contains { $0.action.targetGroupNames.contains(group) }
+            || (listener.defaultAction?.targetGroupNames.contains(group) ?? false))
             && !result.contains(listener.loadBalancerName)
         {
             result.append(listener.loadBalancerName)
@@ -440,6 +443,17 @@ extension Configuration {
     /// AWS's pairing of listener and target group protocols, and a network load balancer's target group
     /// serving one load balancer only (TargetGroupAssociationLimit).
     func checkAssociation(_ listener: ListenerConfiguration) throws(APIError) {
+        if let balancer = loadBalancers.first(where: { $0.name == listener.loadBalancerName }),
+            listener.protocolName.isHTTP != (balancer.type == .application)
+        {
+            let allowed = balancer.type == .application ? "HTTPS, HTTP" : "TCP_UDP, UDP, TLS, TCP"
+            throw .validation("Listener protocol '\(listener.protocolName.rawValue)' must be one of '\(allowed)'")
+        }
+        if let action = listener.defaultAction {
+            // A redirect, a fixed response, or a weighted forward: each group of it must suit the listener.
+            try checkRuleAction(action)
+            if listener.targetGroupName.isEmpty { return }
+        }
         guard let group = targetGroups.first(where: { $0.name == listener.targetGroupName }) else {
             throw APIError(
                 code: "TargetGroupNotFound",

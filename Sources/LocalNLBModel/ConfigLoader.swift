@@ -347,7 +347,20 @@ package struct ConfigReader {
                         }
                     }
                 }
-                if !declared.contains(listener.targetGroupName) {
+                for name in listener.defaultAction?.targetGroupNames.dropFirst() ?? [] {
+                    if let group = groups.first(where: { $0.name == name }) {
+                        if !group.protocolName.isHTTP {
+                            error(
+                                path + ".DefaultActions[0]",
+                                "\(name) is \(group.protocolName.rawValue), not HTTP or HTTPS")
+                        }
+                    } else {
+                        error(path + ".DefaultActions[0]", "target group \"\(name)\" is not in TargetGroups")
+                    }
+                }
+                if listener.targetGroupName.isEmpty && listener.defaultAction != nil {
+                    // A redirect or fixed response: no group.
+                } else if !declared.contains(listener.targetGroupName) {
                     error(
                         path + ".DefaultActions[0]",
                         "target group \"\(listener.targetGroupName)\" is not in TargetGroups")
@@ -676,12 +689,31 @@ package struct ConfigReader {
                     : "missing: which of \(loadBalancers.joined(separator: ", ")) this listener is on")
         }
         let tags = object["Tags"].map { self.tags($0, path + ".Tags") } ?? []
-        let groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
+        var applicationDefault: RuleAction?
+        var groupName: String?
+        if transport.isHTTP, let value = object["DefaultActions"] {
+            // An application load balancer's default action: any one action a rule may have.
+            if let items = array(value, path + ".DefaultActions") {
+                if items.count == 1, let action = action(items[0], path + ".DefaultActions[0]") {
+                    if case .forward(let name) = action {
+                        groupName = name
+                    } else {
+                        applicationDefault = action
+                        groupName = action.targetGroupNames.first ?? ""
+                    }
+                } else if items.count != 1 {
+                    error(path + ".DefaultActions", "needs exactly one action, found \(items.count)")
+                }
+            }
+        } else {
+            groupName = object["DefaultActions"].flatMap { defaultAction($0, path + ".DefaultActions") }
+        }
         if object["DefaultActions"] == nil { error(path + ".DefaultActions", "missing: one forward action is needed") }
 
         guard let port, let groupName, let balancer else { return nil }
         var listener = ListenerConfiguration(loadBalancerName: balancer, port: port, targetGroupName: groupName)
         listener.protocolName = transport
+        listener.defaultAction = applicationDefault
         listener.tags = tags
         if transport.terminatesTLS {
             listener.certificateArns = certificates

@@ -59,10 +59,11 @@ extension Configuration {
                                 (
                                     "DefaultActions",
                                     .array([
-                                        .object([
-                                            ("Type", .string("forward")),
-                                            ("TargetGroupName", .string(listener.targetGroupName)),
-                                        ])
+                                        listener.defaultAction?.document
+                                            ?? .object([
+                                                ("Type", .string("forward")),
+                                                ("TargetGroupName", .string(listener.targetGroupName)),
+                                            ])
                                     ])
                                 ),
                                 (

@@ -405,6 +405,10 @@ public struct ListenerConfiguration: Sendable {
     public var mutualAuthentication: MutualAuthentication?
     /// An application load balancer listener's rules, by priority (its default action is the forward).
     public var rules: [ListenerRule] = []
+    /// An application load balancer listener's default action when it is not one forward to
+    /// `targetGroupName` (a redirect, a fixed response, a weighted forward); `targetGroupName` is then
+    /// the weighted forward's first group, or empty.
+    public var defaultAction: RuleAction?
 
     public init(
         loadBalancerName: String, port: UInt16, targetGroupName: String, idleTimeoutSeconds: Int = 350,

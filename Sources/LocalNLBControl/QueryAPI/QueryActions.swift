@@ -45,8 +45,12 @@ extension ControlPlane {
                     XML.list("Certificates", listener.certificateArns.prefix(1).map { XML.text("CertificateArn", $0) })
                     + XML.text("SslPolicy", listener.sslPolicy ?? SSLPolicy.defaultName)
             }
-            fields += XML.list(
-                "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
+            if let action = listener.defaultAction {
+                fields += XML.list("DefaultActions", [actionMember(action)])
+            } else {
+                fields += XML.list(
+                    "DefaultActions", [XML.text("Type", "forward") + XML.text("TargetGroupArn", group) + forward])
+            }
             if tls {
                 fields += XML.list("AlpnPolicy", [XML.escape(listener.alpnPolicy ?? "None")])
                 fields += XML.element(

@@ -87,14 +87,17 @@ extension ControlPlane {
             ])
         }
         let actions = form.structures("DefaultActions", fields: ["Type", "TargetGroupArn", "Order"])
-        if !actions.isEmpty {
+        if let tree = form.tree("DefaultActions") {
             for action in actions {
                 if let arn = action["TargetGroupArn"] { _ = try targetGroup(arn) }
             }
-            object["DefaultActions"] = .array(actions.map { .object($0.mapValues { .string($0) }) })
+            // Nested configs (RedirectConfig, FixedResponseConfig, ForwardConfig) come through whole.
+            object["DefaultActions"] = tree
         } else if let base {
+            let kept = base.defaultAction?.document.rendered
+            let value = kept.flatMap { try? JSONParser.parse(Array($0.utf8)).value }
             object["DefaultActions"] = .array([
-                .object(["Type": .string("forward"), "TargetGroupName": .string(base.targetGroupName)])
+                value ?? .object(["Type": .string("forward"), "TargetGroupName": .string(base.targetGroupName)])
             ])
         }
         return .object(object)

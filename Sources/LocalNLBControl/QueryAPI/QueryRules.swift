@@ -124,7 +124,9 @@ extension ControlPlane {
 
     func defaultRuleMember(_ listener: ListenerConfiguration) -> String {
         XML.text("RuleArn", defaultRuleARN(listener)) + XML.text("Priority", "default") + XML.list("Conditions", [])
-            + XML.list("Actions", [actionMember(.forward(targetGroupName: listener.targetGroupName))])
+            + XML.list(
+                "Actions", [actionMember(listener.defaultAction ?? .forward(targetGroupName: listener.targetGroupName))]
+            )
             + XML.text("IsDefault", "true")
     }
 

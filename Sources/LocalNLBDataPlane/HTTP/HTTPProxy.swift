@@ -40,10 +40,12 @@ extension EventLoop {
         session.closeClientAfter = false
         session.clientEOF = false
         session.tunnel = false
+        session.clientReadable = true
+        session.clientHungUp = false
         session.lingering = false
         session.mayHaveUnread = false
         session.targetIndex = -1
-        groupMetrics[session.groupIndex].newFlowCount += 1
+        count(session.groupIndex) { $0.newFlowCount += 1 }
         listeners[listenerIndex].newFlows += 1
         liveHTTPSessions += 1
         let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
@@ -60,17 +62,20 @@ extension EventLoop {
         if events & (CLNB_EPOLLIN | CLNB_EPOLLRDHUP | CLNB_EPOLLHUP | CLNB_EPOLLERR) != 0 {
             if fromTarget { session.targetReadable = true } else { session.clientReadable = true }
         }
+        if events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP | CLNB_EPOLLERR) != 0 {
+            if fromTarget { session.targetHungUp = true } else { session.clientHungUp = true }
+        }
         if fromTarget && session.targetConnecting {
             guard events & (CLNB_EPOLLOUT | CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0 else { return }
             if events & (CLNB_EPOLLERR | CLNB_EPOLLHUP) != 0, Socket.pendingError(session.targetFD) != nil {
-                groupMetrics[session.groupIndex].tcpTargetResetCount += 1
+                count(session.groupIndex) { $0.tcpTargetResetCount += 1 }
                 targetFailed(session)
                 return advance(session)
             }
             session.targetConnecting = false
         }
         if !fromTarget && events & CLNB_EPOLLERR != 0 && Socket.pendingError(session.clientFD) != nil {
-            groupMetrics[session.groupIndex].tcpClientResetCount += 1
+            count(session.groupIndex) { $0.tcpClientResetCount += 1 }
             return endHTTP(session, resetClient: true)
         }
         advance(session)
@@ -85,7 +90,7 @@ extension EventLoop {
         }
         if session.inUse && session.generation == generation {
             session.lastActivity = now
-            groupMetrics[session.groupIndex].processedBytes &+= session.uncountedBytes
+            count(session.groupIndex) { $0.processedBytes &+= session.uncountedBytes }
             session.uncountedBytes = 0
         }
     }
@@ -101,7 +106,7 @@ extension EventLoop {
             let room = HTTPSession.inCapacity - session.inEnd
             switch IO.receive(session.clientFD, into: session.inBuffer + session.inEnd, count: room) {
             case .moved(let n):
-                if n < room { session.clientReadable = false }
+                if n < room && !session.clientHungUp { session.clientReadable = false }
                 session.inEnd += n
                 session.uncountedBytes &+= UInt64(n)
                 progressed = true
@@ -111,7 +116,7 @@ extension EventLoop {
             case .wouldBlock:
                 session.clientReadable = false
             case .failed:
-                groupMetrics[session.groupIndex].tcpClientResetCount += 1
+                count(session.groupIndex) { $0.tcpClientResetCount += 1 }
                 endHTTP(session, resetClient: true)
                 return false
             }
@@ -198,7 +203,7 @@ extension EventLoop {
             let room = HTTPSession.responseCapacity - session.responseEnd
             switch IO.receive(session.targetFD, into: session.responseBuffer + session.responseEnd, count: room) {
             case .moved(let n):
-                if n < room { session.targetReadable = false }
+                if n < room && !session.targetHungUp { session.targetReadable = false }
                 session.responseEnd += n
                 session.uncountedBytes &+= UInt64(n)
                 progressed = true
@@ -209,7 +214,7 @@ extension EventLoop {
                 session.targetReadable = false
             case .failed:
                 session.targetEOF = true
-                groupMetrics[session.groupIndex].tcpTargetResetCount += 1
+                count(session.groupIndex) { $0.tcpTargetResetCount += 1 }
                 if session.responsePhase == .head { return answerTargetFailure(session, status: 502) }
                 endHTTP(session, resetClient: true)
                 return false
@@ -409,7 +414,7 @@ extension EventLoop {
         beginExchange(session)
         // Counted on the listener's group until a rule sends the request to another.
         session.groupIndex = listeners[session.listenerIndex].shared.groupIndex
-        groupMetrics[session.groupIndex].requestCount += 1
+        count(session.groupIndex) { $0.requestCount += 1 }
         switch session.settings.desyncMode {
         case .defensive:
             if head.desync == .severe { return _ = answer(session, status: 400, close: true) }
@@ -433,34 +438,39 @@ extension EventLoop {
         session.methodIsHEAD =
             head.methodEnd == 4 && bytes[0] == 0x48 && bytes[1] == 0x45 && bytes[2] == 0x41
             && bytes[3] == 0x44
-        // The listener's rules first (docs/alb.md §20); none matching: its default forward.
+        // The listener's rules first (docs/alb.md §20); none matching: its default action.
         let listenerGroup = session.groupIndex
         session.actionTaken = "forward"
+        var action = session.settings.defaultAction
         if !session.settings.rules.isEmpty, let index = session.matchingRule(session.settings.rules) {
             session.matchedRule = session.settings.rules[index].priority
-            switch session.settings.rules[index].action {
-            case .forward(let group):
-                session.groupIndex = group
-            case .weightedForward(let weighted, let total):
-                var draw = Int.random(in: 0..<total)
-                for entry in weighted {
-                    if draw < entry.weight {
-                        session.groupIndex = entry.index
-                        break
-                    }
-                    draw -= entry.weight
-                }
-            case .redirect(let settings):
-                session.actionTaken = "redirect"
-                return _ = redirect(session, settings)
-            case .fixedResponse(let status, let contentType, let body):
-                session.actionTaken = "fixed-response"
-                return _ = fixedResponse(session, status: status, contentType: contentType, body: body)
-            }
+            action = session.settings.rules[index].action
         }
+        switch action {
+        case nil:
+            break
+        case .forward(let group)?:
+            session.groupIndex = group
+        case .weightedForward(let weighted, let total)?:
+            var draw = Int.random(in: 0..<total)
+            for entry in weighted {
+                if draw < entry.weight {
+                    session.groupIndex = entry.index
+                    break
+                }
+                draw -= entry.weight
+            }
+        case .redirect(let settings)?:
+            session.actionTaken = "redirect"
+            return _ = redirect(session, settings)
+        case .fixedResponse(let status, let contentType, let body)?:
+            session.actionTaken = "fixed-response"
+            return _ = fixedResponse(session, status: status, contentType: contentType, body: body)
+        }
+        guard groups.indices.contains(session.groupIndex) else { return _ = answer(session, status: 503, close: true) }
         if session.groupIndex != listenerGroup {
-            groupMetrics[listenerGroup].requestCount -= 1
-            groupMetrics[session.groupIndex].requestCount += 1
+            count(listenerGroup) { $0.requestCount -= 1 }
+            count(session.groupIndex) { $0.requestCount += 1 }
         }
         session.stickyToken = 0
         let stickyIndex = stickyTarget(session)
@@ -548,6 +558,13 @@ extension EventLoop {
     /// A kept target connection idle longer than this is peeked at before use: the target may have closed it.
     static let idleCheckNanoseconds: UInt64 = 200_000_000
 
+    /// Adds to a group's counters; a listener without a group (its default a redirect or a fixed
+    /// response) counts nowhere.
+    @inline(__always)
+    func count(_ group: Int, _ update: (inout GroupMetrics) -> Void) {
+        if group >= 0 && group < groupMetrics.count { update(&groupMetrics[group]) }
+    }
+
     /// A source address for connections to `target`: the node's, when of the target's family.
     func sourceAddress(_ session: HTTPSession, towards target: IPEndpoint) -> IPAddress {
         session.node.ip.isIPv6 == target.ip.isIPv6 ? session.node.ip : nodeAddress(session, family: target.ip)
@@ -577,6 +594,7 @@ extension EventLoop {
             }
             session.targetFD = fd
             session.targetReadable = true
+            session.targetHungUp = false
             session.targetKey = key
             session.targetIndex = targetIndex
             session.targetGroup = session.groupIndex
@@ -593,11 +611,12 @@ extension EventLoop {
         do {
             fd = try Socket.stream(for: target.ip)
         } catch {
-            groupMetrics[session.groupIndex].tcpELBResetCount += 1
+            count(session.groupIndex) { $0.tcpELBResetCount += 1 }
             return _ = answerTargetFailure(session, status: 502)
         }
         session.targetFD = fd
         session.targetReadable = true
+        session.targetHungUp = false
         session.targetIndex = targetIndex
         session.targetGroup = session.groupIndex
         session.targetReusable = true
@@ -620,7 +639,7 @@ extension EventLoop {
         do {
             connected = try Socket.connect(fd, target).isDone
         } catch {
-            groupMetrics[session.groupIndex].tcpTargetResetCount += 1
+            count(session.groupIndex) { $0.tcpTargetResetCount += 1 }
             return _ = answerTargetFailure(session, status: 502)
         }
         session.targetConnecting = !connected
@@ -721,8 +740,8 @@ extension EventLoop {
         session.targetStatus = head.status
         session.responseAt = now
         // TargetResponseTime: from the request's routing to the target's response head.
-        groupMetrics[session.groupIndex].targetResponseNanoseconds &+= now &- session.requestStarted
-        groupMetrics[session.groupIndex].targetResponses += 1
+        count(session.groupIndex) { $0.targetResponseNanoseconds &+= now &- session.requestStarted }
+        count(session.groupIndex) { $0.targetResponses += 1 }
         if head.closes { session.targetReusable = false }
         session.stageStart = 0
         session.stageEnd = writeResponseHead(session, final: true)
@@ -746,10 +765,10 @@ extension EventLoop {
 
     func countTargetStatus(_ session: HTTPSession, _ status: Int) {
         switch status / 100 {
-        case 2: groupMetrics[session.groupIndex].httpCodeTarget2XX += 1
-        case 3: groupMetrics[session.groupIndex].httpCodeTarget3XX += 1
-        case 4: groupMetrics[session.groupIndex].httpCodeTarget4XX += 1
-        case 5: groupMetrics[session.groupIndex].httpCodeTarget5XX += 1
+        case 2: count(session.groupIndex) { $0.httpCodeTarget2XX += 1 }
+        case 3: count(session.groupIndex) { $0.httpCodeTarget3XX += 1 }
+        case 4: count(session.groupIndex) { $0.httpCodeTarget4XX += 1 }
+        case 5: count(session.groupIndex) { $0.httpCodeTarget5XX += 1 }
         default: break
         }
     }
@@ -874,11 +893,11 @@ extension EventLoop {
         _ session: HTTPSession, status: Int, close: Bool, location: UnsafeRawBufferPointer? = nil
     ) -> Bool {
         if status >= 500 {
-            groupMetrics[session.groupIndex].httpCodeELB5XX += 1
+            count(session.groupIndex) { $0.httpCodeELB5XX += 1 }
         } else if status >= 400 {
-            groupMetrics[session.groupIndex].httpCodeELB4XX += 1
+            count(session.groupIndex) { $0.httpCodeELB4XX += 1 }
         } else {
-            groupMetrics[session.groupIndex].httpCodeELB3XX += 1
+            count(session.groupIndex) { $0.httpCodeELB3XX += 1 }
         }
         if !close {
             // Answered without a body to skip (a redirect of a GET): the connection serves the next request.
@@ -1298,7 +1317,7 @@ extension EventLoop {
         // close() takes the socket out of the epoll set (no descriptor of it was duplicated).
         resetClient ? Socket.closeWithReset(session.clientFD) : closeDescriptor(session.clientFD)
         session.clientFD = -1
-        groupMetrics[session.groupIndex].processedBytes &+= session.uncountedBytes
+        count(session.groupIndex) { $0.processedBytes &+= session.uncountedBytes }
         session.uncountedBytes = 0
         session.request.fields.removeAll(keepingCapacity: true)
         session.response.fields.removeAll(keepingCapacity: true)

@@ -22,6 +22,9 @@ package struct HTTPListenerSettings: Sendable {
     package var clientKeepAliveNanoseconds: UInt64 = 3_600_000_000_000
     /// The listener's rules by priority; a request none matches goes to the listener's group.
     package var rules: [HTTPRule] = []
+    /// The listener's default action when it is not one forward (then its group is -1, or the first of a
+    /// weighted forward).
+    package var defaultAction: HTTPAction?
     /// Towards `HTTPS` target groups: the client side, with the backend policy AWS uses (no verification).
     package var backendTLS: TLSClientContext?
 
@@ -109,6 +112,10 @@ package final class HTTPSession {
     /// comes back short (edge-triggered epoll brings a new edge for what arrives after).
     var clientReadable = true
     var targetReadable = true
+    /// The peer's FIN was seen on an event: a short read does not clear readiness then, so the read
+    /// that returns 0 still happens (the FIN brings no edge of its own behind the bytes).
+    var clientHungUp = false
+    var targetHungUp = false
     /// When the target connection last finished an exchange: a connection idle this long is checked for
     /// the target's close before it is used again.
     var targetIdleSince: UInt64 = 0

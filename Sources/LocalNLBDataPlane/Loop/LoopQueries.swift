@@ -72,7 +72,10 @@ extension EventLoop {
                     request = session.loggedRequest
                 }
                 var summary = FlowSummary(
-                    id: session.id, targetGroup: groups[session.groupIndex].configuration.name, listener: listener,
+                    id: session.id,
+                    targetGroup: groups.indices.contains(session.groupIndex)
+                        ? groups[session.groupIndex].configuration.name : "",
+                    listener: listener,
                     client: session.client, node: session.node, target: session.routedTarget, source: nil,
                     proxyMode: .off, bytesFromClient: 0, bytesFromTarget: 0,
                     ageSeconds: Double(now &- session.started) / 1e9, state: state, transport: .http)

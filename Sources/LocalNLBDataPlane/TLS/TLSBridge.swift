@@ -217,10 +217,10 @@ extension EventLoop {
         let flow = bridge.flow
         let generation = bridge.flowGeneration
         if handshake {
-            groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].targetTLSNegotiationErrorCount += 1
+            count(listeners[bridge.listenerIndex].shared.groupIndex) { $0.targetTLSNegotiationErrorCount += 1 }
         }
         if reason == .connectRefused {
-            groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].tcpTargetResetCount += 1
+            count(listeners[bridge.listenerIndex].shared.groupIndex) { $0.tcpTargetResetCount += 1 }
         }
         endTLS(bridge, reset: true, reason: nil)
         if let flow, flow.generation == generation, flow.state == .connecting {
@@ -434,7 +434,7 @@ extension EventLoop {
     }
 
     func countTLSNegotiationError(_ bridge: TLSBridge) {
-        groupMetrics[listeners[bridge.listenerIndex].shared.groupIndex].clientTLSNegotiationErrorCount += 1
+        count(listeners[bridge.listenerIndex].shared.groupIndex) { $0.clientTLSNegotiationErrorCount += 1 }
     }
 
     func closeTLSBridges() {

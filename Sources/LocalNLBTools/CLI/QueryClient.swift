@@ -60,7 +60,7 @@ package enum QueryClient {
     ]
     static let integers: Set<String> = [
         "Port", "HealthCheckIntervalSeconds", "HealthCheckTimeoutSeconds", "HealthyThresholdCount",
-        "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "CapacityUnits",
+        "UnhealthyThresholdCount", "Weight", "Order", "DurationSeconds", "Priority", "CapacityUnits",
         "DecreaseRequestsRemaining", "NumberOfCaCertificates", "TotalRevokedEntries",
         "RevocationId", "NumberOfRevokedEntries",
     ]
@@ -79,14 +79,17 @@ package enum QueryClient {
         }
         if element.children.isEmpty {
             if listNames.contains(element.name) { return .array([]) }
-            if integers.contains(element.name) && parent != "RedirectConfig", let value = Int64(element.text) {
+            // A redirect's Port and a rule's Priority are text in AWS's model; a cipher's Priority a number.
+            let text = parent == "RedirectConfig" || (parent == "Rule" && element.name == "Priority")
+            if integers.contains(element.name) && !text, let value = Int64(element.text) {
                 return .integer(value)
             }
             if booleans.contains(element.name) { return .bool(element.text == "true") }
             if doubles.contains(element.name), let value = Double(element.text) { return .number(value) }
             return .string(element.text)
         }
-        return .object(element.children.map { ($0.name, json($0, parent: element.name)) })
+        let kind = element.children.contains { $0.name == "RuleArn" } ? "Rule" : element.name
+        return .object(element.children.map { ($0.name, json($0, parent: kind)) })
     }
 }
 
