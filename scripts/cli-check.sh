@@ -400,6 +400,8 @@ check "demo zones: cross-zone off keeps each node's flows in its zone" \
 check "demo zones: a zone without a healthy target leaves DNS; its node fails open to resets" \
   grep -Eq '^off; target a stops.* RST RST RST RST +b b b b +127.0.2.1$' "$tmp/zones"
 check "demo zones: no zone healthy, DNS fails open" grep -Eq '^target b stops too.* 127.0.1.1 127.0.2.1$' "$tmp/zones"
+# What the demo printed, when a row is not what it should be: the table says which step went wrong.
+grep -Eq '^target b stops too.* 127.0.1.1 127.0.2.1$' "$tmp/zones" || sed 's/^/  demo zones: /' "$tmp/zones"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -112,8 +112,13 @@ public enum ZonesDemo {
         return addresses.sorted().joined(separator: " ")
     }
 
+    /// Polls `condition` for up to 20 s: a loaded machine (a CI run beside other builds) can take seconds
+    /// to run the checks that a quiet one runs in a tenth of that.
     static func waitFor(_ condition: () -> Bool) {
-        for _ in 0..<100 where !condition() { Thread.sleep(forTimeInterval: 0.05) }
+        for _ in 0..<400 {
+            if condition() { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
     }
 
     package static func render(_ rows: [[String]]) -> String {
