@@ -13,7 +13,7 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 export LOCALNLB_CA_DIR=$tmp/ca
 admin=$(free_port); to_https=$(free_port); random_port=$(free_port); nginx_tls=$(free_port); reencrypt=$(free_port); echo2_port=$(free_port); app_sticky=$(free_port); sticky=$(free_port); lor=$(free_port); ruled=$(free_port); ws=$(free_port); ws_port=$(free_port); http=$(free_port); https=$(free_port); via_nginx=$(free_port); silent_port=$(free_port)
-echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port)
+echo_port=$(free_port); nginx_port=$(free_port); silent=$(free_port); refused=$(free_port); empty=$(free_port); warming=$(free_port)
 arn="arn:aws:acm:us-east-1:000000000000:certificate/6b1c0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 
 # The target: Python's http.server, answering with what it received (peer, header lines in order, body size).
@@ -21,6 +21,8 @@ cat > "$tmp/echo.py" <<'PY'
 import http.server, json, sys
 class Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Its head and body are two writes: without TCP_NODELAY the body waits on the client's delayed ACK.
+    disable_nagle_algorithm = True
     def answer(self, extra):
         body = json.dumps(dict({"peer": self.client_address[0], "peerPort": self.client_address[1], "path": self.path,
                                 "server": self.server.server_address[1],
@@ -121,6 +123,7 @@ cat > "$tmp/alb.json" <<JSON
     { "Port": $random_port, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "random" } ] },
     { "Port": $reencrypt, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "secure" } ] },
     { "Port": $app_sticky, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "app-sticky" } ] },
+    { "Port": $warming, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "warming" } ] },
     { "Port": $ruled, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "echo" } ],
       "Rules": [
         { "Priority": 10, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/nginx/*" ] } } ],
@@ -160,7 +163,10 @@ cat > "$tmp/alb.json" <<JSON
       "Targets": [ { "Id": "127.0.0.1", "Port": $silent }, { "Id": "127.0.0.1", "Port": $echo_port } ],
       "TargetGroupAttributes": [ { "Key": "load_balancing.algorithm.type", "Value": "least_outstanding_requests" } ] },
     { "Name": "ws", "Protocol": "HTTP", "Port": $ws_port, "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1" } ],
-      "HealthCheckProtocol": "TCP" } ] }
+      "HealthCheckProtocol": "TCP" },
+    { "Name": "warming", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
+      "Targets": [ { "Id": "127.0.0.1", "Port": $echo_port } ],
+      "TargetGroupAttributes": [ { "Key": "slow_start.duration_seconds", "Value": "120" } ] } ] }
 JSON
 # --time-scale 0.05: the 60 s idle timeout is 3 s here.
 "$bin" serve --config "$tmp/alb.json" --time-scale 0.05 --event-loops 2 --flow-log "$tmp/access.jsonl" 2> "$tmp/lb.log" & pids+=($!)
@@ -281,8 +287,33 @@ wait_for "$tmp/lor.codes" 6
 check "least_outstanding_requests: of 6 requests at most one waits on the target that never answers ($(sort "$tmp/lor.codes" | uniq -c | tr -s ' \n' ' '))" \
   bash -c '[ "$(grep -c "^200$" "$0")" -ge 5 ]' "$tmp/lor.codes"
 
-# WebSocket through the listener: the websockets package (PyPI) on both ends, the upgrade a byte tunnel.
+# Slow start (120 s, 6 s at this time scale): a target registered beside a warm one gets a small share at
+# first, then an equal one. Python's requests (PyPI) is the client, one keep-alive session.
 venv_python=.build/aws-venv/bin/python
+warming_arn=$(ctl describe-target-groups --names warming --query 'TargetGroups[0].TargetGroupArn' --output text)
+for _ in $(seq 100); do grep -q "target group warming: target 127.0.0.1:$echo_port initial → healthy" "$tmp/lb.log" && break; sleep 0.05; done
+ctl register-targets --target-group-arn "$warming_arn" --targets "Id=127.0.0.1,Port=$echo2_port" > /dev/null
+for _ in $(seq 100); do grep -q "target 127.0.0.1:$echo2_port initial → healthy, in slow start" "$tmp/lb.log" && break; sleep 0.02; done
+share() {
+  "$venv_python" - "$warming" "$echo2_port" <<'PY'
+import sys, time, requests
+port, new = sys.argv[1], int(sys.argv[2])
+with requests.Session() as session:
+    started = time.monotonic()
+    servers = [session.get(f"http://127.0.0.1:{port}/", timeout=5).json()["server"] for _ in range(60)]
+print(sum(1 for s in servers if s == new), file=sys.stdout)
+print(f"60 requests in {time.monotonic() - started:.2f} s", file=sys.stderr)
+PY
+}
+early=$(share)
+sleep 6.2
+late=$(share)
+check "slow start: the event log says the new target is in slow start ($(grep -o "target 127.0.0.1:$echo2_port initial → healthy.*" "$tmp/lb.log" | head -c 120))" \
+  grep -q "target 127.0.0.1:$echo2_port initial → healthy, in slow start for 120 s" "$tmp/lb.log"
+check "slow start: of 60 requests (Python requests, keep-alive) the new target gets few at first ($early), half once it is over ($late)" \
+  bash -c '[ "$0" -le 15 ] && [ "$1" -ge 24 ] && [ "$1" -le 36 ]' "$early" "$late"
+
+# WebSocket through the listener: the websockets package (PyPI) on both ends, the upgrade a byte tunnel.
 if [ -x "$venv_python" ] && "$venv_python" -c 'import websockets' 2> /dev/null; then
   "$venv_python" - "$ws_port" <<'PY' > /dev/null 2>&1 & pids+=($!)
 import asyncio, sys, websockets
@@ -468,7 +499,21 @@ refusal=$(curl -s -X PUT "http://127.0.0.1:$admin/target-groups/echo/attributes"
 check "JSON API: source_ip stickiness on an HTTP group is refused by name (an NLB's), and the group still serves" \
   bash -c 'grep -q "is not lb_cookie or app_cookie" <<< "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
   "$refusal" "$http"
+refusal=$(curl -s -X PUT "http://127.0.0.1:$admin/target-groups/warming/attributes" -H 'Content-Type: application/json' \
+  -d '{"Attributes":[{"Key":"slow_start.duration_seconds","Value":"10"}]}')
+check "JSON API: slow_start.duration_seconds 10 is refused (0, or 30 to 900)" grep -q "is not 0 (off) or a number of seconds from 30 to 900" <<< "$refusal"
+lor_arn=$(ctl describe-target-groups --names lor --query 'TargetGroups[0].TargetGroupArn' --output text)
+refusal=$(ctl modify-target-group-attributes --target-group-arn "$lor_arn" --attributes Key=slow_start.duration_seconds,Value=30 2>&1 || true)
+check "Query API: slow start on a least_outstanding_requests group is refused, naming the algorithm ($(head -c 200 <<< "$refusal"))" \
+  bash -c 'grep -q "ValidationError" <<< "$0" && grep -q "cannot be enabled with the least_outstanding_requests routing algorithm" <<< "$0"' "$refusal"
 cp "$tmp/alb.json" "$tmp/alb.good.json"
+sed -i 's/"Key": "slow_start.duration_seconds", "Value": "120"/"Key": "slow_start.duration_seconds", "Value": "5"/' "$tmp/alb.json"
+kill -HUP "$lb_pid"
+sleep 0.5
+check "a reload with slow_start.duration_seconds 5 is refused, naming it, and the listener keeps serving" \
+  bash -c 'grep -q "slow_start.duration_seconds.*5 is not 0 (off)" "$0" && grep -q "\"peer\"" <<< "$(curl -s --max-time 5 "http://127.0.0.1:$1/")"' \
+  "$tmp/lb.log" "$warming"
+cp "$tmp/alb.good.json" "$tmp/alb.json"
 sed -i 's/"Key": "idle_timeout.timeout_seconds", "Value": "60"/"Key": "idle_timeout.timeout_seconds", "Value": "0"/' "$tmp/alb.json"
 kill -HUP "$lb_pid"
 sleep 0.5
@@ -495,6 +540,9 @@ cat > "$tmp/bad.json" <<JSON
     { "LoadBalancerArn": "nlb", "Port": 81, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
   "TargetGroups": [ { "Name": "web", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
+    { "Name": "random", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
+      "TargetGroupAttributes": [ { "Key": "load_balancing.algorithm.type", "Value": "weighted_random" },
+        { "Key": "slow_start.duration_seconds", "Value": "30" } ] },
     { "Name": "tcp", "Port": 80, "TargetType": "ip" } ] }
 JSON
 "$bin" check-config "$tmp/bad.json" > "$tmp/bad.out" 2>&1 || true
@@ -502,6 +550,7 @@ check "check-config: a TCP listener on an application load balancer is named" gr
 check "check-config: an HTTP listener on a network load balancer says to give it Type application" grep -q "give it Type application" "$tmp/bad.out"
 check "check-config: an unknown xff mode lists ALB's" grep -q '"prepend" is not append, preserve or remove' "$tmp/bad.out"
 check "check-config: the PROXY protocol on an HTTP group points at X-Forwarded-For" grep -q "gets the client's address in X-Forwarded-For" "$tmp/bad.out"
+check "check-config: slow start with weighted_random is refused, naming both" grep -q 'slow_start.duration_seconds.*cannot be enabled with the weighted_random routing algorithm' "$tmp/bad.out"
 
 # GET /flows lists the ALB's connections, with the request in flight (the access log is on here).
 curl -s --max-time 5 "http://127.0.0.1:$http/slow/listed" > /dev/null &

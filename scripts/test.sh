@@ -86,10 +86,11 @@ fi
 if has python3; then
   echo "== the ELBv2 API driven by boto3 and the AWS CLI (PyPI), in a virtual environment under .build/"
   venv=.build/aws-venv
-  if [ ! -x "$venv/bin/aws" ] || ! "$venv/bin/python" -c 'import boto3, websockets' 2>/dev/null; then
+  if [ ! -x "$venv/bin/aws" ] || ! "$venv/bin/python" -c 'import boto3, websockets, requests' 2>/dev/null; then
     python3 -m venv "$venv"
-    # websockets: the WebSocket client and server of scripts/alb-check.sh.
-    "$venv/bin/pip" install -q --disable-pip-version-check 'boto3==1.44.8' 'awscli==1.46.3' 'websockets==17.4'
+    # websockets: the WebSocket client and server of scripts/alb-check.sh; requests: its keep-alive client.
+    "$venv/bin/pip" install -q --disable-pip-version-check 'boto3==1.44.8' 'awscli==1.46.3' 'websockets==17.4' \
+      'requests==2.32.5'
   fi
   "$venv/bin/python" scripts/aws-check.py --localnlb .build/debug/localnlb | tee -a "$log"
   if $root && has ip && has curl; then

@@ -481,6 +481,7 @@ package final class ControlPlane {
                 hasher.combine(target.state)
                 hasher.combine(target.reason)
                 hasher.combine(target.takesNewFlows)
+                hasher.combine(target.slowStartUntil)
             }
         }
         return hasher.finalize()

@@ -27,6 +27,11 @@ extension ControlPlane {
                 {
                     reason += ": \(cause)"
                 }
+                if target.state == .healthy, before?.state != .healthy, target.slowStartUntil > 0 {
+                    // docs/alb.md §23: what a user watching the log needs to read the request counts.
+                    let seconds = groups[groupIndex].configuration.slowStartSeconds
+                    reason += ", in slow start for \(seconds) s: its share of requests grows linearly to a full one"
+                }
                 if let before, before.registration == now.registration {
                     // The same state with a new reason shows the reason on both sides.
                     let from =

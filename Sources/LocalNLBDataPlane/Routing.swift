@@ -73,7 +73,16 @@ package struct RoutedTarget: RoutableTarget, Sendable {
     package let isHealthy: Bool
     /// What an application load balancer's stickiness cookie names this target by (docs/alb.md §21).
     package let stickyToken: UInt64
+    /// Slow start (docs/alb.md §23): from `slowStartSince` to `slowStartUntil` on the loops' clock; 0: none.
+    package let slowStartSince: UInt64
+    package let slowStartUntil: UInt64
     package var activeFlows: Int { flowCount.current }
+
+    /// The part of a full share of requests the target takes at `now`: below 1 during slow start.
+    package func share(at now: UInt64) -> Double {
+        guard now < slowStartUntil else { return 1 }
+        return Double(now &- slowStartSince) / Double(slowStartUntil - slowStartSince)
+    }
 
     package init(_ target: Target) {
         endpoint = target.endpoint
@@ -83,6 +92,8 @@ package struct RoutedTarget: RoutableTarget, Sendable {
         zone = target.zone
         inFailingOpenZone = target.inFailingOpenZone
         isHealthy = target.state == .healthy
+        slowStartSince = target.slowStartSince
+        slowStartUntil = target.slowStartUntil
     }
 }
 
@@ -100,16 +111,19 @@ public struct TargetSelector: Sendable {
     /// The index of the target `algorithm` chooses, or nil when no target takes new flows.
     /// `zone`: with cross-zone load balancing off, the node's zone; only its targets (and those in
     /// `all`) are candidates. nil: every zone's.
+    /// `admit`: asked once of each target a pick would take; a target it refuses is passed over this
+    /// time (slow start, docs/alb.md §23).
     public func pick<T: RoutableTarget>(
-        from targets: [T], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil
+        from targets: [T], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil,
+        admit: (Int) -> Bool = { _ in true }
     ) -> Int? {
         let count = targets.count
         guard count > 0 else { return nil }
         let cursor = position.current
         @inline(__always) func candidate(_ index: Int) -> Bool {
             guard targets[index].takesNewFlows else { return false }
-            guard let zone else { return true }
-            return targets[index].zone == zone || targets[index].zone == "all"
+            if let zone, targets[index].zone != zone && targets[index].zone != "all" { return false }
+            return admit(index)
         }
         switch algorithm {
         case .leastConnections:
@@ -162,6 +176,8 @@ package struct RoutingGroup: Sendable {
     package let selector: TargetSelector
     /// `stickiness.type` `source_ip`: the target each client IP last went to.
     package let stickyTargets: StickyTable
+    /// When the last of the targets' slow starts ends (0: none is in slow start).
+    package let slowStartEnds: UInt64
 
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
     /// `nodeZone`: the zone of the node the client reached; with cross-zone load balancing off, only
@@ -182,6 +198,21 @@ package struct RoutingGroup: Sendable {
         }
         if bySource { stickyTargets.remember(index, for: key.client.ip) }
         return index
+    }
+
+    /// Round robin with targets in slow start (docs/alb.md §23): each is passed over unless a draw below
+    /// its share comes up, so its share of requests grows linearly with the time it has been in slow
+    /// start. `draw`: a uniform number in 0..<1. When every target that takes requests is passed over,
+    /// the plain pick decides.
+    package func pickSlowStarting(
+        for key: FlowKey, nodeZone: String, now: UInt64, draw: () -> Double
+    ) -> Int? {
+        let zone = crossZone ? nil : nodeZone
+        let admitted = selector.pick(from: targets, for: key, using: .roundRobin, zone: zone) { index in
+            let share = targets[index].share(at: now)
+            return share >= 1 || draw() < share
+        }
+        return admitted ?? selector.pick(from: targets, for: key, using: .roundRobin, zone: zone)
     }
 
     package static func headerTemplates(_ mode: ProxyProtocolMode) -> (v4: ProxyV2Template?, v6: ProxyV2Template?) {
@@ -240,5 +271,6 @@ package struct RoutingGroup: Sendable {
         self.headerTemplates = headerTemplates
         self.selector = selector
         self.stickyTargets = stickyTargets
+        self.slowStartEnds = targets.lazy.map(\.slowStartUntil).max() ?? 0
     }
 }

@@ -300,6 +300,20 @@ extension ConfigReader {
                 "\(path)[\"stickiness.app_cookie.cookie_name\"]",
                 "missing: app_cookie stickiness follows the application's cookie of this name")
         }
+        if group.protocolName.isHTTP && group.slowStartSeconds > 0 {
+            // docs/alb.md §23: AWS's range is 30-900 seconds, 0 for off; round robin only.
+            if group.slowStartSeconds < 30 {
+                error(
+                    at(\.slowStartSeconds),
+                    "\(group.slowStartSeconds) is not 0 (off) or a number of seconds from 30 to 900")
+            } else if group.applicationAlgorithm != "round_robin" {
+                error(
+                    at(\.slowStartSeconds),
+                    "\(group.slowStartSeconds): slow start mode cannot be enabled with the "
+                        + "\(group.applicationAlgorithm) routing algorithm (round_robin only); set it to 0 or "
+                        + "\(index.key(of: \.applicationAlgorithm)) to round_robin")
+            }
+        }
         if group.unhealthyDrainingIntervalSeconds > 0 && group.unhealthyConnectionTermination {
             warn(
                 at(\.unhealthyDrainingIntervalSeconds),

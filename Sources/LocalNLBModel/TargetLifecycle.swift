@@ -69,6 +69,7 @@ package struct TargetLifecycle: Sendable {
             if let index = live[item.endpoint] {
                 if targets[index].state == .draining {
                     (targets[index].state, targets[index].reason) = targets[index].stateBeforeDeregistration
+                    if targets[index].state == .healthy { beginSlowStart(index, now: now) }
                 }
                 indices.append(index)
                 continue
@@ -117,6 +118,7 @@ package struct TargetLifecycle: Sendable {
             targets[index].stateBeforeDeregistration = (targets[index].state, targets[index].reason)
             targets[index].state = .draining
             targets[index].reason = .deregistrationInProgress
+            (targets[index].slowStartSince, targets[index].slowStartUntil) = (0, 0)
             targets[index].drainingUntil = now + nanoseconds(configuration.deregistrationDelaySeconds)
             targets[index].checking = false
         }
@@ -169,9 +171,13 @@ package struct TargetLifecycle: Sendable {
             switch state {
             case .initial:
                 // A new target is in service once it passes a check (docs/health.md §3).
+                beginSlowStart(index, now: now)
                 setState(index, .healthy, nil)
             case .unhealthy, .unhealthyDraining:
-                if targets[index].consecutiveSuccesses >= settings.healthyThreshold { setState(index, .healthy, nil) }
+                if targets[index].consecutiveSuccesses >= settings.healthyThreshold {
+                    beginSlowStart(index, now: now)
+                    setState(index, .healthy, nil)
+                }
             default:
                 break
             }
@@ -193,6 +199,20 @@ package struct TargetLifecycle: Sendable {
         default:
             return []
         }
+    }
+
+    /// docs/alb.md §23: a target turning healthy enters slow start when the group has one (an HTTP
+    /// group's `slow_start.duration_seconds` above 0) and another target is healthy and out of slow
+    /// start already: the first targets of an empty group get their full share at once.
+    private mutating func beginSlowStart(_ index: Int, now: UInt64) {
+        let seconds = configuration.protocolName.isHTTP ? configuration.slowStartSeconds : 0
+        guard seconds > 0 else { return }
+        let warm = targets.indices.contains { other in
+            other != index && targets[other].state == .healthy && targets[other].slowStartUntil <= now
+        }
+        guard warm else { return }
+        targets[index].slowStartSince = now
+        targets[index].slowStartUntil = now + max(nanoseconds(seconds), 1)
     }
 
     /// docs/health.md §4: with `target_health_state.unhealthy.connection_termination.enabled` the target's
@@ -238,6 +258,8 @@ package struct TargetLifecycle: Sendable {
     private mutating func setState(_ index: Int, _ state: TargetHealthState, _ reason: TargetHealthReason?) {
         targets[index].state = state
         targets[index].reason = reason
+        // Unhealthy, draining or gone, a target leaves slow start; healthy again, it enters anew.
+        if state != .healthy { (targets[index].slowStartSince, targets[index].slowStartUntil) = (0, 0) }
         refreshRouting()
     }
 

@@ -62,6 +62,11 @@ public struct Target: Sendable {
     public var checking = false
     /// How many checks have started: the next comes from node `probeRound` (mod the nodes).
     public var probeRound = 0
+    /// An application load balancer's slow start (`slow_start.duration_seconds`, docs/alb.md §23): from
+    /// `slowStartSince` to `slowStartUntil` (the loop's clock) the target's share of requests grows
+    /// linearly to a full one. 0: not in slow start.
+    public var slowStartSince: UInt64 = 0
+    public var slowStartUntil: UInt64 = 0
 
     public init(id: String, endpoint: IPEndpoint, state: TargetHealthState = .healthy) {
         self.id = id

@@ -252,3 +252,101 @@ import Testing
         #expect(sticky.routing.pick(for: key("198.51.100.7:1001")) == 1 - first)
     }
 }
+
+/// An application load balancer's slow start (docs/alb.md §23): who enters it, who leaves it, and the
+/// share of requests a target in it gets.
+@Suite struct SlowStartTests {
+    static let second: UInt64 = 1_000_000_000
+    let endpoints = (1...3).map { IPEndpoint("127.0.0.1:900\($0)")! }
+
+    func httpGroup(slowStart: Int = 30) -> TargetLifecycle {
+        var configuration = TargetGroupConfiguration(name: "web", port: 80, targetType: .ip, targets: [])
+        configuration.setProtocol(.http)
+        configuration.slowStartSeconds = slowStart
+        return TargetLifecycle(configuration: configuration, timeScale: 1)
+    }
+
+    func healthy(_ l: inout TargetLifecycle, _ endpoint: IPEndpoint, at now: UInt64) -> Int {
+        let index = l.register(id: "\(endpoint)", endpoint: endpoint, now: now)
+        _ = l.recordCheck(index, registration: l.targets[index].registration, passed: true, now: now)
+        return index
+    }
+
+    @Test func theFirstTargetsGetAFullShareAndALaterOneStartsSlowly() {
+        var l = httpGroup()
+        let first = healthy(&l, endpoints[0], at: 0)
+        #expect(l.targets[first].slowStartUntil == 0, "an empty group's first target: no slow start")
+        let later = healthy(&l, endpoints[1], at: 5 * Self.second)
+        #expect(l.targets[later].slowStartSince == 5 * Self.second)
+        #expect(l.targets[later].slowStartUntil == 35 * Self.second)
+        // A third, while the second is still warming: the first is warm, so the third starts slowly too.
+        let third = healthy(&l, endpoints[2], at: 6 * Self.second)
+        #expect(l.targets[third].slowStartUntil == 36 * Self.second)
+    }
+
+    @Test func unhealthyOrDeregisteredLeavesSlowStartAndHealthyAgainEntersIt() {
+        var l = httpGroup()
+        _ = healthy(&l, endpoints[0], at: 0)
+        let index = healthy(&l, endpoints[1], at: 1 * Self.second)
+        #expect(l.targets[index].slowStartUntil > 0)
+        let registration = l.targets[index].registration
+        for _ in 0..<l.configuration.healthCheck.unhealthyThreshold {
+            _ = l.recordCheck(index, registration: registration, passed: false, now: 2 * Self.second)
+        }
+        #expect(l.targets[index].state != .healthy)
+        #expect(l.targets[index].slowStartUntil == 0)
+        for _ in 0..<l.configuration.healthCheck.healthyThreshold {
+            _ = l.recordCheck(index, registration: registration, passed: true, now: 10 * Self.second)
+        }
+        #expect(l.targets[index].state == .healthy)
+        #expect(l.targets[index].slowStartSince == 10 * Self.second)
+        _ = l.deregister(endpoint: endpoints[1], now: 11 * Self.second)
+        #expect(l.targets[index].slowStartUntil == 0)
+        // Registered again while draining: healthy at once, and in slow start from then.
+        _ = l.register(id: "again", endpoint: endpoints[1], now: 12 * Self.second)
+        #expect(l.targets[index].state == .healthy)
+        #expect(l.targets[index].slowStartSince == 12 * Self.second)
+    }
+
+    @Test func withoutSlowStartOrOnANetworkGroupNoTargetEntersIt() {
+        var off = httpGroup(slowStart: 0)
+        _ = healthy(&off, endpoints[0], at: 0)
+        #expect(off.targets[healthy(&off, endpoints[1], at: Self.second)].slowStartUntil == 0)
+        var configuration = TargetGroupConfiguration(name: "tcp", port: 80, targetType: .ip, targets: [])
+        configuration.slowStartSeconds = 30
+        var network = TargetLifecycle(configuration: configuration, timeScale: 1)
+        _ = healthy(&network, endpoints[0], at: 0)
+        #expect(network.targets[healthy(&network, endpoints[1], at: Self.second)].slowStartUntil == 0)
+    }
+
+    /// The share grows with the time in slow start: a quarter of the way in, the new target gets about a
+    /// quarter of what the warm one gets; once it is over, as much.
+    @Test func theShareOfRequestsGrowsLinearly() {
+        var l = httpGroup(slowStart: 100)
+        _ = healthy(&l, endpoints[0], at: 0)
+        let warming = healthy(&l, endpoints[1], at: 0 + 1)
+        let routing = RoutingGroup(
+            configuration: l.configuration, targets: l.targets.map(RoutedTarget.init), crossZone: true,
+            headerTemplates: (nil, nil), selector: TargetSelector(), stickyTargets: StickyTable())
+        var generator = SystemRandomNumberGenerator()
+        func counts(at now: UInt64) -> [Int] {
+            var counts = [0, 0]
+            for port in 0..<4000 {
+                let key = FlowKey(client: IPEndpoint("198.51.100.1:\(1024 + port)")!, node: endpoints[0])
+                let index = routing.pickSlowStarting(for: key, nodeZone: "", now: now) {
+                    Double.random(in: 0..<1, using: &generator)
+                }
+                counts[index!] += 1
+            }
+            return counts
+        }
+        let quarter = counts(at: 25 * Self.second + 1)
+        let ratio = Double(quarter[warming]) / Double(quarter[1 - warming])
+        #expect(ratio > 0.17 && ratio < 0.35, "a quarter in: \(quarter)")
+        let half = counts(at: 50 * Self.second + 1)
+        let halfRatio = Double(half[warming]) / Double(half[1 - warming])
+        #expect(halfRatio > 0.4 && halfRatio < 0.62, "half way: \(half)")
+        #expect(counts(at: 100 * Self.second + 1) == [2000, 2000], "over: round robin again")
+        #expect(routing.slowStartEnds == 100 * Self.second + 1)
+    }
+}

@@ -473,14 +473,7 @@ extension EventLoop {
             count(session.groupIndex) { $0.requestCount += 1 }
         }
         session.stickyToken = 0
-        let stickyIndex = stickyTarget(session)
-        guard
-            let targetIndex = stickyIndex
-                ?? groups[session.groupIndex].pick(
-                    for: FlowKey(client: session.client, node: session.node),
-                    nodeZone: listeners[session.listenerIndex].shared.zone,
-                    algorithm: Self.applicationAlgorithm(groups[session.groupIndex].configuration.applicationAlgorithm))
-        else {
+        guard let targetIndex = stickyTarget(session) ?? pickTarget(session) else {
             return _ = answer(session, status: 503, close: true)
         }
         if groups[session.groupIndex].configuration.stickinessEnabled {
@@ -526,6 +519,21 @@ extension EventLoop {
         if session.targetFD < 0 && !reuseIdleTarget(session, targetIndex: targetIndex, target: target) {
             connectTarget(session, targetIndex: targetIndex, target: target)
         }
+    }
+
+    /// The target the group's algorithm picks for the session's request; round robin passes over targets
+    /// in slow start by their share (docs/alb.md §23).
+    func pickTarget(_ session: HTTPSession) -> Int? {
+        let group = groups[session.groupIndex]
+        let key = FlowKey(client: session.client, node: session.node)
+        let zone = listeners[session.listenerIndex].shared.zone
+        let algorithm = Self.applicationAlgorithm(group.configuration.applicationAlgorithm)
+        if group.slowStartEnds > now && algorithm == .roundRobin {
+            return group.pickSlowStarting(for: key, nodeZone: zone, now: now) {
+                Double(nextTraceRandom() >> 11) * 0x1p-53
+            }
+        }
+        return group.pick(for: key, nodeZone: zone, algorithm: algorithm)
     }
 
     /// The target a stickiness cookie of the request names (`AWSALB`, or `AWSALBAPP-0` for app_cookie),
