@@ -138,6 +138,10 @@ cat > "$tmp/alb.json" <<JSON
         { "Priority": 45, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/weighted/*" ] } } ],
           "Actions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [
             { "TargetGroupName": "echo", "Weight": 0 }, { "TargetGroupName": "nginx", "Weight": 5 } ] } } ] },
+        { "Priority": 46, "Conditions": [ { "Field": "path-pattern", "PathPatternConfig": { "Values": [ "/canary/*" ] } } ],
+          "Actions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [
+            { "TargetGroupName": "echo", "Weight": 1 }, { "TargetGroupName": "nginx", "Weight": 1 } ],
+            "TargetGroupStickinessConfig": { "Enabled": true, "DurationSeconds": 300 } } } ] },
         { "Priority": 50, "Conditions": [ { "Field": "source-ip", "SourceIpConfig": { "Values": [ "127.0.0.3/32" ] } } ],
           "Actions": [ { "Type": "fixed-response", "FixedResponseConfig": { "StatusCode": "403", "MessageBody": "not from there" } } ] } ] } ],
   "TargetGroups": [
@@ -239,6 +243,27 @@ check "rules: source-ip 127.0.0.3/32 is refused with 403, 127.0.0.2 is not" \
   "$(via --interface 127.0.0.3 "http://127.0.0.1:$ruled/")" "$(via --interface 127.0.0.2 "http://127.0.0.1:$ruled/")"
 weighted=$(for _ in 1 2 3 4 5 6; do via "http://127.0.0.1:$ruled/weighted/x"; done | grep -c "nginx saw" || true)
 check "rules: a weighted forward (echo 0, nginx 5) sends every request to nginx ($weighted of 6)" test "$weighted" = 6
+# Target group stickiness (AWSALBTG): a client with the cookie stays with its group, even after its
+# group's weight drops to 0 (blue/green moves new clients only); clients without it go by weight.
+group_of() { grep -q "nginx saw" <<< "$1" && echo nginx || echo echo; }
+canary_first=$(via -i -c "$tmp/tgjar" "http://127.0.0.1:$ruled/canary/x")
+stuck_group=$(group_of "$canary_first")
+stuck=$(for _ in 1 2 3 4 5 6; do group_of "$(via -b "$tmp/tgjar" "http://127.0.0.1:$ruled/canary/x")"; done | sort -u | tr '\n' ' ')
+loose=$(for _ in $(seq 20); do group_of "$(via "http://127.0.0.1:$ruled/canary/x")"; done | sort -u | tr '\n' ' ')
+check "group stickiness: AWSALBTG and AWSALBTGCORS (SameSite=None; Secure) set for 300 s; with them 6 requests stay with one group ($stuck), without them 20 reach both ($loose)" \
+  bash -c 'grep -q "^Set-Cookie: AWSALBTG=[0-9a-f]\{16\}; Expires=.*; Path=/" <<< "$0" && grep -q "^Set-Cookie: AWSALBTGCORS=[0-9a-f]\{16\}; .*SameSite=None; Secure" <<< "$0" && [ "$(wc -w <<< "$1")" = 1 ] && [ "$(wc -w <<< "$2")" = 2 ]' \
+  "$canary_first" "$stuck" "$loose"
+ruled_arn=$(ctl describe-listeners --load-balancer-arn "$(ctl describe-load-balancers --query 'LoadBalancers[0].LoadBalancerArn' --output text)" \
+  --query "Listeners[?Port==\`$ruled\`].ListenerArn" --output text)
+canary_rule=$(ctl describe-rules --listener-arn "$ruled_arn" --query "Rules[?Priority=='46'].RuleArn" --output text)
+other_group=$([ "$stuck_group" = echo ] && echo nginx || echo echo)
+ctl modify-rule --rule-arn "$canary_rule" --actions "[{\"Type\": \"forward\", \"ForwardConfig\": {\"TargetGroups\": [{\"TargetGroupArn\": \"$(ctl describe-target-groups --names "$stuck_group" --query 'TargetGroups[0].TargetGroupArn' --output text)\", \"Weight\": 0}, {\"TargetGroupArn\": \"$(ctl describe-target-groups --names "$other_group" --query 'TargetGroups[0].TargetGroupArn' --output text)\", \"Weight\": 1}], \"TargetGroupStickinessConfig\": {\"Enabled\": true, \"DurationSeconds\": 300}}}]" > /dev/null
+after_stuck=$(for _ in 1 2 3; do group_of "$(via -b "$tmp/tgjar" "http://127.0.0.1:$ruled/canary/x")"; done | sort -u | tr -d '\n')
+after_new=$(for _ in 1 2 3; do group_of "$(via "http://127.0.0.1:$ruled/canary/x")"; done | sort -u | tr -d '\n')
+described=$(ctl describe-rules --rule-arns "$canary_rule" --query 'Rules[0].Actions[0].ForwardConfig.TargetGroupStickinessConfig' --output json | tr -d ' \n')
+check "group stickiness: its group's weight set to 0 by modify-rule, the client with AWSALBTG stays ($after_stuck), new clients go to $other_group ($after_new); describe-rules shows $described" \
+  bash -c '[ "$0" = "$1" ] && [ "$2" = "$3" ] && [ "$4" = "{\"Enabled\":true,\"DurationSeconds\":300}" ]' \
+  "$after_stuck" "$stuck_group" "$after_new" "$other_group" "$described"
 kept=$(curl -s -v --max-time 5 -X DELETE "http://127.0.0.1:$ruled/a" -X DELETE "http://127.0.0.1:$ruled/b" 2>&1)
 check "rules: a fixed response keeps the connection for the next request" \
   bash -c 'grep -q "Re-using existing connection" <<< "$0" && [ "$(grep -c "< HTTP/1.1 405" <<< "$0")" = 2 ]' "$kept"

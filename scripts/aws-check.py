@@ -369,6 +369,36 @@ def application_load_balancer(admin, target_port):
         "Listeners"][0]
     to_green = fetch_on(node, redirecting["Port"], "/new")
     green_in_use = error_code(lambda: elb.delete_target_group(TargetGroupArn=green))
+    # Target group stickiness on the weighted forward: AWSALBTG on the answer; AWS's refusals.
+    both = [{"TargetGroupArn": group["TargetGroupArn"], "Weight": 1}, {"TargetGroupArn": green, "Weight": 1}]
+    sticky = elb.modify_listener(ListenerArn=redirecting["ListenerArn"], DefaultActions=[{"Type": "forward", "ForwardConfig": {
+        "TargetGroups": both, "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 600}}}])["Listeners"][0]
+    stuck = fetch_on(node, redirecting["Port"], "/sticky")
+    sticky_bytes = ctl_differences(admin, [["describe-listeners", "--listener-arns", redirecting["ListenerArn"]]])
+    no_duration = error_code(lambda: elb.modify_listener(ListenerArn=redirecting["ListenerArn"], DefaultActions=[
+        {"Type": "forward", "ForwardConfig": {"TargetGroups": both, "TargetGroupStickinessConfig": {"Enabled": True}}}]))
+    elb.modify_target_group_attributes(TargetGroupArn=green, Attributes=[{"Key": "stickiness.enabled", "Value": "true"}])
+    sticky_group = error_code(lambda: elb.modify_listener(ListenerArn=redirecting["ListenerArn"], DefaultActions=[
+        {"Type": "forward", "ForwardConfig": {"TargetGroups": both}}]))
+    check("target group stickiness: modify_listener with TargetGroupStickinessConfig (600 s) is described back and "
+          "the answer sets AWSALBTG and AWSALBTGCORS; ctl prints the AWS CLI's bytes; Enabled without DurationSeconds "
+          "is ValidationError; a forward to two groups, one sticky, without it is InvalidConfigurationRequest",
+          sticky["DefaultActions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"]
+          == {"Enabled": True, "DurationSeconds": 600}
+          and "\r\nSet-Cookie: AWSALBTG=" in stuck and "\r\nSet-Cookie: AWSALBTGCORS=" in stuck and not sticky_bytes
+          and no_duration == "ValidationError" and sticky_group == "InvalidConfigurationRequest",
+          f"{sticky['DefaultActions']} {stuck[:400]} {sticky_bytes[:1]} {no_duration} {sticky_group}")
+    # Slow start: AWS's range, and round robin only.
+    slow = {a["Key"]: a["Value"] for a in elb.modify_target_group_attributes(TargetGroupArn=green, Attributes=[
+        {"Key": "slow_start.duration_seconds", "Value": "30"}])["Attributes"]}
+    too_short = error_code(lambda: elb.modify_target_group_attributes(TargetGroupArn=green, Attributes=[
+        {"Key": "slow_start.duration_seconds", "Value": "10"}]))
+    with_lor = error_code(lambda: elb.modify_target_group_attributes(TargetGroupArn=green, Attributes=[
+        {"Key": "load_balancing.algorithm.type", "Value": "least_outstanding_requests"}]))
+    check("slow start: modify_target_group_attributes sets slow_start.duration_seconds 30; 10 is ValidationError, "
+          "and so is least_outstanding_requests while slow start is on",
+          slow.get("slow_start.duration_seconds") == "30" and too_short == "ValidationError" and with_lor == "ValidationError",
+          f"{slow.get('slow_start.duration_seconds')} {too_short} {with_lor}")
     elb.delete_listener(ListenerArn=redirecting["ListenerArn"])
     elb.delete_target_group(TargetGroupArn=green)
     check("default actions: create_listener with a redirect (no target group) answers 301 to https://…:443; "

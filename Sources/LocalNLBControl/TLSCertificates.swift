@@ -226,12 +226,12 @@ extension ControlPlane {
         switch action {
         case .forward(let name):
             return groupIndex(name).map { .forward(groupIndex: $0) }
-        case .weightedForward(let weighted):
+        case .weightedForward(let weighted, let stickySeconds):
             let groups = weighted.compactMap { entry in groupIndex(entry.name).map { (index: $0, weight: entry.weight) }
             }
             let total = groups.map(\.weight).reduce(0, +)
             guard groups.count == weighted.count, total > 0 else { return nil }
-            return .weightedForward(groups: groups, total: total)
+            return .weightedForward(groups: groups, total: total, stickySeconds: stickySeconds)
         case .redirect(let redirect):
             return .redirect(redirect)
         case .fixedResponse(let status, let contentType, let body):

@@ -178,6 +178,8 @@ package struct RoutingGroup: Sendable {
     package let stickyTargets: StickyTable
     /// When the last of the targets' slow starts ends (0: none is in slow start).
     package let slowStartEnds: UInt64
+    /// What the `AWSALBTG` cookie of target group stickiness names this group by (docs/alb.md §21).
+    package let stickyToken: UInt64
 
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
     /// `nodeZone`: the zone of the node the client reached; with cross-zone load balancing off, only
@@ -272,5 +274,6 @@ package struct RoutingGroup: Sendable {
         self.selector = selector
         self.stickyTargets = stickyTargets
         self.slowStartEnds = targets.lazy.map(\.slowStartUntil).max() ?? 0
+        self.stickyToken = UInt64(ResourceNames.id("group/\(configuration.name)"), radix: 16) ?? 0
     }
 }

@@ -332,8 +332,22 @@ package struct ConfigReader {
                             + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
                             + " target group; \(group.name) is \(group.protocolName.rawValue)")
                 }
+                // AWS: a forward to several groups with a sticky one needs target group stickiness too.
+                func checkGroupStickiness(_ action: RuleAction?, _ at: String) {
+                    guard case .weightedForward(let weighted, 0)? = action, weighted.count > 1,
+                        let sticky = weighted.first(where: { entry in
+                            groups.first { $0.name == entry.name }?.stickinessEnabled == true
+                        })
+                    else { return }
+                    error(
+                        at + ".ForwardConfig.TargetGroupStickinessConfig",
+                        "target group \(sticky.name) has stickiness.enabled: a forward to several target groups "
+                            + "with a sticky one needs Enabled true and DurationSeconds here")
+                }
+                checkGroupStickiness(listener.defaultAction, path + ".DefaultActions[0]")
                 for (ruleIndex, rule) in listener.rules.enumerated() {
                     let at = "\(path).Rules[\(ruleIndex)].Actions[0]"
+                    checkGroupStickiness(rule.action, at)
                     for name in rule.action.targetGroupNames {
                         if let group = groups.first(where: { $0.name == name }) {
                             if !group.protocolName.isHTTP {

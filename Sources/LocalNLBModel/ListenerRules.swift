@@ -67,8 +67,10 @@ public struct WeightedTargetGroup: Sendable, Equatable {
 
 public enum RuleAction: Sendable, Equatable {
     case forward(targetGroupName: String)
-    /// A forward to several groups, each request to one by weight (ALB's weighted target groups).
-    case weightedForward([WeightedTargetGroup])
+    /// A forward to several groups, each request to one by weight (ALB's weighted target groups);
+    /// `stickySeconds` above 0: target group stickiness, a client kept on its group that long by the
+    /// `AWSALBTG` cookie (docs/alb.md §21).
+    case weightedForward([WeightedTargetGroup], stickySeconds: Int = 0)
     case redirect(RedirectSettings)
     case fixedResponse(statusCode: Int, contentType: String?, body: String?)
 
@@ -76,7 +78,7 @@ public enum RuleAction: Sendable, Equatable {
     public var targetGroupNames: [String] {
         switch self {
         case .forward(let name): [name]
-        case .weightedForward(let groups): groups.map(\.name)
+        case .weightedForward(let groups, _): groups.map(\.name)
         default: []
         }
     }
@@ -293,18 +295,20 @@ extension ConfigReader {
                     value, path + ".ForwardConfig", keys: ["TargetGroups", "TargetGroupStickinessConfig"]),
                 let groups = config["TargetGroups"].flatMap({ array($0, path + ".ForwardConfig.TargetGroups") })
             {
+                var stickySeconds = 0
+                let stickyPath = path + ".ForwardConfig.TargetGroupStickinessConfig"
                 if let stickiness = config["TargetGroupStickinessConfig"],
-                    let settings = readObject(
-                        stickiness, path + ".ForwardConfig.TargetGroupStickinessConfig",
-                        keys: ["Enabled", "DurationSeconds"]),
-                    let enabled = settings["Enabled"].flatMap({
-                        boolean($0, path + ".ForwardConfig.TargetGroupStickinessConfig.Enabled")
-                    }),
-                    enabled
+                    let settings = readObject(stickiness, stickyPath, keys: ["Enabled", "DurationSeconds"]),
+                    settings["Enabled"].flatMap({ boolean($0, stickyPath + ".Enabled") }) == true
                 {
-                    error(
-                        path + ".ForwardConfig.TargetGroupStickinessConfig.Enabled",
-                        "true: target group stickiness (the AWSALBTG cookie) is not emulated yet")
+                    // AWS: the duration must be given when group stickiness is on, 1 s to 7 days.
+                    if let value = settings["DurationSeconds"] {
+                        stickySeconds = integer(value, stickyPath + ".DurationSeconds", valid: 1...604800) ?? 0
+                    } else {
+                        error(
+                            stickyPath + ".DurationSeconds",
+                            "missing: with Enabled true, the seconds (1-604800) a client stays with its target group")
+                    }
                 }
                 var weighted: [WeightedTargetGroup] = []
                 for (index, item) in groups.enumerated() {
@@ -334,7 +338,8 @@ extension ConfigReader {
                         path + ".ForwardConfig.TargetGroups", "every weight is 0: at least one group must take requests"
                     )
                 }
-                return weighted.count == 1 ? .forward(targetGroupName: weighted[0].name) : .weightedForward(weighted)
+                if weighted.count == 1 && stickySeconds == 0 { return .forward(targetGroupName: weighted[0].name) }
+                return .weightedForward(weighted, stickySeconds: stickySeconds)
             }
             error(path, "a forward action needs TargetGroupArn (or TargetGroupName)")
             return nil
@@ -490,24 +495,24 @@ extension RuleAction {
         switch self {
         case .forward(let name):
             return .object([("Type", .string("forward")), ("TargetGroupName", .string(name))])
-        case .weightedForward(let groups):
-            return .object([
-                ("Type", .string("forward")),
+        case .weightedForward(let groups, let stickySeconds):
+            var config: [(String, JSONText)] = [
                 (
-                    "ForwardConfig",
-                    .object([
-                        (
-                            "TargetGroups",
-                            .array(
-                                groups.map {
-                                    .object([
-                                        ("TargetGroupName", .string($0.name)), ("Weight", .integer(Int64($0.weight))),
-                                    ])
-                                })
-                        )
-                    ])
-                ),
-            ])
+                    "TargetGroups",
+                    .array(
+                        groups.map {
+                            .object([("TargetGroupName", .string($0.name)), ("Weight", .integer(Int64($0.weight)))])
+                        })
+                )
+            ]
+            if stickySeconds > 0 {
+                config.append(
+                    (
+                        "TargetGroupStickinessConfig",
+                        .object([("Enabled", .bool(true)), ("DurationSeconds", .integer(Int64(stickySeconds)))])
+                    ))
+            }
+            return .object([("Type", .string("forward")), ("ForwardConfig", .object(config))])
         case .redirect(let settings):
             return .object([
                 ("Type", .string("redirect")),
@@ -616,6 +621,19 @@ extension Configuration {
     /// A forward goes to an HTTP target group that exists.
     func checkRuleAction(_ action: RuleAction) throws(APIError) {
         for name in action.targetGroupNames { try checkRuleGroup(name) }
+        // AWS: a forward to several groups, one of them sticky, needs target group stickiness as well
+        // (docs/alb.md §21), or a client's target would change with every draw of its group.
+        if case .weightedForward(let weighted, 0) = action, weighted.count > 1,
+            let sticky = weighted.first(where: { entry in
+                targetGroups.first { $0.name == entry.name }?.stickinessEnabled == true
+            })
+        {
+            throw APIError(
+                code: "InvalidConfigurationRequest",
+                message: "Target group '\(names.targetGroup(sticky.name))' has stickiness enabled: a forward to "
+                    + "several target groups with a sticky one needs TargetGroupStickinessConfig Enabled true "
+                    + "(and its DurationSeconds)")
+        }
     }
 
     func checkRuleGroup(_ name: String) throws(APIError) {

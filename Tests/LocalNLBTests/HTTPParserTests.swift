@@ -233,6 +233,47 @@ import Testing
             ).contains { $0.contains("out of range (0-999)") })
     }
 
+    /// Target group stickiness (`AWSALBTG`): read with its duration, written back, and refused without one.
+    @Test func groupStickinessIsReadAndItsRulesHold() throws {
+        let twoGroups: (String) -> String = { rules in
+            document(rules).replacingOccurrences(
+                of: #"{ "Name": "tcp","#,
+                with: #"{ "Name": "web2", "Protocol": "HTTP", "Port": 8081, "TargetType": "ip" }, { "Name": "tcp","#)
+        }
+        func rule(_ stickiness: String, weights: (Int, Int) = (1, 1)) -> String {
+            #"[ { "Priority": 1, "Conditions": [ { "Field": "path-pattern", "Values": [ "/" ] } ], "Actions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [ { "TargetGroupArn": "web", "Weight": \#(weights.0) }, { "TargetGroupArn": "web2", "Weight": \#(weights.1) } ], "TargetGroupStickinessConfig": \#(stickiness) } } ] } ]"#
+        }
+        let loaded = try load(twoGroups(rule(#"{ "Enabled": true, "DurationSeconds": 300 }"#))).configuration
+        let action = loaded.listeners[0].rules[0].action
+        #expect(
+            action
+                == .weightedForward(
+                    [.init(name: "web", weight: 1), .init(name: "web2", weight: 1)], stickySeconds: 300))
+        // What --persist writes reads back the same.
+        #expect(try load(loaded.document.rendered).configuration.listeners[0].rules[0].action == action)
+        #expect(
+            try load(twoGroups(rule(#"{ "Enabled": false, "DurationSeconds": 300 }"#))).configuration.listeners[0]
+                .rules[0].action == .weightedForward([.init(name: "web", weight: 1), .init(name: "web2", weight: 1)]))
+        #expect(
+            problems(twoGroups(rule(#"{ "Enabled": true }"#))).contains {
+                $0.contains("TargetGroupStickinessConfig.DurationSeconds: missing: with Enabled true")
+            })
+        #expect(
+            problems(twoGroups(rule(#"{ "Enabled": true, "DurationSeconds": 604801 }"#))).contains {
+                $0.contains("DurationSeconds") && $0.contains("out of range (1-604800)")
+            })
+        // A sticky group among several needs group stickiness (AWS's rule).
+        let stickyWeb = twoGroups(rule(#"{ "Enabled": false }"#)).replacingOccurrences(
+            of: #"{ "Name": "web", "Protocol": "HTTP", "Port": 8080, "TargetType": "ip" }"#,
+            with:
+                #"{ "Name": "web", "Protocol": "HTTP", "Port": 8080, "TargetType": "ip", "TargetGroupAttributes": [ { "Key": "stickiness.enabled", "Value": "true" } ] }"#
+        )
+        #expect(
+            problems(stickyWeb).contains {
+                $0.contains("target group web has stickiness.enabled: a forward to several target groups")
+            })
+    }
+
     @Test func badRulesAreNamed() {
         func says(_ rules: String, _ text: String) -> Bool { problems(document(rules)).contains { $0.contains(text) } }
         let forward = #""Actions": [ { "Type": "forward", "TargetGroupName": "web" } ]"#

@@ -162,7 +162,11 @@ extension ControlPlane {
                         XML.list("TargetGroups", [XML.text("TargetGroupArn", group) + XML.text("Weight", "1")]),
                         XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
                     ])
-        case .weightedForward(let weighted):
+        case .weightedForward(let weighted, let stickySeconds):
+            let stickiness =
+                stickySeconds > 0
+                ? [XML.text("Enabled", "true"), XML.text("DurationSeconds", String(stickySeconds))]
+                : [XML.text("Enabled", "false")]
             return XML.text("Type", "forward") + XML.text("Order", "1")
                 + XML.element(
                     "ForwardConfig",
@@ -173,7 +177,7 @@ extension ControlPlane {
                                 XML.text("TargetGroupArn", names.targetGroup($0.name))
                                     + XML.text("Weight", String($0.weight))
                             }),
-                        XML.element("TargetGroupStickinessConfig", [XML.text("Enabled", "false")]),
+                        XML.element("TargetGroupStickinessConfig", stickiness),
                     ])
         case .redirect(let settings):
             return XML.text("Type", "redirect") + XML.text("Order", "1")

@@ -401,6 +401,7 @@ extension EventLoop {
         session.matchedRule = 0
         session.actionTaken = ""
         session.redirectURL = ""
+        session.groupStickySeconds = 0
         session.traceID.removeAll(keepingCapacity: true)
         session.routedTarget = nil
         if options.flowLog.isEnabled {
@@ -451,14 +452,25 @@ extension EventLoop {
             break
         case .forward(let group)?:
             session.groupIndex = group
-        case .weightedForward(let weighted, let total)?:
-            var draw = Int.random(in: 0..<total)
-            for entry in weighted {
-                if draw < entry.weight {
-                    session.groupIndex = entry.index
-                    break
+        case .weightedForward(let weighted, let total, let stickySeconds)?:
+            // Target group stickiness: the group the client's AWSALBTG names, while the action has it
+            // (whatever its weight now: blue/green moves only new clients); else a draw by weight.
+            let stuck = stickySeconds > 0 ? cookieToken(session, named: "AWSALBTG") : nil
+            if let stuck, let entry = weighted.first(where: { groups[$0.index].stickyToken == stuck }) {
+                session.groupIndex = entry.index
+            } else {
+                var draw = Int.random(in: 0..<total)
+                for entry in weighted {
+                    if draw < entry.weight {
+                        session.groupIndex = entry.index
+                        break
+                    }
+                    draw -= entry.weight
                 }
-                draw -= entry.weight
+            }
+            if stickySeconds > 0 {
+                session.groupStickyToken = groups[session.groupIndex].stickyToken
+                session.groupStickySeconds = stickySeconds
             }
         case .redirect(let settings)?:
             session.actionTaken = "redirect"
@@ -542,6 +554,12 @@ extension EventLoop {
         let group = groups[session.groupIndex]
         guard group.configuration.stickinessEnabled else { return nil }
         let name: StaticString = group.configuration.stickinessType == "app_cookie" ? "AWSALBAPP-0" : "AWSALB"
+        guard let token = cookieToken(session, named: name) else { return nil }
+        return group.targets.firstIndex { $0.stickyToken == token && $0.takesNewFlows }
+    }
+
+    /// The 16 hex digits of the request's cookie `name` (one of the load balancer's own), if it brought one.
+    func cookieToken(_ session: HTTPSession, named name: StaticString) -> UInt64? {
         let bytes = session.inBytes
         var token: UInt64?
         for field in session.request.fields where field.known == .cookie {
@@ -559,8 +577,7 @@ extension EventLoop {
                 token = value
             }
         }
-        guard let token else { return nil }
-        return group.targets.firstIndex { $0.stickyToken == token && $0.takesNewFlows }
+        return token
     }
 
     /// A kept target connection idle longer than this is peeked at before use: the target may have closed it.
@@ -1208,6 +1225,7 @@ extension EventLoop {
             }
         }
         if final && session.stickyToken != 0 { writeStickyCookies(&writer, session, head: head, bytes: bytes) }
+        if final && session.groupStickySeconds > 0 { writeGroupStickyCookies(&writer, session) }
         if tunnel {
             writer.ascii("Connection: Upgrade\r\n")
         } else if final {
@@ -1254,6 +1272,23 @@ extension EventLoop {
             writer.httpDate(now: expires)
             writer.ascii("; Path=/")
             if cookie.utf8CodeUnitCount == 10 { writer.ascii("; SameSite=None; Secure") }  // AWSALBCORS
+            writer.ascii("\r\n")
+        }
+    }
+
+    /// Target group stickiness: `AWSALBTG` and `AWSALBTGCORS` (`SameSite=None; Secure`) name the group the
+    /// request went to, for the action's `DurationSeconds`, on every response of a sticky forward.
+    func writeGroupStickyCookies(_ writer: inout HeadWriter, _ session: HTTPSession) {
+        let expires = realtimeSeconds() + session.groupStickySeconds
+        for cookie: StaticString in ["AWSALBTG", "AWSALBTGCORS"] {
+            writer.ascii("Set-Cookie: ")
+            writer.ascii(cookie)
+            writer.ascii("=")
+            writer.hex(session.groupStickyToken, digits: 16)
+            writer.ascii("; Expires=")
+            writer.httpDate(now: expires)
+            writer.ascii("; Path=/")
+            if cookie.utf8CodeUnitCount == 12 { writer.ascii("; SameSite=None; Secure") }  // AWSALBTGCORS
             writer.ascii("\r\n")
         }
     }

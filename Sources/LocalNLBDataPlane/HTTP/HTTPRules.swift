@@ -54,8 +54,9 @@ package struct HTTPCondition: Sendable {
 
 package enum HTTPAction: Sendable {
     case forward(groupIndex: Int)
-    /// Each request to one group, chosen at random by weight (`total`: the weights' sum, above 0).
-    case weightedForward(groups: [(index: Int, weight: Int)], total: Int)
+    /// Each request to one group, chosen at random by weight (`total`: the weights' sum, above 0);
+    /// `stickySeconds` above 0: a client's `AWSALBTG` cookie keeps it on its group (docs/alb.md §21).
+    case weightedForward(groups: [(index: Int, weight: Int)], total: Int, stickySeconds: Int)
     case redirect(RedirectSettings)
     case fixedResponse(status: Int, contentType: String?, body: [UInt8])
 }

@@ -102,6 +102,9 @@ package final class HTTPSession {
     var routedTarget: IPEndpoint?
     /// Stickiness: the token of the target this response's cookie names, or 0 for none to set.
     var stickyToken: UInt64 = 0
+    /// Target group stickiness: the group this response's `AWSALBTG` cookie names, for how long (0: none).
+    var groupStickyToken: UInt64 = 0
+    var groupStickySeconds = 0
     /// The routed target's count of requests in flight, while this session's request is one of them.
     var outstanding: SharedCounter?
     /// The client connection ends once the current response has gone (close, an ambiguous request,
