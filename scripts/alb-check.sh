@@ -420,6 +420,15 @@ short=$(timeout 10 python3 "$tmp/short.py" "$http" 2>&1 || true)
 check "a body shorter than its length, then the client's FIN: no answer is made up, the connection just ends ($short)" \
   test "$short" = "b''"
 check "...and other clients are served" grep -q '"peer"' <<< "$(curl -s --max-time 5 "http://127.0.0.1:$http/")"
+curl -s --max-time 0.4 "http://127.0.0.1:$http/slow/gave-up" > /dev/null || true
+gave_up=""
+for _ in $(seq 20); do
+  gave_up=$(grep '/slow/gave-up' "$tmp/access.jsonl" || true)
+  [ -n "$gave_up" ] && break
+  sleep 0.1
+done
+check "a client that gives up before the answer (curl --max-time 0.4, a 1 s target): ALB's 460 in the access log at once, target status - ($(head -c 160 <<< "$gave_up"))" \
+  python3 -c 'import json,sys; e=json.loads(sys.argv[1]); assert e["elb_status_code"] == "460" and e["target_status_code"] == "-" and e["target:port"] != "-", e' "$gave_up"
 
 ctl get-metrics > "$tmp/metrics"
 metric() { grep "^localnlb_$1{load_balancer=\"web-alb\",target_group=\"$2\"}" "$tmp/metrics" | awk '{ print $2 }'; }

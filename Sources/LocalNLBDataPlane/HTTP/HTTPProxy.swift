@@ -76,7 +76,7 @@ extension EventLoop {
         }
         if !fromTarget && events & CLNB_EPOLLERR != 0 && Socket.pendingError(session.clientFD) != nil {
             count(session.groupIndex) { $0.tcpClientResetCount += 1 }
-            return endHTTP(session, resetClient: true)
+            return clientGone(session, reset: true)
         }
         advance(session)
     }
@@ -117,11 +117,21 @@ extension EventLoop {
                 session.clientReadable = false
             case .failed:
                 count(session.groupIndex) { $0.tcpClientResetCount += 1 }
-                endHTTP(session, resetClient: true)
+                clientGone(session, reset: true)
                 return false
             }
         }
         if session.tunnel { return tunnelStep(session) || progressed }
+        if session.responsePhase == .head
+            && ((session.clientEOF && session.inEnd == session.inStart)
+                || (session.clientHungUp && session.requestPhase == .done))
+        {
+            // The client closed with its request in flight, before any answer (curl giving up on a slow
+            // target): ALB's 460, as nginx's 499. A half-close after the request counts as a close too;
+            // with the request all read, the FIN is seen by its event (nothing more is read then).
+            clientGone(session, reset: false)
+            return false
+        }
         // 2. A request head complete: route it.
         if session.requestPhase == .head && session.responsePhase == .idle && session.stageEnd == session.stageStart {
             if session.inEnd > session.inStart {
@@ -183,11 +193,6 @@ extension EventLoop {
                         return targetFailed(session) && false
                     }
                 }
-            }
-            if session.requestPhase == .body && session.clientEOF && session.inEnd == session.inStart {
-                // The client went before its body did: ALB logs 460 and closes both sides.
-                endHTTP(session, resetClient: false)
-                return false
             }
             if session.inStart == session.inEnd && session.requestPhase != .head {
                 session.inStart = 0
@@ -265,7 +270,7 @@ extension EventLoop {
             case .wouldBlock, .end:
                 break
             case .failed:
-                endHTTP(session, resetClient: true)
+                clientGone(session, reset: true)
                 return false
             }
         }
@@ -282,7 +287,7 @@ extension EventLoop {
                 case .wouldBlock, .end:
                     break
                 case .failed:
-                    endHTTP(session, resetClient: true)
+                    clientGone(session, reset: true)
                     return false
                 }
             }
@@ -1369,6 +1374,22 @@ extension EventLoop {
         httpSessions.release(session.index)
         flowOrder.flowEnded { isLive($0) }
         if draining && liveFlows == 0 && liveHTTPSessions == 0 { finished = true }
+    }
+
+    /// The client's connection ended under a request (docs/alb.md §19). Before any answer reached it:
+    /// ALB's 460, logged and counted in HTTPCode_ELB_4XX_Count. In the middle of the target's answer: that
+    /// answer's entry, as far as it went. Both connections close.
+    func clientGone(_ session: HTTPSession, reset: Bool) {
+        switch session.responsePhase {
+        case .head:
+            count(session.groupIndex) { $0.httpCodeELB4XX += 1 }
+            logRequest(session, elbStatus: 460)
+        case .body:
+            logRequest(session, elbStatus: session.targetStatus)
+        case .idle, .done:
+            break
+        }
+        endHTTP(session, resetClient: reset)
     }
 
     /// Sessions idle past their load balancer's idle timeout close; one waiting on its target that long
