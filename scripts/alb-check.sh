@@ -437,6 +437,13 @@ check "metrics in AWS/ApplicationELB's words: RequestCount, HTTPCode_Target_2XX_
   "$(metric request_count_total echo)" "$(metric httpcode_target_2xx_count_total echo)" \
   "$(metric httpcode_elb_4xx_count_total echo)" "$(metric httpcode_elb_5xx_count_total refused)" \
   "$(metric httpcode_elb_5xx_count_total silent)"
+lb_metric() { ctl get-metrics | grep "^localnlb_load_balancer_httpcode_elb_$1_count_total{load_balancer=\"web-alb\"}" | awk '{ print $2 }'; }
+redirects_before=$(lb_metric 3xx)
+curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$to_https/counted"
+redirects_after=$(lb_metric 3xx)
+check "metrics by load balancer: a redirect of a listener with no target group counts in HTTPCode_ELB_3XX_Count ($redirects_before → $redirects_after); 502, 503, 504 and 4XX by code ($(lb_metric 502) $(lb_metric 503) $(lb_metric 504) $(lb_metric 4xx))" \
+  bash -c '[ "$1" = $(($0 + 1)) ] && [ "$2" -ge 1 ] && [ "$3" -ge 1 ] && [ "$4" -ge 1 ] && [ "$5" -ge 5 ]' \
+  "$redirects_before" "$redirects_after" "$(lb_metric 502)" "$(lb_metric 503)" "$(lb_metric 504)" "$(lb_metric 4xx)"
 lb=$(ctl describe-load-balancers --output text | awk '$1 == "LOADBALANCERS" { print $6 }')
 check "DescribeLoadBalancers: Type application, an app ARN, ALB's DNS name shape and hosted zone" \
   bash -c 'grep -q ":loadbalancer/app/web-alb/" <<< "$0" && grep -qP "\tapplication\t" <<< "$1" && grep -q "web-alb-[0-9a-f]*\.us-east-1\.elb\.amazonaws\.com" <<< "$1" && grep -q Z35SXDOTRQ7X7K <<< "$1"' \

@@ -514,6 +514,17 @@ package final class ControlPlane {
         return total
     }
 
+    /// An application load balancer's own answers on each listener socket (by `listeners` index),
+    /// summed over the loops.
+    func elbAnswersOfAllLoops() -> [ELBAnswers] {
+        var total = listeners.map { _ in ELBAnswers() }
+        for loop in loops {
+            let theirs = loop.perform { $0.listeners.map(\.elbAnswers) } ?? []
+            for index in theirs.indices where index < total.count { total[index].add(theirs[index]) }
+        }
+        return total
+    }
+
     // MARK: Shutdown
 
     /// Every loop stops accepting and drains; once none waits on the listener sockets any more, they

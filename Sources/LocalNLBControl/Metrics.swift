@@ -209,6 +209,32 @@ extension ControlPlane {
             "node_new_flow_count_total", "counter",
             "Flows accepted, per node address and port (NewFlowCount by AvailabilityZone).",
             nodeSamples.map { ($0.labels, String($0.value)) })
+        // An application load balancer's own answers by load balancer, a listener that forwards to no
+        // group (a redirect, a fixed response) included: CloudWatch's LoadBalancer dimension.
+        let answers = elbAnswersOfAllLoops()
+        var byBalancer: [(name: String, answers: ELBAnswers)] = []
+        for balancer in configuration.loadBalancers where balancer.type == .application {
+            var sum = ELBAnswers()
+            for index in listeners.indices
+            where index < answers.count && listeners[index].loadBalancerName == balancer.name {
+                sum.add(answers[index])
+            }
+            byBalancer.append((balancer.name, sum))
+        }
+        let perBalancer: [(String, String, KeyPath<ELBAnswers, Int>)] = [
+            ("3xx", "Redirects the load balancer answered (HTTPCode_ELB_3XX_Count).", \.count3XX),
+            ("4xx", "4XX answers the load balancer gave itself, 460 included (HTTPCode_ELB_4XX_Count).", \.count4XX),
+            ("5xx", "5XX answers the load balancer gave itself (HTTPCode_ELB_5XX_Count).", \.count5XX),
+            ("500", "500 answers of the load balancer's own (HTTPCode_ELB_500_Count).", \.count500),
+            ("502", "502 answers: a target refused, reset or answered garbage (HTTPCode_ELB_502_Count).", \.count502),
+            ("503", "503 answers: no target to send to (HTTPCode_ELB_503_Count).", \.count503),
+            ("504", "504 answers: no answer within the idle timeout (HTTPCode_ELB_504_Count).", \.count504),
+        ]
+        for (code, help, field) in perBalancer {
+            family(
+                "load_balancer_httpcode_elb_\(code)_count_total", "counter", help + " By load balancer.",
+                byBalancer.map { ("load_balancer=\"\($0.name)\"", String($0.answers[keyPath: field])) })
+        }
         return out
     }
 }

@@ -79,3 +79,44 @@ extension GroupMetrics {
         httpCodeELB5XX += other.httpCodeELB5XX
     }
 }
+
+/// The answers an application load balancer gives itself on a listener, as CloudWatch counts them by
+/// load balancer: HTTPCode_ELB_3XX/4XX/5XX_Count and HTTPCode_ELB_500/502/503/504_Count.
+package struct ELBAnswers: Sendable {
+    package var count3XX = 0
+    package var count4XX = 0
+    package var count5XX = 0
+    package var count500 = 0
+    package var count502 = 0
+    package var count503 = 0
+    package var count504 = 0
+
+    package init() {}
+
+    package mutating func record(_ status: Int) {
+        switch status {
+        case 300..<400: count3XX += 1
+        case 400..<500: count4XX += 1
+        case 500..<600:
+            count5XX += 1
+            switch status {
+            case 500: count500 += 1
+            case 502: count502 += 1
+            case 503: count503 += 1
+            case 504: count504 += 1
+            default: break
+            }
+        default: break
+        }
+    }
+
+    package mutating func add(_ other: ELBAnswers) {
+        count3XX += other.count3XX
+        count4XX += other.count4XX
+        count5XX += other.count5XX
+        count500 += other.count500
+        count502 += other.count502
+        count503 += other.count503
+        count504 += other.count504
+    }
+}

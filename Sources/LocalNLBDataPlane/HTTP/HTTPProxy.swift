@@ -922,6 +922,7 @@ extension EventLoop {
     func answer(
         _ session: HTTPSession, status: Int, close: Bool, location: UnsafeRawBufferPointer? = nil
     ) -> Bool {
+        listeners[session.listenerIndex].elbAnswers.record(status)
         if status >= 500 {
             count(session.groupIndex) { $0.httpCodeELB5XX += 1 }
         } else if status >= 400 {
@@ -1383,6 +1384,7 @@ extension EventLoop {
         switch session.responsePhase {
         case .head:
             count(session.groupIndex) { $0.httpCodeELB4XX += 1 }
+            listeners[session.listenerIndex].elbAnswers.record(460)
             logRequest(session, elbStatus: 460)
         case .body:
             logRequest(session, elbStatus: session.targetStatus)

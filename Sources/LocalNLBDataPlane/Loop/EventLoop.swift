@@ -93,6 +93,9 @@ package final class EventLoop {
         var pausedUntil: UInt64 = 0
         /// Flows this loop accepted here: NewFlowCount per node.
         package var newFlows = 0
+        /// An application load balancer's own answers here, counted whatever group (or none) the listener
+        /// forwards to: CloudWatch's LoadBalancer dimension.
+        package var elbAnswers = ELBAnswers()
     }
 
     package let handle: LoopHandle
@@ -277,6 +280,7 @@ package final class EventLoop {
             let fd = draining || !shared[position].isOpen ? -1 : shared[position].loopFDs[index]
             var state = ListenerState(shared: shared[position], fd: fd)
             state.newFlows = old?.newFlows ?? 0
+            state.elbAnswers = old?.elbAnswers ?? ELBAnswers()
             if let old, old.fd >= 0 {
                 if old.fd == fd {
                     state.pausedUntil = old.pausedUntil
