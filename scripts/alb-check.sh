@@ -578,7 +578,9 @@ cat > "$tmp/bad.json" <<JSON
       "LoadBalancerAttributes": [ { "Key": "routing.http.xff_header_processing.mode", "Value": "prepend" } ] },
     { "Name": "nlb", "SubnetMappings": [ { "SubnetId": "t", "PrivateIPv4Address": "127.0.0.9" } ] } ],
   "Listeners": [ { "LoadBalancerArn": "alb", "Port": 80, "Protocol": "TCP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "tcp" } ] },
-    { "LoadBalancerArn": "nlb", "Port": 81, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] } ],
+    { "LoadBalancerArn": "nlb", "Port": 81, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ] },
+    { "LoadBalancerArn": "alb", "Port": 82, "Protocol": "HTTP", "DefaultActions": [ { "Type": "forward", "TargetGroupName": "web" } ],
+      "ListenerAttributes": [ { "Key": "routing.http.response.x_frame_options.header_value", "Value": "NEVER" } ] } ],
   "TargetGroups": [ { "Name": "web", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
       "TargetGroupAttributes": [ { "Key": "proxy_protocol_v2.enabled", "Value": "true" } ] },
     { "Name": "random", "Protocol": "HTTP", "Port": 80, "TargetType": "ip",
@@ -591,7 +593,27 @@ check "check-config: a TCP listener on an application load balancer is named" gr
 check "check-config: an HTTP listener on a network load balancer says to give it Type application" grep -q "give it Type application" "$tmp/bad.out"
 check "check-config: an unknown xff mode lists ALB's" grep -q '"prepend" is not append, preserve or remove' "$tmp/bad.out"
 check "check-config: the PROXY protocol on an HTTP group points at X-Forwarded-For" grep -q "gets the client's address in X-Forwarded-For" "$tmp/bad.out"
+check "check-config: a listener's X-Frame-Options value AWS does not take is named" grep -q 'x_frame_options.header_value.*"NEVER" is not DENY, SAMEORIGIN or ALLOW-FROM' "$tmp/bad.out"
 check "check-config: slow start with weighted_random is refused, naming both" grep -q 'slow_start.duration_seconds.*cannot be enabled with the weighted_random routing algorithm' "$tmp/bad.out"
+
+# The listener's own attributes (header modification): response headers added to every answer, the
+# target's and the load balancer's own, and no Server header on the latter once it is turned off.
+lb_arn_now=$(ctl describe-load-balancers --names web-alb --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+listener_arn() { ctl describe-listeners --load-balancer-arn "$lb_arn_now" --query "Listeners[?Port==\`$1\`].ListenerArn" --output text; }
+for port in "$http" "$empty"; do
+  ctl modify-listener-attributes --listener-arn "$(listener_arn "$port")" --attributes \
+    Key=routing.http.response.server.enabled,Value=false Key=routing.http.response.x_frame_options.header_value,Value=DENY \
+    "Key=routing.http.response.strict_transport_security.header_value,Value=max-age=31536000; includeSubDomains" > /dev/null
+done
+headed=$(curl -s -i --max-time 5 "http://127.0.0.1:$http/")
+own=$(curl -s -i --max-time 5 "http://127.0.0.1:$empty/")
+check "listener attributes: X-Frame-Options and Strict-Transport-Security on the target's answer and on the load balancer's own 503, which has no Server header any more" \
+  bash -c 'for a in "$0" "$1"; do grep -q "^X-Frame-Options: DENY" <<< "$a" && grep -q "^Strict-Transport-Security: max-age=31536000; includeSubDomains" <<< "$a" || exit 1; done; grep -q "^HTTP/1.1 503" <<< "$1" && ! grep -qi "^Server: awselb" <<< "$1"' \
+  "$headed" "$own"
+described=$(ctl describe-listener-attributes --listener-arn "$(listener_arn "$http")" --query 'Attributes[?Key==`routing.http.response.x_frame_options.header_value`].Value' --output text)
+refusal=$(ctl modify-listener-attributes --listener-arn "$(listener_arn "$http")" --attributes Key=routing.http.response.x_content_type_options.header_value,Value=sniff 2>&1 || true)
+check "listener attributes: describe-listener-attributes shows them ($described); x_content_type_options sniff is refused by name" \
+  bash -c '[ "$0" = DENY ] && grep -q "ValidationError" <<< "$1" && grep -q "x_content_type_options.header_value.*is not nosniff" <<< "$1"' "$described" "$refusal"
 
 # GET /flows lists the ALB's connections, with the request in flight (the access log is on here).
 curl -s --max-time 5 "http://127.0.0.1:$http/slow/listed" > /dev/null &

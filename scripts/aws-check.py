@@ -300,9 +300,29 @@ def application_load_balancer(admin, target_port):
         LoadBalancerArn=lb["LoadBalancerArn"], Attributes=[{"Key": "idle_timeout.timeout_seconds", "Value": "120"}])[
         "Attributes"]}
     elb.get_waiter("load_balancer_available").wait(Names=["app"], WaiterConfig={"Delay": 1})
+    # The listener's own attributes: header modification.
+    listener_attributes = {a["Key"]: a["Value"] for a in elb.modify_listener_attributes(
+        ListenerArn=listener["ListenerArn"], Attributes=[
+            {"Key": "routing.http.response.server.enabled", "Value": "false"},
+            {"Key": "routing.http.response.access_control_allow_origin.header_value", "Value": "https://app.example"}])[
+        "Attributes"]}
+    with socket.create_connection((node, port), 5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        headed = b""
+        while chunk := s.recv(65536):
+            headed += chunk
+    bad_header = error_code(lambda: elb.modify_listener_attributes(ListenerArn=listener["ListenerArn"], Attributes=[
+        {"Key": "routing.http.response.access_control_allow_credentials.header_value", "Value": "yes"}]))
+    check("application listener attributes: modify_listener_attributes sets the Server header off and "
+          "Access-Control-Allow-Origin, which the target's answer then carries; describe lists ALB's 11; a value "
+          "AWS does not take is ValidationError",
+          listener_attributes.get("routing.http.response.server.enabled") == "false" and len(listener_attributes) == 11
+          and b"\r\nAccess-Control-Allow-Origin: https://app.example\r\n" in headed and bad_header == "ValidationError",
+          f"{listener_attributes} {headed[:300]} {bad_header}")
     differing = ctl_differences(admin, [["describe-load-balancers", "--names", "app"],
                                         ["describe-target-groups", "--names", "app-http"],
-                                        ["describe-listeners", "--listener-arns", listener["ListenerArn"]]])
+                                        ["describe-listeners", "--listener-arns", listener["ListenerArn"]],
+                                        ["describe-listener-attributes", "--listener-arn", listener["ListenerArn"]]])
     # Listener rules: a fixed response by path, a redirect by host, priorities swapped, a condition modified.
     def fetch(path, host="app"):
         with socket.create_connection((node, port), 5) as s:

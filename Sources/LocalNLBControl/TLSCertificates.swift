@@ -209,6 +209,12 @@ extension ControlPlane {
                 SSLPolicy.all.first { $0.name == (listener.sslPolicy ?? SSLPolicy.defaultName) } ?? SSLPolicy.all[0]
             settings.backendTLS = try? TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
         }
+        settings.serverHeader = listener.serverHeader
+        for (index, entry) in applicationResponseHeaders.enumerated()
+        where !listener.responseHeaderValues[index].isEmpty {
+            settings.addedHeaders += Array("\(entry.header): \(listener.responseHeaderValues[index])\r\n".utf8)
+            settings.addedHeaderNames.append(Array(entry.header.lowercased().utf8))
+        }
         if let action = listener.defaultAction {
             settings.defaultAction = compiled(action, groupIndex)
         }

@@ -219,6 +219,60 @@ let listenerAttributes: [Attribute<ListenerConfiguration>] = [
         set: { $0.connectTimeoutSeconds = Double($1)! }, get: { String($0.connectTimeoutSeconds) }),
 ]
 
+/// The response headers an application load balancer listener adds (HTTP header modification,
+/// docs/alb.md §24): the attribute that sets each, and the header.
+public let applicationResponseHeaders: [(key: String, header: String)] = [
+    ("routing.http.response.strict_transport_security.header_value", "Strict-Transport-Security"),
+    ("routing.http.response.access_control_allow_origin.header_value", "Access-Control-Allow-Origin"),
+    ("routing.http.response.access_control_allow_methods.header_value", "Access-Control-Allow-Methods"),
+    ("routing.http.response.access_control_allow_headers.header_value", "Access-Control-Allow-Headers"),
+    ("routing.http.response.access_control_allow_credentials.header_value", "Access-Control-Allow-Credentials"),
+    ("routing.http.response.access_control_expose_headers.header_value", "Access-Control-Expose-Headers"),
+    ("routing.http.response.access_control_max_age.header_value", "Access-Control-Max-Age"),
+    ("routing.http.response.content_security_policy.header_value", "Content-Security-Policy"),
+    ("routing.http.response.x_content_type_options.header_value", "X-Content-Type-Options"),
+    ("routing.http.response.x_frame_options.header_value", "X-Frame-Options"),
+]
+
+/// What is wrong with `value` as the value of response header `header` ("" turns it off), or nil.
+func responseHeaderProblem(_ header: String, _ value: String) -> String? {
+    if value.isEmpty { return nil }
+    guard value.utf8.count <= 1024, value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) else {
+        return "is not 1-1024 printable ASCII characters (a header value cannot hold a line break)"
+    }
+    let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+    switch header {
+    case "Strict-Transport-Security":
+        return value.lowercased().hasPrefix("max-age=") ? nil : "does not start with max-age=<seconds>"
+    case "Access-Control-Allow-Credentials":
+        return value == "true" ? nil : "is not true (the only value the header has)"
+    case "Access-Control-Max-Age":
+        return Int(value).map { (0...86400).contains($0) } == true ? nil : "is not a number of seconds from 0 to 86400"
+    case "Access-Control-Allow-Methods":
+        let given = value.split(separator: ",").map { String($0.filter { $0 != " " }) }
+        return value == "*" || given.allSatisfy(methods.contains)
+            ? nil : "is not * or a comma-separated list of \(methods.joined(separator: ", "))"
+    case "X-Content-Type-Options":
+        return value == "nosniff" ? nil : "is not nosniff"
+    case "X-Frame-Options":
+        return value == "DENY" || value == "SAMEORIGIN" || value.hasPrefix("ALLOW-FROM ")
+            ? nil : "is not DENY, SAMEORIGIN or ALLOW-FROM <uri>"
+    default:
+        return nil
+    }
+}
+
+/// `ListenerAttributes` of an application load balancer's HTTP and HTTPS listeners: the Server header of
+/// its own answers, and the response headers it adds.
+let applicationListenerAttributes: [Attribute<ListenerConfiguration>] =
+    [.boolean("routing.http.response.server.enabled", \.serverHeader, default: true)]
+    + applicationResponseHeaders.enumerated().map { index, entry in
+        let header = entry.header
+        return .text(entry.key, \ListenerConfiguration.responseHeaderValues[index], default: "") { value in
+            responseHeaderProblem(header, value)
+        }
+    }
+
 /// `LoadBalancerAttributes` of a Network Load Balancer.
 let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
     .boolean("deletion_protection.enabled", \.deletionProtection, default: false),
@@ -320,6 +374,12 @@ extension TargetGroupConfiguration {
 
 extension ListenerConfiguration {
     package static let attributeIndex = AttributeIndex(listenerAttributes)
+    package static let applicationIndex = AttributeIndex(applicationListenerAttributes)
+
+    /// The attribute table of a listener of this protocol: an application load balancer's for HTTP and HTTPS.
+    package static func index(_ transport: TransportProtocol) -> AttributeIndex<ListenerConfiguration> {
+        transport.isHTTP ? applicationIndex : attributeIndex
+    }
 }
 
 extension LoadBalancerAttributes {

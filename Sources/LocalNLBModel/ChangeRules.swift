@@ -279,7 +279,7 @@ extension Configuration {
             var reader = newReader()
             var modified = model.listeners[index]
             reader.attributes(
-                given.value, given.path, index: ListenerConfiguration.attributeIndex, into: &modified,
+                given.value, given.path, index: ListenerConfiguration.index(modified.protocolName), into: &modified,
                 kind: "\(modified.protocolName.rawValue) listener")
             reader.checkTLSAttributes(given.value, given.path, modified)
             model.listeners[index] = try Self.validated(reader, modified)

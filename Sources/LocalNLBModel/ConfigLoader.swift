@@ -573,13 +573,6 @@ package struct ConfigReader {
 
     /// AWS: a TLS listener's idle timeout is fixed at 350 s; `tcp.idle_timeout.seconds` is for TCP ones.
     package mutating func checkTLSAttributes(_ value: JSONValue, _ path: String, _ listener: ListenerConfiguration) {
-        if listener.protocolName.isHTTP, case .array(let items) = value, !items.isEmpty {
-            error(
-                path,
-                "an Application Load Balancer listener's attributes (routing.http.response.…) are not emulated yet; "
-                    + "its load balancer's attributes (idle_timeout.timeout_seconds, routing.http.…) are")
-            return
-        }
         guard listener.protocolName == .tls, case .array(let items) = value else { return }
         for item in items {
             if case .object(let fields) = item, fields["Key"]?.attributeString == "tcp.idle_timeout.seconds" {
@@ -746,7 +739,7 @@ package struct ConfigReader {
         }
         if let value = object["ListenerAttributes"] {
             attributes(
-                value, path + ".ListenerAttributes", index: ListenerConfiguration.attributeIndex, into: &listener,
+                value, path + ".ListenerAttributes", index: ListenerConfiguration.index(transport), into: &listener,
                 kind: "\(transport.rawValue) listener")
             checkTLSAttributes(value, path + ".ListenerAttributes", listener)
         }

@@ -69,10 +69,8 @@ extension Configuration {
                                 (
                                     "ListenerAttributes",
                                     list(
-                                        ListenerConfiguration.attributeIndex.describe(listener).filter {
-                                            !listener.protocolName.isHTTP
-                                                && (listener.protocolName != .tls
-                                                    || $0.key != "tcp.idle_timeout.seconds")
+                                        ListenerConfiguration.index(listener.protocolName).describe(listener).filter {
+                                            listener.protocolName != .tls || $0.key != "tcp.idle_timeout.seconds"
                                         })
                                 ),
                                 ("Tags", list(listener.tags)),

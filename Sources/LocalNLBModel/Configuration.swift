@@ -405,6 +405,12 @@ public struct ListenerConfiguration: Sendable {
     public var mutualAuthentication: MutualAuthentication?
     /// An application load balancer listener's rules, by priority (its default action is the forward).
     public var rules: [ListenerRule] = []
+    /// An application load balancer listener's `routing.http.response.server.enabled`: its own answers
+    /// carry `Server: awselb/2.0`.
+    public var serverHeader = true
+    /// An application load balancer listener's response headers, in the order of
+    /// `applicationResponseHeaders` ("" for none): added to every response (docs/alb.md §24).
+    public var responseHeaderValues = [String](repeating: "", count: applicationResponseHeaders.count)
     /// An application load balancer listener's default action when it is not one forward to
     /// `targetGroupName` (a redirect, a fixed response, a weighted forward); `targetGroupName` is then
     /// the weighted forward's first group, or empty.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import LocalNLBDataPlane
+@testable import LocalNLBModel
 
 /// The application load balancer's HTTP/1.x reader: heads found in place, framing, connection
 /// semantics, and http_desync_guardian's classes for requests.
@@ -137,6 +138,41 @@ import Testing
         #expect(group.effectiveAttributes.first { $0.key == "stickiness.type" }?.value == "lb_cookie")
         // What --persist writes reads back as an application load balancer.
         #expect(try load(c.document.rendered).configuration.loadBalancers[0].type == .application)
+    }
+
+    /// An ALB listener's attributes (docs/alb.md §24): the Server header of its own answers and the
+    /// response headers it adds, read, written back, and refused by name when AWS would refuse them.
+    @Test func listenerAttributesAreALBs() throws {
+        let withAttributes: (String) -> String = { attributes in
+            document(listener: #""Protocol": "HTTP", "ListenerAttributes": \#(attributes)"#)
+        }
+        let loaded = try load(
+            withAttributes(
+                #"[ { "Key": "routing.http.response.server.enabled", "Value": "false" }, { "Key": "routing.http.response.x_frame_options.header_value", "Value": "DENY" } ]"#
+            )
+        ).configuration
+        let listener = loaded.listeners[0]
+        #expect(!listener.serverHeader && listener.responseHeaderValues[9] == "DENY")
+        let described = ListenerConfiguration.index(.http).describe(listener)
+        #expect(described.count == 11 && described[0] == ("routing.http.response.server.enabled", "false"))
+        #expect(!described.contains { $0.key == "tcp.idle_timeout.seconds" })
+        // What --persist writes reads back the same.
+        let again = try load(loaded.document.rendered).configuration.listeners[0]
+        #expect(!again.serverHeader && again.responseHeaderValues == listener.responseHeaderValues)
+        func refused(_ key: String, _ value: String, _ text: String) -> Bool {
+            problems(withAttributes(#"[ { "Key": "\#(key)", "Value": "\#(value)" } ]"#)).contains { $0.contains(text) }
+        }
+        #expect(refused("routing.http.response.x_content_type_options.header_value", "sniff", "is not nosniff"))
+        #expect(
+            refused(
+                "routing.http.response.strict_transport_security.header_value", "1 year",
+                "does not start with max-age=<seconds>"))
+        #expect(
+            refused(
+                "routing.http.response.access_control_max_age.header_value", "999999", "from 0 to 86400"))
+        #expect(
+            refused("routing.http.response.access_control_allow_methods.header_value", "GET, FETCH", "comma-separated"))
+        #expect(refused("tcp.idle_timeout.seconds", "120", "not a HTTP listener attribute"))
     }
 
     @Test func whatIsNotServedIsRefusedByName() throws {

@@ -119,9 +119,9 @@ extension ControlPlane {
         case "DescribeListeners": return try describeListeners(form)
         case "DescribeListenerAttributes":
             let listener = try self.listener(form["ListenerArn"])
-            // An application load balancer's listener has none of a network one's (its own are not emulated yet).
+            // An application load balancer's listener has its own table (docs/alb.md §24).
             let shown = configuration.listeners[listener]
-            return attributeList(shown.protocolName.isHTTP ? [] : ListenerConfiguration.attributeIndex.describe(shown))
+            return attributeList(ListenerConfiguration.index(shown.protocolName).describe(shown))
         case "DescribeTargetGroups": return try describeTargetGroups(form)
         case "DescribeTargetGroupAttributes":
             let group = try targetGroup(form["TargetGroupArn"])

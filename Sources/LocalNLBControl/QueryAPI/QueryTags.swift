@@ -89,6 +89,6 @@ extension ControlPlane {
         let modified = configuration.listeners.first {
             $0.loadBalancerName == listener.loadBalancerName && $0.port == listener.port
         }!
-        return attributeList(ListenerConfiguration.attributeIndex.describe(modified))
+        return attributeList(ListenerConfiguration.index(modified.protocolName).describe(modified))
     }
 }

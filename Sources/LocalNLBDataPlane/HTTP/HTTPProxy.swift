@@ -948,9 +948,9 @@ extension EventLoop {
         writer.decimal(status)
         writer.ascii(" ")
         writer.ascii(reason)
-        writer.ascii("\r\nServer: awselb/2.0\r\nDate: ")
-        writer.httpDate(now: realtimeSeconds())
-        writer.ascii("\r\nContent-Type: text/html\r\nContent-Length: ")
+        writer.ascii("\r\n")
+        writeOwnFields(&writer, session)
+        writer.ascii("Content-Type: text/html\r\nContent-Length: ")
         writer.decimal(Self.answerBodyLength(status, reason))
         if let location {
             writer.ascii("\r\nLocation: ")
@@ -1038,9 +1038,9 @@ extension EventLoop {
         writer.decimal(status)
         writer.ascii(" ")
         writer.ascii(Self.reasonPhrase(status))
-        writer.ascii("\r\nServer: awselb/2.0\r\nDate: ")
-        writer.httpDate(now: realtimeSeconds())
-        writer.ascii("\r\nContent-Type: ")
+        writer.ascii("\r\n")
+        writeOwnFields(&writer, session)
+        writer.ascii("Content-Type: ")
         writer.text(contentType ?? "text/plain")
         writer.ascii("; charset=utf-8\r\nContent-Length: ")
         writer.decimal(body.count)
@@ -1054,6 +1054,32 @@ extension EventLoop {
         session.exchangeBytesOut = -writer.count
         if !close { session.inStart += session.request.length }
         return true
+    }
+
+    /// The fields every answer of the load balancer's own starts with: `Server: awselb/2.0` (unless the
+    /// listener's `routing.http.response.server.enabled` is false), `Date`, the listener's response headers.
+    func writeOwnFields(_ writer: inout HeadWriter, _ session: HTTPSession) {
+        if session.settings.serverHeader { writer.ascii("Server: awselb/2.0\r\n") }
+        writer.ascii("Date: ")
+        writer.httpDate(now: realtimeSeconds())
+        writer.ascii("\r\n")
+        if !session.settings.addedHeaders.isEmpty {
+            session.settings.addedHeaders.withUnsafeBytes { writer.bytes($0) }
+        }
+    }
+
+    /// Whether the response field is one the listener's response headers replace (docs/alb.md §24).
+    func isReplaced(_ field: HTTPField, _ bytes: UnsafeRawBufferPointer, _ names: [[UInt8]]) -> Bool {
+        let length = Int(field.nameEnd - field.nameStart)
+        for name in names where name.count == length {
+            var same = true
+            for k in 0..<length where HTTPParser.lowercase(bytes[Int(field.nameStart) + k]) != name[k] {
+                same = false
+                break
+            }
+            if same { return true }
+        }
+        return false
     }
 
     /// The body's length: its fixed markup (92 bytes) and the status line twice.
@@ -1226,9 +1252,14 @@ extension EventLoop {
             case .upgrade where !tunnel:
                 continue
             default:
+                let names = session.settings.addedHeaderNames
+                if !names.isEmpty && isReplaced(field, bytes, names) { continue }
                 writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.valueEnd)]))
                 writer.ascii("\r\n")
             }
+        }
+        if final && !session.settings.addedHeaders.isEmpty {
+            session.settings.addedHeaders.withUnsafeBytes { writer.bytes($0) }
         }
         if final && session.stickyToken != 0 { writeStickyCookies(&writer, session, head: head, bytes: bytes) }
         if final && session.groupStickySeconds > 0 { writeGroupStickyCookies(&writer, session) }

@@ -27,6 +27,12 @@ package struct HTTPListenerSettings: Sendable {
     package var defaultAction: HTTPAction?
     /// Towards `HTTPS` target groups: the client side, with the backend policy AWS uses (no verification).
     package var backendTLS: TLSClientContext?
+    /// `routing.http.response.server.enabled`: the load balancer's own answers carry `Server: awselb/2.0`.
+    package var serverHeader = true
+    /// The listener's response headers (docs/alb.md §24), as the lines added to every response
+    /// (`Name: value\r\n` each), and their names lowercased: a target's field of one of them is replaced.
+    package var addedHeaders: [UInt8] = []
+    package var addedHeaderNames: [[UInt8]] = []
 
     package init() {}
 }
