@@ -189,6 +189,9 @@ check "X-Forwarded-For is the client (127.0.0.2), Proto http, Port the listener'
   test "$(field '[dict(d["headers"])[k] for k in ("X-Forwarded-For","X-Forwarded-Proto","X-Forwarded-Port")] + [d["peer"]]' <<< "$seen")" \
   = "['127.0.0.2', 'http', '$http', '127.0.0.1']"
 check "Host is kept as the client sent it" test "$(field 'dict(d["headers"])["Host"]' <<< "$seen")" = "127.0.0.1:$http"
+portless=$(curl -s --max-time 5 -H 'Host: app.example' "http://127.0.0.1:$http/" | field 'dict(d["headers"])["Host"]')
+check "a Host without a port gets the listener's (not 80) appended, as ALB does without preserve_host_header ($portless)" \
+  test "$portless" = "app.example:$http"
 check "X-Amzn-Trace-Id is Root=1-<8 hex seconds>-<24 hex>, the seconds now" \
   python3 -c 'import re,sys,time; m=re.fullmatch(r"Root=1-([0-9a-f]{8})-[0-9a-f]{24}", sys.argv[1]); assert m and abs(int(m.group(1),16)-time.time()) < 60' \
   "$(field 'dict(d["headers"])["X-Amzn-Trace-Id"]' <<< "$seen")"
@@ -571,6 +574,11 @@ ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
 after_drop=$(curl -s --max-time 5 -H 'X_Legacy: 1' -H 'X-Fine: 2' "http://127.0.0.1:$http/")
 check "drop_invalid_header_fields: X_Legacy reaches the target until the attribute is on, then only X-Fine does" \
   bash -c 'grep -q "X_Legacy" <<< "$0" && ! grep -q "X_Legacy" <<< "$1" && grep -q "X-Fine" <<< "$1"' "$before_drop" "$after_drop"
+
+ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
+  --attributes Key=routing.http.preserve_host_header.enabled,Value=true > /dev/null
+preserved=$(curl -s --max-time 5 -H 'Host: app.example' "http://127.0.0.1:$http/" | field 'dict(d["headers"])["Host"]')
+check "routing.http.preserve_host_header.enabled true: the Host goes as sent ($preserved)" test "$preserved" = "app.example"
 
 # Bad configuration: each named, with the fix.
 cat > "$tmp/bad.json" <<JSON

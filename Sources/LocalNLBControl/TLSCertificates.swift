@@ -210,6 +210,8 @@ extension ControlPlane {
             settings.backendTLS = try? TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
         }
         settings.serverHeader = listener.serverHeader
+        settings.appendsListenerPort =
+            !attributes.preserveHostHeader && listener.port != (listener.protocolName == .https ? 443 : 80)
         for (index, entry) in applicationResponseHeaders.enumerated()
         where !listener.responseHeaderValues[index].isEmpty {
             settings.addedHeaders += Array("\(entry.header): \(listener.responseHeaderValues[index])\r\n".utf8)

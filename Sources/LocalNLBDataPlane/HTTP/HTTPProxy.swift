@@ -1068,6 +1068,12 @@ extension EventLoop {
         }
     }
 
+    /// Whether a Host value names a port: a colon after the name (or after an IPv6 literal's `]`).
+    static func hostHasPort(_ value: UnsafeRawBufferPointer) -> Bool {
+        guard let last = value.lastIndex(of: 0x3A) else { return false }
+        return !value[last...].contains(0x5D)  // a colon inside [::1] is not a port's
+    }
+
     /// Whether the response field is one the listener's response headers replace (docs/alb.md §24).
     func isReplaced(_ field: HTTPField, _ bytes: UnsafeRawBufferPointer, _ names: [[UInt8]]) -> Bool {
         let length = Int(field.nameEnd - field.nameStart)
@@ -1157,6 +1163,15 @@ extension EventLoop {
         writer.ascii("\r\n")
         for field in head.fields where field.known == .host {
             writer.bytes(UnsafeRawBufferPointer(rebasing: bytes[Int(field.nameStart)..<Int(field.valueEnd)]))
+            if session.settings.appendsListenerPort
+                && !Self.hostHasPort(
+                    UnsafeRawBufferPointer(rebasing: bytes[Int(field.valueStart)..<Int(field.valueEnd)]))
+            {
+                // routing.http.preserve_host_header.enabled false (AWS's default): the listener's port,
+                // when it is not the scheme's own, goes on a Host that has none (docs/alb.md §16).
+                writer.ascii(":")
+                writer.decimal(Int(session.settings.port))
+            }
             writer.ascii("\r\n")
             break
         }

@@ -27,6 +27,9 @@ package struct HTTPListenerSettings: Sendable {
     package var defaultAction: HTTPAction?
     /// Towards `HTTPS` target groups: the client side, with the backend policy AWS uses (no verification).
     package var backendTLS: TLSClientContext?
+    /// `routing.http.preserve_host_header.enabled` false on a listener whose port is not its scheme's
+    /// default: the port goes on a Host that has none.
+    package var appendsListenerPort = false
     /// `routing.http.response.server.enabled`: the load balancer's own answers carry `Server: awselb/2.0`.
     package var serverHeader = true
     /// The listener's response headers (docs/alb.md §24), as the lines added to every response
