@@ -183,7 +183,13 @@ let applicationTargetGroupAttributes: [Attribute<TargetGroupConfiguration>] = [
         return "is not round_robin, least_outstanding_requests or weighted_random"
     },
     .text("load_balancing.algorithm.anomaly_mitigation", \.anomalyMitigation, default: "off") {
-        ["on", "off"].contains($0) ? nil : "is not on or off"
+        // Automatic target weights are not emulated: "on" is refused rather than kept and ignored.
+        $0 == "off"
+            ? nil
+            : $0 == "on"
+                ? "is not served yet: anomaly mitigation (automatic target weights, weighted_random only on AWS) is "
+                    + "not emulated; off is"
+                : "is not on or off"
     },
     .integer("slow_start.duration_seconds", \.slowStartSeconds, default: 0, valid: 0...900),
     .text("load_balancing.cross_zone.enabled", \.crossZone, default: "use_load_balancer_configuration") {

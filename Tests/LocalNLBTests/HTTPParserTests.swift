@@ -198,6 +198,11 @@ import Testing
             problems(
                 document(groupAttributes: #"[ { "Key": "stickiness.type", "Value": "source_ip" } ]"#)
             ).contains { $0.contains("is not lb_cookie or app_cookie") })
+        #expect(
+            problems(
+                document(
+                    groupAttributes: #"[ { "Key": "load_balancing.algorithm.anomaly_mitigation", "Value": "on" } ]"#)
+            ).contains { $0.contains("anomaly mitigation (automatic target weights") })
         // An HTTPS group: ALB re-encrypts, and checks it over HTTPS.
         #expect(
             try load(document(group: #""Protocol": "HTTPS""#)).configuration.targetGroups[0].healthCheck.protocolName
