@@ -580,6 +580,26 @@ ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
 preserved=$(curl -s --max-time 5 -H 'Host: app.example' "http://127.0.0.1:$http/" | field 'dict(d["headers"])["Host"]')
 check "routing.http.preserve_host_header.enabled true: the Host goes as sent ($preserved)" test "$preserved" = "app.example"
 
+# routing.http.x_amzn_tls_version_and_cipher_suite.enabled: the HTTPS listener's TLS version and cipher go to
+# the target, under the names the listener's attributes give them.
+ctl modify-load-balancer-attributes --load-balancer-arn "$lb_arn" \
+  --attributes Key=routing.http.x_amzn_tls_version_and_cipher_suite.enabled,Value=true > /dev/null
+# The listener's policy is AWS's default, ELBSecurityPolicy-2016-08: TLS 1.2 at most.
+tls_seen=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$https/tls-info")
+https_arn=$(ctl describe-listeners --load-balancer-arn "$lb_arn" --query "Listeners[?Port==\`$https\`].ListenerArn" --output text)
+ctl modify-listener-attributes --listener-arn "$https_arn" \
+  --attributes Key=routing.http.request.x_amzn_tls_version.header_name,Value=X-Tls-Version > /dev/null
+renamed=$(curl -s --max-time 5 --cacert "$ca" "https://localhost:$https/tls-info")
+check "X-Amzn-Tls-Version and X-Amzn-Tls-Cipher-Suite reach the target over the HTTPS listener ($(field '[h for h in d["headers"] if "Tls" in h[0]]' <<< "$tls_seen")); renamed by the listener attribute ($(field '[h for h in d["headers"] if "Tls" in h[0]]' <<< "$renamed"))" \
+  bash -c 'python3 -c "import json,sys; h=dict(json.loads(sys.argv[1])[\"headers\"]); r=dict(json.loads(sys.argv[2])[\"headers\"]); assert h[\"X-Amzn-Tls-Version\"] == \"TLSv1.2\" and h[\"X-Amzn-Tls-Cipher-Suite\"].startswith(\"ECDHE-\") and r[\"X-Tls-Version\"] == \"TLSv1.2\" and \"X-Amzn-Tls-Version\" not in r and r[\"X-Amzn-Tls-Cipher-Suite\"] == h[\"X-Amzn-Tls-Cipher-Suite\"]" "$0" "$1"' \
+  "$tls_seen" "$renamed"
+bad_name=$(ctl modify-listener-attributes --listener-arn "$https_arn" --attributes "Key=routing.http.request.x_amzn_tls_cipher_suite.header_name,Value=X Cipher" 2>&1 || true)
+check "a header name with a space is refused by name (Query API)" \
+  bash -c 'grep -q ValidationError <<< "$0" && grep -q "x_amzn_tls_cipher_suite.header_name.*is not a header name" <<< "$0"' "$bad_name"
+logged_tls=$(grep '/tls-info' "$tmp/access.jsonl" | head -1)
+check "the access log gives ssl_protocol and ssl_cipher for HTTPS requests ($(head -c 120 <<< "$logged_tls"))" \
+  python3 -c 'import json,sys; e=json.loads(sys.argv[1]); assert e["ssl_protocol"] == "TLSv1.2" and e["ssl_cipher"].startswith("ECDHE-") and e["type"] == "https", e' "$logged_tls"
+
 # Bad configuration: each named, with the fix.
 cat > "$tmp/bad.json" <<JSON
 { "LoadBalancers": [ { "Name": "alb", "Type": "application", "SubnetMappings": [ { "SubnetId": "s", "PrivateIPv4Address": "127.0.0.1" } ],

@@ -210,6 +210,9 @@ extension ControlPlane {
             settings.backendTLS = try? TLSClientContext(policy: TLSClientContext.backendPolicy(for: policy))
         }
         settings.serverHeader = listener.serverHeader
+        settings.tlsHeaders = listener.protocolName == .https && attributes.xAmznTLSVersionAndCipherSuite
+        settings.tlsVersionField = Array("\(listener.tlsVersionHeaderName): ".utf8)
+        settings.tlsCipherSuiteField = Array("\(listener.tlsCipherSuiteHeaderName): ".utf8)
         settings.appendsListenerPort =
             !attributes.preserveHostHeader && listener.port != (listener.protocolName == .https ? 443 : 80)
         for (index, entry) in applicationResponseHeaders.enumerated()

@@ -279,6 +279,25 @@ let applicationListenerAttributes: [Attribute<ListenerConfiguration>] =
         }
     }
 
+/// What is wrong with `name` as an HTTP field name, or nil.
+func headerNameProblem(_ name: String) -> String? {
+    let token = name.utf8.allSatisfy { byte in
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2D
+    }
+    return (1...40).contains(name.utf8.count) && token ? nil : "is not a header name (1-40 letters, digits and -)"
+}
+
+/// An HTTPS listener's: the HTTP listener's, and the names of the TLS headers it adds to requests.
+let secureListenerAttributes: [Attribute<ListenerConfiguration>] =
+    applicationListenerAttributes + [
+        .text(
+            "routing.http.request.x_amzn_tls_version.header_name", \.tlsVersionHeaderName,
+            default: "X-Amzn-Tls-Version", valid: headerNameProblem),
+        .text(
+            "routing.http.request.x_amzn_tls_cipher_suite.header_name", \.tlsCipherSuiteHeaderName,
+            default: "X-Amzn-Tls-Cipher-Suite", valid: headerNameProblem),
+    ]
+
 /// `LoadBalancerAttributes` of a Network Load Balancer.
 let loadBalancerAttributes: [Attribute<LoadBalancerAttributes>] = [
     .boolean("deletion_protection.enabled", \.deletionProtection, default: false),
@@ -381,10 +400,11 @@ extension TargetGroupConfiguration {
 extension ListenerConfiguration {
     package static let attributeIndex = AttributeIndex(listenerAttributes)
     package static let applicationIndex = AttributeIndex(applicationListenerAttributes)
+    package static let secureIndex = AttributeIndex(secureListenerAttributes)
 
     /// The attribute table of a listener of this protocol: an application load balancer's for HTTP and HTTPS.
     package static func index(_ transport: TransportProtocol) -> AttributeIndex<ListenerConfiguration> {
-        transport.isHTTP ? applicationIndex : attributeIndex
+        transport == .https ? secureIndex : transport.isHTTP ? applicationIndex : attributeIndex
     }
 }
 

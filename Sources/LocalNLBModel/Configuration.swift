@@ -408,6 +408,11 @@ public struct ListenerConfiguration: Sendable {
     /// An application load balancer listener's `routing.http.response.server.enabled`: its own answers
     /// carry `Server: awselb/2.0`.
     public var serverHeader = true
+    /// An HTTPS listener's names for the TLS headers (`routing.http.request.x_amzn_tls_version.header_name`,
+    /// `…x_amzn_tls_cipher_suite.header_name`), sent with its load balancer's
+    /// `routing.http.x_amzn_tls_version_and_cipher_suite.enabled`.
+    public var tlsVersionHeaderName = "X-Amzn-Tls-Version"
+    public var tlsCipherSuiteHeaderName = "X-Amzn-Tls-Cipher-Suite"
     /// An application load balancer listener's response headers, in the order of
     /// `applicationResponseHeaders` ("" for none): added to every response (docs/alb.md §24).
     public var responseHeaderValues = [String](repeating: "", count: applicationResponseHeaders.count)

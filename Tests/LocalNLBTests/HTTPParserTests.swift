@@ -173,6 +173,9 @@ import Testing
         #expect(
             refused("routing.http.response.access_control_allow_methods.header_value", "GET, FETCH", "comma-separated"))
         #expect(refused("tcp.idle_timeout.seconds", "120", "not a HTTP listener attribute"))
+        // The TLS headers' names are an HTTPS listener's.
+        #expect(refused("routing.http.request.x_amzn_tls_version.header_name", "X-V", "not a HTTP listener attribute"))
+        #expect(ListenerConfiguration.index(.https).describe(listener).count == 13)
     }
 
     @Test func whatIsNotServedIsRefusedByName() throws {

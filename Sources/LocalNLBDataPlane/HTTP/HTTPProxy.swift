@@ -10,7 +10,11 @@ import ProxyProtocol
 /// connection stays open for the next request. Every step is non-blocking; a session moves as far as
 /// its sockets let it on each event (`advance`).
 extension EventLoop {
-    func startHTTP(listenerIndex: Int, clientFD: Int32, client: IPEndpoint, node given: IPEndpoint? = nil) {
+    /// `tls`: an HTTPS listener's connection, OpenSSL's names of its version and cipher.
+    func startHTTP(
+        listenerIndex: Int, clientFD: Int32, client: IPEndpoint, node given: IPEndpoint? = nil,
+        tls: (version: UnsafePointer<CChar>?, cipher: UnsafePointer<CChar>?) = (nil, nil)
+    ) {
         guard let settings = listeners[listenerIndex].shared.http else {
             Socket.closeWithReset(clientFD)
             return
@@ -24,6 +28,7 @@ extension EventLoop {
         session.node =
             given ?? (endpoint.ip.isUnspecifiedAddress ? (Socket.localEndpoint(clientFD) ?? endpoint) : endpoint)
         session.settings = settings
+        (session.tlsVersion, session.tlsCipher) = tls
         session.clientFD = clientFD
         session.id = takeFlowID()
         flowOrder.append(id: session.id, slot: session.index, udp: false, http: true)
@@ -1176,6 +1181,15 @@ extension EventLoop {
             break
         }
         writeTraceID(&writer, session, bytes: bytes)
+        if session.settings.tlsHeaders, let version = session.tlsVersion, let cipher = session.tlsCipher {
+            // routing.http.x_amzn_tls_version_and_cipher_suite.enabled (docs/alb.md §24).
+            session.settings.tlsVersionField.withUnsafeBytes { writer.bytes($0) }
+            writer.bytes(UnsafeRawBufferPointer(start: version, count: strlen(version)))
+            writer.ascii("\r\n")
+            session.settings.tlsCipherSuiteField.withUnsafeBytes { writer.bytes($0) }
+            writer.bytes(UnsafeRawBufferPointer(start: cipher, count: strlen(cipher)))
+            writer.ascii("\r\n")
+        }
         let dropLength = head.framing == .chunked
         for field in head.fields {
             switch field.known {

@@ -30,6 +30,11 @@ package struct HTTPListenerSettings: Sendable {
     /// `routing.http.preserve_host_header.enabled` false on a listener whose port is not its scheme's
     /// default: the port goes on a Host that has none.
     package var appendsListenerPort = false
+    /// `routing.http.x_amzn_tls_version_and_cipher_suite.enabled` on an HTTPS listener: the TLS version
+    /// and cipher go to the target under these field names (each with its `: `).
+    package var tlsHeaders = false
+    package var tlsVersionField: [UInt8] = Array("X-Amzn-Tls-Version: ".utf8)
+    package var tlsCipherSuiteField: [UInt8] = Array("X-Amzn-Tls-Cipher-Suite: ".utf8)
     /// `routing.http.response.server.enabled`: the load balancer's own answers carry `Server: awselb/2.0`.
     package var serverHeader = true
     /// The listener's response headers (docs/alb.md §24), as the lines added to every response
@@ -109,6 +114,10 @@ package final class HTTPSession {
     var loggedRequest = ""
     var loggedAgent = ""
     var routedTarget: IPEndpoint?
+    /// An HTTPS listener's connection: OpenSSL's names of its TLS version and cipher (static strings
+    /// of the library, kept for the connection), nil over plain HTTP.
+    var tlsVersion: UnsafePointer<CChar>?
+    var tlsCipher: UnsafePointer<CChar>?
     /// Stickiness: the token of the target this response's cookie names, or 0 for none to set.
     var stickyToken: UInt64 = 0
     /// Target group stickiness: the group this response's `AWSALBTG` cookie names, for how long (0: none).

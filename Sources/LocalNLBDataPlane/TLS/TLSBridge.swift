@@ -381,7 +381,12 @@ extension EventLoop {
             return false
         }
         if listeners[bridge.listenerIndex].shared.http != nil {
-            startHTTP(listenerIndex: bridge.listenerIndex, clientFD: pair.1, client: bridge.client, node: bridge.node)
+            let ssl = bridge.ssl
+            startHTTP(
+                listenerIndex: bridge.listenerIndex, clientFD: pair.1, client: bridge.client, node: bridge.node,
+                tls: (
+                    ssl.flatMap { SSL_get_version($0) }, ssl.flatMap { SSL_CIPHER_get_name(SSL_get_current_cipher($0)) }
+                ))
         } else {
             startFlow(listenerIndex: bridge.listenerIndex, clientFD: pair.1, client: bridge.client, node: bridge.node)
         }
