@@ -245,13 +245,25 @@ extension EventLoop {
                 }
             }
         }
-        // 5. Load balancer → client: a staged head, then the response body.
+        // 5. Load balancer → client: a staged head, then the response body; the head of a target's
+        // response and the body bytes already here go in one call.
         if !session.stageToTarget && session.stageEnd > session.stageStart {
-            switch IO.send(
-                session.clientFD, from: session.stage + session.stageStart, count: session.stageEnd - session.stageStart
-            )
-            {
-            case .moved(let n):
+            let staged = session.stageEnd - session.stageStart
+            let body = session.responsePhase == .body ? responseBytesAvailable(session) : 0
+            let sent =
+                body > 0
+                ? IO.send(
+                    session.clientFD, session.stage + session.stageStart, count: staged,
+                    then: session.responseBuffer + session.responseStart, count: body)
+                : IO.send(session.clientFD, from: session.stage + session.stageStart, count: staged)
+            switch sent {
+            case .moved(let total):
+                let n = min(total, staged)
+                if total > n {
+                    session.responseStart += total - n
+                    session.exchangeBytesOut += total - n
+                    consumedResponseBody(session, total - n)
+                }
                 session.stageStart += n
                 session.exchangeBytesOut += n
                 progressed = true

@@ -40,6 +40,23 @@ package enum IO {
         transfer { Glibc.send(fd, buffer, count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// sendmsg(2) of two buffers in one call, without SIGPIPE: a response head staged by the load balancer
+    /// and the first of the body behind it, one system call where two sends would be.
+    @inline(__always)
+    package static func send(
+        _ fd: Int32, _ first: UnsafeRawPointer, count firstCount: Int, then second: UnsafeRawPointer,
+        count secondCount: Int
+    ) -> Transfer {
+        withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vectors in
+            vectors[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: first), iov_len: firstCount)
+            vectors[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: second), iov_len: secondCount)
+            var message = msghdr()
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = 2
+            return transfer { Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL)) }
+        }
+    }
+
     /// What a datagram on a connected UDP socket did: an ICMP port unreachable from the peer shows as
     /// ECONNREFUSED on the socket's next call.
     package enum DatagramSend { case sent, dropped, refused }
