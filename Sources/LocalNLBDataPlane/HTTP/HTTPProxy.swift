@@ -622,23 +622,53 @@ extension EventLoop {
         return nodes.lazy.flatMap(\.addresses).first { $0.isIPv6 == family.isIPv6 } ?? session.node.ip
     }
 
-    /// Takes an idle connection to `target` from the loop's pool (one the target has not closed).
+    static let idleTarget: Int32 = -1
+    static let closedIdleTarget: Int32 = -2
+
+    /// An event of a target connection: to the session using it; for one idle in the pool, a hang-up
+    /// is noted, so it is not taken again.
+    func httpTargetEvent(fd: Int32, events: UInt32) {
+        guard fd >= 0, Int(fd) < httpTargetOwners.count else { return }
+        let owner = httpTargetOwners[Int(fd)]
+        if owner >= 0 {
+            let session = httpSessions[Int(owner)]
+            guard session.inUse, session.targetFD == fd else { return }
+            httpEvent(session, events: events, fromTarget: true)
+        } else if events & (CLNB_EPOLLRDHUP | CLNB_EPOLLHUP | CLNB_EPOLLERR) != 0 {
+            httpTargetOwners[Int(fd)] = Self.closedIdleTarget
+        }
+    }
+
+    /// Marks who uses target connection `fd` (a session's index, or one of the idle marks).
+    func setTargetOwner(_ fd: Int32, _ owner: Int32) {
+        let slot = Int(fd)
+        if slot >= httpTargetOwners.count {
+            // Grown now and then, never per request: descriptors are reused lowest first.
+            httpTargetOwners += repeatElement(Self.idleTarget, count: slot + 64 - httpTargetOwners.count)
+        }
+        httpTargetOwners[slot] = owner
+    }
+
+    /// Closes a target connection the loop holds (a session's, or one of the pool's).
+    func closeTargetDescriptor(_ fd: Int32) {
+        if Int(fd) < httpTargetOwners.count { httpTargetOwners[Int(fd)] = Self.idleTarget }
+        closeDescriptor(fd)
+    }
+
+    /// Takes an idle connection to `target` from the loop's pool (one the target has not closed). It is
+    /// still in the epoll set: its events come to the session from now on. One idle past 200 ms is
+    /// peeked at as well, in case its hang-up has not been read yet.
     func reuseIdleTarget(_ session: HTTPSession, targetIndex: Int, target: IPEndpoint) -> Bool {
         guard httpPool.count > 0 else { return false }
         let key = HTTPTargetPool.Key(target: target, source: sourceAddress(session, towards: target))
-        while let fd = httpPool.take(key) {
-            if Socket.closedByPeer(fd) {
-                closeDescriptor(fd)
+        while let (fd, since) = httpPool.take(key) {
+            if httpTargetOwners[Int(fd)] == Self.closedIdleTarget
+                || (now &- since > Self.idleCheckNanoseconds && Socket.closedByPeer(fd))
+            {
+                closeTargetDescriptor(fd)
                 continue
             }
-            let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
-            guard
-                (try? poller.add(fd, events: interest, token: token(.httpTarget, session.index, session.generation)))
-                    != nil
-            else {
-                closeDescriptor(fd)
-                continue
-            }
+            setTargetOwner(fd, Int32(session.index))
             session.targetFD = fd
             session.targetReadable = true
             session.targetHungUp = false
@@ -706,11 +736,11 @@ extension EventLoop {
         }
         let interest = CLNB_EPOLLIN | CLNB_EPOLLOUT | CLNB_EPOLLRDHUP | CLNB_EPOLLET
         do {
-            try poller.add(
-                session.targetFD, events: interest, token: token(.httpTarget, session.index, session.generation))
+            try poller.add(session.targetFD, events: interest, token: token(.httpTarget, Int(session.targetFD), 0))
         } catch {
             return _ = answerTargetFailure(session, status: 502)
         }
+        setTargetOwner(session.targetFD, Int32(session.index))
     }
 
     /// Gives the target connection back to the loop's pool when it is between exchanges and the target
@@ -720,8 +750,11 @@ extension EventLoop {
         guard session.targetReusable, !session.targetEOF, !session.targetConnecting, session.responsePhase == .idle,
             let key = session.targetKey
         else { return closeTarget(session) }
-        poller.remove(session.targetFD)
-        if !httpPool.put(key, session.targetFD, now: now) { closeDescriptor(session.targetFD) }
+        if httpPool.put(key, session.targetFD, now: now) {
+            setTargetOwner(session.targetFD, Self.idleTarget)  // stays in the epoll set while it waits
+        } else {
+            closeTargetDescriptor(session.targetFD)
+        }
         session.targetFD = -1
         session.targetIndex = -1
         session.targetReusable = false
@@ -729,7 +762,7 @@ extension EventLoop {
 
     func closeTarget(_ session: HTTPSession) {
         guard session.targetFD >= 0 else { return }
-        closeDescriptor(session.targetFD)
+        closeTargetDescriptor(session.targetFD)
         session.targetFD = -1
         session.targetIndex = -1
         session.targetConnecting = false
@@ -1469,7 +1502,7 @@ extension EventLoop {
     /// Sessions idle past their load balancer's idle timeout close; one waiting on its target that long
     /// gets a 504 first.
     func expireHTTPSessions() {
-        httpPool.expire(now: now, close: closeDescriptor)
+        httpPool.expire(now: now, close: closeTargetDescriptor)
         guard liveHTTPSessions > 0 else { return }
         for session in httpSessions where session.inUse && session.lingering && now >= session.lingerDeadline {
             endHTTP(session, resetClient: false)
@@ -1501,7 +1534,7 @@ extension EventLoop {
 
     func closeHTTPSessions() {
         for session in httpSessions where session.inUse { endHTTP(session, resetClient: true) }
-        httpPool.closeAll(closeDescriptor)
+        httpPool.closeAll(closeTargetDescriptor)
     }
 }
 

@@ -17,11 +17,11 @@ struct HTTPTargetPool {
     /// An idle connection older than this is closed: the target may have forgotten it.
     static let idleNanoseconds: UInt64 = 60_000_000_000
 
-    /// The most recently used idle connection to `key`, if any.
-    mutating func take(_ key: Key) -> Int32? {
+    /// The most recently used idle connection to `key`, if any, and since when it has waited.
+    mutating func take(_ key: Key) -> (fd: Int32, since: UInt64)? {
         guard let last = idle[key]?.popLast() else { return nil }
         count -= 1
-        return last.fd
+        return last
     }
 
     /// Keeps `fd`; false when the pool for `key` is full (the caller closes it).

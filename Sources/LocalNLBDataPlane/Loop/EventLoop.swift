@@ -145,6 +145,10 @@ package final class EventLoop {
     var httpSessions = Slab<HTTPSession>()
     var liveHTTPSessions = 0
     var httpPool = HTTPTargetPool()
+    /// Target connections stay in the epoll set from connect to close, their events keyed by descriptor:
+    /// the session using it (its index), `idleTarget` while it waits in the pool, `closedIdleTarget` once
+    /// the target has hung up on it there. Taking it from the pool and giving it back costs no system call.
+    var httpTargetOwners: [Int32] = []
     var traceRandomState: UInt64 = 0
     /// Target address → the source the kernel's routing picks for it (nil: no route), asked again
     /// each tick. A flow whose node address is that source needs no bind.
@@ -239,10 +243,12 @@ package final class EventLoop {
             let bridge = tlsBridges[index]
             guard bridge.inUse, bridge.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
             tlsEvent(bridge, events: events, fromPlain: EventToken.kind(token) == Kind.tlsPlain.rawValue)
-        case .httpClient, .httpTarget:
+        case .httpClient:
             let session = httpSessions[index]
             guard session.inUse, session.generation & 0xFF_FFFF == EventToken.generation(token) else { return }
-            httpEvent(session, events: events, fromTarget: EventToken.kind(token) == Kind.httpTarget.rawValue)
+            httpEvent(session, events: events, fromTarget: false)
+        case .httpTarget:
+            httpTargetEvent(fd: Int32(index), events: events)
         case .udpListener:
             receiveDatagrams(listenerIndex: index)
         case .udpTarget:
