@@ -451,6 +451,75 @@ def application_load_balancer(admin, target_port):
           f"{wrong_protocol} {wrong_group} {bad_mode} {changed} {differing[:1]}")
 
 
+def weighted_target_groups(admin, targets):
+    """A network load balancer's weighted target groups (November 2025): new flows split by weight, each
+    flow staying with its group when the weights move; per-group metrics show the split; AWS's refusals."""
+    elb = boto3.client("elbv2", endpoint_url=f"http://127.0.0.1:{admin}", region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    lb = elb.create_load_balancer(Name="weighted", Type="network", Subnets=["subnet-weighted"])["LoadBalancers"][0]
+    node = lb["AvailabilityZones"][0]["LoadBalancerAddresses"][0]["IpAddress"]
+    blue, green = [elb.create_target_group(Name=name, Protocol="TCP", Port=port, TargetType="ip")["TargetGroups"][0][
+        "TargetGroupArn"] for name, port in [("blue", targets[0]), ("green", targets[1])]]
+    for arn, port in [(blue, targets[0]), (green, targets[1])]:
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": port}])
+    port = free_port()
+    def forward(weights, **extra):
+        return [{"Type": "forward", "ForwardConfig": dict({"TargetGroups": [
+            {"TargetGroupArn": blue, "Weight": weights[0]}, {"TargetGroupArn": green, "Weight": weights[1]}]}, **extra)}]
+    listener = elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="TCP", Port=port,
+                                   DefaultActions=forward((3, 1)))["Listeners"][0]
+    seen = [get_through(port, node).get("target") for _ in range(40)]
+    def new_flows():
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        counts = {}
+        for line in text.splitlines():
+            for name in ("blue", "green"):
+                if line.startswith(f'localnlb_new_flow_count_total{{load_balancer="weighted",target_group="{name}"}}'):
+                    counts[name] = int(float(line.split()[-1]))
+        return counts
+    split = new_flows()
+    # Blue/green: every new flow to blue, a flow held open there, then all weight to green.
+    elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((1, 0)))
+    held = socket.create_connection((node, port), 5)
+    elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((0, 1)))
+    after = [get_through(port, node).get("target") for _ in range(6)]
+    held.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = b""
+    while chunk := held.recv(65536):
+        data += chunk
+    held.close()
+    held_target = json.loads(data.split(b"\r\n\r\n", 1)[1]).get("target")
+    described = elb.describe_listeners(ListenerArns=[listener["ListenerArn"]])["Listeners"][0]["DefaultActions"][0]
+    bytes_differ = ctl_differences(admin, [["describe-listeners", "--listener-arns", listener["ListenerArn"]]])
+    too_heavy = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((1000, 1))))
+    all_zero = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((0, 0))))
+    sticky = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward(
+        (1, 1), TargetGroupStickinessConfig={"Enabled": True, "DurationSeconds": 60})))
+    udp = elb.create_target_group(Name="weighted-udp", Protocol="UDP", Port=targets[1], TargetType="ip")[
+        "TargetGroups"][0]["TargetGroupArn"]
+    to_udp = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[
+        {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": blue, "Weight": 1},
+                                                                {"TargetGroupArn": udp, "Weight": 1}]}}]))
+    still = [get_through(port, node).get("target") for _ in range(3)]
+    check("weighted target groups on an NLB: create_listener with ForwardConfig 3:1 splits 40 new flows "
+          f"({seen.count('a')}:{seen.count('b')}), per-group new_flow_count_total shows it ({split}); weights moved to "
+          "0:1 send every new flow to green while a flow opened on blue stays there; describe_listeners shows the "
+          "weights, ctl prints the AWS CLI's bytes; weight 1000, all-zero weights and group "
+          "stickiness are ValidationError, a UDP group IncompatibleProtocols, and the listener still serves",
+          20 <= seen.count("a") <= 38 and seen.count("a") + seen.count("b") == 40
+          and split == {"blue": seen.count("a"), "green": seen.count("b")} and after == ["b"] * 6 and held_target == "a"
+          and [g["Weight"] for g in described["ForwardConfig"]["TargetGroups"]] == [0, 1] and not bytes_differ
+          and too_heavy == "ValidationError" and all_zero == "ValidationError"
+          and sticky == "ValidationError" and to_udp == "IncompatibleProtocols" and still == ["b"] * 3,
+          f"{seen} {split} {after} {held_target} {described} {bytes_differ[:1]} {too_heavy} {all_zero} {sticky} "
+          f"{to_udp} {still}")
+    elb.delete_listener(ListenerArn=listener["ListenerArn"])
+    elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+    for arn in (blue, green, udp):
+        elb.delete_target_group(TargetGroupArn=arn)
+
+
 def mutual_tls(admin, lb_arn, target_port, scratch):
     """Mutual TLS in verify mode: a trust store from a CA bundle (openssl made), a listener that admits
     only clients whose certificate chains to it."""
@@ -1133,6 +1202,7 @@ def main():
         acm, kept_certificates = certificates_and_tls(persist_admin, kept_lb, targets[0], scratch)
         mutual_tls(persist_admin, kept_lb, targets[0], scratch)
         application_load_balancer(persist_admin, targets[0])
+        weighted_target_groups(persist_admin, targets)
         check("a target group serves one network load balancer: TargetGroupAssociationLimit",
               error_code(lambda: client.create_listener(
                   LoadBalancerArn=second["LoadBalancerArn"], Protocol="TCP", Port=free_port(),

@@ -223,6 +223,9 @@ package final class ControlPlane {
                 opened.http = httpSettings(listener, in: configuration) { name in
                     groups.firstIndex { $0.configuration.name == name }
                 }
+                (opened.weighted, opened.weightTotal) = weightedGroups(listener) { name in
+                    groups.firstIndex { $0.configuration.name == name }
+                }
             } catch {
                 fds.forEach(closeDescriptor)
                 throw error

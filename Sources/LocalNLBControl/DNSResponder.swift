@@ -196,8 +196,15 @@ extension ControlPlane {
     func healthyZones(_ index: Int) -> Set<String> {
         let balancer = configuration.loadBalancers[index]
         let zones = configuration.zones(of: balancer)
+        // A network listener's weighted forward: the groups that take new flows (weight above 0); a group
+        // drained to weight 0 in a blue/green shift does not take its zones out of DNS.
         let attached = Set(
-            configuration.listeners.filter { $0.loadBalancerName == balancer.name }.map(\.targetGroupName))
+            configuration.listeners.filter { $0.loadBalancerName == balancer.name }.flatMap { listener in
+                if !listener.protocolName.isHTTP, case .weightedForward(let weighted, _)? = listener.defaultAction {
+                    return weighted.filter { $0.weight > 0 }.map(\.name)
+                }
+                return [listener.targetGroupName]
+            })
         let members = groups.indices.filter { !groups[$0].removed && attached.contains(groups[$0].configuration.name) }
         return zones.filter { zone in members.allSatisfy { isHealthy($0, in: zone) } }
     }

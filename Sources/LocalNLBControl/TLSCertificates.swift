@@ -231,6 +231,19 @@ extension ControlPlane {
         return settings
     }
 
+    /// A network load balancer listener's weighted forward as the loops take it (groups by index, their
+    /// weights' sum), or no groups for a listener with one group (or an application load balancer's).
+    func weightedGroups(_ listener: ListenerConfiguration, _ groupIndex: (String) -> Int?) -> (
+        [(index: Int, weight: Int)], Int
+    ) {
+        guard !listener.protocolName.isHTTP, case .weightedForward(let weighted, _)? = listener.defaultAction else {
+            return ([], 0)
+        }
+        let groups = weighted.compactMap { entry in groupIndex(entry.name).map { (index: $0, weight: entry.weight) } }
+        guard groups.count == weighted.count else { return ([], 0) }
+        return (groups, groups.map(\.weight).reduce(0, +))
+    }
+
     /// A rule's (or a default) action as the loops take it: target groups by index; nil when a group it
     /// names is not there (the model checked that it is).
     func compiled(_ action: RuleAction, _ groupIndex: (String) -> Int?) -> HTTPAction? {

@@ -449,7 +449,22 @@ extension Configuration {
             let allowed = balancer.type == .application ? "HTTPS, HTTP" : "TCP_UDP, UDP, TLS, TCP"
             throw .validation("Listener protocol '\(listener.protocolName.rawValue)' must be one of '\(allowed)'")
         }
-        if let action = listener.defaultAction {
+        if let action = listener.defaultAction, !listener.protocolName.isHTTP {
+            // A network load balancer's weighted forward: each group suits the listener, serves this
+            // load balancer only, and exists (docs/target-groups.md §9).
+            guard case .weightedForward(_, 0) = action else {
+                throw APIError(
+                    code: "InvalidConfigurationRequest",
+                    message: "Target group stickiness is not emulated on a Network Load Balancer yet; each flow "
+                        + "stays with the target group it started in")
+            }
+            for name in action.targetGroupNames.dropFirst() {
+                var single = listener
+                single.targetGroupName = name
+                single.defaultAction = nil
+                try checkAssociation(single)
+            }
+        } else if let action = listener.defaultAction {
             // A redirect, a fixed response, or a weighted forward: each group of it must suit the listener.
             try checkRuleAction(action)
             if listener.targetGroupName.isEmpty { return }

@@ -362,7 +362,15 @@ package struct ConfigReader {
                     }
                 }
                 for name in listener.defaultAction?.targetGroupNames.dropFirst() ?? [] {
-                    if let group = groups.first(where: { $0.name == name }) {
+                    if let group = groups.first(where: { $0.name == name }), !listener.protocolName.isHTTP {
+                        if !listener.protocolName.groupProtocols.contains(group.protocolName) {
+                            error(
+                                path + ".DefaultActions[0]",
+                                "a \(listener.protocolName.rawValue) listener forwards to a "
+                                    + listener.protocolName.groupProtocols.map(\.rawValue).joined(separator: " or ")
+                                    + " target group; \(group.name) is \(group.protocolName.rawValue)")
+                        }
+                    } else if let group = groups.first(where: { $0.name == name }) {
                         if !group.protocolName.isHTTP {
                             error(
                                 path + ".DefaultActions[0]",
@@ -710,6 +718,29 @@ package struct ConfigReader {
                     }
                 } else if items.count != 1 {
                     error(path + ".DefaultActions", "needs exactly one action, found \(items.count)")
+                }
+            }
+        } else if let value = object["DefaultActions"], case .array(let items) = value, items.count == 1,
+            case .object(let fields) = items[0], fields["ForwardConfig"] != nil
+        {
+            // A network load balancer's weighted target groups (docs/target-groups.md §9): a forward by
+            // ForwardConfig, each new flow to one group by weight.
+            if let action = action(items[0], path + ".DefaultActions[0]") {
+                switch action {
+                case .forward(let name):
+                    groupName = name
+                case .weightedForward(_, let stickySeconds) where stickySeconds > 0:
+                    error(
+                        path + ".DefaultActions[0].ForwardConfig.TargetGroupStickinessConfig",
+                        "Enabled true: target group stickiness is not emulated on a Network Load Balancer yet; "
+                            + "each flow stays with the group it started in")
+                case .weightedForward:
+                    applicationDefault = action
+                    groupName = action.targetGroupNames.first ?? ""
+                default:
+                    error(
+                        path + ".DefaultActions[0].Type",
+                        "\"\(action.type)\" is not forward (the only action of a Network Load Balancer)")
                 }
             }
         } else {

@@ -174,6 +174,38 @@ import Testing
         #expect(try load(json).configuration.listeners[0].certificateArns == listener.certificateArns)  // stable
     }
 
+    /// The CDK's `NetworkListenerAction.weightedForward`: a listener's ForwardConfig over two TCP groups,
+    /// each a Ref; weights and the groups read back, and what AWS refuses named by the resource.
+    @Test func aWeightedForwardOfTheCDKLoads() throws {
+        func template(_ forward: String, second: String = #""Protocol": "TCP""#) -> String {
+            """
+            { "Resources": {
+                "Lb": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": { "Type": "network",
+                    "Subnets": ["subnet-a"] } },
+                "Blue": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 80, "Protocol": "TCP",
+                    "TargetType": "ip" } },
+                "Green": { "Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": { "Port": 81, \(second),
+                    "TargetType": "ip" } },
+                "Listener": { "Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
+                    "LoadBalancerArn": { "Ref": "Lb" }, "Port": 80, "Protocol": "TCP",
+                    "DefaultActions": [ { "Type": "forward", "ForwardConfig": \(forward) } ] } } } }
+            """
+        }
+        let groups =
+            #"{ "TargetGroups": [ { "TargetGroupArn": { "Ref": "Blue" }, "Weight": 90 }, { "TargetGroupArn": { "Ref": "Green" }, "Weight": 10 } ] }"#
+        let listener = try #require(try load(template(groups)).configuration.listeners.first)
+        #expect(
+            listener.defaultAction
+                == .weightedForward([.init(name: "Blue", weight: 90), .init(name: "Green", weight: 10)]))
+        #expect(listener.targetGroupName == "Blue")
+        #expect(problems(template(groups, second: #""Protocol": "UDP""#)).contains { $0.contains("Green is UDP") })
+        let sticky = groups.replacingOccurrences(
+            of: "] }", with: #"], "TargetGroupStickinessConfig": { "Enabled": true, "DurationSeconds": 60 } }"#)
+        #expect(problems(template(sticky)).contains { $0.contains("not emulated on a Network Load Balancer yet") })
+        let zero = groups.replacingOccurrences(of: "90", with: "0").replacingOccurrences(of: "10 }", with: "0 }")
+        #expect(problems(template(zero)).contains { $0.contains("every weight is 0") })
+    }
+
     /// A trust store made in the template, its Ref the ARN a listener's MutualAuthentication names; an S3
     /// key that is no local path is named, with what localnlb reads instead.
     @Test func aTrustStoreOfTheTemplateLoads() throws {

@@ -111,6 +111,42 @@ import Testing
         }
     }
 
+    /// A weighted forward (docs/target-groups.md §3): the group at weight 0 takes no flows, so its targets
+    /// failing their checks keep no zone out of DNS; the zone is healthy once the weighted group is.
+    @Test func aGroupAtWeightZeroKeepsNoZoneOutOfDNS() throws {
+        // Ports nothing listens on yet: blue's target refuses every check; green's comes up later.
+        func freePort(_ ip: IPAddress) throws -> UInt16 {
+            let fd = try Socket.listen(on: IPEndpoint(ip: ip, port: 0))
+            defer { closeDescriptor(fd) }
+            return Socket.localEndpoint(fd)!.port
+        }
+        let loopback = IPAddress.v4(IPv4Address(127, 0, 0, 1))
+        let (bluePort, greenPort, listenerPort) = (
+            try freePort(loopback), try freePort(loopback), try freePort(Self.zoneA)
+        )
+        let json = """
+            { "LoadBalancer": { "Name": "w", "SubnetMappings": [ { "SubnetId": "subnet-a", "PrivateIPv4Address": "127.0.1.1" } ] },
+              "Subnets": [ { "SubnetId": "subnet-a", "AvailabilityZone": "us-east-1a", "CidrBlock": "127.0.1.0/24" } ],
+              "Listeners": [ { "Port": \(listenerPort), "DefaultActions": [ { "Type": "forward", "ForwardConfig": { "TargetGroups": [
+                { "TargetGroupName": "blue", "Weight": 0 }, { "TargetGroupName": "green", "Weight": 1 } ] } } ] } ],
+              "TargetGroups": [
+                { "Name": "blue", "Port": \(bluePort), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1", "AvailabilityZone": "all" } ] },
+                { "Name": "green", "Port": \(greenPort), "TargetType": "ip", "Targets": [ { "Id": "127.0.0.1", "AvailabilityZone": "all" } ] } ] }
+            """
+        let lb = try RunningBalancer(try load(json).configuration, timeScale: 0.02)
+        defer { lb.stop() }
+        Thread.sleep(forTimeInterval: 0.5)
+        // Green comes up (a listening socket passes a TCP check); blue stays down.
+        let greenUp = try Socket.listen(on: IPEndpoint(ip: loopback, port: greenPort))
+        defer { closeDescriptor(greenUp) }
+        var healthy = false
+        for _ in 0..<200 where !healthy {
+            Thread.sleep(forTimeInterval: 0.05)
+            healthy = lb.logLines.contains { $0.contains("load balancer w: zone us-east-1a healthy") }
+        }
+        #expect(healthy, "\(lb.logLines.filter { $0.contains("zone") || $0.contains("→") })")
+    }
+
     /// Health checks take turns from each node's address: the target sees every node probing it.
     @Test func everyNodeProbesTheTarget() throws {
         let server = try TestServer(on: .v4(IPv4Address(127, 0, 1, 10)))

@@ -7,10 +7,24 @@ import ProxyProtocol
 /// or the node's), connect, and put the PROXY header first in line.
 extension EventLoop {
 
+    /// The group a new flow of the listener goes to: its one group, or one of its weighted forward's
+    /// groups, drawn by weight (docs/target-groups.md §3). The flow stays with it.
+    @inline(__always)
+    func flowGroupIndex(_ listenerIndex: Int) -> Int {
+        let total = listeners[listenerIndex].shared.weightTotal
+        guard total > 0 else { return listeners[listenerIndex].shared.groupIndex }
+        var draw = Int(nextTraceRandom() % UInt64(total))
+        for entry in listeners[listenerIndex].shared.weighted {
+            if draw < entry.weight { return entry.index }
+            draw -= entry.weight
+        }
+        return listeners[listenerIndex].shared.groupIndex
+    }
+
     /// `node`: where the client connected, when `clientFD` cannot say (a TLS flow's local socket pair).
     func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint, node given: IPEndpoint? = nil) {
         // The listener's fields as locals: a copy of the whole listener would retain its arrays per flow.
-        let groupIndex = listeners[listenerIndex].shared.groupIndex
+        let groupIndex = flowGroupIndex(listenerIndex)
         let listenerEndpoint = listeners[listenerIndex].shared.endpoint
         let id = takeFlowID()
         groupMetrics[groupIndex].newFlowCount += 1

@@ -30,6 +30,10 @@ package struct Listener: Sendable {
     package var backendTLS: TLSClientContext?
     /// An Application Load Balancer's listener: its clients speak HTTP to the loop's proxy.
     package var http: HTTPListenerSettings?
+    /// A network load balancer listener's weighted forward (docs/target-groups.md §3): each new flow to
+    /// one of these groups by weight; `weightTotal` 0: every flow to `groupIndex`.
+    package var weighted: [(index: Int, weight: Int)] = []
+    package var weightTotal = 0
 
     package var isOpen: Bool { !loopFDs.isEmpty }
 
