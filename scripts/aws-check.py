@@ -494,8 +494,14 @@ def weighted_target_groups(admin, targets):
     bytes_differ = ctl_differences(admin, [["describe-listeners", "--listener-arns", listener["ListenerArn"]]])
     too_heavy = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((1000, 1))))
     all_zero = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((0, 0))))
-    sticky = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward(
-        (1, 1), TargetGroupStickinessConfig={"Enabled": True, "DurationSeconds": 60})))
+    # Target group stickiness: one client address stays with the group of its first flow, weights 1:1.
+    sticky_described = elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward(
+        (1, 1), TargetGroupStickinessConfig={"Enabled": True, "DurationSeconds": 60}))["Listeners"][0][
+        "DefaultActions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"]
+    stuck = [get_through(port, node).get("target") for _ in range(12)]
+    no_duration = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward(
+        (1, 1), TargetGroupStickinessConfig={"Enabled": True})))
+    elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=forward((0, 1)))
     udp = elb.create_target_group(Name="weighted-udp", Protocol="UDP", Port=targets[1], TargetType="ip")[
         "TargetGroups"][0]["TargetGroupArn"]
     to_udp = error_code(lambda: elb.modify_listener(ListenerArn=listener["ListenerArn"], DefaultActions=[
@@ -505,15 +511,17 @@ def weighted_target_groups(admin, targets):
     check("weighted target groups on an NLB: create_listener with ForwardConfig 3:1 splits 40 new flows "
           f"({seen.count('a')}:{seen.count('b')}), per-group new_flow_count_total shows it ({split}); weights moved to "
           "0:1 send every new flow to green while a flow opened on blue stays there; describe_listeners shows the "
-          "weights, ctl prints the AWS CLI's bytes; weight 1000, all-zero weights and group "
-          "stickiness are ValidationError, a UDP group IncompatibleProtocols, and the listener still serves",
+          "weights, ctl prints the AWS CLI's bytes; with TargetGroupStickinessConfig (60 s) 12 flows of one client "
+          "stay with one group at 1:1; weight 1000, all-zero weights and stickiness without DurationSeconds are "
+          "ValidationError, a UDP group IncompatibleProtocols, and the listener still serves",
           20 <= seen.count("a") <= 38 and seen.count("a") + seen.count("b") == 40
           and split == {"blue": seen.count("a"), "green": seen.count("b")} and after == ["b"] * 6 and held_target == "a"
           and [g["Weight"] for g in described["ForwardConfig"]["TargetGroups"]] == [0, 1] and not bytes_differ
           and too_heavy == "ValidationError" and all_zero == "ValidationError"
-          and sticky == "ValidationError" and to_udp == "IncompatibleProtocols" and still == ["b"] * 3,
-          f"{seen} {split} {after} {held_target} {described} {bytes_differ[:1]} {too_heavy} {all_zero} {sticky} "
-          f"{to_udp} {still}")
+          and sticky_described == {"Enabled": True, "DurationSeconds": 60} and len(set(stuck)) == 1
+          and no_duration == "ValidationError" and to_udp == "IncompatibleProtocols" and still == ["b"] * 3,
+          f"{seen} {split} {after} {held_target} {described} {bytes_differ[:1]} {too_heavy} {all_zero} "
+          f"{sticky_described} {stuck} {no_duration} {to_udp} {still}")
     elb.delete_listener(ListenerArn=listener["ListenerArn"])
     elb.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
     for arn in (blue, green, udp):

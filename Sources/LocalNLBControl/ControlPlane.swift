@@ -78,6 +78,9 @@ package final class ControlPlane {
     var publishedFingerprint = 0
     /// Each target's registration, state and reason as the event log last told them, by group.
     var loggedTargets: [[LoggedTarget]] = []
+    /// Each network listener's target group stickiness table, by load balancer and port: kept while the
+    /// listener is, whatever republishes it.
+    var groupStickiness: [String: GroupStickyTable] = [:]
     /// When this load balancer was made (`CreatedTime`).
     let createdTime = rfc3339Now()
     /// When each load balancer the API created was created (those of the file: `createdTime`).
@@ -223,9 +226,7 @@ package final class ControlPlane {
                 opened.http = httpSettings(listener, in: configuration) { name in
                     groups.firstIndex { $0.configuration.name == name }
                 }
-                (opened.weighted, opened.weightTotal) = weightedGroups(listener) { name in
-                    groups.firstIndex { $0.configuration.name == name }
-                }
+                applyWeights(&opened, listener) { name in groups.firstIndex { $0.configuration.name == name } }
             } catch {
                 fds.forEach(closeDescriptor)
                 throw error

@@ -177,9 +177,7 @@ extension ControlPlane {
                 listeners[index].tls = contexts[match.configIndex]
                 listeners[index].backendTLS = backends[match.configIndex]
                 listeners[index].http = httpSettings(new.listeners[match.configIndex], in: new) { groupIndex[$0] }
-                (listeners[index].weighted, listeners[index].weightTotal) = weightedGroups(
-                    new.listeners[match.configIndex]
-                ) { groupIndex[$0] }
+                applyWeights(&listeners[index], new.listeners[match.configIndex]) { groupIndex[$0] }
             } else {
                 logListener(listeners[index], opened: false)
                 retired += listeners[index].loopFDs
@@ -199,7 +197,7 @@ extension ControlPlane {
             listener.tls = contexts[configIndex]
             listener.backendTLS = backends[configIndex]
             listener.http = httpSettings(new.listeners[configIndex], in: new) { groupIndex[$0] }
-            (listener.weighted, listener.weightTotal) = weightedGroups(new.listeners[configIndex]) { groupIndex[$0] }
+            applyWeights(&listener, new.listeners[configIndex]) { groupIndex[$0] }
             listeners.append(listener)
             logListener(listeners[listeners.count - 1], opened: true)
         }

@@ -232,16 +232,23 @@ extension ControlPlane {
     }
 
     /// A network load balancer listener's weighted forward as the loops take it (groups by index, their
-    /// weights' sum), or no groups for a listener with one group (or an application load balancer's).
-    func weightedGroups(_ listener: ListenerConfiguration, _ groupIndex: (String) -> Int?) -> (
-        [(index: Int, weight: Int)], Int
+    /// weights' sum, the group stickiness scaled), or no groups for a listener with one group (or an
+    /// application load balancer's).
+    func applyWeights(
+        _ opened: inout Listener, _ listener: ListenerConfiguration, _ groupIndex: (String) -> Int?
     ) {
-        guard !listener.protocolName.isHTTP, case .weightedForward(let weighted, _)? = listener.defaultAction else {
-            return ([], 0)
-        }
+        (opened.weighted, opened.weightTotal, opened.groupStickyNanoseconds) = ([], 0, 0)
+        guard !listener.protocolName.isHTTP, case .weightedForward(let weighted, let sticky)? = listener.defaultAction
+        else { return }
         let groups = weighted.compactMap { entry in groupIndex(entry.name).map { (index: $0, weight: entry.weight) } }
-        guard groups.count == weighted.count else { return ([], 0) }
-        return (groups, groups.map(\.weight).reduce(0, +))
+        guard groups.count == weighted.count else { return }
+        (opened.weighted, opened.weightTotal) = (groups, groups.map(\.weight).reduce(0, +))
+        guard sticky > 0 else { return }
+        let key = "\(listener.loadBalancerName):\(listener.port)"
+        let table = groupStickiness[key] ?? GroupStickyTable()
+        groupStickiness[key] = table
+        opened.groupStickiness = table
+        opened.groupStickyNanoseconds = UInt64(Double(sticky) * options.timeScale * 1e9)
     }
 
     /// A rule's (or a default) action as the loops take it: target groups by index; nil when a group it

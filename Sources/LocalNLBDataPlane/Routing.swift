@@ -22,6 +22,31 @@ package final class StickyTable: Sendable {
     package init() {}
 }
 
+/// A network load balancer listener's target group stickiness (docs/target-groups.md §3): the group each
+/// client address last started a flow in, and until when it stays there. Shared by the loops (locked
+/// only when the listener has group stickiness) and kept across republishes of the listener.
+package final class GroupStickyTable: Sendable {
+    private let groups = Mutex<[IPAddress: (group: Int, until: UInt64)]>([:])
+
+    /// The group `client` is kept on at `now`, if any; `valid` says whether the action still has it.
+    package func group(for client: IPAddress, now: UInt64, valid: (Int) -> Bool) -> Int? {
+        groups.withLock { table in
+            guard let entry = table[client], entry.until > now, valid(entry.group) else { return nil }
+            return entry.group
+        }
+    }
+
+    /// Keeps `client` on `group` until `until` (each new flow starts the duration again).
+    package func remember(_ group: Int, for client: IPAddress, until: UInt64) {
+        groups.withLock {
+            if $0.count >= StickyTable.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[client] = (group, until)
+        }
+    }
+
+    package init() {}
+}
+
 /// What a target is chosen by: the flow's addresses.
 public struct FlowKey: Sendable {
     public var client: IPEndpoint

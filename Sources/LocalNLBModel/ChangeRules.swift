@@ -452,12 +452,6 @@ extension Configuration {
         if let action = listener.defaultAction, !listener.protocolName.isHTTP {
             // A network load balancer's weighted forward: each group suits the listener, serves this
             // load balancer only, and exists (docs/target-groups.md §9).
-            guard case .weightedForward(_, 0) = action else {
-                throw APIError(
-                    code: "InvalidConfigurationRequest",
-                    message: "Target group stickiness is not emulated on a Network Load Balancer yet; each flow "
-                        + "stays with the target group it started in")
-            }
             for name in action.targetGroupNames.dropFirst() {
                 var single = listener
                 single.targetGroupName = name

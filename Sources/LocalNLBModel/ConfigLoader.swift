@@ -729,11 +729,6 @@ package struct ConfigReader {
                 switch action {
                 case .forward(let name):
                     groupName = name
-                case .weightedForward(_, let stickySeconds) where stickySeconds > 0:
-                    error(
-                        path + ".DefaultActions[0].ForwardConfig.TargetGroupStickinessConfig",
-                        "Enabled true: target group stickiness is not emulated on a Network Load Balancer yet; "
-                            + "each flow stays with the group it started in")
                 case .weightedForward:
                     applicationDefault = action
                     groupName = action.targetGroupNames.first ?? ""

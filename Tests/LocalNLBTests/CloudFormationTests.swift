@@ -201,7 +201,10 @@ import Testing
         #expect(problems(template(groups, second: #""Protocol": "UDP""#)).contains { $0.contains("Green is UDP") })
         let sticky = groups.replacingOccurrences(
             of: "] }", with: #"], "TargetGroupStickinessConfig": { "Enabled": true, "DurationSeconds": 60 } }"#)
-        #expect(problems(template(sticky)).contains { $0.contains("not emulated on a Network Load Balancer yet") })
+        #expect(
+            try load(template(sticky)).configuration.listeners[0].defaultAction
+                == .weightedForward(
+                    [.init(name: "Blue", weight: 90), .init(name: "Green", weight: 10)], stickySeconds: 60))
         let zero = groups.replacingOccurrences(of: "90", with: "0").replacingOccurrences(of: "10 }", with: "0 }")
         #expect(problems(template(zero)).contains { $0.contains("every weight is 0") })
     }

@@ -9,22 +9,39 @@ extension EventLoop {
 
     /// The group a new flow of the listener goes to: its one group, or one of its weighted forward's
     /// groups, drawn by weight (docs/target-groups.md §3). The flow stays with it.
+    /// With target group stickiness, a client address keeps the group of its last flow while that is
+    /// younger than the duration, whatever the weights say now.
     @inline(__always)
-    func flowGroupIndex(_ listenerIndex: Int) -> Int {
+    func flowGroupIndex(_ listenerIndex: Int, client: IPAddress) -> Int {
         let total = listeners[listenerIndex].shared.weightTotal
         guard total > 0 else { return listeners[listenerIndex].shared.groupIndex }
+        let sticky = listeners[listenerIndex].shared.groupStickyNanoseconds
+        let table = sticky > 0 ? listeners[listenerIndex].shared.groupStickiness : nil
+        if let table,
+            let kept = table.group(
+                for: client, now: now,
+                valid: { group in listeners[listenerIndex].shared.weighted.contains { $0.index == group } })
+        {
+            table.remember(kept, for: client, until: now + sticky)
+            return kept
+        }
+        var chosen = listeners[listenerIndex].shared.groupIndex
         var draw = Int(nextTraceRandom() % UInt64(total))
         for entry in listeners[listenerIndex].shared.weighted {
-            if draw < entry.weight { return entry.index }
+            if draw < entry.weight {
+                chosen = entry.index
+                break
+            }
             draw -= entry.weight
         }
-        return listeners[listenerIndex].shared.groupIndex
+        table?.remember(chosen, for: client, until: now + sticky)
+        return chosen
     }
 
     /// `node`: where the client connected, when `clientFD` cannot say (a TLS flow's local socket pair).
     func startFlow(listenerIndex: Int, clientFD: Int32, client: IPEndpoint, node given: IPEndpoint? = nil) {
         // The listener's fields as locals: a copy of the whole listener would retain its arrays per flow.
-        let groupIndex = flowGroupIndex(listenerIndex)
+        let groupIndex = flowGroupIndex(listenerIndex, client: client.ip)
         let listenerEndpoint = listeners[listenerIndex].shared.endpoint
         let id = takeFlowID()
         groupMetrics[groupIndex].newFlowCount += 1

@@ -75,7 +75,7 @@ extension EventLoop {
     /// connected to it. Nil (the datagram dropped) when none can be made.
     func startUDPFlow(_ key: UDPFlowKey) -> UDPFlow? {
         guard !draining else { return nil }
-        let groupIndex = flowGroupIndex(key.listener)
+        let groupIndex = flowGroupIndex(key.listener, client: key.client.ip)
         let node = listeners[key.listener].shared.endpoint
         // Past `udpFlowLimit` (each flow holds a socket), datagrams that would start a flow are dropped,
         // and the log says so.

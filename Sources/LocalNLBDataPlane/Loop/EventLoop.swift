@@ -34,6 +34,10 @@ package struct Listener: Sendable {
     /// one of these groups by weight; `weightTotal` 0: every flow to `groupIndex`.
     package var weighted: [(index: Int, weight: Int)] = []
     package var weightTotal = 0
+    /// Target group stickiness of the weighted forward: how long a client address stays with its group
+    /// (0: off), and the table that keeps it.
+    package var groupStickyNanoseconds: UInt64 = 0
+    package var groupStickiness: GroupStickyTable?
 
     package var isOpen: Bool { !loopFDs.isEmpty }
 
