@@ -227,6 +227,15 @@ def certificates_and_tls(admin, lb_arn, target_port, scratch):
           and error_code(lambda: acm.describe_certificate(CertificateArn=arn)) == "ResourceNotFoundException"
           and error_code(lambda: acm.describe_certificate(CertificateArn="arn:aws:iam::123456789012:server-certificate/x")) == "InvalidArnException",
           f"{issued} {listed}")
+    # A name ACM's pattern refuses (a comma once reached OpenSSL as two names, and leaked a certificate).
+    listed_before = len(acm.list_certificates()["CertificateSummaryList"])
+    bad_names = [error_code(lambda: acm.request_certificate(DomainName="a,test")),
+                 error_code(lambda: acm.request_certificate(DomainName="ok.test", SubjectAlternativeNames=["bad name.test"])),
+                 error_code(lambda: acm.request_certificate(DomainName="-x.test"))]
+    check("acm request_certificate: a domain name outside ACM's pattern (a comma, a space, a leading hyphen) is "
+          "ValidationException, and no certificate is made",
+          bad_names == ["ValidationException"] * 3
+          and len(acm.list_certificates()["CertificateSummaryList"]) == listed_before, f"{bad_names}")
     # The AWS CLI's acm, as users type it (fileb://).
     aws = os.path.join(os.path.dirname(sys.executable), "aws")
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")

@@ -148,6 +148,21 @@ extension ControlPlane {
         return .object([("CertificateArn", .string(arn))])
     }
 
+    /// Whether `name` matches ACM's domain name pattern (253 characters at most).
+    static func isDomainName(_ name: String) -> Bool {
+        var rest = Substring(name)
+        if rest.hasPrefix("*.") { rest = rest.dropFirst(2) }
+        let labels = rest.split(separator: ".", omittingEmptySubsequences: false)
+        guard name.utf8.count <= 253, labels.count >= 2 else { return false }
+        return labels.allSatisfy { label in
+            (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                && label.utf8.allSatisfy { byte in
+                    (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                        || byte == 0x2D
+                }
+        }
+    }
+
     /// Issued at once by localnlb's certificate authority: `ISSUED`, no validation to wait for.
     func requestCertificate(_ input: [String: JSONValue], region: String) throws(APIError) -> JSONText {
         guard let domain = input["DomainName"]?.attributeString, !domain.isEmpty else {
@@ -155,7 +170,21 @@ extension ControlPlane {
         }
         var names = [domain]
         if case .array(let more)? = input["SubjectAlternativeNames"] {
+            guard (1...100).contains(more.count) else {
+                throw APIError(
+                    code: "ValidationException", message: "SubjectAlternativeNames must have 1 to 100 names")
+            }
             for case .string(let name) in more where !names.contains(name) { names.append(name) }
+        }
+        // ACM's pattern for a domain name: labels of letters, digits and hyphens (not at either end), at
+        // least two, an optional `*.` first. A comma or a space would be read as two names by OpenSSL.
+        for (index, name) in names.enumerated() where !Self.isDomainName(name) {
+            throw APIError(
+                code: "ValidationException",
+                message:
+                    "1 validation error detected: Value '\(name)' at '\(index == 0 ? "domainName" : "subjectAlternativeNames")' "
+                    + "failed to satisfy constraint: Member must satisfy regular expression pattern: "
+                    + "^(\\*\\.)?(((?!-)[A-Za-z0-9-]{0,62}[A-Za-z0-9])\\.)+((?!-)[A-Za-z0-9-]{1,62}[A-Za-z0-9])$")
         }
         let keyType = input["KeyAlgorithm"]?.attributeString ?? "RSA_2048"
         let arn = newCertificateArn(region: region)

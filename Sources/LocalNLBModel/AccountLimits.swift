@@ -17,7 +17,7 @@ package enum AccountLimits {
         ("rules-per-application-load-balancer", 100),
         ("target-groups", 3000),
         ("target-groups-per-action-on-application-load-balancer", 5),
-        ("target-groups-per-action-on-network-load-balancer", 1),
+        ("target-groups-per-action-on-network-load-balancer", 5),
         ("target-groups-per-application-load-balancer", 100),
         ("targets-per-application-load-balancer", 1000),
         ("targets-per-availability-zone-per-gateway-load-balancer", 300),

@@ -65,6 +65,10 @@ package enum LocalCertificates {
         extensions: [(Int32, String)]
     ) throws(TLSError) -> OpaquePointer {
         guard let certificate = X509_new() else { throw TLSError("X509_new") }
+        // Freed on every way out but the one that returns it (a name with a comma made an extension fail,
+        // and the certificate leaked: found by the control API's fuzzer).
+        var built = false
+        defer { if !built { X509_free(certificate) } }
         var serial = [UInt8](repeating: 0, count: 16)
         guard RAND_bytes(&serial, Int32(serial.count)) == 1 else { throw TLSError("RAND_bytes") }
         serial[0] &= 0x7F  // a positive serial number
@@ -91,6 +95,7 @@ package enum LocalCertificates {
             X509_add_ext(certificate, ext, -1)
         }
         guard X509_sign(certificate, issuer?.key ?? key, EVP_sha256()) > 0 else { throw TLSError("X509_sign") }
+        built = true
         return certificate
     }
 
