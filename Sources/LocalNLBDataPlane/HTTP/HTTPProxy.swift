@@ -481,7 +481,7 @@ extension EventLoop {
             if let stuck, let entry = weighted.first(where: { groups[$0.index].stickyToken == stuck }) {
                 session.groupIndex = entry.index
             } else {
-                var draw = Int.random(in: 0..<total)
+                var draw = Int(nextTraceRandom() % UInt64(total))  // the loop's generator: no getrandom call
                 for entry in weighted {
                     if draw < entry.weight {
                         session.groupIndex = entry.index
