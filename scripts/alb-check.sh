@@ -179,6 +179,9 @@ ctl() { "$bin" ctl --endpoint-url "http://127.0.0.1:$admin" "$@"; }
 for _ in $(seq 100); do ctl describe-load-balancers > /dev/null 2>&1 && break; sleep 0.1; done
 field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
+check "the event log names what the file sets apart from ALB's defaults (the sticky group's stickiness.enabled), not ALB's defaults themselves" \
+  bash -c 'grep -q "target group sticky: stickiness.enabled false → true (file)" "$0" && ! grep -q "stickiness.type source_ip → lb_cookie" "$0"' "$tmp/lb.log"
+
 # What the target sees, against seed 000's capture: X-Forwarded-For, -Proto, -Port, Host, X-Amzn-Trace-Id,
 # then the client's own fields in its order.
 seen=$(curl -s --max-time 5 --interface 127.0.0.2 -H 'Accept: */*' "http://127.0.0.1:$http/hello?x=1")

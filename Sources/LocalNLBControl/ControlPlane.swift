@@ -344,8 +344,10 @@ package final class ControlPlane {
         // What the file sets apart from AWS's defaults, once, as changes from them.
         for group in groups {
             let configured = group.configuration
-            let defaults = TargetGroupConfiguration(
+            var defaults = TargetGroupConfiguration(
                 name: configured.name, port: configured.port, targetType: configured.targetType, targets: [])
+            // An HTTP group's defaults are ALB's: only what the file sets apart from them is a change.
+            defaults.setProtocol(configured.protocolName)
             logAttributeChanges(defaults, configured, by: "file")
         }
         logTargetChanges()
