@@ -138,9 +138,11 @@ public struct TargetSelector: Sendable {
     /// `all`) are candidates. nil: every zone's.
     /// `admit`: asked once of each target a pick would take; a target it refuses is passed over this
     /// time (slow start, docs/alb.md §23).
+    /// `draw`: a random number for `.random` from the caller's generator (an event loop's, no system
+    /// call); nil: the system's.
     public func pick<T: RoutableTarget>(
         from targets: [T], for key: FlowKey, using algorithm: LoadBalancingAlgorithm, zone: String? = nil,
-        admit: (Int) -> Bool = { _ in true }
+        draw: UInt64? = nil, admit: (Int) -> Bool = { _ in true }
     ) -> Int? {
         let count = targets.count
         guard count > 0 else { return nil }
@@ -179,7 +181,7 @@ public struct TargetSelector: Sendable {
             var eligible = 0
             for index in 0..<count where candidate(index) { eligible += 1 }
             guard eligible > 0 else { return nil }
-            var chosen = Int.random(in: 0..<eligible)
+            var chosen = draw.map { Int($0 % UInt64(eligible)) } ?? Int.random(in: 0..<eligible)
             for index in 0..<count where candidate(index) {
                 if chosen == 0 { return index }
                 chosen -= 1
@@ -209,7 +211,9 @@ package struct RoutingGroup: Sendable {
     /// Picks a target for a new flow: sticky first (when enabled and still taking flows), then the algorithm.
     /// `nodeZone`: the zone of the node the client reached; with cross-zone load balancing off, only
     /// that zone's targets are picked.
-    package func pick(for key: FlowKey, nodeZone: String = "", algorithm: LoadBalancingAlgorithm? = nil) -> Int? {
+    package func pick(
+        for key: FlowKey, nodeZone: String = "", algorithm: LoadBalancingAlgorithm? = nil, draw: UInt64? = nil
+    ) -> Int? {
         let zone = crossZone ? nil : nodeZone
         // An application load balancer's stickiness is by cookie (HTTPProxy.swift), not by source address.
         let bySource = configuration.stickinessEnabled && !configuration.protocolName.isHTTP
@@ -219,7 +223,8 @@ package struct RoutingGroup: Sendable {
             return index
         }
         guard
-            let index = selector.pick(from: targets, for: key, using: algorithm ?? configuration.algorithm, zone: zone)
+            let index = selector.pick(
+                from: targets, for: key, using: algorithm ?? configuration.algorithm, zone: zone, draw: draw)
         else {
             return nil
         }

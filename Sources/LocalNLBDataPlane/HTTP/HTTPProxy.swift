@@ -567,7 +567,8 @@ extension EventLoop {
                 Double(nextTraceRandom() >> 11) * 0x1p-53
             }
         }
-        return group.pick(for: key, nodeZone: zone, algorithm: algorithm)
+        return group.pick(
+            for: key, nodeZone: zone, algorithm: algorithm, draw: algorithm == .random ? nextTraceRandom() : nil)
     }
 
     /// The target a stickiness cookie of the request names (`AWSALB`, or `AWSALBAPP-0` for app_cookie),
