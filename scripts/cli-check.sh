@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 . scripts/checks.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A command outside `check` that fails stops the script (set -e): say which, so a CI log shows it.
+trap '[[ $- == *e* ]] && echo "FAIL: cli-check stopped at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 for f in config/*.json; do
   check "check-config --strict $f" "$bin" check-config --strict "$f"
@@ -97,8 +99,15 @@ for mode in auto off; do
   pid=$!
   for _ in $(seq 100); do grep -q 'opened, forwarding to' "$tmp/affinity-$mode.log" && break; sleep 0.1; done
   sleep 0.2
-  grep -h '^Cpus_allowed_list:' /proc/"$pid"/task/*/status | awk '$2 ~ /^[0-9]+$/' | wc -l > "$tmp/pinned-$mode"
-  kill "$pid"
+  if kill -0 "$pid" 2> /dev/null; then
+    { grep -h '^Cpus_allowed_list:' /proc/"$pid"/task/*/status 2> /dev/null || true; } \
+      | awk '$2 ~ /^[0-9]+$/' | wc -l > "$tmp/pinned-$mode"
+    kill "$pid" 2> /dev/null || true
+  else
+    # It stopped by itself (a port taken meanwhile?): the checks below fail, with its log.
+    sed "s/^/  serve --cpu-affinity $mode: /" "$tmp/affinity-$mode.log" >&2
+    echo 0 > "$tmp/pinned-$mode"
+  fi
   wait "$pid" 2>/dev/null || true
 done
 if [ "$(nproc)" -gt 1 ]; then
@@ -171,25 +180,25 @@ write_config "$port_a"
 "$bin" serve --config "$tmp/reload.json" --time-scale 0.01 2> "$tmp/reload.log" & daemon=$!
 check "reload: one healthy target" wait_states "$(printf '%s\n' "$port_a=healthy" | sort | tr '\n' ' ')"
 write_config "$port_a $port_b"
-kill -HUP "$daemon"
+kill -HUP "$daemon" 2> /dev/null || check "the daemon is still running for SIGHUP" false
 check "reload: the added target is registered" \
   wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
 write_config "$port_a" 70000
-kill -HUP "$daemon"
+kill -HUP "$daemon" 2> /dev/null || check "the daemon is still running for SIGHUP" false
 sleep 0.3
 check "reload: an invalid file is rejected with its errors" grep -q 'Listeners\[0\].Port: 70000 is not a port' "$tmp/reload.log"
 check "reload: the old configuration keeps running" \
   wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
 write_config "$port_a"
 sed -i 's/"Name": "web"/"Name": "w\xffb"/' "$tmp/reload.json"
-kill -HUP "$daemon"
+kill -HUP "$daemon" 2> /dev/null || check "the daemon is still running for SIGHUP" false
 sleep 0.3
 check "reload: a name that is not UTF-8 is refused with its path" \
   grep -q 'TargetGroups\[0\].Name: not valid UTF-8' "$tmp/reload.log"
 check "reload: ...and nothing of that file applies" \
   wait_states "$(printf '%s\n' "$port_a=healthy" "$port_b=healthy" | sort | tr '\n' ' ')"
 write_config "$port_b"
-kill -HUP "$daemon"
+kill -HUP "$daemon" 2> /dev/null || check "the daemon is still running for SIGHUP" false
 check "reload: the removed target drains" \
   wait_states "$(printf '%s\n' "$port_a=draining" "$port_b=healthy" | sort | tr '\n' ' ')"
 kill -TERM "$daemon"
